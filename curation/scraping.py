@@ -1,0 +1,738 @@
+"""Turn one owner's-manual web page (raw HTML) into clean, deterministic markdown.
+
+The markdown feeds two consumers: the chunker/embedder (``curation.chunking``) and the LLM
+that generates question/answer pairs. Both want the page's *prose* and nothing else, so this
+module throws away site chrome (navigation, headers, footers, breadcrumbs, scripts, forms,
+images) and keeps only structure that carries meaning: headings, paragraphs, lists, tables,
+code and safety callouts ("Warning: ...").
+
+Deliberately plain Python (no Django import) so it can be unit-tested and reused from scripts.
+
+Design choices, fixed so that output is stable across runs and pages:
+
+* Emphasis (``<b>``, ``<em>`` ...) is dropped, never rendered as ``**``/``_``: it adds tokens
+  without meaning for embeddings and would hide callout labels such as ``<b>Warning:</b>``.
+* Links keep their text only; URLs are noise for retrieval and QA generation.
+* Text is normalised to ASCII where a faithful equivalent exists (see :func:`normalize_text`);
+  anything without one (CJK, emoji, ...) is kept so no text is silently lost.
+* ``™`` and ``®`` are removed (they add nothing a reader asks about); ``©`` becomes ``(C)``
+  because a copyright line without it changes meaning.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.element import PreformattedString
+
+__all__ = [
+    "CleanedPage",
+    "PageRejected",
+    "decode_html",
+    "html_to_markdown",
+    "normalize_text",
+]
+
+# A page needs at least this many words of body text (title excluded) to be worth keeping;
+# fewer means the content was JavaScript-rendered, a redirect stub, or an error page.
+MIN_WORDS: Final = 5
+
+
+@dataclass(frozen=True)
+class CleanedPage:
+    """A cleaned page: its title, its markdown (starting with ``# {title}``) and word count."""
+
+    title: str
+    markdown: str
+    word_count: int
+
+
+class PageRejected(ValueError):
+    """The page cannot be turned into useful text; the message names the problem."""
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+_BOMS: Final = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE: its BOM starts with the same bytes
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_HEADER_CHARSET_RE: Final = re.compile(r"""charset\s*=\s*["']?([^"';\s]+)""", re.IGNORECASE)
+# Matches both <meta charset="x"> and <meta http-equiv="Content-Type" content="...; charset=x">.
+_META_CHARSET_RE: Final = re.compile(
+    rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
+)
+_SNIFF_BYTES: Final = 2048
+# Browsers (WHATWG Encoding) decode these labels as windows-1252, a superset that also maps the
+# 0x80-0x9F bytes (curly quotes, dashes) that "latin-1" pages really contain.
+_WINDOWS_1252_ALIASES: Final = frozenset(
+    {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "cp819"}
+)
+
+
+def decode_html(raw: bytes, *, content_type_header: str | None = None) -> str:
+    """Decode raw page bytes to text, strictly.
+
+    The charset comes from, in order: a byte-order mark (which browsers let override
+    everything else, as it cannot be wrong about the bytes that follow), the HTTP
+    ``Content-Type`` header, a ``<meta charset>`` / ``<meta http-equiv>`` in the first 2 KB,
+    and finally UTF-8. Decoding is strict because replacement characters would end up in
+    training data unnoticed; a page that does not decode is rejected instead.
+
+    Raises:
+        PageRejected: ``"undecodable: ..."`` naming the charset and, for bad bytes, the offset.
+    """
+    charset, bom_length = _sniff_bom(raw)
+    if charset is None:
+        charset = _charset_from_header(content_type_header) or _charset_from_meta(raw)
+    label = (charset or "utf-8").strip().lower()
+    charset = _canonical_charset(label)
+    named = charset if charset == label else f"{charset} (labelled {label!r})"
+    try:
+        return raw[bom_length:].decode(charset, errors="strict")
+    except LookupError as exc:  # unknown label, or a non-text codec such as "rot13"
+        raise PageRejected(f"undecodable: unknown charset {label!r}") from exc
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.end]
+        offset = exc.start + bom_length
+        message = f"undecodable: invalid {named} byte(s) {bad!r} at offset {offset}"
+        raise PageRejected(message) from exc
+
+
+def _sniff_bom(raw: bytes) -> tuple[str | None, int]:
+    for bom, charset in _BOMS:
+        if raw.startswith(bom):
+            return charset, len(bom)
+    return None, 0
+
+
+def _charset_from_header(content_type_header: str | None) -> str | None:
+    if not content_type_header:
+        return None
+    match = _HEADER_CHARSET_RE.search(content_type_header)
+    return match.group(1) if match else None
+
+
+def _charset_from_meta(raw: bytes) -> str | None:
+    match = _META_CHARSET_RE.search(raw[:_SNIFF_BYTES])
+    if not match:
+        return None
+    charset = match.group(1).decode("ascii").lower()
+    # A <meta> we could read as ASCII proves the bytes are not UTF-16/32, whatever it claims
+    # (WHATWG rule); such pages are really UTF-8.
+    if charset.startswith(("utf-16", "utf16", "utf-32", "utf32")):
+        return "utf-8"
+    return charset
+
+
+def _canonical_charset(charset: str) -> str:
+    return "cp1252" if charset in _WINDOWS_1252_ALIASES else charset
+
+
+# --------------------------------------------------------------------------------------------
+# Text normalisation
+# --------------------------------------------------------------------------------------------
+
+# Explicit replacements, checked before the generic NFKD fallback: these either have no NFKD
+# decomposition (quotes, dashes, symbols) or one we do not want (™ -> "TM", ² -> "2").
+_CHAR_MAP: Final[dict[str, str]] = {
+    "\u2018": "'",  # left single quote
+    "\u2019": "'",  # right single quote / apostrophe
+    "\u201a": "'",  # single low-9 quote
+    "\u201b": "'",  # single high-reversed-9 quote
+    "\u2032": "'",  # prime (feet, minutes)
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u2033": '"',  # double prime (inches, seconds)
+    "\u00ab": '"',  # guillemets
+    "\u00bb": '"',
+    "\u203a": ">",  # single guillemet: manuals use it in menu paths, "Controls › Charging"
+    "\u2039": "<",
+    "\u2010": "-",  # hyphen
+    "\u2011": "-",  # non-breaking hyphen
+    "\u2012": "-",  # figure dash
+    "\u2013": "-",  # en dash
+    "\u2014": "-",  # em dash (between words it becomes " - ", see _EM_DASH_BETWEEN_WORDS_RE)
+    "\u2015": "-",  # horizontal bar
+    "\u2212": "-",  # minus sign
+    "\u2022": "-",  # bullet: the text was a list item
+    "\u00d7": "x",
+    "\u00b1": "+/-",
+    "\u2265": ">=",
+    "\u2264": "<=",
+    "\u2260": "!=",
+    "\u2192": "->",
+    "\u2190": "<-",
+    "\u2122": "",  # ™: removed, adds nothing a reader asks about
+    "\u00ae": "",  # ®: removed, same reason
+    "\u00a9": "(C)",  # ©: kept as (C), a copyright line without it reads differently
+    "\u2028": "\n",  # line separator
+    "\u2029": "\n",  # paragraph separator
+    "\u2044": "/",  # fraction slash, produced by NFKD of ½ etc.
+    # Letters that NFKD does not decompose but that have a standard transliteration.
+    "\u00df": "ss",
+    "\u00e6": "ae",
+    "\u00c6": "AE",
+    "\u0153": "oe",
+    "\u0152": "OE",
+    "\u00f8": "o",
+    "\u00d8": "O",
+    "\u0142": "l",
+    "\u0141": "L",
+    "\u0111": "d",
+    "\u0110": "D",
+}
+# Superscript digits: NFKD turns "10²" into "102", which changes the number; "10^2" does not.
+_CHAR_MAP.update({sup: f"^{digit}" for digit, sup in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")})
+
+# Invisible characters that carry no text: soft hyphen, zero-width space, word joiner, BOM.
+# (ZWJ/ZWNJ are kept: they are meaningful in emoji sequences and several scripts.)
+_INVISIBLE_RE: Final = re.compile("[\u00ad\u200b\u2060\ufeff]")
+_EM_DASH_BETWEEN_WORDS_RE: Final = re.compile(r"(?<=\w)[ \t\u00a0]*\u2014[ \t\u00a0]*(?=\w)")
+# "20 °C", "20°C", "20 ° F" and the single-character ℃/℉ all become "20 degrees C/F".
+_DEGREE_UNIT_RE: Final = re.compile(
+    r"[ \t\u00a0]*(?:\u00b0[ \t\u00a0]*([CF])|\u2103|\u2109)(?![A-Za-z])"
+)
+_DEGREE_RE: Final = re.compile(r"[ \t\u00a0]*\u00b0[ \t\u00a0]*")
+# "1½" must read "1 1/2", not "11/2".
+_FRACTION_AFTER_DIGIT_RE: Final = re.compile(r"(?<=\d)(?=[\u00bc-\u00be\u2150-\u215e])")
+# Latin accents left over after NFC (a base letter plus a combining mark NFC cannot compose).
+_STRAY_LATIN_ACCENT_RE: Final = re.compile(r"(?<=[\x00-\x7f])[\u0300-\u036f]+")
+
+_INNER_HSPACE_RUN_RE: Final = re.compile(r"(?<=\S)[ \t\f\v]{2,}|(?<=\S)[\t\f\v]")
+_BLANK_LINES_RE: Final = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """Normalise text to ASCII where that is faithful, and tidy whitespace.
+
+    Why: the manuals' HTML mixes curly quotes, non-breaking spaces, ``°C`` and the like; the
+    same question written with straight quotes must embed and match the same way, and ASCII is
+    what tokenizers and graders handle best. Characters with no faithful ASCII equivalent
+    (CJK, emoji, Greek ...) are kept rather than dropped, so text is never silently lost.
+
+    Whitespace: runs of spaces/tabs after a line's first character become one space, trailing
+    spaces are stripped from every line, three or more newlines become one blank line, and the
+    result is stripped of surrounding whitespace. Other lines' leading indentation is kept because
+    in markdown it carries meaning (nested list items, indented code).
+    """
+    text = _normalize_chars(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "\n".join(_INNER_HSPACE_RUN_RE.sub(" ", line).rstrip() for line in text.split("\n"))
+    return _BLANK_LINES_RE.sub("\n\n", text).strip()
+
+
+def _normalize_chars(text: str) -> str:
+    """Character-level half of :func:`normalize_text`; leaves whitespace layout alone.
+
+    Split out so that code blocks and list indentation in the markdown keep their layout.
+    """
+    if text.isascii():
+        return text
+    text = _INVISIBLE_RE.sub("", text)
+    # Compose first so "e" + combining acute is handled like a precomposed "é".
+    text = unicodedata.normalize("NFC", text)
+    text = _EM_DASH_BETWEEN_WORDS_RE.sub(" - ", text)
+    text = _DEGREE_UNIT_RE.sub(_degree_unit, text)
+    text = _DEGREE_RE.sub(_bare_degree, text)
+    text = _FRACTION_AFTER_DIGIT_RE.sub(" ", text)
+    text = "".join(_ascii_char(char) for char in text)
+    return _STRAY_LATIN_ACCENT_RE.sub("", text)
+
+
+def _degree_unit(match: re.Match[str]) -> str:
+    unit = match.group(1) or ("C" if "\u2103" in match.group(0) else "F")
+    return f"{_space_before(match)}degrees {unit}"
+
+
+def _bare_degree(match: re.Match[str]) -> str:
+    end = match.end()
+    after = " " if end < len(match.string) and match.string[end].isalnum() else ""
+    return f"{_space_before(match)}degrees{after}"
+
+
+def _space_before(match: re.Match[str]) -> str:
+    # No space at the start of a line: it would read as indentation in the markdown.
+    start = match.start()
+    return " " if start > 0 and match.string[start - 1] != "\n" else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_char(char: str) -> str:
+    """Map one character to its faithful ASCII equivalent, or return it unchanged."""
+    if char.isascii():
+        return char
+    if char in _CHAR_MAP:
+        return _CHAR_MAP[char]
+    if unicodedata.category(char) == "Zs":  # every kind of Unicode space
+        return " "
+    # NFKD splits accents off letters (é -> e + U+0301) and unfolds compatibility forms
+    # (½ -> 1⁄2, ﬁ -> fi, full-width letters); accept the result only if it is all ASCII.
+    decomposed = "".join(
+        _CHAR_MAP.get(part, part)
+        for part in unicodedata.normalize("NFKD", char)
+        if not unicodedata.combining(part)
+    )
+    if decomposed and decomposed.isascii():
+        return decomposed
+    return char
+
+
+# --------------------------------------------------------------------------------------------
+# HTML -> markdown
+# --------------------------------------------------------------------------------------------
+
+# Removed wherever they appear: site chrome and non-text content.
+_DROP_TAGS: Final = frozenset(
+    {
+        "nav", "header", "footer", "script", "style", "noscript", "form", "iframe", "svg",
+        "button", "img", "picture", "video", "audio", "canvas", "object", "embed", "template",
+        "input", "select", "textarea", "map", "source", "track", "link", "meta", "head",
+        "dialog", "math",
+    }
+)  # fmt: skip
+# ARIA landmark roles equivalent to <nav>, <header>, <footer> and a search box.
+_DROP_ROLES: Final = frozenset({"navigation", "banner", "contentinfo", "search"})
+_BREADCRUMB_MAX_WORDS: Final = 40
+_HIDDEN_STYLE_RE: Final = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+# Tags that start a new block; everything else is rendered inline.
+_BLOCK_TAGS: Final = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "center", "dd", "details", "div",
+        "dl", "dt", "fieldset", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6",
+        "hr", "html", "li", "main", "ol", "p", "pre", "section", "summary", "table", "ul",
+        "tr", "td", "th", "thead", "tbody", "tfoot", "caption", "br",
+    }
+)  # fmt: skip
+_BLOCK_TAGS_BUT_BR: Final = _BLOCK_TAGS - {"br"}
+_HEADING_TAGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+# Only block containers can be callouts; <span class="note-icon"> is not one.
+_CALLOUT_TAGS: Final = frozenset({"div", "p", "aside", "section", "blockquote"})
+_CALLOUT_LABELS: Final = ("note", "warning", "caution", "tip", "important")
+_CLASS_SPLIT_RE: Final = re.compile(r"[-_\s]+")
+_LABEL_PREFIX_RE: Final = re.compile(
+    r"^(note|warning|caution|tip|important)[ \t]*[:!][ \t]*\n?[ \t]*", re.IGNORECASE
+)
+_LABEL_ONLY_RE: Final = re.compile(r"^(note|warning|caution|tip|important)[ \t]*[:!]?$", re.I)
+_HEADING_MARK_RE: Final = re.compile(r"^#{1,6} ")
+_WORD_RE: Final = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
+_INLINE_SPACE_RE: Final = re.compile(r"\s+")
+_INNER_SPACES_RE: Final = re.compile(r"(?<=\S) {2,}")
+_FENCE_RE: Final = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_MARKDOWN_LOOKALIKE_RE: Final = re.compile(r"#{1,6}(?:\s|$)|`{3,}|~{3,}")
+
+
+def html_to_markdown(html: str, *, base_url: str | None = None) -> CleanedPage:
+    """Convert a page's HTML to clean markdown (see the module docstring for what is kept).
+
+    Only ``<main>`` / ``[role=main]`` / a single ``<article>`` is converted when the page has
+    one, because everything around it is chrome; otherwise the ``<body>`` minus the dropped
+    parts. The title is the content's first ``<h1>`` (which becomes the markdown's ``# title``
+    line, so it appears once), else the ``<title>``, else empty; with no title at all the
+    markdown has no title line.
+
+    ``base_url`` only labels rejection messages: links are reduced to their text, so no URL
+    is ever resolved.
+
+    Raises:
+        PageRejected: ``"empty after cleaning"`` when fewer than ``MIN_WORDS`` words of body
+            text remain.
+    """
+    soup = BeautifulSoup(html, "html.parser")
+    head_title = soup.find("title")
+    fallback_title = head_title.get_text(" ") if isinstance(head_title, Tag) else ""
+
+    renderer = _Renderer()
+    root = _content_root(soup)
+    # Decide what is chrome on the intact tree, before the title <h1> is taken out of it.
+    chrome = [tag for tag in root.find_all(True) if _is_dropped(tag)]
+    title_h1 = _title_heading(root)
+    if title_h1 is not None:
+        # Detach it before dropping chrome: it may sit in the article's own <header>. It
+        # becomes the "# title" line, so it must not be rendered a second time.
+        title_h1.extract()
+    for tag in chrome:
+        if not tag.decomposed:
+            tag.decompose()
+    title = ""
+    if title_h1 is not None:
+        title = normalize_text(_INLINE_SPACE_RE.sub(" ", renderer.inline(title_h1)))
+    if not title:
+        title = normalize_text(_INLINE_SPACE_RE.sub(" ", fallback_title))
+
+    body = _tidy_markdown("\n\n".join(renderer.blocks(root)))
+    body_words = len(_WORD_RE.findall(body))
+    if body_words < MIN_WORDS:
+        where = f" ({base_url})" if base_url else ""
+        raise PageRejected(f"empty after cleaning: {body_words} word(s) of text left{where}")
+
+    markdown = f"# {title}\n\n{body}\n" if title else f"{body}\n"
+    return CleanedPage(title=title, markdown=markdown, word_count=len(_WORD_RE.findall(markdown)))
+
+
+def _content_root(soup: BeautifulSoup) -> Tag:
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    if isinstance(main, Tag):
+        return main
+    # Several <article>s means a listing page; converting only the first would lose text.
+    articles = soup.find_all("article")
+    if len(articles) == 1:
+        return articles[0]
+    body = soup.find("body")
+    return body if isinstance(body, Tag) else soup
+
+
+def _title_heading(root: Tag) -> Tag | None:
+    """The first <h1> that belongs to the content, not to chrome around it."""
+    root_is_page = root.name in {"body", "[document]"}
+    for h1 in root.find_all("h1"):
+        for parent in [h1, *h1.parents]:
+            if parent is root:
+                return h1
+            if _is_dropped(parent) and not (parent.name == "header" and not root_is_page):
+                # A <header> inside <main>/<article> is the article's own header (holding its
+                # title); only a page-level <header> is site chrome.
+                break
+    return None
+
+
+def _is_dropped(tag: Tag) -> bool:
+    if tag.name in _DROP_TAGS:
+        return True
+    attrs = tag.attrs
+    if not attrs:
+        return False
+    if "hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true":
+        return True
+    if str(attrs.get("role", "")).lower() in _DROP_ROLES:
+        return True
+    if _HIDDEN_STYLE_RE.search(str(attrs.get("style", ""))):
+        return True
+    marker = " ".join([*_classes(tag), str(attrs.get("id", "")), str(attrs.get("aria-label", ""))])
+    return "breadcrumb" in marker.lower() and _looks_like_trail(tag)
+
+
+def _looks_like_trail(tag: Tag) -> bool:
+    # A breadcrumb trail is a few short links. A "breadcrumb" class on an element holding
+    # headings or a lot of text marks a page wrapper (class="page has-breadcrumbs"): keep it.
+    if tag.find(_HEADING_TAGS) is not None:
+        return False
+    return len(tag.get_text(" ").split()) <= _BREADCRUMB_MAX_WORDS
+
+
+def _classes(tag: Tag) -> list[str]:
+    value = tag.get("class") or []
+    return value.split() if isinstance(value, str) else list(value)
+
+
+def _is_text(node: object) -> bool:
+    # Comment, CData, Doctype ... are PreformattedString subclasses: markup, not page text.
+    return isinstance(node, NavigableString) and not isinstance(node, PreformattedString)
+
+
+def _callout_label(tag: Tag) -> str | None:
+    if tag.name not in _CALLOUT_TAGS:
+        return None
+    for class_name in _classes(tag):
+        # Whole class segments only, so "tooltip" or "footnote" do not count.
+        for segment in _CLASS_SPLIT_RE.split(class_name.lower()):
+            if segment in _CALLOUT_LABELS:
+                return segment.capitalize()
+    return None
+
+
+def _apply_label(text: str, class_label: str | None) -> str:
+    """Give a callout paragraph exactly one canonical label ("Warning: ...")."""
+    match = _LABEL_PREFIX_RE.match(text)
+    if match:  # the text's own label wins: it is what the author wrote
+        return f"{match.group(1).capitalize()}: {text[match.end() :].lstrip()}".rstrip()
+    if class_label:
+        return f"{class_label}: {text}"
+    return text
+
+
+class _Renderer:
+    """Walks the cleaned tree and renders markdown blocks (one string per block)."""
+
+    def blocks(self, node: Tag) -> list[str]:
+        """Render a container's children: runs of inline content become paragraphs."""
+        blocks: list[str] = []
+        inline: list[str] = []
+
+        def flush() -> None:
+            paragraph = _tidy_paragraph("".join(inline))
+            inline.clear()
+            if paragraph:
+                blocks.append(_apply_label(paragraph, None))
+
+        for child in node.children:
+            if isinstance(child, Tag):
+                if child.name == "br":
+                    inline.append("\n")
+                elif self._is_blockish(child):
+                    flush()
+                    blocks.extend(self.block(child))
+                else:
+                    inline.append(self.inline(child))
+            elif _is_text(child):
+                inline.append(_INLINE_SPACE_RE.sub(" ", str(child)))
+        flush()
+        return _merge_label_only_paragraphs(blocks)
+
+    def block(self, tag: Tag) -> list[str]:
+        name = tag.name
+        if name in _HEADING_TAGS:
+            text = _INLINE_SPACE_RE.sub(" ", self.inline(tag)).strip()
+            # The page title is the only "# " line; other <h1>s are demoted to sections.
+            level = max(int(name[1]), 2)
+            return [f"{'#' * level} {text}"] if text else []
+        if name in {"ul", "ol"}:
+            listing = self._list(tag)
+            return [listing] if listing else []
+        if name == "table":
+            return self._table(tag)
+        if name == "pre":
+            return self._pre(tag)
+        if name == "hr":
+            return []  # "---" under a paragraph would turn it into a setext heading
+        label = _callout_label(tag)
+        inner = self.blocks(tag)
+        if not label or not inner:
+            return inner
+        # A callout is one paragraph: headings inside it are plain text, and a list inside it
+        # stays on its own lines but without blank lines.
+        inner = [_HEADING_MARK_RE.sub("", block) for block in inner]
+        title = _LABEL_ONLY_RE.match(inner[0])
+        if title and len(inner) > 1:  # a title block such as Sphinx's "admonition-title"
+            label = title.group(1).capitalize()
+            inner = inner[1:]
+        return [_apply_label("\n".join(inner), label)]
+
+    def inline(self, tag: Tag) -> str:
+        if tag.name == "br":
+            return "\n"
+        if tag.name == "code":
+            code = _INLINE_SPACE_RE.sub(" ", tag.get_text()).strip()
+            if not code:
+                return ""
+            fence = "``" if "`" in code else "`"
+            return f"{fence}{code}{fence}"
+        parts: list[str] = []
+        for child in tag.children:
+            if isinstance(child, Tag):
+                parts.append(self.inline(child))
+            elif _is_text(child):
+                parts.append(_INLINE_SPACE_RE.sub(" ", str(child)))
+        return "".join(parts)
+
+    def _is_blockish(self, tag: Tag) -> bool:
+        # An inline tag wrapping blocks (<a><div>...</div></a>) must be rendered as blocks.
+        return (
+            tag.name in _BLOCK_TAGS
+            or _callout_label(tag) is not None
+            or tag.find(_BLOCK_TAGS_BUT_BR) is not None
+        )
+
+    def _list(self, tag: Tag, indent: str = "") -> str:
+        ordered = tag.name == "ol"
+        number = _int_attr(tag, "start", 1, minimum=0)
+        lines: list[str] = []
+        for item in tag.find_all("li", recursive=False):
+            marker = f"{number}. " if ordered else "- "
+            number += 1
+            body: list[str] = []
+            for block in self._item_blocks(item, indent + " " * len(marker)):
+                body.extend(block.split("\n"))
+            if not body:
+                continue
+            first, rest = body[0], body[1:]
+            nested_indent = indent + " " * len(marker)
+            lines.append(f"{indent}{marker}{first.lstrip()}")
+            # Nested lists arrive already indented; other continuation lines get indented here.
+            for line in rest:
+                lines.append(line if line.startswith(nested_indent) else nested_indent + line)
+        return "\n".join(lines)
+
+    def _item_blocks(self, item: Tag, indent: str) -> list[str]:
+        """Render a <li>: its own text, then nested lists indented under it."""
+        blocks: list[str] = []
+        inline: list[str] = []
+
+        def flush() -> None:
+            paragraph = _tidy_paragraph("".join(inline))
+            inline.clear()
+            if paragraph:
+                blocks.append(paragraph)
+
+        for child in item.children:
+            if isinstance(child, Tag) and child.name in {"ul", "ol"}:
+                flush()
+                nested = self._list(child, indent)
+                if nested:
+                    blocks.append(nested)
+            elif isinstance(child, Tag) and child.name != "br" and self._is_blockish(child):
+                flush()
+                blocks.extend(self.block(child))
+            elif isinstance(child, Tag):
+                inline.append(self.inline(child))
+            elif _is_text(child):
+                inline.append(_INLINE_SPACE_RE.sub(" ", str(child)))
+        flush()
+        return blocks
+
+    def _table(self, table: Tag) -> list[str]:
+        blocks: list[str] = []
+        caption = table.find("caption")
+        if isinstance(caption, Tag) and caption.find_parent("table") is table:
+            text = _tidy_paragraph(self.inline(caption))
+            if text:
+                blocks.append(text)
+        grid = self._grid(table)
+        if not grid:
+            return blocks
+        width = max(len(row) for row in grid)
+        rows = [row + [""] * (width - len(row)) for row in grid]
+        # Without <thead> the first row is still the header: pipe tables require one.
+        lines = [_pipe_row(rows[0]), _pipe_row(["---"] * width)]
+        lines.extend(_pipe_row(row) for row in rows[1:])
+        blocks.append("\n".join(lines))
+        return blocks
+
+    def _grid(self, table: Tag) -> list[list[str]]:
+        """Rows of cell texts, with colspan/rowspan expanded so columns stay aligned."""
+        grid: list[list[str]] = []
+        carried: dict[int, tuple[str, int]] = {}  # column -> (text, rows still spanned)
+        for tr in table.find_all("tr"):
+            if tr.find_parent("table") is not table:
+                continue  # a row of a nested table
+            row: list[str] = []
+            cells = [c for c in tr.children if isinstance(c, Tag) and c.name in {"td", "th"}]
+            for cell in cells:
+                while len(row) in carried:
+                    row.append(self._take_carried(carried, len(row)))
+                text = self._cell_text(cell)
+                rowspan = _int_attr(cell, "rowspan", 1)
+                for _ in range(_int_attr(cell, "colspan", 1)):
+                    if rowspan > 1:
+                        carried[len(row)] = (text, rowspan - 1)
+                    row.append(text)
+            while len(row) in carried:
+                row.append(self._take_carried(carried, len(row)))
+            if any(cell for cell in row):
+                grid.append(row)
+        return grid
+
+    @staticmethod
+    def _take_carried(carried: dict[int, tuple[str, int]], column: int) -> str:
+        text, left = carried.pop(column)
+        if left > 1:
+            carried[column] = (text, left - 1)
+        return text
+
+    def _cell_text(self, cell: Tag) -> str:
+        # A pipe-table cell is one line: inner newlines collapse, pipes are escaped.
+        text = " ".join(self.blocks(cell))
+        text = _INLINE_SPACE_RE.sub(" ", text).strip()
+        return text.replace("|", "\\|")
+
+    def _pre(self, tag: Tag) -> list[str]:
+        code = tag.get_text()
+        # HTML ignores one newline right after <pre>; trailing blank lines are layout noise.
+        if code.startswith("\n"):
+            code = code[1:]
+        code = "\n".join(line.rstrip() for line in code.rstrip().split("\n"))
+        if not code.strip():
+            return []
+        fence = "```"
+        while fence in code:
+            fence += "`"
+        language = ""
+        code_tag = tag.find("code")
+        for class_name in _classes(code_tag) if isinstance(code_tag, Tag) else []:
+            if class_name.startswith("language-"):
+                language = class_name.removeprefix("language-")
+                break
+        return [f"{fence}{language}\n{code}\n{fence}"]
+
+
+def _int_attr(tag: Tag, name: str, default: int, *, minimum: int = 1) -> int:
+    try:
+        return max(minimum, int(str(tag.get(name, default)).strip()))
+    except ValueError:
+        return default
+
+
+def _pipe_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _tidy_paragraph(text: str) -> str:
+    """Strip each line of a paragraph and collapse blank-line runs (<br><br><br>).
+
+    Text that would read as markdown structure ("# of cycles", a line of backticks) is
+    escaped, so the chunker never mistakes page text for a heading or a code fence.
+    """
+    lines = [_INLINE_SPACE_RE.sub(" ", line).strip() for line in text.split("\n")]
+    kept: list[str] = []
+    for line in lines:
+        if line or (kept and kept[-1]):
+            kept.append("\\" + line if _MARKDOWN_LOOKALIKE_RE.match(line) else line)
+    return "\n".join(kept).strip("\n")
+
+
+def _merge_label_only_paragraphs(blocks: list[str]) -> list[str]:
+    """Join a lone "Warning:" paragraph with the paragraph it labels."""
+    merged: list[str] = []
+    index = 0
+    while index < len(blocks):
+        block = blocks[index]
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        if (
+            following is not None
+            and _LABEL_ONLY_RE.match(block)
+            and block.endswith(":")
+            and not following.startswith(("#", "|", "```", "- "))
+        ):
+            merged.append(_apply_label(f"{block} {following}", None))
+            index += 2
+            continue
+        merged.append(block)
+        index += 1
+    return merged
+
+
+def _tidy_markdown(markdown: str) -> str:
+    """Final pass: ASCII-normalise characters and enforce the whitespace contract.
+
+    Character normalisation happens here, on whole lines, so that patterns spanning inline
+    tags (``20 <b>°C</b>``) still match. Code blocks keep their inner spacing.
+    """
+    lines: list[str] = []
+    fence: str | None = None
+    for line in _normalize_chars(markdown).split("\n"):
+        line = line.rstrip()
+        match = _FENCE_RE.match(line)
+        if fence is None and match:
+            fence = match.group(1)
+        elif fence is not None and match and match.group(1).startswith(fence):
+            fence = None
+        elif fence is None:
+            if not line and lines and not lines[-1]:
+                continue  # blocks are separated by exactly one blank line
+            # Leading indentation is list nesting; collapse only the spaces after text.
+            line = _INNER_SPACES_RE.sub(" ", line)
+        lines.append(line)
+    return "\n".join(lines).strip("\n")

@@ -1,0 +1,442 @@
+"""Writes for manuals: ingestion runs, document upserts and chunk embedding.
+
+Every entry point (admin, management command, Celery task) calls these functions, so the rules
+live in one place: a page is written whole or not at all, an unchanged page is skipped by its
+hash, a changed page gets a new version with rebuilt chunks, and a run's row reports progress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from curation.chunking import chunk_markdown
+from curation.embeddings import encode, token_counter
+from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument
+from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
+from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
+
+logger = logging.getLogger("curation.ingestion")
+
+
+class IngestionFailed(Exception):
+    """An expected failure of a whole run (unusable source), reported to the user as is."""
+
+
+# --- Manuals --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def manual_get_or_create(
+    *,
+    name: str,
+    vehicle_make: str = "",
+    vehicle_model: str = "",
+    vehicle_year: int | None = None,
+    source_url: str = "",
+) -> Manual:
+    """Return the manual called ``name``, creating it with the given details if it is new.
+
+    Details given for an existing manual fill in blanks but never overwrite what is there.
+    """
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A manual needs a name."})
+    manual, created = Manual.objects.get_or_create(
+        name=name,
+        defaults={
+            "vehicle_make": vehicle_make,
+            "vehicle_model": vehicle_model,
+            "vehicle_year": vehicle_year,
+            "source_url": source_url,
+        },
+    )
+    if not created:
+        changed = []
+        for field, value in (
+            ("vehicle_make", vehicle_make),
+            ("vehicle_model", vehicle_model),
+            ("vehicle_year", vehicle_year),
+            ("source_url", source_url),
+        ):
+            if value and not getattr(manual, field):
+                setattr(manual, field, value)
+                changed.append(field)
+        if changed:
+            manual.save(update_fields=[*changed, "updated_at"])
+    return manual
+
+
+# --- Documents and chunks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CleanDocument:
+    """A page turned into markdown, ready to store."""
+
+    source_name: str
+    source_url: str
+    title: str
+    markdown: str
+    word_count: int
+
+
+def clean_page(page: RawPage) -> CleanDocument:
+    """Turn a fetched page (HTML or markdown) into a clean document, or raise PageRejected."""
+    if page.error is not None or page.content is None:
+        raise PageRejected(page.error or "no content")
+    if page.content_type == "text/markdown":
+        try:
+            text = page.content.decode(page.charset or "utf-8-sig")
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise PageRejected(f"undecodable: {exc}") from None
+        markdown = normalize_text(text).strip()
+        title = _markdown_title(markdown) or Path(page.source_name).stem.replace("_", " ").title()
+        if not markdown.startswith("# "):
+            markdown = f"# {title}\n\n{markdown}"
+        word_count = len(markdown.split())
+        if word_count < 5:
+            raise PageRejected("empty after cleaning")
+        return CleanDocument(page.source_name, page.source_url, title, markdown + "\n", word_count)
+    html = decode_html(page.content, content_type_header=_content_type_header(page))
+    cleaned = html_to_markdown(html, base_url=page.source_url)
+    title = cleaned.title or Path(page.source_name).stem.replace("-", " ").title()
+    return CleanDocument(
+        page.source_name, page.source_url, title, cleaned.markdown, cleaned.word_count
+    )
+
+
+def _content_type_header(page: RawPage) -> str | None:
+    if page.charset:
+        return f"{page.content_type}; charset={page.charset}"
+    return page.content_type or None
+
+
+def _markdown_title(markdown: str) -> str:
+    for line in markdown.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def content_hash(markdown: str) -> str:
+    return hashlib.sha256(markdown.encode("utf-8")).hexdigest()
+
+
+def _build_chunks(document: ManualDocument) -> list[DocumentChunk]:
+    chunks = chunk_markdown(
+        document.markdown,
+        title=document.title,
+        max_tokens=settings.CHUNK_MAX_TOKENS,
+        overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        count_tokens=token_counter(settings.EMBEDDING_MODEL),
+    )
+    return [
+        DocumentChunk(
+            document=document,
+            position=chunk.position,
+            heading_path=chunk.heading_path[:1000],
+            text=chunk.text,
+            token_count=chunk.token_count,
+        )
+        for chunk in chunks
+    ]
+
+
+@transaction.atomic
+def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocument, str, int]:
+    """Store a cleaned page, atomically. Returns (document, outcome, chunks created).
+
+    ``outcome`` is ``created``, ``updated`` (content changed: version + 1, chunks rebuilt) or
+    ``unchanged`` (same hash: only ``fetched_at`` moves).
+    """
+    now = timezone.now()
+    digest = content_hash(clean.markdown)
+    document = (
+        ManualDocument.objects.select_for_update()
+        .filter(manual=manual, source_name=clean.source_name)
+        .first()
+    )
+    if document is not None and document.content_hash == digest:
+        document.fetched_at = now
+        document.save(update_fields=["fetched_at"])
+        return document, "unchanged", 0
+
+    if document is None:
+        document = ManualDocument(manual=manual, source_name=clean.source_name, version=1)
+        outcome = "created"
+    else:
+        document.version = F("version") + 1
+        outcome = "updated"
+        document.chunks.all().delete()
+    document.title = clean.title[:500]
+    document.source_url = clean.source_url[:1000]
+    document.markdown = clean.markdown
+    document.content_hash = digest
+    document.word_count = clean.word_count
+    document.fetched_at = now
+    document.updated_at = now
+    document.save()
+    document.refresh_from_db(fields=["version"])
+    chunks = DocumentChunk.objects.bulk_create(_build_chunks(document))
+    return document, outcome, len(chunks)
+
+
+def chunks_embed_pending(
+    *,
+    manual: Manual,
+    batch_size: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Embed every chunk of ``manual`` that has no embedding yet, in batches.
+
+    Idempotent: a redelivered or repeated call only embeds what is still missing. Each batch is
+    committed on its own, so a crash loses at most one batch of work. Returns chunks embedded.
+    """
+    batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
+    done = 0
+    last_id = 0
+    while True:
+        batch = list(
+            DocumentChunk.objects.filter(
+                document__manual=manual, embedding__isnull=True, id__gt=last_id
+            )
+            .order_by("id")
+            .only("id", "text")[:batch_size]
+        )
+        if not batch:
+            return done
+        vectors = encode(
+            [chunk.text for chunk in batch],
+            model_name=settings.EMBEDDING_MODEL,
+            device=settings.EMBEDDING_DEVICE,
+            batch_size=batch_size,
+        )
+        for chunk, vector in zip(batch, vectors, strict=True):
+            chunk.embedding = vector
+            chunk.embedding_model = settings.EMBEDDING_MODEL[-300:]
+        # A chunk deleted meanwhile (its document was re-ingested) simply updates no row.
+        DocumentChunk.objects.bulk_update(batch, ["embedding", "embedding_model"])
+        done += len(batch)
+        last_id = batch[-1].id
+        if on_batch is not None:
+            on_batch(len(batch))
+
+
+# --- Ingestion runs -------------------------------------------------------------------------------
+
+
+def _source_kind(source: str) -> str:
+    if source.startswith(("http://", "https://")):
+        return IngestionRun.SourceKind.URL
+    path = Path(source)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return IngestionRun.SourceKind.HTML_ZIP
+    if path.is_dir():
+        has_markdown = any(path.rglob("*.md"))
+        has_html = any(path.rglob("*.htm*"))
+        if has_markdown and not has_html:
+            return IngestionRun.SourceKind.MARKDOWN_FOLDER
+        if has_html:
+            return IngestionRun.SourceKind.HTML_FOLDER
+        raise ValidationError({"source": f"{source} holds no .html or .md files"})
+    if path.exists():
+        raise ValidationError(
+            {"source": f"{source} is a file but not a .zip: give a URL, a folder or a zip"}
+        )
+    raise ValidationError({"source": f"{source} is neither an http(s) URL nor an existing path"})
+
+
+def crawl_options(options: dict) -> CrawlOptions:
+    """Crawl options from a run's ``options``, defaulting to the settings."""
+    return CrawlOptions(
+        max_pages=int(options.get("max_pages", settings.CRAWL_MAX_PAGES)),
+        timeout_s=float(options.get("timeout_s", settings.CRAWL_TIMEOUT_S)),
+        retries=int(options.get("retries", settings.CRAWL_RETRIES)),
+        max_bytes=int(options.get("max_bytes", settings.CRAWL_MAX_BYTES)),
+        min_delay_s=float(options.get("min_delay_s", settings.CRAWL_MIN_DELAY_S)),
+        backoff_s=float(options.get("backoff_s", 0.5)),
+    )
+
+
+@transaction.atomic
+def ingestion_run_create(
+    *,
+    manual: Manual,
+    source: str,
+    options: dict | None = None,
+    user=None,
+    enqueue: bool = True,
+) -> IngestionRun:
+    """Record a run for ``source`` and, with ``enqueue``, queue it once this transaction commits.
+
+    The source is checked now, so a typo is refused with a message instead of a failed job.
+    """
+    source = source.strip()
+    if not source:
+        raise ValidationError({"source": "Give a URL, a folder or a zip file to ingest."})
+    if not source.startswith(("http://", "https://")):
+        source = str(Path(source).expanduser().resolve())
+    options = dict(options or {})
+    if "max_pages" in options and int(options["max_pages"]) < 1:
+        raise ValidationError({"max_pages": "The page limit must be at least 1."})
+    run = IngestionRun.objects.create(
+        manual=manual,
+        source=source,
+        source_kind=_source_kind(source),
+        options=options,
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    if enqueue:
+        from curation.tasks import ingest_run
+
+        transaction.on_commit(lambda: ingest_run.delay(run.pk))
+    return run
+
+
+def ingestion_run_claim(*, run_id: int, task_id: str = "") -> bool:
+    """Atomically move a queued run to running. False means another worker has it."""
+    now = timezone.now()
+    return bool(
+        IngestionRun.objects.filter(pk=run_id, status=IngestionRun.Status.QUEUED).update(
+            status=IngestionRun.Status.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            celery_task_id=task_id,
+        )
+    )
+
+
+def _pages(run: IngestionRun) -> Iterator[RawPage]:
+    try:
+        yield from iter_source(run.source, crawl_options(run.options))
+    except SourceError as exc:
+        raise IngestionFailed(str(exc)) from exc
+
+
+def ingestion_run_process_pages(
+    *, run_id: int, on_progress: Callable[[IngestionRun], None] | None = None
+) -> IngestionRun:
+    """Read every page of a claimed run and store the good ones, one transaction per page.
+
+    A bad page is recorded in the run's ``errors`` and the run goes on. An unusable source fails
+    the run with a message; a bug marks it errored with the traceback. Ends in ``embedding``.
+    """
+    run = IngestionRun.objects.get(pk=run_id)
+    try:
+        total = count_hint(run.source)  # exact for files; unknown (None) for a crawl
+        IngestionRun.objects.filter(pk=run.pk).update(pages_total=total)
+        run.pages_total = total
+        for page in _pages(run):
+            _ingest_page(run, page)
+            if on_progress is not None:
+                on_progress(run)
+        if run.pages_done == 0:
+            raise IngestionFailed(f"no pages found at {run.source}")
+        if run.pages_done == run.pages_failed:
+            raise IngestionFailed(f"all {run.pages_done} pages failed; see the page errors")
+    except IngestionFailed as exc:
+        return _finish(run, IngestionRun.Status.FAILED, message=str(exc))
+    except Exception as exc:
+        logger.exception("ingestion run %s crashed", run.pk)
+        return _finish(
+            run,
+            IngestionRun.Status.ERRORED,
+            message=f"{type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )
+    IngestionRun.objects.filter(pk=run.pk).update(
+        status=IngestionRun.Status.EMBEDDING, pages_total=run.pages_done
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _ingest_page(run: IngestionRun, page: RawPage) -> None:
+    counters: dict[str, object] = {"pages_done": F("pages_done") + 1}
+    run.pages_done += 1
+    try:
+        clean = clean_page(page)
+        _, outcome, chunk_count = document_upsert(manual=run.manual, clean=clean)
+    except PageRejected as exc:
+        logger.info("page %s rejected: %s", page.source_name, exc)
+        run.pages_failed += 1
+        error = {"page": page.source_name, "url": page.source_url, "error": str(exc)}
+        run.errors = [*run.errors, error]
+        counters.update(pages_failed=F("pages_failed") + 1, errors=run.errors)
+    else:
+        field = f"documents_{outcome}"
+        setattr(run, field, getattr(run, field) + 1)
+        run.chunks_created += chunk_count
+        counters[field] = F(field) + 1
+        counters["chunks_created"] = F("chunks_created") + chunk_count
+    if run.pages_total is not None and run.pages_done > run.pages_total:
+        run.pages_total = run.pages_done
+        counters["pages_total"] = run.pages_done
+    IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now(), **counters)
+
+
+def ingestion_run_embed(
+    *, run_id: int, on_progress: Callable[[int], None] | None = None
+) -> IngestionRun:
+    """Embed the manual's pending chunks for a run in the ``embedding`` state, then finish it."""
+    run = IngestionRun.objects.select_related("manual").get(pk=run_id)
+    if run.status != IngestionRun.Status.EMBEDDING:
+        logger.info("run %s is %s, not embedding; nothing to do", run.pk, run.status)
+        return run
+
+    def progress(count: int) -> None:
+        IngestionRun.objects.filter(pk=run.pk).update(
+            chunks_embedded=F("chunks_embedded") + count, heartbeat_at=timezone.now()
+        )
+        if on_progress is not None:
+            on_progress(count)
+
+    try:
+        chunks_embed_pending(manual=run.manual, on_batch=progress)
+    except Exception as exc:
+        logger.exception("embedding for run %s crashed", run.pk)
+        return _finish(
+            run,
+            IngestionRun.Status.ERRORED,
+            message=f"embedding failed: {type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )
+    return _finish(run, IngestionRun.Status.SUCCEEDED)
+
+
+def _finish(run: IngestionRun, status: str, *, message: str = "", trace: str = "") -> IngestionRun:
+    IngestionRun.objects.filter(pk=run.pk).update(
+        status=status, message=message, traceback=trace, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def ingestion_run_execute(
+    *,
+    run_id: int,
+    on_progress: Callable[[IngestionRun], None] | None = None,
+    on_embedded: Callable[[int], None] | None = None,
+) -> IngestionRun:
+    """Run a queued ingestion start to finish in this process (the CLI path).
+
+    The Celery path runs the same two phases as two tasks, so that embedding happens on the
+    ``gpu`` queue.
+    """
+    if not ingestion_run_claim(run_id=run_id):
+        return IngestionRun.objects.get(pk=run_id)
+    run = ingestion_run_process_pages(run_id=run_id, on_progress=on_progress)
+    if run.status != IngestionRun.Status.EMBEDDING:
+        return run
+    return ingestion_run_embed(run_id=run_id, on_progress=on_embedded)

@@ -1,0 +1,807 @@
+"""Where manual pages come from: a polite web crawler and local folder/zip readers.
+
+Every source yields :class:`RawPage` objects: the raw bytes of one page plus where it came
+from. Turning HTML into markdown is someone else's job (``curation.scraping``); this module only
+*fetches*. It deliberately does not import Django so that it can be used and tested as plain
+Python (management commands, Celery tasks and scripts all call into it).
+
+Design rules that apply to every source:
+
+* One bad page never stops a source. A page that cannot be fetched or read is yielded as a
+  ``RawPage`` with ``content=None`` and ``error`` naming the problem, so the curation UI can show
+  the curator what was skipped and why.
+* Problems with the source *as a whole* (an unknown path, a corrupt zip, an unsupported URL
+  scheme) raise :class:`SourceError` as soon as the source is opened, before any page is
+  yielded, so a form can report them immediately.
+* The crawler is polite: it honours robots.txt, spaces its requests out, retries with backoff
+  and stays inside the manual's URL prefix.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import os
+import random
+import time
+import zipfile
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from http.client import IncompleteRead, RemoteDisconnected
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.request import url2pathname
+from urllib.robotparser import RobotFileParser
+
+import requests
+
+__all__ = [
+    "CrawlOptions",
+    "RawPage",
+    "SourceError",
+    "count_hint",
+    "crawl",
+    "iter_html_folder",
+    "iter_html_zip",
+    "iter_markdown_folder",
+    "iter_source",
+]
+
+logger = logging.getLogger("manualqa.sources")
+
+# Content types that the crawler treats as pages; everything else is reported, not parsed.
+HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+HTML_SUFFIXES = (".html", ".htm")
+MARKDOWN_SUFFIXES = (".md",)
+# Enough for real sites (http -> https -> trailing slash ...) while catching loops quickly.
+MAX_REDIRECTS = 10
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_CHUNK_SIZE = 64 * 1024
+
+
+class SourceError(ValueError):
+    """A source as a whole cannot be used (bad path, bad URL, corrupt archive ...)."""
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One page of a manual, as fetched, before any cleaning.
+
+    ``source_name`` is stable across re-imports of the same manual (a path relative to the
+    manual's root, with "/" separators), so that it can be used to match pages between runs.
+    Exactly one of ``content`` and ``error`` is set.
+    """
+
+    source_name: str
+    source_url: str
+    content: bytes | None
+    content_type: str
+    charset: str | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        """True when the page has content (no error)."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class CrawlOptions:
+    """Limits and politeness settings for :func:`crawl` (and size limits for local files)."""
+
+    max_pages: int = 500
+    timeout_s: float = 10.0  # per request: connect, and total time to read the response
+    retries: int = 2  # extra attempts for connection errors, timeouts, 429 and 5xx
+    backoff_s: float = 0.5  # base of the exponential backoff (with jitter) between attempts
+    max_backoff_s: float = 30.0  # caps backoff and Retry-After waits
+    max_bytes: int = 2_000_000  # larger pages are reported as errors, never held in memory
+    min_delay_s: float = 0.2  # minimum gap between the starts of two requests to the host
+    user_agent: str = "ManualQA-Crawler/1.0 (+https://github.com/manualqa)"
+    respect_robots: bool = True
+
+
+# ---------------------------------------------------------------------------------------------
+# URLs
+
+
+def _normalise_url(url: str) -> str:
+    """Canonical form used for dedupe and prefix checks.
+
+    Lower-cases scheme and host, drops default ports, user info and the fragment, and removes
+    ``.``/``..`` segments. The query string is kept because it can select a different page.
+    Raises ``ValueError`` for URLs that are not absolute http(s) URLs.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literals need their brackets back
+        host = f"[{host}]"
+    port = parts.port  # raises ValueError for a malformed port
+    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    # urljoin with an absolute path applies RFC 3986 dot-segment removal for us.
+    path = urlsplit(urljoin("http://x/", parts.path or "/")).path
+    return urlunsplit((scheme, netloc, path, parts.query, ""))
+
+
+def _directory_of(url: str) -> str:
+    """The crawl prefix: the URL's directory (``http://h/manual/index.html`` -> ``.../manual/``)."""
+    parts = urlsplit(url)
+    directory = parts.path[: parts.path.rfind("/") + 1] or "/"
+    return urlunsplit((parts.scheme, parts.netloc, directory, "", ""))
+
+
+class _LinkExtractor(HTMLParser):
+    """Collects ``<a href>`` targets (and ``<base href>``) with the forgiving stdlib parser."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("a", "base"):
+            return
+        href = dict(attrs).get("href")
+        if not href or not href.strip():
+            return
+        if tag == "base":
+            # Only the first <base> counts, as in browsers.
+            self.base = self.base or href.strip()
+        else:
+            self.hrefs.append(href.strip())
+
+
+def _extract_links(html: bytes, charset: str | None, page_url: str) -> list[str]:
+    """Absolute, normalised http(s) links of a page, in document order."""
+    parser = _LinkExtractor()
+    try:
+        parser.feed(html.decode(charset or "utf-8", errors="replace"))
+        parser.close()
+    except (LookupError, AssertionError) as exc:
+        # LookupError: unknown charset name; AssertionError: html.parser on some broken markup.
+        logger.warning("could not parse links of %s: %s", page_url, exc)
+    base = urljoin(page_url, parser.base) if parser.base else page_url
+    links: list[str] = []
+    for href in parser.hrefs:
+        try:
+            links.append(_normalise_url(urljoin(base, href)))
+        except ValueError:
+            continue  # mailto:, javascript:, malformed ports ... are simply not pages
+    return links
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP helpers
+
+
+def _parse_content_type(value: str | None) -> tuple[str, str | None]:
+    """Split ``text/html; charset=UTF-8`` into ``("text/html", "UTF-8")``."""
+    if not value:
+        return "", None
+    mime, _, params = value.partition(";")
+    charset = None
+    for param in params.split(";"):
+        key, _, val = param.partition("=")
+        if key.strip().lower() == "charset" and val.strip():
+            charset = val.strip().strip("\"'")
+    return mime.strip().lower(), charset
+
+
+def _retry_after_s(response: requests.Response) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or HTTP-date), if any."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _describe_exception(exc: BaseException, timeout_s: float) -> str:
+    """A short human message for a requests failure, e.g. ``connection refused``.
+
+    requests wraps urllib3 which wraps the socket error, so the interesting cause is usually
+    a few links down the chain; walk it rather than show a 300-character repr.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"connect timeout after {timeout_s:g}s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"read timeout after {timeout_s:g}s"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection dropped mid-response"
+    stack: list[BaseException] = [exc]
+    visited: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in visited:
+            continue
+        visited.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, ConnectionResetError):
+            return "connection reset by peer"
+        if isinstance(current, RemoteDisconnected):
+            return "connection closed by server without a response"
+        if isinstance(current, IncompleteRead):
+            return "connection dropped mid-response"
+        if type(current).__name__ == "ReadTimeoutError":  # urllib3's, raised mid-body
+            return f"read timeout after {timeout_s:g}s"
+        if type(current).__name__ == "NameResolutionError" or "getaddrinfo" in str(current):
+            return "host name could not be resolved"
+        children = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        children += [arg for arg in current.args if isinstance(arg, BaseException)]
+        stack.extend(child for child in children if isinstance(child, BaseException))
+    text = str(exc)
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+class _TooLarge(Exception):
+    """Raised while streaming a body that exceeds ``max_bytes``."""
+
+
+class _Throttle:
+    """Keeps the starts of consecutive requests to one host at least ``min_delay_s`` apart."""
+
+    def __init__(self, min_delay_s: float) -> None:
+        self.min_delay_s = min_delay_s
+        self._last_start: float | None = None
+
+    def wait(self) -> None:
+        if self._last_start is not None:
+            remaining = self._last_start + self.min_delay_s - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
+        self._last_start = time.monotonic()
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """The outcome of one URL fetch after retries (no redirects followed)."""
+
+    status: int | None
+    content: bytes | None = None
+    content_type: str = ""
+    charset: str | None = None
+    error: str | None = None
+    location: str | None = None  # set for redirects
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Crawler
+
+
+def crawl(
+    start_url: str,
+    options: CrawlOptions = CrawlOptions(),
+    *,
+    session: requests.Session | None = None,
+) -> Iterator[RawPage]:
+    """Crawl a web manual breadth-first from ``start_url``, yielding each page once.
+
+    Only links under the start URL's directory (same scheme, host and port) are followed, so
+    crawling ``http://h/manual/index.html`` never wanders into the rest of the site. See the
+    module docstring and :class:`CrawlOptions` for politeness and limits. The URL is validated
+    immediately (raising :class:`SourceError`); network work starts on the first ``next()``.
+
+    Pass ``session`` to reuse connections or add adapters; it is not closed here.
+    """
+    try:
+        start = _normalise_url(start_url)
+    except ValueError as exc:
+        raise SourceError(f"cannot crawl {start_url!r}: {exc}") from exc
+    return _Crawler(start, options, session).run()
+
+
+class _Crawler:
+    """State of one crawl: prefix, robots rules, throttle and frontier."""
+
+    def __init__(self, start: str, options: CrawlOptions, session: requests.Session | None) -> None:
+        self.start = start
+        self.prefix = _directory_of(start)
+        self.options = options
+        self._session = session
+        self._throttle = _Throttle(options.min_delay_s)
+        self._robots: RobotFileParser | None = None  # None means everything is allowed
+        self._headers = {"User-Agent": options.user_agent}
+
+    # -- public entry --------------------------------------------------------------------
+
+    def run(self) -> Iterator[RawPage]:
+        own_session = self._session is None
+        session = self._session or requests.Session()
+        try:
+            yield from self._crawl(session)
+        finally:
+            if own_session:
+                session.close()
+
+    def _crawl(self, session: requests.Session) -> Iterator[RawPage]:
+        logger.info("crawling %s (prefix %s)", self.start, self.prefix)
+        if self.options.respect_robots:
+            self._load_robots(session)
+        if not self._allowed(self.start):
+            return
+        queue: deque[str] = deque([self.start])
+        # Dedupe on source_name rather than raw URL: it already ignores fragments, and it
+        # also merges ".../manual/" with ".../manual/index.html" and percent-encoding variants,
+        # which would otherwise yield two pages with the same name.
+        seen = {self._source_name(self.start)}
+        yielded = 0
+        while queue and yielded < self.options.max_pages:
+            url = queue.popleft()
+            result = self._fetch_page(session, url, seen)
+            if result is None:
+                continue
+            page, links = result
+            yield page
+            yielded += 1
+            for link in links:
+                # Check robots when a link is first discovered so each skip is logged once.
+                if self._in_prefix(link) and self._source_name(link) not in seen:
+                    seen.add(self._source_name(link))
+                    if self._allowed(link):
+                        queue.append(link)
+        if queue:
+            logger.info("stopped after max_pages=%d; %d URLs left", yielded, len(queue))
+
+    # -- rules ---------------------------------------------------------------------------
+
+    def _in_prefix(self, url: str) -> bool:
+        # Both are normalised, so a plain string prefix check compares scheme, host, port
+        # and path at once.
+        return url.startswith(self.prefix)
+
+    def _allowed(self, url: str) -> bool:
+        if self._robots is None or self._robots.can_fetch(self.options.user_agent, url):
+            return True
+        logger.info("robots.txt disallows %s; skipped", url)
+        return False
+
+    def _source_name(self, url: str) -> str:
+        parts = urlsplit(url)
+        relative = unquote(parts.path[len(urlsplit(self.prefix).path) :])
+        if not relative or relative.endswith("/"):
+            relative += "index.html"
+        return f"{relative}?{parts.query}" if parts.query else relative
+
+    def _load_robots(self, session: requests.Session) -> None:
+        """Fetch ``/robots.txt`` once; missing or unreachable means everything is allowed."""
+        parts = urlsplit(self.start)
+        robots_url = urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
+        fetched = self._fetch(session, robots_url, require_html=False)
+        if fetched.status in (401, 403):
+            # The conventional reading (also urllib.robotparser's): access-controlled
+            # robots.txt means the site does not want to be crawled.
+            logger.warning("robots.txt is HTTP %s; treating the site as disallowed", fetched.status)
+            self._robots = RobotFileParser(robots_url)
+            self._robots.disallow_all = True
+            return
+        if fetched.content is None:
+            logger.info("no usable robots.txt at %s (%s); all allowed", robots_url, fetched.error)
+            return
+        robots = RobotFileParser(robots_url)
+        robots.parse(fetched.content.decode("utf-8", errors="replace").splitlines())
+        self._robots = robots
+        delay = robots.crawl_delay(self.options.user_agent)
+        if delay is not None and float(delay) > self._throttle.min_delay_s:
+            # Honour the site's Crawl-delay, but never stall a crawl for minutes.
+            self._throttle.min_delay_s = min(float(delay), self.options.max_backoff_s)
+            logger.info("robots.txt Crawl-delay: %ss", self._throttle.min_delay_s)
+
+    # -- fetching ------------------------------------------------------------------------
+
+    def _fetch_page(
+        self, session: requests.Session, url: str, seen: set[str]
+    ) -> tuple[RawPage, list[str]] | None:
+        """Fetch one page, following redirects by hand.
+
+        Redirects are followed manually (not by requests) so that each hop is throttled,
+        checked against robots.txt and the prefix *before* it is requested, and deduped.
+        Returns None when the page is skipped rather than yielded.
+        """
+        current = url
+        chain = {self._source_name(url)}  # names visited by this page's redirects
+        for _hop in range(MAX_REDIRECTS + 1):
+            fetched = self._fetch(session, current, require_html=True)
+            if fetched.location is None:
+                break
+            try:
+                target = _normalise_url(urljoin(current, fetched.location))
+            except ValueError:
+                target = fetched.location
+            if not self._in_prefix(target):
+                logger.info("%s redirects outside the manual to %s; not ingested", current, target)
+                return None
+            name = self._source_name(target)
+            if name in chain:
+                fetched = _Fetched(status=fetched.status, error=f"redirect loop via {target}")
+                break
+            if name in seen:
+                # Another link already led (or will lead) to that page: fetch it only once.
+                logger.debug("%s redirects to already seen %s", current, target)
+                return None
+            seen.add(name)
+            chain.add(name)
+            if not self._allowed(target):
+                return None
+            current = target
+        else:
+            fetched = _Fetched(status=None, error=f"too many redirects (more than {MAX_REDIRECTS})")
+
+        page = RawPage(
+            source_name=self._source_name(current),
+            source_url=current,
+            content=fetched.content,
+            content_type=fetched.content_type,
+            charset=fetched.charset,
+            error=fetched.error,
+        )
+        if page.error is not None:
+            logger.warning("%s: %s", current, page.error)
+            return page, []
+        assert fetched.content is not None  # guaranteed when there is no error
+        return page, _extract_links(fetched.content, fetched.charset, current)
+
+    def _fetch(self, session: requests.Session, url: str, *, require_html: bool) -> _Fetched:
+        """GET ``url`` with throttling, timeouts, size limits and retries."""
+        options = self.options
+        attempts = max(1, options.retries + 1)
+        last_error = ""
+        last_status: int | None = None
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            self._throttle.wait()
+            started = time.monotonic()
+            try:
+                response = session.get(
+                    url,
+                    headers=self._headers,
+                    timeout=(options.timeout_s, options.timeout_s),
+                    stream=True,  # so that size and type are checked before the body is read
+                    allow_redirects=False,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last_status = None
+                last_error = "unreachable: " + _describe_exception(exc, options.timeout_s)
+            else:
+                with response:
+                    status = response.status_code
+                    if status == 429 or status >= 500:
+                        last_status = status
+                        last_error = f"HTTP {status}"
+                        if status in (429, 503):
+                            retry_after = _retry_after_s(response)
+                    else:
+                        try:
+                            return self._complete(response, started, require_html)
+                        except (
+                            requests.ConnectionError,
+                            requests.Timeout,
+                            requests.exceptions.ChunkedEncodingError,
+                        ) as exc:
+                            # The body broke off mid-way: as transient as a refused connect.
+                            last_status = None
+                            last_error = "unreachable: " + _describe_exception(
+                                exc, options.timeout_s
+                            )
+            if attempt < attempts:
+                delay = self._backoff_s(attempt, retry_after)
+                logger.info(
+                    "%s: %s (attempt %d/%d); retrying in %.2fs",
+                    url,
+                    last_error,
+                    attempt,
+                    attempts,
+                    delay,
+                )
+                time.sleep(delay)
+        return _Fetched(
+            status=last_status, error=f"{last_error} after {_plural(attempts, 'attempt')}"
+        )
+
+    def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
+        """Delay before attempt ``attempt + 1``: Retry-After if given, else jittered backoff."""
+        if retry_after is not None:
+            return min(retry_after, self.options.max_backoff_s)
+        delay = min(self.options.backoff_s * 2 ** (attempt - 1), self.options.max_backoff_s)
+        # "Equal jitter": keeps at least half the delay, spreads the rest so that many
+        # crawlers (or workers) hitting one server do not retry in lockstep.
+        return delay / 2 + random.uniform(0, delay / 2)
+
+    def _complete(
+        self, response: requests.Response, started: float, require_html: bool
+    ) -> _Fetched:
+        """Turn a non-retryable response into a result, reading the body within limits."""
+        status = response.status_code
+        content_type, charset = _parse_content_type(response.headers.get("Content-Type"))
+        if status in _REDIRECT_STATUSES:
+            location = response.headers.get("Location")
+            if location:
+                return _Fetched(status=status, location=location)
+            return _Fetched(
+                status, content_type=content_type, error=f"HTTP {status} without Location"
+            )
+        if status >= 300:
+            return _Fetched(status, content_type=content_type, error=f"HTTP {status}")
+        if require_html and content_type not in HTML_CONTENT_TYPES:
+            return _Fetched(
+                status,
+                content_type=content_type,
+                charset=charset,
+                error=f"not HTML: content-type {content_type or '(missing)'}",
+            )
+        limit = self.options.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            # Reject up front: no need to download what we would throw away.
+            return _Fetched(
+                status,
+                content_type=content_type,
+                charset=charset,
+                error=f"too large: {int(declared)} bytes > limit {limit}",
+            )
+        try:
+            body = self._read_limited(response, started)
+        except _TooLarge as exc:
+            return _Fetched(status, content_type=content_type, charset=charset, error=str(exc))
+        return _Fetched(status, content=body, content_type=content_type, charset=charset)
+
+    def _read_limited(self, response: requests.Response, started: float) -> bytes:
+        """Read a streamed body, stopping as soon as it exceeds ``max_bytes``.
+
+        Content-Length can be absent (chunked) or wrong, so the limit is enforced on the bytes
+        actually received. A total deadline is enforced too: requests' read timeout only
+        bounds the gap between two socket reads, so a server dripping bytes could otherwise
+        hold the crawler forever.
+        """
+        limit = self.options.max_bytes
+        deadline = started + self.options.timeout_s
+        body = bytearray()
+        for chunk in response.iter_content(_CHUNK_SIZE):
+            body += chunk
+            if len(body) > limit:
+                raise _TooLarge(f"too large: at least {len(body)} bytes > limit {limit}")
+            if time.monotonic() > deadline:
+                raise requests.ReadTimeout(
+                    f"response not complete within {self.options.timeout_s}s"
+                )
+        return bytes(body)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local files
+
+
+def _is_hidden(part: str) -> bool:
+    # Dotfiles (.DS_Store, .git ...) and macOS archive metadata are never manual pages.
+    return part.startswith(".") or part == "__MACOSX"
+
+
+def _list_folder(root: Path, suffixes: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """``(relative name, path)`` of matching files under ``root``, sorted by name.
+
+    os.walk (not rglob) so symlinked directories are not followed into loops; symlinked
+    files are listed, and a broken one later shows up as an unreadable page.
+    """
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
+        for filename in filenames:
+            if _is_hidden(filename) or not filename.lower().endswith(suffixes):
+                continue
+            path = Path(dirpath, filename)
+            found.append((path.relative_to(root).as_posix(), path))
+    found.sort(key=lambda item: item[0])
+    return found
+
+
+def _file_page(name: str, path: Path, content_type: str, max_bytes: int) -> RawPage:
+    """Read one local file into a RawPage, turning any failure into an error page."""
+    url = path.absolute().as_uri()
+
+    def failed(error: str) -> RawPage:
+        logger.warning("%s: %s", path, error)
+        return RawPage(name, url, None, content_type, None, error)
+
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return failed(f"too large: {size} bytes > limit {max_bytes}")
+        content = path.read_bytes()
+    except OSError as exc:
+        return failed(f"unreadable: {exc.strerror or exc}")
+    if len(content) > max_bytes:  # the file grew between stat() and read()
+        return failed(f"too large: {len(content)} bytes > limit {max_bytes}")
+    return RawPage(name, url, content, content_type, None, None)
+
+
+def _require_dir(path: Path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise SourceError(f"not a directory: {path}")
+    return path
+
+
+def _iter_files(
+    files: list[tuple[str, Path]], content_type: str, max_bytes: int
+) -> Iterator[RawPage]:
+    for name, path in files:
+        yield _file_page(name, path, content_type, max_bytes)
+
+
+def iter_html_folder(path: Path, *, max_bytes: int = CrawlOptions.max_bytes) -> Iterator[RawPage]:
+    """Pages of a local folder of ``.html``/``.htm`` files (recursive, sorted by path).
+
+    For manuals saved with a browser or exported by a vendor. Hidden files and folders are
+    skipped. Raises :class:`SourceError` at once if ``path`` is not a directory.
+    """
+    root = _require_dir(path)
+    return _iter_files(_list_folder(root, HTML_SUFFIXES), "text/html", max_bytes)
+
+
+def iter_markdown_folder(
+    path: Path, *, max_bytes: int = CrawlOptions.max_bytes
+) -> Iterator[RawPage]:
+    """Pages of a folder of ``.md`` files (recursive, sorted), e.g. an already-cleaned manual."""
+    root = _require_dir(path)
+    return _iter_files(_list_folder(root, MARKDOWN_SUFFIXES), "text/markdown", max_bytes)
+
+
+def _zip_members(path: Path) -> list[str]:
+    """Names of the HTML pages in a zip, sorted; raises SourceError for a bad archive."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise SourceError(f"not a readable zip archive: {path} ({exc})") from exc
+    names: set[str] = set()
+    for info in infos:
+        if info.is_dir():
+            continue
+        parts = info.filename.replace("\\", "/").split("/")
+        if any(_is_hidden(part) or part == ".." for part in parts if part):
+            continue
+        if info.filename.lower().endswith(HTML_SUFFIXES):
+            names.add(info.filename)
+    return sorted(names)
+
+
+def _zip_pages(path: Path, members: list[str], max_bytes: int) -> Iterator[RawPage]:
+    base = path.absolute().as_uri()
+    with zipfile.ZipFile(path) as archive:
+        for member in members:
+            name = member.replace("\\", "/").lstrip("/")
+            # "jar:"-style URL: where the page came from, readable by a human.
+            url = f"{base}!/{name}"
+            error: str | None = None
+            content: bytes | None = None
+            try:
+                info = archive.getinfo(member)
+                if info.file_size > max_bytes:
+                    error = f"too large: {info.file_size} bytes > limit {max_bytes}"
+                else:
+                    # Read one byte past the limit: the header's size can lie (zip bombs).
+                    with archive.open(info) as handle:
+                        content = handle.read(max_bytes + 1)
+                    if len(content) > max_bytes:
+                        error = f"too large: at least {len(content)} bytes > limit {max_bytes}"
+                        content = None
+            except (
+                OSError,
+                EOFError,
+                zipfile.BadZipFile,
+                zlib.error,
+                RuntimeError,  # encrypted member
+                NotImplementedError,  # unsupported compression method
+            ) as exc:
+                error = f"unreadable: {exc}"
+                content = None
+            if error is not None:
+                logger.warning("%s: %s", url, error)
+            yield RawPage(name, url, content, "text/html", None, error)
+
+
+def iter_html_zip(path: Path, *, max_bytes: int = CrawlOptions.max_bytes) -> Iterator[RawPage]:
+    """Pages of a ``.zip`` of HTML files (recursive, sorted by member name).
+
+    Directories, ``__MACOSX`` metadata and dotfiles are ignored. The archive is checked at
+    once (raising :class:`SourceError`); members are read lazily, one at a time.
+    """
+    path = Path(path)
+    members = _zip_members(path)
+    return _zip_pages(path, members, max_bytes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+def _classify(source: str | os.PathLike[str]) -> tuple[str, str | Path]:
+    """Decide what kind of source ``source`` is: crawl, zip, markdown or html folder."""
+    text = os.fspath(source).strip()
+    if not text:
+        raise SourceError("empty source: give an http(s) URL, a folder or a .zip file")
+    if "://" in text:
+        scheme = urlsplit(text).scheme.lower()
+        if scheme in _DEFAULT_PORTS:
+            return "crawl", text
+        if scheme != "file":
+            raise SourceError(f"unsupported URL scheme {scheme!r} in {text!r}: use http(s)")
+        path = Path(url2pathname(urlsplit(text).path))
+    else:
+        path = Path(text).expanduser()
+    if path.is_dir():
+        has_html = bool(_list_folder(path, HTML_SUFFIXES))
+        if has_html:
+            return "html", path
+        if _list_folder(path, MARKDOWN_SUFFIXES):
+            return "markdown", path
+        raise SourceError(f"no .html, .htm or .md files in folder {path}")
+    if path.is_file():
+        if path.suffix.lower() == ".zip":
+            return "zip", path
+        raise SourceError(f"{path} is a file, not a folder or a .zip archive of HTML pages")
+    raise SourceError(
+        f"source not found: {text!r} is neither an http(s) URL nor an existing folder or .zip"
+    )
+
+
+def iter_source(
+    source: str | os.PathLike[str], options: CrawlOptions = CrawlOptions()
+) -> Iterator[RawPage]:
+    """Pages of any supported source, chosen by what ``source`` is.
+
+    * ``http(s)://`` URL: :func:`crawl`;
+    * existing ``.zip`` file: :func:`iter_html_zip`;
+    * existing folder: :func:`iter_markdown_folder` if it holds ``.md`` files and no HTML,
+      else :func:`iter_html_folder`;
+    * ``file://`` URLs are treated as the local path they name.
+
+    Anything else raises :class:`SourceError` immediately, with a message naming the problem.
+    """
+    kind, target = _classify(source)
+    if kind == "crawl":
+        return crawl(str(target), options)
+    path = Path(target)
+    if kind == "zip":
+        return iter_html_zip(path, max_bytes=options.max_bytes)
+    if kind == "markdown":
+        return iter_markdown_folder(path, max_bytes=options.max_bytes)
+    return iter_html_folder(path, max_bytes=options.max_bytes)
+
+
+def count_hint(source: str | os.PathLike[str]) -> int | None:
+    """How many pages ``source`` will yield, for progress bars; None when unknown.
+
+    Exact for folders and zips (it lists them); None for crawls (the site is only discovered
+    while crawling) and for sources that :func:`iter_source` would reject, because a progress
+    hint must never be the thing that fails an import.
+    """
+    try:
+        kind, target = _classify(source)
+        if kind == "crawl":
+            return None
+        path = Path(target)
+        if kind == "zip":
+            return len(_zip_members(path))
+        suffixes = MARKDOWN_SUFFIXES if kind == "markdown" else HTML_SUFFIXES
+        return len(_list_folder(path, suffixes))
+    except (SourceError, OSError):
+        return None

@@ -1,0 +1,73 @@
+"""Health checks of the services ManualQA depends on, for ``GET /healthz``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+
+def database_status() -> dict[str, Any]:
+    """Whether the database answers, and which pgvector version it has installed."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT version()")
+            server_version = cursor.fetchone()[0]
+            cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            row = cursor.fetchone()
+    except Exception as exc:  # any driver error means "not OK"; report it, don't crash
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "pgvector": None}
+    return {
+        "ok": row is not None,
+        "server": server_version.split(" on ")[0],
+        "pgvector": row[0] if row else None,
+        **({} if row else {"error": "pgvector extension is not installed (run migrate)"}),
+    }
+
+
+def redis_status() -> dict[str, Any]:
+    """Whether the Redis broker answers PING."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+        client.ping()
+        info = client.info("server")
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    return {"ok": True, "version": info.get("redis_version")}
+
+
+def celery_status(timeout: float = 1.0) -> dict[str, Any]:
+    """The live Celery workers and the queues each one consumes."""
+    from manualqa.celery import app
+
+    try:
+        replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    except Exception as exc:  # broker down or unreachable
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "workers": {}}
+    workers = {
+        name: sorted(queue["name"] for queue in queues) for name, queues in sorted(replies.items())
+    }
+    return {"ok": bool(workers), "workers": workers}
+
+
+def health_report() -> dict[str, Any]:
+    """All checks together. ``ok`` is false when the database or Redis is down.
+
+    A missing Celery worker is reported but does not make the site unhealthy: pages still work,
+    and queued jobs wait for a worker.
+    """
+    database = database_status()
+    redis = redis_status()
+    celery = celery_status() if redis["ok"] else {"ok": False, "workers": {}, "error": "no broker"}
+    return {
+        "ok": database["ok"] and redis["ok"],
+        "database": database,
+        "pgvector": database.get("pgvector"),
+        "redis": redis,
+        "celery": celery,
+    }

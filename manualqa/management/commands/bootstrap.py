@@ -1,0 +1,88 @@
+"""``python manage.py bootstrap``: everything a fresh install needs before it serves pages."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from curation import services
+from curation.models import IngestionRun, Manual
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        pass
+
+
+class Command(BaseCommand):
+    help = (
+        "Migrate, ingest the bundled sample manual if it is missing, and create the demo "
+        "superuser (its password is printed once and saved under var/)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--no-sample", action="store_true", help="Skip the sample manual")
+
+    def handle(self, *args, **options) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self.stdout.write("Database migrated.")
+        if not options["no_sample"]:
+            self._ingest_sample()
+        self._demo_superuser()
+
+    def _ingest_sample(self) -> None:
+        manual = Manual.objects.filter(name=settings.SAMPLE_MANUAL_NAME).first()
+        if manual is not None and manual.documents.exists():
+            self.stdout.write(f"Sample manual {manual.name!r} already ingested.")
+            return
+        # The sample is a web site, so it is ingested the way a real manual is: crawled over
+        # HTTP (robots.txt and all), from a throwaway server on a random loopback port.
+        handler = partial(_QuietHandler, directory=str(settings.SAMPLE_MANUAL_DIR))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            manual = services.manual_get_or_create(
+                name=settings.SAMPLE_MANUAL_NAME,
+                vehicle_make="Corvan",
+                vehicle_model="Aster",
+                vehicle_year=2025,
+            )
+            start_url = f"http://127.0.0.1:{server.server_port}/manual/index.html"
+            run = services.ingestion_run_create(
+                manual=manual, source=start_url, options={"min_delay_s": 0}, enqueue=False
+            )
+            self.stdout.write(f"Ingesting the sample manual ({start_url}) ...")
+            run = services.ingestion_run_execute(run_id=run.pk)
+        finally:
+            server.shutdown()
+            server.server_close()
+        if run.status != IngestionRun.Status.SUCCEEDED:
+            raise CommandError(f"Sample manual ingestion {run.status}: {run.message}")
+        self.stdout.write(
+            f"Sample manual ingested: {run.documents_created} documents, "
+            f"{run.chunks_created} chunks, {run.chunks_embedded} embedded."
+        )
+
+    def _demo_superuser(self) -> None:
+        user_model = get_user_model()
+        password_file = settings.VAR_DIR / "demo_admin_password"
+        if user_model.objects.filter(username="admin").exists():
+            if password_file.exists():
+                password = password_file.read_text().strip()
+                self.stdout.write(f"Demo superuser: admin / {password}")
+            else:
+                self.stdout.write("Demo superuser 'admin' exists.")
+            return
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser("admin", "admin@example.com", password)
+        password_file.write_text(password + "\n")
+        password_file.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS(f"Created demo superuser: admin / {password}"))

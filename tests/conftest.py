@@ -1,0 +1,117 @@
+"""Shared fixtures: real services only.
+
+The database is the real PostgreSQL+pgvector from settings (pytest-django creates
+``test_<name>`` in the same server). Redis is real (``make test`` points REDIS_URL at database 15
+so a dev worker never takes test tasks). ``celery_worker`` starts a real worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.httpserver import LocalHTTPServer
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+MODEL3_DIR = BASE_DIR.parent / "shared" / "data" / "model3-manual"
+SAMPLE_SITE = BASE_DIR / "curation" / "sample_manual" / "site"
+
+
+def database_url(settings_dict: dict) -> str:
+    """A DATABASE_URL for a child process that must use the same (test) database."""
+    host = settings_dict["HOST"]
+    user = settings_dict["USER"]
+    name = settings_dict["NAME"]
+    if host.startswith("/"):
+        return f"postgresql://{user}:@/{name}?host={host}"
+    port = settings_dict.get("PORT") or 5432
+    password = settings_dict.get("PASSWORD") or ""
+    return f"postgresql://{user}:{password}@{host}:{port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def sample_site() -> Iterator[LocalHTTPServer]:
+    """The bundled sample manual served over real HTTP on 127.0.0.1."""
+    with LocalHTTPServer(root=SAMPLE_SITE) as server:
+        yield server
+
+
+@pytest.fixture
+def sample_start_url(sample_site: LocalHTTPServer) -> str:
+    return sample_site.url("/manual/index.html")
+
+
+@pytest.fixture(scope="session")
+def model3_dir() -> Path:
+    if not (MODEL3_DIR / "docs").is_dir():
+        pytest.skip(f"Model 3 manual data not found at {MODEL3_DIR} (it lives in ../shared/data)")
+    return MODEL3_DIR
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
+    """A real ``celery worker`` process on the default and gpu queues, using the test database.
+
+    Tests that use it must be ``django_db(transaction=True)``: the worker only sees committed
+    rows.
+    """
+    from django.db import connection
+
+    from manualqa.celery import app
+
+    with django_db_blocker.unblock():
+        url = database_url(connection.settings_dict)
+    import redis
+
+    # Forget messages that earlier runs queued with no worker to take them.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "DATABASE_CONN_MAX_AGE": "0",
+    }
+    log_path = Path(settings.VAR_DIR) / "test-celery-worker.log"
+    log = log_path.open("w")
+    node = f"test-{os.getpid()}@localhost"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "manualqa", "worker", "-Q", "default,gpu",
+            "--pool", "solo", "--hostname", node, "--without-mingle", "--without-gossip",
+            "--loglevel", "INFO",
+        ],
+        cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-3000:]}")
+        if app.control.ping(destination=[node], timeout=0.5):
+            break
+    else:
+        process.kill()
+        raise RuntimeError(f"celery worker did not answer: {log_path.read_text()[-3000:]}")
+    yield process
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.25, what: str = "") -> None:
+    """Poll ``predicate`` until it is true; fail the test with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
