@@ -192,18 +192,22 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     return document, outcome, len(chunks)
 
 
+EMBED_WRITE_BATCH = 64
+
+
 def chunks_embed_pending(
     *,
     manual: Manual,
-    batch_size: int | None = None,
+    batch_size: int = EMBED_WRITE_BATCH,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Embed every chunk of ``manual`` that has no embedding yet, in batches.
 
-    Idempotent: a redelivered or repeated call only embeds what is still missing. Each batch is
-    committed on its own, so a crash loses at most one batch of work. Returns chunks embedded.
+    Idempotent: a redelivered or repeated call only embeds what is still missing. Each batch of
+    ``batch_size`` rows is committed on its own, so a crash loses at most one batch of work.
+    The model itself runs on smaller batches (EMBEDDING_BATCH_SIZE), which measured faster on
+    CPU. Returns the number of chunks embedded.
     """
-    batch_size = batch_size or settings.EMBEDDING_BATCH_SIZE
     done = 0
     last_id = 0
     while True:
@@ -220,7 +224,7 @@ def chunks_embed_pending(
             [chunk.text for chunk in batch],
             model_name=settings.EMBEDDING_MODEL,
             device=settings.EMBEDDING_DEVICE,
-            batch_size=batch_size,
+            batch_size=settings.EMBEDDING_BATCH_SIZE,
         )
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector

@@ -223,7 +223,9 @@ def _embedding_dimensions(model: str) -> int:
 
 EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or _bundled_embedding_model()
 EMBEDDING_DIMENSIONS = _embedding_dimensions(EMBEDDING_MODEL)
-EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 64, minimum=1)
+# Texts per forward pass. On a 2-core CPU, batches of 4-8 measured ~35-40 chunks/s against
+# ~25-30 for 32-64 (less padding and better cache use); raise it on a GPU.
+EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8, minimum=1)
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
 # A chunk is embedded whole, so its budget stays within the embedding model's input window
 # (256 word pieces for all-MiniLM-L6-v2, special tokens included).
