@@ -103,6 +103,12 @@ class DocumentChunk(models.Model):
     def __str__(self) -> str:
         return f"{self.heading_path} #{self.position}"
 
+    @property
+    def body(self) -> str:
+        """The passage without its heading-path prefix line, for display under that heading."""
+        first, _, rest = self.text.partition("\n\n")
+        return rest if rest and self.heading_path.startswith(first.strip()) else self.text
+
 
 class IngestionRun(models.Model):
     """One ingestion of a source (a URL, a folder or a zip) into a manual.
