@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
@@ -179,3 +185,313 @@ class IngestionRun(models.Model):
         if not self.pages_total:
             return 0
         return min(100, round(100 * self.pages_done / self.pages_total))
+
+
+class LLMEndpoint(models.Model):
+    """A model that answers prompts, used for QA generation, chat and evaluation.
+
+    ``openai`` covers OpenAI itself and any OpenAI-compatible server (vLLM, TGI, Ollama) through
+    ``base_url``; ``azure_openai`` an Azure deployment; ``local`` a transformers model on the
+    worker (a folder path, or empty for the bundled SmolLM2-135M-Instruct). The API key is never
+    stored: ``api_key_env`` names the environment variable that holds it.
+    """
+
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible (OpenAI, vLLM, TGI, Ollama)"
+        AZURE_OPENAI = "azure_openai", "Azure OpenAI"
+        LOCAL = "local", "Local transformers model"
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.CharField(max_length=300, blank=True)
+    model = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Model name (OpenAI-compatible), deployment name (Azure), or a local model "
+        "folder (empty for the bundled SmolLM2-135M-Instruct).",
+    )
+    base_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="OpenAI-compatible base URL such as http://127.0.0.1:8001/v1 (empty for "
+        "api.openai.com), or the Azure resource endpoint.",
+    )
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "Give an environment variable's name.")
+        ],
+        help_text="Name of the environment variable that holds the API key (never the key).",
+    )
+    api_version = models.CharField(max_length=50, blank=True, help_text="Azure API version")
+    temperature = models.FloatField(default=0.2, validators=[MinValueValidator(0.0)])
+    max_tokens = models.PositiveIntegerField(default=512, validators=[MinValueValidator(1)])
+    requests_per_minute = models.PositiveIntegerField(default=0, help_text="0 means no limit")
+    max_concurrency = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1)])
+    timeout_s = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+    max_retries = models.PositiveSmallIntegerField(default=4)
+    context_window = models.PositiveIntegerField(default=4096, validators=[MinValueValidator(256)])
+    price_in_per_1k = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True, help_text="USD per 1k input tokens"
+    )
+    price_out_per_1k = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True, help_text="USD per 1k output tokens"
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "LLM endpoint"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.kind == self.Kind.OPENAI and not self.model:
+            errors["model"] = "An OpenAI-compatible endpoint needs a model name."
+        if self.kind == self.Kind.AZURE_OPENAI:
+            for field in ("base_url", "model", "api_version"):
+                if not getattr(self, field):
+                    errors[field] = "Azure OpenAI needs the endpoint, deployment and API version."
+        if self.kind == self.Kind.LOCAL and self.model and not Path(self.model).is_dir():
+            errors["model"] = f"No model folder at {self.model}."
+        if errors:
+            raise ValidationError(errors)
+
+    def config(self):
+        """The plain ``EndpointConfig`` that ``curation.llm.make_client`` takes."""
+        from curation.llm import EndpointConfig
+
+        return EndpointConfig(
+            kind=self.kind,
+            model=self.model,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            api_version=self.api_version,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            requests_per_minute=self.requests_per_minute,
+            max_concurrency=self.max_concurrency,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            context_window=self.context_window,
+            price_in_per_1k=float(self.price_in_per_1k) if self.price_in_per_1k else None,
+            price_out_per_1k=float(self.price_out_per_1k) if self.price_out_per_1k else None,
+            models_dir=str(settings.MODELS_DIR),
+        )
+
+
+class GenerationRun(models.Model):
+    """One QA-generation job over a manual (or chosen documents) with one endpoint.
+
+    The method is question_extractor's two stages: list the questions a chunk alone answers,
+    then answer each from that chunk. The row holds the prompts used, progress, token counts and
+    cost; each chunk's outcome is a ``ChunkGeneration`` row, which is what resume and "retry
+    failed chunks" work from.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SCORING = "scoring", "Scoring"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        ERRORED = "errored", "Errored"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+
+    manual = models.ForeignKey(Manual, on_delete=models.CASCADE, related_name="generation_runs")
+    documents = models.ManyToManyField(
+        ManualDocument, blank=True, help_text="Empty means every document of the manual."
+    )
+    endpoint = models.ForeignKey(LLMEndpoint, on_delete=models.PROTECT, related_name="runs")
+    questions_per_chunk = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(50)]
+    )
+    questions_system_prompt = models.TextField()
+    questions_user_template = models.TextField()
+    answer_system_prompt = models.TextField()
+    answer_user_template = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    chunks_failed = models.PositiveIntegerField(default=0)
+    pairs_created = models.PositiveIntegerField(default=0)
+    pairs_scored = models.PositiveIntegerField(default=0)
+    llm_calls = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    estimated_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"Generation #{self.pk} on {self.manual}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if not self.chunks_total:
+            return 0
+        return min(100, round(100 * (self.chunks_done + self.chunks_failed) / self.chunks_total))
+
+
+class ChunkGeneration(models.Model):
+    """The outcome of one chunk within a generation run.
+
+    ``pending`` chunks are what a (re)started run works on; a chunk becomes ``done`` in the same
+    transaction that stores its pairs, so a worker killed mid-run leaves only complete chunks.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunk_results")
+    chunk = models.ForeignKey(DocumentChunk, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    pairs_created = models.PositiveIntegerField(default=0)
+    llm_calls = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "chunk"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "chunk"], name="unique_chunk_per_run"),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.run} / chunk {self.chunk_id}: {self.status}"
+
+
+class QAPair(models.Model):
+    """A question and its answer, tied to the manual text that supports it.
+
+    Generated, imported, hand-written or raised from chat feedback. ``original_question`` and
+    ``original_answer`` keep the text as created, whatever reviewers later change.
+    ``document_version`` is the document's version the pair was made from: when the document
+    moves on, the pair is flagged ``source_changed``. ``source_text`` keeps the supporting chunk's
+    text, because chunks are rebuilt when their document changes.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    class Origin(models.TextChoices):
+        GENERATED = "generated", "Generated"
+        IMPORTED = "imported", "Imported"
+        MANUAL = "manual", "Written by hand"
+        CHAT_FEEDBACK = "chat_feedback", "Chat feedback"
+
+    manual = models.ForeignKey(Manual, on_delete=models.CASCADE, related_name="qa_pairs")
+    document = models.ForeignKey(
+        ManualDocument, null=True, blank=True, on_delete=models.SET_NULL, related_name="qa_pairs"
+    )
+    chunk = models.ForeignKey(
+        DocumentChunk, null=True, blank=True, on_delete=models.SET_NULL, related_name="qa_pairs"
+    )
+    document_version = models.PositiveIntegerField(null=True, blank=True)
+    source_text = models.TextField(blank=True)
+    question = models.TextField()
+    answer = models.TextField()
+    question_hash = models.CharField(max_length=64, db_index=True)
+    original_question = models.TextField()
+    original_answer = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    origin = models.CharField(max_length=20, choices=Origin.choices)
+    generation_run = models.ForeignKey(
+        GenerationRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="pairs"
+    )
+    grounding_score = models.FloatField(null=True, blank=True)
+    lexical_grounding = models.FloatField(null=True, blank=True)
+    semantic_grounding = models.FloatField(null=True, blank=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    flags = ArrayField(models.CharField(max_length=30), default=list, blank=True)
+    question_embedding = VectorField(
+        dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True
+    )
+    scored_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_qa_pairs",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "QA pair"
+        constraints = [
+            # Generation never stores the same question twice for one chunk, however often a
+            # run is resumed or repeated.
+            models.UniqueConstraint(
+                fields=["chunk", "question_hash"],
+                condition=models.Q(chunk__isnull=False),
+                name="unique_question_per_chunk",
+            ),
+            # Importing the same file twice does not double it.
+            models.UniqueConstraint(
+                fields=["document", "question_hash"],
+                condition=models.Q(origin="imported"),
+                name="unique_imported_question_per_document",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["manual", "status"]),
+            models.Index(fields=["status", "grounding_score"]),
+            GinIndex(fields=["flags"], name="qapair_flags_gin"),
+            HnswIndex(
+                name="qapair_question_hnsw_cosine",
+                fields=["question_embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+    @property
+    def source_changed(self) -> bool:
+        return (
+            self.document_id is not None
+            and self.document_version is not None
+            and self.document.version != self.document_version
+        )

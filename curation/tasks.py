@@ -1,11 +1,11 @@
-"""Celery tasks for ingestion. Thin: they take primary keys and call services."""
+"""Celery tasks for ingestion and QA generation. Thin: they take primary keys, call services."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from curation import services
-from curation.models import IngestionRun
+from curation.models import GenerationRun, IngestionRun
 
 
 @shared_task(name="curation.ingest_run", bind=True)
@@ -23,3 +23,30 @@ def ingest_run(self, run_id: int) -> str:
 def embed_run_chunks(run_id: int) -> str:
     """Embed the chunks a run left pending, in batches (``gpu`` queue)."""
     return services.ingestion_run_embed(run_id=run_id).status
+
+
+def _generate(task_id: str, run_id: int) -> str:
+    if not services.generation_run_claim(run_id=run_id, task_id=task_id):
+        return "already claimed"
+    run = services.generation_run_execute(run_id=run_id)
+    if run.status == GenerationRun.Status.SCORING:
+        embed_score_generation.delay(run_id)
+    return run.status
+
+
+@shared_task(name="curation.generate_qa", bind=True)
+def generate_qa(self, run_id: int) -> str:
+    """Generate QA pairs with a remote endpoint (``default`` queue): only network waits here."""
+    return _generate(self.request.id or "", run_id)
+
+
+@shared_task(name="curation.generate_local_qa", bind=True)
+def generate_local_qa(self, run_id: int) -> str:
+    """Generate QA pairs with a local model (``gpu`` queue, where the model fits)."""
+    return _generate(self.request.id or "", run_id)
+
+
+@shared_task(name="curation.embed_score_generation")
+def embed_score_generation(run_id: int) -> str:
+    """Grounding scores and near-duplicate links for a run's pairs (``gpu`` queue)."""
+    return services.generation_run_score(run_id=run_id).status

@@ -52,7 +52,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
     "manualqa",
     "curation",
     "training",
@@ -185,8 +188,18 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ManualQA API",
+    "DESCRIPTION": "Manuals, QA pairs, generation runs, datasets, training and chat.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
 }
 
 
@@ -232,11 +245,19 @@ EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 240, minimum=32)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0)
 
+# --- QA generation ------------------------------------------------------------------------------
+# A run whose worker has not written a heartbeat for this long is taken to be dead: a redelivered
+# task may take it over, and Resume is offered.
+GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120, minimum=5)
+# Question pairs whose embeddings are closer than this (cosine similarity) are near-duplicates.
+QA_DUPLICATE_SIMILARITY = env_float("QA_DUPLICATE_SIMILARITY", 0.92)
+
 # --- Ingestion ------------------------------------------------------------------------------------
 CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 500, minimum=1)
 CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+MODELS_DIR = VAR_DIR / "models"
 SAMPLE_MANUAL_DIR = BASE_DIR / "curation" / "sample_manual" / "site"
 SAMPLE_MANUAL_NAME = "Corvan Aster 2025"

@@ -15,5 +15,6 @@ urlpatterns = [
     path("manuals/", include("curation.urls")),
     path("chat/", include("chat.urls")),
     path("training/", include("training.urls")),
+    path("api/", include("manualqa.api_urls")),
     path("admin/", admin.site.urls),
 ]

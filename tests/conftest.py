@@ -55,56 +55,79 @@ def model3_dir() -> Path:
     return MODEL3_DIR
 
 
-@pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
+class WorkerProcess:
     """A real ``celery worker`` process on the default and gpu queues, using the test database.
 
-    Tests that use it must be ``django_db(transaction=True)``: the worker only sees committed
-    rows.
+    Tests may ``kill()`` it (SIGKILL, as a crashed machine would) and ``start()`` it again.
     """
-    from django.db import connection
 
-    from manualqa.celery import app
+    def __init__(self, database_url: str) -> None:
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": settings.REDIS_URL,
+            "DATABASE_CONN_MAX_AGE": "0",
+        }
+        self.node = f"test-{os.getpid()}@localhost"
+        self.log_path = Path(settings.VAR_DIR) / "test-celery-worker.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from manualqa.celery import app
+
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "manualqa", "worker", "-Q", "default,gpu",
+                "--pool", "solo", "--hostname", self.node, "--without-mingle",
+                "--without-gossip", "--loglevel", "INFO",
+            ],
+            cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited: {self.log_tail()}")
+            if app.control.ping(destination=[self.node], timeout=0.5):
+                return
+        self.process.kill()
+        raise RuntimeError(f"celery worker did not answer: {self.log_tail()}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text()[-3000:]
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker) -> Iterator[WorkerProcess]:
+    """The session's real worker. Tests that use it must be ``django_db(transaction=True)``:
+    the worker only sees committed rows."""
+    import redis
+    from django.db import connection
 
     with django_db_blocker.unblock():
         url = database_url(connection.settings_dict)
-    import redis
-
     # Forget messages that earlier runs queued with no worker to take them.
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "REDIS_URL": settings.REDIS_URL,
-        "DATABASE_CONN_MAX_AGE": "0",
-    }
-    log_path = Path(settings.VAR_DIR) / "test-celery-worker.log"
-    log = log_path.open("w")
-    node = f"test-{os.getpid()}@localhost"
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "manualqa", "worker", "-Q", "default,gpu",
-            "--pool", "solo", "--hostname", node, "--without-mingle", "--without-gossip",
-            "--loglevel", "INFO",
-        ],
-        cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-3000:]}")
-        if app.control.ping(destination=[node], timeout=0.5):
-            break
-    else:
-        process.kill()
-        raise RuntimeError(f"celery worker did not answer: {log_path.read_text()[-3000:]}")
-    yield process
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    worker = WorkerProcess(url)
+    worker.log_path.write_text("")
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 def wait_for(predicate, *, timeout: float = 120.0, interval: float = 0.25, what: str = "") -> None:

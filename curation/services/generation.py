@@ -1,0 +1,435 @@
+"""Writes for QA-generation runs: create, claim, execute, cancel, resume, retry failed chunks.
+
+The LLM work itself is ``curation.generation.run_generation`` (plain, no Django); this module
+turns its per-chunk outcomes into rows, one transaction per chunk, and keeps the run's row up to
+date as its progress report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from curation import qa
+from curation.generation import ChunkJob, ChunkOutcome, Prompts, run_generation
+from curation.llm import LLMConfigError, make_client
+from curation.models import (
+    ChunkGeneration,
+    DocumentChunk,
+    GenerationRun,
+    LLMEndpoint,
+    Manual,
+    ManualDocument,
+    QAPair,
+)
+
+logger = logging.getLogger("curation.generation")
+
+__all__ = [
+    "generation_run_cancel",
+    "generation_run_claim",
+    "generation_run_create",
+    "generation_run_execute",
+    "generation_run_resume",
+    "generation_run_retry_failed",
+    "generation_run_score",
+    "generation_run_is_stale",
+]
+
+_PROMPT_FIELDS = {
+    "questions_system_prompt": (qa.DEFAULT_QUESTIONS_SYSTEM_PROMPT, set()),
+    "questions_user_template": (
+        qa.DEFAULT_QUESTIONS_USER_TEMPLATE,
+        {"title", "heading_path", "text", "count"},
+    ),
+    "answer_system_prompt": (qa.DEFAULT_ANSWER_SYSTEM_PROMPT, set()),
+    "answer_user_template": (
+        qa.DEFAULT_ANSWER_USER_TEMPLATE,
+        {"title", "heading_path", "text", "question"},
+    ),
+}
+
+
+def _validated_prompts(prompts: dict[str, str] | None) -> dict[str, str]:
+    prompts = dict(prompts or {})
+    unknown = set(prompts) - set(_PROMPT_FIELDS)
+    if unknown:
+        raise ValidationError({"prompts": f"unknown prompt fields: {', '.join(sorted(unknown))}"})
+    values = {}
+    for field, (default, required) in _PROMPT_FIELDS.items():
+        value = (prompts.get(field) or "").strip() or default
+        if required:
+            try:
+                qa.validate_template(value, required)
+            except ValueError as exc:
+                raise ValidationError({field: str(exc)}) from None
+        values[field] = value
+    return values
+
+
+def _enqueue(run: GenerationRun) -> None:
+    from curation.tasks import generate_local_qa, generate_qa
+
+    task = generate_local_qa if run.endpoint.kind == LLMEndpoint.Kind.LOCAL else generate_qa
+    transaction.on_commit(lambda: task.delay(run.pk))
+
+
+@transaction.atomic
+def generation_run_create(
+    *,
+    manual: Manual,
+    endpoint: LLMEndpoint,
+    documents: list[ManualDocument] | None = None,
+    questions_per_chunk: int = 5,
+    prompts: dict[str, str] | None = None,
+    user=None,
+    enqueue: bool = True,
+) -> GenerationRun:
+    """Record a run over the manual's (or the given documents') chunks and queue it on commit."""
+    if not endpoint.is_active:
+        raise ValidationError({"endpoint": f"The endpoint {endpoint.name} is switched off."})
+    if not 1 <= questions_per_chunk <= 50:
+        raise ValidationError({"questions_per_chunk": "Ask for between 1 and 50 questions."})
+    documents = list(documents or [])
+    foreign = [doc for doc in documents if doc.manual_id != manual.pk]
+    if foreign:
+        raise ValidationError(
+            {"documents": f"{foreign[0].source_name} does not belong to {manual.name}."}
+        )
+    chunks = DocumentChunk.objects.filter(document__manual=manual)
+    if documents:
+        chunks = chunks.filter(document__in=documents)
+    chunk_ids = list(
+        chunks.order_by("document__source_name", "position").values_list("id", flat=True)
+    )
+    if not chunk_ids:
+        raise ValidationError({"documents": f"{manual.name} has no chunks to generate from."})
+    run = GenerationRun.objects.create(
+        manual=manual,
+        endpoint=endpoint,
+        questions_per_chunk=questions_per_chunk,
+        chunks_total=len(chunk_ids),
+        created_by=user if user is not None and user.is_authenticated else None,
+        **_validated_prompts(prompts),
+    )
+    if documents:
+        run.documents.set(documents)
+    ChunkGeneration.objects.bulk_create(
+        [ChunkGeneration(run=run, chunk_id=chunk_id) for chunk_id in chunk_ids], batch_size=1000
+    )
+    if enqueue:
+        _enqueue(run)
+    return run
+
+
+def generation_run_is_stale(run: GenerationRun) -> bool:
+    """A running run whose worker stopped writing heartbeats (it was killed or lost)."""
+    if run.status != GenerationRun.Status.RUNNING or run.heartbeat_at is None:
+        return False
+    age = timezone.now() - run.heartbeat_at
+    return age > timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+
+
+def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
+    """Atomically take a queued run, or a running one whose worker's heartbeat went stale.
+
+    False means another live worker has it, so a redelivered task does nothing.
+    """
+    now = timezone.now()
+    stale_before = now - timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+    return bool(
+        GenerationRun.objects.filter(pk=run_id)
+        .filter(
+            Q(status=GenerationRun.Status.QUEUED)
+            | Q(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=stale_before)
+        )
+        .update(
+            status=GenerationRun.Status.RUNNING,
+            started_at=Coalesce(F("started_at"), Value(now)),
+            heartbeat_at=now,
+            celery_task_id=task_id,
+            finished_at=None,
+            message="",
+        )
+    )
+
+
+def _jobs(run: GenerationRun) -> list[ChunkJob]:
+    pending = (
+        ChunkGeneration.objects.filter(run=run, status=ChunkGeneration.Status.PENDING)
+        .select_related("chunk__document")
+        .order_by("id")
+    )
+    return [
+        ChunkJob(
+            key=result.pk,
+            title=result.chunk.document.title,
+            heading_path=result.chunk.heading_path,
+            text=result.chunk.body,
+            count=run.questions_per_chunk,
+        )
+        for result in pending
+    ]
+
+
+@transaction.atomic
+def _store_outcome(run: GenerationRun, outcome: ChunkOutcome, price: bool) -> None:
+    """Write one chunk's pairs and its result row together: all of it, or none of it."""
+    result = (
+        ChunkGeneration.objects.select_for_update()
+        .select_related("chunk__document")
+        .get(pk=outcome.key)
+    )
+    if result.status != ChunkGeneration.Status.PENDING:
+        return  # another worker stored it first
+    run_update: dict = {
+        "llm_calls": F("llm_calls") + outcome.llm_calls,
+        "tokens_in": F("tokens_in") + outcome.tokens_in,
+        "tokens_out": F("tokens_out") + outcome.tokens_out,
+        "heartbeat_at": timezone.now(),
+    }
+    if price:
+        run_update["estimated_cost"] = Coalesce(F("estimated_cost"), Value(Decimal(0))) + Decimal(
+            str(round(outcome.cost, 6))
+        )
+    result.llm_calls = outcome.llm_calls
+    result.tokens_in = outcome.tokens_in
+    result.tokens_out = outcome.tokens_out
+    if outcome.error is not None:
+        result.status = ChunkGeneration.Status.FAILED
+        result.error = outcome.error
+        run_update["chunks_failed"] = F("chunks_failed") + 1
+    else:
+        chunk = result.chunk
+        pairs = _new_pairs(run, chunk, outcome)
+        QAPair.objects.bulk_create(pairs, ignore_conflicts=True)
+        result.status = ChunkGeneration.Status.DONE
+        result.error = ""
+        result.pairs_created = len(pairs)
+        run_update["chunks_done"] = F("chunks_done") + 1
+        run_update["pairs_created"] = F("pairs_created") + len(pairs)
+    result.save()
+    GenerationRun.objects.filter(pk=run.pk).update(**run_update)
+
+
+def _new_pairs(run: GenerationRun, chunk: DocumentChunk, outcome: ChunkOutcome) -> list[QAPair]:
+    seen = set(
+        QAPair.objects.filter(chunk=chunk).values_list("question_hash", flat=True)
+    )  # pairs a previous (interrupted or repeated) run already stored
+    pairs = []
+    for generated in outcome.pairs:
+        digest = qa.question_hash(generated.question)
+        if digest in seen:
+            continue
+        seen.add(digest)
+        pairs.append(
+            QAPair(
+                manual_id=run.manual_id,
+                document=chunk.document,
+                chunk=chunk,
+                document_version=chunk.document.version,
+                source_text=chunk.text,
+                question=generated.question,
+                answer=generated.answer,
+                question_hash=digest,
+                original_question=generated.question,
+                original_answer=generated.answer,
+                origin=QAPair.Origin.GENERATED,
+                generation_run=run,
+                flags=qa.question_flags(generated.question) + qa.answer_flags(generated.answer),
+                lexical_grounding=qa.lexical_grounding(generated.answer, generated.source_text),
+            )
+        )
+    return pairs
+
+
+def _finish(run: GenerationRun, status: str, *, message: str = "", trace: str = "") -> None:
+    GenerationRun.objects.filter(pk=run.pk).update(
+        status=status, message=message, traceback=trace, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+
+
+def generation_run_execute(*, run_id: int, heartbeat_s: float = 1.0) -> GenerationRun:
+    """Generate pairs for a claimed run's pending chunks. Ends in ``scoring`` (or a final state).
+
+    LLM failures fail single chunks; a run fails only when its endpoint is unusable or every
+    chunk failed. A bug marks the run errored with its traceback.
+    """
+    run = GenerationRun.objects.select_related("endpoint", "manual").get(pk=run_id)
+    endpoint = run.endpoint
+    try:
+        client = make_client(endpoint.config())
+    except LLMConfigError as exc:
+        _finish(run, GenerationRun.Status.FAILED, message=str(exc))
+        return run
+    prompts = Prompts(
+        questions_system=run.questions_system_prompt,
+        questions_user=run.questions_user_template,
+        answer_system=run.answer_system_prompt,
+        answer_user=run.answer_user_template,
+    )
+    price = endpoint.price_in_per_1k is not None or endpoint.price_out_per_1k is not None
+    last_beat = 0.0
+    cancelled = False
+
+    def should_stop() -> bool:
+        # Reads the cancel flag and writes the heartbeat at most once per heartbeat_s.
+        nonlocal last_beat, cancelled
+        now = time.monotonic()
+        if now - last_beat < heartbeat_s:
+            return cancelled
+        last_beat = now
+        GenerationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+        cancelled = GenerationRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+        return cancelled
+
+    try:
+        run_generation(
+            _jobs(run),
+            client=client,
+            prompts=prompts,
+            concurrency=endpoint.max_concurrency,
+            on_outcome=lambda outcome: _store_outcome(run, outcome, price),
+            should_stop=should_stop,
+        )
+    except Exception as exc:
+        logger.exception("generation run %s crashed", run.pk)
+        _finish(
+            run,
+            GenerationRun.Status.ERRORED,
+            message=f"{type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )
+        return run
+    run.refresh_from_db()
+    if run.cancel_requested:
+        _finish(run, GenerationRun.Status.CANCELLED, message="Cancelled by a user.")
+    elif run.chunks_done == 0 and run.chunks_failed > 0:
+        first = run.chunk_results.filter(status=ChunkGeneration.Status.FAILED).first()
+        _finish(
+            run,
+            GenerationRun.Status.FAILED,
+            message=f"every chunk failed; the first: {first.error if first else '?'}",
+        )
+    else:
+        GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.SCORING)
+        run.refresh_from_db()
+    return run
+
+
+def generation_run_score(*, run_id: int) -> GenerationRun:
+    """Compute grounding and near-duplicates for the run's new pairs, then finish it."""
+    from curation.services.qa_pairs import qa_pairs_score
+
+    run = GenerationRun.objects.get(pk=run_id)
+    if run.status != GenerationRun.Status.SCORING:
+        return run
+
+    def progress(count: int) -> None:
+        GenerationRun.objects.filter(pk=run.pk).update(
+            pairs_scored=F("pairs_scored") + count, heartbeat_at=timezone.now()
+        )
+
+    try:
+        qa_pairs_score(
+            pairs=QAPair.objects.filter(generation_run=run, scored_at__isnull=True),
+            on_batch=progress,
+        )
+    except Exception as exc:
+        logger.exception("scoring for generation run %s crashed", run.pk)
+        _finish(
+            run,
+            GenerationRun.Status.ERRORED,
+            message=f"scoring failed: {type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )
+        return run
+    run.refresh_from_db()
+    message = ""
+    if run.chunks_failed:
+        message = f"{run.chunks_failed} chunk(s) failed; use Retry failed chunks."
+    _finish(run, GenerationRun.Status.SUCCEEDED, message=message)
+    return run
+
+
+@transaction.atomic
+def generation_run_cancel(*, run: GenerationRun) -> GenerationRun:
+    """Cancel a queued run at once, or ask a running one to stop after its calls in flight."""
+    run = GenerationRun.objects.select_for_update().get(pk=run.pk)
+    if run.status == GenerationRun.Status.QUEUED:
+        run.status = GenerationRun.Status.CANCELLED
+        run.message = "Cancelled before it started."
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "message", "finished_at"])
+    elif run.status in (GenerationRun.Status.RUNNING, GenerationRun.Status.SCORING):
+        if generation_run_is_stale(run):
+            run.status = GenerationRun.Status.CANCELLED
+            run.message = "Cancelled; its worker had stopped responding."
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "message", "finished_at"])
+        else:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested"])
+    else:
+        raise ValidationError(f"Run #{run.pk} is {run.get_status_display().lower()}; too late.")
+    return run
+
+
+@transaction.atomic
+def generation_run_resume(*, run: GenerationRun, user=None) -> GenerationRun:
+    """Queue a stopped, failed or stale run again; only its pending chunks are generated."""
+    run = GenerationRun.objects.select_for_update().select_related("endpoint").get(pk=run.pk)
+    resumable = run.status in (
+        GenerationRun.Status.CANCELLED,
+        GenerationRun.Status.FAILED,
+        GenerationRun.Status.ERRORED,
+    ) or generation_run_is_stale(run)
+    if not resumable:
+        raise ValidationError(
+            f"Run #{run.pk} is {run.get_status_display().lower()}; only a cancelled, failed or "
+            "stalled run can be resumed."
+        )
+    if not run.chunk_results.filter(status=ChunkGeneration.Status.PENDING).exists():
+        raise ValidationError(f"Run #{run.pk} has no pending chunks to resume.")
+    run.status = GenerationRun.Status.QUEUED
+    run.cancel_requested = False
+    run.message = ""
+    run.traceback = ""
+    run.finished_at = None
+    run.save(update_fields=["status", "cancel_requested", "message", "traceback", "finished_at"])
+    _enqueue(run)
+    return run
+
+
+@transaction.atomic
+def generation_run_retry_failed(*, run: GenerationRun) -> GenerationRun:
+    """Re-run only the chunks that failed, in the same run."""
+    run = GenerationRun.objects.select_for_update().select_related("endpoint").get(pk=run.pk)
+    if not run.is_finished:
+        raise ValidationError(f"Run #{run.pk} is still {run.get_status_display().lower()}.")
+    failed = run.chunk_results.filter(status=ChunkGeneration.Status.FAILED)
+    count = failed.update(status=ChunkGeneration.Status.PENDING, error="")
+    if not count:
+        raise ValidationError(f"Run #{run.pk} has no failed chunks.")
+    run.chunks_failed = F("chunks_failed") - count
+    run.status = GenerationRun.Status.QUEUED
+    run.cancel_requested = False
+    run.message = ""
+    run.finished_at = None
+    run.save(
+        update_fields=["chunks_failed", "status", "cancel_requested", "message", "finished_at"]
+    )
+    run.refresh_from_db()
+    _enqueue(run)
+    return run

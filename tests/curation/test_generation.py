@@ -1,0 +1,232 @@
+"""QA generation end to end: real database, real embedder, a real OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from curation import qa, services
+from curation.models import ChunkGeneration, DocumentChunk, GenerationRun, QAPair
+from curation.services import CleanDocument
+from tests.curation.generation_support import make_manual, openai_endpoint, scripted_responder
+from tests.fakeopenai import FakeOpenAI
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fake_llm():
+    with FakeOpenAI(responder=scripted_responder) as server:
+        yield server
+
+
+@pytest.fixture
+def manual():
+    return make_manual()
+
+
+def run_to_end(run: GenerationRun) -> GenerationRun:
+    assert services.generation_run_claim(run_id=run.pk)
+    run = services.generation_run_execute(run_id=run.pk)
+    if run.status == GenerationRun.Status.SCORING:
+        run = services.generation_run_score(run_id=run.pk)
+    return run
+
+
+def test_generation_stores_scored_pending_pairs_for_every_chunk(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run = services.generation_run_create(
+        manual=manual, endpoint=endpoint, questions_per_chunk=3, enqueue=False
+    )
+
+    run = run_to_end(run)
+
+    chunks = DocumentChunk.objects.filter(document__manual=manual).count()
+    assert run.status == GenerationRun.Status.SUCCEEDED, run.message
+    assert (run.chunks_total, run.chunks_done, run.chunks_failed) == (chunks, chunks, 0)
+    assert run.pairs_created == run.pairs_scored == 3 * chunks
+    assert run.llm_calls == chunks * (1 + 3)
+    assert run.tokens_in > 0 and run.tokens_out > 0
+    assert run.estimated_cost is not None and run.estimated_cost > 0
+    for pair in QAPair.objects.select_related("chunk", "document"):
+        assert pair.status == QAPair.Status.PENDING
+        assert pair.origin == QAPair.Origin.GENERATED
+        assert pair.generation_run_id == run.pk
+        assert (pair.original_question, pair.original_answer) == (pair.question, pair.answer)
+        assert pair.document_version == pair.document.version
+        assert pair.source_text == pair.chunk.text
+        assert pair.grounding_score is not None and 0 <= pair.grounding_score <= 1
+        assert pair.question_embedding is not None
+        assert "ERROR" not in pair.answer
+    # The quoted answers come straight from their chunk, so they are well grounded.
+    assert QAPair.objects.filter(grounding_score__gte=qa.LOW_GROUNDING_THRESHOLD).count() > 0
+
+
+def test_repeating_a_run_never_duplicates_pairs(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run_to_end(services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False))
+    count = QAPair.objects.count()
+
+    again = run_to_end(
+        services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False)
+    )
+
+    assert again.status == GenerationRun.Status.SUCCEEDED
+    assert again.pairs_created == 0
+    assert QAPair.objects.count() == count
+
+
+def test_a_chunk_that_keeps_failing_is_recorded_and_retry_regenerates_only_it(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url, max_concurrency=1, max_retries=1)
+    fake_llm.fail_next(2, status=500)  # the first chunk's question call, and its one retry
+    run = services.generation_run_create(
+        manual=manual, endpoint=endpoint, questions_per_chunk=2, enqueue=False
+    )
+
+    run = run_to_end(run)
+
+    assert run.status == GenerationRun.Status.SUCCEEDED
+    assert run.chunks_failed == 1
+    assert "1 chunk(s) failed" in run.message
+    failed = ChunkGeneration.objects.get(run=run, status=ChunkGeneration.Status.FAILED)
+    assert "500" in failed.error and "2 attempts" in failed.error
+    assert not QAPair.objects.filter(chunk=failed.chunk).exists()
+    before = QAPair.objects.count()
+
+    services.generation_run_retry_failed(run=run)
+    run = run_to_end(run)
+
+    assert run.status == GenerationRun.Status.SUCCEEDED and run.chunks_failed == 0
+    assert QAPair.objects.filter(chunk=failed.chunk).count() == 2
+    assert QAPair.objects.count() == before + 2
+
+
+def test_rate_limited_calls_wait_for_retry_after_and_succeed(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url, max_concurrency=1)
+    fake_llm.fail_next(1, status=429, retry_after=1)
+    started = time.monotonic()
+
+    run = run_to_end(
+        services.generation_run_create(
+            manual=manual, endpoint=endpoint, questions_per_chunk=1, enqueue=False
+        )
+    )
+
+    assert time.monotonic() - started >= 1.0
+    assert run.status == GenerationRun.Status.SUCCEEDED
+    assert run.chunks_failed == 0
+
+
+def test_a_malformed_question_list_fails_that_chunk_with_the_reason(manual, fake_llm):
+    def responder(messages):
+        if (
+            "Tire Pressure" in messages[-1]["content"]
+            and "numbered list" in messages[-1]["content"]
+        ):
+            return "Sorry, I cannot help with that."
+        return scripted_responder(messages)
+
+    fake_llm.responder = responder
+    endpoint = openai_endpoint(fake_llm.base_url)
+
+    run = run_to_end(
+        services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False)
+    )
+
+    failed = ChunkGeneration.objects.select_related("chunk").get(run=run, status="failed")
+    assert failed.chunk.heading_path.endswith("Tire Pressure")
+    assert failed.error.startswith("malformed question list")
+    assert run.chunks_done == run.chunks_total - 1
+
+
+def test_a_truncated_stream_or_dropped_connection_is_retried(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url, max_concurrency=1)
+    fake_llm.drop_next(1)
+
+    run = run_to_end(
+        services.generation_run_create(
+            manual=manual, endpoint=endpoint, questions_per_chunk=1, enqueue=False
+        )
+    )
+
+    assert run.status == GenerationRun.Status.SUCCEEDED and run.chunks_failed == 0
+
+
+def test_an_endpoint_without_its_api_key_fails_the_run_naming_the_variable(manual, monkeypatch):
+    monkeypatch.delenv("MANUALQA_TEST_MISSING_KEY", raising=False)
+    endpoint = openai_endpoint("", api_key_env="MANUALQA_TEST_MISSING_KEY")
+
+    run = run_to_end(
+        services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False)
+    )
+
+    assert run.status == GenerationRun.Status.FAILED
+    assert "MANUALQA_TEST_MISSING_KEY" in run.message
+    assert not QAPair.objects.exists()
+
+
+def test_cancelling_a_queued_run_stops_it_before_it_starts(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run = services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False)
+
+    services.generation_run_cancel(run=run)
+
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.CANCELLED
+    assert services.generation_run_claim(run_id=run.pk) is False
+
+
+def test_bad_prompt_templates_are_refused_naming_the_field(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    with pytest.raises(Exception) as info:
+        services.generation_run_create(
+            manual=manual,
+            endpoint=endpoint,
+            prompts={"answer_user_template": "Answer {question} about {nonsense}"},
+            enqueue=False,
+        )
+    assert "answer_user_template" in str(info.value.message_dict)
+    assert not GenerationRun.objects.exists()
+
+
+def test_changing_a_document_flags_the_pairs_made_from_it(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run_to_end(services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False))
+    tires = manual.documents.get(source_name="tires.md")
+
+    services.document_upsert(
+        manual=manual,
+        clean=CleanDocument(
+            "tires.md", "", "Tires", tires.markdown.replace("42 PSI", "44 PSI"), 40
+        ),
+    )
+
+    changed = QAPair.objects.filter(document=tires)
+    assert changed.exists()
+    for pair in changed:
+        assert qa.FLAG_SOURCE_CHANGED in pair.flags
+        assert pair.source_changed
+        assert "42 PSI" in pair.source_text or pair.chunk is None
+    assert (
+        not QAPair.objects.exclude(document=tires)
+        .filter(flags__contains=[qa.FLAG_SOURCE_CHANGED])
+        .exists()
+    )
+
+
+def test_near_duplicate_questions_link_to_the_oldest_pair(manual, fake_llm):
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run_to_end(
+        services.generation_run_create(
+            manual=manual, endpoint=endpoint, questions_per_chunk=2, enqueue=False
+        )
+    )
+
+    # "point 1" and "point 2" of one section differ by one word: near-duplicates.
+    duplicates = QAPair.objects.exclude(duplicate_of=None)
+    assert duplicates.exists()
+    for pair in duplicates.select_related("duplicate_of"):
+        assert pair.duplicate_of.duplicate_of_id is None
+        assert pair.duplicate_of.pk < pair.pk
+        assert qa.FLAG_DUPLICATE in pair.flags
