@@ -159,6 +159,8 @@ def run_generation(
             question_calls.append(_Call(state, "questions", part, count=per_part))
             state.open_calls += 1
 
+    finished: list[ChunkOutcome] = []
+
     def finish(state: _ChunkState) -> None:
         outcome = state.outcome
         if outcome.error is not None:
@@ -167,7 +169,13 @@ def run_generation(
         else:
             stats.chunks_done += 1
             stats.pairs += len(outcome.pairs)
-        on_outcome(outcome)
+        # Handed over only after the free slots are refilled, so that the caller's writes
+        # (a database transaction per chunk) overlap with calls in flight instead of idling them.
+        finished.append(outcome)
+
+    def hand_over() -> None:
+        while finished:
+            on_outcome(finished.pop(0))
 
     def messages_for(call: _Call) -> list[dict[str, str]]:
         job = call.state.job
@@ -264,6 +272,7 @@ def run_generation(
                         max_tokens=None,
                     )
                     in_flight[future] = call
+                hand_over()
                 if not in_flight:
                     break
                 done, _ = wait(list(in_flight), timeout=poll_s, return_when=FIRST_COMPLETED)

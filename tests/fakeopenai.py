@@ -659,3 +659,25 @@ def _fault_response(fault: _Fault) -> Response:
     }
     message = messages.get(fault.status, f"Injected failure with status {fault.status}.")
     return _error(fault.status, message, headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake from its own process (benchmarks: its work must not share our GIL).
+
+    Prints the base URL on the first line of stdout, then the largest number of concurrent
+    requests it saw whenever it reads a line on stdin; exits when stdin closes.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
+    args = parser.parse_args(argv)
+    with FakeOpenAI(latency_s=args.latency) as server:
+        print(server.base_url, flush=True)
+        for _line in sys.stdin:
+            print(server.max_in_flight, flush=True)
+
+
+if __name__ == "__main__":
+    main()
