@@ -117,14 +117,19 @@ class GenerationRunViewSet(
             raise django_errors(exc) from None
         return Response(GenerationRunSerializer(run).data)
 
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
         return self._transition(request, services.generation_run_cancel)
 
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
         return self._transition(request, services.generation_run_resume)
 
-    @action(detail=True, methods=["post"], url_path="retry-failed")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="retry-failed",
+        permission_classes=[permissions.IsAuthenticated],
+    )
     def retry_failed(self, request: Request, pk=None) -> Response:
         return self._transition(request, services.generation_run_retry_failed)
