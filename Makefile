@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format services bench-ingest clean-var
+.PHONY: install run test lint format services bench-ingest bench-chunking bench-generation \
+	bench-review
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,6 @@ format: install
 services: install
 	$(PY) -m manualqa.stack services
 
-bench-ingest: install
+bench-%: install
 	$(PY) -m manualqa.stack services >/dev/null
-	$(PY) bench/ingest.py
+	$(PY) bench/$*.py

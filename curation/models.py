@@ -457,6 +457,7 @@ class QAPair(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "QA pair"
+        permissions = [("review_qapair", "Can review QA pairs (approve, reject, edit)")]
         constraints = [
             # Generation never stores the same question twice for one chunk, however often a
             # run is resumed or repeated.
@@ -495,3 +496,35 @@ class QAPair(models.Model):
             and self.document_version is not None
             and self.document.version != self.document_version
         )
+
+
+class QAPairRevision(models.Model):
+    """One recorded change to a QA pair: who, when, what, and the values before and after.
+
+    ``changes`` maps each changed field to ``[before, after]``. Written by the review services,
+    in bulk for bulk actions, so the history is complete without slowing reviewers down.
+    """
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        EDIT = "edit", "Edited"
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        RESET = "reset", "Reset to pending"
+        MARK_DUPLICATE = "mark_duplicate", "Marked duplicate"
+        REGENERATE = "regenerate", "Answer regenerated"
+
+    pair = models.ForeignKey(QAPair, on_delete=models.CASCADE, related_name="revisions")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    changes = models.JSONField(default=dict)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["pair", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} #{self.pair_id}"

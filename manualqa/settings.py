@@ -260,5 +260,7 @@ CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
 MODELS_DIR = VAR_DIR / "models"
+# Optional: lets dataset exports and trained models be pushed to the Hugging Face Hub.
+HF_TOKEN = env_str("HF_TOKEN")
 SAMPLE_MANUAL_DIR = BASE_DIR / "curation" / "sample_manual" / "site"
 SAMPLE_MANUAL_NAME = "Corvan Aster 2025"

@@ -1,0 +1,81 @@
+"""Dataset snapshots: the approved pairs a model is trained and evaluated on, frozen."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class DatasetSnapshot(models.Model):
+    """An immutable, versioned set of approved QA pairs with a train/eval/test split.
+
+    The text of every pair is copied at creation, so later edits never change what a model was
+    trained on. The split is made by document section (near-duplicates follow their canonical
+    pair), so near-identical questions never sit on both sides of it. ``content_hash`` covers
+    the frozen questions, answers and splits: two snapshots with the same hash hold the same data.
+    """
+
+    class PromptFormat(models.TextChoices):
+        CHAT_TEMPLATE = "chat_template", "Tokenizer chat template"
+        SEED_INST = "seed_inst", "<s>[INST] q [/INST] a </s> (seed project)"
+        ALPACA = "alpaca", "Alpaca instruction/output"
+
+    manual = models.ForeignKey(
+        "curation.Manual", on_delete=models.PROTECT, related_name="dataset_snapshots"
+    )
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    prompt_format = models.CharField(
+        max_length=20, choices=PromptFormat.choices, default=PromptFormat.CHAT_TEMPLATE
+    )
+    system_prompt = models.TextField(blank=True)
+    train_fraction = models.FloatField(default=0.8)
+    eval_fraction = models.FloatField(default=0.1)
+    test_fraction = models.FloatField(default=0.1)
+    seed = models.PositiveIntegerField(default=42)
+    filters = models.JSONField(default=dict, blank=True, help_text="Which approved pairs")
+    content_hash = models.CharField(max_length=64)
+    pair_count = models.PositiveIntegerField(default=0)
+    train_count = models.PositiveIntegerField(default=0)
+    eval_count = models.PositiveIntegerField(default=0)
+    test_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["manual", "version"], name="unique_snapshot_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
+class SnapshotPair(models.Model):
+    """One pair inside a snapshot, with its text frozen and its split assigned."""
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        EVAL = "eval", "Eval"
+        TEST = "test", "Test"
+
+    snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.CASCADE, related_name="pairs")
+    qa_pair = models.ForeignKey(
+        "curation.QAPair", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    question = models.TextField()
+    answer = models.TextField()
+    source_name = models.CharField(max_length=500, blank=True)
+    section = models.CharField(max_length=1000, blank=True)
+    split = models.CharField(max_length=5, choices=Split.choices)
+
+    class Meta:
+        ordering = ["snapshot", "id"]
+        indexes = [models.Index(fields=["snapshot", "split"])]
+
+    def __str__(self) -> str:
+        return self.question[:80]
