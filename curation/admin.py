@@ -1,21 +1,33 @@
-"""Admin pages for manuals, documents, chunks and ingestion runs.
+"""Admin pages for manuals, documents, chunks, ingestion and generation runs, and QA review.
 
 Ingestion is started from the "Ingest a source" page (a button on the runs list) or from the
 "Re-ingest" action on manuals; both call ``curation.services.ingestion_run_create``.
+
+QA pairs are reviewed in the list (filters, bulk actions), on the change page (edit with
+history), on the focused review page (``review/``: one pair at a time, keyboard driven) and
+followed on the dashboard (``dashboard/``). All of it is for the Reviewer role
+(``curation.review_qapair``), and every write goes through ``curation.services``.
 """
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
-from curation import qa, services
+from curation import qa, selectors, services
+from curation.highlighting import highlight_supporting_sentence
 from curation.models import (
     ChunkGeneration,
     DocumentChunk,
@@ -610,50 +622,268 @@ class FlagFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DocumentFilter(admin.SimpleListFilter):
+    """Documents of the chosen manual (or of the only manual), so the list stays short."""
+
+    title = "document"
+    parameter_name = "document"
+
+    def lookups(self, request, model_admin):
+        documents = ManualDocument.objects.only("id", "title", "source_name")
+        manual_id = request.GET.get("manual__id__exact", "")
+        if manual_id.isdigit():
+            documents = documents.filter(manual_id=int(manual_id))
+        elif (self.value() or "").isdigit():
+            documents = documents.filter(manual__documents__id=int(self.value()))
+        elif Manual.objects.count() != 1:
+            return []  # choose a manual first
+        return [(str(document.pk), str(document)) for document in documents.order_by("title")]
+
+    def queryset(self, request, queryset):
+        if (self.value() or "").isdigit():
+            return queryset.filter(document_id=int(self.value()))
+        return queryset
+
+
+class GenerationRunFilter(admin.SimpleListFilter):
+    """The latest generation runs (of the chosen manual), named by endpoint and date."""
+
+    title = "generation run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        runs = GenerationRun.objects.select_related("endpoint").only(
+            "id", "created_at", "endpoint__name"
+        )
+        manual_id = request.GET.get("manual__id__exact", "")
+        if manual_id.isdigit():
+            runs = runs.filter(manual_id=int(manual_id))
+        return [
+            (str(run.pk), f"#{run.pk} {run.endpoint.name}, {run.created_at:%Y-%m-%d}")
+            for run in runs.order_by("-created_at")[:30]
+        ]
+
+    def queryset(self, request, queryset):
+        if (self.value() or "").isdigit():
+            return queryset.filter(generation_run_id=int(self.value()))
+        return queryset
+
+
+class SourceChangedFilter(admin.SimpleListFilter):
+    """Pairs whose document changed after they were generated, flagged or not yet."""
+
+    title = "source changed since generation"
+    parameter_name = "source_changed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        changed = (
+            Q(flags__contains=[qa.FLAG_SOURCE_CHANGED])
+            | Q(document__version__lt=F("document_version"))
+            | Q(document__version__gt=F("document_version"))
+        )
+        if self.value() == "yes":
+            return queryset.filter(changed)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=QAPair.objects.filter(changed).values("pk"))
+        return queryset
+
+
+class ReviewTextField(forms.CharField):
+    """A text field whose line endings are ``\\n``: browsers send ``\\r\\n`` from a textarea,
+    which would otherwise count as an edit of every multi-line answer."""
+
+    def to_python(self, value):
+        return super().to_python(value).replace("\r\n", "\n").replace("\r", "\n")
+
+
+class QAPairChangeForm(forms.ModelForm):
+    """The change page's editable part: the text and the status, saved through the services."""
+
+    question = ReviewTextField(widget=forms.Textarea(attrs={"rows": 2, "cols": 100}))
+    answer = ReviewTextField(widget=forms.Textarea(attrs={"rows": 8, "cols": 100}))
+
+    class Meta:
+        model = QAPair
+        fields = ("question", "answer", "status")
+
+    def clean_question(self):
+        question = self.cleaned_data["question"]
+        if selectors.qa_pair_question_taken(pair=self.instance, question=question):
+            raise ValidationError("Another pair from the same passage already asks this question.")
+        return question
+
+
+class DuplicateOfForm(forms.Form):
+    canonical = forms.IntegerField(
+        min_value=1,
+        label="Canonical pair id",
+        help_text="The pair to keep. The selected pairs are linked to it and rejected.",
+    )
+
+    def clean_canonical(self) -> QAPair:
+        pk = self.cleaned_data["canonical"]
+        canonical = QAPair.objects.filter(pk=pk).only("id", "question").first()
+        if canonical is None:
+            raise ValidationError(f"There is no QA pair #{pk}.")
+        return canonical
+
+
+class RegenerateForm(forms.Form):
+    endpoint = forms.ModelChoiceField(
+        queryset=LLMEndpoint.objects.filter(is_active=True).order_by("name"),
+        help_text="Answers each question again from the pair's source text, with the answer "
+        "prompt generation uses.",
+    )
+
+
+class ReviewFilterForm(forms.Form):
+    """The focused review page's choices: which manual, and in what order."""
+
+    manual = forms.ModelChoiceField(
+        queryset=Manual.objects.order_by("name"), required=False, empty_label="All manuals"
+    )
+    order = forms.ChoiceField(choices=list(selectors.REVIEW_ORDERS.items()), required=False)
+    pair = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+
+class ReviewActionForm(forms.Form):
+    """One decision on the focused review page."""
+
+    ACTIONS = ("approve", "reject", "edit", "edit_approve")
+
+    pair = forms.IntegerField(widget=forms.HiddenInput)
+    action = forms.ChoiceField(choices=[(action, action) for action in ACTIONS])
+    question = ReviewTextField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    answer = ReviewTextField(required=False, widget=forms.Textarea(attrs={"rows": 8}))
+
+
+def _count(count: int) -> str:
+    return f"{count:,} QA pair{'' if count == 1 else 's'}"
+
+
+def _short(text: str, length: int = 80) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 @admin.register(QAPair)
 class QAPairAdmin(admin.ModelAdmin):
-    list_display = (
-        "question",
-        "status",
-        "origin",
-        "grounding",
-        "flag_list",
-        "document",
-        "created_at",
-    )
+    """Review of QA pairs: filtered lists, bulk decisions, the change page with its history,
+    the focused review page and the review dashboard. Every write goes through a service, which
+    records the reviewer, the time and a revision."""
+
+    form = QAPairChangeForm
+    change_list_template = "admin/curation/qapair/change_list.html"
+    change_form_template = "admin/curation/qapair/change_form.html"
+    list_display = ("question_text", "status", "origin", "grounding", "flag_list", "document")
+    list_display_links = ("question_text",)
     list_select_related = ("document",)
     list_filter = (
         "status",
+        "manual",
+        DocumentFilter,
         "origin",
+        GenerationRunFilter,
         GroundingBandFilter,
         FlagFilter,
-        "manual",
-        "generation_run",
+        SourceChangedFilter,
     )
     search_fields = ("question", "answer")
-    raw_id_fields = ("document", "chunk", "generation_run", "duplicate_of")
+    list_per_page = 50
+    # A filtered page would otherwise count the whole table a second time (~35 ms at 100k).
+    show_full_result_count = False
+    actions = [
+        "approve_pairs",
+        "reject_pairs",
+        "reset_pairs",
+        "mark_duplicate_of",
+        "regenerate_answers",
+    ]
     readonly_fields = (
         "manual",
-        "origin",
-        "generation_run",
-        "document_version",
+        "document_link",
+        "chunk_heading",
+        "source_change",
+        "supporting_source",
         "original_question",
         "original_answer",
+        "origin",
+        "generation_run",
+        "created_at",
         "grounding_score",
         "lexical_grounding",
         "semantic_grounding",
         "flags",
-        "source_text",
+        "duplicate_link",
         "reviewed_by",
         "reviewed_at",
-        "created_at",
         "updated_at",
+        "history",
     )
-    exclude = ("question_embedding", "question_hash")
-    list_per_page = 50
+    fieldsets = [
+        (None, {"fields": ("question", "answer", "status")}),
+        (
+            "Source",
+            {"fields": ("manual", "document_link", "chunk_heading", "source_change")},
+        ),
+        (
+            "Source text (the sentence that supports the answer is marked)",
+            {
+                "fields": ("supporting_source",),
+            },
+        ),
+        (
+            "As created",
+            {
+                "fields": (
+                    "original_question",
+                    "original_answer",
+                    "origin",
+                    "generation_run",
+                    "created_at",
+                )
+            },
+        ),
+        (
+            "Quality",
+            {
+                "fields": (
+                    "grounding_score",
+                    "lexical_grounding",
+                    "semantic_grounding",
+                    "flags",
+                    "duplicate_link",
+                )
+            },
+        ),
+        ("Review", {"fields": ("reviewed_by", "reviewed_at", "updated_at", "history")}),
+    ]
+
+    # -- permissions -----------------------------------------------------------------------
+
+    def has_add_permission(self, request) -> bool:
+        return False  # pairs come from generation, import, the API or chat feedback
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return services.user_can_review(request.user)
+
+    def has_review_permission(self, request) -> bool:
+        return services.user_can_review(request.user)
+
+    # -- the list --------------------------------------------------------------------------
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("question_embedding", "source_text")
+        return (
+            super()
+            .get_queryset(request)
+            .defer("question_embedding", "source_text", "document__markdown")
+        )
+
+    @admin.display(description="Question", ordering="question")
+    def question_text(self, obj: QAPair) -> str:
+        return _short(obj.question, 140)
 
     @admin.display(description="Grounding", ordering="grounding_score")
     def grounding(self, obj: QAPair) -> str:
@@ -661,4 +891,449 @@ class QAPairAdmin(admin.ModelAdmin):
 
     @admin.display(description="Flags")
     def flag_list(self, obj: QAPair) -> str:
-        return ", ".join(obj.flags) or "-"
+        return ", ".join(flag.replace("_", " ") for flag in obj.flags) or "-"
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_review": self.has_review_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    # -- the change page -------------------------------------------------------------------
+
+    @admin.display(description="Document")
+    def document_link(self, obj: QAPair) -> str:
+        if obj.document_id is None:
+            return "-"
+        url = reverse("admin:curation_manualdocument_change", args=[obj.document_id])
+        return format_html('<a href="{}">{}</a>', url, obj.document)
+
+    @admin.display(description="Section")
+    def chunk_heading(self, obj: QAPair) -> str:
+        return obj.chunk.heading_path if obj.chunk_id else "-"
+
+    @admin.display(description="Source changed since generation")
+    def source_change(self, obj: QAPair) -> str:
+        if obj.source_changed:
+            return (
+                f"Yes: generated from version {obj.document_version}, "
+                f"the document is now at version {obj.document.version}."
+            )
+        if qa.FLAG_SOURCE_CHANGED in obj.flags:
+            return "Yes (flagged)"
+        return "No"
+
+    @admin.display(description="Source text")
+    def supporting_source(self, obj: QAPair) -> str:
+        source = obj.source_text or (obj.chunk.text if obj.chunk_id else "")
+        if not source:
+            return "-"
+        return format_html(
+            '<div class="qa-source">{}</div>',
+            mark_safe(highlight_supporting_sentence(obj.answer, source)),  # noqa: S308 - escaped
+        )
+
+    @admin.display(description="Duplicate of")
+    def duplicate_link(self, obj: QAPair) -> str:
+        if obj.duplicate_of_id is None:
+            return "-"
+        url = reverse("admin:curation_qapair_change", args=[obj.duplicate_of_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.duplicate_of_id)
+
+    @admin.display(description="History")
+    def history(self, obj: QAPair) -> str:
+        revisions = list(selectors.qa_pair_history(pair=obj))
+        if not revisions:
+            return "No changes recorded yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    date_format(timezone.localtime(revision.created_at), "DATETIME_FORMAT"),
+                    revision.user or "-",
+                    revision.get_action_display(),
+                    self._changes(revision.changes),
+                )
+                for revision in revisions
+            ),
+        )
+        return format_html(
+            '<table class="qa-history"><thead><tr><th>When</th><th>Who</th><th>Action</th>'
+            "<th>Change (before → after)</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @staticmethod
+    def _changes(changes: dict) -> str:
+        items = []
+        for field, value in changes.items():
+            if isinstance(value, list) and len(value) == 2:
+                before, after = ("-" if v is None or v == "" else v for v in value)
+                items.append(
+                    format_html(
+                        '<div class="qa-change"><strong>{}</strong>: '
+                        '<span class="qa-before">{}</span> → <span class="qa-after">{}</span>'
+                        "</div>",
+                        field.replace("_", " "),
+                        before,
+                        after,
+                    )
+                )
+            else:
+                items.append(
+                    format_html(
+                        '<div class="qa-change"><strong>{}</strong>: {}</div>',
+                        field.replace("_", " "),
+                        value,
+                    )
+                )
+        return format_html_join("", "{}", ((item,) for item in items)) if items else "-"
+
+    def save_model(self, request, obj, form, change) -> None:
+        # ``obj`` already holds the form's values in memory; the services read the stored row,
+        # compare, write and record revisions, so the instance itself is never saved here.
+        data = form.cleaned_data
+        if {"question", "answer"} & set(form.changed_data):
+            services.qa_pair_edit(
+                pair=obj, reviewer=request.user, question=data["question"], answer=data["answer"]
+            )
+        if "status" in form.changed_data:
+            services.qa_pair_set_status(pair=obj, status=data["status"], reviewer=request.user)
+        obj.refresh_from_db()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            # A race the form could not see (another reviewer's edit in between).
+            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # -- bulk actions ----------------------------------------------------------------------
+
+    def _confirmation(
+        self,
+        request: HttpRequest,
+        queryset,
+        *,
+        action: str,
+        title: str,
+        button: str,
+        form: forms.Form | None = None,
+        count: int | None = None,
+    ) -> TemplateResponse:
+        """An intermediate page that posts the same action again with ``confirm=yes``."""
+        count = queryset.count() if count is None else count
+        preview = list(queryset.order_by("id").values_list("id", "question")[:10])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "action": action,
+            "button": button,
+            "form": form,
+            "count": count,
+            "count_label": _count(count),
+            "select_across": request.POST.get("select_across") == "1",
+            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            "preview": preview,
+            "more": f"{count - len(preview):,}",
+            "changelist_url": request.get_full_path(),
+        }
+        return TemplateResponse(request, "admin/curation/qapair/action_confirmation.html", context)
+
+    @staticmethod
+    def _confirmed(request: HttpRequest) -> bool:
+        return request.POST.get("confirm") == "yes"
+
+    def _set_status(self, request, queryset, *, status: str, action: str, verb: str, done: str):
+        if request.POST.get("select_across") == "1" and not self._confirmed(request):
+            count = queryset.count()
+            suffix = " to pending" if status == QAPair.Status.PENDING else ""
+            return self._confirmation(
+                request,
+                queryset,
+                action=action,
+                title=f"{verb} all {_count(count)} matching the current filter{suffix}?",
+                button=f"Yes, {verb.lower()} all {count:,}",
+                count=count,
+            )
+        changed = services.qa_pairs_bulk_set_status(
+            pairs=queryset, status=status, reviewer=request.user
+        )
+        self.message_user(request, f"{done} {_count(changed)}.", messages.SUCCESS)
+        return None
+
+    @admin.action(description="Approve selected QA pairs", permissions=["review"])
+    def approve_pairs(self, request, queryset):
+        return self._set_status(
+            request,
+            queryset,
+            status=QAPair.Status.APPROVED,
+            action="approve_pairs",
+            verb="Approve",
+            done="Approved",
+        )
+
+    @admin.action(description="Reject selected QA pairs", permissions=["review"])
+    def reject_pairs(self, request, queryset):
+        return self._set_status(
+            request,
+            queryset,
+            status=QAPair.Status.REJECTED,
+            action="reject_pairs",
+            verb="Reject",
+            done="Rejected",
+        )
+
+    @admin.action(description="Reset selected QA pairs to pending", permissions=["review"])
+    def reset_pairs(self, request, queryset):
+        return self._set_status(
+            request,
+            queryset,
+            status=QAPair.Status.PENDING,
+            action="reset_pairs",
+            verb="Reset",
+            done="Reset to pending:",
+        )
+
+    @admin.action(description="Mark selected QA pairs as duplicates of…", permissions=["review"])
+    def mark_duplicate_of(self, request, queryset):
+        form = DuplicateOfForm(request.POST if self._confirmed(request) else None)
+        if not form.is_bound or not form.is_valid():
+            count = queryset.count()
+            scope = "all " if request.POST.get("select_across") == "1" else ""
+            return self._confirmation(
+                request,
+                queryset,
+                action="mark_duplicate_of",
+                title=f"Mark {scope}{_count(count)} as duplicates of which pair?",
+                button="Mark as duplicates and reject",
+                form=form,
+                count=count,
+            )
+        canonical = form.cleaned_data["canonical"]
+        marked = services.qa_pairs_mark_duplicate_of(
+            pairs=queryset, canonical=canonical, reviewer=request.user
+        )
+        self.message_user(
+            request,
+            f"Marked {_count(marked)} as duplicates of #{canonical.pk} and rejected them.",
+            messages.SUCCESS,
+        )
+        return None
+
+    @admin.action(
+        description="Re-generate the answers of selected QA pairs…", permissions=["review"]
+    )
+    def regenerate_answers(self, request, queryset):
+        form = RegenerateForm(request.POST if self._confirmed(request) else None)
+        if not form.is_bound or not form.is_valid():
+            count = queryset.count()
+            scope = "all " if request.POST.get("select_across") == "1" else ""
+            return self._confirmation(
+                request,
+                queryset,
+                action="regenerate_answers",
+                title=f"Re-generate the answers of {scope}{_count(count)} with which endpoint?",
+                button="Re-generate answers",
+                form=form,
+                count=count,
+            )
+        endpoint = form.cleaned_data["endpoint"]
+        try:
+            queued = services.qa_pairs_regenerate_enqueue(
+                pairs=queryset, endpoint=endpoint, reviewer=request.user
+            )
+        except ValidationError as exc:
+            self.message_user(request, "; ".join(exc.messages), messages.ERROR)
+            return None
+        self.message_user(
+            request,
+            f"Queued {_count(queued)} for new answers from {endpoint.name}. Each answer changes "
+            "as it arrives, with a revision; the original answer is kept.",
+            messages.SUCCESS,
+        )
+        return None
+
+    # -- the focused review page and the dashboard ----------------------------------------
+
+    def get_urls(self):
+        return [
+            path(
+                "review/",
+                self.admin_site.admin_view(self.review_view),
+                name="curation_qapair_review",
+            ),
+            path(
+                "dashboard/",
+                self.admin_site.admin_view(self.dashboard_view),
+                name="curation_qapair_dashboard",
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def _review_url(*, manual_id: int | None, order: str, pair_id: int | None = None) -> str:
+        params = {"order": order}
+        if manual_id is not None:
+            params["manual"] = manual_id
+        if pair_id is not None:
+            params["pair"] = pair_id
+        return reverse("admin:curation_qapair_review") + "?" + urlencode(params)
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """One pending pair at a time next to its source, decided with a key press."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        choices = ReviewFilterForm(request.GET)
+        choices.is_valid()  # an unknown manual or order falls back to the default
+        manual = choices.cleaned_data.get("manual")
+        manual_id = manual.pk if manual else None
+        order = choices.cleaned_data.get("order") or "grounding"
+        requested = choices.cleaned_data.get("pair")
+        action_form = None
+        if request.method == "POST":
+            action_form = ReviewActionForm(request.POST)
+            if not action_form.is_valid():
+                return HttpResponseRedirect(self._review_url(manual_id=manual_id, order=order))
+            response = self._review_decide(request, action_form, manual_id=manual_id, order=order)
+            if response is not None:
+                return response
+            requested = action_form.cleaned_data["pair"]  # the edit failed: show it again
+        position = selectors.qa_pair_review_position(
+            pair_id=requested, manual_id=manual_id, order=order
+        )
+        pair = selectors.qa_pair_for_review(pair_id=position.pair_id) if position else None
+        counts = selectors.qa_pair_status_counts(manual_id=manual_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Review QA pairs",
+            "opts": self.model._meta,
+            "choices": choices,
+            "manual": manual,
+            "order": order,
+            "orders": selectors.REVIEW_ORDERS.items(),
+            "counts": counts,
+            "pair": pair,
+            "position": position,
+            "action_form": action_form,
+            "editing": action_form is not None,
+        }
+        if pair is not None:
+            source = pair.source_text or (pair.chunk.text if pair.chunk_id else "")
+            context.update(
+                highlighted_source=mark_safe(  # noqa: S308 - every part is escaped
+                    highlight_supporting_sentence(pair.answer, source)
+                ),
+                action_url=self._review_url(manual_id=manual_id, order=order, pair_id=pair.pk),
+                next_url=position.next_id
+                and self._review_url(manual_id=manual_id, order=order, pair_id=position.next_id),
+                previous_url=position.previous_id
+                and self._review_url(
+                    manual_id=manual_id, order=order, pair_id=position.previous_id
+                ),
+                # Skipping past the last pair starts again at the top of the queue.
+                skip_url=self._review_url(
+                    manual_id=manual_id, order=order, pair_id=position.next_id
+                ),
+                change_url=reverse("admin:curation_qapair_change", args=[pair.pk]),
+                flag_labels=[flag.replace("_", " ") for flag in pair.flags],
+                text_changed=(pair.question, pair.answer)
+                != (pair.original_question, pair.original_answer),
+            )
+        return TemplateResponse(request, "admin/curation/review/review.html", context)
+
+    def _review_decide(
+        self, request: HttpRequest, form: ReviewActionForm, *, manual_id: int | None, order: str
+    ) -> HttpResponse | None:
+        """Apply one decision, then send the reviewer on (None: show the form's errors)."""
+        data = form.cleaned_data
+        pair = QAPair.objects.filter(pk=data["pair"]).first()
+        if pair is None:
+            self.message_user(request, "That QA pair no longer exists.", messages.WARNING)
+            return HttpResponseRedirect(self._review_url(manual_id=manual_id, order=order))
+        # The next pair is found before the decision takes this one out of the queue.
+        position = selectors.qa_pair_review_position(
+            pair_id=pair.pk, manual_id=manual_id, order=order
+        )
+        next_id = position.next_id if position and position.pair_id == pair.pk else None
+        action = data["action"]
+        if action in ("edit", "edit_approve"):
+            try:
+                pair = services.qa_pair_edit(
+                    pair=pair,
+                    reviewer=request.user,
+                    question=data["question"],
+                    answer=data["answer"],
+                )
+            except ValidationError as exc:
+                errors = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
+                for field, messages_ in errors.items():
+                    for message in messages_:
+                        form.add_error(field if field in form.fields else None, message)
+                return None
+            if action == "edit":
+                self.message_user(request, f"Saved your edit of “{_short(pair.question)}”.")
+                return HttpResponseRedirect(
+                    self._review_url(manual_id=manual_id, order=order, pair_id=pair.pk)
+                )
+        status = QAPair.Status.REJECTED if action == "reject" else QAPair.Status.APPROVED
+        services.qa_pair_set_status(pair=pair, status=status, reviewer=request.user)
+        verb = "Rejected" if status == QAPair.Status.REJECTED else "Approved"
+        self.message_user(request, f"{verb} “{_short(pair.question)}”.", messages.SUCCESS)
+        return HttpResponseRedirect(
+            self._review_url(manual_id=manual_id, order=order, pair_id=next_id)
+        )
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """Where review stands: pairs per status, per document and reviewers' daily work."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        choices = ReviewFilterForm(request.GET)
+        choices.is_valid()
+        manual = choices.cleaned_data.get("manual")
+        manual_id = manual.pk if manual else None
+        changelist = reverse("admin:curation_qapair_changelist")
+        scope = {"manual__id__exact": manual_id} if manual_id else {}
+
+        def link(**params) -> str:
+            return changelist + "?" + urlencode({**scope, **params})
+
+        counts = selectors.qa_pair_status_counts(manual_id=manual_id)
+        statuses = (QAPair.Status.APPROVED, QAPair.Status.PENDING, QAPair.Status.REJECTED)
+        documents = []
+        for document in selectors.documents_review_counts(manual_id=manual_id):
+            where = {"manual__id__exact": document.manual_id, "document": document.pk}
+            documents.append(
+                {
+                    "document": document,
+                    "counts": [
+                        (getattr(document, status), link(**where, status__exact=status))
+                        for status in statuses
+                    ],
+                    "total": document.total,
+                    "all_url": link(**where),
+                }
+            )
+        days, throughput = selectors.review_throughput(days=14)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Review dashboard" + (f": {manual.name}" if manual else ""),
+            "opts": self.model._meta,
+            "choices": choices,
+            "manual": manual,
+            "counts": counts,
+            "status_links": [
+                ("Pending", counts.pending, link(status__exact=QAPair.Status.PENDING)),
+                ("Approved", counts.approved, link(status__exact=QAPair.Status.APPROVED)),
+                ("Rejected", counts.rejected, link(status__exact=QAPair.Status.REJECTED)),
+                ("All", counts.total, link()),
+            ],
+            "documents": documents,
+            "days": days,
+            "throughput": throughput,
+            "review_url": self._review_url(manual_id=manual_id, order="grounding"),
+            "flagged_url": link(status__exact=QAPair.Status.PENDING, flag="any"),
+            "source_changed_url": link(source_changed="yes"),
+        }
+        return TemplateResponse(request, "admin/curation/review/dashboard.html", context)

@@ -474,7 +474,12 @@ class QAPair(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["manual", "status"]),
+            # The review list's default order, with and without its most common filter.
+            models.Index(fields=["-created_at", "-id"], name="qapair_newest"),
+            models.Index(
+                fields=["manual", "status", "-created_at", "-id"],
+                name="qapair_manual_status_newest",
+            ),
             models.Index(fields=["status", "grounding_score"]),
             GinIndex(fields=["flags"], name="qapair_flags_gin"),
             HnswIndex(

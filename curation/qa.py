@@ -876,7 +876,7 @@ _INST_RE: Final = re.compile(
     re.DOTALL,
 )
 _SYS_BLOCK_RE: Final = re.compile(r"<<SYS>>.*?<</SYS>>", re.DOTALL)
-_INST_MARKERS: Final = ("<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
+INST_MARKERS: Final = ("<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
 
 
 def _inst_record(value: Any, number: int) -> ImportRecord | ImportProblem:
@@ -947,7 +947,7 @@ def format_inst(question: str, answer: str) -> str:
     because such a line would be read back as a different (or broken) pair.
     """
     question, answer = question.strip(), answer.strip()
-    for marker in _INST_MARKERS:
+    for marker in INST_MARKERS:
         if marker in question or marker in answer:
             raise ValueError(f"the question or answer contains the marker {marker!r}")
     if not question or not answer:

@@ -1,11 +1,11 @@
-"""Celery tasks for ingestion and QA generation. Thin: they take primary keys, call services."""
+"""Celery tasks for ingestion, QA generation and review: thin, they take primary keys."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from curation import services
-from curation.models import GenerationRun, IngestionRun
+from curation.models import GenerationRun, IngestionRun, QAPair
 
 
 @shared_task(name="curation.ingest_run", bind=True)
@@ -50,3 +50,30 @@ def generate_local_qa(self, run_id: int) -> str:
 def embed_score_generation(run_id: int) -> str:
     """Grounding scores and near-duplicate links for a run's pairs (``gpu`` queue)."""
     return services.generation_run_score(run_id=run_id).status
+
+
+def _regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+    report = services.qa_pairs_regenerate_answers(
+        pair_ids=pair_ids, endpoint_id=endpoint_id, reviewer_id=reviewer_id
+    )
+    if report.regenerated:
+        embed_score_pairs.delay(report.regenerated)
+    return report.summary()
+
+
+@shared_task(name="curation.regenerate_answers")
+def regenerate_answers(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+    """Answer chosen pairs' questions again with a remote endpoint (``default`` queue)."""
+    return _regenerate(pair_ids, endpoint_id, reviewer_id)
+
+
+@shared_task(name="curation.generate_local_regenerate")
+def generate_local_regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+    """Answer chosen pairs' questions again with a local model (``gpu`` queue)."""
+    return _regenerate(pair_ids, endpoint_id, reviewer_id)
+
+
+@shared_task(name="curation.embed_score_pairs")
+def embed_score_pairs(pair_ids: list[int]) -> int:
+    """Grounding scores and duplicate links for pairs whose text changed (``gpu`` queue)."""
+    return services.qa_pairs_score(pairs=QAPair.objects.filter(pk__in=pair_ids))

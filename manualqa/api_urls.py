@@ -4,10 +4,22 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from curation.api import GenerationRunViewSet
+from curation.api import (
+    ChunkViewSet,
+    DocumentViewSet,
+    GenerationRunViewSet,
+    ManualViewSet,
+    QAPairViewSet,
+)
+from training.api import DatasetSnapshotViewSet
 
 router = DefaultRouter()
+router.register("manuals", ManualViewSet, basename="manual")
+router.register("documents", DocumentViewSet, basename="document")
+router.register("chunks", ChunkViewSet, basename="chunk")
+router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 router.register("generation-runs", GenerationRunViewSet, basename="generation-run")
+router.register("snapshots", DatasetSnapshotViewSet, basename="snapshot")
 
 urlpatterns = [
     path("", include(router.urls)),

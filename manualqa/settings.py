@@ -201,6 +201,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Manuals, QA pairs, generation runs, datasets, training and chat.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a ``status`` field with different choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "GenerationRunStatusEnum": "curation.models.GenerationRun.Status",
+        "QAPairStatusEnum": "curation.models.QAPair.Status",
+    },
 }
 
 

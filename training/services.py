@@ -8,14 +8,18 @@ frozen rows. That keeps 100,000 pairs within seconds and makes the split reprodu
 
 from __future__ import annotations
 
+import io
 import json
+import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from curation import qa
 from curation.models import Manual, QAPair
@@ -26,6 +30,8 @@ MIN_PAIRS = 1
 
 
 def _check_fractions(train: float, eval_: float, test: float) -> None:
+    if not all(math.isfinite(value) for value in (train, eval_, test)):
+        raise ValidationError({"train_fraction": "Split fractions must be numbers."})
     if min(train, eval_, test) < 0:
         raise ValidationError({"train_fraction": "Split fractions cannot be negative."})
     if abs(train + eval_ + test - 1.0) > 1e-6:
@@ -36,15 +42,21 @@ def _check_fractions(train: float, eval_: float, test: float) -> None:
         raise ValidationError({"train_fraction": "The train split cannot be empty."})
 
 
-# The split of a pair is decided by its group: the section of its canonical pair (itself, unless
-# it is a near-duplicate). The group key is hashed with the seed into [0, 1).
+# The split of a pair is decided by its group: the ``##`` section (second heading-path level) of
+# its canonical pair's document, which is the pair itself unless it is a near-duplicate. A
+# near-duplicate takes its canonical pair's document and section together, never a mix of the
+# two. The group key is hashed with the seed into [0, 1).
 _INSERT_SQL = """
 WITH chosen AS (
     SELECT p.id, p.question, p.answer,
            COALESCE(d.source_name, '') AS source_name,
            COALESCE(c.heading_path, '') AS section,
-           COALESCE(cd.source_name, d.source_name, '') || '|' ||
-           split_part(COALESCE(cc.heading_path, c.heading_path, ''), ' > ', 2) AS group_key
+           CASE WHEN canon.id IS NULL
+                THEN COALESCE(d.source_name, '') || '|' ||
+                     split_part(COALESCE(c.heading_path, ''), ' > ', 2)
+                ELSE COALESCE(cd.source_name, '') || '|' ||
+                     split_part(COALESCE(cc.heading_path, ''), ' > ', 2)
+           END AS group_key
     FROM curation_qapair p
     LEFT JOIN curation_manualdocument d ON d.id = p.document_id
     LEFT JOIN curation_documentchunk c ON c.id = p.chunk_id
@@ -102,6 +114,7 @@ def snapshot_create(
     if prompt_format not in DatasetSnapshot.PromptFormat.values:
         raise ValidationError({"prompt_format": f"Unknown prompt format {prompt_format!r}."})
     _check_fractions(train_fraction, eval_fraction, test_fraction)
+    _check_system_prompt(system_prompt)
     approved = QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED)
     extra, params = "", {}
     if document_ids:
@@ -112,7 +125,26 @@ def snapshot_create(
         extra += " AND cardinality(p.flags) = 0"
         approved = approved.filter(flags=[])
     if approved.count() < MIN_PAIRS:
-        raise ValidationError(f"{manual.name} has no approved pairs to build a dataset from.")
+        scope = []
+        if document_ids:
+            scope.append("in the chosen documents")
+        if exclude_flagged:
+            scope.append("without flags")
+        raise ValidationError(
+            f"{manual.name} has no approved pairs{' ' if scope else ''}{' and '.join(scope)} "
+            "to build a dataset from."
+        )
+    # Text holding the seed format's own markers would corrupt a [INST] export: refuse it now,
+    # naming the pairs, rather than fail halfway through an export.
+    marker_filter = Q()
+    for marker in qa.INST_MARKERS:
+        marker_filter |= Q(question__contains=marker) | Q(answer__contains=marker)
+    broken = list(approved.filter(marker_filter).values_list("id", flat=True)[:10])
+    if broken:
+        raise ValidationError(
+            "These approved pairs contain prompt-format markers such as [INST] or </s>; edit "
+            f"them first: {', '.join(f'#{pk}' for pk in broken)}"
+        )
     # Lock the manual row so two snapshots of one manual never take the same version.
     Manual.objects.select_for_update().get(pk=manual.pk)
     version = (manual.dataset_snapshots.aggregate(v=Max("version"))["v"] or 0) + 1
@@ -165,18 +197,46 @@ class SnapshotDiff:
     edited: list[tuple[SnapshotPair, SnapshotPair]]
 
 
+# Pairs are matched by their QA pair; one whose QA pair was deleted since is matched by its text.
+# Only the rows that differ leave the database, so comparing two 100,000-pair snapshots that
+# differ by a handful of edits loads a handful of rows.
+_DIFF_SQL = """
+WITH old AS (
+    SELECT id, question, answer,
+           COALESCE(qa_pair_id::text, 'text:' || md5(question || chr(31) || answer)) AS key
+    FROM training_snapshotpair WHERE snapshot_id = %(old)s
+), new AS (
+    SELECT id, question, answer,
+           COALESCE(qa_pair_id::text, 'text:' || md5(question || chr(31) || answer)) AS key
+    FROM training_snapshotpair WHERE snapshot_id = %(new)s
+)
+SELECT old.id, new.id
+FROM old FULL OUTER JOIN new ON old.key = new.key
+WHERE old.id IS NULL OR new.id IS NULL
+   OR old.question <> new.question OR old.answer <> new.answer
+"""
+
+
 def snapshot_diff(*, old: DatasetSnapshot, new: DatasetSnapshot) -> SnapshotDiff:
-    old_pairs = {p.qa_pair_id: p for p in old.pairs.all() if p.qa_pair_id}
-    new_pairs = {p.qa_pair_id: p for p in new.pairs.all() if p.qa_pair_id}
-    added = [new_pairs[k] for k in sorted(new_pairs.keys() - old_pairs.keys())]
-    removed = [old_pairs[k] for k in sorted(old_pairs.keys() - new_pairs.keys())]
-    edited = [
-        (old_pairs[k], new_pairs[k])
-        for k in sorted(old_pairs.keys() & new_pairs.keys())
-        if (old_pairs[k].question, old_pairs[k].answer)
-        != (new_pairs[k].question, new_pairs[k].answer)
-    ]
+    """What changed from ``old`` to ``new`` (two snapshots of one manual), pair by pair."""
+    if old.manual_id != new.manual_id:
+        raise ValidationError("Only snapshots of the same manual can be compared.")
+    with connection.cursor() as cursor:
+        cursor.execute(_DIFF_SQL, {"old": old.pk, "new": new.pk})
+        rows = cursor.fetchall()
+    wanted = {pk for row in rows for pk in row if pk is not None}
+    loaded = SnapshotPair.objects.in_bulk(list(wanted))
+    added = sorted((loaded[n] for o, n in rows if o is None), key=_by_id)
+    removed = sorted((loaded[o] for o, n in rows if n is None), key=_by_id)
+    edited = sorted(
+        ((loaded[o], loaded[n]) for o, n in rows if o is not None and n is not None),
+        key=lambda both: _by_id(both[1]),
+    )
     return SnapshotDiff(added=added, removed=removed, edited=edited)
+
+
+def _by_id(pair: SnapshotPair) -> tuple[int, int]:
+    return (pair.qa_pair_id or 0, pair.pk)
 
 
 def format_record(pair: SnapshotPair, *, fmt: str, system_prompt: str = "") -> dict:
@@ -189,20 +249,42 @@ def format_record(pair: SnapshotPair, *, fmt: str, system_prompt: str = "") -> d
         ]
         return {"messages": messages}
     if fmt == "seed_inst":
-        question = (
-            f"<<SYS>>\n{system_prompt}\n<</SYS>>\n\n{pair.question}"
-            if system_prompt
-            else pair.question
-        )
-        return {"text": qa.format_inst(question, pair.answer)}
+        # format_inst refuses text holding the format's own markers (a reviewer may have typed
+        # one); the system block is added after that check, as Llama 2 places it.
+        try:
+            text = qa.format_inst(pair.question, pair.answer)
+        except ValueError as exc:
+            raise ValidationError(
+                f"Pair {pair.qa_pair_id or pair.pk} cannot be written as seed_inst: {exc}."
+            ) from None
+        if system_prompt:
+            _check_system_prompt(system_prompt)
+            text = text.replace(
+                "[INST] ", f"[INST] <<SYS>>\n{system_prompt.strip()}\n<</SYS>>\n\n", 1
+            )
+        return {"text": text}
     if fmt == "alpaca":
         record = {"instruction": pair.question, "input": "", "output": pair.answer}
         if system_prompt:
             record["system"] = system_prompt
         return record
-    raise ValidationError(
-        {"format": f"Unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}."}
-    )
+    _check_export_format(fmt)
+    raise AssertionError(fmt)  # every known format returned above
+
+
+def _check_system_prompt(system_prompt: str) -> None:
+    found = [marker for marker in qa.INST_MARKERS if marker in system_prompt]
+    if found:
+        raise ValidationError(
+            {"system_prompt": f"The system prompt cannot contain the prompt marker {found[0]!r}."}
+        )
+
+
+def _check_export_format(fmt: str) -> None:
+    if fmt not in EXPORT_FORMATS:
+        raise ValidationError(
+            {"format": f"Unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}."}
+        )
 
 
 def snapshot_records(snapshot: DatasetSnapshot, *, split: str, fmt: str | None = None):
@@ -217,8 +299,7 @@ def snapshot_export_jsonl(
 ) -> dict[str, Path]:
     """Write ``{split}.jsonl`` files (train, eval, test) in ``fmt``; return their paths."""
     fmt = fmt or snapshot.prompt_format
-    if fmt not in EXPORT_FORMATS:
-        raise ValidationError({"format": f"Unknown export format {fmt!r}."})
+    _check_export_format(fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split in SnapshotPair.Split.values:
@@ -230,13 +311,81 @@ def snapshot_export_jsonl(
     return paths
 
 
+def snapshot_metadata(snapshot: DatasetSnapshot, *, fmt: str | None = None) -> dict:
+    """What an export says about itself: which snapshot, which data, which format."""
+    return {
+        "snapshot_id": snapshot.pk,
+        "name": snapshot.name,
+        "manual": snapshot.manual.name,
+        "version": snapshot.version,
+        "content_hash": snapshot.content_hash,
+        "format": fmt or snapshot.prompt_format,
+        "system_prompt": snapshot.system_prompt,
+        "seed": snapshot.seed,
+        "fractions": {
+            "train": snapshot.train_fraction,
+            "eval": snapshot.eval_fraction,
+            "test": snapshot.test_fraction,
+        },
+        "filters": snapshot.filters,
+        "counts": {
+            "total": snapshot.pair_count,
+            "train": snapshot.train_count,
+            "eval": snapshot.eval_count,
+            "test": snapshot.test_count,
+        },
+        "created_at": snapshot.created_at.isoformat(),
+        "created_by": snapshot.created_by.get_username() if snapshot.created_by else None,
+    }
+
+
+_README = """# {name} (version {version})
+
+Dataset snapshot #{snapshot_id} of the manual "{manual}", exported by ManualQA.
+
+- Format: `{format}`, one JSON record per line
+- Content hash: `{content_hash}`
+- Pairs: {total} (train {train}, eval {eval}, test {test})
+- Split: by manual section with seed {seed}; near-duplicates follow their canonical pair
+
+`metadata.json` holds the same facts for programs.
+"""
+
+
+def snapshot_export_zip(
+    *, snapshot: DatasetSnapshot, target: BinaryIO, fmt: str | None = None
+) -> None:
+    """Write a zip of ``{split}.jsonl`` in ``fmt`` plus ``metadata.json`` and ``README.md``.
+
+    Records are streamed into the archive, so a large snapshot never sits in memory whole.
+    """
+    fmt = fmt or snapshot.prompt_format
+    _check_export_format(fmt)
+    metadata = snapshot_metadata(snapshot, fmt=fmt)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for split in SnapshotPair.Split.values:
+            with archive.open(f"{split}.jsonl", "w") as raw:
+                handle = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+                for record in snapshot_records(snapshot, split=split, fmt=fmt):
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.flush()
+                handle.detach()
+        archive.writestr("metadata.json", json.dumps(metadata, indent=2, ensure_ascii=False))
+        archive.writestr("README.md", _README.format(**{**metadata, **metadata["counts"]}))
+
+
 def snapshot_export_hf(
     *, snapshot: DatasetSnapshot, out_dir: Path, fmt: str | None = None, push_to: str = ""
 ) -> Path:
     """Save the snapshot as a Hugging Face ``DatasetDict`` (and push it when asked)."""
+    fmt = fmt or snapshot.prompt_format
+    _check_export_format(fmt)
+    token = settings.HF_TOKEN
+    if push_to and not token:
+        # Refused before anything is written, so a failed push leaves nothing half done.
+        raise ValidationError("Pushing to the Hub needs HF_TOKEN in the environment.")
     from datasets import Dataset, DatasetDict
 
-    fmt = fmt or snapshot.prompt_format
     dataset = DatasetDict(
         {
             split: Dataset.from_list(list(snapshot_records(snapshot, split=split, fmt=fmt)))
@@ -246,9 +395,6 @@ def snapshot_export_hf(
     )
     dataset.save_to_disk(str(out_dir))
     if push_to:
-        token = settings.HF_TOKEN
-        if not token:
-            raise ValidationError("Pushing to the Hub needs HF_TOKEN in the environment.")
         dataset.push_to_hub(push_to, token=token, private=True)
     return out_dir
 

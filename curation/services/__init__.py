@@ -3,4 +3,5 @@
 from curation.services.generation import *  # noqa: F403
 from curation.services.ingestion import *  # noqa: F403
 from curation.services.qa_pairs import *  # noqa: F403
+from curation.services.regenerate import *  # noqa: F403
 from curation.services.review import *  # noqa: F403

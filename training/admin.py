@@ -1,0 +1,402 @@
+"""Admin pages for dataset snapshots: build one, browse its pairs, export it, compare two.
+
+Snapshots are immutable, so their pages are read-only. A snapshot is built on the "Build a
+dataset snapshot" page (a button on the list), which calls ``training.services.snapshot_create``;
+exports and comparisons call the same services the command and the API use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import slugify
+
+from curation.models import Manual, QAPair
+from training import services
+from training.models import DatasetSnapshot, SnapshotPair
+
+# A comparison shows at most this many pairs of each kind; the counts are always complete.
+DIFF_DISPLAY_LIMIT = 200
+
+
+def _pairs_url(snapshot_id: int, split: str = "") -> str:
+    url = reverse("admin:training_snapshotpair_changelist") + f"?snapshot__id__exact={snapshot_id}"
+    return url + (f"&split__exact={split}" if split else "")
+
+
+def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    """Show a service's ValidationError on the form field it names, or above the form."""
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            for message in errors:
+                form.add_error(field if field in form.fields else None, message)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+class ManualWithCountsField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Manual) -> str:
+        return f"{obj.name} ({obj.approved_pairs:,} approved pairs)"
+
+
+class BuildSnapshotForm(forms.Form):
+    """What ``snapshot_create`` takes; the service does the validation that matters."""
+
+    manual = ManualWithCountsField(queryset=Manual.objects.none())
+    name = forms.CharField(
+        max_length=200, required=False, help_text="Empty means “<manual> dataset”."
+    )
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    prompt_format = forms.ChoiceField(
+        choices=DatasetSnapshot.PromptFormat.choices,
+        initial=DatasetSnapshot.PromptFormat.CHAT_TEMPLATE,
+    )
+    system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    train_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.8)
+    eval_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1)
+    test_fraction = forms.FloatField(min_value=0, max_value=1, initial=0.1)
+    seed = forms.IntegerField(
+        min_value=0,
+        max_value=2**31 - 1,
+        initial=42,
+        help_text="The same seed over the same pairs gives the same split.",
+    )
+    exclude_flagged = forms.BooleanField(
+        required=False, help_text="Leave out approved pairs that still carry a quality flag."
+    )
+
+    def __init__(self, *args, manuals, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["manual"].queryset = manuals
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(
+        choices=DatasetSnapshot.PromptFormat.choices, help_text="The format of every record."
+    )
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "version",
+        "manual",
+        "pairs",
+        "train_pairs",
+        "eval_pairs",
+        "test_pairs",
+        "prompt_format",
+        "short_hash",
+        "created_by",
+        "created_at",
+    )
+    list_display_links = ("name", "version")
+    list_select_related = ("manual", "created_by")
+    list_filter = ("manual", "prompt_format", "created_at")
+    search_fields = ("name", "description", "manual__name", "content_hash")
+    actions = ["export_snapshot", "compare_snapshots"]
+    fieldsets = [
+        (
+            None,
+            {"fields": ("name", "manual", "version", "description", "created_by", "created_at")},
+        ),
+        (
+            "Data",
+            {"fields": ("pairs_by_split", "content_hash", "filters", "seed", "fractions")},
+        ),
+        ("Prompt", {"fields": ("prompt_format", "system_prompt")}),
+    ]
+    readonly_fields = ("pairs_by_split", "fractions")
+
+    # -- immutability ------------------------------------------------------------------------
+
+    def has_add_permission(self, request) -> bool:
+        return False  # built on the build page, which freezes and splits the pairs
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a snapshot is what a model was trained on; it never changes
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def get_deleted_objects(self, objs, request):
+        # The stock confirmation page lists every related row: 100,000 pairs would not render.
+        # A snapshot's pairs are its own, so they are summarised instead.
+        snapshots = list(objs)
+        pair_total = sum(snapshot.pair_count for snapshot in snapshots)
+        to_delete = [
+            format_html("Dataset snapshot: {} ({} pairs)", snapshot, f"{snapshot.pair_count:,}")
+            for snapshot in snapshots
+        ]
+        model_count = {"dataset snapshots": len(snapshots), "snapshot pairs": pair_total}
+        return to_delete, model_count, set(), []
+
+    # -- columns and fields ------------------------------------------------------------------
+
+    @admin.display(description="Pairs", ordering="pair_count")
+    def pairs(self, obj: DatasetSnapshot) -> int:
+        return obj.pair_count
+
+    @admin.display(description="Train", ordering="train_count")
+    def train_pairs(self, obj: DatasetSnapshot) -> int:
+        return obj.train_count
+
+    @admin.display(description="Eval", ordering="eval_count")
+    def eval_pairs(self, obj: DatasetSnapshot) -> int:
+        return obj.eval_count
+
+    @admin.display(description="Test", ordering="test_count")
+    def test_pairs(self, obj: DatasetSnapshot) -> int:
+        return obj.test_count
+
+    @admin.display(description="Hash", ordering="content_hash")
+    def short_hash(self, obj: DatasetSnapshot) -> str:
+        return obj.content_hash[:12]
+
+    @admin.display(description="Pairs")
+    def pairs_by_split(self, obj: DatasetSnapshot) -> str:
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{} {}</a>',
+            (
+                (_pairs_url(obj.pk, split), split, f"{getattr(obj, f'{split}_count'):,}")
+                for split in SnapshotPair.Split.values
+            ),
+        )
+        return format_html(
+            '<a href="{}">{} pairs</a>: {}', _pairs_url(obj.pk), f"{obj.pair_count:,}", links
+        )
+
+    @admin.display(description="Fractions (train / eval / test)")
+    def fractions(self, obj: DatasetSnapshot) -> str:
+        return f"{obj.train_fraction:g} / {obj.eval_fraction:g} / {obj.test_fraction:g}"
+
+    # -- actions -----------------------------------------------------------------------------
+
+    @admin.action(description="Export…")
+    def export_snapshot(self, request: HttpRequest, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one snapshot to export.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(
+            reverse("admin:training_datasetsnapshot_export", args=[queryset.get().pk])
+        )
+
+    @admin.action(description="Compare with…")
+    def compare_snapshots(self, request: HttpRequest, queryset):
+        chosen = list(queryset.order_by("version")[:3])
+        if len(chosen) > 2 or len({s.manual_id for s in chosen}) != 1:
+            self.message_user(
+                request, "Choose one snapshot, or two of the same manual.", messages.WARNING
+            )
+            return None
+        url = reverse("admin:training_datasetsnapshot_compare", args=[chosen[-1].pk])
+        return HttpResponseRedirect(url + (f"?other={chosen[0].pk}" if len(chosen) == 2 else ""))
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("build/", view(self.build_view), name="training_datasetsnapshot_build"),
+            path(
+                "<int:object_id>/export/",
+                view(self.export_view),
+                name="training_datasetsnapshot_export",
+            ),
+            path(
+                "<int:object_id>/compare/",
+                view(self.compare_view),
+                name="training_datasetsnapshot_compare",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, title: str, **extra) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            **extra,
+        }
+
+    def _viewable(self, request: HttpRequest, object_id: int) -> DatasetSnapshot:
+        snapshot = (
+            DatasetSnapshot.objects.select_related("manual", "created_by")
+            .filter(pk=object_id)
+            .first()
+        )
+        if snapshot is None:
+            raise Http404("No such dataset snapshot.")
+        if not self.has_view_permission(request, snapshot):
+            raise PermissionDenied
+        return snapshot
+
+    def build_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("training.add_datasetsnapshot"):
+            raise PermissionDenied
+        manuals = Manual.objects.annotate(
+            approved_pairs=Count("qa_pairs", filter=Q(qa_pairs__status=QAPair.Status.APPROVED)),
+            approved_unflagged=Count(
+                "qa_pairs",
+                filter=Q(qa_pairs__status=QAPair.Status.APPROVED, qa_pairs__flags=[]),
+            ),
+        ).order_by("name")
+        initial = {"manual": request.GET.get("manual")} if request.GET.get("manual") else {}
+        form = BuildSnapshotForm(request.POST or None, manuals=manuals, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                snapshot = services.snapshot_create(
+                    manual=data["manual"],
+                    user=request.user,
+                    name=data["name"],
+                    description=data["description"],
+                    prompt_format=data["prompt_format"],
+                    system_prompt=data["system_prompt"],
+                    train_fraction=data["train_fraction"],
+                    eval_fraction=data["eval_fraction"],
+                    test_fraction=data["test_fraction"],
+                    seed=data["seed"],
+                    exclude_flagged=data["exclude_flagged"],
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                self.message_user(
+                    request,
+                    f"Built {snapshot}: {snapshot.pair_count:,} pairs (train "
+                    f"{snapshot.train_count:,}, eval {snapshot.eval_count:,}, test "
+                    f"{snapshot.test_count:,}).",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:training_datasetsnapshot_change", args=[snapshot.pk])
+                )
+        context = self._context(
+            request, "Build a dataset snapshot", form=form, manuals=list(manuals)
+        )
+        return TemplateResponse(request, "admin/training/datasetsnapshot/build.html", context)
+
+    def export_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        snapshot = self._viewable(request, object_id)
+        form = ExportForm(request.POST or None, initial={"format": snapshot.prompt_format})
+        if request.method == "POST" and form.is_valid():
+            fmt = form.cleaned_data["format"]
+            # Not a ``with`` block: FileResponse streams the file and closes it when sent.
+            archive = tempfile.TemporaryFile()  # noqa: SIM115
+            try:
+                services.snapshot_export_zip(snapshot=snapshot, target=archive, fmt=fmt)
+            except ValidationError as exc:
+                archive.close()
+                _add_service_errors(form, exc)
+            else:
+                archive.seek(0)
+                filename = f"{slugify(snapshot.name) or 'dataset'}-v{snapshot.version}-{fmt}.zip"
+                return FileResponse(
+                    archive,
+                    as_attachment=True,
+                    filename=filename,
+                    content_type="application/zip",
+                )
+        context = self._context(
+            request, f"Export {snapshot}", form=form, snapshot=snapshot, original=snapshot
+        )
+        return TemplateResponse(request, "admin/training/datasetsnapshot/export.html", context)
+
+    def compare_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        snapshot = self._viewable(request, object_id)
+        others = list(
+            DatasetSnapshot.objects.filter(manual_id=snapshot.manual_id)
+            .exclude(pk=snapshot.pk)
+            .order_by("-version")
+        )
+        other = next((s for s in others if str(s.pk) == request.GET.get("other", "")), None)
+        if other is None and request.GET.get("other"):
+            self.message_user(
+                request, "Choose another snapshot of the same manual.", messages.WARNING
+            )
+        diff = old = new = None
+        if other is not None:
+            old, new = sorted((snapshot, other), key=lambda s: s.version)
+            diff = services.snapshot_diff(old=old, new=new)
+        context = self._context(
+            request,
+            f"Compare {snapshot}",
+            snapshot=snapshot,
+            original=snapshot,
+            others=others,
+            other=other,
+            old=old,
+            new=new,
+            diff=diff,
+            limit=DIFF_DISPLAY_LIMIT,
+            sections=[
+                ("Added", "added", diff.added[:DIFF_DISPLAY_LIMIT], len(diff.added)),
+                ("Removed", "removed", diff.removed[:DIFF_DISPLAY_LIMIT], len(diff.removed)),
+            ]
+            if diff
+            else [],
+            edited=diff.edited[:DIFF_DISPLAY_LIMIT] if diff else [],
+        )
+        return TemplateResponse(request, "admin/training/datasetsnapshot/compare.html", context)
+
+
+class SnapshotFilter(admin.SimpleListFilter):
+    """The snapshot a pair belongs to, newest first.
+
+    Unlike the stock related-field filter, it applies even while only one snapshot exists, so
+    a link to one snapshot's pairs always shows that snapshot's pairs only.
+    """
+
+    title = "snapshot"
+    parameter_name = "snapshot__id__exact"
+
+    def lookups(self, request, model_admin):
+        snapshots = DatasetSnapshot.objects.select_related("manual").order_by("-id")[:50]
+        return [(str(s.pk), f"{s} ({s.manual.name})") for s in snapshots]
+
+    def queryset(self, request, queryset):
+        if (self.value() or "").isdigit():
+            return queryset.filter(snapshot_id=int(self.value()))
+        return queryset
+
+
+@admin.register(SnapshotPair)
+class SnapshotPairAdmin(admin.ModelAdmin):
+    """The frozen pairs, browsed page by page (a snapshot can hold 100,000 of them)."""
+
+    list_display = ("short_question", "split", "section", "source_name", "snapshot")
+    list_select_related = ("snapshot",)
+    list_filter = ("split", SnapshotFilter)
+    search_fields = ("question", "answer", "section")
+    list_per_page = 100
+    show_full_result_count = False
+    # The order the pairs were frozen and are exported in, snapshot by snapshot. The model's
+    # ordering would follow the snapshot's own (a join and a sort of every pair); the primary
+    # key is served by its index, filtered or not.
+    ordering = ("id",)
+    fields = ("snapshot", "split", "question", "answer", "section", "source_name", "qa_pair")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # pairs leave only with their snapshot
+
+    @admin.display(description="Question", ordering="question")
+    def short_question(self, obj: SnapshotPair) -> str:
+        return obj.question if len(obj.question) <= 120 else obj.question[:119] + "…"

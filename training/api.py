@@ -1,0 +1,229 @@
+"""REST API for dataset snapshots (DRF). Views parse input and call the training services.
+
+Snapshots are immutable: they are created, read, exported and compared, never changed or
+deleted through the API.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from curation.api import ModelPermissionsWithView, django_errors, query_params
+from curation.models import Manual, ManualDocument
+from training import services
+from training.models import DatasetSnapshot, SnapshotPair
+
+
+class SnapshotPermissions(ModelPermissionsWithView):
+    """View to read, add to create; any other method is refused with 405 for everyone."""
+
+    perms_map = {
+        method: perms
+        for method, perms in ModelPermissionsWithView.perms_map.items()
+        if method in ("GET", "HEAD", "OPTIONS", "POST")
+    }
+
+
+class DatasetSnapshotSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = DatasetSnapshot
+        fields = [
+            "id",
+            "manual",
+            "name",
+            "version",
+            "description",
+            "prompt_format",
+            "system_prompt",
+            "train_fraction",
+            "eval_fraction",
+            "test_fraction",
+            "seed",
+            "filters",
+            "content_hash",
+            "pair_count",
+            "train_count",
+            "eval_count",
+            "test_count",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class DatasetSnapshotCreateSerializer(serializers.Serializer):
+    # Format and fractions are checked by ``snapshot_create``, whose errors name the field.
+    manual = serializers.PrimaryKeyRelatedField(queryset=Manual.objects.all())
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    prompt_format = serializers.CharField(
+        required=False, default=DatasetSnapshot.PromptFormat.CHAT_TEMPLATE
+    )
+    system_prompt = serializers.CharField(required=False, allow_blank=True, default="")
+    train_fraction = serializers.FloatField(required=False, default=0.8)
+    eval_fraction = serializers.FloatField(required=False, default=0.1)
+    test_fraction = serializers.FloatField(required=False, default=0.1)
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1, default=42)
+    document_ids = serializers.PrimaryKeyRelatedField(
+        queryset=ManualDocument.objects.all(), many=True, required=False, default=list
+    )
+    exclude_flagged = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict) -> dict:
+        strangers = [d.pk for d in attrs["document_ids"] if d.manual_id != attrs["manual"].pk]
+        if strangers:
+            raise serializers.ValidationError(
+                {"document_ids": [f"Documents {strangers} are not part of this manual."]}
+            )
+        return attrs
+
+
+class SnapshotPairSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SnapshotPair
+        fields = ["id", "qa_pair", "question", "answer", "source_name", "section", "split"]
+        read_only_fields = fields
+
+
+class SnapshotPairFilterSerializer(serializers.Serializer):
+    split = serializers.ChoiceField(choices=SnapshotPair.Split.choices, required=False)
+
+
+class SnapshotExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(
+        choices=services.EXPORT_FORMATS,
+        required=False,
+        help_text="Record format; the snapshot's own prompt format when left out",
+    )
+    split = serializers.ChoiceField(choices=SnapshotPair.Split.choices, default="train")
+
+
+class SnapshotDiffQuerySerializer(serializers.Serializer):
+    against = serializers.IntegerField(min_value=1, help_text="The snapshot to compare with")
+
+
+class DiffEntrySerializer(serializers.Serializer):
+    qa_pair = serializers.IntegerField()
+    question = serializers.CharField()
+
+
+class DiffEditSerializer(DiffEntrySerializer):
+    previous_question = serializers.CharField()
+    answer_changed = serializers.BooleanField()
+
+
+class SnapshotDiffSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField()
+    against = serializers.IntegerField()
+    added = DiffEntrySerializer(many=True)
+    removed = DiffEntrySerializer(many=True)
+    edited = DiffEditSerializer(many=True)
+
+
+class DatasetSnapshotViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Dataset snapshots: list, read, create, their frozen pairs, JSONL export and diffs."""
+
+    queryset = DatasetSnapshot.objects.select_related("manual", "created_by")
+    serializer_class = DatasetSnapshotSerializer
+    permission_classes = [permissions.IsAuthenticated, SnapshotPermissions]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # The export's ``?format=`` names a record format, not one of DRF's renderers.
+        return super().perform_content_negotiation(request, force=force or self.action == "export")
+
+    @extend_schema(request=DatasetSnapshotCreateSerializer, responses=DatasetSnapshotSerializer)
+    def create(self, request: Request) -> Response:
+        payload = DatasetSnapshotCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            snapshot = services.snapshot_create(
+                manual=data["manual"],
+                user=request.user,
+                name=data["name"],
+                description=data["description"],
+                prompt_format=data["prompt_format"],
+                system_prompt=data["system_prompt"],
+                train_fraction=data["train_fraction"],
+                eval_fraction=data["eval_fraction"],
+                test_fraction=data["test_fraction"],
+                seed=data["seed"],
+                document_ids=[document.pk for document in data["document_ids"]],
+                exclude_flagged=data["exclude_flagged"],
+            )
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return Response(DatasetSnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[SnapshotPairFilterSerializer], responses=SnapshotPairSerializer(many=True)
+    )
+    @action(detail=True, methods=["get"])
+    def pairs(self, request: Request, pk=None) -> Response:
+        snapshot = self.get_object()
+        query = query_params(SnapshotPairFilterSerializer, request)
+        pairs = snapshot.pairs.order_by("id")
+        if query.get("split"):
+            pairs = pairs.filter(split=query["split"])
+        page = self.paginate_queryset(pairs)
+        return self.get_paginated_response(SnapshotPairSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[SnapshotExportQuerySerializer],
+        responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request: Request, pk=None) -> StreamingHttpResponse:
+        """One split as JSON Lines, a training record per line, streamed as it is read."""
+        snapshot = self.get_object()
+        query = query_params(SnapshotExportQuerySerializer, request)
+        fmt = query.get("format") or snapshot.prompt_format
+        split = query["split"]
+        records = services.snapshot_records(snapshot, split=split, fmt=fmt)
+        response = StreamingHttpResponse(
+            (json.dumps(record, ensure_ascii=False) + "\n" for record in records),
+            content_type="application/x-ndjson",
+        )
+        filename = f"snapshot-{snapshot.pk}-v{snapshot.version}-{split}-{fmt}.jsonl"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    @extend_schema(parameters=[SnapshotDiffQuerySerializer], responses=SnapshotDiffSerializer)
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk=None) -> Response:
+        """What changed from ``against`` to this snapshot: pairs added, removed and edited."""
+        snapshot = self.get_object()
+        against_id = query_params(SnapshotDiffQuerySerializer, request)["against"]
+        against = self.get_queryset().filter(pk=against_id).first()
+        if against is None:
+            raise serializers.ValidationError({"against": [f"No snapshot {against_id}."]})
+        diff = services.snapshot_diff(old=against, new=snapshot)
+        body = {
+            "snapshot": snapshot.pk,
+            "against": against.pk,
+            "added": [{"qa_pair": p.qa_pair_id, "question": p.question} for p in diff.added],
+            "removed": [{"qa_pair": p.qa_pair_id, "question": p.question} for p in diff.removed],
+            "edited": [
+                {
+                    "qa_pair": new.qa_pair_id,
+                    "question": new.question,
+                    "previous_question": old.question,
+                    "answer_changed": old.answer != new.answer,
+                }
+                for old, new in diff.edited
+            ],
+        }
+        return Response(SnapshotDiffSerializer(body).data)
