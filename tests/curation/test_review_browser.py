@@ -8,13 +8,15 @@ Playwright's event loop runs in this thread.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from curation.models import QAPair, QAPairRevision
 from tests.curation.generation_support import make_manual
-from tests.curation.review_support import PASSWORD, make_pairs, reviewer
+from tests.curation.review_support import PASSWORD, make_pairs, reviewer, trainer
+from training.services import snapshot_create, snapshot_records
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -86,6 +88,24 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard_only(live_server):
         "answer": [originals[p4.pk], EDITED_ANSWER]
     }
     assert set(QAPair.objects.exclude(pk=p3.pk).values_list("reviewed_by", flat=True)) == {rita.pk}
+
+    # The reviewed batch becomes a dataset: the two approved pairs, frozen, exported line by line.
+    snapshot = snapshot_create(manual=manual, user=trainer("tom"), prompt_format="seed_inst")
+    assert snapshot.pair_count == 2
+    lines = []
+    for split in ("train", "eval", "test"):
+        lines += [json.loads(line) for line in export_lines(snapshot, split)]
+    expected = {
+        f"<s>[INST] {pair.question} [/INST] {pair.answer} </s>"
+        for pair in QAPair.objects.filter(status="approved")
+    }
+    assert {line["text"] for line in lines} == expected
+    assert EDITED_ANSWER in "".join(expected)
+
+
+def export_lines(snapshot, split: str) -> list[str]:
+    """The JSONL lines of one split, as the export writes them."""
+    return [json.dumps(record) for record in snapshot_records(snapshot, split=split)]
 
 
 def review_as_a_reviewer(browser, base_url: str, p1, p2, p3, p4, p5) -> None:
