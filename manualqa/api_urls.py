@@ -11,7 +11,7 @@ from curation.api import (
     ManualViewSet,
     QAPairViewSet,
 )
-from training.api import DatasetSnapshotViewSet
+from training.api import DatasetSnapshotViewSet, TrainingJobViewSet
 
 router = DefaultRouter()
 router.register("manuals", ManualViewSet, basename="manual")
@@ -20,6 +20,7 @@ router.register("chunks", ChunkViewSet, basename="chunk")
 router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 router.register("generation-runs", GenerationRunViewSet, basename="generation-run")
 router.register("snapshots", DatasetSnapshotViewSet, basename="snapshot")
+router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -26,6 +26,7 @@ from manualqa.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MANUALQA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+MODELS_DIR = VAR_DIR / "models"
 
 
 def _secret_key() -> str:
@@ -251,6 +252,13 @@ EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 240, minimum=32)
 CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0)
 
+# --- Training -------------------------------------------------------------------------------------
+# Where training jobs write checkpoints, adapters and merged models (a shared path or mounted
+# object store when GPU workers run on other machines).
+TRAINING_OUTPUT_DIR = Path(env_str("TRAINING_OUTPUT_DIR", str(MODELS_DIR / "jobs")))
+TRAINING_MIN_TRAIN_PAIRS = env_int("TRAINING_MIN_TRAIN_PAIRS", 4, minimum=1)
+TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 300, minimum=10)
+
 # --- QA generation ------------------------------------------------------------------------------
 # A run whose worker has not written a heartbeat for this long is taken to be dead: a redelivered
 # task may take it over, and Resume is offered.
@@ -264,7 +272,6 @@ CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
-MODELS_DIR = VAR_DIR / "models"
 # Optional: lets dataset exports and trained models be pushed to the Hugging Face Hub.
 HF_TOKEN = env_str("HF_TOKEN")
 SAMPLE_MANUAL_DIR = BASE_DIR / "curation" / "sample_manual" / "site"

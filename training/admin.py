@@ -21,7 +21,7 @@ from django.utils.text import slugify
 
 from curation.models import Manual, QAPair
 from training import services
-from training.models import DatasetSnapshot, SnapshotPair
+from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
 
 # A comparison shows at most this many pairs of each kind; the counts are always complete.
 DIFF_DISPLAY_LIMIT = 200
@@ -400,3 +400,29 @@ class SnapshotPairAdmin(admin.ModelAdmin):
     @admin.display(description="Question", ordering="question")
     def short_question(self, obj: SnapshotPair) -> str:
         return obj.question if len(obj.question) <= 120 else obj.question[:119] + "…"
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    """Read-only view of training jobs; they are launched and steered on the training pages."""
+
+    list_display = (
+        "id",
+        "name",
+        "snapshot",
+        "method",
+        "status",
+        "step",
+        "total_steps",
+        "created_at",
+    )
+    list_select_related = ("snapshot",)
+    list_filter = ("status", "method")
+    search_fields = ("name", "base_model", "message")
+    exclude = ("metrics", "log_tail")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

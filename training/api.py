@@ -19,8 +19,8 @@ from rest_framework.response import Response
 
 from curation.api import ModelPermissionsWithView, django_errors, query_params
 from curation.models import Manual, ManualDocument
-from training import services
-from training.models import DatasetSnapshot, SnapshotPair
+from training import jobs, services
+from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
 
 
 class SnapshotPermissions(ModelPermissionsWithView):
@@ -227,3 +227,93 @@ class DatasetSnapshotViewSet(
             ],
         }
         return Response(SnapshotDiffSerializer(body).data)
+
+
+class TrainingJobSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TrainingJob
+        fields = [
+            "id",
+            "name",
+            "snapshot",
+            "base_model",
+            "preset",
+            "method",
+            "hyperparameters",
+            "status",
+            "progress_percent",
+            "step",
+            "total_steps",
+            "epoch",
+            "eta_s",
+            "metrics",
+            "final_train_loss",
+            "eval_loss",
+            "tokens_per_s",
+            "samples",
+            "merged_dir",
+            "registered_endpoint",
+            "device",
+            "message",
+            "cancel_requested",
+            "created_by",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingJobCreateSerializer(serializers.Serializer):
+    snapshot = serializers.PrimaryKeyRelatedField(queryset=DatasetSnapshot.objects.all())
+    preset = serializers.CharField(default="cpu_quick")
+    name = serializers.CharField(required=False, allow_blank=True, default="")
+    base_model = serializers.CharField(required=False, allow_blank=True, default="")
+    hyperparameters = serializers.DictField(required=False, default=dict)
+
+
+class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Training jobs: read them, launch one (Trainer role), cancel or resume it."""
+
+    queryset = TrainingJob.objects.select_related("snapshot", "created_by")
+    serializer_class = TrainingJobSerializer
+    permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
+
+    @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
+    def create(self, request: Request) -> Response:
+        payload = TrainingJobCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            job = jobs.training_job_create(
+                snapshot=data["snapshot"],
+                user=request.user,
+                name=data["name"],
+                base_model=data["base_model"],
+                preset=data["preset"],
+                overrides=data["hyperparameters"],
+            )
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    def _transition(self, request: Request, service) -> Response:
+        try:
+            job = service(job=self.get_object(), user=request.user)
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return Response(TrainingJobSerializer(job).data)
+
+    @extend_schema(request=None, responses=TrainingJobSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
+    def cancel(self, request: Request, pk=None) -> Response:
+        return self._transition(request, jobs.training_job_cancel)
+
+    @extend_schema(request=None, responses=TrainingJobSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
+    def resume(self, request: Request, pk=None) -> Response:
+        return self._transition(request, jobs.training_job_resume)

@@ -1,15 +1,155 @@
-"""Training pages for the Trainer role."""
+"""Training pages for the Trainer role: launch, job list, and the live job page."""
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from training import jobs
+from training.models import DatasetSnapshot, TrainingJob
 
 
-@staff_member_required
+class LaunchForm(forms.Form):
+    """Preset first; the advanced fields override the preset's values when filled in."""
+
+    snapshot = forms.ModelChoiceField(queryset=DatasetSnapshot.objects.select_related("manual"))
+    preset = forms.ChoiceField()
+    name = forms.CharField(required=False, max_length=200)
+    base_model = forms.CharField(
+        required=False,
+        max_length=500,
+        help_text="Empty: the preset's model (the bundled SmolLM2-135M for CPU quick).",
+    )
+    max_steps = forms.IntegerField(required=False, min_value=1)
+    num_train_epochs = forms.FloatField(required=False, min_value=0.01)
+    learning_rate = forms.FloatField(required=False, min_value=0)
+    lora_r = forms.IntegerField(required=False, min_value=1)
+    lora_alpha = forms.IntegerField(required=False, min_value=1)
+    max_length = forms.IntegerField(required=False, min_value=16)
+    per_device_train_batch_size = forms.IntegerField(required=False, min_value=1)
+    save_steps = forms.IntegerField(required=False, min_value=1)
+    method = forms.ChoiceField(
+        required=False, choices=[("", "Preset's"), *TrainingJob.Method.choices]
+    )
+
+    ADVANCED = (
+        "max_steps",
+        "num_train_epochs",
+        "learning_rate",
+        "lora_r",
+        "lora_alpha",
+        "max_length",
+        "per_device_train_batch_size",
+        "save_steps",
+        "method",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from training.presets import PRESETS
+
+        self.fields["preset"].choices = [(key, p.label) for key, p in PRESETS.items()]
+
+    def overrides(self) -> dict:
+        return {
+            key: self.cleaned_data[key]
+            for key in self.ADVANCED
+            if self.cleaned_data.get(key) not in (None, "")
+        }
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def training_home(request: HttpRequest) -> HttpResponse:
-    # Training jobs arrive with Stage 4; until then the page says so plainly.
-    return render(request, "training/unavailable.html")
+    jobs_list = TrainingJob.objects.select_related("snapshot", "created_by")[:50]
+    return render(request, "training/job_list.html", {"jobs": jobs_list})
+
+
+@login_required
+def job_launch(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm("training.launch_trainingjob"):
+        raise PermissionDenied
+    from training.presets import PRESETS
+
+    form = LaunchForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = jobs.training_job_create(
+                snapshot=form.cleaned_data["snapshot"],
+                user=request.user,
+                name=form.cleaned_data["name"],
+                base_model=form.cleaned_data["base_model"],
+                preset=form.cleaned_data["preset"],
+                overrides=form.overrides(),
+            )
+        except ValidationError as exc:
+            for message in exc.messages:
+                form.add_error(None, message)
+        else:
+            messages.success(request, f"Training job #{job.pk} queued.")
+            return redirect("training:job", job_id=job.pk)
+    return render(request, "training/job_launch.html", {"form": form, "presets": PRESETS})
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(TrainingJob.objects.select_related("snapshot__manual"), pk=job_id)
+    return render(request, "training/job_detail.html", {"job": job})
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
+    """What the job page polls: progress, metrics for the loss curve, and the log tail."""
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    return JsonResponse(
+        {
+            "status": job.status,
+            "status_display": job.get_status_display(),
+            "finished": job.is_finished,
+            "step": job.step,
+            "total_steps": job.total_steps,
+            "epoch": job.epoch,
+            "eta_s": job.eta_s,
+            "progress_percent": job.progress_percent,
+            "metrics": job.metrics,
+            "log_tail": job.log_tail[-4000:],
+            "message": job.message,
+            "final_train_loss": job.final_train_loss,
+            "eval_loss": job.eval_loss,
+            "tokens_per_s": job.tokens_per_s,
+            "cancel_requested": job.cancel_requested,
+        }
+    )
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    return _transition(request, job_id, jobs.training_job_cancel, "Cancel requested.")
+
+
+@login_required
+@require_POST
+def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
+    return _transition(request, job_id, jobs.training_job_resume, "Job queued to resume.")
+
+
+def _transition(request: HttpRequest, job_id: int, service, done: str) -> HttpResponse:
+    job = get_object_or_404(TrainingJob, pk=job_id)
+    try:
+        service(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, done)
+    return redirect("training:job", job_id=job.pk)

@@ -57,7 +57,13 @@ _TRAINER_PERMISSIONS = {
         "view_llmendpoint",
         "view_ingestionrun",
     ],
-    "training": ["view_datasetsnapshot", "add_datasetsnapshot", "view_snapshotpair"],
+    "training": [
+        "view_datasetsnapshot",
+        "add_datasetsnapshot",
+        "view_snapshotpair",
+        "view_trainingjob",
+        "launch_trainingjob",
+    ],
 }
 
 

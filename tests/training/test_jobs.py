@@ -1,0 +1,124 @@
+"""Training jobs: launch validation, roles, pages, and a real tiny LoRA job on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from curation.models import LLMEndpoint
+from training import jobs
+from training.models import TrainingJob
+from training.services import snapshot_create
+
+pytestmark = pytest.mark.django_db
+
+TINY = {"max_steps": 2, "max_length": 64, "per_device_train_batch_size": 2, "save_steps": 1}
+
+
+@pytest.fixture
+def snapshot(manual, trainer):
+    return snapshot_create(
+        manual=manual, user=trainer, train_fraction=0.8, eval_fraction=0.1, test_fraction=0.1
+    )
+
+
+def test_a_snapshot_with_too_few_train_pairs_is_refused(snapshot, trainer, settings):
+    settings.TRAINING_MIN_TRAIN_PAIRS = snapshot.train_count + 1
+    with pytest.raises(ValidationError, match="train pairs; training needs at least"):
+        jobs.training_job_create(snapshot=snapshot, user=trainer, overrides=TINY, enqueue=False)
+    assert not TrainingJob.objects.exists()
+
+
+def test_a_base_model_that_cannot_be_found_is_refused(snapshot, trainer, tmp_path):
+    missing = tmp_path / "no-model-here"
+    with pytest.raises(ValidationError, match="base model cannot be found"):
+        jobs.training_job_create(
+            snapshot=snapshot, user=trainer, base_model=str(missing), overrides=TINY, enqueue=False
+        )
+
+
+def test_a_sequence_length_beyond_the_model_context_is_refused(snapshot, trainer):
+    with pytest.raises(ValidationError, match="context"):
+        jobs.training_job_create(
+            snapshot=snapshot,
+            user=trainer,
+            overrides={**TINY, "max_length": 1_000_000},
+            enqueue=False,
+        )
+
+
+def test_unknown_hyperparameters_are_refused_naming_them(snapshot, trainer):
+    with pytest.raises(ValidationError, match="learning_rat"):
+        jobs.training_job_create(
+            snapshot=snapshot, user=trainer, overrides={"learning_rat": 1e-4}, enqueue=False
+        )
+
+
+def test_a_reviewer_cannot_launch_training(snapshot, reviewer, client):
+    with pytest.raises(PermissionDenied):
+        jobs.training_job_create(snapshot=snapshot, user=reviewer, overrides=TINY, enqueue=False)
+    client.force_login(reviewer)
+    assert client.get(reverse("training:launch")).status_code == 403
+    assert client.get(reverse("training:home")).status_code == 403
+
+
+def test_anonymous_users_are_sent_to_login(client):
+    response = client.get(reverse("training:home"))
+    assert response.status_code == 302
+    assert reverse("admin:login") in response.url
+
+
+def test_the_launch_form_queues_a_job_for_a_trainer(
+    snapshot, trainer, client, django_capture_on_commit_callbacks
+):
+    client.force_login(trainer)
+    assert client.get(reverse("training:launch")).status_code == 200
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = client.post(
+            reverse("training:launch"),
+            {"snapshot": snapshot.pk, "preset": "cpu_quick", "max_steps": 2, "max_length": 64},
+        )
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302 and response.url == reverse("training:job", args=[job.pk])
+    assert (job.status, job.hyperparameters["max_steps"], job.created_by) == ("queued", 2, trainer)
+    assert len(callbacks) == 1
+    page = client.get(response.url).content.decode()
+    assert 'id="loss-curve"' in page and 'id="job-progress"' in page
+    status = client.get(reverse("training:job_status", args=[job.pk])).json()
+    assert status["status"] == "queued" and status["progress_percent"] == 0
+
+
+def test_cancelling_a_queued_job_stops_it_before_it_runs(snapshot, trainer):
+    job = jobs.training_job_create(snapshot=snapshot, user=trainer, overrides=TINY, enqueue=False)
+    job = jobs.training_job_cancel(job=job, user=trainer)
+    assert job.status == TrainingJob.Status.CANCELLED
+    assert jobs.training_job_claim(job_id=job.pk) is False
+
+
+@pytest.mark.slow
+def test_a_tiny_lora_job_trains_merges_registers_and_resumes_after_cancel(snapshot, trainer):
+    job = jobs.training_job_create(snapshot=snapshot, user=trainer, overrides=TINY, enqueue=False)
+    TrainingJob.objects.filter(pk=job.pk).update(cancel_requested=True)  # stop at the first step
+
+    assert jobs.training_job_claim(job_id=job.pk)
+    job = jobs.training_job_execute(job_id=job.pk, heartbeat_s=0)
+
+    assert job.status == TrainingJob.Status.CANCELLED, job.message or job.traceback
+    assert job.step >= 1
+    job = jobs.training_job_resume(job=job, user=trainer)
+    assert jobs.training_job_claim(job_id=job.pk)
+    job = jobs.training_job_execute(job_id=job.pk)
+
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.message or job.traceback
+    assert job.step == job.total_steps == 2
+    assert job.metrics and all(point["loss"] is None or point["loss"] > 0 for point in job.metrics)
+    assert job.final_train_loss is not None and job.final_train_loss > 0
+    endpoint = job.registered_endpoint
+    assert endpoint.kind == LLMEndpoint.Kind.LOCAL and endpoint.model == job.merged_dir
+    from curation.llm import make_client
+
+    answer = make_client(endpoint.config()).complete(
+        [{"role": "user", "content": "How do I open the charge port?"}], max_tokens=8
+    )
+    assert answer.text.strip()

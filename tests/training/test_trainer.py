@@ -1,0 +1,412 @@
+"""The plain LoRA/QLoRA trainer: datasets, masking, a real run, cancel/resume, QLoRA, merge.
+
+Runs use the real bundled SmolLM2-135M-Instruct on the CPU and stay tiny (a few steps, 8
+records, max_length 96-128) so the whole file takes a couple of minutes. No database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from curation.local_models import DEFAULT_MODEL_FOLDER, ensure_default_model
+from training.presets import TrainingConfig
+from training.trainer import (
+    ProgressEvent,
+    TrainExample,
+    TrainingCancelled,
+    bnb_cpu_4bit_available,
+    build_dataset,
+    build_sft_trainer,
+    example_from_record,
+    load_merged_and_generate,
+    model_context_length,
+    resolve_base_model,
+    train,
+)
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
+QA_PAIRS = (
+    Path(__file__).resolve().parents[3] / "shared" / "data" / "model3-manual" / "qa_pairs.json"
+)
+
+PAIRS = [
+    ("What colour is the charge port light while charging?", "It pulses green."),
+    ("How do I open the charge port?", "Press the button on the charge cable."),
+    ("Where is the tyre repair kit?", "Under the floor of the rear trunk."),
+    ("What does a red brake light on the display mean?", "The brake fluid level is low."),
+    ("How do I turn on the hazard lights?", "Press the button above the rear view mirror."),
+    ("How long can Sentry Mode record?", "Up to one hour per event."),
+    ("What tyre pressure should I use?", "The pressure on the label inside the door pillar."),
+    ("How do I reset the trip meter?", "Touch Reset under Trips on the touchscreen."),
+]
+
+# Tiny runs: a few steps, no warmup (a warmup step trains at learning rate 0).
+TINY = TrainingConfig(
+    max_steps=4,
+    max_length=96,
+    per_device_train_batch_size=2,
+    warmup_ratio=0.0,
+    save_steps=0,
+    logging_steps=1,
+)
+
+
+def chat_record(question: str, answer: str, system: str = "") -> dict:
+    messages = [{"role": "system", "content": system}] if system else []
+    return {
+        "messages": [
+            *messages,
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
+
+
+def inst_record(question: str, answer: str) -> dict:
+    return {"text": f"<s>[INST] {question} [/INST] {answer} </s>"}
+
+
+def alpaca_record(question: str, answer: str) -> dict:
+    return {"instruction": question, "input": "", "output": answer}
+
+
+RECORD_MAKERS = {"chat_template": chat_record, "seed_inst": inst_record, "alpaca": alpaca_record}
+
+
+@pytest.fixture(scope="module")
+def default_model() -> Path:
+    return ensure_default_model(MODELS_DIR)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(default_model):
+    return AutoTokenizer.from_pretrained(default_model)
+
+
+def run(tmp_path: Path, **overrides):
+    """train() on the default model with the tiny config and the chat records."""
+    kwargs = {
+        "base_model": "",
+        "train_records": [chat_record(q, a) for q, a in PAIRS],
+        "eval_records": [],
+        "prompt_format": "chat_template",
+        "system_prompt": "",
+        "config": TINY,
+        "output_dir": tmp_path / "job",
+        "models_dir": MODELS_DIR,
+    }
+    return train(**{**kwargs, **overrides})
+
+
+# --------------------------------------------------------------------------------------------
+# Records -> prompt/completion
+
+
+def test_seed_inst_record_splits_right_after_inst():
+    example = example_from_record(
+        inst_record("How do I open the charge port?", "Press the button."),
+        prompt_format="seed_inst",
+    )
+    assert example == TrainExample(
+        prompt="<s>[INST] How do I open the charge port? [/INST]",
+        completion=" Press the button. </s>",
+        question="How do I open the charge port?",
+        reference="Press the button.",
+    )
+
+
+def test_seed_inst_gets_the_system_prompt_once_where_llama2_puts_it():
+    record = inst_record("How do I open the charge port?", "Press the button.")
+    example = example_from_record(record, prompt_format="seed_inst", system_prompt="Be brief.")
+    assert example.prompt == (
+        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHow do I open the charge port? [/INST]"
+    )
+    assert example.question == "How do I open the charge port?"
+    # A record exported with the system prompt keeps its own and gets no second one.
+    again = example_from_record(
+        {"text": example.prompt + example.completion},
+        prompt_format="seed_inst",
+        system_prompt="Be brief.",
+    )
+    assert again.prompt == example.prompt and again.question == example.question
+
+
+def test_alpaca_record_renders_the_alpaca_prompt():
+    example = example_from_record(
+        alpaca_record("How do I open the charge port?", "Press the button."),
+        prompt_format="alpaca",
+    )
+    assert example.prompt == (
+        "Below is an instruction that describes a task. Write a response that appropriately "
+        "completes the request.\n\n### Instruction:\nHow do I open the charge port?\n\n"
+        "### Response:\n"
+    )
+    assert example.completion == "Press the button."
+    with_input = example_from_record(
+        {
+            "instruction": "Summarise.",
+            "input": "Charging page",
+            "output": "Plug in.",
+            "system": "S",
+        },
+        prompt_format="alpaca",
+    )
+    assert (
+        with_input.prompt
+        == "S\n\n### Instruction:\nSummarise.\n\n### Input:\nCharging page\n\n### Response:\n"
+    )
+
+
+def test_chat_record_prompt_is_every_message_before_the_answer():
+    example = example_from_record(
+        chat_record("How do I open the charge port?", "Press the button."),
+        prompt_format="chat_template",
+        system_prompt="Answer from the manual.",
+    )
+    assert example.prompt == [
+        {"role": "system", "content": "Answer from the manual."},
+        {"role": "user", "content": "How do I open the charge port?"},
+    ]
+    assert example.completion == [{"role": "assistant", "content": "Press the button."}]
+    own = example_from_record(
+        chat_record("Q?", "A.", system="Own prompt."),
+        prompt_format="chat_template",
+        system_prompt="Answer from the manual.",
+    )
+    assert own.prompt[0] == {"role": "system", "content": "Own prompt."}
+    assert len(own.prompt) == 2
+
+
+@pytest.mark.parametrize(
+    ("prompt_format", "record", "message"),
+    [
+        ("seed_inst", {"text": "no markers here"}, 'Record 2: "text" must look like'),
+        ("seed_inst", {"text": "<s>[INST] q [/INST] </s>"}, "Record 2: no answer after [/INST]."),
+        ("alpaca", {"instruction": "q", "output": ""}, 'Record 2: "output" must be a non-empty'),
+        (
+            "chat_template",
+            {"messages": [{"role": "user", "content": "q"}]},
+            "Record 2: the last message must be the assistant's answer.",
+        ),
+        ("chat_template", {"messages": "q"}, 'Record 2: "messages" must be a list'),
+    ],
+)
+def test_bad_records_are_refused_naming_the_record(tokenizer, prompt_format, record, message):
+    good = RECORD_MAKERS[prompt_format]("q?", "a.")
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        build_dataset([good, record], prompt_format=prompt_format, tokenizer=tokenizer)
+
+
+def test_unknown_prompt_format_is_refused(tokenizer):
+    with pytest.raises(ValueError, match="Unknown prompt format 'sharegpt'"):
+        build_dataset([{"text": "x"}], prompt_format="sharegpt", tokenizer=tokenizer)
+
+
+def test_chat_format_needs_a_tokenizer_with_a_chat_template(default_model):
+    bare = AutoTokenizer.from_pretrained(default_model)
+    bare.chat_template = None
+    with pytest.raises(ValueError, match="tokenizer has no chat template"):
+        build_dataset([chat_record("q?", "a.")], prompt_format="chat_template", tokenizer=bare)
+
+
+def test_dataset_is_in_trls_prompt_completion_format(tokenizer):
+    records = [inst_record(q, a) for q, a in PAIRS[:3]]
+    dataset = build_dataset(records, prompt_format="seed_inst", tokenizer=tokenizer)
+    assert dataset.column_names == ["prompt", "completion"]
+    assert len(dataset) == 3
+    assert dataset[0]["prompt"] == f"<s>[INST] {PAIRS[0][0]} [/INST]"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("prompt_format", ["chat_template", "seed_inst", "alpaca"])
+def test_trl_labels_mask_the_prompt_and_train_the_answer(
+    default_model, tokenizer, tmp_path, prompt_format
+):
+    question, answer = PAIRS[1]
+    records = [RECORD_MAKERS[prompt_format](q, a) for q, a in PAIRS[:2]]
+    trainer = build_sft_trainer(
+        model=AutoModelForCausalLM.from_pretrained(default_model),
+        tokenizer=tokenizer,
+        train_dataset=build_dataset(records, prompt_format=prompt_format, tokenizer=tokenizer),
+        eval_dataset=None,
+        config=TINY,
+        checkpoints_dir=tmp_path,
+    )
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+    input_ids, labels = batch["input_ids"][1].tolist(), batch["labels"][1].tolist()
+    trained = [i for i, label in enumerate(labels) if label != -100]
+    masked_text = tokenizer.decode(input_ids[: trained[0]])
+    trained_text = tokenizer.decode([input_ids[i] for i in trained])
+
+    assert trained == list(range(trained[0], trained[-1] + 1))  # one contiguous answer span
+    assert question in masked_text and answer not in masked_text
+    assert trained_text.strip().startswith(answer)
+    # The end-of-turn token is trained too, so the model learns to stop.
+    assert tokenizer.eos_token in trained_text[len(answer) :]
+    assert all(labels[i] == input_ids[i] for i in trained)
+
+
+# --------------------------------------------------------------------------------------------
+# Base models and this machine
+
+
+def test_resolve_base_model(default_model, tmp_path):
+    assert resolve_base_model("", models_dir=MODELS_DIR) == MODELS_DIR / DEFAULT_MODEL_FOLDER
+    assert resolve_base_model("default", models_dir=MODELS_DIR) == default_model
+    assert resolve_base_model(str(default_model), models_dir=tmp_path) == default_model
+    assert resolve_base_model("mistralai/Mistral-7B-v0.1", models_dir=tmp_path) == (
+        "mistralai/Mistral-7B-v0.1"
+    )
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match=f"The base model folder {missing} does not exist"):
+        resolve_base_model(str(missing), models_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        resolve_base_model(str(tmp_path), models_dir=tmp_path)
+    with pytest.raises(ValueError, match="neither a local folder nor a Hub id"):
+        resolve_base_model("not a model!", models_dir=tmp_path)
+
+
+def test_model_context_length_comes_from_the_config(default_model):
+    assert model_context_length(default_model) == 8192
+
+
+def test_bnb_cpu_4bit_probe_answers_once():
+    first = bnb_cpu_4bit_available()
+    assert isinstance(first, bool)
+    assert bnb_cpu_4bit_available() is first
+    assert bnb_cpu_4bit_available.cache_info().hits >= 1
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals before any training
+
+
+def test_a_config_this_machine_cannot_run_is_refused_before_loading(tmp_path):
+    with pytest.raises(ValueError, match="8-bit LoRA needs a CUDA GPU"):
+        run(tmp_path, config=dataclasses.replace(TINY, method="8bit"))
+    with pytest.raises(ValueError, match="beyond the base model's context of 8192 tokens"):
+        run(tmp_path, config=dataclasses.replace(TINY, max_length=10_000))
+    assert not (tmp_path / "job").exists()
+
+
+def test_no_train_records_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="There are no training records"):
+        run(tmp_path, train_records=[])
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        run(tmp_path, resume_from_checkpoint=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Real runs
+
+
+@pytest.mark.slow
+def test_lora_run_reports_every_step_saves_the_adapter_and_merges(tmp_path):
+    events: list[ProgressEvent] = []
+    lines: list[str] = []
+    result = run(
+        tmp_path,
+        eval_records=[chat_record(q, a) for q, a in PAIRS[:2]],
+        on_progress=events.append,
+        on_log=lines.append,
+    )
+
+    steps = [event for event in events if event.eval_loss is None]
+    assert [event.step for event in steps] == [1, 2, 3, 4]
+    assert {event.total_steps for event in events} == {4}
+    losses = [event.loss for event in steps]
+    assert all(loss is not None and math.isfinite(loss) for loss in losses)
+    assert losses[-1] < losses[0]
+    assert all(event.tokens_per_s and event.tokens_per_s > 0 for event in steps)
+    assert steps[-1].eta_s == 0 and steps[-1].epoch == pytest.approx(1.0)
+    assert any(line.startswith("step 4/4, loss ") for line in lines)
+
+    assert result.steps == 4
+    assert result.final_train_loss == pytest.approx(losses[-1])
+    assert result.eval_loss is not None and math.isfinite(result.eval_loss)
+    assert events[-1].eval_loss == pytest.approx(result.eval_loss)
+    assert result.train_tokens > 0 and result.train_seconds > 0 and result.tokens_per_s > 0
+    assert result.device.startswith("cpu")
+    assert [sample["question"] for sample in result.samples] == [PAIRS[0][0], PAIRS[1][0]]
+    assert all(sample["answer"].strip() for sample in result.samples)
+
+    assert (result.adapter_dir / "adapter_model.safetensors").is_file()
+    assert json.loads((result.adapter_dir / "adapter_config.json").read_text())["r"] == 8
+    assert (result.merged_dir / "model.safetensors").is_file()
+    assert not list(result.merged_dir.parent.glob(".merged-*"))  # no staging left behind
+    merged_config = AutoConfig.from_pretrained(result.merged_dir)
+    assert getattr(merged_config, "quantization_config", None) is None
+    answer = load_merged_and_generate(result.merged_dir, PAIRS[0][0], max_new_tokens=12)
+    assert answer.strip()
+
+
+@pytest.mark.slow
+def test_stop_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path):
+    events: list[ProgressEvent] = []
+    with pytest.raises(TrainingCancelled) as caught:
+        run(
+            tmp_path,
+            on_progress=events.append,
+            should_stop=lambda: bool(events) and events[-1].step >= 2,
+        )
+    checkpoint = tmp_path / "job" / "checkpoints" / "checkpoint-2"
+    assert caught.value.step == 2 and caught.value.checkpoint == checkpoint
+    assert (checkpoint / "adapter_model.safetensors").is_file()
+    assert json.loads((checkpoint / "trainer_state.json").read_text())["global_step"] == 2
+    assert not (tmp_path / "job" / "adapter").exists()
+
+    # A stop asked for before training (say, while the model loaded) takes effect after step 1.
+    with pytest.raises(TrainingCancelled) as early:
+        run(tmp_path / "early", should_stop=lambda: True)
+    assert early.value.step == 1
+    assert early.value.checkpoint == tmp_path / "early" / "job" / "checkpoints" / "checkpoint-1"
+
+    resumed: list[ProgressEvent] = []
+    result = run(tmp_path, on_progress=resumed.append, resume_from_checkpoint=True)
+    assert [event.step for event in resumed] == [3, 4]
+    assert result.steps == 4
+    assert (result.merged_dir / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_qlora_trains_on_cpu_and_merges_into_full_precision(tmp_path):
+    if not bnb_cpu_4bit_available():
+        pytest.skip("bitsandbytes cannot run nf4 layers forward and backward on this CPU")
+    events: list[ProgressEvent] = []
+    config = dataclasses.replace(TINY, method="qlora", max_steps=2)
+    result = run(tmp_path, config=config, on_progress=events.append)
+    assert [event.step for event in events] == [1, 2]
+    assert all(math.isfinite(event.loss) for event in events)
+    adapter = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert adapter["r"] == 8
+    merged = AutoModelForCausalLM.from_pretrained(result.merged_dir)
+    assert getattr(merged.config, "quantization_config", None) is None
+    assert {parameter.dtype for parameter in merged.parameters()} == {torch.float32}
+
+
+@pytest.mark.slow
+@pytest.mark.needs_model3
+def test_real_model3_pairs_train_with_finite_losses(tmp_path, model3_dir):
+    pairs = json.loads((model3_dir / "qa_pairs.json").read_text())[:8]
+    events: list[ProgressEvent] = []
+    result = run(
+        tmp_path,
+        train_records=[chat_record(pair["question"], pair["answer"]) for pair in pairs],
+        config=dataclasses.replace(
+            TINY, max_steps=2, max_length=128, per_device_train_batch_size=4
+        ),
+        on_progress=events.append,
+    )
+    assert [event.step for event in events] == [1, 2]
+    assert all(math.isfinite(event.loss) for event in events)
+    assert result.tokens_per_s > 0

@@ -1,0 +1,437 @@
+"""Training hyperparameters: the :class:`TrainingConfig` a job stores, the named presets, checks.
+
+A :class:`TrainingConfig` is the complete, JSON-serialisable recipe of one LoRA/QLoRA run; a
+training job keeps ``config.to_dict()`` on its row and the worker rebuilds it with
+:meth:`TrainingConfig.from_dict`, which refuses keys it does not know (a typo in an override
+must not silently train with the default). :func:`validate_config` turns every problem with a
+recipe, for the machine it would run on and the model it would train, into a sentence a user
+can act on; nothing is refused later, halfway through a run, that could have been refused here.
+
+Deliberately plain Python: no Django, and no torch or transformers import, so forms, the admin
+and the API can use it without loading the ML stack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+__all__ = [
+    "COMPUTE_DTYPES",
+    "LR_SCHEDULERS",
+    "METHODS",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "PRESETS",
+    "QUANT_TYPES",
+    "Preset",
+    "TrainingConfig",
+    "validate_config",
+]
+
+METHODS: Final = ("lora", "qlora", "8bit")
+PRECISIONS: Final = ("fp32", "bf16", "fp16")
+COMPUTE_DTYPES: Final = ("bfloat16", "float16", "float32")
+QUANT_TYPES: Final = ("nf4", "fp4")
+# The transformers schedulers that need no extra arguments (cosine_with_min_lr needs a minimum,
+# reduce_lr_on_plateau an evaluation metric); tests check each is a real SchedulerType.
+LR_SCHEDULERS: Final = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+# Optimizers offered (transformers OptimizerNames values). The bitsandbytes ones keep their
+# state in 8 bits; the paged ones also page it to host memory under CUDA (on a CPU bitsandbytes
+# 0.50 runs them unpaged, with a warning).
+OPTIMIZERS: Final = (
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adafactor",
+    "sgd",
+    "adamw_8bit",
+    "adamw_bnb_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",
+)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Every hyperparameter of one LoRA/QLoRA supervised fine-tuning run.
+
+    ``method``: ``lora`` trains adapters on a full-precision base; ``qlora`` on a 4-bit base
+    (``bnb_4bit_*``); ``8bit`` on an 8-bit base. ``max_steps`` -1 means "train
+    ``num_train_epochs`` epochs". ``completion_only_loss`` puts the loss on the answer tokens
+    only, never on the question or the prompt around it. ``save_steps`` is the checkpoint
+    interval and ``eval_steps`` the evaluation interval, in optimizer steps; 0 turns either off
+    (a cancelled run still saves a checkpoint, and the eval loss is always computed at the end).
+    ``target_modules`` is ``"all-linear"`` or a tuple of module names (a list is accepted and
+    stored as a tuple, so a config stays hashable).
+    """
+
+    method: str = "lora"
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    max_length: int = 256
+    packing: bool = False
+    gradient_checkpointing: bool = False
+    optim: str = "adamw_torch"
+    precision: str = "fp32"
+    seed: int = 42
+    completion_only_loss: bool = True
+    group_by_length: bool = False
+    bnb_4bit_quant_type: str = "nf4"
+    bnb_4bit_use_double_quant: bool = True
+    bnb_4bit_compute_dtype: str = "bfloat16"
+    save_steps: int = 50
+    eval_steps: int = 0
+    logging_steps: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.target_modules, list):
+            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types only (``target_modules`` as a string or a list)."""
+        data = asdict(self)
+        if isinstance(self.target_modules, tuple):
+            data["target_modules"] = list(self.target_modules)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """A config from ``to_dict()`` output, maybe edited; missing keys take the defaults.
+
+        Raises ``ValueError`` naming unknown keys, and ``TypeError`` naming a value of the wrong
+        type (a JSON string where a number belongs, say). Ranges are :func:`validate_config`'s.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"Hyperparameters must be an object, got {type(data).__name__}.")
+        known = {item.name: item for item in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ValueError(
+                f"Unknown hyperparameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}."
+            )
+        values = {}
+        for name, value in data.items():
+            values[name] = _coerce(name, value, _FIELD_TYPES[name])
+        return cls(**values)
+
+
+# The JSON shape of each field: what from_dict accepts.
+_FIELD_TYPES: Final = {
+    "method": str,
+    "lora_r": int,
+    "lora_alpha": int,
+    "lora_dropout": float,
+    "target_modules": "modules",
+    "num_train_epochs": float,
+    "max_steps": int,
+    "learning_rate": float,
+    "lr_scheduler_type": str,
+    "warmup_ratio": float,
+    "weight_decay": float,
+    "max_grad_norm": float,
+    "per_device_train_batch_size": int,
+    "gradient_accumulation_steps": int,
+    "max_length": int,
+    "packing": bool,
+    "gradient_checkpointing": bool,
+    "optim": str,
+    "precision": str,
+    "seed": int,
+    "completion_only_loss": bool,
+    "group_by_length": bool,
+    "bnb_4bit_quant_type": str,
+    "bnb_4bit_use_double_quant": bool,
+    "bnb_4bit_compute_dtype": str,
+    "save_steps": int,
+    "eval_steps": int,
+    "logging_steps": int,
+}
+
+
+def _coerce(name: str, value: Any, kind: Any) -> Any:
+    """``value`` as ``kind``, or TypeError naming the field. JSON has one number type, so an
+    integral float is a fine int and any int a fine float; a bool is never a number."""
+    if kind == "modules":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise TypeError(f'{name} must be "all-linear" or a list of module names.')
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"{name} must be true or false, got {value!r}.")
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    if kind is int:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise TypeError(f"{name} must be a whole number, got {value!r}.")
+    if kind is float:
+        if isinstance(value, int | float):
+            return float(value)
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named recipe: hyperparameters plus the base model they were chosen for ("" = the
+    bundled SmolLM2-135M-Instruct)."""
+
+    name: str
+    label: str
+    base_model: str
+    config: TrainingConfig
+    description: str
+
+
+# cpu_quick, measured on this project's 2-core VM (AMD EPYC, AVX-512) with LoRA r=8 on
+# SmolLM2-135M-Instruct, 24 Model 3 pairs in the chat format (median ~175 tokens), batch 4,
+# max_length 256, fp32, with the trainer's allocator setting (trainer._keep_freed_memory_for_reuse;
+# without it every setting below ran 3-5x slower):
+#   gradient checkpointing on (trl's default)   89 tokens/s
+#   gradient checkpointing off                 126 tokens/s  (x1.4; memory is no issue at 135M)
+#   + padding-free batches                     134 tokens/s  (within the noise; trl allows it only
+#                                              with packing or max_length=None)
+#   + group_by_length                          128 tokens/s  (no gain on a small dataset)
+# so: no checkpointing, ordinary padded batches, no packing (packing would put ~5 pairs in one
+# row and change what a step is). The preset itself on 48 pairs: 125 tokens/s in fp32; bf16
+# autocast gave 185 tokens/s on this CPU (it has AVX-512 BF16), but fp32 stays the default
+# because CPUs without native bf16 emulate it slowly. Choose precision "bf16" where it helps.
+_CPU_QUICK: Final = TrainingConfig(
+    method="lora",
+    lora_r=8,
+    lora_alpha=16,
+    lora_dropout=0.05,
+    num_train_epochs=1.0,
+    learning_rate=2e-4,
+    lr_scheduler_type="cosine",
+    warmup_ratio=0.03,
+    per_device_train_batch_size=4,
+    max_length=256,
+    packing=False,
+    gradient_checkpointing=False,
+    optim="adamw_torch",
+    precision="fp32",
+    completion_only_loss=True,
+    save_steps=50,
+    logging_steps=1,
+)
+
+# The seed project's QLoRA recipe, used for both of its 7B models. Its trainer computed the loss
+# over the whole "<s>[INST] q [/INST] a </s>" text, so completion_only_loss is off here to
+# reproduce it; turn it on to train on answers only.
+_SEED_QLORA: Final = TrainingConfig(
+    method="qlora",
+    lora_r=8,
+    lora_alpha=32,
+    lora_dropout=0.05,
+    num_train_epochs=10.0,
+    learning_rate=2e-4,
+    lr_scheduler_type="cosine",
+    warmup_ratio=0.03,
+    weight_decay=0.001,
+    max_grad_norm=0.3,
+    per_device_train_batch_size=4,
+    max_length=1024,
+    packing=False,
+    gradient_checkpointing=True,
+    optim="paged_adamw_8bit",
+    precision="bf16",
+    completion_only_loss=False,
+    group_by_length=True,
+    bnb_4bit_quant_type="nf4",
+    bnb_4bit_use_double_quant=True,
+    bnb_4bit_compute_dtype="bfloat16",
+    save_steps=200,
+    eval_steps=200,
+    logging_steps=10,
+)
+
+PRESETS: Final[dict[str, Preset]] = {
+    preset.name: preset
+    for preset in (
+        Preset(
+            name="cpu_quick",
+            label="Quick LoRA on CPU (SmolLM2-135M)",
+            base_model="",
+            config=_CPU_QUICK,
+            description=(
+                "LoRA r=8 on the bundled SmolLM2-135M-Instruct, one epoch, answers-only loss. "
+                "Runs on a laptop CPU at roughly 100+ tokens/s; for trying the pipeline end to "
+                "end, not for a production-quality assistant."
+            ),
+        ),
+        Preset(
+            name="seed_mistral_7b_qlora",
+            label="Seed project: Mistral 7B QLoRA",
+            base_model="mistralai/Mistral-7B-v0.1",
+            config=_SEED_QLORA,
+            description=(
+                "The seed project's recipe: 4-bit nf4 base with double quantization and "
+                "bfloat16 compute, LoRA r=8 alpha=32 dropout 0.05, paged 8-bit AdamW, lr 2e-4 "
+                "cosine with 3% warmup, 10 epochs, batch 4, max grad norm 0.3, weight decay "
+                "0.001, grouped by length, loss on the whole text. Needs a CUDA GPU (~10 GB)."
+            ),
+        ),
+        Preset(
+            name="seed_llama2_7b_qlora",
+            label="Seed project: Llama 2 7B QLoRA",
+            base_model="meta-llama/Llama-2-7b-hf",
+            config=_SEED_QLORA,
+            description=(
+                "The seed project's recipe on Llama 2 7B (a gated model: HF_TOKEN must grant "
+                "access). Same hyperparameters as the Mistral preset. Needs a CUDA GPU."
+            ),
+        ),
+    )
+}
+
+
+def validate_config(
+    config: TrainingConfig,
+    *,
+    cuda_available: bool,
+    bnb_cpu_4bit_ok: bool,
+    model_context: int | None,
+) -> list[str]:
+    """Every problem with running ``config`` here, as sentences naming it; empty when it can run.
+
+    ``cuda_available``: a CUDA GPU is visible. ``bnb_cpu_4bit_ok``: bitsandbytes can run
+    4-bit (nf4) layers forward and backward on this CPU (``trainer.bnb_cpu_4bit_available``).
+    ``model_context``: the base model's context length, or None where unknown.
+    """
+    problems: list[str] = []
+
+    def need(condition: bool, message: str) -> None:
+        if not condition:
+            problems.append(message)
+
+    # Choices
+    need(
+        config.method in METHODS,
+        f"method must be one of {', '.join(METHODS)} (got {config.method!r}).",
+    )
+    need(
+        config.precision in PRECISIONS,
+        f"precision must be one of {', '.join(PRECISIONS)} (got {config.precision!r}).",
+    )
+    need(
+        config.lr_scheduler_type in LR_SCHEDULERS,
+        f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)} "
+        f"(got {config.lr_scheduler_type!r}).",
+    )
+    need(
+        config.optim in OPTIMIZERS,
+        f"optim must be one of {', '.join(OPTIMIZERS)} (got {config.optim!r}).",
+    )
+    need(
+        config.bnb_4bit_quant_type in QUANT_TYPES,
+        f"bnb_4bit_quant_type must be one of {', '.join(QUANT_TYPES)} "
+        f"(got {config.bnb_4bit_quant_type!r}).",
+    )
+    need(
+        config.bnb_4bit_compute_dtype in COMPUTE_DTYPES,
+        f"bnb_4bit_compute_dtype must be one of {', '.join(COMPUTE_DTYPES)} "
+        f"(got {config.bnb_4bit_compute_dtype!r}).",
+    )
+    modules = config.target_modules
+    if isinstance(modules, str):
+        need(
+            modules == "all-linear",
+            f'target_modules must be "all-linear" or a list of module names (got {modules!r}).',
+        )
+    else:
+        need(
+            len(modules) > 0 and all(name.strip() for name in modules),
+            "target_modules must name at least one module, and no name may be empty.",
+        )
+
+    # Ranges
+    need(config.lora_r >= 1, f"lora_r must be at least 1 (got {config.lora_r}).")
+    need(config.lora_alpha >= 1, f"lora_alpha must be at least 1 (got {config.lora_alpha}).")
+    for name in ("lora_dropout", "warmup_ratio"):
+        value = getattr(config, name)
+        need(
+            math.isfinite(value) and 0 <= value < 1,
+            f"{name} must be at least 0 and below 1 (got {value:g}).",
+        )
+    need(
+        math.isfinite(config.learning_rate) and 0 < config.learning_rate <= 1,
+        f"learning_rate must be above 0 and at most 1 (got {config.learning_rate:g}).",
+    )
+    need(
+        math.isfinite(config.weight_decay) and 0 <= config.weight_decay < 1,
+        f"weight_decay must be at least 0 and below 1 (got {config.weight_decay:g}).",
+    )
+    need(
+        math.isfinite(config.max_grad_norm) and config.max_grad_norm >= 0,
+        f"max_grad_norm must be 0 (no clipping) or more (got {config.max_grad_norm:g}).",
+    )
+    need(
+        config.max_steps == -1 or config.max_steps >= 1,
+        f"max_steps must be -1 (train by epochs) or at least 1 (got {config.max_steps}).",
+    )
+    if config.max_steps == -1:
+        need(
+            math.isfinite(config.num_train_epochs) and config.num_train_epochs > 0,
+            f"num_train_epochs must be above 0 (got {config.num_train_epochs:g}).",
+        )
+    for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps"):
+        value = getattr(config, name)
+        need(value >= 1, f"{name} must be at least 1 (got {value}).")
+    for name in ("save_steps", "eval_steps"):
+        value = getattr(config, name)
+        need(value >= 0, f"{name} must be 0 (off) or more (got {value}).")
+    need(config.seed >= 0, f"seed must be 0 or more (got {config.seed}).")
+    need(
+        config.max_length >= 16, f"max_length must be at least 16 tokens (got {config.max_length})."
+    )
+    if model_context is not None and config.max_length > model_context:
+        problems.append(
+            f"max_length {config.max_length} is beyond the base model's context of "
+            f"{model_context} tokens."
+        )
+
+    # This machine
+    if config.method == "qlora" and not cuda_available and not bnb_cpu_4bit_ok:
+        problems.append(
+            "QLoRA needs a CUDA GPU here: this machine has none, and its bitsandbytes cannot "
+            "run 4-bit layers on the CPU. Use method lora."
+        )
+    if config.method == "8bit" and not cuda_available:
+        problems.append("8-bit LoRA needs a CUDA GPU, and this machine has none. Use method lora.")
+    if config.precision == "fp16" and not cuda_available:
+        problems.append("precision fp16 needs a CUDA GPU. Use fp32 or bf16 on a CPU.")
+    if (
+        config.method == "qlora"
+        and config.bnb_4bit_compute_dtype == "float16"
+        and not cuda_available
+    ):
+        problems.append("bnb_4bit_compute_dtype float16 needs a CUDA GPU. Use bfloat16 or float32.")
+    return problems

@@ -1,0 +1,830 @@
+"""LoRA/QLoRA supervised fine-tuning of a causal language model on a snapshot's records.
+
+:func:`train` is one whole run: it turns exported snapshot records into trl's prompt/completion
+dataset (so the loss falls on the answers only), trains LoRA adapters with trl's
+``SFTTrainer`` on a full-precision (``lora``), 4-bit nf4 (``qlora``) or 8-bit (``8bit``) base,
+reports progress after every optimizer step, checkpoints, stops cleanly when asked, resumes
+from its last checkpoint, and finally evaluates, samples a few answers and merges the adapter
+into a full-precision copy of the base model that any ``from_pretrained`` can load.
+
+Layout of ``output_dir``: ``checkpoints/checkpoint-N`` (the last two; adapter, optimizer and
+trainer state, enough to resume), ``adapter/`` (the final LoRA adapter) and ``merged/`` (the
+merged model plus tokenizer, as safetensors).
+
+Deliberately plain Python (no Django import): the Celery task, the management command and the
+tests call it with plain values and get plain values back.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import gc
+import logging
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+)
+from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+from trl import SFTConfig, SFTTrainer
+
+from curation.local_models import ensure_default_model
+from training.presets import TrainingConfig, validate_config
+
+__all__ = [
+    "PROMPT_FORMATS",
+    "ProgressEvent",
+    "TrainExample",
+    "TrainResult",
+    "TrainingCancelled",
+    "bnb_cpu_4bit_available",
+    "build_dataset",
+    "example_from_record",
+    "load_merged_and_generate",
+    "model_context_length",
+    "resolve_base_model",
+    "train",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The snapshot export formats (training.services.EXPORT_FORMATS) a run can train on.
+PROMPT_FORMATS: Final = ("chat_template", "seed_inst", "alpaca")
+
+SAMPLE_COUNT: Final = 3
+SAMPLE_MAX_NEW_TOKENS: Final = 48
+CHECKPOINTS_KEPT: Final = 2
+
+_ALPACA_PREAMBLE: Final = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request."
+)
+_ALPACA_PREAMBLE_WITH_INPUT: Final = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request."
+)
+_INST_OPEN: Final = "<s>[INST]"
+_INST_CLOSE: Final = "[/INST]"
+_INST_END: Final = "</s>"
+_SYS_RE: Final = re.compile(r"^<<SYS>>\n(?P<system>.*?)\n<</SYS>>\n\n", re.DOTALL)
+# "org/name" or "name" as the Hub spells repository ids.
+_HUB_ID_RE: Final = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Records -> trl's prompt/completion dataset
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    """One training pair in its prompt format; the loss goes on ``completion`` only.
+
+    ``prompt``/``completion`` are strings (seed_inst, alpaca) or chat messages (chat_template,
+    rendered by the tokenizer's chat template). ``question`` and ``reference`` are the bare
+    question and answer, for sample generations and reports.
+    """
+
+    prompt: str | list[dict[str, str]]
+    completion: str | list[dict[str, str]]
+    question: str = ""
+    reference: str = ""
+
+
+def _inst_example(text: Any, system_prompt: str, where: str) -> TrainExample:
+    if not isinstance(text, str) or not text.strip().startswith(_INST_OPEN):
+        raise ValueError(
+            f'{where}: "text" must look like "<s>[INST] question [/INST] answer </s>".'
+        )
+    text = text.strip()
+    head, marker, tail = text.partition(_INST_CLOSE)
+    if not marker or not tail.strip() or tail.strip() == _INST_END:
+        raise ValueError(f"{where}: no answer after [/INST].")
+    inner = head[len(_INST_OPEN) :].lstrip()
+    match = _SYS_RE.match(inner)
+    if match is None and system_prompt.strip():
+        # Where Llama 2 places a system prompt, as training.services.format_record does.
+        head = head.replace("[INST] ", f"[INST] <<SYS>>\n{system_prompt.strip()}\n<</SYS>>\n\n", 1)
+    question = (inner[match.end() :] if match else inner).strip()
+    answer = tail.strip()
+    if answer.endswith(_INST_END):
+        answer = answer[: -len(_INST_END)].rstrip()
+    return TrainExample(prompt=head + marker, completion=tail, question=question, reference=answer)
+
+
+def _alpaca_example(record: Mapping[str, Any], system_prompt: str, where: str) -> TrainExample:
+    instruction, extra, output = (record.get(key) for key in ("instruction", "input", "output"))
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError(f'{where}: "instruction" must be a non-empty string.')
+    if not isinstance(output, str) or not output.strip():
+        raise ValueError(f'{where}: "output" must be a non-empty string.')
+    extra = extra if isinstance(extra, str) else ""
+    system = record.get("system") or system_prompt
+    system = system.strip() if isinstance(system, str) else ""
+    preamble = system or (_ALPACA_PREAMBLE_WITH_INPUT if extra.strip() else _ALPACA_PREAMBLE)
+    prompt = f"{preamble}\n\n### Instruction:\n{instruction.strip()}\n\n"
+    if extra.strip():
+        prompt += f"### Input:\n{extra.strip()}\n\n"
+    prompt += "### Response:\n"
+    return TrainExample(
+        prompt=prompt, completion=output.strip(), question=instruction.strip(), reference=output
+    )
+
+
+def _chat_example(record: Mapping[str, Any], system_prompt: str, where: str) -> TrainExample:
+    messages = record.get("messages")
+    if not isinstance(messages, list) or not all(
+        isinstance(message, dict)
+        and isinstance(message.get("role"), str)
+        and isinstance(message.get("content"), str)
+        for message in messages
+    ):
+        raise ValueError(f'{where}: "messages" must be a list of {{"role", "content"}} objects.')
+    if len(messages) < 2 or messages[-1]["role"] != "assistant":
+        raise ValueError(f"{where}: the last message must be the assistant's answer.")
+    prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
+    users = [m["content"] for m in prompt if m["role"] == "user"]
+    if not users:
+        raise ValueError(f"{where}: there is no user message to answer.")
+    if system_prompt.strip() and prompt[0]["role"] != "system":
+        prompt.insert(0, {"role": "system", "content": system_prompt.strip()})
+    answer = messages[-1]["content"]
+    return TrainExample(
+        prompt=prompt,
+        completion=[{"role": "assistant", "content": answer}],
+        question=users[-1],
+        reference=answer,
+    )
+
+
+def example_from_record(
+    record: Mapping[str, Any], *, prompt_format: str, system_prompt: str = "", index: int = 0
+) -> TrainExample:
+    """One snapshot export record (``training.services.format_record``) as a train example.
+
+    ``system_prompt`` is used only where the record carries none of its own, so records that
+    already hold the snapshot's system prompt never get it twice. Raises ``ValueError`` naming
+    the record (``index``) and what is wrong with it.
+    """
+    where = f"Record {index + 1}"
+    if not isinstance(record, Mapping):
+        raise ValueError(f"{where}: expected an object, got {type(record).__name__}.")
+    if prompt_format == "chat_template":
+        return _chat_example(record, system_prompt, where)
+    if prompt_format == "seed_inst":
+        return _inst_example(record.get("text"), system_prompt, where)
+    if prompt_format == "alpaca":
+        return _alpaca_example(record, system_prompt, where)
+    raise ValueError(f"Unknown prompt format {prompt_format!r}: use {', '.join(PROMPT_FORMATS)}.")
+
+
+def build_dataset(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    prompt_format: str,
+    tokenizer: PreTrainedTokenizerBase,
+    system_prompt: str = "",
+) -> Dataset:
+    """Snapshot export records as a trl prompt/completion dataset.
+
+    chat_template records become conversational prompt/completion pairs (the prompt is every
+    message before the assistant's answer, rendered by the tokenizer's chat template with the
+    generation prompt); seed_inst text is split right after ``[/INST]`` into the prompt
+    ``<s>[INST] q [/INST]`` and the completion `` a </s>``; alpaca records get the Alpaca
+    prompt with the output as completion. trl's completion mask then keeps the prompt out of
+    the loss.
+    """
+    if prompt_format == "chat_template" and not getattr(tokenizer, "chat_template", None):
+        raise ValueError(
+            "The base model's tokenizer has no chat template, so it cannot train on a "
+            "chat_template snapshot; build the snapshot in the seed_inst or alpaca format."
+        )
+    return _to_dataset(
+        [
+            example_from_record(
+                record, prompt_format=prompt_format, system_prompt=system_prompt, index=i
+            )
+            for i, record in enumerate(records)
+        ]
+    )
+
+
+def _to_dataset(examples: Sequence[TrainExample]) -> Dataset:
+    return Dataset.from_list(
+        [{"prompt": example.prompt, "completion": example.completion} for example in examples]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Base models and this machine
+
+
+def resolve_base_model(base_model: str, *, models_dir: Path) -> Path | str:
+    """Where to load ``base_model`` from: the converted default model ("" or "default"), a local
+    folder (a ``Path``; ``FileNotFoundError`` naming it when it is missing), or a Hub id."""
+    name = (base_model or "").strip()
+    if name in ("", "default"):
+        return ensure_default_model(Path(models_dir))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"The base model folder {name} holds no config.json.")
+        return path
+    if path.exists():
+        raise FileNotFoundError(f"The base model {name} is a file, not a model folder.")
+    if path.is_absolute() or name.startswith((".", "~")):
+        raise FileNotFoundError(f"The base model folder {name} does not exist.")
+    if not _HUB_ID_RE.match(name) or ".." in name:
+        raise ValueError(
+            f"The base model {name!r} is neither a local folder nor a Hub id such as "
+            "mistralai/Mistral-7B-v0.1."
+        )
+    return name
+
+
+def model_context_length(path_or_id: Path | str) -> int | None:
+    """The base model's context length from its config (``max_position_embeddings``), or None.
+
+    A Hub id is looked up on the Hub (or its local cache); ``OSError`` where neither has it.
+    """
+    config = AutoConfig.from_pretrained(str(path_or_id))
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attribute in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(text_config, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+@functools.cache
+def bnb_cpu_4bit_available() -> bool:
+    """Whether bitsandbytes can quantize a layer to nf4 on this CPU and run it forward and
+    backward (QLoRA needs both). Probed once per process on a tiny layer."""
+    try:
+        import bitsandbytes as bnb
+
+        layer = bnb.nn.Linear4bit(
+            64,
+            64,
+            bias=False,
+            compute_dtype=torch.bfloat16,
+            quant_type="nf4",
+            compress_statistics=True,
+        ).to("cpu")
+        if not getattr(layer.weight, "bnb_quantized", False):
+            return False
+        inputs = torch.randn(2, 64, requires_grad=True)
+        output = layer(inputs)
+        output.float().sum().backward()
+        return bool(torch.isfinite(output).all() and torch.isfinite(inputs.grad).all())
+    except Exception as exc:  # any failure means "no": that is the question asked
+        logger.info("bitsandbytes cannot run 4-bit layers on this CPU: %s", exc)
+        return False
+
+
+_M_TRIM_THRESHOLD: Final = -1
+_M_MMAP_MAX: Final = -4
+
+
+@functools.cache
+def _keep_freed_memory_for_reuse() -> bool:
+    """Stop glibc from handing large freed blocks back to the kernel (CPU training only).
+
+    Every training step allocates and frees activations of tens to hundreds of MB. glibc serves
+    such blocks with mmap and unmaps them on free, so the next step page-faults all of that
+    memory in again; on this project's 2-core VM that made LoRA steps 3-5x slower (26 vs 126
+    tokens/s on SmolLM2-135M). Keeping freed memory in the heap for reuse removes the faults;
+    the price is that the process keeps its peak memory until it exits, which suits a training
+    worker. The same effect comes from starting the process with ``MALLOC_MMAP_MAX_=0
+    MALLOC_TRIM_THRESHOLD_=2147483647`` or with jemalloc preloaded. A no-op where the C library
+    is not glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    return bool(
+        libc.mallopt(_M_MMAP_MAX, 0) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    )
+
+
+def _device_label() -> str:
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+# --------------------------------------------------------------------------------------------
+# Progress, cancellation and results
+
+
+@dataclass
+class ProgressEvent:
+    """Where a run stands after an optimizer step (``loss`` set on logging steps) or after an
+    evaluation (``eval_loss`` set). ``tokens_per_s`` and ``eta_s`` are measured over this
+    process's part of the run, so a resumed run does not count the time it was stopped."""
+
+    step: int
+    total_steps: int
+    epoch: float
+    loss: float | None
+    eval_loss: float | None
+    learning_rate: float | None
+    tokens_per_s: float | None
+    eta_s: float | None
+
+
+class TrainingCancelled(Exception):
+    """``should_stop`` asked the run to stop; ``checkpoint`` is where it can resume from.
+
+    ``should_stop`` is asked only after optimizer steps, so even a stop requested while the
+    model was loading ends with one step done and a checkpoint to resume from."""
+
+    def __init__(self, message: str, *, step: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced and how fast it went."""
+
+    adapter_dir: Path
+    merged_dir: Path
+    final_train_loss: float | None
+    eval_loss: float | None
+    train_tokens: int
+    train_seconds: float
+    tokens_per_s: float | None
+    steps: int
+    samples: list[dict[str, str]] = field(default_factory=list)
+    device: str = ""
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+class _ProgressReporter(TrainerCallback):
+    """Reports a :class:`ProgressEvent` for every optimizer step and evaluation, and stops the
+    run (after saving a checkpoint) when ``should_stop()`` says so."""
+
+    def __init__(
+        self,
+        on_progress: Callable[[ProgressEvent], None] | None,
+        should_stop: Callable[[], bool],
+        on_log: Callable[[str], None],
+    ) -> None:
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.log = on_log
+        self.cancelled = False
+        self.started = time.monotonic()
+        self.start_step = 0
+        self.start_tokens = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Called after a resumed run has loaded its state, so rates count this session only.
+        self.started = time.monotonic()
+        self.start_step = state.global_step
+        self.start_tokens = state.num_input_tokens_seen or 0
+
+    def _event(self, state, *, loss=None, eval_loss=None, learning_rate=None) -> ProgressEvent:
+        elapsed = time.monotonic() - self.started
+        steps = state.global_step - self.start_step
+        tokens = (state.num_input_tokens_seen or 0) - self.start_tokens
+        return ProgressEvent(
+            step=state.global_step,
+            total_steps=state.max_steps,
+            epoch=float(state.epoch or 0.0),
+            loss=_finite(loss),
+            eval_loss=_finite(eval_loss),
+            learning_rate=_finite(learning_rate),
+            tokens_per_s=tokens / elapsed if tokens > 0 and elapsed > 0 else None,
+            eta_s=(state.max_steps - state.global_step) * elapsed / steps if steps > 0 else None,
+        )
+
+    def _emit(self, event: ProgressEvent) -> None:
+        if self.on_progress is not None:
+            self.on_progress(event)
+
+    def _step_done(self, state, control, event: ProgressEvent) -> None:
+        """Report a finished step, then ask whether to stop: a stop requested once step N was
+        reported ends the run at step N, with a checkpoint of it."""
+        self._emit(event)
+        if state.global_step < state.max_steps and self.should_stop():
+            control.should_save = True
+            control.should_training_stop = True
+            self.cancelled = True
+            self.log(f"Stop requested at step {state.global_step}: saving a checkpoint.")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # A logging step is reported by on_log, which follows with its loss.
+        if not control.should_log:
+            self._step_done(state, control, self._event(state))
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        # Runs before the trainer decides whether to save, so a stop asked for here still
+        # gets its checkpoint.
+        logs = logs or {}
+        if "loss" in logs:
+            event = self._event(state, loss=logs["loss"], learning_rate=logs.get("learning_rate"))
+            parts = [f"step {event.step}/{event.total_steps}"]
+            if event.loss is not None:
+                parts.append(f"loss {event.loss:.4f}")
+            if event.learning_rate is not None:
+                parts.append(f"lr {event.learning_rate:.2e}")
+            if event.tokens_per_s is not None:
+                parts.append(f"{event.tokens_per_s:.0f} tokens/s")
+            if event.eta_s is not None:
+                parts.append(f"ETA {event.eta_s:.0f}s")
+            self.log(", ".join(parts))
+            self._step_done(state, control, event)
+        if "eval_loss" in logs:
+            event = self._event(state, eval_loss=logs["eval_loss"])
+            self._emit(event)
+            self.log(f"step {event.step}/{event.total_steps}: eval loss {logs['eval_loss']:.4f}")
+        return control
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+_DTYPES: Final = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def _load_base(model_path: Path | str, config: TrainingConfig, *, cuda: bool):
+    """The base model to train, quantized for qlora/8bit."""
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    if config.method == "qlora":
+        compute = _DTYPES[config.bnb_4bit_compute_dtype]
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=config.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=config.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=compute,
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_path),
+            quantization_config=quantization,
+            dtype=compute,
+            device_map={"": 0 if cuda else "cpu"},
+        )
+    elif config.method == "8bit":
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_path),
+            quantization_config=BitsAndBytesConfig(load_in_8bit=True),
+            dtype=half or torch.float16,
+            device_map={"": 0 if cuda else "cpu"},
+        )
+    else:
+        # Half-precision weights on a GPU halve the memory of a 7B base; the trainable adapters
+        # stay in fp32 (peft upcasts them). On a CPU the base stays fp32 and bf16 is autocast.
+        dtype = half if cuda and half is not None else torch.float32
+        return AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+    return prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=config.gradient_checkpointing
+    )
+
+
+def _sft_config(
+    config: TrainingConfig, *, checkpoints_dir: Path, cuda: bool, has_eval: bool
+) -> SFTConfig:
+    """trl's SFTConfig for ``config`` (one place maps our names onto trl/transformers 5 ones)."""
+    return SFTConfig(
+        output_dir=str(checkpoints_dir),
+        num_train_epochs=config.num_train_epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        per_device_eval_batch_size=config.per_device_train_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        # transformers 5 reads a float in [0, 1) as a fraction of the total steps.
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        optim=config.optim,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=config.precision == "bf16",
+        fp16=config.precision == "fp16",
+        use_cpu=not cuda,
+        activation_checkpointing=config.gradient_checkpointing,
+        max_length=config.max_length,
+        packing=config.packing,
+        completion_only_loss=config.completion_only_loss,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=CHECKPOINTS_KEPT,
+        eval_strategy="steps" if config.eval_steps and has_eval else "no",
+        eval_steps=config.eval_steps or None,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=cuda,
+    )
+
+
+def _lora_config(config: TrainingConfig) -> LoraConfig:
+    modules = config.target_modules
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=modules if isinstance(modules, str) else list(modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def build_sft_trainer(
+    *,
+    model,
+    tokenizer: PreTrainedTokenizerBase,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None,
+    config: TrainingConfig,
+    checkpoints_dir: Path,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> SFTTrainer:
+    """The trl SFTTrainer :func:`train` runs (exposed so tests can inspect its prepared data)."""
+    cuda = torch.cuda.is_available()
+    trainer = SFTTrainer(
+        model=model,
+        args=_sft_config(
+            config, checkpoints_dir=checkpoints_dir, cuda=cuda, has_eval=eval_dataset is not None
+        ),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=_lora_config(config),
+        callbacks=list(callbacks),
+    )
+    # With tqdm off, transformers prints every log dict to stdout; progress goes through the
+    # callbacks instead.
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _prompt_ids(tokenizer: PreTrainedTokenizerBase, prompt: str | list[dict]) -> list[int]:
+    """The prompt's tokens exactly as trl tokenizes it for training."""
+    if isinstance(prompt, list):
+        rendered = tokenizer.apply_chat_template(
+            prompt, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(rendered["input_ids"])
+    return list(tokenizer(text=prompt)["input_ids"])
+
+
+@torch.no_grad()
+def _generate(model, tokenizer, prompt: str | list[dict], max_new_tokens: int) -> str:
+    ids = torch.tensor([_prompt_ids(tokenizer, prompt)], device=model.device)
+    output = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id
+        if tokenizer.pad_token_id is not None
+        else tokenizer.eos_token_id,
+    )
+    text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
+    # A seed_inst model ends its answer with the literal "</s>" it was trained on.
+    return text.split(_INST_END, 1)[0].strip()
+
+
+def _merge(
+    model_path: Path | str,
+    adapter_dir: Path,
+    merged_dir: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    dtype: torch.dtype,
+) -> None:
+    """Merge the adapter into a fresh, unquantized copy of the base and save it with the
+    tokenizer. Written beside ``merged_dir`` and renamed into place, so a crash never leaves a
+    half-written model that a later run or an endpoint would trust."""
+    merged_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".merged-", dir=merged_dir.parent))
+    try:
+        base = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        if tokenizer.pad_token_id is not None:
+            merged.generation_config.pad_token_id = tokenizer.pad_token_id
+        merged.save_pretrained(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        staging.chmod(0o755)
+        if merged_dir.exists():
+            shutil.rmtree(merged_dir)
+        os.replace(staging, merged_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _resume_path(resume_from_checkpoint: str | bool | None, checkpoints_dir: Path) -> str | None:
+    if resume_from_checkpoint is None or resume_from_checkpoint is False:
+        return None
+    if resume_from_checkpoint is True:
+        latest = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
+        if latest is None:
+            raise FileNotFoundError(f"There is no checkpoint to resume from in {checkpoints_dir}.")
+        return latest
+    path = Path(resume_from_checkpoint)
+    if not path.is_dir():
+        raise FileNotFoundError(f"The checkpoint {path} does not exist.")
+    return str(path)
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def train(
+    *,
+    base_model: str,
+    train_records: list[dict],
+    eval_records: list[dict],
+    prompt_format: str,
+    system_prompt: str,
+    config: TrainingConfig,
+    output_dir: Path,
+    models_dir: Path,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    resume_from_checkpoint: str | bool | None = None,
+    on_log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Fine-tune ``base_model`` with LoRA on ``train_records``, then evaluate, sample and merge.
+
+    ``should_stop`` is asked after every optimizer step; when it returns True the run saves a
+    checkpoint and raises :class:`TrainingCancelled`. ``resume_from_checkpoint=True`` continues
+    from the latest checkpoint in ``output_dir/checkpoints`` (a path picks one). Expected
+    failures (a bad record, a config this machine cannot run, a missing model folder) raise
+    ``ValueError`` or ``FileNotFoundError`` with a message for the user.
+    """
+    log = on_log or (lambda line: None)
+    output_dir = Path(output_dir)
+    checkpoints_dir = output_dir / "checkpoints"
+    adapter_dir = output_dir / "adapter"
+    merged_dir = output_dir / "merged"
+    if not train_records:
+        raise ValueError("There are no training records.")
+    resume = _resume_path(resume_from_checkpoint, checkpoints_dir)
+
+    cuda = torch.cuda.is_available()
+    model_path = resolve_base_model(base_model, models_dir=models_dir)
+    problems = validate_config(
+        config,
+        cuda_available=cuda,
+        bnb_cpu_4bit_ok=config.method == "qlora" and not cuda and bnb_cpu_4bit_available(),
+        model_context=model_context_length(model_path),
+    )
+    if problems:
+        raise ValueError(" ".join(problems))
+    if not cuda:
+        _keep_freed_memory_for_reuse()
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    train_dataset = build_dataset(
+        train_records, prompt_format=prompt_format, tokenizer=tokenizer, system_prompt=system_prompt
+    )
+    eval_examples = [
+        example_from_record(
+            record, prompt_format=prompt_format, system_prompt=system_prompt, index=i
+        )
+        for i, record in enumerate(eval_records)
+    ]
+    eval_dataset = _to_dataset(eval_examples) if eval_examples else None
+
+    device = _device_label()
+    log(f"Loading {model_path} for {config.method} on {device}.")
+    model = _load_base(model_path, config, cuda=cuda)
+    reporter = _ProgressReporter(on_progress, should_stop, log)
+    trainer = build_sft_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        config=config,
+        checkpoints_dir=checkpoints_dir,
+        callbacks=[reporter],
+    )
+    log(
+        f"Training on {len(trainer.train_dataset)} examples"
+        + (f" (eval {len(eval_records)})" if eval_records else "")
+        + (f", resuming from {Path(resume).name}" if resume else "")
+        + "."
+    )
+    outcome = trainer.train(resume_from_checkpoint=resume)
+    state = trainer.state
+    if reporter.cancelled:
+        latest = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
+        checkpoint = Path(latest) if latest else None
+        raise TrainingCancelled(
+            f"Stopped at step {state.global_step} of {state.max_steps}; "
+            f"checkpoint saved in {checkpoint}.",
+            step=state.global_step,
+            checkpoint=checkpoint,
+        )
+
+    train_seconds = float(outcome.metrics.get("train_runtime", 0.0))
+    session_tokens = (state.num_input_tokens_seen or 0) - reporter.start_tokens
+    train_losses = [entry["loss"] for entry in state.log_history if "loss" in entry]
+    final_train_loss = _finite(train_losses[-1] if train_losses else outcome.training_loss)
+
+    trainer.save_model(str(adapter_dir))
+    log(f"Adapter saved to {adapter_dir}.")
+
+    eval_loss = None
+    if eval_dataset is not None:
+        done = [
+            entry["eval_loss"]
+            for entry in state.log_history
+            if "eval_loss" in entry and entry.get("step") == state.global_step
+        ]
+        eval_loss = _finite(done[-1] if done else trainer.evaluate()["eval_loss"])
+
+    samples = []
+    trained = trainer.model
+    trained.eval()
+    for example in eval_examples[:SAMPLE_COUNT]:
+        samples.append(
+            {
+                "question": example.question,
+                "answer": _generate(trained, tokenizer, example.prompt, SAMPLE_MAX_NEW_TOKENS),
+                "reference": example.reference,
+            }
+        )
+
+    del trainer, trained, model
+    _free_memory()
+    # Never merge into quantized weights: reload the base unquantized. fp32 on a CPU; on a GPU
+    # the half precision the run used (a 7B model in fp32 would need 28 GB).
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    merge_dtype = half if cuda and half is not None else torch.float32
+    log(f"Merging the adapter into {model_path} ({str(merge_dtype).removeprefix('torch.')}).")
+    _merge(model_path, adapter_dir, merged_dir, tokenizer, dtype=merge_dtype)
+    _free_memory()
+    log(f"Merged model saved to {merged_dir}.")
+
+    return TrainResult(
+        adapter_dir=adapter_dir,
+        merged_dir=merged_dir,
+        final_train_loss=final_train_loss,
+        eval_loss=eval_loss,
+        train_tokens=int(state.num_input_tokens_seen or 0),
+        train_seconds=train_seconds,
+        tokens_per_s=session_tokens / train_seconds
+        if train_seconds > 0 and session_tokens
+        else None,
+        steps=state.global_step,
+        samples=samples,
+        device=device,
+    )
+
+
+def load_merged_and_generate(
+    merged_dir: Path, prompt: str, max_new_tokens: int = 32, *, chat: bool | None = None
+) -> str:
+    """Load a merged model with plain ``from_pretrained`` and answer ``prompt`` greedily.
+
+    ``chat``: render ``prompt`` as a user message with the tokenizer's chat template (the
+    default where it has one) or feed it as raw text.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(str(merged_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(merged_dir))
+    model.eval()
+    use_chat = bool(tokenizer.chat_template) if chat is None else chat
+    rendered: str | list[dict] = [{"role": "user", "content": prompt}] if use_chat else prompt
+    return _generate(model, tokenizer, rendered, max_new_tokens)
