@@ -8,6 +8,7 @@ row, and registers the merged model as a ``local`` LLM endpoint when the job suc
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 import traceback
 from datetime import timedelta
@@ -102,7 +103,9 @@ def training_job_create(
         hyperparameters=config.to_dict(),
         created_by=user if user is not None and user.is_authenticated else None,
     )
-    job.output_dir = str(settings.TRAINING_OUTPUT_DIR / f"job-{job.pk}")
+    # A random suffix: a job must never resume another job's checkpoints, even when ids start
+    # again (a rebuilt database) and the old output folders are still on the shared store.
+    job.output_dir = str(settings.TRAINING_OUTPUT_DIR / f"job-{job.pk}-{secrets.token_hex(4)}")
     job.save(update_fields=["output_dir"])
     if enqueue:
         _enqueue(job)

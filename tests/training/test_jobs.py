@@ -13,6 +13,12 @@ from training.services import snapshot_create
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def job_outputs(settings, tmp_path):
+    settings.TRAINING_OUTPUT_DIR = tmp_path / "jobs"
+
+
 TINY = {"max_steps": 2, "max_length": 64, "per_device_train_batch_size": 2, "save_steps": 1}
 
 
