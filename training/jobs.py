@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
+from manualqa.jobrows import finish_job_row, heartbeat_is_stale
 from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
 
 logger = logging.getLogger("training.jobs")
@@ -140,9 +141,9 @@ def training_job_claim(*, job_id: int, task_id: str = "") -> bool:
 
 
 def training_job_is_stale(job: TrainingJob) -> bool:
-    if job.status != TrainingJob.Status.RUNNING or job.heartbeat_at is None:
-        return False
-    return timezone.now() - job.heartbeat_at > timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
+    return heartbeat_is_stale(
+        job, running=TrainingJob.Status.RUNNING, stale_after_s=settings.TRAINING_STALE_AFTER_S
+    )
 
 
 def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
@@ -152,11 +153,7 @@ def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
 
 
 def _finish(job: TrainingJob, status: str, *, message: str = "", trace: str = "") -> TrainingJob:
-    TrainingJob.objects.filter(pk=job.pk).update(
-        status=status, message=message, traceback=trace, finished_at=timezone.now(), eta_s=None
-    )
-    job.refresh_from_db()
-    return job
+    return finish_job_row(job, status, message=message, trace=trace, eta_s=None)
 
 
 def _append_log(job_id: int, line: str) -> None:

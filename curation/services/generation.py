@@ -32,6 +32,7 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
+from manualqa.jobrows import finish_job_row, heartbeat_is_stale
 
 logger = logging.getLogger("curation.generation")
 
@@ -134,10 +135,9 @@ def generation_run_create(
 
 def generation_run_is_stale(run: GenerationRun) -> bool:
     """A running run whose worker stopped writing heartbeats (it was killed or lost)."""
-    if run.status != GenerationRun.Status.RUNNING or run.heartbeat_at is None:
-        return False
-    age = timezone.now() - run.heartbeat_at
-    return age > timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
+    return heartbeat_is_stale(
+        run, running=GenerationRun.Status.RUNNING, stale_after_s=settings.GENERATION_STALE_AFTER_S
+    )
 
 
 def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
@@ -254,10 +254,7 @@ def _new_pairs(run: GenerationRun, chunk: DocumentChunk, outcome: ChunkOutcome) 
 
 
 def _finish(run: GenerationRun, status: str, *, message: str = "", trace: str = "") -> None:
-    GenerationRun.objects.filter(pk=run.pk).update(
-        status=status, message=message, traceback=trace, finished_at=timezone.now()
-    )
-    run.refresh_from_db()
+    finish_job_row(run, status, message=message, trace=trace)
 
 
 def generation_run_execute(*, run_id: int, heartbeat_s: float = 1.0) -> GenerationRun:

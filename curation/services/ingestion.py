@@ -26,6 +26,7 @@ from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument,
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
+from manualqa.jobrows import finish_job_row
 
 logger = logging.getLogger("curation.ingestion")
 
@@ -442,11 +443,7 @@ def ingestion_run_embed(
 
 
 def _finish(run: IngestionRun, status: str, *, message: str = "", trace: str = "") -> IngestionRun:
-    IngestionRun.objects.filter(pk=run.pk).update(
-        status=status, message=message, traceback=trace, finished_at=timezone.now()
-    )
-    run.refresh_from_db()
-    return run
+    return finish_job_row(run, status, message=message, trace=trace)
 
 
 def ingestion_run_execute(
