@@ -345,7 +345,10 @@ class LLMEndpointAdmin(admin.ModelAdmin):
     readonly_fields = ("key_status", "created_at", "updated_at")
     fieldsets = [
         (None, {"fields": ("name", "kind", "description", "is_active")}),
-        ("Where", {"fields": ("model", "base_url", "api_key_env", "key_status", "api_version")}),
+        (
+            "Where",
+            {"fields": ("model", "base_url", "region", "api_key_env", "key_status", "api_version")},
+        ),
         (
             "Generation",
             {"fields": ("temperature", "max_tokens", "context_window")},

@@ -255,13 +255,16 @@ class LocalModel:
 
     def generate(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, str]] | str,
         *,
         max_new_tokens: int,
         temperature: float,
         stop: Sequence[str] | None = None,
     ) -> tuple[str, int, int]:
-        """Answer a chat: ``(text, tokens_in, tokens_out)``, greedy when temperature is 0."""
+        """Answer a chat: ``(text, tokens_in, tokens_out)``, greedy when temperature is 0.
+
+        ``messages`` may also be a raw prompt string, fed to the model without the chat template.
+        """
         result = self.generate_detailed(
             messages, max_new_tokens=max_new_tokens, temperature=temperature, stop=stop
         )
@@ -269,7 +272,7 @@ class LocalModel:
 
     def generate_detailed(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, str]] | str,
         *,
         max_new_tokens: int,
         temperature: float,
@@ -294,7 +297,7 @@ class LocalModel:
 
     def stream(
         self,
-        messages: Sequence[Mapping[str, str]],
+        messages: Sequence[Mapping[str, str]] | str,
         *,
         max_new_tokens: int,
         temperature: float,
@@ -354,7 +357,12 @@ class LocalModel:
             result=result,
         )
 
-    def _encode(self, messages: Sequence[Mapping[str, str]]) -> Any:
+    def _encode(self, messages: Sequence[Mapping[str, str]] | str) -> Any:
+        if isinstance(messages, str):
+            # A raw prompt already in the format the model was trained on (a model fine-tuned
+            # on the seed project's "<s>[INST] q [/INST]" text): the chat template would wrap
+            # it in a format the model never saw. Tokenized as the trainer tokenizes prompts.
+            return self.tokenizer(messages, return_tensors="pt")
         return self.tokenizer.apply_chat_template(
             [dict(message) for message in messages],
             add_generation_prompt=True,

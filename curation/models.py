@@ -192,14 +192,18 @@ class LLMEndpoint(models.Model):
 
     ``openai`` covers OpenAI itself and any OpenAI-compatible server (vLLM, TGI, Ollama) through
     ``base_url``; ``azure_openai`` an Azure deployment; ``local`` a transformers model on the
-    worker (a folder path, or empty for the bundled SmolLM2-135M-Instruct). The API key is never
-    stored: ``api_key_env`` names the environment variable that holds it.
+    worker (a folder path, or empty for the bundled SmolLM2-135M-Instruct); ``sagemaker`` a TGI
+    container behind an AWS SageMaker endpoint (``model`` is the endpoint name, ``base_url`` an
+    optional endpoint URL override, ``region`` the AWS region; credentials from boto3's usual
+    chain). The API key is never stored: ``api_key_env`` names the environment variable that
+    holds it.
     """
 
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible (OpenAI, vLLM, TGI, Ollama)"
         AZURE_OPENAI = "azure_openai", "Azure OpenAI"
         LOCAL = "local", "Local transformers model"
+        SAGEMAKER = "sagemaker", "AWS SageMaker endpoint (TGI container)"
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -207,14 +211,20 @@ class LLMEndpoint(models.Model):
     model = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Model name (OpenAI-compatible), deployment name (Azure), or a local model "
-        "folder (empty for the bundled SmolLM2-135M-Instruct).",
+        help_text="Model name (OpenAI-compatible), deployment name (Azure), a local model "
+        "folder (empty for the bundled SmolLM2-135M-Instruct), or the SageMaker endpoint name.",
     )
     base_url = models.CharField(
         max_length=500,
         blank=True,
         help_text="OpenAI-compatible base URL such as http://127.0.0.1:8001/v1 (empty for "
-        "api.openai.com), or the Azure resource endpoint.",
+        "api.openai.com), the Azure resource endpoint, or a SageMaker runtime endpoint URL "
+        "override (empty for AWS's own).",
+    )
+    region = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AWS region of a SageMaker endpoint (empty: AWS_DEFAULT_REGION, else us-east-1).",
     )
     api_key_env = models.CharField(
         max_length=100,
@@ -259,6 +269,8 @@ class LLMEndpoint(models.Model):
                     errors[field] = "Azure OpenAI needs the endpoint, deployment and API version."
         if self.kind == self.Kind.LOCAL and self.model and not Path(self.model).is_dir():
             errors["model"] = f"No model folder at {self.model}."
+        if self.kind == self.Kind.SAGEMAKER and not self.model:
+            errors["model"] = "A SageMaker endpoint needs the endpoint's name."
         if errors:
             raise ValidationError(errors)
 
@@ -282,6 +294,7 @@ class LLMEndpoint(models.Model):
             price_in_per_1k=float(self.price_in_per_1k) if self.price_in_per_1k else None,
             price_out_per_1k=float(self.price_out_per_1k) if self.price_out_per_1k else None,
             models_dir=str(settings.MODELS_DIR),
+            region=self.region,
         )
 
 

@@ -4,6 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from chat.api import (
+    AssistantListView,
+    ChatAskView,
+    ConversationDetailView,
+    ConversationListView,
+    FeedbackView,
+    PreferenceView,
+)
 from curation.api import (
     ChunkViewSet,
     DocumentViewSet,
@@ -11,7 +19,7 @@ from curation.api import (
     ManualViewSet,
     QAPairViewSet,
 )
-from training.api import DatasetSnapshotViewSet, TrainingJobViewSet
+from training.api import DatasetSnapshotViewSet, EvaluationRunViewSet, TrainingJobViewSet
 
 router = DefaultRouter()
 router.register("manuals", ManualViewSet, basename="manual")
@@ -21,9 +29,20 @@ router.register("qa-pairs", QAPairViewSet, basename="qa-pair")
 router.register("generation-runs", GenerationRunViewSet, basename="generation-run")
 router.register("snapshots", DatasetSnapshotViewSet, basename="snapshot")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
+router.register("evaluation-runs", EvaluationRunViewSet, basename="evaluation-run")
 
 urlpatterns = [
     path("", include(router.urls)),
+    path("chat/", ChatAskView.as_view(), name="chat-ask"),
+    path("chat/assistants/", AssistantListView.as_view(), name="chat-assistants"),
+    path("chat/conversations/", ConversationListView.as_view(), name="chat-conversations"),
+    path(
+        "chat/conversations/<int:pk>/",
+        ConversationDetailView.as_view(),
+        name="chat-conversation",
+    ),
+    path("chat/feedback/", FeedbackView.as_view(), name="chat-feedback"),
+    path("chat/preferences/", PreferenceView.as_view(), name="chat-preferences"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

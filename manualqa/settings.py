@@ -9,6 +9,7 @@ run and test commands start one where none answers).
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 
@@ -206,6 +207,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "GenerationRunStatusEnum": "curation.models.GenerationRun.Status",
         "QAPairStatusEnum": "curation.models.QAPair.Status",
+        # Training jobs and evaluation runs share one set of states.
+        "JobStatusEnum": "training.models.TrainingJob.Status",
     },
 }
 
@@ -257,6 +260,9 @@ CHUNK_OVERLAP_TOKENS = env_int("CHUNK_OVERLAP_TOKENS", 32, minimum=0)
 # object store when GPU workers run on other machines).
 TRAINING_OUTPUT_DIR = Path(env_str("TRAINING_OUTPUT_DIR", str(MODELS_DIR / "jobs")))
 TRAINING_MIN_TRAIN_PAIRS = env_int("TRAINING_MIN_TRAIN_PAIRS", 4, minimum=1)
+# A worker beats every TRAINING_HEARTBEAT_S; silence over TRAINING_STALE_AFTER_S marks the job
+# failed (the worker was killed or lost) and lets Resume take it up from its last checkpoint.
+TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 15, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 300, minimum=10)
 
 # --- QA generation ------------------------------------------------------------------------------
@@ -266,6 +272,21 @@ GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120, minimum=5)
 # Question pairs whose embeddings are closer than this (cosine similarity) are near-duplicates.
 QA_DUPLICATE_SIMILARITY = env_float("QA_DUPLICATE_SIMILARITY", 0.92)
 
+# --- Chat ---------------------------------------------------------------------------------------
+# Longest question an owner may ask, in characters.
+CHAT_MAX_QUESTION_CHARS = env_int("CHAT_MAX_QUESTION_CHARS", 1000, minimum=1)
+# Questions per signed-in user, or per client IP for owners without an account: "COUNT/PERIOD"
+# with PERIOD one of s, min, hour, day ("0/min" turns the limit off). Counted in Redis.
+CHAT_RATE_LIMIT = env_str("CHAT_RATE_LIMIT", "20/min").strip()
+if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_RATE_LIMIT):
+    raise ImproperlyConfigured(
+        f"CHAT_RATE_LIMIT={CHAT_RATE_LIMIT!r}: expected COUNT/PERIOD such as 20/min "
+        "(PERIOD: s, min, hour or day)"
+    )
+CHAT_RATE_LIMIT_PREFIX = "manualqa:chat:rate:"
+# Earlier question/answer turns given to a RAG prompt, for follow-up questions.
+CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 2, minimum=0)
+
 # --- Ingestion ------------------------------------------------------------------------------------
 CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 500, minimum=1)
 CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
@@ -274,5 +295,8 @@ CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
 # Optional: lets dataset exports and trained models be pushed to the Hugging Face Hub.
 HF_TOKEN = env_str("HF_TOKEN")
+# With HF_TOKEN, a finished training job uploads its merged model to a private Hub repository
+# in this namespace (a user or organisation); empty: nothing is pushed.
+TRAINING_HUB_NAMESPACE = env_str("TRAINING_HUB_NAMESPACE")
 SAMPLE_MANUAL_DIR = BASE_DIR / "curation" / "sample_manual" / "site"
 SAMPLE_MANUAL_NAME = "Corvan Aster 2025"

@@ -21,7 +21,14 @@ from django.utils.text import slugify
 
 from curation.models import Manual, QAPair
 from training import services
-from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    EvaluationItem,
+    EvaluationRun,
+    SavedPreset,
+    SnapshotPair,
+    TrainingJob,
+)
 
 # A comparison shows at most this many pairs of each kind; the counts are always complete.
 DIFF_DISPLAY_LIMIT = 200
@@ -420,6 +427,86 @@ class TrainingJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "method")
     search_fields = ("name", "base_model", "message")
     exclude = ("metrics", "log_tail")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SavedPreset)
+class SavedPresetAdmin(admin.ModelAdmin):
+    list_display = ("label", "key", "base_preset", "base_model", "created_by", "created_at")
+    search_fields = ("label", "key", "description")
+    readonly_fields = ("created_by", "created_at")
+
+
+class EvaluationItemInline(admin.TabularInline):
+    model = EvaluationItem
+    fields = (
+        "position",
+        "subject",
+        "question_id",
+        "short_answer",
+        "refused",
+        "latency_ms",
+        "error",
+    )
+    readonly_fields = fields
+    can_delete = False
+    extra = 0
+    max_num = 0
+    show_change_link = True
+
+    @admin.display(description="Answer")
+    def short_answer(self, obj: EvaluationItem) -> str:
+        return obj.answer if len(obj.answer) <= 120 else obj.answer[:119] + "…"
+
+
+@admin.register(EvaluationRun)
+class EvaluationRunAdmin(admin.ModelAdmin):
+    """Read-only view of evaluation runs; they are launched and read on the evaluation pages."""
+
+    list_display = (
+        "id",
+        "name",
+        "status",
+        "retrieval_only",
+        "questions_name",
+        "done",
+        "total",
+        "created_by",
+        "created_at",
+        "report_link",
+    )
+    list_select_related = ("created_by",)
+    list_filter = ("status", "retrieval_only", "question_source")
+    search_fields = ("name", "questions_name", "message")
+    exclude = ("questions", "traceback")
+    raw_id_fields = ("snapshot", "manual", "training_job", "judge_endpoint", "created_by")
+    inlines = [EvaluationItemInline]
+
+    @admin.display(description="Report")
+    def report_link(self, obj: EvaluationRun) -> str:
+        return format_html('<a href="{}">report</a>', reverse("training:evaluation", args=[obj.pk]))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(EvaluationItem)
+class EvaluationItemAdmin(admin.ModelAdmin):
+    """One answer of an evaluation run with its metrics (read only)."""
+
+    list_display = ("id", "run", "subject", "question_id", "kind", "refused", "latency_ms")
+    list_select_related = ("run",)
+    list_filter = ("kind", "refused")
+    search_fields = ("question", "answer", "subject", "question_id")
+    raw_id_fields = ("run", "assistant")
 
     def has_add_permission(self, request) -> bool:
         return False

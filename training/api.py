@@ -20,7 +20,13 @@ from rest_framework.response import Response
 from curation.api import ModelPermissionsWithView, django_errors, query_params
 from curation.models import Manual, ManualDocument
 from training import jobs, services
-from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
+from training.models import (
+    DatasetSnapshot,
+    EvaluationItem,
+    EvaluationRun,
+    SnapshotPair,
+    TrainingJob,
+)
 
 
 class SnapshotPermissions(ModelPermissionsWithView):
@@ -281,6 +287,11 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     queryset = TrainingJob.objects.select_related("snapshot", "created_by")
     serializer_class = TrainingJobSerializer
+
+    def get_queryset(self):
+        jobs.training_jobs_fail_stale()  # a killed worker's job reads as failed, not running
+        return super().get_queryset()
+
     permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
@@ -317,3 +328,102 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
         return self._transition(request, jobs.training_job_resume)
+
+
+class EvaluationRunPermissions(permissions.BasePermission):
+    """Reads only, for whoever may view training jobs (the Trainer group) or evaluation runs."""
+
+    def has_permission(self, request: Request, view) -> bool:
+        user = request.user
+        return request.method in permissions.SAFE_METHODS and (
+            user.has_perm("training.view_trainingjob")
+            or user.has_perm("training.view_evaluationrun")
+        )
+
+
+class EvaluationRunSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = EvaluationRun
+        fields = [
+            "id",
+            "name",
+            "status",
+            "question_source",
+            "snapshot",
+            "questions_name",
+            "assistants",
+            "manual",
+            "retrieval_only",
+            "training_job",
+            "judge_endpoint",
+            "judge_model",
+            "judge_prompt",
+            "judge_prompt_tokens",
+            "judge_completion_tokens",
+            "judge_cost",
+            "done",
+            "total",
+            "progress_percent",
+            "summary",
+            "message",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class EvaluationItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EvaluationItem
+        fields = [
+            "id",
+            "position",
+            "subject",
+            "assistant",
+            "question_id",
+            "question",
+            "reference",
+            "kind",
+            "sources",
+            "must_include",
+            "answer",
+            "retrieved_sources",
+            "cited_sources",
+            "metrics",
+            "judge",
+            "latency_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "refused",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class EvaluationRunViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Evaluation runs, read only: their summary (``{assistant: {metric: value}}``) and
+    answers (``items/``). Runs are launched from the evaluation pages or ``manage.py evaluate``."""
+
+    queryset = EvaluationRun.objects.select_related("created_by").prefetch_related("assistants")
+    serializer_class = EvaluationRunSerializer
+    permission_classes = [permissions.IsAuthenticated, EvaluationRunPermissions]
+
+    def get_queryset(self):
+        from training.evaluation import evaluation_runs_fail_stale
+
+        evaluation_runs_fail_stale()  # a killed worker's run reads as failed, not running
+        return super().get_queryset()
+
+    @extend_schema(responses=EvaluationItemSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def items(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        page = self.paginate_queryset(run.items.order_by("position", "id"))
+        return self.get_paginated_response(EvaluationItemSerializer(page, many=True).data)

@@ -8,7 +8,9 @@ row, and registers the merged model as a ``local`` LLM endpoint when the job suc
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import threading
 import time
 import traceback
 from datetime import timedelta
@@ -16,13 +18,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
 from manualqa.jobrows import finish_job_row, heartbeat_is_stale
-from training.models import DatasetSnapshot, SnapshotPair, TrainingJob
+from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
 
 logger = logging.getLogger("training.jobs")
 
@@ -35,11 +37,24 @@ def _require_launcher(user) -> None:
 
 
 def _config_for(preset: str, overrides: dict | None):
-    from training.presets import PRESETS, TrainingConfig
+    """The preset (built-in, or one a user saved) and the config with ``overrides`` applied."""
+    from training.presets import PRESETS, Preset, TrainingConfig
 
-    if preset not in PRESETS:
-        raise ValidationError({"preset": f"Unknown preset {preset!r}: use {', '.join(PRESETS)}."})
-    base = PRESETS[preset]
+    if preset in PRESETS:
+        base = PRESETS[preset]
+    else:
+        saved = SavedPreset.objects.filter(key=preset).first()
+        if saved is None:
+            known = [*PRESETS, *SavedPreset.objects.values_list("key", flat=True)]
+            raise ValidationError({"preset": f"Unknown preset {preset!r}: use {', '.join(known)}."})
+        parent = PRESETS[saved.base_preset]
+        base = Preset(
+            name=saved.key,
+            label=saved.label,
+            base_model=saved.base_model,
+            config=TrainingConfig.from_dict({**parent.config.to_dict(), **saved.overrides}),
+            description=saved.description,
+        )
     try:
         config = TrainingConfig.from_dict({**base.config.to_dict(), **(overrides or {})})
     except (TypeError, ValueError) as exc:
@@ -47,12 +62,60 @@ def _config_for(preset: str, overrides: dict | None):
     return base, config
 
 
+def saved_preset_create(
+    *,
+    user,
+    label: str,
+    base_preset: str,
+    base_model: str = "",
+    overrides: dict | None = None,
+    description: str = "",
+) -> SavedPreset:
+    """Keep a recipe under a name of its own, so it can be launched again from the form or API.
+
+    The overrides are checked now (unknown keys, wrong types, bad values), not at launch.
+    """
+    from django.utils.text import slugify
+
+    from training.presets import PRESETS, validate_config
+
+    _require_launcher(user)
+    parent = SavedPreset.objects.filter(key=base_preset).first()
+    if parent is not None:  # saving a variant of a saved preset: flatten onto its built-in one
+        base_preset = parent.base_preset
+        overrides = {**parent.overrides, **(overrides or {})}
+        base_model = base_model or parent.base_model
+    if base_preset not in PRESETS:
+        raise ValidationError(
+            {"base_preset": f"Unknown preset {base_preset!r}: use {', '.join(PRESETS)}."}
+        )
+    key = slugify(label)[:60]
+    if not key:
+        raise ValidationError({"label": "A saved preset needs a name with letters or digits."})
+    if key.replace("-", "_") in PRESETS or SavedPreset.objects.filter(key=key).exists():
+        raise ValidationError({"label": f"A preset named {key!r} already exists."})
+    _, config = _config_for(base_preset, overrides)
+    problems = validate_config(
+        config, cuda_available=True, bnb_cpu_4bit_ok=True, model_context=None
+    )
+    if problems:
+        raise ValidationError({"overrides": problems})
+    return SavedPreset.objects.create(
+        key=key,
+        label=label.strip(),
+        description=description.strip(),
+        base_preset=base_preset,
+        base_model=base_model.strip(),
+        overrides=dict(overrides or {}),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+
+
 def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config) -> list[str]:
     """Every reason this launch cannot run, as messages naming the problem."""
-    import torch
-
+    from training.capabilities import training_capabilities
     from training.presets import validate_config
-    from training.trainer import bnb_cpu_4bit_available, model_context_length, resolve_base_model
+    from training.trainer import model_context_length, model_has_chat_template, resolve_base_model
 
     problems = []
     if snapshot.train_count < settings.TRAINING_MIN_TRAIN_PAIRS:
@@ -61,18 +124,32 @@ def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config)
             f"{settings.TRAINING_MIN_TRAIN_PAIRS}."
         )
     context = None
+    resolved = None
     try:
         resolved = resolve_base_model(base_model, models_dir=settings.MODELS_DIR)
         context = model_context_length(resolved)
     except (FileNotFoundError, OSError, ValueError) as exc:
         problems.append(f"The base model cannot be found: {exc}")
-    cuda = torch.cuda.is_available()
-    problems += validate_config(
+    verdict = training_capabilities(needs_bnb_probe=config.method == "qlora")
+    found = validate_config(
         config,
-        cuda_available=cuda,
-        bnb_cpu_4bit_ok=(not cuda) and config.method == "qlora" and bnb_cpu_4bit_available(),
+        cuda_available=verdict.cuda,
+        bnb_cpu_4bit_ok=verdict.bnb_cpu_4bit,
         model_context=context,
     )
+    if found and verdict.source == "workers":
+        found.append("(Checked against the gpu workers that are running now.)")
+    problems += found
+    if (
+        snapshot.prompt_format == "chat_template"
+        and resolved is not None
+        and model_has_chat_template(resolved) is False
+    ):
+        problems.append(
+            f"The base model {base_model or 'SmolLM2-135M-Instruct'} has no chat template, so "
+            "it cannot train on a chat_template snapshot; build the snapshot in the seed_inst "
+            "or alpaca format."
+        )
     return problems
 
 
@@ -90,7 +167,7 @@ def training_job_create(
     """Validate a launch and queue it; every refusal names its problem."""
     _require_launcher(user)
     preset_obj, config = _config_for(preset, overrides)
-    if not base_model and preset != "cpu_quick":
+    if not base_model:
         base_model = preset_obj.base_model
     problems = training_job_validate(snapshot=snapshot, base_model=base_model, config=config)
     if problems:
@@ -146,6 +223,71 @@ def training_job_is_stale(job: TrainingJob) -> bool:
     )
 
 
+def training_jobs_fail_stale() -> int:
+    """Mark failed every running job whose worker stopped beating; return how many.
+
+    A worker beats every ``TRAINING_HEARTBEAT_S`` from a thread of its own, through model
+    loading, training and merging alike, so silence longer than ``TRAINING_STALE_AFTER_S``
+    means the process is gone (killed, out of memory, machine lost). The pages and the API
+    call this before they show jobs. Each update is conditional on the heartbeat it read, so
+    a worker that beats in between keeps its job.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
+    stale = TrainingJob.objects.filter(
+        status=TrainingJob.Status.RUNNING, heartbeat_at__lt=cutoff
+    ).values_list("pk", "heartbeat_at", "step")
+    failed = 0
+    for job_id, beat, step in stale:
+        quiet = (timezone.now() - beat).total_seconds()
+        message = (
+            f"The worker stopped sending heartbeats at {timezone.localtime(beat):%H:%M:%S} "
+            f"({quiet:.0f} s of silence, more than the {settings.TRAINING_STALE_AFTER_S} s "
+            f"allowed) at step {step}: it was probably killed or lost its machine. Resume "
+            "continues from the last checkpoint."
+        )
+        marked = TrainingJob.objects.filter(
+            pk=job_id, status=TrainingJob.Status.RUNNING, heartbeat_at=beat
+        ).update(status=TrainingJob.Status.FAILED, message=message, finished_at=timezone.now())
+        if marked:
+            failed += 1
+            _append_log(job_id, message)
+    return failed
+
+
+class _Heartbeat(threading.Thread):
+    """Writes the job's heartbeat every ``interval`` seconds while the worker process lives."""
+
+    def __init__(self, job_id: int, interval: float) -> None:
+        super().__init__(name=f"heartbeat-job-{job_id}", daemon=True)
+        self.job_id = job_id
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    self.beat()
+                except OperationalError:  # row locked for a moment: the next beat will do
+                    continue
+        except Exception:  # a lost database shows up as a stale job, reported by the reaper
+            logger.exception("heartbeat for training job %s stopped", self.job_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def beat(self) -> None:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            TrainingJob.objects.filter(pk=self.job_id, status=TrainingJob.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
 def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
     from training.services import snapshot_records
 
@@ -163,15 +305,19 @@ def _append_log(job_id: int, line: str) -> None:
 
 
 def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJob:
-    """Train a claimed job to the end (or to a cancel), then merge and register the model."""
+    """Train a claimed job to the end (or to a cancel), then merge and register the model.
+
+    ``heartbeat_s``: how often the step callback looks for a cancel request. The liveness
+    heartbeat is a thread of its own (``TRAINING_HEARTBEAT_S``).
+    """
     from training.presets import TrainingConfig
-    from training.trainer import TrainingCancelled, train
+    from training.trainer import latest_complete_checkpoint
 
     job = TrainingJob.objects.select_related("snapshot").get(pk=job_id)
     config = TrainingConfig.from_dict(job.hyperparameters)
     output_dir = Path(job.output_dir)
-    checkpoints = output_dir / "checkpoints"
-    resume = checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
+    # A worker killed while saving leaves a half-written checkpoint: only complete ones count.
+    resume = latest_complete_checkpoint(output_dir / "checkpoints") is not None
     last_check = 0.0
     cancelled = False
 
@@ -180,7 +326,6 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         now = time.monotonic()
         if now - last_check >= heartbeat_s:
             last_check = now
-            TrainingJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
             cancelled = TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
         return cancelled
 
@@ -204,7 +349,59 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
             heartbeat_at=timezone.now(),
         )
 
+    if not is_main_rank():
+        # Another rank of an ``accelerate launch`` run: train alongside rank 0, write nothing.
+        _run_quiet(job, config, output_dir, resume)
+        return TrainingJob.objects.get(pk=job.pk)
     _append_log(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
+    heartbeat = _Heartbeat(job.pk, settings.TRAINING_HEARTBEAT_S)
+    heartbeat.start()
+    try:
+        return _run(job, config, output_dir, resume, on_progress, should_stop)
+    finally:
+        heartbeat.stop()
+
+
+def is_main_rank() -> bool:
+    """True unless this process is a non-zero rank of a multi-process (``accelerate``) run."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _run_quiet(job, config, output_dir, resume) -> None:
+    from training.trainer import train
+
+    train(
+        base_model=job.base_model,
+        train_records=_records(job.snapshot, SnapshotPair.Split.TRAIN),
+        eval_records=_records(job.snapshot, SnapshotPair.Split.EVAL),
+        prompt_format=job.snapshot.prompt_format,
+        system_prompt=job.snapshot.system_prompt,
+        config=config,
+        output_dir=output_dir,
+        models_dir=settings.MODELS_DIR,
+        resume_from_checkpoint=True if resume else None,
+    )
+
+
+def _push_to_hub(job: TrainingJob, merged_dir: Path) -> str:
+    """Upload the merged model to ``TRAINING_HUB_NAMESPACE/<job folder>`` (private) when
+    ``HF_TOKEN`` and the namespace are set; return the repo id, or "" when not configured.
+    A failed upload is the caller's to log: the model on disk and the job's success stand."""
+    namespace = settings.TRAINING_HUB_NAMESPACE
+    if not (settings.HF_TOKEN and namespace):
+        return ""
+    from huggingface_hub import HfApi
+
+    repo_id = f"{namespace}/manualqa-{Path(job.output_dir).name}"
+    api = HfApi(token=settings.HF_TOKEN, endpoint=os.environ.get("HF_ENDPOINT") or None)
+    api.create_repo(repo_id, private=True, exist_ok=True)
+    api.upload_folder(repo_id=repo_id, folder_path=str(merged_dir))
+    return repo_id
+
+
+def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJob:
+    from training.trainer import TrainingCancelled, train
+
     try:
         result = train(
             base_model=job.base_model,
@@ -234,19 +431,38 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
             message=f"{type(exc).__name__}: {exc}",
             trace=traceback.format_exc(),
         )
-    endpoint = _register(job, Path(result.merged_dir))
-    TrainingJob.objects.filter(pk=job.pk).update(
-        adapter_dir=str(result.adapter_dir),
-        merged_dir=str(result.merged_dir),
-        final_train_loss=result.final_train_loss,
-        eval_loss=result.eval_loss,
-        tokens_per_s=result.tokens_per_s,
-        samples=result.samples,
-        device=result.device,
-        step=F("total_steps"),
-        registered_endpoint=endpoint,
-    )
+    try:
+        with transaction.atomic():
+            endpoint = _register(job, Path(result.merged_dir))
+            TrainingJob.objects.filter(pk=job.pk).update(
+                adapter_dir=str(result.adapter_dir),
+                merged_dir=str(result.merged_dir),
+                final_train_loss=result.final_train_loss,
+                eval_loss=result.eval_loss,
+                tokens_per_s=result.tokens_per_s,
+                samples=result.samples,
+                device=result.device,
+                step=F("total_steps"),
+                registered_endpoint=endpoint,
+            )
+    except Exception as exc:  # the model is on disk; say where, so nothing is lost
+        logger.exception("training job %s could not register its model", job.pk)
+        return _finish(
+            job,
+            TrainingJob.Status.ERRORED,
+            message=f"Training finished and the merged model is in {result.merged_dir}, but "
+            f"registering it failed: {type(exc).__name__}: {exc}",
+            trace=traceback.format_exc(),
+        )
     _append_log(job.pk, f"Merged model saved to {result.merged_dir}; registered as {endpoint}.")
+    try:
+        repo_id = _push_to_hub(job, Path(result.merged_dir))
+    except Exception as exc:  # the Hub is optional: say so, keep the local model and success
+        logger.warning("training job %s: push to the Hub failed: %s", job.pk, exc)
+        _append_log(job.pk, f"Push to the Hugging Face Hub failed: {type(exc).__name__}: {exc}")
+    else:
+        if repo_id:
+            _append_log(job.pk, f"Pushed the merged model to the Hub as {repo_id} (private).")
     return _finish(job, TrainingJob.Status.SUCCEEDED)
 
 

@@ -164,3 +164,192 @@ class TrainingJob(models.Model):
         if not self.total_steps:
             return 0
         return min(100, round(100 * self.step / self.total_steps))
+
+
+class SavedPreset(models.Model):
+    """A user's own recipe: a built-in preset plus the overrides they chose, kept by name.
+
+    ``key`` is what a launch names in ``preset`` (the form, the API, ``manage.py train``), beside
+    the built-in keys; a saved key never shadows a built-in one.
+    """
+
+    key = models.SlugField(max_length=60, unique=True)
+    label = models.CharField(max_length=120)
+    description = models.CharField(max_length=300, blank=True)
+    base_preset = models.CharField(max_length=100)
+    base_model = models.CharField(max_length=500, blank=True)
+    overrides = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class EvaluationRun(models.Model):
+    """Every subject (an assistant, or a manual's default retrieval) on every question of a set.
+
+    The questions are frozen on the row (``questions``) when the run is created, whether they
+    come from the test split of a dataset snapshot (reference answers from the approved pairs)
+    or from an uploaded JSONL file, so a run can be repeated and its report read long after the
+    snapshot or file changed. ``retrieval_only`` measures retrieval alone: no generator runs,
+    and ``manual`` (without assistants) uses the default retrieval that RAG assistants use over
+    that manual's chunks. The optional LLM judge's prompt and model are stored with the run, and
+    its cost counted. Like a training job, the row is the run's live report: status, progress,
+    heartbeat, and at the end the summary per subject (``{label: {metric: value}}``).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        ERRORED = "errored", "Errored"
+
+    class QuestionSource(models.TextChoices):
+        SNAPSHOT = "snapshot", "Test split of a dataset snapshot"
+        UPLOAD = "upload", "Uploaded JSONL file"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+
+    name = models.CharField(max_length=200)
+    question_source = models.CharField(max_length=10, choices=QuestionSource.choices)
+    snapshot = models.ForeignKey(
+        DatasetSnapshot,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_runs",
+    )
+    questions_name = models.CharField(
+        max_length=300, blank=True, help_text="The uploaded file's name, or the snapshot split"
+    )
+    questions = models.JSONField(
+        default=list,
+        help_text="[{id, question, answer, sources, must_include, kind}], frozen at creation",
+    )
+    assistants = models.ManyToManyField(
+        "chat.Assistant", blank=True, related_name="evaluation_runs"
+    )
+    manual = models.ForeignKey(
+        "curation.Manual",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_runs",
+        help_text="Retrieval only: the default retrieval over this manual's chunks",
+    )
+    retrieval_only = models.BooleanField(default=False)
+    training_job = models.ForeignKey(
+        TrainingJob,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="evaluation_runs",
+        help_text="The training job whose model this run evaluates, when launched from it",
+    )
+    judge_endpoint = models.ForeignKey(
+        "curation.LLMEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    judge_prompt = models.TextField(blank=True)
+    judge_model = models.CharField(max_length=500, blank=True)
+    judge_prompt_tokens = models.PositiveIntegerField(default=0)
+    judge_completion_tokens = models.PositiveIntegerField(default=0)
+    judge_cost = models.FloatField(
+        null=True, blank=True, help_text="From the judge endpoint's prices; empty without prices"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    cancel_requested = models.BooleanField(default=False)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        if not self.total:
+            return 0
+        return min(100, round(100 * self.done / self.total))
+
+
+class EvaluationItem(models.Model):
+    """One subject's answer to one question of an evaluation run, with its metrics.
+
+    ``subject`` is the label the summary uses (the assistant's name, or "<manual> (default
+    retrieval)"), kept even if the assistant is deleted later. ``retrieved_sources`` are the
+    documents retrieval ranked, best first (distinct, by source name); ``cited_sources`` the
+    documents the answer cites. ``metrics`` holds the per-answer values that
+    ``training.metrics.aggregate`` reads (``token_f1``, ``rank``, ``refused``, ...); a key that
+    does not apply is absent. A failed answer has empty ``answer`` and says why in ``error``.
+    """
+
+    run = models.ForeignKey(EvaluationRun, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(help_text="The question's index in the run's set")
+    assistant = models.ForeignKey(
+        "chat.Assistant", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    subject = models.CharField(max_length=200)
+    question_id = models.CharField(max_length=200, blank=True)
+    question = models.TextField()
+    reference = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, default="answerable")
+    sources = models.JSONField(default=list, blank=True)
+    must_include = models.JSONField(default=list, blank=True)
+    answer = models.TextField(blank=True)
+    retrieved_sources = models.JSONField(default=list, blank=True)
+    cited_sources = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    judge = models.JSONField(
+        default=dict, blank=True, help_text="{correctness, faithfulness, raw, error, cost}"
+    )
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    refused = models.BooleanField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    chat_message_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="The stored chat answer (evaluation owner's session)"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "position", "subject"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "subject", "position"], name="one_evaluation_answer_per_question"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.question[:60]}"

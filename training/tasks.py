@@ -13,3 +13,17 @@ def run_job(self, job_id: int) -> str:
     if not jobs.training_job_claim(job_id=job_id, task_id=self.request.id or ""):
         return "already claimed"
     return jobs.training_job_execute(job_id=job_id).status
+
+
+@shared_task(name="evaluation.run_evaluation", bind=True)
+def run_evaluation(self, run_id: int) -> str:
+    """Run one evaluation (``default`` queue: its name is outside the ``training.*`` route).
+
+    Never retried blindly: a crash is recorded on the run; a redelivered task finds the run
+    claimed and does nothing.
+    """
+    from training import evaluation
+
+    if not evaluation.evaluation_run_claim(run_id=run_id, task_id=self.request.id or ""):
+        return "already claimed"
+    return evaluation.evaluation_run_execute(run_id=run_id).status

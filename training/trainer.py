@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import json
 import logging
 import math
 import os
@@ -45,7 +46,6 @@ from transformers import (
     TrainerCallback,
 )
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer
 
 from curation.local_models import ensure_default_model
@@ -275,6 +275,21 @@ def model_context_length(path_or_id: Path | str) -> int | None:
     return None
 
 
+def model_has_chat_template(path_or_id: Path | str) -> bool | None:
+    """Whether a local model folder's tokenizer has a chat template; None for a Hub id (it
+    cannot be known without downloading, so the run checks it when it starts)."""
+    folder = Path(path_or_id)
+    if not folder.is_dir():
+        return None
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(tokenizer_config.get("chat_template"))
+
+
 @functools.cache
 def bnb_cpu_4bit_available() -> bool:
     """Whether bitsandbytes can quantize a layer to nf4 on this CPU and run it forward and
@@ -381,6 +396,8 @@ class TrainResult:
     steps: int
     samples: list[dict[str, str]] = field(default_factory=list)
     device: str = ""
+    # False on the other ranks of an ``accelerate launch`` run: they neither merge nor report.
+    main_process: bool = True
 
 
 def _finite(value: Any) -> float | None:
@@ -480,6 +497,8 @@ _DTYPES: Final = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32
 def _load_base(model_path: Path | str, config: TrainingConfig, *, cuda: bool):
     """The base model to train, quantized for qlora/8bit."""
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
+    # One GPU per process under ``accelerate launch`` (LOCAL_RANK), the first one otherwise.
+    local_device = int(os.environ.get("LOCAL_RANK", "0"))
     if config.method == "qlora":
         compute = _DTYPES[config.bnb_4bit_compute_dtype]
         quantization = BitsAndBytesConfig(
@@ -492,14 +511,14 @@ def _load_base(model_path: Path | str, config: TrainingConfig, *, cuda: bool):
             str(model_path),
             quantization_config=quantization,
             dtype=compute,
-            device_map={"": 0 if cuda else "cpu"},
+            device_map={"": local_device if cuda else "cpu"},
         )
     elif config.method == "8bit":
         model = AutoModelForCausalLM.from_pretrained(
             str(model_path),
             quantization_config=BitsAndBytesConfig(load_in_8bit=True),
             dtype=half or torch.float16,
-            device_map={"": 0 if cuda else "cpu"},
+            device_map={"": local_device if cuda else "cpu"},
         )
     else:
         # Half-precision weights on a GPU halve the memory of a 7B base; the trainable adapters
@@ -650,14 +669,45 @@ def _merge(
         raise
 
 
+def checkpoint_is_complete(path: Path) -> bool:
+    """Whether the Trainer finished writing this checkpoint.
+
+    ``trainer_state.json`` is the last file the Trainer writes (after the weights, optimizer,
+    scheduler and RNG state), so a worker killed mid-save leaves a folder without a readable
+    one, and resuming from that folder would crash.
+    """
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def latest_complete_checkpoint(checkpoints_dir: Path) -> Path | None:
+    """The highest-numbered ``checkpoint-N`` in ``checkpoints_dir`` that was fully written."""
+    if not checkpoints_dir.is_dir():
+        return None
+    numbered = []
+    for path in checkpoints_dir.glob("checkpoint-*"):
+        suffix = path.name.removeprefix("checkpoint-")
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if checkpoint_is_complete(path):
+            return path
+    return None
+
+
 def _resume_path(resume_from_checkpoint: str | bool | None, checkpoints_dir: Path) -> str | None:
     if resume_from_checkpoint is None or resume_from_checkpoint is False:
         return None
     if resume_from_checkpoint is True:
-        latest = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
+        latest = latest_complete_checkpoint(checkpoints_dir)
         if latest is None:
-            raise FileNotFoundError(f"There is no checkpoint to resume from in {checkpoints_dir}.")
-        return latest
+            raise FileNotFoundError(
+                f"There is no complete checkpoint to resume from in {checkpoints_dir}."
+            )
+        return str(latest)
     path = Path(resume_from_checkpoint)
     if not path.is_dir():
         raise FileNotFoundError(f"The checkpoint {path} does not exist.")
@@ -749,8 +799,7 @@ def train(
     outcome = trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
     if reporter.cancelled:
-        latest = get_last_checkpoint(str(checkpoints_dir)) if checkpoints_dir.is_dir() else None
-        checkpoint = Path(latest) if latest else None
+        checkpoint = latest_complete_checkpoint(checkpoints_dir)
         raise TrainingCancelled(
             f"Stopped at step {state.global_step} of {state.max_steps}; "
             f"checkpoint saved in {checkpoint}.",
@@ -774,6 +823,23 @@ def train(
             if "eval_loss" in entry and entry.get("step") == state.global_step
         ]
         eval_loss = _finite(done[-1] if done else trainer.evaluate()["eval_loss"])
+
+    if not trainer.accelerator.is_main_process:
+        # Under ``accelerate launch`` the other ranks stop here: only the main process samples,
+        # merges and reports (the adapter and the eval loss above were collective).
+        return TrainResult(
+            adapter_dir=adapter_dir,
+            merged_dir=merged_dir,
+            final_train_loss=final_train_loss,
+            eval_loss=eval_loss,
+            train_tokens=int(state.num_input_tokens_seen or 0),
+            train_seconds=train_seconds,
+            tokens_per_s=None,
+            steps=state.global_step,
+            samples=[],
+            device=device,
+            main_process=False,
+        )
 
     samples = []
     trained = trainer.model

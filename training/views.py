@@ -6,12 +6,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from training import jobs
-from training.models import DatasetSnapshot, TrainingJob
+from training.models import DatasetSnapshot, SavedPreset, TrainingJob
 
 
 class LaunchForm(forms.Form):
@@ -36,6 +37,12 @@ class LaunchForm(forms.Form):
     method = forms.ChoiceField(
         required=False, choices=[("", "Preset's"), *TrainingJob.Method.choices]
     )
+    save_as = forms.CharField(
+        required=False,
+        max_length=120,
+        label="Save as a preset",
+        help_text="Optional: keep these settings under this name for later launches.",
+    )
 
     ADVANCED = (
         "max_steps",
@@ -53,7 +60,8 @@ class LaunchForm(forms.Form):
         super().__init__(*args, **kwargs)
         from training.presets import PRESETS
 
-        self.fields["preset"].choices = [(key, p.label) for key, p in PRESETS.items()]
+        saved = [(p.key, f"{p.label} (saved)") for p in SavedPreset.objects.all()]
+        self.fields["preset"].choices = [(key, p.label) for key, p in PRESETS.items()] + saved
 
     def overrides(self) -> dict:
         return {
@@ -67,6 +75,7 @@ class LaunchForm(forms.Form):
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def training_home(request: HttpRequest) -> HttpResponse:
+    jobs.training_jobs_fail_stale()
     jobs_list = TrainingJob.objects.select_related("snapshot", "created_by")[:50]
     return render(request, "training/job_list.html", {"jobs": jobs_list})
 
@@ -79,28 +88,43 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 
     form = LaunchForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        saved = None
         try:
-            job = jobs.training_job_create(
-                snapshot=form.cleaned_data["snapshot"],
-                user=request.user,
-                name=form.cleaned_data["name"],
-                base_model=form.cleaned_data["base_model"],
-                preset=form.cleaned_data["preset"],
-                overrides=form.overrides(),
-            )
+            # One transaction: a launch that is refused does not leave its preset saved.
+            with transaction.atomic():
+                if form.cleaned_data["save_as"]:
+                    saved = jobs.saved_preset_create(
+                        user=request.user,
+                        label=form.cleaned_data["save_as"],
+                        base_preset=form.cleaned_data["preset"],
+                        base_model=form.cleaned_data["base_model"],
+                        overrides=form.overrides(),
+                    )
+                job = jobs.training_job_create(
+                    snapshot=form.cleaned_data["snapshot"],
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    base_model=form.cleaned_data["base_model"],
+                    preset=form.cleaned_data["preset"],
+                    overrides=form.overrides(),
+                )
         except ValidationError as exc:
             for message in exc.messages:
                 form.add_error(None, message)
         else:
+            if saved is not None:
+                messages.success(request, f"Preset “{saved.label}” saved.")
             messages.success(request, f"Training job #{job.pk} queued.")
             return redirect("training:job", job_id=job.pk)
-    return render(request, "training/job_launch.html", {"form": form, "presets": PRESETS})
+    context = {"form": form, "presets": PRESETS, "saved_presets": SavedPreset.objects.all()}
+    return render(request, "training/job_launch.html", context)
 
 
 @login_required
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    jobs.training_jobs_fail_stale()
     job = get_object_or_404(TrainingJob.objects.select_related("snapshot__manual"), pk=job_id)
     return render(request, "training/job_detail.html", {"job": job})
 
@@ -110,6 +134,7 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     """What the job page polls: progress, metrics for the loss curve, and the log tail."""
+    jobs.training_jobs_fail_stale()
     job = get_object_or_404(TrainingJob, pk=job_id)
     return JsonResponse(
         {

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from curation.models import LLMEndpoint
 from training import jobs
-from training.models import TrainingJob
+from training.models import SavedPreset, TrainingJob
 from training.services import snapshot_create
 
 pytestmark = pytest.mark.django_db
@@ -128,3 +128,64 @@ def test_a_tiny_lora_job_trains_merges_registers_and_resumes_after_cancel(snapsh
         [{"role": "user", "content": "How do I open the charge port?"}], max_tokens=8
     )
     assert answer.text.strip()
+
+
+def test_a_trainer_saves_a_preset_from_the_launch_form_and_launches_it_again(
+    snapshot, trainer, client, django_capture_on_commit_callbacks
+):
+    client.force_login(trainer)
+    form = {"snapshot": snapshot.pk, "preset": "cpu_quick", "max_steps": 3, "lora_r": 4}
+    with django_capture_on_commit_callbacks():
+        response = client.post(reverse("training:launch"), {**form, "save_as": "Tiny r4"})
+    assert response.status_code == 302
+    saved = SavedPreset.objects.get()
+    assert (saved.key, saved.base_preset, saved.created_by) == ("tiny-r4", "cpu_quick", trainer)
+    assert saved.overrides == {"max_steps": 3, "lora_r": 4}
+
+    page = client.get(reverse("training:launch")).content.decode()
+    assert 'value="tiny-r4"' in page and "Tiny r4 (saved)" in page
+    with django_capture_on_commit_callbacks():
+        client.post(reverse("training:launch"), {"snapshot": snapshot.pk, "preset": "tiny-r4"})
+    job = TrainingJob.objects.get(preset="tiny-r4")
+    assert job.hyperparameters["lora_r"] == 4 and job.hyperparameters["max_steps"] == 3
+    # A variant of a saved preset is stored flat, on the built-in one it came from.
+    variant = jobs.saved_preset_create(
+        user=trainer, label="Tiny r4 long", base_preset="tiny-r4", overrides={"max_steps": 9}
+    )
+    assert variant.base_preset == "cpu_quick"
+    assert variant.overrides == {"max_steps": 9, "lora_r": 4}
+
+
+def test_a_refused_launch_does_not_keep_the_preset_it_asked_to_save(snapshot, trainer, client):
+    client.force_login(trainer)
+    response = client.post(
+        reverse("training:launch"),
+        {"snapshot": snapshot.pk, "preset": "cpu_quick", "max_length": 999_999, "save_as": "Huge"},
+    )
+    assert response.status_code == 200
+    assert "context" in response.content.decode()
+    assert not SavedPreset.objects.exists() and not TrainingJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("label", "base", "overrides", "message"),
+    [
+        ("Bad", "cpu_quick", {"lora_rank": 4}, "lora_rank"),
+        ("Bad", "no-such-preset", {}, "Unknown preset"),
+        ("CPU quick", "cpu_quick", {}, "already exists"),
+        ("!!!", "cpu_quick", {}, "letters or digits"),
+        ("Bad", "cpu_quick", {"learning_rate": -1.0}, "learning_rate"),
+    ],
+)
+def test_a_preset_that_cannot_be_saved_is_refused_naming_the_problem(
+    trainer, label, base, overrides, message
+):
+    jobs.saved_preset_create(user=trainer, label="Existing", base_preset="cpu_quick")
+    with pytest.raises(ValidationError, match=message):
+        jobs.saved_preset_create(user=trainer, label=label, base_preset=base, overrides=overrides)
+    assert list(SavedPreset.objects.values_list("key", flat=True)) == ["existing"]
+
+
+def test_a_reviewer_cannot_save_a_preset(reviewer):
+    with pytest.raises(PermissionDenied):
+        jobs.saved_preset_create(user=reviewer, label="Mine", base_preset="cpu_quick")

@@ -302,7 +302,7 @@ def test_no_train_records_is_refused(tmp_path):
 
 
 def test_resume_without_a_checkpoint_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint to resume from"):
         run(tmp_path, resume_from_checkpoint=True)
 
 
@@ -410,3 +410,19 @@ def test_real_model3_pairs_train_with_finite_losses(tmp_path, model3_dir):
     assert [event.step for event in events] == [1, 2]
     assert all(math.isfinite(event.loss) for event in events)
     assert result.tokens_per_s > 0
+
+
+def test_resume_skips_a_checkpoint_the_trainer_did_not_finish_writing(tmp_path):
+    from training.trainer import latest_complete_checkpoint
+
+    checkpoints = tmp_path / "checkpoints"
+    for step, state in ((2, "{}"), (10, "{}"), (12, None), (11, '{"trunc')):
+        folder = checkpoints / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    (checkpoints / "checkpoint-tmp").mkdir()
+
+    # 12 has no state file and 11 a torn one (killed mid-save); 10 sorts above 2 numerically.
+    assert latest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-10"
+    assert latest_complete_checkpoint(tmp_path / "missing") is None

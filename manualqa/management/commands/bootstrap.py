@@ -12,8 +12,12 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from chat import services as chat_services
 from curation import services
-from curation.models import IngestionRun, Manual
+from curation.models import IngestionRun, LLMEndpoint, Manual
+
+# Created by curation's migration 0004: the bundled SmolLM2-135M-Instruct.
+DEFAULT_ENDPOINT_NAME = "Local SmolLM2-135M"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -23,8 +27,9 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 class Command(BaseCommand):
     help = (
-        "Migrate, ingest the bundled sample manual if it is missing, and create the demo "
-        "superuser (its password is printed once and saved under var/)."
+        "Migrate, ingest the bundled sample manual if it is missing, create the default chat "
+        "assistant over it, and create the demo superuser (its password is printed once and "
+        "saved under var/)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -35,6 +40,7 @@ class Command(BaseCommand):
         self.stdout.write("Database migrated.")
         if not options["no_sample"]:
             self._ingest_sample()
+            self._default_assistant()
         self._demo_superuser()
 
     def _ingest_sample(self) -> None:
@@ -70,6 +76,15 @@ class Command(BaseCommand):
             f"Sample manual ingested: {run.documents_created} documents, "
             f"{run.chunks_created} chunks, {run.chunks_embedded} embedded."
         )
+
+    def _default_assistant(self) -> None:
+        manual = Manual.objects.filter(name=settings.SAMPLE_MANUAL_NAME).first()
+        if manual is None:
+            return
+        endpoint = LLMEndpoint.objects.filter(name=DEFAULT_ENDPOINT_NAME, is_active=True).first()
+        assistant = chat_services.assistant_ensure_default(manual=manual, endpoint=endpoint)
+        generator = assistant.endpoint.name if assistant.endpoint else "no generator (extractive)"
+        self.stdout.write(f"Default chat assistant: {assistant.name} ({generator}).")
 
     def _demo_superuser(self) -> None:
         user_model = get_user_model()

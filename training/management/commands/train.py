@@ -1,8 +1,15 @@
-"""``python manage.py train SNAPSHOT_ID [--preset cpu_quick] [--max-steps N] [--queue]``."""
+"""``python manage.py train SNAPSHOT_ID [--preset cpu_quick] [--max-steps N] [--queue]``.
+
+``python manage.py train --job ID`` runs a job that was created with ``--create-only`` (or from
+the UI with no worker taking it): the way to train one job across several GPUs is
+``accelerate launch --num_processes N manage.py train --job ID``. Rank 0 claims the job and
+writes its progress; the other ranks wait for the claim and train alongside it.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -18,7 +25,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("snapshot", type=int, help="Dataset snapshot id")
+        parser.add_argument("snapshot", type=int, nargs="?", help="Dataset snapshot id")
+        parser.add_argument("--job", type=int, help="Run this existing queued job instead")
+        parser.add_argument(
+            "--create-only", action="store_true", help="Create the job, print its id, run nothing"
+        )
         parser.add_argument("--preset", default="cpu_quick")
         parser.add_argument("--base-model", default="", help="Local folder or Hub id")
         parser.add_argument("--name", default="")
@@ -32,6 +43,10 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true")
 
     def handle(self, *args, **options) -> None:
+        if options["job"] is not None:
+            return self._run_existing(options["job"])
+        if options["snapshot"] is None:
+            raise CommandError("Give a dataset snapshot id, or --job ID to run an existing job.")
         try:
             snapshot = DatasetSnapshot.objects.get(pk=options["snapshot"])
         except DatasetSnapshot.DoesNotExist:
@@ -56,16 +71,39 @@ class Command(BaseCommand):
                 base_model=options["base_model"],
                 preset=options["preset"],
                 overrides=overrides,
-                enqueue=options["queue"],
+                enqueue=options["queue"] and not options["create_only"],
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
+        if options["create_only"]:
+            self.stdout.write(f"Created training job #{job.pk} (not queued).")
+            return
         if options["queue"]:
             self.stdout.write(f"Queued training job #{job.pk}.")
             return
         self.stdout.write(f"Training job #{job.pk}: {job.name}")
         jobs.training_job_claim(job_id=job.pk)
-        job = jobs.training_job_execute(job_id=job.pk)
+        self._execute(job.pk)
+
+    def _run_existing(self, job_id: int) -> None:
+        if not TrainingJob.objects.filter(pk=job_id).exists():
+            raise CommandError(f"No training job #{job_id}.")
+        if jobs.is_main_rank():
+            if not jobs.training_job_claim(job_id=job_id):
+                status = TrainingJob.objects.get(pk=job_id).status
+                raise CommandError(f"Training job #{job_id} is {status}; it cannot be run now.")
+        else:  # wait for rank 0 to claim it
+            deadline = time.monotonic() + 600
+            while not TrainingJob.objects.filter(pk=job_id, status="running").exists():
+                if time.monotonic() > deadline:
+                    raise CommandError(f"Rank 0 never claimed training job #{job_id}.")
+                time.sleep(1)
+        self._execute(job_id)
+
+    def _execute(self, job_id: int) -> None:
+        job = jobs.training_job_execute(job_id=job_id)
+        if not jobs.is_main_rank():
+            return
         if job.status != TrainingJob.Status.SUCCEEDED:
             raise CommandError(f"Training {job.status}: {job.message}")
         self.stdout.write(

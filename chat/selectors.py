@@ -1,0 +1,144 @@
+"""Reads for chat: assistants, an owner's conversations and messages, preferences to export.
+
+Every read of conversations, messages and feedback takes the :class:`~chat.owners.Owner`, and
+one that is not the owner's raises ``Http404``, exactly as if it did not exist: nobody learns
+which conversation ids belong to others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from chat.models import Assistant, Conversation, Feedback, Message, Preference
+from chat.owners import Owner
+from curation.models import LLMEndpoint
+
+
+def assistants_available() -> QuerySet[Assistant]:
+    """The active assistants an owner can choose, the default first, with what a list shows."""
+    return (
+        Assistant.objects.filter(is_active=True)
+        .select_related("endpoint")
+        .prefetch_related("manuals")
+        .order_by("-is_default", "name")
+    )
+
+
+def assistant_default() -> Assistant | None:
+    return assistants_available().filter(is_default=True).first()
+
+
+def assistant_get(*, ref: int | str) -> Assistant:
+    """An active assistant by id or slug; ``Http404`` when there is none."""
+    assistants = assistants_available()
+    lookup = Q(slug=str(ref))
+    if isinstance(ref, int) or str(ref).isdigit():
+        lookup |= Q(pk=int(ref))
+    assistant = assistants.filter(lookup).first()
+    if assistant is None:
+        raise Http404(f"No active assistant {ref!r}.")
+    return assistant
+
+
+def conversations_for(*, owner: Owner) -> QuerySet[Conversation]:
+    """The owner's conversations, most recent first, with their message count."""
+    return (
+        Conversation.objects.filter(owner.conversations_q())
+        .select_related("assistant")
+        .annotate(message_count=Count("messages"), last_message_at=Max("messages__created_at"))
+        .order_by("-updated_at", "-id")
+    )
+
+
+def conversation_get(*, owner: Owner, conversation_id: int) -> Conversation:
+    """One of the owner's conversations; ``Http404`` for anyone else's or a missing one."""
+    conversation = (
+        Conversation.objects.filter(owner.conversations_q(), pk=conversation_id)
+        .select_related("assistant")
+        .first()
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
+    """A conversation's messages in order, each with its feedback (if any), in two queries."""
+    return (
+        conversation.messages.select_related("assistant")
+        .prefetch_related(Prefetch("feedback", queryset=Feedback.objects.all()))
+        .order_by("created_at", "id")
+    )
+
+
+def message_get(*, owner: Owner, message_id: int) -> Message:
+    """One message of one of the owner's conversations; ``Http404`` otherwise."""
+    message = (
+        Message.objects.filter(owner.conversations_q("conversation__"), pk=message_id)
+        .select_related("conversation", "assistant", "reply_to")
+        .first()
+    )
+    if message is None:
+        raise Http404("No such message.")
+    return message
+
+
+def feedback_for(*, owner: Owner) -> QuerySet[Feedback]:
+    """The feedback the owner gave, newest first."""
+    return (
+        Feedback.objects.filter(owner.conversations_q("message__conversation__"))
+        .select_related("message")
+        .order_by("-created_at", "-id")
+    )
+
+
+def preferences_for(*, owner: Owner) -> QuerySet[Preference]:
+    return Preference.objects.filter(owner.conversations_q("message_a__conversation__")).order_by(
+        "-created_at", "-id"
+    )
+
+
+@dataclass(frozen=True)
+class TrainedFormat:
+    """How the model behind an endpoint was trained: its dataset's prompt format (as a chat
+    prompt format) and system prompt."""
+
+    prompt_format: str
+    system_prompt: str
+    job_name: str
+
+
+# training.models.DatasetSnapshot.PromptFormat -> chat prompt formats
+_SNAPSHOT_FORMATS = {"chat_template": "chat", "seed_inst": "inst", "alpaca": "alpaca"}
+
+
+def endpoint_trained_format(*, endpoint: LLMEndpoint) -> TrainedFormat | None:
+    """The training format of a model a Stage 4 job registered as ``endpoint``, if it was one."""
+    from training.models import TrainingJob
+
+    job = (
+        TrainingJob.objects.filter(registered_endpoint=endpoint)
+        .select_related("snapshot")
+        .order_by("-created_at")
+        .first()
+    )
+    if job is None:
+        return None
+    return TrainedFormat(
+        prompt_format=_SNAPSHOT_FORMATS.get(job.snapshot.prompt_format, "chat"),
+        system_prompt=job.snapshot.system_prompt,
+        job_name=job.name,
+    )
+
+
+def preferences_for_export() -> QuerySet[Preference]:
+    """Preferences with a winner (ties say nothing about which answer is better), oldest first,
+    with both answers and the question, for chosen/rejected export."""
+    return (
+        Preference.objects.exclude(chosen=Preference.Choice.TIE)
+        .select_related("message_a", "message_b", "assistant_a", "assistant_b")
+        .order_by("created_at", "id")
+    )

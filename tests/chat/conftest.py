@@ -1,0 +1,77 @@
+"""Fixtures for chat tests: the sample manual ingested once per module, assistants, owners.
+
+Ingesting and embedding the sample manual takes seconds, so a module ingests it once, commits
+it, and deletes it again when the module is done; each test still runs in its own transaction,
+so what a test writes (assistants, conversations, QA pairs) is rolled back after it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from curation import services as curation_services
+from curation.models import Manual
+from tests.conftest import SAMPLE_SITE
+
+SAMPLE_QUESTIONS = Path(settings.BASE_DIR) / "curation" / "sample_manual" / "questions.jsonl"
+
+
+@dataclass(frozen=True)
+class SampleQuestion:
+    id: str
+    question: str
+    sources: tuple[str, ...]
+    must_include: tuple[str, ...]
+    answerable: bool
+
+
+def sample_questions() -> list[SampleQuestion]:
+    rows = [
+        json.loads(line)
+        for line in SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    return [
+        SampleQuestion(
+            id=row["id"],
+            question=row["question"],
+            sources=tuple(row["sources"]),
+            must_include=tuple(row.get("must_include") or ()),
+            answerable=row["kind"] != "unanswerable",
+        )
+        for row in rows
+    ]
+
+
+def sample_question(question_id: str) -> SampleQuestion:
+    return next(q for q in sample_questions() if q.id == question_id)
+
+
+@pytest.fixture(scope="module")
+def sample_manual(django_db_setup, django_db_blocker) -> Iterator[Manual]:
+    """The bundled sample manual's pages, ingested and embedded (committed for the module)."""
+    with django_db_blocker.unblock():
+        manual = curation_services.manual_get_or_create(name="Chat sample manual")
+        run = curation_services.ingestion_run_create(
+            manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
+        )
+        curation_services.ingestion_run_execute(run_id=run.pk)
+    yield manual
+    with django_db_blocker.unblock():
+        Manual.objects.filter(pk=manual.pk).delete()
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Every test starts with no chat requests counted (the counters live in Redis)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.CHAT_RATE_LIMIT_PREFIX}*"))
+    if keys:
+        client.delete(*keys)

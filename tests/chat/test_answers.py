@@ -1,0 +1,308 @@
+"""Answering owners' questions over the sample manual, through real loopback model servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chat import services
+from chat.events import Citations, Done, Failed, Started, Token
+from chat.models import Assistant, Conversation, Message
+from curation.models import DocumentChunk, LLMEndpoint
+from tests.chat.conftest import sample_question
+from tests.chat.fakesagemaker import FakeSageMaker
+from tests.chat.support import (
+    FakeOpenAIWithCompletions,
+    make_assistant,
+    numbered_passage_containing,
+    openai_endpoint,
+    session_owner,
+)
+from tests.fakeopenai import FakeOpenAI
+from training.models import DatasetSnapshot, TrainingJob
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAIWithCompletions]:
+    with FakeOpenAIWithCompletions() as server:
+        yield server
+
+
+def last_user_content(fake: FakeOpenAI) -> str:
+    return fake.chat_requests()[-1]["body"]["messages"][-1]["content"]
+
+
+def test_rag_answer_cites_the_chunk_that_holds_the_answer(sample_manual, fake):
+    question = sample_question("q02")  # tire pressure, 18 inch wheels -> tires.html
+
+    def cite_the_pressure_passage(messages):
+        prompt = messages[-1]["content"]
+        n = numbered_passage_containing(prompt, "42 PSI")
+        return f"Inflate them to 42 PSI (290 kPa) when cold [{n}]."
+
+    fake.responder = cite_the_pressure_passage
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant, question=question.question, owner=session_owner()
+        )
+    )
+
+    assert isinstance(events[0], Started) and isinstance(events[1], Citations)
+    assert isinstance(events[-1], Done)
+    message = events[-1].message
+    assert "".join(e.text for e in events if isinstance(e, Token)) == message.content
+    assert message.content.startswith("Inflate them to 42 PSI")
+    assert not message.declined and not message.extractive and not message.error
+    # The answer cites one passage: it is the one stored, and it is the right chunk.
+    (citation,) = message.citations
+    chunk = DocumentChunk.objects.select_related("document").get(pk=citation["chunk_id"])
+    assert chunk.document.source_name in question.sources
+    assert "42 PSI" in chunk.text
+    assert citation["source_name"] == "tires.html" and citation["in_prompt"] is True
+    assert citation["url"].endswith(f"?chunk={chunk.pk}#chunk-{chunk.pk}")
+    # The prompt carried the numbered passages; the Citations event listed all of them.
+    assert len(events[1].citations) == assistant.top_k
+    assert "Question: " + question.question in last_user_content(fake)
+    assert message.prompt_tokens and message.completion_tokens and message.latency_ms >= 0
+    assert message.ttft_ms is not None and message.ttft_ms <= message.latency_ms
+    question_message = Message.objects.get(pk=events[0].message_id)
+    assert question_message.role == Message.Role.USER
+    assert message.reply_to_id == question_message.pk
+
+
+def test_rag_answer_quoting_the_manual_keeps_every_retrieved_passage_as_citations(
+    sample_manual, fake
+):
+    # The fake's default responder quotes the passage sentence closest to the question.
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+
+    message = services.answer(
+        assistant=assistant,
+        question=sample_question("q05").question,  # 12 V battery location
+        owner=session_owner(),
+    )
+
+    assert (
+        message.content.startswith("According to the manual") and "12 V battery" in message.content
+    )
+    assert [c["n"] for c in message.citations] == [1, 2, 3, 4]
+    assert "maintenance.html" in {c["source_name"] for c in message.citations}
+
+
+def test_an_out_of_manual_question_is_declined_without_calling_the_model(sample_manual, fake):
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant,
+            question="Who won the 2022 football world cup?",
+            owner=session_owner(),
+        )
+    )
+
+    message = events[-1].message
+    assert message.declined and message.content.startswith("The manual does not say.")
+    assert sample_manual.name in message.content
+    assert message.citations == [] and events[1].citations == []
+    assert message.retrieval_score < assistant.min_score
+    assert fake.requests == []  # no model was asked
+
+
+def test_a_model_that_says_the_manual_does_not_say_is_recorded_as_declined(sample_manual, fake):
+    fake.responder = lambda messages: "The manual does not say."
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+
+    message = services.answer(
+        assistant=assistant,
+        question=sample_question("q28").question,  # a Lisbon dealer's loaner cars
+        owner=session_owner(),
+    )
+
+    assert message.declined and message.citations == []
+
+
+def test_without_a_generator_the_answer_is_the_best_passages_and_says_so(sample_manual):
+    assistant = make_assistant(sample_manual, endpoint=None)
+
+    message = services.answer(
+        assistant=assistant,
+        question=sample_question("q01").question,  # manual charge port release
+        owner=session_owner(),
+    )
+
+    assert message.extractive and not message.declined
+    assert message.content.startswith("No language model is configured for this assistant")
+    assert "extractive answer" in message.content
+    assert "release cable" in message.content
+    assert message.citations[0]["source_name"] == "charging.html"
+    assert 1 <= len(message.citations) <= services.EXTRACTIVE_PASSAGES
+    assert message.prompt_tokens is None and message.completion_tokens is None
+
+
+def test_direct_mode_uses_the_inst_format_the_endpoints_model_was_trained_with(sample_manual, fake):
+    fake.responder = lambda messages: "Pull the release cable in the trunk. </s>"
+    endpoint = openai_endpoint(fake.base_url, name="Tuned on seed_inst")
+    snapshot = DatasetSnapshot.objects.create(
+        manual=sample_manual,
+        name="seed data",
+        version=1,
+        prompt_format=DatasetSnapshot.PromptFormat.SEED_INST,
+        system_prompt="You answer from the Aster manual.",
+        content_hash="0" * 64,
+    )
+    TrainingJob.objects.create(
+        name="job", snapshot=snapshot, status="succeeded", registered_endpoint=endpoint
+    )
+    assistant = make_assistant(sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint)
+    question = sample_question("q01").question
+
+    message = services.answer(assistant=assistant, question=question, owner=session_owner())
+
+    assert message.content == "Pull the release cable in the trunk."
+    (request,) = fake.completion_requests()
+    assert fake.chat_requests() == []
+    assert request["body"]["prompt"] == (
+        f"<s>[INST] <<SYS>>\nYou answer from the Aster manual.\n<</SYS>>\n\n{question} [/INST]"
+    )
+    assert request["body"]["stop"] == ["</s>", "[INST]"]
+    # Direct answers still carry the closest passages, marked as not given to the model.
+    assert message.citations[0]["source_name"] == "charging.html"
+    assert all(c["in_prompt"] is False for c in message.citations)
+
+
+def test_direct_mode_with_an_explicit_inst_format_sends_just_the_question(sample_manual, fake):
+    fake.responder = lambda messages: "42 PSI."
+    assistant = make_assistant(
+        sample_manual,
+        mode=Assistant.Mode.DIRECT,
+        endpoint=openai_endpoint(fake.base_url),
+        prompt_format=Assistant.PromptFormat.INST,
+    )
+    question = sample_question("q02").question
+
+    services.answer(assistant=assistant, question=question, owner=session_owner())
+
+    assert fake.completion_requests()[0]["body"]["prompt"] == f"<s>[INST] {question} [/INST]"
+
+
+def test_a_sagemaker_endpoint_answers_through_a_loopback_runtime(sample_manual, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    with FakeSageMaker(lambda inputs: "Inflate to 42 PSI when cold.") as sagemaker:
+        endpoint = LLMEndpoint.objects.create(
+            name="Seed TGI",
+            kind=LLMEndpoint.Kind.SAGEMAKER,
+            model="tgi-endpoint",
+            base_url=sagemaker.endpoint_url,
+            region="us-west-2",
+            temperature=0.0,
+        )
+        assistant = make_assistant(sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint)
+        question = sample_question("q02").question
+
+        events = list(
+            services.answer_stream(assistant=assistant, question=question, owner=session_owner())
+        )
+
+    message = events[-1].message
+    assert isinstance(events[-1], Done) and message.content == "Inflate to 42 PSI when cold."
+    assert sum(isinstance(e, Token) for e in events) > 1  # streamed token by token
+    (request,) = sagemaker.requests
+    assert request["operation"] == "invocations-response-stream"
+    assert request["body"]["inputs"] == f"<s>[INST] {question} [/INST]"
+
+
+def test_a_model_failure_stores_the_reason_and_no_answer_text(sample_manual, fake):
+    fake.fail_next(1, status=400)
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant, question=sample_question("q05").question, owner=session_owner()
+        )
+    )
+
+    assert isinstance(events[-1], Failed)
+    message = events[-1].message
+    assert message.content == ""
+    assert "The model could not answer" in message.error and "HTTP 400" in message.error
+    assert events[-1].error == message.error
+
+
+def test_an_owner_leaving_mid_answer_leaves_an_interrupted_record(sample_manual, fake):
+    fake.responder = lambda messages: "one two three four five six seven eight nine ten"
+    fake.chunk_delay_s = 0.05
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    events = services.answer_stream(
+        assistant=assistant, question=sample_question("q05").question, owner=session_owner()
+    )
+
+    for event in events:
+        if isinstance(event, Token):
+            break
+    events.close()
+
+    answer = Message.objects.get(role=Message.Role.ASSISTANT)
+    assert answer.content == "" and answer.error == services.INTERRUPTED
+
+
+def test_a_follow_up_question_continues_the_conversation_with_its_history(sample_manual, fake):
+    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    owner = session_owner()
+    first = services.answer(
+        assistant=assistant, question=sample_question("q02").question, owner=owner
+    )
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+
+    second = services.answer(
+        assistant=assistant,
+        question="And the rear tires on 19 inch wheels?",
+        owner=owner,
+        conversation=conversation,
+    )
+
+    assert second.conversation_id == conversation.pk
+    assert conversation.messages.count() == 4
+    sent = fake.chat_requests()[-1]["body"]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[1]["content"] == sample_question("q02").question
+    assert sent[2]["content"] == first.content
+
+
+def test_question_limits_are_checked_before_anything_is_stored(sample_manual, settings):
+    settings.CHAT_MAX_QUESTION_CHARS = 20
+    assistant = make_assistant(sample_manual, endpoint=None)
+
+    with pytest.raises(services.QuestionTooLong, match="21 characters, and the limit is 20"):
+        services.answer_stream(assistant=assistant, question="x" * 21, owner=session_owner())
+    with pytest.raises(services.QuestionInvalid, match="empty"):
+        services.answer_stream(assistant=assistant, question="   ", owner=session_owner())
+    assert not Message.objects.exists()
+
+
+def test_an_inactive_assistant_refuses_questions(sample_manual):
+    assistant = make_assistant(sample_manual, endpoint=None, is_active=False)
+
+    with pytest.raises(services.AssistantUnavailable, match="not available"):
+        services.answer_stream(assistant=assistant, question="Hi?", owner=session_owner())
+
+
+def test_an_endpoint_that_cannot_work_fails_the_answer_with_its_reason(sample_manual, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    endpoint = LLMEndpoint.objects.create(name="Real OpenAI, no key", kind="openai", model="gpt")
+    assistant = make_assistant(sample_manual, endpoint=endpoint)
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant, question=sample_question("q05").question, owner=session_owner()
+        )
+    )
+
+    assert isinstance(events[-1], Failed)
+    assert "the OpenAI API needs a key" in events[-1].message.error
+    assert events[-1].message.content == ""

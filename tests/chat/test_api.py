@@ -1,0 +1,287 @@
+"""The chat REST API: answers, streams, limits, and conversations nobody else can read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from chat.models import Conversation, Feedback, Message
+from curation.models import QAPair
+from tests.chat.support import make_assistant, openai_endpoint, tiny_manual
+from tests.fakeopenai import FakeOpenAI, fake_token_count
+
+pytestmark = pytest.mark.django_db
+
+ASK = "/api/chat/"
+QUESTION = "What pressure should the tires have?"
+
+
+@pytest.fixture
+def manual():
+    return tiny_manual()
+
+
+@pytest.fixture
+def assistant(manual):
+    """No generator: answers are extractive, quick, and need no server."""
+    return make_assistant(manual, name="Extractive", slug="extractive", endpoint=None)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(lambda messages: "Inflate the tires to 42 PSI when they are cold [1].") as f:
+        yield f
+
+
+def ask(client: APIClient, assistant, question: str = QUESTION, **extra):
+    data = {"assistant": assistant.slug, "question": question, **extra}
+    return client.post(ASK, data, format="json")
+
+
+def token_client(user: User) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def sse_events(response) -> list[tuple[str, dict]]:
+    body = b"".join(response.streaming_content).decode()
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def test_an_anonymous_owner_gets_an_answer_with_citations_and_timings(assistant):
+    client = APIClient()
+
+    response = ask(client, assistant)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["extractive"] is True and body["declined"] is False
+    assert "42 PSI" in body["answer"]
+    assert body["citations"][0]["source_name"] == "tires.md"
+    assert body["latency_ms"] >= 0 and "prompt_tokens" in body and "completion_tokens" in body
+    conversation = Conversation.objects.get(pk=body["conversation"])
+    assert conversation.owner is None and conversation.session_key == client.session.session_key
+
+
+def test_the_default_assistant_answers_when_none_is_named(manual):
+    make_assistant(manual, name="Default", endpoint=None, is_default=True)
+
+    response = APIClient().post(ASK, {"question": QUESTION}, format="json")
+
+    assert response.status_code == 200 and response.json()["extractive"]
+
+
+def test_generated_answers_report_model_tokens(manual, fake):
+    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+
+    body = ask(APIClient(), assistant).json()
+
+    assert body["answer"] == "Inflate the tires to 42 PSI when they are cold [1]."
+    # The server's usage report (the fake counts words and punctuation), not an estimate.
+    assert body["prompt_tokens"] > 0
+    assert body["completion_tokens"] == fake_token_count(body["answer"])
+    assert body["ttft_ms"] is not None and body["model"] == "fake-model"
+
+
+def test_a_stream_delivers_token_events_before_the_done_event(manual, fake):
+    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+
+    response = ask(APIClient(), assistant, stream=True)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    events = sse_events(response)
+    names = [name for name, _ in events]
+    assert names[0] == "started" and names[1] == "citations" and names[-1] == "done"
+    assert names.count("token") > 3 and set(names[2:-1]) == {"token"}
+    tokens = "".join(data["text"] for name, data in events if name == "token")
+    done = events[-1][1]
+    assert tokens == done["answer"] and done["citations"][0]["source_name"] == "tires.md"
+    assert Message.objects.get(pk=done["message"]).content == tokens
+
+
+def test_a_failed_model_is_a_502_carrying_the_stored_error(manual, fake):
+    fake.fail_next(1, status=401)
+    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+
+    response = ask(APIClient(), assistant)
+
+    assert response.status_code == 502
+    body = response.json()
+    assert body["answer"] == "" and "HTTP 401" in body["error"]
+
+
+def test_a_too_long_question_is_a_400_naming_the_limit(assistant, settings):
+    settings.CHAT_MAX_QUESTION_CHARS = 50
+
+    response = ask(APIClient(), assistant, question="x" * 51)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "question": [
+            "The question is too long: 51 characters, and the limit is 50. Shorten it and ask "
+            "again."
+        ]
+    }
+    assert not Message.objects.exists()
+
+
+def test_an_empty_question_and_an_unknown_assistant_are_refused(assistant):
+    client = APIClient()
+
+    assert ask(client, assistant, question="  ").json() == {
+        "question": ["Ask a question: the question is empty."]
+    }
+    response = client.post(ASK, {"assistant": "nope", "question": QUESTION}, format="json")
+    assert response.status_code == 404
+
+
+def test_over_the_rate_limit_is_a_429_with_retry_after(assistant, settings):
+    settings.CHAT_RATE_LIMIT = "2/min"
+    client = APIClient()
+
+    assert [ask(client, assistant).status_code for _ in range(2)] == [200, 200]
+    response = ask(client, assistant)
+
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+    assert response.json()["detail"].startswith("Too many questions: the limit is 2 per minute.")
+    assert Message.objects.filter(role=Message.Role.USER).count() == 2
+
+
+def test_anonymous_owners_are_limited_per_ip_not_per_session(assistant, settings):
+    settings.CHAT_RATE_LIMIT = "1/min"
+    first, second = APIClient(REMOTE_ADDR="10.1.1.1"), APIClient(REMOTE_ADDR="10.1.1.1")
+    elsewhere = APIClient(REMOTE_ADDR="10.2.2.2")
+
+    assert ask(first, assistant).status_code == 200
+    assert ask(second, assistant).status_code == 429  # a fresh session does not reset it
+    assert ask(elsewhere, assistant).status_code == 200
+
+
+def test_signed_in_owners_are_limited_per_user(assistant, settings):
+    settings.CHAT_RATE_LIMIT = "1/min"
+    ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+
+    assert ask(token_client(ann), assistant).status_code == 200
+    assert ask(token_client(ann), assistant).status_code == 429
+    assert ask(token_client(bob), assistant).status_code == 200
+
+
+def test_conversations_are_private_between_browser_sessions(assistant):
+    alice, mallory = APIClient(), APIClient()
+    answer = ask(alice, assistant).json()
+    conversation_id, message_id = answer["conversation"], answer["message"]
+
+    mine = alice.get("/api/chat/conversations/").json()
+    assert [c["id"] for c in mine["results"]] == [conversation_id]
+    detail = alice.get(f"/api/chat/conversations/{conversation_id}/").json()
+    assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
+
+    assert mallory.get("/api/chat/conversations/").json()["results"] == []
+    assert mallory.get(f"/api/chat/conversations/{conversation_id}/").status_code == 404
+    continued = ask(mallory, assistant, conversation=conversation_id)
+    assert continued.status_code == 404
+    feedback = {"message": message_id, "rating": "down", "comment": "mine now"}
+    assert mallory.post("/api/chat/feedback/", feedback, format="json").status_code == 404
+    assert not Feedback.objects.exists()
+    assert Conversation.objects.get(pk=conversation_id).messages.count() == 2
+
+
+def test_conversations_are_private_between_users_and_from_anonymous_visitors(assistant):
+    ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+    ann_client, bob_client = APIClient(), token_client(bob)
+    ann_client.force_login(ann)
+    answer = ask(ann_client, assistant).json()
+    conversation_id = answer["conversation"]
+
+    assert Conversation.objects.get(pk=conversation_id).owner == ann
+    assert len(ann_client.get("/api/chat/conversations/").json()["results"]) == 1
+    for outsider in (bob_client, APIClient()):
+        assert outsider.get("/api/chat/conversations/").json()["results"] == []
+        assert outsider.get(f"/api/chat/conversations/{conversation_id}/").status_code == 404
+        assert ask(outsider, assistant, conversation=conversation_id).status_code == 404
+    # Ann's own token reaches her conversation too: it belongs to her, not to a browser.
+    ann_token = token_client(ann)
+    assert ann_token.get(f"/api/chat/conversations/{conversation_id}/").status_code == 200
+
+
+def test_a_conversation_continues_with_its_own_assistant_only(assistant, manual):
+    other = make_assistant(manual, name="Other", slug="other", endpoint=None)
+    client = APIClient()
+    conversation_id = ask(client, assistant).json()["conversation"]
+
+    again = ask(client, assistant, question="And the spare?", conversation=conversation_id)
+    mixed = ask(client, other, conversation=conversation_id)
+
+    assert again.status_code == 200 and again.json()["conversation"] == conversation_id
+    assert mixed.status_code == 400 and "another assistant" in mixed.json()["conversation"][0]
+
+
+def test_thumbs_down_through_the_api_reaches_the_review_queue(assistant):
+    client = APIClient()
+    message_id = ask(client, assistant).json()["message"]
+
+    response = client.post(
+        "/api/chat/feedback/",
+        {"message": message_id, "rating": "down", "comment": "Show the cold pressure."},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    pair = QAPair.objects.get(pk=response.json()["qa_pair"])
+    assert pair.status == QAPair.Status.PENDING and pair.origin == QAPair.Origin.CHAT_FEEDBACK
+    listed = client.get("/api/chat/feedback/").json()["results"]
+    assert [f["message"] for f in listed] == [message_id]
+    bad = client.post(
+        "/api/chat/feedback/", {"message": message_id, "rating": "meh"}, format="json"
+    )
+    assert bad.status_code == 400 and "rating" in bad.json()
+
+
+def test_preferences_through_the_api(assistant, manual):
+    other = make_assistant(manual, name="Other", slug="other", endpoint=None)
+    client = APIClient()
+    a = ask(client, assistant).json()["message"]
+    b = ask(client, other).json()["message"]
+
+    response = client.post(
+        "/api/chat/preferences/", {"message_a": a, "message_b": b, "chosen": "a"}, format="json"
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["question"] == QUESTION
+    assert [p["id"] for p in client.get("/api/chat/preferences/").json()["results"]] == [
+        response.json()["id"]
+    ]
+    assert APIClient().get("/api/chat/preferences/").json()["results"] == []
+
+
+def test_cookie_owners_need_a_csrf_token_to_ask_but_token_clients_do_not(assistant):
+    browser = APIClient(enforce_csrf_checks=True)
+    assert ask(browser, assistant).status_code == 403
+
+    user = User.objects.create_user("ann")
+    api_client = token_client(user)
+    api_client.handler.enforce_csrf_checks = True
+    assert ask(api_client, assistant).status_code == 200
+
+
+def test_the_assistant_list_shows_active_assistants_default_first(assistant, manual):
+    make_assistant(manual, name="Zed default", endpoint=None, is_default=True)
+    make_assistant(manual, name="Retired", endpoint=None, is_active=False)
+
+    names = [a["name"] for a in APIClient().get("/api/chat/assistants/").json()]
+
+    assert names == ["Zed default", "Extractive"]

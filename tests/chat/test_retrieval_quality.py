@@ -1,0 +1,103 @@
+"""Retrieval and the decline threshold on the sample manual's owner questions.
+
+Measured with all-MiniLM-L6-v2 on the sample manual (108 chunks; 24 answerable and 4
+unanswerable questions in ``curation/sample_manual/questions.jsonl``):
+
+* right page in the top 4 passages: vector 24/24, hybrid 24/24; top 1: vector 21/24, hybrid
+  22/24 (MRR@4 0.931 vs 0.958). On the Model 3 manual (1,142 chunks, 200 sampled generated
+  questions): hit@1 0.655 vs 0.640, hit@5 0.870 vs 0.885, MRR@5 0.745 vs 0.742, and hybrid
+  costs ~140 ms more per question without a text index. Not clearly better, so vector is the
+  default and hybrid is an option per assistant.
+* best cosine similarity of answerable questions: 0.358 (q21, car length in inches) to 0.726;
+  of the unanswerable ones: q25 0.347, q27 0.349, q26 0.384, q28 0.413. No threshold separates
+  them all: the two most on-topic unanswerable questions (insurance cost, a Lisbon dealer's
+  loaners) score above the weakest answerable ones. The default 0.35 answers all 24 answerable
+  questions and declines q25 and q27 (and off-topic questions score 0.11-0.30); q26 and q28
+  reach the model, whose grounded prompt tells it to say "The manual does not say."
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.models import Assistant
+from chat.retrieval import embed_question, retrieve
+from curation.models import DocumentChunk, QAPair
+from tests.chat.conftest import sample_questions
+
+pytestmark = pytest.mark.django_db
+
+DEFAULT_MIN_SCORE = Assistant._meta.get_field("min_score").default
+OFF_TOPIC = [
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+    "Who won the 2022 football world cup?",
+    "Can you recommend a good car insurance company?",
+    "How do I file my taxes as a rideshare driver?",
+]
+
+
+@pytest.mark.parametrize("method", ["vector", "hybrid"])
+def test_the_right_page_is_retrieved_for_nearly_every_answerable_question(sample_manual, method):
+    answerable = [q for q in sample_questions() if q.answerable]
+    hits = 0
+    for question in answerable:
+        retrieval = retrieve(
+            question=question.question, manual_ids=[sample_manual.pk], k=4, method=method
+        )
+        hits += any(p.source_name in question.sources for p in retrieval.passages)
+
+    # Measured 24/24 for both; one miss is allowed for another CPU's arithmetic.
+    assert hits >= len(answerable) - 1
+
+
+def test_the_default_threshold_answers_manual_questions_and_declines_off_topic_ones(
+    sample_manual,
+):
+    def confidence(text: str) -> float:
+        return retrieve(question=text, manual_ids=[sample_manual.pk], k=4).confidence
+
+    questions = sample_questions()
+    answerable_declined = [
+        q.id for q in questions if q.answerable and confidence(q.question) < DEFAULT_MIN_SCORE
+    ]
+    unanswerable_declined = [
+        q.id for q in questions if not q.answerable and confidence(q.question) < DEFAULT_MIN_SCORE
+    ]
+
+    assert len(answerable_declined) <= 1, answerable_declined  # measured: none
+    assert len(unanswerable_declined) >= 1, unanswerable_declined  # measured: q25, q27
+    assert all(confidence(text) < DEFAULT_MIN_SCORE - 0.04 for text in OFF_TOPIC)
+
+
+def test_an_approved_question_leads_retrieval_to_its_passage(sample_manual):
+    chunk = (
+        DocumentChunk.objects.filter(
+            document__manual=sample_manual,
+            text__contains="release cable",
+            document__source_name="charging.html",
+        )
+        .order_by("position")
+        .first()
+    )
+    question = "My car is dead and the charge flap is stuck shut, what now?"
+    pair = QAPair.objects.create(
+        manual=sample_manual,
+        document=chunk.document,
+        chunk=chunk,
+        question=question,
+        answer="Pull the manual release cable on the left side of the trunk.",
+        question_hash="x",
+        original_question=question,
+        original_answer="-",
+        origin=QAPair.Origin.MANUAL,
+        status=QAPair.Status.APPROVED,
+        question_embedding=embed_question(question),
+    )
+
+    retrieval = retrieve(question=question, manual_ids=[sample_manual.pk], k=4)
+
+    assert retrieval.matched_pair_id == pair.pk
+    assert retrieval.passages[0].chunk_id == chunk.pk
+    assert "question" in retrieval.passages[0].found_by
+    assert retrieval.confidence == pytest.approx(1.0, abs=1e-3)

@@ -1,0 +1,229 @@
+"""Evaluation pages for the Trainer role: launch a run, list runs, the report, exports.
+
+Reading needs ``training.view_trainingjob`` and launching or cancelling
+``training.launch_trainingjob``, the permissions the Trainer group already holds. The views
+parse input and call ``training.evaluation``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from training import evaluation
+from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
+
+LIST_LIMIT = 100
+
+
+class EvaluationLaunchForm(forms.Form):
+    """What ``evaluation_run_create`` takes; the service does the validation that matters."""
+
+    name = forms.CharField(required=False, max_length=200, help_text="Empty: named for you.")
+    snapshot = forms.ModelChoiceField(
+        queryset=DatasetSnapshot.objects.select_related("manual"),
+        required=False,
+        label="Dataset snapshot (test split)",
+        help_text="Its test split, with the approved answers as references.",
+    )
+    questions_file = forms.FileField(
+        required=False,
+        label="…or a question file (JSONL)",
+        help_text='One {"id"?, "question", "answer"?, "sources"?, "must_include"?, "kind"?} '
+        'per line; kind "unanswerable" marks a question the manual does not answer.',
+    )
+    assistants = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    retrieval_only = forms.BooleanField(
+        required=False, help_text="Measure retrieval alone: no generator runs; fast."
+    )
+    manual = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        help_text="Retrieval only: also measure the default retrieval over this manual.",
+    )
+    judge_endpoint = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        label="LLM judge (optional)",
+        help_text="Grades correctness and faithfulness to the retrieved passages; its cost is "
+        "counted from the endpoint's prices.",
+    )
+    judge_prompt = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        initial=evaluation.DEFAULT_JUDGE_PROMPT,
+        help_text="Placeholders: {question}, {reference}, {context}, {answer}.",
+    )
+    training_job = forms.ModelChoiceField(
+        queryset=TrainingJob.objects.all(), required=False, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from chat.models import Assistant
+        from curation.models import LLMEndpoint, Manual
+
+        self.fields["assistants"].queryset = Assistant.objects.select_related("endpoint")
+        self.fields["manual"].queryset = Manual.objects.all()
+        self.fields["judge_endpoint"].queryset = LLMEndpoint.objects.filter(is_active=True)
+
+    def clean_questions_file(self):
+        upload = self.cleaned_data.get("questions_file")
+        if upload is not None and upload.size > evaluation.MAX_QUESTIONS_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size:,} bytes; the limit is "
+                f"{evaluation.MAX_QUESTIONS_BYTES:,}."
+            )
+        return upload
+
+
+# The service's field names that the form calls something else.
+_FORM_FIELDS = {"questions": "questions_file", "max_questions": None}
+
+
+def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            field = _FORM_FIELDS.get(field, field)
+            for message in errors:
+                form.add_error(field if field in form.fields else None, message)
+    else:
+        for message in exc.messages:
+            form.add_error(None, message)
+
+
+def _require_launcher(request: HttpRequest) -> None:
+    if not request.user.has_perm("training.launch_trainingjob"):
+        raise PermissionDenied
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def evaluation_list(request: HttpRequest) -> HttpResponse:
+    """All runs, newest first; ``?job=N`` shows the runs of one training job's model."""
+    evaluation.evaluation_runs_fail_stale()
+    runs = EvaluationRun.objects.select_related("created_by", "snapshot", "manual")
+    job = None
+    if request.GET.get("job", "").isdigit():
+        job = get_object_or_404(TrainingJob, pk=int(request.GET["job"]))
+        runs = evaluation.evaluation_runs_for_job(job).select_related("manual")
+    context = {"runs": runs.order_by("-created_at", "-id")[:LIST_LIMIT], "job": job}
+    return render(request, "training/eval_list.html", context)
+
+
+@login_required
+def evaluation_launch(request: HttpRequest) -> HttpResponse:
+    _require_launcher(request)
+    initial = {}
+    job = None
+    if request.method == "GET" and request.GET.get("job", "").isdigit():
+        job = get_object_or_404(
+            TrainingJob.objects.select_related("snapshot"), pk=int(request.GET["job"])
+        )
+        initial = {"snapshot": job.snapshot, "training_job": job}
+        if job.registered_endpoint_id is not None:
+            from chat.models import Assistant
+
+            initial["assistants"] = Assistant.objects.filter(endpoint_id=job.registered_endpoint_id)
+    form = EvaluationLaunchForm(request.POST or None, request.FILES or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        upload = data["questions_file"]
+        try:
+            run = evaluation.evaluation_run_create(
+                user=request.user,
+                name=data["name"],
+                snapshot=data["snapshot"],
+                questions_jsonl=upload.read() if upload is not None else None,
+                questions_name=upload.name if upload is not None else "",
+                assistants=data["assistants"],
+                manual=data["manual"],
+                retrieval_only=data["retrieval_only"],
+                judge_endpoint=data["judge_endpoint"],
+                judge_prompt=data["judge_prompt"],
+                training_job=data["training_job"],
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Evaluation #{run.pk} queued.")
+            return redirect("training:evaluation", run_id=run.pk)
+    return render(request, "training/eval_launch.html", {"form": form, "job": job})
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    evaluation.evaluation_runs_fail_stale()
+    run = get_object_or_404(
+        EvaluationRun.objects.select_related(
+            "snapshot", "manual", "judge_endpoint", "training_job", "created_by"
+        ),
+        pk=run_id,
+    )
+    context = {"run": run, "report": evaluation.evaluation_report(run)}
+    return render(request, "training/eval_detail.html", context)
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def evaluation_status(request: HttpRequest, run_id: int) -> JsonResponse:
+    """What the report page polls while the run is going."""
+    evaluation.evaluation_runs_fail_stale()
+    run = get_object_or_404(EvaluationRun, pk=run_id)
+    return JsonResponse(
+        {
+            "status": run.status,
+            "status_display": run.get_status_display(),
+            "finished": run.is_finished,
+            "done": run.done,
+            "total": run.total,
+            "progress_percent": run.progress_percent,
+            "message": run.message,
+        }
+    )
+
+
+@login_required
+@require_POST
+def evaluation_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    _require_launcher(request)
+    run = get_object_or_404(EvaluationRun, pk=run_id)
+    try:
+        run = evaluation.evaluation_run_cancel(run=run, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Cancelled." if run.is_finished else "Cancel requested.")
+    return redirect("training:evaluation", run_id=run_id)
+
+
+@login_required
+@permission_required("training.view_trainingjob", raise_exception=True)
+@require_GET
+def evaluation_export(request: HttpRequest, run_id: int, fmt: str) -> HttpResponse:
+    """The run's answers as CSV (a row per answer) or JSON (summary and items)."""
+    if fmt not in ("csv", "json"):
+        raise Http404(f"No export format {fmt!r}: use csv or json.")
+    run = get_object_or_404(EvaluationRun, pk=run_id)
+    if fmt == "csv":
+        response = HttpResponse(
+            evaluation.evaluation_run_csv(run), content_type="text/csv; charset=utf-8"
+        )
+    else:
+        body = json.dumps(evaluation.evaluation_run_export(run), indent=2, ensure_ascii=False)
+        response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = f'attachment; filename="evaluation-{run.pk}.{fmt}"'
+    return response
