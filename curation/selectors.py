@@ -8,7 +8,18 @@ from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Q, QuerySet, Window
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Min,
+    Q,
+    QuerySet,
+    Value,
+    Window,
+)
 from django.db.models.functions import Lag, Lead, RowNumber, TruncDate
 from django.utils import timezone
 from pgvector.django import CosineDistance
@@ -62,20 +73,39 @@ def chunks_nearest(
     """The ``k`` chunks closest to ``query_embedding`` by cosine distance, through the HNSW index.
 
     Each chunk carries ``distance`` (0 = identical direction) and its document. ``ef_search``
-    widens the HNSW candidate list; it must be at least ``k`` for the index to return ``k`` rows.
+    widens the HNSW candidate list (default ``HNSW_EF_SEARCH``, at least ``k``).
+
+    pgvector 0.6 applies a ``manual_ids`` filter *after* the index has picked its candidates, so
+    a small manual sharing the table with a big one can get fewer than ``k`` rows (measured: 1
+    of 4 for the 1,142-chunk Model 3 manual beside 100,000 other chunks). Then the query runs
+    again as an exact scan, which for a manual that small costs a few milliseconds.
     """
-    ef = max(ef_search or 40, k)
+    ef = max(ef_search or settings.HNSW_EF_SEARCH, k)
+    chunks = _nearest(query_embedding, manual_ids, k, ef=ef)
+    if manual_ids is not None and len(chunks) < k:
+        chunks = _nearest(query_embedding, manual_ids, k, ef=None)
+    return chunks
+
+
+def _nearest(
+    query_embedding: Sequence[float], manual_ids: Sequence[int] | None, k: int, *, ef: int | None
+) -> list[DocumentChunk]:
+    """One nearest-chunks query: through HNSW with ``ef`` candidates, or exact with ``ef=None``."""
+    distance = CosineDistance("embedding", list(query_embedding))
+    if ef is None:  # "+ 0" orders by an expression the index cannot serve: an exact scan
+        distance = ExpressionWrapper(distance + Value(0.0), output_field=FloatField())
     with transaction.atomic():
-        with connection.cursor() as cursor:
-            # SET LOCAL keeps the setting inside this transaction only.
-            cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef])
+        if ef is not None:
+            with connection.cursor() as cursor:
+                # SET LOCAL keeps the setting inside this transaction only.
+                cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef])
         chunks = DocumentChunk.objects.filter(embedding__isnull=False)
         if manual_ids is not None:
             chunks = chunks.filter(document__manual_id__in=list(manual_ids))
         return list(
             chunks.select_related("document", "document__manual")
             .defer("embedding")
-            .annotate(distance=CosineDistance("embedding", list(query_embedding)))
+            .annotate(distance=distance)
             .order_by("distance")[:k]
         )
 

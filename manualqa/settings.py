@@ -271,6 +271,9 @@ TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 300, minimum=10)
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120, minimum=5)
 # Question pairs whose embeddings are closer than this (cosine similarity) are near-duplicates.
 QA_DUPLICATE_SIMILARITY = env_float("QA_DUPLICATE_SIMILARITY", 0.92)
+# HNSW candidate list per query (pgvector's hnsw.ef_search; its default is 40). Measured on
+# 100,000 chunks: recall@5 0.65 at 40, 0.83 at 100, 0.92 at 200, all under 6 ms p95.
+HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100, minimum=1)
 
 # --- Chat ---------------------------------------------------------------------------------------
 # Longest question an owner may ask, in characters.

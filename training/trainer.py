@@ -18,6 +18,7 @@ tests call it with plain values and get plain values back.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import gc
 import json
@@ -288,6 +289,26 @@ def model_has_chat_template(path_or_id: Path | str) -> bool | None:
     except (OSError, ValueError):
         return False
     return bool(tokenizer_config.get("chat_template"))
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX-512 BF16 or AMX), read from the kernel's
+    CPU flags; elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+
+
+def resolve_precision(precision: str, *, cuda: bool) -> str:
+    """``auto`` becomes bf16 where the hardware has it natively, fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    if cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
 @functools.cache
@@ -764,6 +785,7 @@ def train(
         raise ValueError(" ".join(problems))
     if not cuda:
         _keep_freed_memory_for_reuse()
+    config = dataclasses.replace(config, precision=resolve_precision(config.precision, cuda=cuda))
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     train_dataset = build_dataset(
@@ -778,7 +800,7 @@ def train(
     eval_dataset = _to_dataset(eval_examples) if eval_examples else None
 
     device = _device_label()
-    log(f"Loading {model_path} for {config.method} on {device}.")
+    log(f"Loading {model_path} for {config.method} in {config.precision} on {device}.")
     model = _load_base(model_path, config, cuda=cuda)
     reporter = _ProgressReporter(on_progress, should_stop, log)
     trainer = build_sft_trainer(

@@ -73,14 +73,14 @@ def test_cpu_quick_is_lora_on_the_default_model_without_checkpointing():
     assert (config.method, config.lora_r, config.lora_alpha, config.lora_dropout) == (
         "lora",
         8,
-        16,
+        32,
         0.05,
     )
     assert config.learning_rate == 2e-4 and config.num_train_epochs == 1.0
     assert config.per_device_train_batch_size == 4 and config.max_length == 256
     assert config.packing is False and config.gradient_checkpointing is False
     assert config.completion_only_loss is True
-    assert (config.optim, config.precision) == ("adamw_torch", "fp32")
+    assert (config.optim, config.precision) == ("adamw_torch", "auto")
     assert validate_config(config, **CPU) == []
 
 
@@ -180,7 +180,7 @@ def test_max_length_beyond_the_model_context_is_refused():
         ({"max_length": 8}, "max_length must be at least 16 tokens (got 8)."),
         ({"seed": -1}, "seed must be 0 or more (got -1)."),
         ({"method": "full"}, "method must be one of lora, qlora, 8bit (got 'full')."),
-        ({"precision": "fp8"}, "precision must be one of fp32, bf16, fp16 (got 'fp8')."),
+        ({"precision": "fp8"}, "precision must be one of auto, fp32, bf16, fp16 (got 'fp8')."),
         ({"optim": "adam"}, "optim must be one of "),
         ({"lr_scheduler_type": "step"}, "lr_scheduler_type must be one of "),
         ({"bnb_4bit_quant_type": "int4"}, "bnb_4bit_quant_type must be one of nf4, fp4"),

@@ -426,3 +426,22 @@ def test_resume_skips_a_checkpoint_the_trainer_did_not_finish_writing(tmp_path):
     # 12 has no state file and 11 a torn one (killed mid-save); 10 sorts above 2 numerically.
     assert latest_complete_checkpoint(checkpoints) == checkpoints / "checkpoint-10"
     assert latest_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
+    from training import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
+    assert trainer.resolve_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+    assert trainer.resolve_precision("auto", cuda=False) == "fp32"
+    assert trainer.resolve_precision("fp16", cuda=False) == "fp16"  # explicit choices stand
+
+
+def test_native_bf16_is_read_from_this_cpus_flags():
+    from pathlib import Path
+
+    from training.trainer import cpu_has_native_bf16
+
+    flags = Path("/proc/cpuinfo").read_text()
+    assert cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
