@@ -79,7 +79,7 @@ def test_cpu_quick_is_lora_on_the_default_model_without_checkpointing():
     assert config.learning_rate == 2e-4 and config.num_train_epochs == 1.0
     assert config.per_device_train_batch_size == 4 and config.max_length == 256
     assert config.packing is False and config.gradient_checkpointing is False
-    assert config.completion_only_loss is True
+    assert config.completion_only_loss is True and config.group_by_length is True
     assert (config.optim, config.precision) == ("adamw_torch", "auto")
     assert validate_config(config, **CPU) == []
 
