@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+from manualqa.jobrows import progress_percent
+
 
 class Manual(models.Model):
     """A product manual, e.g. the owner's manual of one vehicle model and year.
@@ -180,11 +182,7 @@ class IngestionRun(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.pages_total:
-            return 0
-        return min(100, round(100 * self.pages_done / self.pages_total))
+        return progress_percent(self, self.pages_done, self.pages_total)
 
 
 class LLMEndpoint(models.Model):
@@ -365,11 +363,7 @@ class GenerationRun(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.chunks_total:
-            return 0
-        return min(100, round(100 * (self.chunks_done + self.chunks_failed) / self.chunks_total))
+        return progress_percent(self, self.chunks_done + self.chunks_failed, self.chunks_total)
 
 
 class ChunkGeneration(models.Model):

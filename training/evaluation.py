@@ -87,7 +87,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from manualqa.jobrows import finish_job_row
+from manualqa.jobrows import claim_job_row, finish_job_row
 from training import metrics
 from training.models import DatasetSnapshot, EvaluationItem, EvaluationRun, SnapshotPair
 
@@ -677,22 +677,8 @@ def evaluation_run_claim(*, run_id: int, task_id: str = "") -> bool:
 
     A reclaimed run continues where it stopped: answers already stored are not asked again.
     """
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
-    return bool(
-        EvaluationRun.objects.filter(pk=run_id)
-        .filter(
-            Q(status=EvaluationRun.Status.QUEUED)
-            | Q(status=EvaluationRun.Status.RUNNING, heartbeat_at__lt=stale)
-        )
-        .update(
-            status=EvaluationRun.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            celery_task_id=task_id,
-            message="",
-            finished_at=None,
-        )
+    return claim_job_row(
+        EvaluationRun, run_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
     )
 
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
-from manualqa.jobrows import finish_job_row, heartbeat_is_stale
+from manualqa.jobrows import claim_job_row, finish_job_row, heartbeat_is_stale
 from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
 
 logger = logging.getLogger("training.jobs")
@@ -198,22 +198,8 @@ def _enqueue(job: TrainingJob) -> None:
 
 def training_job_claim(*, job_id: int, task_id: str = "") -> bool:
     """Take a queued job, or a running one whose worker stopped beating. False: someone has it."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
-    return bool(
-        TrainingJob.objects.filter(pk=job_id)
-        .filter(
-            Q(status=TrainingJob.Status.QUEUED)
-            | Q(status=TrainingJob.Status.RUNNING, heartbeat_at__lt=stale)
-        )
-        .update(
-            status=TrainingJob.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            celery_task_id=task_id,
-            message="",
-            finished_at=None,
-        )
+    return claim_job_row(
+        TrainingJob, job_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
     )
 
 

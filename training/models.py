@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from manualqa.jobrows import progress_percent
+
 
 class DatasetSnapshot(models.Model):
     """An immutable, versioned set of approved QA pairs with a train/eval/test split.
@@ -159,11 +161,7 @@ class TrainingJob(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.total_steps:
-            return 0
-        return min(100, round(100 * self.step / self.total_steps))
+        return progress_percent(self, self.step, self.total_steps)
 
 
 class SavedPreset(models.Model):
@@ -296,11 +294,7 @@ class EvaluationRun(models.Model):
 
     @property
     def progress_percent(self) -> int:
-        if self.status == self.Status.SUCCEEDED:
-            return 100
-        if not self.total:
-            return 0
-        return min(100, round(100 * self.done / self.total))
+        return progress_percent(self, self.done, self.total)
 
 
 class EvaluationItem(models.Model):

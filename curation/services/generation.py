@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -32,7 +31,7 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
-from manualqa.jobrows import finish_job_row, heartbeat_is_stale
+from manualqa.jobrows import claim_job_row, finish_job_row, heartbeat_is_stale
 
 logger = logging.getLogger("curation.generation")
 
@@ -145,22 +144,12 @@ def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
 
     False means another live worker has it, so a redelivered task does nothing.
     """
-    now = timezone.now()
-    stale_before = now - timedelta(seconds=settings.GENERATION_STALE_AFTER_S)
-    return bool(
-        GenerationRun.objects.filter(pk=run_id)
-        .filter(
-            Q(status=GenerationRun.Status.QUEUED)
-            | Q(status=GenerationRun.Status.RUNNING, heartbeat_at__lt=stale_before)
-        )
-        .update(
-            status=GenerationRun.Status.RUNNING,
-            started_at=Coalesce(F("started_at"), Value(now)),
-            heartbeat_at=now,
-            celery_task_id=task_id,
-            finished_at=None,
-            message="",
-        )
+    return claim_job_row(
+        GenerationRun,
+        run_id,
+        task_id=task_id,
+        stale_after_s=settings.GENERATION_STALE_AFTER_S,
+        keep_started_at=True,
     )
 
 
