@@ -3,15 +3,19 @@
 Both runs train the default model (SmolLM2-135M-Instruct, converted once under MODELS_DIR) with
 LoRA for one epoch on the same 256 real Model 3 pairs, in this process, one after the other:
 
-- ours: ``training.trainer.train`` with the ``cpu_quick`` preset (answers-only loss, no gradient
-  checkpointing, random batches, precision "auto": bf16 autocast on a CPU with native bf16 such
-  as this one, fp32 elsewhere), records made exactly as a ``seed_inst`` snapshot export makes
-  them (``training.services.format_record``). Runs first.
+- ours: ``training.trainer.train`` with the ``cpu_quick`` preset (answers-only loss, computed
+  on the answer positions only; no gradient checkpointing; group_by_length; LoRA dropout 0;
+  eager attention on a CPU; precision "auto": on a CPU with native bf16 such as this one, the
+  frozen base in bf16 with fp32 adapters, fp32 elsewhere), records made exactly as a
+  ``seed_inst`` snapshot export makes them (``training.services.format_record``). Runs first.
 - seed: :func:`seed_run`, a plain trl ``SFTTrainer`` script with the seed project's recipe
   (``PRESETS["seed_mistral_7b_qlora"]``): ``<s>[INST] q [/INST] a </s>`` text with the loss on
   the whole sequence, no packing, gradient checkpointing, group_by_length, LoRA r=8 alpha=32
-  dropout 0.05. Only what this CPU cannot run is changed: fp32 base and adamw_torch instead of a
-  4-bit base and paged 8-bit AdamW (bitsandbytes). Runs second.
+  dropout 0.05, and the seed's bf16 compute, which on a CPU is trl's default bf16 autocast over
+  the fp32 base (where the CPU has native bf16, as "auto" decides for ours; fp32 elsewhere).
+  Only what this CPU cannot run is changed: an fp32 base and adamw_torch instead of a 4-bit
+  base and paged 8-bit AdamW (bitsandbytes). Runs second. BENCH_TRAINING_SEED_PRECISION=fp32
+  runs it without autocast instead (a slower baseline: the figures before this default).
 
 Both use the same max length, batch size and gradient accumulation, so tokens/s differs only by
 method. Tokens are counted the same way in both: transformers' ``num_input_tokens_seen`` with
@@ -25,8 +29,8 @@ seed's on the whole text), so a held-out answer-only loss of both trained models
 too, for a like-for-like comparison of what they learned.
 
 The last line is one JSON object: {"ours_tokens_per_s", "seed_tokens_per_s", "speedup",
-"ours_final_loss", "seed_final_loss", "pairs", "max_length"}; its values are null when the
-Model 3 data is missing (then the bench is skipped, exit 0).
+"ours_final_loss", "seed_final_loss", "pairs", "max_length", "seed_precision"}; its values are
+null when the Model 3 data is missing (then the bench is skipped, exit 0).
 Usage: python bench/training.py  (about 10-20 minutes on a 2-core CPU; no database needed).
 BENCH_TRAINING_PAIRS=8 shrinks the run to 8 training pairs for a quick smoke test.
 """
@@ -180,11 +184,14 @@ class _LossRecorder(TrainerCallback):
             _progress("seed", state.global_step, state.max_steps, self.losses[-1])
 
 
-def seed_run(records: list[dict], model_path: Path, config: TrainingConfig) -> dict:
+def seed_run(
+    records: list[dict], model_path: Path, config: TrainingConfig, *, bf16: bool = False
+) -> dict:
     """The seed project's training script, on this CPU, with ``config``'s length and batches.
 
     The seed's recipe comes from its preset; what differs is only what a CPU forces: the base
-    stays fp32 (no bitsandbytes 4-bit base on a CPU) and the optimizer is adamw_torch (paged 8-bit
+    stays fp32 (no bitsandbytes 4-bit base on a CPU; ``bf16`` autocasts it as the seed's bf16
+    compute dtype did) and the optimizer is adamw_torch (paged 8-bit
     AdamW is a bitsandbytes optimizer). target_modules is "all-linear", as in the seed preset and
     ours, so both train the same adapters.
     """
@@ -208,7 +215,7 @@ def seed_run(records: list[dict], model_path: Path, config: TrainingConfig) -> d
             optim="adamw_torch",
             seed=config.seed,
             data_seed=config.seed,
-            bf16=False,  # trl defaults to bf16; the seed's bf16 was a GPU compute dtype
+            bf16=bf16,
             use_cpu=True,
             activation_checkpointing=seed.gradient_checkpointing,
             packing=seed.packing,
@@ -328,10 +335,16 @@ def main() -> int:
     # trainer.train sets this glibc option (process-wide) for CPU training; set it before both
     # runs so the seed run gets the same allocator and only the method differs.
     trainer._keep_freed_memory_for_reuse()
+    seed_precision = os.environ.get("BENCH_TRAINING_SEED_PRECISION", "auto")
+    if seed_precision not in ("auto", "bf16", "fp32"):
+        print(f"BENCH_TRAINING_SEED_PRECISION must be auto, bf16 or fp32, not {seed_precision!r}.")
+        return 2
+    seed_precision = trainer.resolve_precision(seed_precision, cuda=False)
     print(
         f"{len(train_pairs)} Model 3 pairs, 1 epoch, max_length {max_length}, batch "
         f"{OURS_CONFIG.per_device_train_batch_size} x {OURS_CONFIG.gradient_accumulation_steps}, "
-        f"{torch.get_num_threads()} CPU threads, base {model_path.name}",
+        f"{torch.get_num_threads()} CPU threads, base {model_path.name}; ours "
+        f"{trainer.resolve_precision(OURS_CONFIG.precision, cuda=False)}, seed {seed_precision}",
         flush=True,
     )
 
@@ -341,7 +354,7 @@ def main() -> int:
     ours = ours_run(records, model_path)
     load.append(os.getloadavg()[0])
     ours_held_out = answer_loss(ours.pop("model"), tokenizer, held_out, max_length)
-    seed = seed_run(records, model_path, OURS_CONFIG)
+    seed = seed_run(records, model_path, OURS_CONFIG, bf16=seed_precision == "bf16")
     load.append(os.getloadavg()[0])
     seed_held_out = answer_loss(seed.pop("model"), tokenizer, held_out, max_length)
     wall = time.perf_counter() - started
@@ -369,6 +382,7 @@ def main() -> int:
         "seed_final_loss": round(seed["final_loss"], 4),
         "pairs": len(train_pairs),
         "max_length": max_length,
+        "seed_precision": seed_precision,
     }
     print(json.dumps(result))
     return 0

@@ -74,7 +74,7 @@ def test_cpu_quick_is_lora_on_the_default_model_without_checkpointing():
         "lora",
         8,
         32,
-        0.05,
+        0.0,  # no dropout: 1.5x the tokens/s on a CPU, held-out loss no worse (bench/training.py)
     )
     assert config.learning_rate == 2e-4 and config.num_train_epochs == 1.0
     assert config.per_device_train_batch_size == 4 and config.max_length == 256

@@ -253,6 +253,133 @@ def test_trl_labels_mask_the_prompt_and_train_the_answer(
     assert all(labels[i] == input_ids[i] for i in trained)
 
 
+def _answer_loss_trainer(default_model, tokenizer, tmp_path, *, dtype=torch.float32):
+    """A trainer on four real pairs with no LoRA dropout, so two losses can be compared."""
+    records = [inst_record(q, a) for q, a in PAIRS[:4]]
+    return build_sft_trainer(
+        model=AutoModelForCausalLM.from_pretrained(default_model, dtype=dtype),
+        tokenizer=tokenizer,
+        train_dataset=build_dataset(records, prompt_format="seed_inst", tokenizer=tokenizer),
+        eval_dataset=None,
+        config=dataclasses.replace(TINY, lora_dropout=0.0, per_device_train_batch_size=4),
+        checkpoints_dir=tmp_path,
+    )
+
+
+def _loss_and_grads(trainer, compute_loss, batch):
+    model = trainer.model
+    model.train()
+    model.zero_grad()
+    loss = compute_loss(trainer, model, dict(batch), num_items_in_batch=None)
+    loss.backward()
+    grads = {
+        name: param.grad.clone()
+        for name, param in model.named_parameters()
+        if param.requires_grad and param.grad is not None
+    }
+    model.zero_grad()
+    return float(loss.detach()), grads
+
+
+def test_answer_token_loss_equals_trls_loss_and_gradients(default_model, tokenizer, tmp_path):
+    from trl import SFTTrainer
+
+    from training.trainer import AnswerTokenSFTTrainer
+
+    trainer = _answer_loss_trainer(default_model, tokenizer, tmp_path)
+    assert isinstance(trainer, AnswerTokenSFTTrainer)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    # Padding and prompts are both in this batch, so both must be left out of the loss.
+    assert (batch["attention_mask"] == 0).any() and (batch["labels"] == -100).sum() > 4
+
+    ours, our_grads = _loss_and_grads(trainer, AnswerTokenSFTTrainer.compute_loss, batch)
+    trls, trl_grads = _loss_and_grads(trainer, SFTTrainer.compute_loss, batch)
+
+    assert math.isfinite(ours) and ours > 0
+    assert ours == pytest.approx(trls, rel=1e-4)
+    assert our_grads.keys() == trl_grads.keys() and len(our_grads) > 0
+    for name, grad in our_grads.items():
+        assert torch.allclose(grad, trl_grads[name], rtol=1e-3, atol=1e-6), name
+    # Divided by the tokens of the whole accumulated batch when the Trainer says how many.
+    halved = AnswerTokenSFTTrainer.compute_loss(
+        trainer,
+        trainer.model,
+        dict(batch),
+        num_items_in_batch=2 * int((batch["labels"][:, 1:] != -100).sum()),
+    )
+    assert float(halved.detach()) == pytest.approx(ours / 2, rel=1e-4)
+
+
+def test_answer_token_loss_of_a_batch_without_answers_is_zero(default_model, tokenizer, tmp_path):
+    from training.trainer import AnswerTokenSFTTrainer
+
+    trainer = _answer_loss_trainer(default_model, tokenizer, tmp_path)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    batch["labels"] = torch.full_like(batch["labels"], -100)
+    trainer.model.train()
+    loss = AnswerTokenSFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    loss.backward()  # still connected to the model: an all-masked batch must not crash
+    assert float(loss) == 0.0
+
+
+def test_evaluation_keeps_trls_loss(default_model, tokenizer, tmp_path):
+    from trl import SFTTrainer
+
+    from training.trainer import AnswerTokenSFTTrainer
+
+    trainer = _answer_loss_trainer(default_model, tokenizer, tmp_path)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    trainer.model.eval()
+    assert not trainer._answer_loss_applies(trainer.model, batch, return_outputs=False)
+    trainer.model.train()
+    assert trainer._answer_loss_applies(trainer.model, batch, return_outputs=False)
+    assert not trainer._answer_loss_applies(trainer.model, batch, return_outputs=True)
+    # In evaluation the loss is trl's own, the same value either way.
+    trainer.model.eval()
+    with torch.no_grad():
+        ours = AnswerTokenSFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+        trls = SFTTrainer.compute_loss(trainer, trainer.model, dict(batch))
+    assert math.isfinite(float(ours)) and float(ours) == float(trls)
+
+
+def test_cpu_runs_use_eager_attention_up_to_the_length_where_it_is_faster(tmp_path):
+    from training.trainer import CPU_EAGER_ATTENTION_MAX_LENGTH, _attention, _load_base
+
+    short = dataclasses.replace(TINY, max_length=CPU_EAGER_ATTENTION_MAX_LENGTH)
+    long = dataclasses.replace(TINY, max_length=CPU_EAGER_ATTENTION_MAX_LENGTH + 1)
+    assert _attention(short, cuda=False) == {"attn_implementation": "eager"}
+    assert _attention(long, cuda=False) == {}
+    assert _attention(short, cuda=True) == {}  # GPUs keep the model's fused kernels
+
+    model_path = ensure_default_model(MODELS_DIR)
+    assert _load_base(model_path, short, cuda=False).config._attn_implementation == "eager"
+    assert _load_base(model_path, long, cuda=False).config._attn_implementation == "sdpa"
+
+
+def test_a_bf16_lora_run_on_cpu_keeps_a_bf16_base_and_fp32_adapters(tmp_path):
+    from training.trainer import _load_base
+
+    model_path = ensure_default_model(MODELS_DIR)
+    base = _load_base(model_path, dataclasses.replace(TINY, precision="bf16"), cuda=False)
+    assert {param.dtype for param in base.parameters()} == {torch.bfloat16}
+    fp32 = _load_base(model_path, dataclasses.replace(TINY, precision="fp32"), cuda=False)
+    assert {param.dtype for param in fp32.parameters()} == {torch.float32}
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    records = [inst_record(q, a) for q, a in PAIRS[:2]]
+    trainer = build_sft_trainer(
+        model=base,
+        tokenizer=tokenizer,
+        train_dataset=build_dataset(records, prompt_format="seed_inst", tokenizer=tokenizer),
+        eval_dataset=None,
+        config=dataclasses.replace(TINY, precision="bf16"),
+        checkpoints_dir=tmp_path,
+    )
+    trainable = {p.dtype for p in trainer.model.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in trainer.model.parameters() if not p.requires_grad}
+    assert trainable == {torch.float32} and frozen == {torch.bfloat16}
+
+
 # --------------------------------------------------------------------------------------------
 # Base models and this machine
 
