@@ -6,3 +6,10 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
+        from chat.receivers import claim_anonymous_conversations
+
+        user_logged_in.connect(claim_anonymous_conversations, dispatch_uid="chat-claim-anonymous")

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from django.db.models import Q
 from django.http import HttpRequest
 
+#: Session data field holding the key under which this browser asked anonymously.
+ANONYMOUS_SESSION_FIELD = "chat_anonymous_session"
+
 
 @dataclass(frozen=True)
 class Owner:
@@ -67,4 +70,10 @@ def owner_from_request(request: HttpRequest) -> Owner:
         return Owner.for_user(user, client_ip=client_ip)
     if not request.session.session_key:
         request.session.save()
-    return Owner.for_session(request.session.session_key, client_ip=client_ip)
+    session_key = request.session.session_key
+    # Kept inside the session's data, which survives the new key Django gives a session at
+    # sign-in, so the conversations begun anonymously can follow the owner into the account
+    # (chat.receivers).
+    if request.session.get(ANONYMOUS_SESSION_FIELD) != session_key:
+        request.session[ANONYMOUS_SESSION_FIELD] = session_key
+    return Owner.for_session(session_key, client_ip=client_ip)

@@ -664,6 +664,23 @@ def _client_for(endpoint: LLMEndpoint) -> LLMClient:
 # Feedback and preferences
 
 
+def conversations_claim(*, user, session_key: str) -> int:
+    """Give ``user`` what an anonymous browser session owned: its conversations, and the
+    feedback and preferences it left. Called when that browser signs in. Returns how many
+    conversations moved; nothing another user owns is touched."""
+    if not session_key or user is None or not user.is_authenticated:
+        return 0
+    with transaction.atomic():
+        moved = Conversation.objects.filter(owner__isnull=True, session_key=session_key).update(
+            owner=user
+        )
+        Feedback.objects.filter(user__isnull=True, session_key=session_key).update(user=user)
+        Preference.objects.filter(user__isnull=True, session_key=session_key).update(user=user)
+    if moved:
+        logger.info("Moved %d anonymous conversation(s) to user %s at sign-in.", moved, user.pk)
+    return moved
+
+
 def _answer_of_owner(owner: Owner, message: Message, error_class: type[ChatError]) -> Message:
     message = selectors.message_get(owner=owner, message_id=message.pk)
     if message.role != Message.Role.ASSISTANT:

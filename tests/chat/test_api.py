@@ -217,6 +217,40 @@ def test_conversations_are_private_between_users_and_from_anonymous_visitors(ass
     assert ann_token.get(f"/api/chat/conversations/{conversation_id}/").status_code == 200
 
 
+def test_conversations_begun_anonymously_follow_the_owner_who_signs_in(assistant):
+    browser, stranger = APIClient(), APIClient()
+    answer = ask(browser, assistant).json()
+    mine, message_id = answer["conversation"], answer["message"]
+    feedback = {"message": message_id, "rating": "up", "comment": "clear"}
+    assert browser.post("/api/chat/feedback/", feedback, format="json").status_code in (200, 201)
+    theirs = ask(stranger, assistant).json()["conversation"]
+    ann = User.objects.create_user("ann", password="a long enough password")
+
+    # A real sign-in on this browser: Django gives the session a new key here.
+    before = browser.session.session_key
+    assert browser.login(username="ann", password="a long enough password")
+    assert browser.session.session_key != before
+
+    claimed = Conversation.objects.get(pk=mine)
+    assert claimed.owner == ann
+    assert Feedback.objects.get(message_id=message_id).user == ann
+    listed = browser.get("/api/chat/conversations/").json()["results"]
+    assert [c["id"] for c in listed] == [mine]
+    assert token_client(ann).get(f"/api/chat/conversations/{mine}/").status_code == 200
+    # The other browser's conversation stays that browser's.
+    assert Conversation.objects.get(pk=theirs).owner is None
+    assert [c["id"] for c in stranger.get("/api/chat/conversations/").json()["results"]] == [theirs]
+    # Signed out, the browser asks anonymously again; that conversation goes to whoever signs
+    # in next, and Ann's stays hers.
+    browser.logout()
+    later = ask(browser, assistant).json()["conversation"]
+    bob = User.objects.create_user("bob", password="another long password")
+    assert browser.login(username="bob", password="another long password")
+    assert Conversation.objects.get(pk=mine).owner == ann
+    assert Conversation.objects.get(pk=later).owner == bob
+    assert [c["id"] for c in browser.get("/api/chat/conversations/").json()["results"]] == [later]
+
+
 def test_a_conversation_continues_with_its_own_assistant_only(assistant, manual):
     other = make_assistant(manual, name="Other", slug="other", endpoint=None)
     client = APIClient()

@@ -7,6 +7,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from pgvector.django import CosineDistance
 
 from curation import selectors
 from curation.models import DocumentChunk, Manual, ManualDocument
@@ -55,9 +56,14 @@ def test_a_small_manual_gets_k_chunks_even_when_the_index_candidates_are_all_els
     )
     small = manual_with_chunks("Small", [unit(rng.normal(size=dims)) for _ in range(6)])
     with connection.cursor() as cursor:
-        # A table this small would be scanned exactly anyway; make the planner use the index,
-        # as it does at real sizes.
+        # A table this small would be scanned and sorted exactly anyway; make the planner use
+        # the index, as it does at real sizes (ordered rows without a sort: only HNSW has them).
         cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_sort = off")
+        plan = "\n".join(row[0] for row in _explain(cursor, unit(query), small.pk, limit=4))
+    assert "chunk_embedding_hnsw_cosine" in plan, plan
+    # The index pass alone comes back short: its candidates were all in the big manual.
+    assert len(selectors._nearest(unit(query), [small.pk], 4, ef=4)) < 4
 
     found = selectors.chunks_nearest(
         query_embedding=unit(query), manual_ids=[small.pk], k=4, ef_search=4
@@ -76,3 +82,17 @@ def test_a_small_manual_gets_k_chunks_even_when_the_index_candidates_are_all_els
     assert len(selectors.chunks_nearest(query_embedding=unit(query), manual_ids=[big.pk], k=4)) == 4
     with connection.cursor() as cursor:
         cursor.execute("RESET enable_seqscan")
+        cursor.execute("RESET enable_sort")
+
+
+def _explain(cursor, query: list[float], manual_id: int, *, limit: int) -> list[tuple]:
+    """The plan of the filtered nearest-chunks query (as chunks_nearest builds it)."""
+    sql, params = (
+        DocumentChunk.objects.filter(embedding__isnull=False, document__manual_id=manual_id)
+        .annotate(distance=CosineDistance("embedding", query))
+        .order_by("distance")
+        .values("pk")[:limit]
+        .query.sql_with_params()
+    )
+    cursor.execute("EXPLAIN " + sql, params)
+    return cursor.fetchall()
