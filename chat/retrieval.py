@@ -63,8 +63,10 @@ CANDIDATES: Final = 20
 class Passage:
     """One retrieved chunk with where it comes from and why it was retrieved.
 
-    ``similarity`` is the cosine similarity of the chunk's embedding to the question's;
-    ``found_by`` names the lists that retrieved it (``vector``, ``text``, ``question``).
+    ``similarity`` is the cosine similarity of the chunk's embedding to the question's (or, in a
+    conversation, to the previous and current question together, whichever is higher);
+    ``found_by`` names the lists that retrieved it (``vector``, ``conversation``, ``text``,
+    ``question``).
     """
 
     chunk_id: int
@@ -114,8 +116,15 @@ def retrieve(
     method: str = "vector",
     match_questions: bool = True,
     query_embedding: Sequence[float] | None = None,
+    previous_question: str = "",
 ) -> Retrieval:
-    """The ``k`` best passages of ``manual_ids`` for ``question`` (see the module docstring)."""
+    """The ``k`` best passages of ``manual_ids`` for ``question`` (see the module docstring).
+
+    ``previous_question``: the owner's question before this one in the conversation. A
+    follow-up ("and if the car has no power?") rarely names its subject, so the previous and
+    the current question are also embedded together as one more ranked list ("conversation"),
+    and a passage's similarity is the higher of the two.
+    """
     if method not in METHODS:
         raise ValueError(f"unknown retrieval method {method!r}; expected one of {METHODS}")
     manual_ids = list(manual_ids)
@@ -130,6 +139,15 @@ def retrieve(
             )
         ]
     }
+    context_vector = None
+    if previous_question.strip():
+        context_vector = embed_question(f"{previous_question.strip()} {question.strip()}")
+        ranked["conversation"] = [
+            chunk.pk
+            for chunk in chunks_nearest(
+                query_embedding=context_vector, manual_ids=manual_ids, k=max(k, CANDIDATES)
+            )
+        ]
     if method == "hybrid":
         ranked["text"] = _text_ranked(question, manual_ids, CANDIDATES)
     matched_pair_id, question_similarity = None, None
@@ -148,13 +166,15 @@ def retrieve(
     # Ties (a chunk found by one list only, at the same rank as another) go to the earlier
     # list's order, which the stable sort keeps.
     best_ids = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:k]
-    chunks = {
-        chunk.pk: chunk
-        for chunk in DocumentChunk.objects.filter(pk__in=best_ids)
+    found = (
+        DocumentChunk.objects.filter(pk__in=best_ids)
         .select_related("document")
         .defer("embedding", "document__markdown")
         .annotate(distance=CosineDistance("embedding", vector))
-    }
+    )
+    if context_vector is not None:
+        found = found.annotate(context_distance=CosineDistance("embedding", context_vector))
+    chunks = {chunk.pk: chunk for chunk in found}
     passages = [
         _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
         for chunk_id in best_ids
@@ -184,10 +204,15 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
         heading_path=chunk.heading_path,
         text=chunk.text,
         body=chunk.body,
-        similarity=round(1.0 - float(chunk.distance), 4),
+        similarity=round(1.0 - min(float(chunk.distance), _context_distance(chunk)), 4),
         fused_score=fused_score,
         found_by=tuple(found_by),
     )
+
+
+def _context_distance(chunk: DocumentChunk) -> float:
+    distance = getattr(chunk, "context_distance", None)
+    return float(distance) if distance is not None else float("inf")
 
 
 def _text_ranked(question: str, manual_ids: list[int], limit: int) -> list[int]:

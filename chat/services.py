@@ -29,9 +29,11 @@ Answering
 
 How an answer is made
     Retrieval runs in both modes (``chat.retrieval``: the assistant's manuals, its
-    ``retrieval`` method and ``top_k``). When its confidence (best cosine similarity) is below
-    the assistant's ``min_score`` the assistant declines at once, without calling a model:
-    "The manual does not say. ..." (``declined=True``). Otherwise:
+    ``retrieval`` method and ``top_k``; in a conversation, the previous question is read with
+    the current one, so a follow-up that does not name its subject still finds it). When its
+    confidence (best cosine similarity) is below the assistant's ``min_score`` the assistant
+    declines at once, without calling a model: "The manual does not say. ..."
+    (``declined=True``). Otherwise:
 
     * no endpoint: an extractive answer, the best passages quoted under a sentence saying that
       no generator is configured (``extractive=True``);
@@ -364,6 +366,7 @@ def _answer_body(
         k=assistant.top_k,
         method=assistant.retrieval,
         match_questions=assistant.match_questions,
+        previous_question=_previous_question(conversation, question_message),
     )
     if not retrieval.confident(assistant.min_score):
         text = prompts.decline_text([manual.name for manual in manuals])
@@ -612,6 +615,22 @@ def _prompt_for(
         history=history,
     )
     return prompts.render(messages, prompt_format=prompt_format), passages
+
+
+def _previous_question(conversation: Conversation, question_message: Message) -> str:
+    """The owner's question before this one in the conversation, for retrieving a follow-up
+    (empty when there is none or ``CHAT_RETRIEVAL_FOLLOWUPS`` is off)."""
+    if not settings.CHAT_RETRIEVAL_FOLLOWUPS:
+        return ""
+    earlier = (
+        Message.objects.filter(conversation=conversation, role=Message.Role.USER)
+        .exclude(pk=question_message.pk)
+        .filter(created_at__lte=question_message.created_at)
+        .order_by("-created_at", "-id")
+        .values_list("content", flat=True)
+        .first()
+    )
+    return earlier or ""
 
 
 def _history(conversation: Conversation) -> list[dict[str, str]]:

@@ -289,6 +289,9 @@ if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_RATE_L
 CHAT_RATE_LIMIT_PREFIX = "manualqa:chat:rate:"
 # Earlier question/answer turns given to a RAG prompt, for follow-up questions.
 CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 2, minimum=0)
+# Retrieve a follow-up question together with the owner's previous question as well as alone
+# (chat.retrieval; measured by bench/followups.py).
+CHAT_RETRIEVAL_FOLLOWUPS = env_bool("CHAT_RETRIEVAL_FOLLOWUPS", True)
 
 # --- Ingestion ------------------------------------------------------------------------------------
 CRAWL_MAX_PAGES = env_int("CRAWL_MAX_PAGES", 500, minimum=1)

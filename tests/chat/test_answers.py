@@ -274,6 +274,40 @@ def test_a_follow_up_question_continues_the_conversation_with_its_history(sample
     assert sent[2]["content"] == first.content
 
 
+def test_a_follow_up_that_does_not_name_its_subject_is_retrieved_with_the_previous_question(
+    sample_manual, settings
+):
+    assistant = make_assistant(sample_manual, endpoint=None)  # extractive: shows the passages
+    owner = session_owner()
+    first = services.answer(
+        assistant=assistant,
+        question="What does the yellow tire pressure warning light mean?",
+        owner=owner,
+    )
+    conversation = Conversation.objects.get(pk=first.conversation_id)
+
+    follow_up = services.answer(
+        assistant=assistant,
+        question="What should I do about it?",
+        owner=owner,
+        conversation=conversation,
+    )
+    # The same words in a new conversation say nothing about tires: declined.
+    alone = services.answer(assistant=assistant, question="What should I do about it?", owner=owner)
+
+    assert not follow_up.declined
+    assert "Tire Pressure Monitor" in follow_up.citations[0]["heading_path"]
+    assert alone.declined and alone.conversation_id != conversation.pk
+    settings.CHAT_RETRIEVAL_FOLLOWUPS = False
+    without = services.answer(
+        assistant=assistant,
+        question="What should I do about it?",
+        owner=owner,
+        conversation=conversation,
+    )
+    assert without.declined
+
+
 def test_question_limits_are_checked_before_anything_is_stored(sample_manual, settings):
     settings.CHAT_MAX_QUESTION_CHARS = 20
     assistant = make_assistant(sample_manual, endpoint=None)
