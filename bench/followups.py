@@ -13,7 +13,9 @@ measures whether that helps, and what it costs when the owner changes the subjec
    asked after an unrelated question (the previous one in a fixed shuffle), alone and with that
    unrelated previous question: context must not hurt here;
 3. **unanswerable**: the owner set's unanswerable questions after an unrelated question: how
-   many of them the 0.35 confidence threshold declines either way.
+   many of them the 0.35 confidence threshold declines either way;
+4. **off-topic**: questions no car manual answers (:data:`OFF_TOPIC`), each asked after a
+   manual question: how many are still declined when read with it.
 
 For each: hit@1, hit@3, hit@5 and MRR@5 of the expected page among the pages of the top 5
 passages (vector retrieval, no approved-question matching), and how many questions fall below
@@ -24,7 +26,8 @@ bench's "Model 3 (quality bench)"; ingested from ``../shared/data/model3-manual/
 missing). The database and Redis must be reachable (``make services``). About a minute.
 
 The last line is one JSON object: {"followup": {"alone": {...}, "with_previous": {...}},
-"topic_shift": {...}, "unanswerable_declined": {...}, "questions": {...}}; null values when
+"topic_shift": {...}, "unanswerable_declined": {...}, "off_topic_declined": {...},
+"questions": {...}, "seconds"}; null values when
 the Model 3 data is missing (then it is skipped, exit 0).
 """
 
@@ -51,6 +54,18 @@ MANUAL = os.environ.get("BENCH_FOLLOWUPS_MANUAL", "").strip() or "Model 3 (quali
 K = 5
 THRESHOLD = 0.35  # the default assistant's min_score
 SHUFFLE_SEED = 7
+# Questions no car manual answers, asked in the middle of a conversation about the car: the
+# previous question must not talk the assistant into answering them.
+OFF_TOPIC = [
+    "What is the capital of France?",
+    "How do I bake sourdough bread?",
+    "Who won the 2022 football world cup?",
+    "Can you recommend a good pizza place nearby?",
+    "How do I file my taxes as a rideshare driver?",
+    "write me a short poem about the sea",
+    "what's the weather going to be like tomorrow?",
+    "how many calories are in a banana?",
+]
 
 
 def load(name: str) -> list[dict]:
@@ -136,6 +151,12 @@ def main() -> int:
         declined_alone += (ask(manual, item["question"])[1] or 0.0) < THRESHOLD
         declined_context += (ask(manual, item["question"], previous)[1] or 0.0) < THRESHOLD
 
+    off_alone = off_context = 0
+    for i, question in enumerate(OFF_TOPIC):
+        previous = answerable[i]["question"]
+        off_alone += (ask(manual, question)[1] or 0.0) < THRESHOLD
+        off_context += (ask(manual, question, previous)[1] or 0.0) < THRESHOLD
+
     result = {
         "followup": {"alone": scores(alone), "with_previous": scores(with_previous)},
         "topic_shift": {"alone": scores(shift_alone), "with_previous": scores(shift_context)},
@@ -143,6 +164,11 @@ def main() -> int:
             "alone": declined_alone,
             "with_previous": declined_context,
             "n": len(unanswerable),
+        },
+        "off_topic_declined": {
+            "alone": off_alone,
+            "with_previous": off_context,
+            "n": len(OFF_TOPIC),
         },
         "questions": {"followups": len(followups), "owners_answerable": len(answerable)},
         "seconds": round(time.perf_counter() - started, 1),
@@ -153,6 +179,10 @@ def main() -> int:
     print(
         f"unanswerable declined (< {THRESHOLD}): alone {declined_alone}/{len(unanswerable)}, "
         f"after an unrelated question {declined_context}/{len(unanswerable)}"
+    )
+    print(
+        f"off-topic declined: alone {off_alone}/{len(OFF_TOPIC)}, after a manual question "
+        f"{off_context}/{len(OFF_TOPIC)}"
     )
     print(json.dumps(result))
     return 0

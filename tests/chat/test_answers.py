@@ -298,6 +298,14 @@ def test_a_follow_up_that_does_not_name_its_subject_is_retrieved_with_the_previo
     assert not follow_up.declined
     assert "Tire Pressure Monitor" in follow_up.citations[0]["heading_path"]
     assert alone.declined and alone.conversation_id != conversation.pk
+    # Asked in the same conversation, a question that is not about the car is still declined.
+    off_topic = services.answer(
+        assistant=assistant,
+        question="What is the capital of France?",
+        owner=owner,
+        conversation=conversation,
+    )
+    assert off_topic.declined
     settings.CHAT_RETRIEVAL_FOLLOWUPS = False
     without = services.answer(
         assistant=assistant,

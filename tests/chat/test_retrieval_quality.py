@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 
 from chat.models import Assistant
-from chat.retrieval import embed_question, retrieve
+from chat.retrieval import embed_question, refers_back, retrieve
 from curation.models import DocumentChunk, QAPair
 from tests.chat.conftest import sample_questions
 
@@ -101,3 +101,20 @@ def test_an_approved_question_leads_retrieval_to_its_passage(sample_manual):
     assert retrieval.passages[0].chunk_id == chunk.pk
     assert "question" in retrieval.passages[0].found_by
     assert retrieval.confidence == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("question", "follow_up"),
+    [
+        ("What should I do about it?", True),
+        ("Can they fold automatically?", True),
+        ("and the rear window?", True),
+        ("What about winter tires?", True),
+        ("how often should i check them", True),
+        ("What is the capital of France?", False),
+        ("How do I bake sourdough bread?", False),
+        ("What tire pressure should I use?", False),
+    ],
+)
+def test_a_question_that_refers_back_is_told_from_one_that_stands_alone(question, follow_up):
+    assert refers_back(question) is follow_up
