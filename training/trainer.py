@@ -654,7 +654,9 @@ class AnswerTokenSFTTrainer(SFTTrainer):
     CPU, where the head of a small model is a large share of the work (SmolLM2-135M: 49,152 x
     576), this loss instead gathers the hidden states of the labelled positions, projects them
     once (in the autocast dtype) and takes an fp32 cross-entropy: the same value as trl's loss
-    (summed over label tokens, divided by ``num_items_in_batch``), less work.
+    (summed over label tokens, divided by ``num_items_in_batch``), less work. trl's "entropy"
+    and "mean_token_accuracy" training logs are not computed on this path (nothing here reads
+    them); its "num_tokens" count is kept.
 
     Used for a single process on a CPU with a plain ``lm_head``; everything else (evaluation,
     GPUs, distributed runs, MoE models, soft-capped or scaled heads, label smoothing, a custom
