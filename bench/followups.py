@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,6 +48,7 @@ _django.setup()
 from chat.retrieval import retrieve  # noqa: E402
 from curation import services as curation_services  # noqa: E402
 from curation.models import Manual  # noqa: E402
+from training import metrics  # noqa: E402
 from training.evaluation import document_rank, ranked_documents  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent / "questions"
@@ -97,19 +99,18 @@ def ask(manual: Manual, question: str, previous: str = "") -> tuple[list[str], f
 
 
 def scores(rows: list[tuple[list[str], float | None, list[str]]]) -> dict:
+    """hit@1/3/5 and MRR of the expected page (ranks are at most K: K passages were retrieved)
+    and how many questions fall below the decline threshold."""
     ranks = [document_rank(ranked_documents(sources), expected) for sources, _, expected in rows]
-    count = len(rows)
 
-    def hit(n: int) -> float:
-        return round(sum(1 for r in ranks if r is not None and r <= n) / count, 3)
+    def mean(values: list[float]) -> float:
+        return round(statistics.fmean(values), 3)
 
     return {
-        "hit@1": hit(1),
-        "hit@3": hit(3),
-        "hit@5": hit(5),
-        "mrr@5": round(sum(1 / r for r in ranks if r is not None and r <= K) / count, 3),
+        **{f"hit@{n}": mean([metrics.hit_at(rank, n) for rank in ranks]) for n in (1, 3, 5)},
+        "mrr@5": mean([metrics.reciprocal_rank(rank) for rank in ranks]),
         "declined": sum(1 for _, confidence, _ in rows if (confidence or 0.0) < THRESHOLD),
-        "n": count,
+        "n": len(rows),
     }
 
 
