@@ -21,9 +21,9 @@ For each: hit@1, hit@3, hit@5 and MRR@5 of the expected page among the pages of 
 passages (vector retrieval, no approved-question matching), and how many questions fall below
 the default assistant's decline threshold (0.35).
 
-Runs on the Model 3 manual ingested under ``BENCH_FOLLOWUPS_MANUAL`` (default the quality
-bench's "Model 3 (quality bench)"; ingested from ``../shared/data/model3-manual/docs`` when
-missing). The database and Redis must be reachable (``make services``). About a minute.
+Runs on the quality bench's Model 3 manual (``bench/quality.py``'s ``ingest``: its name,
+``BENCH_QUALITY_MANUAL``; pages already ingested and unchanged are skipped). The database and
+Redis must be reachable (``make services``). About a minute.
 
 The last line is one JSON object: {"followup": {"alone": {...}, "with_previous": {...}},
 "topic_shift": {...}, "unanswerable_declined": {...}, "off_topic_declined": {...},
@@ -34,7 +34,6 @@ the Model 3 data is missing (then it is skipped, exit 0).
 from __future__ import annotations
 
 import json
-import os
 import random
 import statistics
 import sys
@@ -45,14 +44,14 @@ import _django
 
 _django.setup()
 
+import quality  # noqa: E402
+
 from chat.retrieval import retrieve  # noqa: E402
-from curation import services as curation_services  # noqa: E402
 from curation.models import Manual  # noqa: E402
 from training import metrics  # noqa: E402
 from training.evaluation import document_rank, ranked_documents  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent / "questions"
-MANUAL = os.environ.get("BENCH_FOLLOWUPS_MANUAL", "").strip() or "Model 3 (quality bench)"
 K = 5
 THRESHOLD = 0.35  # the default assistant's min_score
 SHUFFLE_SEED = 7
@@ -73,18 +72,6 @@ OFF_TOPIC = [
 def load(name: str) -> list[dict]:
     lines = (QUESTIONS / name).read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
-
-
-def manual_for(docs: Path) -> Manual:
-    manual = Manual.objects.filter(name=MANUAL).first()
-    if manual is not None and manual.documents.exists():
-        return manual
-    manual = curation_services.manual_get_or_create(name=MANUAL)
-    run = curation_services.ingestion_run_create(manual=manual, source=str(docs), enqueue=False)
-    run = curation_services.ingestion_run_execute(run_id=run.pk)
-    if run.status != "succeeded":
-        raise SystemExit(f"ingestion {run.status}: {run.message}")
-    return manual
 
 
 def ask(manual: Manual, question: str, previous: str = "") -> tuple[list[str], float | None]:
@@ -121,7 +108,7 @@ def main() -> int:
         print(json.dumps(dict.fromkeys(("followup", "topic_shift", "unanswerable_declined"))))
         return 0
     started = time.perf_counter()
-    manual = manual_for(docs)
+    manual = quality.ingest(docs)  # the quality bench's manual; unchanged pages are skipped
     followups = load("model3-followups.jsonl")
     owners = load("model3-owners.jsonl")
     answerable = [q for q in owners if q.get("kind", "answerable") == "answerable"]

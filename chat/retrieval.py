@@ -35,6 +35,7 @@ from typing import Final
 
 from django.conf import settings
 from django.db import connection
+from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
 from curation.models import DocumentChunk, ManualDocument, QAPair
@@ -177,18 +178,19 @@ def retrieve(
     # Ties (a chunk found by one list only, at the same rank as another) go to the earlier
     # list's order, which the stable sort keeps.
     best_ids = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:k]
-    found = (
-        DocumentChunk.objects.filter(pk__in=best_ids)
-        .select_related("document")
-        .defer("embedding", "document__markdown")
-        .annotate(distance=CosineDistance("embedding", vector))
-    )
+    distance = CosineDistance("embedding", vector)
     # Read with the previous question, any question would resemble the manual, an off-topic
     # one too; so that similarity counts toward declining only for a question that refers
     # back to something (ranking uses the conversation list either way).
     if context_vector is not None and refers_back(question):
-        found = found.annotate(context_distance=CosineDistance("embedding", context_vector))
-    chunks = {chunk.pk: chunk for chunk in found}
+        distance = Least(distance, CosineDistance("embedding", context_vector))
+    chunks = {
+        chunk.pk: chunk
+        for chunk in DocumentChunk.objects.filter(pk__in=best_ids)
+        .select_related("document")
+        .defer("embedding", "document__markdown")
+        .annotate(distance=distance)
+    }
     passages = [
         _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
         for chunk_id in best_ids
@@ -218,7 +220,7 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
         heading_path=chunk.heading_path,
         text=chunk.text,
         body=chunk.body,
-        similarity=round(1.0 - min(float(chunk.distance), _context_distance(chunk)), 4),
+        similarity=round(1.0 - float(chunk.distance), 4),
         fused_score=fused_score,
         found_by=tuple(found_by),
     )
@@ -241,11 +243,6 @@ def refers_back(question: str) -> bool:
     "it"). English only, like the default embedding model.
     """
     return bool(_REFERS_BACK.search(question))
-
-
-def _context_distance(chunk: DocumentChunk) -> float:
-    distance = getattr(chunk, "context_distance", None)
-    return float(distance) if distance is not None else float("inf")
 
 
 def _text_ranked(question: str, manual_ids: list[int], limit: int) -> list[int]:

@@ -623,10 +623,10 @@ def _previous_question(conversation: Conversation, question_message: Message) ->
     if not settings.CHAT_RETRIEVAL_FOLLOWUPS:
         return ""
     earlier = (
-        Message.objects.filter(conversation=conversation, role=Message.Role.USER)
-        .exclude(pk=question_message.pk)
-        .filter(created_at__lte=question_message.created_at)
-        .order_by("-created_at", "-id")
+        Message.objects.filter(
+            conversation=conversation, role=Message.Role.USER, pk__lt=question_message.pk
+        )
+        .order_by("-pk")
         .values_list("content", flat=True)
         .first()
     )
