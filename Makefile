@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint format services bench-ingest bench-chunking bench-generation \
-	bench-review bench-training bench-chat bench-followups bench-quality
+	bench-review bench-training bench-chat bench-followups bench-quality bench-answers
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

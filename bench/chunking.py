@@ -15,9 +15,10 @@ embedding model shows up as a number rather than a feeling. Strategies, each emb
   the prefix and how much is the boundaries and the budget.
 
 Questions: a seeded sample of 400 from ``qa_pairs.json`` (the page is the file name in
-``source``), plus every answerable line of ``bench/questions/*.jsonl`` where present
-(``{"question", "sources": [file names], ...}``). For each strategy: cosine similarity by dot
-product of unit vectors, pages ranked by their best chunk, page hit@1/3/5 and MRR.
+``source``), plus every answerable line of ``bench/questions/model3-*.jsonl`` where present
+(not the ``-dev`` sets) (``{"question", "sources": [file names], ...}``). For each strategy:
+cosine similarity by dot product of unit vectors, pages ranked by their best chunk, page
+hit@1/3/5 and MRR.
 
 Measured on a 2-core CPU with all-MiniLM-L6-v2, 240/32 tokens, seed 20240611: hit@3 heading
 0.873, window500 0.800, noprefix 0.873 (hit@1 0.633 / 0.558 / 0.628); on the same questions 39
@@ -140,7 +141,9 @@ def qa_sample(path: Path, size: int = SAMPLE_SIZE, seed: int = SEED) -> list[Que
 def owner_questions(folder: Path) -> list[Question]:
     """Answerable questions with sources from ``folder/*.jsonl`` (hand-written, owner-style)."""
     found: list[Question] = []
-    for path in sorted(folder.glob("*.jsonl")):
+    for path in sorted(folder.glob("model3-*.jsonl")):
+        if path.name.endswith("-dev.jsonl"):
+            continue  # development sets tune the chat's answers; they are not owner test sets
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue

@@ -7,10 +7,14 @@ pair is corrected in the review queue, where it links from the feedback page).
 
 from __future__ import annotations
 
+import functools
+import json
+import operator
+
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 
@@ -35,21 +39,28 @@ class AssistantAdmin(admin.ModelAdmin):
         "endpoint",
         "retrieval",
         "top_k",
+        "answer_style",
         "min_score",
         "is_default",
         "is_active",
         "conversation_count",
     )
     list_select_related = ("endpoint",)
-    list_filter = ("mode", "is_active", "is_default", "retrieval")
+    list_filter = ("mode", "answer_style", "is_active", "is_default", "retrieval")
     search_fields = ("name", "description")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("manuals",)
     fieldsets = [
         (None, {"fields": ("name", "slug", "description", "is_active", "is_default")}),
-        ("Answering", {"fields": ("mode", "endpoint", "manuals", "prompt_format")}),
+        (
+            "Answering",
+            {"fields": ("mode", "answer_style", "endpoint", "manuals", "prompt_format")},
+        ),
         ("Generation", {"fields": ("system_prompt", "temperature", "max_tokens")}),
-        ("Retrieval", {"fields": ("retrieval", "top_k", "min_score", "match_questions")}),
+        (
+            "Retrieval and declining",
+            {"fields": ("retrieval", "top_k", "min_score", "min_coverage", "match_questions")},
+        ),
     ]
 
     def get_queryset(self, request):
@@ -118,28 +129,201 @@ class AnswerOutcomeFilter(admin.SimpleListFilter):
         return queryset
 
 
+#: Why ``chat.verification`` cuts a sentence that states something (an empty sentence or a
+#: decline is dropped without being counted against the model).
+_CUT_REASONS = ("weak", "number", "negation")
+#: An answer with a sentence cut, as JSON containment that PostgreSQL answers in one query.
+_CUT_VERDICTS = functools.reduce(
+    operator.or_,
+    (Q(verification__contains=[{"supported": False, "reason": r}]) for r in _CUT_REASONS),
+)
+
+
+class SentencesCutFilter(admin.SimpleListFilter):
+    """Answers some of whose model sentences were cut as unsupported by the passages."""
+
+    title = "sentences cut"
+    parameter_name = "cut"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Some sentences cut"), ("no", "None cut")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(_CUT_VERDICTS)
+        if self.value() == "no":
+            return queryset.filter(role=Message.Role.ASSISTANT).exclude(_CUT_VERDICTS)
+        return queryset
+
+
 @admin.register(Message)
 class MessageAdmin(_ReadOnlyAdmin):
+    """What owners asked and were told, and for reviewers what the model wrote before its
+    sentences were checked: the raw output, the verdict on each sentence, whether the loop
+    guard stopped it, and why an answer was declined or fell back to the quote."""
+
     list_display = (
         "short_content",
         "role",
         "assistant",
+        "answer_style",
         "declined",
         "extractive",
+        "looped",
         "latency_ms",
         "ttft_ms",
         "completion_tokens",
         "created_at",
     )
     list_select_related = ("assistant",)
-    list_filter = ("role", AnswerOutcomeFilter, "assistant")
+    list_filter = (
+        "role",
+        AnswerOutcomeFilter,
+        "answer_style",
+        "looped",
+        SentencesCutFilter,
+        "assistant",
+    )
     search_fields = ("content",)
     raw_id_fields = ("conversation", "reply_to")
     show_full_result_count = False
+    fieldsets = [
+        (None, {"fields": ("conversation", "role", "assistant", "reply_to", "created_at")}),
+        (
+            "What the owner read",
+            {
+                "fields": (
+                    "content",
+                    "style",
+                    "quote_shown",
+                    "citation_links",
+                    "declined",
+                    "extractive",
+                    "error",
+                )
+            },
+        ),
+        (
+            "What the model wrote, and what was checked",
+            {"fields": ("raw_output", "verification_table", "looped", "checks_json")},
+        ),
+        (
+            "Cost",
+            {
+                "fields": (
+                    "model",
+                    "retrieval_score",
+                    "latency_ms",
+                    "ttft_ms",
+                    "prompt_tokens",
+                    "completion_tokens",
+                )
+            },
+        ),
+    ]
+    readonly_fields = (
+        "style",
+        "quote_shown",
+        "citation_links",
+        "raw_output",
+        "verification_table",
+        "checks_json",
+    )
 
     @admin.display(description="Text")
     def short_content(self, obj: Message) -> str:
         return _short(obj.content or f"[error] {obj.error}")
+
+    @admin.display(description="Answer style", ordering="answer_style")
+    def style(self, obj: Message) -> str:
+        if obj.answer_style in Assistant.AnswerStyle.values:
+            return Assistant.AnswerStyle(obj.answer_style).label
+        return obj.answer_style or "-"
+
+    @admin.display(description="Quote from the manual")
+    def quote_shown(self, obj: Message) -> str:
+        if not obj.quote_text:
+            return "-"
+        quote = obj.quote or {}
+        numbers = ", ".join(f"[{n}]" for n in quote.get("numbers") or []) or "-"
+        if obj.shows_quote and obj.quote_text.strip() != obj.content.strip():
+            state = "shown under the answer"
+        elif obj.quote_text.strip() == obj.content.strip():
+            state = "the answer itself"
+        else:
+            state = "not shown"
+        return format_html(
+            '<div style="white-space: pre-wrap">{}</div><p class="help">Cites {}; {} words, '
+            "key-term coverage {}, score {}; {}.</p>",
+            obj.quote_text,
+            numbers,
+            quote.get("words", "-"),
+            quote.get("coverage", "-"),
+            quote.get("score", "-"),
+            state,
+        )
+
+    @admin.display(description="Citations")
+    def citation_links(self, obj: Message) -> str:
+        if not obj.citations:
+            return "-"
+        return format_html_join(
+            "",
+            '<div>[{}] <a href="{}">{}</a> <span class="help">{} · similarity {}{}</span></div>',
+            (
+                (
+                    citation.get("n"),
+                    citation.get("url") if str(citation.get("url", "")).startswith("/") else "",
+                    citation.get("heading_path") or citation.get("title") or "-",
+                    citation.get("source_name", ""),
+                    citation.get("score", "-"),
+                    "" if citation.get("in_prompt", True) else " · not in the prompt",
+                )
+                for citation in obj.citations
+            ),
+        )
+
+    @admin.display(description="Raw model output")
+    def raw_output(self, obj: Message) -> str:
+        if not obj.raw_content:
+            return "-"
+        return format_html('<div style="white-space: pre-wrap">{}</div>', obj.raw_content)
+
+    @admin.display(description="Verification, sentence by sentence")
+    def verification_table(self, obj: Message) -> str:
+        if not obj.verification:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    verdict.get("text", ""),
+                    "kept" if verdict.get("supported") else "cut",
+                    verdict.get("reason", ""),
+                    verdict.get("detail", "") or "-",
+                    _number(verdict.get("score")),
+                    f"[{verdict['passage']}]" if verdict.get("passage") else "-",
+                )
+                for verdict in obj.verification
+            ),
+        )
+        return format_html(
+            '<table class="chat-verification"><thead><tr><th>Sentence</th><th>Kept?</th>'
+            "<th>Reason</th><th>Detail</th><th>Score</th><th>Passage</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Checks")
+    def checks_json(self, obj: Message) -> str:
+        if not obj.checks:
+            return "-"
+        return format_html("<pre>{}</pre>", json.dumps(obj.checks, indent=2, ensure_ascii=False))
+
+
+def _number(value) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
 @admin.register(Feedback)

@@ -79,7 +79,16 @@ class AssistantSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Assistant
-        fields = ["id", "slug", "name", "description", "mode", "manuals", "has_generator"]
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "description",
+            "mode",
+            "answer_style",
+            "manuals",
+            "has_generator",
+        ]
         read_only_fields = fields
 
     def get_has_generator(self, assistant: Assistant) -> bool:
@@ -109,6 +118,14 @@ class AnswerSerializer(serializers.Serializer):
     citations = serializers.ListField(child=serializers.DictField())
     declined = serializers.BooleanField()
     extractive = serializers.BooleanField()
+    answer_style = serializers.CharField()
+    quote = serializers.DictField(
+        allow_null=True, help_text="The quote from the manual shown with the answer"
+    )
+    looped = serializers.BooleanField(help_text="The model repeated itself and was stopped")
+    dropped_sentences = serializers.IntegerField(
+        help_text="Sentences of the model's text cut because the manual does not support them"
+    )
     error = serializers.CharField()
     model = serializers.CharField()
     retrieval_score = serializers.FloatField(allow_null=True)
@@ -140,6 +157,8 @@ class MessageSerializer(serializers.ModelSerializer):
             "citations",
             "declined",
             "extractive",
+            "answer_style",
+            "quote",
             "error",
             "model",
             "retrieval_score",

@@ -1,7 +1,9 @@
 """What ``chat.services.answer_stream`` yields while it answers, and how events go on the wire.
 
-Events come in this order: one :class:`Started`, one :class:`Citations`, any number of
-:class:`Token`, then exactly one of :class:`Done` or :class:`Failed`. :func:`event_to_sse`
+Events come in this order: one :class:`Started`, one :class:`Citations`, at most one
+:class:`Quote` (the passage of the manual that answers, shown first when the model's answer
+follows it), any number of :class:`Token` (only text that passed verification), then exactly
+one of :class:`Done` or :class:`Failed`. :func:`event_to_sse`
 writes any of them as a server-sent event (``event: <name>`` and a JSON ``data:`` line), so
 the API and the chat page stream the same thing.
 """
@@ -20,6 +22,7 @@ __all__ = [
     "Citations",
     "Done",
     "Failed",
+    "Quote",
     "Started",
     "Token",
     "answer_payload",
@@ -54,6 +57,20 @@ class Citations:
 
     def payload(self) -> dict[str, Any]:
         return {"citations": self.citations}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The quote from the manual (``{"text", "numbers", "words", ...}`` as stored in
+    ``Message.quote``), sent before the model's answer so that the owner reads the manual's
+    own words first."""
+
+    quote: dict[str, Any]
+
+    name = "quote"
+
+    def payload(self) -> dict[str, Any]:
+        return {"quote": self.quote}
 
 
 @dataclass(frozen=True)
@@ -95,7 +112,7 @@ class Failed:
         return {**payload, "error": self.error}
 
 
-ChatEvent = Started | Citations | Token | Done | Failed
+ChatEvent = Started | Citations | Quote | Token | Done | Failed
 
 
 def answer_payload(message: Message) -> dict[str, Any]:
@@ -109,6 +126,10 @@ def answer_payload(message: Message) -> dict[str, Any]:
         "citations": message.citations,
         "declined": message.declined,
         "extractive": message.extractive,
+        "answer_style": message.answer_style,
+        "quote": message.quote if message.shows_quote else None,
+        "looped": message.looped,
+        "dropped_sentences": len(message.dropped_verdicts),
         "error": message.error,
         "model": message.model,
         "retrieval_score": message.retrieval_score,

@@ -28,6 +28,11 @@ class Assistant(models.Model):
         INST = "inst", "<s>[INST] q [/INST] (seed project)"
         ALPACA = "alpaca", "Alpaca instruction/response"
 
+    class AnswerStyle(models.TextChoices):
+        GROUNDED = "grounded", "Grounded: a short verified answer, then the quote from the manual"
+        QUOTED = "quoted", "Quoted: the passage of the manual that answers, with its citation"
+        GENERATED = "generated", "Generated: the model's answer, verified sentence by sentence"
+
     class Retrieval(models.TextChoices):
         VECTOR = "vector", "Vector (pgvector HNSW, cosine)"
         HYBRID = "hybrid", "Hybrid (vector + PostgreSQL full text, reciprocal rank fusion)"
@@ -59,11 +64,20 @@ class Assistant(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(2.0)],
         help_text="Empty: the endpoint's temperature.",
     )
+    answer_style = models.CharField(
+        max_length=10,
+        choices=AnswerStyle.choices,
+        default=AnswerStyle.QUOTED,
+        help_text="What owners read. Every style shows only what the manual supports; a "
+        "generated answer with too little support falls back to the quote.",
+    )
     max_tokens = models.PositiveIntegerField(
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(1)],
-        help_text="Empty: the endpoint's max tokens.",
+        default=160,
+        validators=[MinValueValidator(1), MaxValueValidator(4096)],
+        verbose_name="answer token budget",
+        help_text="The most tokens the model may write for one chat answer (a grounded "
+        "answer uses at most 64). Separate from the endpoint's max tokens, which bound its "
+        "generation jobs.",
     )
     retrieval = models.CharField(max_length=10, choices=Retrieval.choices, default=Retrieval.VECTOR)
     top_k = models.PositiveSmallIntegerField(
@@ -76,6 +90,13 @@ class Assistant(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Decline when the best passage's cosine similarity to the question is below "
         "this (0.35 separates the sample manual's answerable questions from the others).",
+    )
+    min_coverage = models.FloatField(
+        default=0.45,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Decline when words the manual uses carry less than this share of the "
+        "question's key terms (IDF-weighted): a question about resale value or CarPlay is on "
+        "the manual's topic, but asks for something it never mentions. 0 turns it off.",
     )
     match_questions = models.BooleanField(
         default=True,
@@ -145,8 +166,11 @@ class Message(models.Model):
     An answer keeps its ``citations`` (``[{"n", "chunk_id", "document_id", "source_name",
     "title", "heading_path", "score", "url", "excerpt"}]``; ``score`` is the passage's cosine
     similarity to the question), its cost (``latency_ms`` from question to last token,
-    ``ttft_ms`` to the first token, token counts), and whether it ``declined`` or was
-    ``extractive``. A failed answer has empty ``content`` and says why in ``error``.
+    ``ttft_ms`` to the first visible text, token counts), and whether it ``declined`` or was
+    ``extractive`` (no model text: the quote alone). ``content`` is what the owner reads:
+    only sentences that passed verification, or the ``quote`` from the manual; the model's
+    ``raw_content`` and the per-sentence ``verification`` stay on the record for reviewers. A
+    failed answer has empty ``content`` and says why in ``error``.
     """
 
     class Role(models.TextChoices):
@@ -185,6 +209,28 @@ class Message(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     declined = models.BooleanField(default=False)
     extractive = models.BooleanField(default=False)
+    answer_style = models.CharField(max_length=10, blank=True)
+    quote = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The quote from the manual: {text, numbers (citations), words, coverage, "
+        "score, parts}.",
+    )
+    raw_content = models.TextField(
+        blank=True, help_text="What the model wrote, before loops were cut and sentences checked."
+    )
+    verification = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A verdict per sentence of the model's text: {text, supported, reason, "
+        "detail, score, lexical, semantic, passage}.",
+    )
+    looped = models.BooleanField(default=False, help_text="The model's text repeated itself.")
+    checks = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Why the answer was declined or fell back to the quote, and what was measured.",
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -194,6 +240,32 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()}: {self.content[:60] or self.error[:60]}"
+
+    @property
+    def quote_text(self) -> str:
+        return (self.quote or {}).get("text", "")
+
+    @property
+    def shows_quote(self) -> bool:
+        """Whether the page shows the quote under the answer (it is not the answer itself)."""
+        return bool(self.quote_text) and (self.quote or {}).get("shown", True)
+
+    @property
+    def visible_text(self) -> str:
+        """Everything the owner reads: the answer and, below it, the quote when it differs."""
+        if self.shows_quote and self.quote_text.strip() != self.content.strip():
+            return f"{self.content}\n\n{self.quote_text}".strip()
+        return self.content
+
+    @property
+    def dropped_verdicts(self) -> list[dict]:
+        """The verdicts of sentences cut from the answer (unsupported by the passages)."""
+        return [
+            verdict
+            for verdict in self.verification or []
+            if not verdict.get("supported")
+            and verdict.get("reason") in ("weak", "number", "negation")
+        ]
 
 
 class Feedback(models.Model):

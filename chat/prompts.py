@@ -20,7 +20,6 @@ from curation.llm import INST_STOP, estimate_tokens, messages_tokens, render_ins
 
 __all__ = [
     "DECLINE_PREFIX",
-    "EXTRACTIVE_NOTE",
     "FORMATS",
     "GROUNDED_SYSTEM_PROMPT",
     "PromptPassage",
@@ -28,7 +27,6 @@ __all__ = [
     "cited_numbers",
     "decline_text",
     "direct_messages",
-    "extractive_text",
     "fit_passages",
     "grounded_messages",
     "is_decline",
@@ -46,11 +44,6 @@ GROUNDED_SYSTEM_PROMPT: Final = (
     "the passage it comes from by its number in square brackets, like [1]. If the passages do "
     f'not answer the question, reply only: "{DECLINE_PREFIX}." Never guess and never use '
     "knowledge from outside the passages."
-)
-
-EXTRACTIVE_NOTE: Final = (
-    "No language model is configured for this assistant, so this is an extractive answer: "
-    "the passages of the manual that best match your question, quoted as written."
 )
 
 _ALPACA_PREAMBLE: Final = (
@@ -163,16 +156,13 @@ def is_decline(answer: str) -> bool:
     return answer.strip().lstrip("\"'*_ ").lower().startswith(DECLINE_PREFIX.lower())
 
 
-def decline_text(manual_names: Sequence[str]) -> str:
-    """The honest answer when the manuals hold nothing close to the question."""
+def decline_text(manual_names: Sequence[str], *, reason: str = "") -> str:
+    """The honest answer when the manuals do not answer a question: it says so, says why
+    (``reason``: what the decline checks found), and points at the nearest passages."""
     where = ", ".join(manual_names) if manual_names else "the manual"
+    why = f" {reason.strip()}" if reason.strip() else ""
     return (
-        f"{DECLINE_PREFIX}. I could not find anything about this in {where}, so I won't guess. "
-        "Try asking in other words, or ask about something the manual covers."
+        f"{DECLINE_PREFIX}.{why} I could not find an answer to this in {where}, so I won't "
+        "guess. The nearest passages are listed below; try asking in other words, or ask about "
+        "something the manual covers."
     )
-
-
-def extractive_text(passages: Sequence[PromptPassage]) -> str:
-    """The answer of an assistant without a generator: the note, then the passages."""
-    quoted = [f"[{p.number}] {p.heading_path}\n{p.text.strip()}" for p in passages]
-    return "\n\n".join([EXTRACTIVE_NOTE, *quoted])

@@ -29,10 +29,13 @@ dealer's loaner cars, insurance cost) to the grounded prompt's "The manual does 
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models.functions import Least
@@ -49,6 +52,7 @@ __all__ = [
     "Passage",
     "Retrieval",
     "embed_question",
+    "embed_texts",
     "refers_back",
     "retrieve",
 ]
@@ -115,12 +119,41 @@ class Retrieval:
 
 def embed_question(question: str) -> list[float]:
     """The question's unit-length embedding with the configured embedding model."""
+    return embed_texts([question])[0].tolist()
+
+
+# Sentences of the same passages are embedded again and again (every question that retrieves
+# a passage quotes from it and checks answers against it), so vectors are kept per text.
+_VECTORS: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_VECTORS_LOCK = threading.Lock()
+_VECTORS_MAX = 50_000
+
+
+def embed_texts(texts: Sequence[str]) -> np.ndarray:
+    """Unit-length embeddings of ``texts`` (one row each) with the configured embedding
+    model, remembered per text in this process (the last 50,000)."""
     from curation.embeddings import encode
 
-    vector = encode(
-        [question], model_name=settings.EMBEDDING_MODEL, device=settings.EMBEDDING_DEVICE
-    )[0]
-    return vector.tolist()
+    model = settings.EMBEDDING_MODEL
+    with _VECTORS_LOCK:
+        missing = list(dict.fromkeys(t for t in texts if (model, t) not in _VECTORS))
+    if missing:
+        vectors = encode(missing, model_name=model, device=settings.EMBEDDING_DEVICE, batch_size=16)
+        with _VECTORS_LOCK:
+            for text, vector in zip(missing, vectors, strict=True):
+                _VECTORS[(model, text)] = vector
+            while len(_VECTORS) > _VECTORS_MAX:
+                _VECTORS.popitem(last=False)
+    with _VECTORS_LOCK:
+        rows = []
+        for text in texts:
+            vector = _VECTORS.get((model, text))
+            if vector is None:  # evicted by another thread meanwhile
+                vector = encode([text], model_name=model, device=settings.EMBEDDING_DEVICE)[0]
+            rows.append(vector)
+    if not rows:
+        return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
+    return np.stack(rows)
 
 
 def retrieve(

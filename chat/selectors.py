@@ -7,6 +7,9 @@ which conversation ids belong to others.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
@@ -14,7 +17,8 @@ from django.http import Http404
 
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner
-from curation.models import LLMEndpoint
+from chat.text_units import Vocabulary
+from curation.models import DocumentChunk, LLMEndpoint
 
 
 def assistants_available() -> QuerySet[Assistant]:
@@ -142,3 +146,28 @@ def preferences_for_export() -> QuerySet[Preference]:
         .select_related("message_a", "message_b", "assistant_a", "assistant_b")
         .order_by("created_at", "id")
     )
+
+
+# A manual's vocabulary changes only when it is (re-)ingested; the chunk count and the newest
+# chunk id tell when that happened.
+_VOCABULARIES: OrderedDict[tuple, Vocabulary] = OrderedDict()
+_VOCABULARIES_LOCK = threading.Lock()
+
+
+def manual_vocabulary(*, manual_ids: Sequence[int]) -> Vocabulary:
+    """How many chunks of ``manual_ids`` hold each stemmed term (``chat.text_units``), for the
+    IDF weights of quoting and declining; built once per state of the manuals per process."""
+    chunks = DocumentChunk.objects.filter(document__manual_id__in=list(manual_ids))
+    state = chunks.aggregate(count=Count("id"), newest=Max("id"))
+    key = (tuple(sorted(manual_ids)), state["count"], state["newest"])
+    with _VOCABULARIES_LOCK:
+        vocabulary = _VOCABULARIES.get(key)
+        if vocabulary is not None:
+            _VOCABULARIES.move_to_end(key)
+            return vocabulary
+    vocabulary = Vocabulary.from_texts(chunks.values_list("text", flat=True).iterator(2000))
+    with _VOCABULARIES_LOCK:
+        _VOCABULARIES[key] = vocabulary
+        while len(_VOCABULARIES) > 8:
+            _VOCABULARIES.popitem(last=False)
+    return vocabulary

@@ -17,37 +17,50 @@ Answering
 
     Iterating then yields ``chat.events``: ``Started(conversation_id, message_id)`` once the
     question is stored (``message_id`` is the question's row; a new conversation is made when
-    none was given), ``Citations(citations)``, ``Token(text)`` pieces, and finally
-    ``Done(message)`` with the stored answer, or ``Failed(error, message)``. The answer row is
-    written once, at the end: a failure stores empty ``content`` and the reason in ``error``
-    (never a placeholder text); an owner who goes away mid-answer leaves an answer row whose
-    ``error`` says it was interrupted. ``chat.events.event_to_sse(event)`` renders any event as
-    a server-sent event; ``answer_payload(message)`` is the JSON of a finished answer.
+    none was given), ``Citations(citations)``, at most one ``Quote(quote)`` (the manual's own
+    words, first), ``Token(text)`` pieces (only sentences that passed verification), and
+    finally ``Done(message)`` with the stored answer, or ``Failed(error, message)``. The answer
+    row is written once, at the end: a failure stores empty ``content`` and the reason in
+    ``error`` (never a placeholder text); an owner who goes away mid-answer leaves an answer
+    row whose ``error`` says it was interrupted, and the model stops generating.
+    ``chat.events.event_to_sse(event)`` renders any event as a server-sent event;
+    ``answer_payload(message)`` is the JSON of a finished answer.
 
 ``answer(*, assistant, question, owner, conversation=None) -> Message``
     The same, consumed: the stored answer (check ``message.error`` for a failure).
 
-How an answer is made
-    Retrieval runs in both modes (``chat.retrieval``: the assistant's manuals, its
-    ``retrieval`` method and ``top_k``; in a conversation, the previous question is read with
-    the current one, so a follow-up that does not name its subject still finds it). When its
-    confidence (best cosine similarity) is below the assistant's ``min_score`` the assistant
-    declines at once, without calling a model: "The manual does not say. ..."
-    (``declined=True``). Otherwise:
-
-    * no endpoint: an extractive answer, the best passages quoted under a sentence saying that
-      no generator is configured (``extractive=True``);
-    * ``rag``: a grounded prompt with the passages numbered [1]..[k], asking for citations and
-      for "The manual does not say." when they do not answer; an answer that says so is marked
-      ``declined``. Up to ``CHAT_HISTORY_TURNS`` earlier exchanges go into the prompt;
-    * ``direct``: the question alone, in the prompt format the endpoint's model was trained
-      with (``prompt_format=auto``: the format of the dataset snapshot of the Stage 4 job that
-      registered the endpoint, ``inst`` for SageMaker, else chat), with that dataset's system
-      prompt. Retrieval still decides whether to decline, and its passages are attached as
-      citations with ``in_prompt: false`` so that an owner can check the answer.
-
-    Formats ``inst`` and ``alpaca`` are sent as raw prompts (``complete_prompt``/
-    ``stream_prompt``, ``/v1/completions`` on OpenAI-compatible servers), ``chat`` as messages.
+How an answer is made (``_answer_body``; every stage but the first and last is a plain
+function of ``chat.answering``)
+    1. **retrieve** (``chat.retrieval``): the assistant's manuals, its ``retrieval`` method and
+       ``top_k``; in a conversation the previous question is read with the current one, so a
+       follow-up that does not name its subject still finds it;
+    2. **decide**: decline, without calling a model, when nothing retrieved is close enough
+       (``min_score``), or when the question hinges on words the manual never uses
+       (``min_coverage``), asks for a price, or asks for a figure in a unit the passages do not
+       have (``chat.declines``). A decline says so plainly ("The manual does not say. ..."),
+       says why, and lists the nearest passages (``declined=True``);
+    3. **quote** (``chat.quoting``): the smallest span of the best passages that answers;
+    4. by the assistant's ``answer_style``: ``quoted`` (and any assistant without an active
+       endpoint) answers with the quote alone (``extractive=True``). ``grounded`` streams the
+       quote, then asks the model for a sentence or two (64 tokens at most); ``generated``
+       asks for the whole answer (the assistant's ``max_tokens``, 160 by default, not the
+       endpoint's). The prompt (**build the prompt**): ``rag`` numbers the passages [1]..[k]
+       and asks for citations, with up to ``CHAT_HISTORY_TURNS`` earlier exchanges;
+       ``direct`` sends the question alone in the format the endpoint's model was trained
+       with (``prompt_format=auto``: the format of the dataset snapshot of the Stage 4 job
+       that registered the endpoint, ``inst`` for SageMaker, else chat), and its answer is
+       checked against the retrieved passages all the same (cited with ``in_prompt: false``).
+       Formats ``inst`` and ``alpaca`` are sent as raw prompts (``complete_prompt``/
+       ``stream_prompt``, ``/v1/completions`` on OpenAI-compatible servers), ``chat`` as
+       messages;
+    5. **generate, guarded**: any endpoint's stream is read through a loop guard that stops
+       it at the first repetition and keeps what came before;
+    6. **verify**: each sentence as it completes is checked against the passages
+       (``chat.verification``); only supported ones are streamed;
+    7. **compose**: the verified text (``grounded``: with the quote under it); a ``generated``
+       answer with too little support falls back to the quote;
+    8. **record**: the answer, the quote, the model's raw output, a verdict per sentence,
+       whether it looped, and why it declined or fell back.
 
 Feedback and preferences
     ``feedback_submit(*, owner, message, rating, comment="") -> Feedback``: thumbs up or down
@@ -70,13 +83,15 @@ Assistants
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from django.conf import settings
@@ -86,7 +101,8 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.text import slugify
 
-from chat import prompts, ratelimit, selectors
+from chat import answering, prompts, ratelimit, selectors
+from chat.declines import Decline
 from chat.events import (
     ChatEvent,
     Citations,
@@ -97,11 +113,13 @@ from chat.events import (
     answer_payload,
     event_to_sse,
 )
+from chat.events import Quote as QuoteEvent
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner
-from chat.retrieval import Passage, Retrieval, retrieve
+from chat.quoting import Quote, QuotePassage
+from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from curation import qa
-from curation.llm import LLMClient, LLMError, StreamDelta, StreamEnd, make_client
+from curation.llm import LLMClient, LLMError, make_client
 from curation.models import DocumentChunk, LLMEndpoint, Manual, QAPair, QAPairRevision
 
 logger = logging.getLogger("chat.services")
@@ -115,6 +133,7 @@ __all__ = [
     "ConversationMismatch",
     "Done",
     "Failed",
+    "QuoteEvent",
     "FeedbackInvalid",
     "PreferenceInvalid",
     "QuestionInvalid",
@@ -124,7 +143,9 @@ __all__ = [
     "Token",
     "answer",
     "answer_payload",
+    "answer_policy",
     "answer_stream",
+    "answering_warm_up",
     "assistant_create",
     "assistant_ensure_default",
     "event_to_sse",
@@ -139,8 +160,8 @@ __all__ = [
 DEFAULT_ASSISTANT_NAME = "Manual assistant (RAG)"
 DEFAULT_ASSISTANT_SLUG = "manual-assistant"
 MAX_COMMENT_CHARS = 2000
-#: Passages quoted in an extractive answer (the best ones above the assistant's min_score).
-EXTRACTIVE_PASSAGES = 3
+#: Passages listed under a declined answer: the nearest the manual has.
+NEAREST_PASSAGES = 3
 #: Characters of a passage kept in a citation's excerpt.
 EXCERPT_CHARS = 300
 #: Message shown for an answer abandoned by its owner (the stream was closed mid-answer).
@@ -308,13 +329,21 @@ class _AnswerState:
 
     def __init__(self, assistant: Assistant) -> None:
         self.started = time.monotonic()
-        self.first_token_at: float | None = None
+        self.first_visible_at: float | None = None
         self.assistant = assistant
-        self.pieces: list[str] = []
         self.recorded = False
 
     def elapsed_ms(self, at: float | None = None) -> int:
         return round(1000 * ((at or time.monotonic()) - self.started))
+
+    def shown(self) -> None:
+        """The owner sees the first text of the answer now."""
+        if self.first_visible_at is None:
+            self.first_visible_at = time.monotonic()
+
+    @property
+    def ttft_ms(self) -> int | None:
+        return self.elapsed_ms(self.first_visible_at) if self.first_visible_at else None
 
 
 def _answer_events(
@@ -335,9 +364,7 @@ def _answer_events(
         # The owner went away (the stream was closed before the end): say so on the record,
         # unless the answer was already stored, then let the close proceed.
         if not state.recorded:
-            _answer_record(
-                state, conversation, question_message, content="", error=INTERRUPTED, citations=[]
-            )
+            _answer_record(state, conversation, question_message, content="", error=INTERRUPTED)
         raise
     except Exception as exc:
         # Logged with its traceback for developers; the owner gets the reason, and the answer
@@ -346,10 +373,18 @@ def _answer_events(
         if state.recorded:
             raise
         error = f"The assistant failed: {type(exc).__name__}: {exc}"
-        message = _answer_record(
-            state, conversation, question_message, content="", error=error, citations=[]
-        )
+        message = _answer_record(state, conversation, question_message, content="", error=error)
         yield Failed(error=error, message=message)
+
+
+def answer_policy(assistant: Assistant) -> answering.AnswerPolicy:
+    """The assistant's answering settings as the answer path reads them."""
+    return answering.AnswerPolicy(
+        style=assistant.answer_style,
+        max_tokens=assistant.max_tokens,
+        min_score=assistant.min_score,
+        min_coverage=assistant.min_coverage,
+    )
 
 
 def _answer_body(
@@ -358,118 +393,206 @@ def _answer_body(
     question_message: Message,
     question: str,
 ) -> Iterator[ChatEvent]:
+    """The answer path: retrieve, decide, quote, then (with a model) build the prompt,
+    generate guarded, verify and compose; record. Each stage is in ``chat.answering``."""
     assistant = state.assistant
+    policy = answer_policy(assistant)
     manuals = list(assistant.manuals.order_by("name"))
+    manual_ids = [manual.pk for manual in manuals]
+    record = functools.partial(
+        _answer_record, state, conversation, question_message, style=policy.style
+    )
+
     retrieval = retrieve(
         question=question,
-        manual_ids=[manual.pk for manual in manuals],
+        manual_ids=manual_ids,
         k=assistant.top_k,
         method=assistant.retrieval,
         match_questions=assistant.match_questions,
         previous_question=_previous_question(conversation, question_message),
     )
-    if not retrieval.confident(assistant.min_score):
-        text = prompts.decline_text([manual.name for manual in manuals])
-        yield Citations([])
+    passages = _quote_passages(retrieval.passages)
+    vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
+    decline = answering.decide(
+        question,
+        passages,
+        confidence=retrieval.confidence,
+        vocabulary=vocabulary,
+        policy=policy,
+        embed=embed_texts,
+    )
+    quote = None
+    if decline is None:
+        quote = answering.quote(question, passages, embed=embed_texts, vocabulary=vocabulary)
+        if quote is None:  # passages without a sentence to quote (a page of figures only)
+            decline = Decline(reason="no_text", message="The passages found hold no text.")
+    if decline is not None:
+        text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
+        nearest = _citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)
+        yield Citations(nearest)
+        state.shown()
         yield Token(text)
-        message = _answer_record(
-            state,
-            conversation,
-            question_message,
+        message = record(
             content=text,
-            citations=[],
+            citations=nearest,
             retrieval=retrieval,
             declined=True,
-            ttft_ms=state.elapsed_ms(),
+            checks={"decline": {"reason": decline.reason, **decline.detail}},
         )
         yield Done(message)
         return
 
+    quote_record = _quote_record(quote)
     endpoint = assistant.endpoint
-    if endpoint is None or not endpoint.is_active:
-        passages = [p for p in retrieval.passages if p.similarity >= assistant.min_score]
-        passages = (passages or retrieval.passages[:1])[:EXTRACTIVE_PASSAGES]
-        citations = _citations(passages, in_prompt=True)
-        text = prompts.extractive_text(_prompt_passages(passages))
+    if policy.style == Assistant.AnswerStyle.QUOTED or endpoint is None or not endpoint.is_active:
+        citations = _citations(retrieval.passages, in_prompt=True, only=quote.numbers)
         yield Citations(citations)
-        yield Token(text)
-        message = _answer_record(
-            state,
-            conversation,
-            question_message,
-            content=text,
+        state.shown()
+        yield QuoteEvent(quote_record)
+        message = record(
+            content=quote.text,
             citations=citations,
             retrieval=retrieval,
             extractive=True,
-            ttft_ms=state.elapsed_ms(),
+            quote=quote_record,
+            style=Assistant.AnswerStyle.QUOTED,
+            checks={"coverage": quote.coverage},
         )
         yield Done(message)
         return
 
     rag = assistant.mode == Assistant.Mode.RAG
-    rendered, passages = _prompt_for(assistant, endpoint, conversation, question, retrieval)
-    citations = _citations(passages, in_prompt=rag)
+    rendered, in_prompt = _prompt_for(
+        assistant, endpoint, conversation, question, policy, retrieval.passages
+    )
+    checked_against = retrieval.passages[:in_prompt] if rag else retrieval.passages
+    citations = _citations(retrieval.passages if not rag else checked_against, in_prompt=rag)
     yield Citations(citations)
-    # None means the endpoint's own setting.
+    if policy.style == Assistant.AnswerStyle.GROUNDED:
+        state.shown()
+        yield QuoteEvent(quote_record)
+
+    verifier = answering.StreamingVerifier(
+        [(number, p.text) for number, p in enumerate(checked_against, start=1)],
+        embed=embed_texts,
+    )
     options: dict[str, Any] = {
         "temperature": assistant.temperature,
-        "max_tokens": assistant.max_tokens,
+        "max_tokens": policy.generation_tokens,
         "stop": rendered.stop or None,
     }
-    completion = None
+    generation = None
     try:
         client = _client_for(endpoint)
         if rendered.prompt is not None:
             stream = client.stream_prompt(rendered.prompt, **options)
         else:
             stream = client.stream(rendered.messages or [], **options)
-        with contextlib.closing(stream):
-            for event in stream:
-                if isinstance(event, StreamDelta):
-                    if state.first_token_at is None:
-                        state.first_token_at = time.monotonic()
-                    state.pieces.append(event.text)
-                    yield Token(event.text)
-                elif isinstance(event, StreamEnd):
-                    completion = event.completion
+        generation = answering.GuardedStream(stream)
+        for piece in generation:
+            for verdict in verifier.feed(piece):
+                if verdict.supported:
+                    state.shown()
+                    yield Token(_token_text(verdict.text))
+        for verdict in verifier.finish(cut_short=generation.cut_short):
+            if verdict.supported:
+                state.shown()
+                yield Token(_token_text(verdict.text))
     except LLMError as exc:
         error = f"The model could not answer: {exc.message}"
-        message = _answer_record(
-            state,
-            conversation,
-            question_message,
+        message = record(
             content="",
             error=error,
             citations=citations,
             retrieval=retrieval,
+            quote={**quote_record, "shown": False},
+            raw_content=generation.raw if generation else "",
             model=endpoint.model or endpoint.name,
         )
         yield Failed(error=error, message=message)
         return
 
-    text = "".join(state.pieces).strip()
-    if completion is not None and completion.text.strip() and not text:
-        text = completion.text.strip()
-    declined = prompts.is_decline(text)
-    if declined:
-        citations = []
-    elif rag:
-        cited = set(prompts.cited_numbers(text))
-        citations = [c for c in citations if c["n"] in cited] or citations
-    message = _answer_record(
-        state,
-        conversation,
-        question_message,
-        content=text,
+    verification = verifier.verification()
+    composed = answering.compose(policy.style, quote=quote, verified=verification)
+    if composed.fell_back and policy.style == Assistant.AnswerStyle.GENERATED:
+        state.shown()
+        yield QuoteEvent(quote_record)
+    # Cite what the answer rests on: the passages of its supported sentences and of the quote.
+    cited = set(quote.numbers) if composed.show_quote else set()
+    if not composed.fell_back:
+        cited |= {v.passage for v in verification.verdicts if v.supported}
+        cited |= set(prompts.cited_numbers(composed.content))
+    citations = [c for c in citations if c["n"] in cited] or citations
+    completion = generation.completion if generation else None
+    checks: dict[str, Any] = {"coverage": quote.coverage}
+    if composed.fell_back:
+        checks["fell_back"] = "too little of the model's answer was supported"
+    message = record(
+        content=composed.content,
         citations=citations,
         retrieval=retrieval,
-        declined=declined,
+        extractive=composed.fell_back,
+        quote={**quote_record, "shown": composed.show_quote},
+        raw_content=generation.raw if generation else "",
+        verification=[verdict.as_dict() for verdict in verification.verdicts],
+        looped=bool(generation and generation.looped),
+        checks=checks,
         model=(completion.model if completion else "") or endpoint.model or endpoint.name,
-        ttft_ms=state.elapsed_ms(state.first_token_at) if state.first_token_at else None,
         prompt_tokens=completion.tokens_in if completion else None,
         completion_tokens=completion.tokens_out if completion else None,
     )
     yield Done(message)
+
+
+def answering_warm_up() -> None:
+    """Load what the default assistant's first answer needs (the embedding model, its
+    manuals' vocabulary, and the local model when its answers use one), so that a web
+    worker's first owner does not wait for it. Failures are logged, never raised: the first
+    answer then loads what it needs itself."""
+    try:
+        assistant = selectors.assistant_default()
+        embed_texts(["warm up"])
+        if assistant is None:
+            return
+        manual_ids = list(assistant.manuals.values_list("pk", flat=True))
+        selectors.manual_vocabulary(manual_ids=manual_ids)
+        endpoint = assistant.endpoint
+        uses_model = assistant.answer_style != Assistant.AnswerStyle.QUOTED
+        if uses_model and endpoint is not None and endpoint.kind == LLMEndpoint.Kind.LOCAL:
+            from curation.local_models import load_local
+
+            load_local(endpoint.model, Path(settings.MODELS_DIR))
+        logger.info("Chat warmed up for %s.", assistant.name)
+    except Exception:
+        logger.exception("chat warm-up failed; the first answer will load what it needs")
+
+
+def _token_text(sentence: str) -> str:
+    """A verified sentence as streamed: a list line ends its line, prose a sentence."""
+    stripped = sentence.lstrip()
+    if stripped[:1] in "-*|" or stripped[:3].rstrip(".)").isdigit():
+        return sentence + "\n"
+    return sentence + " "
+
+
+def _quote_passages(passages: Sequence[Passage]) -> list[QuotePassage]:
+    return [
+        QuotePassage(
+            number=number, heading_path=p.heading_path, body=p.body, similarity=p.similarity
+        )
+        for number, p in enumerate(passages, start=1)
+    ]
+
+
+def _quote_record(quote: Quote) -> dict[str, Any]:
+    return {
+        "text": quote.text,
+        "numbers": quote.numbers,
+        "words": quote.words,
+        "coverage": quote.coverage,
+        "score": quote.score,
+        "parts": quote.parts,
+    }
 
 
 @transaction.atomic
@@ -499,16 +622,22 @@ def _answer_record(
     question_message: Message,
     *,
     content: str,
-    citations: list[dict[str, Any]],
+    citations: list[dict[str, Any]] | None = None,
     error: str = "",
     retrieval: Retrieval | None = None,
     declined: bool = False,
     extractive: bool = False,
+    style: str = "",
+    quote: dict[str, Any] | None = None,
+    raw_content: str = "",
+    verification: list[dict[str, Any]] | None = None,
+    looped: bool = False,
+    checks: dict[str, Any] | None = None,
     model: str = "",
-    ttft_ms: int | None = None,
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
 ) -> Message:
+    """Store the answer, once, at the end (record stage)."""
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
@@ -516,15 +645,21 @@ def _answer_record(
             assistant=state.assistant,
             reply_to=question_message,
             content=content,
-            citations=citations,
+            citations=citations or [],
             retrieval_score=retrieval.confidence if retrieval else None,
             model=model[:500],
             latency_ms=state.elapsed_ms(),
-            ttft_ms=ttft_ms,
+            ttft_ms=state.ttft_ms if not error else None,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             declined=declined,
             extractive=extractive,
+            answer_style=style,
+            quote=quote,
+            raw_content=raw_content,
+            verification=verification or [],
+            looped=looped,
+            checks=checks or {},
             error=error,
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
@@ -544,14 +679,28 @@ def _prompt_passages(passages: Sequence[Passage]) -> list[prompts.PromptPassage]
     ]
 
 
-def _citations(passages: Sequence[Passage], *, in_prompt: bool) -> list[dict[str, Any]]:
-    """Passages as stored in ``Message.citations``, numbered as in the prompt."""
+def _plain_excerpt(body: str) -> str:
+    """A passage as one line of plain words: table rules dropped, cells separated by dots."""
+    text = re.sub(r"\|?\s*:?-{3,}:?\s*(?=\||$)", " ", body, flags=re.MULTILINE)
+    text = re.sub(r"\s*\|\s*", " · ", text)
+    text = " ".join(text.split())
+    return re.sub(r"(?:\s*·\s*){2,}", " · ", text).strip(" ·")
+
+
+def _citations(
+    passages: Sequence[Passage], *, in_prompt: bool, only: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Passages as stored in ``Message.citations``, numbered as in the prompt (``only``: just
+    those numbers)."""
     from django.urls import reverse
 
+    wanted = set(only) if only is not None else None
     citations = []
     for index, passage in enumerate(passages, start=1):
+        if wanted is not None and index not in wanted:
+            continue
         url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
-        excerpt = " ".join(passage.body.split())
+        excerpt = _plain_excerpt(passage.body)
         citations.append(
             {
                 "n": index,
@@ -576,9 +725,11 @@ def _prompt_for(
     endpoint: LLMEndpoint,
     conversation: Conversation,
     question: str,
-    retrieval: Retrieval,
-) -> tuple[prompts.RenderedPrompt, list[Passage]]:
-    """The prompt to send, and the passages it holds (rag) or that are cited (direct)."""
+    policy: answering.AnswerPolicy,
+    passages: Sequence[Passage],
+) -> tuple[prompts.RenderedPrompt, int]:
+    """The prompt to send (build-the-prompt stage) and how many retrieved passages it holds;
+    the prompt format is the one the endpoint's model was trained with, when known."""
     trained = selectors.endpoint_trained_format(endpoint=endpoint)
     if assistant.prompt_format != Assistant.PromptFormat.AUTO:
         prompt_format = assistant.prompt_format
@@ -588,33 +739,20 @@ def _prompt_for(
         prompt_format = "inst"
     else:
         prompt_format = "chat"
-
-    if assistant.mode == Assistant.Mode.DIRECT:
-        system_prompt = assistant.system_prompt or (trained.system_prompt if trained else "")
-        messages = prompts.direct_messages(question=question, system_prompt=system_prompt)
-        return prompts.render(messages, prompt_format=prompt_format), list(retrieval.passages)
-
-    history = _history(conversation) if prompt_format == "chat" else []
-    max_tokens = assistant.max_tokens or endpoint.max_tokens
-    overhead = prompts.render(
-        prompts.grounded_messages(
-            question=question, passages=[], system_prompt=assistant.system_prompt, history=history
-        ),
+    direct = assistant.mode == Assistant.Mode.DIRECT
+    system_prompt = assistant.system_prompt
+    if direct and not system_prompt and trained is not None:
+        system_prompt = trained.system_prompt
+    return answering.build_prompt(
+        question,
+        _prompt_passages(passages),
+        mode=assistant.mode,
         prompt_format=prompt_format,
-    ).estimated_tokens
-    fitted = prompts.fit_passages(
-        _prompt_passages(retrieval.passages),
-        budget_tokens=endpoint.context_window - max_tokens,
-        overhead_tokens=overhead,
+        policy=policy,
+        context_window=endpoint.context_window,
+        system_prompt=system_prompt,
+        history=_history(conversation) if not direct else (),
     )
-    passages = list(retrieval.passages[: len(fitted)])
-    messages = prompts.grounded_messages(
-        question=question,
-        passages=fitted,
-        system_prompt=assistant.system_prompt,
-        history=history,
-    )
-    return prompts.render(messages, prompt_format=prompt_format), passages
 
 
 def _previous_question(conversation: Conversation, question_message: Message) -> str:

@@ -928,6 +928,7 @@ class LocalClient:
         with self._semaphore:
             model = self._load()
             pieces: list[str] = []
+            local_stream = None
             try:
                 local_stream = model.stream(
                     source,
@@ -939,6 +940,11 @@ class LocalClient:
                     pieces.append(piece)
                     yield StreamDelta(piece)
             except LLMError:
+                raise
+            except GeneratorExit:
+                # The reader stopped (the owner left, or the loop guard saw a loop): stop the
+                # model at its next token instead of letting it run to max_tokens.
+                local_stream.close()
                 raise
             except Exception as exc:
                 raise LLMError(

@@ -49,6 +49,7 @@ __all__ = [
     "LOW_GROUNDING_THRESHOLD",
     "QUALITY_FLAGS",
     "QUESTIONS_TEMPLATE_PLACEHOLDERS",
+    "STOPWORDS",
     "ImportProblem",
     "ImportRecord",
     "MalformedOutput",
@@ -535,7 +536,7 @@ def answer_flags(answer: str) -> list[str]:
 # has them. The list is small on purpose (long lists go on to remove words such as "first",
 # "left" or "before" that carry meaning in a manual). Numbers are never stopwords: "3 seconds"
 # is content.
-_STOPWORDS: Final = frozenset(
+STOPWORDS: Final = frozenset(
     """a an the and or but if then else so than too very of to in on at by for with from into
     onto over under about as up out off is are was were be been being am it its itself this
     that these those there here which who whom whose what when where why how i me my we our us
@@ -548,7 +549,7 @@ _STOPWORDS: Final = frozenset(
 
 def _content_words(text: str) -> set[str]:
     words = _WORD_RE.findall(unicodedata.normalize("NFKC", text).lower())
-    return {word for word in words if word not in _STOPWORDS}
+    return {word for word in words if word not in STOPWORDS}
 
 
 def lexical_grounding(answer: str, source: str) -> float:

@@ -87,6 +87,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from curation.models import DocumentChunk
 from manualqa.jobrows import claim_job_row, finish_job_row
 from training import metrics
 from training.models import DatasetSnapshot, EvaluationItem, EvaluationRun, SnapshotPair
@@ -183,6 +184,10 @@ METRICS: Final = (
     Metric("token_f1", "Token F1", True),
     Metric("rouge_l", "ROUGE-L", True),
     Metric("semantic_similarity", "Semantic sim.", True),
+    Metric("supported_sentence_rate", "Supported sentences", True),
+    Metric("model_supported_rate", "Model text supported", True),
+    Metric("loop_rate", "Loops", False),
+    Metric("answer_words", "Words (median)", None, "words"),
     Metric("judge_correctness", "Judge: correct", True),
     Metric("judge_faithfulness", "Judge: faithful", True),
     Metric("latency_p50_ms", "Latency p50 (ms)", False, "ms"),
@@ -202,6 +207,7 @@ HEADLINE_METRICS: Final = (
     "token_f1",
     "rouge_l",
     "semantic_similarity",
+    "supported_sentence_rate",
     "judge_correctness",
 )
 
@@ -493,6 +499,8 @@ def format_metric(key: str, value: float | int | None) -> str:
         return f"{value:,.0f}"
     if unit == "tokens":
         return f"{value:,.1f}"
+    if unit == "words":
+        return f"{value:,.0f}"
     if unit == "count":
         return f"{int(value):,}"
     return f"{value:.3f}"
@@ -897,6 +905,40 @@ def _embed(texts: list[str]) -> list[list[float]]:
     return [vector.tolist() for vector in vectors]
 
 
+def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -> dict[str, Any]:
+    """The judge-free checks of one answer: ``answer_words``, ``loops`` (0/1: it repeats
+    itself), ``supported_sentence_rate`` (share of its sentences that the passages it rests on
+    support, ``chat.verification``; not for a decline, which states nothing) and
+    ``model_supported_rate`` (the same for the model's own sentences before unsupported ones
+    were cut, from the answer's record; only where a model wrote text)."""
+    from chat.retrieval import embed_texts
+    from chat.verification import verify
+
+    checks: dict[str, Any] = {"answer_words": metrics.answer_words(answer)}
+    checks["loops"] = metrics.loops(answer)
+    if not declined and answer.strip():
+        texts = _resting_texts(message) or [passage.text for passage in passages]
+        if texts:
+            rate = verify(answer, list(enumerate(texts, start=1)), embed=embed_texts).supported_rate
+            if rate is not None:
+                checks["supported_sentence_rate"] = rate
+    counted = [v for v in message.verification or [] if v.get("reason") not in ("empty", "decline")]
+    if counted:
+        checks["model_supported_rate"] = sum(bool(v.get("supported")) for v in counted) / len(
+            counted
+        )
+    return checks
+
+
+def _resting_texts(message) -> list[str]:
+    """The texts of the passages an answer cites (what it rests on), in citation order."""
+    ids = [c.get("chunk_id") for c in message.citations or [] if c.get("chunk_id")]
+    if not ids:
+        return []
+    texts = dict(DocumentChunk.objects.filter(pk__in=ids).values_list("pk", "text"))
+    return [texts[pk] for pk in ids if pk in texts]
+
+
 def _chat_answer(*, assistant, question: str, owner):
     """The chat's own answer in batch mode: no per-owner rate limit (it is for people), and an
     inactive assistant answers too. The stored answer message (``error`` set when it failed)."""
@@ -1017,7 +1059,8 @@ class _Evaluator:
         message = _chat_answer(
             assistant=subject.assistant, question=question["question"], owner=self.owner
         )
-        answer = message.content if not message.error else ""
+        # What the owner reads: the answer, and the quote from the manual shown under it.
+        answer = message.visible_text if not message.error else ""
         cited = ranked_documents(
             citation.get("source_name", "")
             for citation in message.citations
@@ -1055,6 +1098,7 @@ class _Evaluator:
             latency_ms=message.latency_ms,
             prompt_tokens=message.prompt_tokens,
             completion_tokens=message.completion_tokens,
+            **answer_checks(message, answer, passages, declined=refused),
         )
         if self.judge_client is not None:
             context = "\n\n".join(
@@ -1147,6 +1191,14 @@ def evaluation_item_failures(item: EvaluationItem) -> list[str]:
         reasons.append("answered an unanswerable question")
     if values.get("must_include_rate") is not None and values["must_include_rate"] < 1:
         reasons.append("missing must-include text")
+    if values.get("loops"):
+        reasons.append("the answer repeats itself")
+    rate = values.get("supported_sentence_rate")
+    if rate is not None and rate < 1:
+        reasons.append("sentences the passages do not support")
+    model_rate = values.get("model_supported_rate")
+    if model_rate is not None and model_rate < 1:
+        reasons.append("the model wrote sentences the manual does not support (cut)")
     if values.get("judge_correctness") is not None and values["judge_correctness"] < 0.5:
         reasons.append("the judge graded it incorrect")
     return reasons
@@ -1370,6 +1422,10 @@ _CSV_METRICS = (
     "token_f1",
     "rouge_l",
     "semantic_similarity",
+    "supported_sentence_rate",
+    "model_supported_rate",
+    "loops",
+    "answer_words",
     "judge_correctness",
     "judge_faithfulness",
 )

@@ -28,12 +28,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from manualqa.lib.loop_guard import find_loop
+
 __all__ = [
     "REFUSAL_PATTERNS",
     "aggregate",
+    "answer_words",
     "cosine",
     "hit_at",
     "is_refusal",
+    "loops",
     "must_include_rate",
     "normalize_tokens",
     "percentile",
@@ -147,6 +151,17 @@ def must_include_rate(answer: str, must_include: Iterable[str]) -> float | None:
         return None
     haystack = _collapse(answer)
     return sum(text in haystack for text in wanted) / len(wanted)
+
+
+def answer_words(answer: str) -> int:
+    """How many words an answer has (what an owner has to read)."""
+    return len(answer.split())
+
+
+def loops(answer: str) -> int:
+    """1 when the answer repeats itself (a line, a sentence or a long run of words comes
+    again, ``manualqa.lib.loop_guard``), else 0."""
+    return 0 if find_loop(answer) is None else 1
 
 
 def source_key(name: str) -> str:
@@ -330,12 +345,18 @@ def aggregate(items: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
     ``unanswerable`` (missing means answerable), ``latency_ms``, ``prompt_tokens`` and
     ``completion_tokens``. A ``None`` value means "does not apply" and is skipped.
 
+    Items may also carry ``supported_sentence_rate`` (share of the answer's sentences the
+    passages support), ``model_supported_rate`` (the same for the model's own text before
+    unsupported sentences were cut), ``loops`` (0/1) and ``answer_words``.
+
     Returns ``hit@1``, ``hit@3``, ``hit@5`` and ``mrr`` (over items with a ``rank`` key),
     ``must_include_rate`` (mean), ``refusal_accuracy`` (share of unanswerable questions
     declined), ``false_refusal_rate`` (share of answerable questions declined), ``token_f1``,
     ``rouge_l`` and ``semantic_similarity`` (means over answerable items only: an unanswerable
     question has no reference to compare with), ``latency_p50_ms`` and ``latency_p95_ms``,
-    ``prompt_tokens`` and ``completion_tokens`` (means per answer) and ``count`` (all items).
+    ``prompt_tokens`` and ``completion_tokens`` (means per answer), ``supported_sentence_rate``,
+    ``model_supported_rate`` and ``loop_rate`` (means), ``answer_words`` (the median over
+    answerable questions) and ``count`` (all items).
     A key whose input no item has is left out rather than set to ``None``.
     """
     summary: dict[str, float | int] = {}
@@ -373,6 +394,11 @@ def aggregate(items: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
 
     for key in ("token_f1", "rouge_l", "semantic_similarity"):
         put(key, _mean(values(key, answerable_only=True)))
+
+    put("supported_sentence_rate", _mean(values("supported_sentence_rate")))
+    put("model_supported_rate", _mean(values("model_supported_rate")))
+    put("loop_rate", _mean(values("loops")))
+    put("answer_words", percentile(values("answer_words", answerable_only=True), 50))
 
     latencies = values("latency_ms")
     put("latency_p50_ms", percentile(latencies, 50))

@@ -3,8 +3,12 @@
  * The question is POSTed with fetch() and the server-sent events of the answer are read from
  * the response body (EventSource cannot POST). While an answer streams, its text is added as
  * plain text nodes; when it is complete, the answer is replaced by the HTML the server rendered
- * and sanitised (the "html" of the done/failed event). Nothing a model writes is ever inserted
- * as HTML by this script. No framework, no CDN.
+ * and sanitised (the "html" of the done/failed event). Nothing a model or a manual wrote is ever
+ * inserted as HTML by this script. No framework, no CDN.
+ *
+ * Events: started, citations, at most one quote (the passage of the manual that answers, shown
+ * in a "From the manual" box under the answer's text), tokens (sentences that passed
+ * verification), then done or failed.
  */
 (function () {
   "use strict";
@@ -97,7 +101,8 @@
     return bubble;
   }
 
-  /* The answer while it streams: plain text, the sources as they arrive, the first-token time. */
+  /* The answer while it streams: its text as plain text, the quote from the manual under it,
+   * the sources as they arrive, and when the first text appeared. */
   function streamingAnswer(assistantName) {
     var article = el("article", "chat-msg chat-answer streaming");
     article.dataset.state = "streaming";
@@ -108,37 +113,90 @@
     article.appendChild(head);
     var text = el("div", "chat-answer-text chat-answer-plain");
     article.appendChild(text);
+    var quote = el("figure", "chat-quote");
+    quote.hidden = true;
+    quote.appendChild(el("figcaption", "chat-quote-label", "From the manual"));
+    var quoteText = el("blockquote", "chat-quote-text chat-quote-plain");
+    quote.appendChild(quoteText);
+    var quoteSources = el("ul", "chat-quote-sources");
+    quote.appendChild(quoteSources);
+    article.appendChild(quote);
     var sources = el("div", "chat-sources");
     sources.hidden = true;
-    sources.appendChild(el("p", "chat-sources-title", "Sources"));
+    var sourcesTitle = el("p", "chat-sources-title", "Sources");
+    sources.appendChild(sourcesTitle);
     var list = el("ol", "chat-citations");
     sources.appendChild(list);
     article.appendChild(sources);
     var timing = el("p", "chat-timing");
-    var ttft = el("span", "chat-ttft", "Waiting for the first token…");
+    var ttft = el("span", "chat-ttft", "Waiting for the answer…");
     timing.appendChild(ttft);
     article.appendChild(timing);
-    return { article: article, text: text, sources: sources, list: list, ttft: ttft };
+    return {
+      article: article,
+      text: text,
+      quote: quote,
+      quoteText: quoteText,
+      quoteSources: quoteSources,
+      sources: sources,
+      sourcesTitle: sourcesTitle,
+      list: list,
+      ttft: ttft,
+      citations: [],
+      quoteNumbers: [],
+    };
   }
 
+  /* A citation's link: "[n] Heading > path", to the passage on the manual's page. */
+  function citationLink(citation, className) {
+    var link = el("a", className);
+    var href = localUrl(citation.url);
+    if (href) link.href = href;
+    if (citation.chunk_id !== undefined) link.dataset.chunkId = citation.chunk_id;
+    link.appendChild(el("span", "chat-citation-n", "[" + citation.n + "]"));
+    link.appendChild(document.createTextNode(" "));
+    link.appendChild(
+      el("span", "chat-citation-title", citation.heading_path || citation.title || "")
+    );
+    return link;
+  }
+
+  /* The sources list: every citation, less those the quote from the manual links itself. */
   function showCitations(view, citations) {
+    view.citations = citations || [];
     view.list.textContent = "";
-    (citations || []).forEach(function (citation) {
+    var listed = view.citations.filter(function (citation) {
+      return view.quoteNumbers.indexOf(citation.n) < 0;
+    });
+    view.sourcesTitle.textContent = view.quoteNumbers.length ? "Other sources" : "Sources";
+    listed.forEach(function (citation) {
       var item = el("li", "chat-citation");
-      var link = el("a");
-      var href = localUrl(citation.url);
-      if (href) link.href = href;
-      link.appendChild(el("span", "chat-citation-n", "[" + citation.n + "]"));
-      link.appendChild(document.createTextNode(" "));
-      link.appendChild(
-        el("span", "chat-citation-title", citation.heading_path || citation.title || "")
-      );
-      item.appendChild(link);
+      item.appendChild(citationLink(citation));
       item.appendChild(document.createTextNode(" "));
       item.appendChild(el("span", "chat-citation-source", citation.source_name || ""));
       view.list.appendChild(item);
     });
-    view.sources.hidden = !(citations && citations.length);
+    view.sources.hidden = !listed.length;
+  }
+
+  /* The quote from the manual, as plain text (its lines kept), with links to where it is. */
+  function showQuote(view, quote) {
+    if (!quote || !quote.text) return false;
+    view.quoteText.textContent = quote.text;
+    view.quoteSources.textContent = "";
+    var numbers = quote.numbers || [];
+    view.quoteNumbers = numbers;
+    view.citations.forEach(function (citation) {
+      if (numbers.indexOf(citation.n) < 0) return;
+      var item = el("li");
+      item.appendChild(citationLink(citation, "chat-quote-source"));
+      item.appendChild(document.createTextNode(" "));
+      item.appendChild(el("span", "chat-citation-source", citation.source_name || ""));
+      view.quoteSources.appendChild(item);
+    });
+    view.quote.hidden = false;
+    showCitations(view, view.citations);
+    return true;
   }
 
   /* Ask one question and stream its answer into `log`. Resolves to the stored answer's
@@ -175,19 +233,23 @@
     if (options.onAccepted) options.onAccepted();
 
     var result = null;
-    var firstToken = true;
+    var firstText = true;
+    /* The owner's wait ends with the first text they can read: the quote or the answer's. */
+    function textShown() {
+      if (!firstText) return;
+      firstText = false;
+      view.ttft.textContent = "First text in " + Math.round(performance.now() - started) + " ms";
+    }
     try {
       await readEvents(response, function (name, data) {
         if (name === "started") {
           if (options.onStarted) options.onStarted(data);
         } else if (name === "citations") {
           showCitations(view, data.citations);
+        } else if (name === "quote") {
+          if (showQuote(view, data.quote)) textShown();
         } else if (name === "token") {
-          if (firstToken) {
-            firstToken = false;
-            view.ttft.textContent =
-              "First token in " + Math.round(performance.now() - started) + " ms";
-          }
+          textShown();
           view.text.appendChild(document.createTextNode(data.text));
         } else if (name === "done" || name === "failed") {
           result = data;

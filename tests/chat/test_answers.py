@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from chat import services
-from chat.events import Citations, Done, Failed, Started, Token
+from chat.events import Citations, Done, Failed, Quote, Started, Token
 from chat.models import Assistant, Conversation, Message
 from curation.models import DocumentChunk, LLMEndpoint
 from tests.chat.conftest import sample_question
@@ -44,7 +44,9 @@ def test_rag_answer_cites_the_chunk_that_holds_the_answer(sample_manual, fake):
         return f"Inflate them to 42 PSI (290 kPa) when cold [{n}]."
 
     fake.responder = cite_the_pressure_passage
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     events = list(
         services.answer_stream(
@@ -55,9 +57,10 @@ def test_rag_answer_cites_the_chunk_that_holds_the_answer(sample_manual, fake):
     assert isinstance(events[0], Started) and isinstance(events[1], Citations)
     assert isinstance(events[-1], Done)
     message = events[-1].message
-    assert "".join(e.text for e in events if isinstance(e, Token)) == message.content
+    assert "".join(e.text for e in events if isinstance(e, Token)).strip() == message.content
     assert message.content.startswith("Inflate them to 42 PSI")
     assert not message.declined and not message.extractive and not message.error
+    assert [v["supported"] for v in message.verification] == [True]
     # The answer cites one passage: it is the one stored, and it is the right chunk.
     (citation,) = message.citations
     chunk = DocumentChunk.objects.select_related("document").get(pk=citation["chunk_id"])
@@ -75,11 +78,13 @@ def test_rag_answer_cites_the_chunk_that_holds_the_answer(sample_manual, fake):
     assert message.reply_to_id == question_message.pk
 
 
-def test_rag_answer_quoting_the_manual_keeps_every_retrieved_passage_as_citations(
+def test_a_model_answer_quoting_the_manual_is_kept_and_cites_the_passage_it_rests_on(
     sample_manual, fake
 ):
     # The fake's default responder quotes the passage sentence closest to the question.
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     message = services.answer(
         assistant=assistant,
@@ -87,15 +92,16 @@ def test_rag_answer_quoting_the_manual_keeps_every_retrieved_passage_as_citation
         owner=session_owner(),
     )
 
-    assert (
-        message.content.startswith("According to the manual") and "12 V battery" in message.content
-    )
-    assert [c["n"] for c in message.citations] == [1, 2, 3, 4]
+    assert message.content.startswith("According to the manual")
+    assert "12 V battery" in message.content
+    assert all(v["supported"] for v in message.verification)
     assert "maintenance.html" in {c["source_name"] for c in message.citations}
 
 
 def test_an_out_of_manual_question_is_declined_without_calling_the_model(sample_manual, fake):
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     events = list(
         services.answer_stream(
@@ -108,26 +114,45 @@ def test_an_out_of_manual_question_is_declined_without_calling_the_model(sample_
     message = events[-1].message
     assert message.declined and message.content.startswith("The manual does not say.")
     assert sample_manual.name in message.content
-    assert message.citations == [] and events[1].citations == []
+    assert message.checks["decline"]["reason"] == "similarity"
     assert message.retrieval_score < assistant.min_score
+    # The nearest passages are still listed, marked as not what an answer rests on.
+    assert message.citations and events[1].citations == message.citations
+    assert all(c["in_prompt"] is False for c in message.citations)
     assert fake.requests == []  # no model was asked
 
 
-def test_a_model_that_says_the_manual_does_not_say_is_recorded_as_declined(sample_manual, fake):
-    fake.responder = lambda messages: "The manual does not say."
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
-
-    message = services.answer(
-        assistant=assistant,
-        question=sample_question("q28").question,  # a Lisbon dealer's loaner cars
-        owner=session_owner(),
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How much does it cost to insure a 2025 Aster in Ontario?",  # the sample set's q26
+        "Can I charge the Aster at a Tesla Supercharger in Norway?",
+        "How much does a replacement key fob cost at a Corvan dealer?",
+        "How many watts is the Aster's sound system?",
+    ],
+)
+def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manual, fake, question):
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="grounded"
     )
 
-    assert message.declined and message.citations == []
+    message = services.answer(assistant=assistant, question=question, owner=session_owner())
+
+    # Retrieval alone would answer: the question is about the car, close to its passages.
+    assert message.retrieval_score >= assistant.min_score
+    assert message.declined and message.content.startswith("The manual does not say.")
+    reasons = {
+        "coverage": "The manual never mentions",
+        "price": "The manual gives no prices.",
+        "unit": "The manual gives no figure in w.",
+    }
+    assert reasons[message.checks["decline"]["reason"]] in message.content
+    assert message.citations and all(c["in_prompt"] is False for c in message.citations)
+    assert fake.requests == []
 
 
-def test_without_a_generator_the_answer_is_the_best_passages_and_says_so(sample_manual):
-    assistant = make_assistant(sample_manual, endpoint=None)
+def test_a_quoted_answer_is_the_smallest_span_that_answers_with_its_citation(sample_manual):
+    assistant = make_assistant(sample_manual, endpoint=None)  # no generator: quoted
 
     message = services.answer(
         assistant=assistant,
@@ -135,13 +160,115 @@ def test_without_a_generator_the_answer_is_the_best_passages_and_says_so(sample_
         owner=session_owner(),
     )
 
-    assert message.extractive and not message.declined
-    assert message.content.startswith("No language model is configured for this assistant")
-    assert "extractive answer" in message.content
-    assert "release cable" in message.content
+    assert message.extractive and not message.declined and message.answer_style == "quoted"
+    assert message.content == message.quote_text
+    # The whole numbered procedure, not a passage dump: every step, in order.
+    steps = [line[:2] for line in message.content.splitlines() if line[:1].isdigit()]
+    assert steps == ["1.", "2.", "3.", "4.", "5."]
+    assert "release cable" in message.content and "left side of the trunk" in message.content
+    assert len(message.content.split()) < 200
+    assert message.quote["numbers"] == [c["n"] for c in message.citations]
     assert message.citations[0]["source_name"] == "charging.html"
-    assert 1 <= len(message.citations) <= services.EXTRACTIVE_PASSAGES
     assert message.prompt_tokens is None and message.completion_tokens is None
+    assert message.raw_content == "" and message.verification == []
+
+
+def test_a_grounded_answer_streams_the_quote_first_then_only_verified_sentences(
+    sample_manual, fake
+):
+    def answer_with_an_invented_number(messages):
+        n = numbered_passage_containing(messages[-1]["content"], "42 PSI")
+        return (
+            f"Inflate the tires to 42 PSI (290 kPa) when they are cold [{n}]. "
+            "For the best range, inflate them to 50 PSI."
+        )
+
+    fake.responder = answer_with_an_invented_number
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="grounded"
+    )
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant, question=sample_question("q02").question, owner=session_owner()
+        )
+    )
+
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[:3] == ["Started", "Citations", "Quote"] and kinds[-1] == "Done"
+    message = events[-1].message
+    streamed = "".join(e.text for e in events if isinstance(e, Token))
+    assert "50 PSI" not in streamed and "50 PSI" not in message.content
+    assert message.content.startswith("Inflate the tires to 42 PSI")
+    assert "42 PSI" in message.quote_text and message.shows_quote
+    (dropped,) = message.dropped_verdicts
+    assert dropped["reason"] == "number" and "50 psi" in dropped["detail"]
+    assert "50 PSI" in message.raw_content  # kept for reviewers
+    # A grounded answer is short: the model got 64 tokens, not the endpoint's 200.
+    assert fake.chat_requests()[-1]["body"]["max_tokens"] == 64
+
+
+def test_a_generated_answer_with_too_little_support_falls_back_to_the_quote(sample_manual, fake):
+    fake.responder = lambda messages: "Ask your dealer about a new adapter kit for the car."
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
+
+    events = list(
+        services.answer_stream(
+            assistant=assistant, question=sample_question("q01").question, owner=session_owner()
+        )
+    )
+
+    message = events[-1].message
+    assert not any(isinstance(e, Token) for e in events)  # nothing unsupported was streamed
+    assert any(isinstance(e, Quote) for e in events)
+    assert message.extractive and message.content == message.quote_text
+    assert "release cable" in message.content
+    assert message.checks["fell_back"]
+    assert message.raw_content.startswith("Ask your dealer")
+    assert [v["supported"] for v in message.verification] == [False]
+
+
+def test_a_looping_remote_stream_is_cut_and_the_part_before_the_loop_is_kept(sample_manual, fake):
+    def loop(messages):
+        n = numbered_passage_containing(messages[-1]["content"], "release cable")
+        steps = [
+            f"1. Open the trunk [{n}].",
+            "2. Unclip the small rectangular cover in the trim panel.",
+            *[f"{i}. Pull the release cable." for i in range(3, 40)],
+        ]
+        return "\n".join(steps)
+
+    fake.responder = loop
+    assistant = make_assistant(
+        sample_manual,
+        endpoint=openai_endpoint(fake.base_url, max_tokens=2000),
+        answer_style="generated",
+        max_tokens=2000,
+    )
+
+    message = services.answer(
+        assistant=assistant, question=sample_question("q01").question, owner=session_owner()
+    )
+
+    assert message.looped
+    steps = [line.split(". ", 1)[1] for line in message.content.splitlines()]
+    assert len(steps) == len(set(steps)) and len(steps) <= 3
+    assert message.raw_content.count("Pull the release cable.") >= 2
+    assert message.content.count("Pull the release cable.") <= 1
+
+
+def test_the_answer_token_budget_is_the_assistants_not_the_endpoints(sample_manual, fake):
+    endpoint = openai_endpoint(fake.base_url, max_tokens=900)
+    assistant = make_assistant(sample_manual, endpoint=endpoint, answer_style="generated")
+
+    services.answer(
+        assistant=assistant, question=sample_question("q02").question, owner=session_owner()
+    )
+
+    assert assistant.max_tokens == 160
+    assert fake.chat_requests()[-1]["body"]["max_tokens"] == 160
 
 
 def test_direct_mode_uses_the_inst_format_the_endpoints_model_was_trained_with(sample_manual, fake):
@@ -158,12 +285,16 @@ def test_direct_mode_uses_the_inst_format_the_endpoints_model_was_trained_with(s
     TrainingJob.objects.create(
         name="job", snapshot=snapshot, status="succeeded", registered_endpoint=endpoint
     )
-    assistant = make_assistant(sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint)
+    assistant = make_assistant(
+        sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint, answer_style="generated"
+    )
     question = sample_question("q01").question
 
     message = services.answer(assistant=assistant, question=question, owner=session_owner())
 
+    # Checked against the manual's passages like any answer, although the model saw none.
     assert message.content == "Pull the release cable in the trunk."
+    assert [v["supported"] for v in message.verification] == [True]
     (request,) = fake.completion_requests()
     assert fake.chat_requests() == []
     assert request["body"]["prompt"] == (
@@ -182,6 +313,7 @@ def test_direct_mode_with_an_explicit_inst_format_sends_just_the_question(sample
         mode=Assistant.Mode.DIRECT,
         endpoint=openai_endpoint(fake.base_url),
         prompt_format=Assistant.PromptFormat.INST,
+        answer_style="generated",
     )
     question = sample_question("q02").question
 
@@ -202,7 +334,9 @@ def test_a_sagemaker_endpoint_answers_through_a_loopback_runtime(sample_manual, 
             region="us-west-2",
             temperature=0.0,
         )
-        assistant = make_assistant(sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint)
+        assistant = make_assistant(
+            sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint, answer_style="generated"
+        )
         question = sample_question("q02").question
 
         events = list(
@@ -211,7 +345,8 @@ def test_a_sagemaker_endpoint_answers_through_a_loopback_runtime(sample_manual, 
 
     message = events[-1].message
     assert isinstance(events[-1], Done) and message.content == "Inflate to 42 PSI when cold."
-    assert sum(isinstance(e, Token) for e in events) > 1  # streamed token by token
+    assert message.verification[0]["supported"]
+    assert sum(isinstance(e, Token) for e in events) >= 1  # streamed as it was verified
     (request,) = sagemaker.requests
     assert request["operation"] == "invocations-response-stream"
     assert request["body"]["inputs"] == f"<s>[INST] {question} [/INST]"
@@ -219,7 +354,9 @@ def test_a_sagemaker_endpoint_answers_through_a_loopback_runtime(sample_manual, 
 
 def test_a_model_failure_stores_the_reason_and_no_answer_text(sample_manual, fake):
     fake.fail_next(1, status=400)
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     events = list(
         services.answer_stream(
@@ -235,9 +372,14 @@ def test_a_model_failure_stores_the_reason_and_no_answer_text(sample_manual, fak
 
 
 def test_an_owner_leaving_mid_answer_leaves_an_interrupted_record(sample_manual, fake):
-    fake.responder = lambda messages: "one two three four five six seven eight nine ten"
+    fake.responder = lambda messages: (
+        "The 12 V battery is under the front trunk floor. "
+        "Open the front trunk to reach it. Lift the floor panel."
+    )
     fake.chunk_delay_s = 0.05
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
     events = services.answer_stream(
         assistant=assistant, question=sample_question("q05").question, owner=session_owner()
     )
@@ -252,7 +394,9 @@ def test_an_owner_leaving_mid_answer_leaves_an_interrupted_record(sample_manual,
 
 
 def test_a_follow_up_question_continues_the_conversation_with_its_history(sample_manual, fake):
-    assistant = make_assistant(sample_manual, endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        sample_manual, endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
     owner = session_owner()
     first = services.answer(
         assistant=assistant, question=sample_question("q02").question, owner=owner
@@ -337,7 +481,7 @@ def test_an_inactive_assistant_refuses_questions(sample_manual):
 def test_an_endpoint_that_cannot_work_fails_the_answer_with_its_reason(sample_manual, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     endpoint = LLMEndpoint.objects.create(name="Real OpenAI, no key", kind="openai", model="gpt")
-    assistant = make_assistant(sample_manual, endpoint=endpoint)
+    assistant = make_assistant(sample_manual, endpoint=endpoint, answer_style="generated")
 
     events = list(
         services.answer_stream(

@@ -83,7 +83,9 @@ def test_the_default_assistant_answers_when_none_is_named(manual):
 
 
 def test_generated_answers_report_model_tokens(manual, fake):
-    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        manual, slug="gen", endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     body = ask(APIClient(), assistant).json()
 
@@ -95,7 +97,9 @@ def test_generated_answers_report_model_tokens(manual, fake):
 
 
 def test_a_stream_delivers_token_events_before_the_done_event(manual, fake):
-    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        manual, slug="gen", endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     response = ask(APIClient(), assistant, stream=True)
 
@@ -104,8 +108,9 @@ def test_a_stream_delivers_token_events_before_the_done_event(manual, fake):
     events = sse_events(response)
     names = [name for name, _ in events]
     assert names[0] == "started" and names[1] == "citations" and names[-1] == "done"
-    assert names.count("token") > 3 and set(names[2:-1]) == {"token"}
-    tokens = "".join(data["text"] for name, data in events if name == "token")
+    # Verified sentences stream as tokens; nothing else comes between.
+    assert names.count("token") >= 1 and set(names[2:-1]) == {"token"}
+    tokens = "".join(data["text"] for name, data in events if name == "token").strip()
     done = events[-1][1]
     assert tokens == done["answer"] and done["citations"][0]["source_name"] == "tires.md"
     assert Message.objects.get(pk=done["message"]).content == tokens
@@ -113,7 +118,9 @@ def test_a_stream_delivers_token_events_before_the_done_event(manual, fake):
 
 def test_a_failed_model_is_a_502_carrying_the_stored_error(manual, fake):
     fake.fail_next(1, status=401)
-    assistant = make_assistant(manual, slug="gen", endpoint=openai_endpoint(fake.base_url))
+    assistant = make_assistant(
+        manual, slug="gen", endpoint=openai_endpoint(fake.base_url), answer_style="generated"
+    )
 
     response = ask(APIClient(), assistant)
 

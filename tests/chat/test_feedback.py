@@ -31,13 +31,18 @@ def manual():
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(lambda messages: "Inflate them to 35 PSI [1].") as server:
+    with FakeOpenAI(lambda messages: "Inflate them to 42 PSI when they are cold [1].") as server:
         yield server
 
 
 @pytest.fixture
 def assistant(manual, fake):
-    return make_assistant(manual, name="Tire helper", endpoint=openai_endpoint(fake.base_url))
+    return make_assistant(
+        manual,
+        name="Tire helper",
+        endpoint=openai_endpoint(fake.base_url),
+        answer_style="generated",
+    )
 
 
 def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant):
@@ -45,7 +50,10 @@ def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant)
     message = services.answer(assistant=assistant, question=QUESTION, owner=owner)
 
     feedback = services.feedback_submit(
-        owner=owner, message=message, rating="down", comment="The manual says 42 PSI, not 35."
+        owner=owner,
+        message=message,
+        rating="down",
+        comment="Mine has 19 inch wheels: is it the same?",
     )
 
     pair = feedback.qa_pair
@@ -55,7 +63,7 @@ def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant)
     assert pair.origin == QAPair.Origin.CHAT_FEEDBACK
     assert "chat_feedback" in pair.flags
     assert pair.question == pair.original_question == QUESTION
-    assert pair.answer == pair.original_answer == "Inflate them to 35 PSI [1]."
+    assert pair.answer == pair.original_answer == "Inflate them to 42 PSI when they are cold [1]."
     # The cited passage is the pair's source, as for generated pairs.
     assert pair.chunk_id == message.citations[0]["chunk_id"]
     assert pair.document.source_name == "tires.md" and "42 PSI" in pair.source_text
@@ -63,7 +71,7 @@ def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant)
     # Reviewers read the owner's comment in the pair's history.
     (revision,) = pair.revisions.all()
     assert revision.action == QAPairRevision.Action.CREATE
-    assert revision.changes["owner_comment"] == [None, "The manual says 42 PSI, not 35."]
+    assert revision.changes["owner_comment"] == [None, "Mine has 19 inch wheels: is it the same?"]
     assert revision.changes["assistant"] == [None, "Tire helper"]
 
 

@@ -12,10 +12,17 @@ from tests.chat.support import make_assistant, session_owner, tiny_manual
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
-def test_the_bundled_local_model_streams_a_short_grounded_answer():
+def test_the_bundled_local_model_answers_and_only_verified_text_reaches_the_owner():
     manual = tiny_manual()
     endpoint = LLMEndpoint.objects.get(name="Local SmolLM2-135M")  # created by a migration
-    assistant = make_assistant(manual, endpoint=endpoint, max_tokens=8, temperature=0.0, top_k=1)
+    assistant = make_assistant(
+        manual,
+        endpoint=endpoint,
+        answer_style="generated",
+        max_tokens=24,
+        temperature=0.0,
+        top_k=1,
+    )
 
     events = list(
         services.answer_stream(
@@ -27,10 +34,19 @@ def test_the_bundled_local_model_streams_a_short_grounded_answer():
 
     assert isinstance(events[-1], Done), events[-1]
     message = events[-1].message
-    tokens = [event.text for event in events if isinstance(event, Token)]
-    assert tokens and "".join(tokens).strip() == message.content
     assert message.content and not message.error
-    assert 0 < message.completion_tokens <= 8
-    assert message.prompt_tokens > 50  # the grounded prompt with its passage
+    # The model ran within the answer's budget, on the grounded prompt with its passage...
+    assert message.raw_content.strip()
+    assert 0 < message.completion_tokens <= 24
+    assert message.prompt_tokens > 50
     assert message.citations[0]["source_name"] == "tires.md"
+    # ...and the owner read only what the passage supports: its verified sentences, or the
+    # quote from the manual when too little of the model's text was supported.
+    tokens = "".join(event.text for event in events if isinstance(event, Token)).strip()
+    supported = [v["text"] for v in message.verification if v["supported"]]
+    if message.extractive:
+        assert message.content == message.quote_text and "42 PSI" in message.content
+    else:
+        assert tokens == message.content
+        assert all(sentence in message.content for sentence in supported)
     assert message.ttft_ms <= message.latency_ms

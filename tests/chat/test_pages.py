@@ -21,8 +21,11 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 
-from chat.models import Conversation, Feedback, Message, Preference
+from chat import services
+from chat.models import Assistant, Conversation, Feedback, Message, Preference
+from chat.owners import Owner
 from curation.models import QAPair
 from tests.chat.support import make_assistant, openai_endpoint, tiny_manual
 from tests.conftest import BASE_DIR, database_url, wait_for
@@ -32,10 +35,30 @@ pytestmark = pytest.mark.django_db
 
 QUESTION = "What pressure should the tires have?"
 ANSWER = "Inflate the tires to **42 PSI** when they are cold [1]."
+# One sentence the tiny manual supports, so it reaches the owner with its markup.
 HOSTILE_ANSWER = (
-    'Check the tires. <script>alert("owned")</script>'
-    '<img src="x" onerror="alert(1)"> <a href="javascript:alert(2)">click here</a> '
-    "<iframe src='http://127.0.0.1/'></iframe> **42 PSI**"
+    "Inflate the tires to **42 PSI** (290 kPa) when they are cold [1]. "
+    '<script>alert("owned")</script> Check the pressure once a month with an accurate '
+    '[gauge](javascript:alert()) <img src="x" onerror="alert()">.'
+)
+HOSTILE_QUOTE = (
+    "| Tire | Pressure |\n| --- | --- |\n| Front | 42 PSI |\n\n"
+    "<iframe src='http://127.0.0.1/'></iframe><img src=x onerror=alert(1)>"
+)
+# The first sentence is in the tiny manual; the other two are not.
+PARTLY_SUPPORTED = (
+    "Inflate the tires to 42 PSI when they are cold [1]. The spare tire needs 60 PSI. "
+    "Rotate the tires every week at the dealer."
+)
+# Three sentences the tiny manual supports: three tokens.
+THREE_SENTENCES = (
+    "Inflate the tires to 42 PSI when they are cold [1]. Check the pressure once a month with "
+    "an accurate gauge [1]. Use an accurate gauge to check the pressure once a month."
+)
+# The tiny manual's tire passage, as the quote from the manual gives it.
+TIRE_QUOTE = (
+    "Inflate the tires to 42 PSI (290 kPa) when they are cold. Check the pressure once a month "
+    "with an accurate gauge."
 )
 
 
@@ -52,11 +75,13 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def assistant(manual, fake):
+    """An assistant whose answers are the model's (verified sentence by sentence)."""
     return make_assistant(
         manual,
         name="Tire helper",
         slug="tire-helper",
         endpoint=openai_endpoint(fake.base_url),
+        answer_style="generated",
         is_default=True,
     )
 
@@ -90,6 +115,12 @@ def page(client: Client, url: str) -> str:
     response = client.get(url)
     assert response.status_code == 200
     return response.content.decode()
+
+
+def answer_html(html: str, message_id: int) -> str:
+    """The ``<article>`` of one answer on a page."""
+    start = html.index(f'id="answer-{message_id}"')
+    return html[start : html.index("</article>", start)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,8 +166,9 @@ def test_the_page_is_laid_out_for_phones():
         phone_rules
     )
     assert "js/chat.js" in html
-    # The script reads the stream with fetch and never puts model text in innerHTML.
+    # The script reads the stream with fetch and never puts model or manual text in innerHTML.
     assert "getReader()" in script and "createTextNode(data.text)" in script
+    assert 'name === "quote"' in script and "quoteText.textContent = quote.text" in script
     assert script.count("innerHTML") == 1 and "template.innerHTML = html" in script
 
 
@@ -170,7 +202,7 @@ def test_an_answer_shows_as_markdown_with_its_citations_timings_and_thumbs(assis
     assert (
         f'href="{document_url}?chunk={citation["chunk_id"]}#chunk-{citation["chunk_id"]}"' in html
     )
-    assert f"First token in {answer.ttft_ms:,} ms" in html
+    assert f"First text in {answer.ttft_ms:,} ms" in html
     assert f"Complete in {answer.latency_ms:,} ms" in html
     assert reverse("chat:feedback", args=[answer.pk]) in html
     assert 'value="up"' in html and 'value="down"' in html and 'name="comment"' in html
@@ -193,18 +225,29 @@ def test_html_and_script_from_a_model_never_reach_the_page(assistant, fake):
     client = Client()
 
     done = ask(client)
-    html = page(client, reverse("chat:conversation", args=[done["conversation"]]))
+    url = reverse("chat:conversation", args=[done["conversation"]])
+    streamed = page(client, url)
+    # Stored text is data, whatever verification let through: an answer and a quote (as a
+    # manual could hold) both full of markup.
+    Message.objects.filter(pk=done["message"]).update(
+        content=HOSTILE_ANSWER,
+        extractive=False,
+        quote={"text": HOSTILE_QUOTE, "numbers": [1], "shown": True},
+    )
+    stored = page(client, url)
 
-    for rendered in (done["html"], html):
-        assert "<strong>42 PSI</strong>" in rendered
+    for rendered in (done["html"], streamed, stored):
         assert 'alert("owned")' not in rendered and "<script>alert" not in rendered
         assert "onerror" not in rendered and "<img" not in rendered
         assert "javascript:" not in rendered and "<iframe" not in rendered
-        assert "click here" in rendered  # the link's text stays, its href does not
-    assert done["answer"] == HOSTILE_ANSWER  # stored as the model wrote it
+    assert "<strong>42 PSI</strong>" in stored and "From the manual" in stored
+    assert "accurate <a" in stored and ">gauge</a>" in stored  # a link's text stays
+    assert "<td>42 PSI</td>" in stored  # a quote's table stays a table
 
 
-def test_a_stored_citation_link_cannot_become_a_script(assistant):
+@pytest.mark.parametrize("style", ["generated", "quoted"])
+def test_a_stored_citation_link_cannot_become_a_script(assistant, style):
+    Assistant.objects.filter(pk=assistant.pk).update(answer_style=style)
     client = Client()
     done = ask(client)
     Message.objects.filter(pk=done["message"]).update(
@@ -217,12 +260,104 @@ def test_a_stored_citation_link_cannot_become_a_script(assistant):
     assert "&lt;b&gt;Tires&lt;/b&gt;" in html
 
 
+def test_a_quoted_answer_is_the_manuals_own_words_with_a_link_to_them(manual, fake):
+    # A fresh install's style: the quote from the manual, and no model call at all.
+    make_assistant(manual, name="Quoter", slug="quoter", endpoint=openai_endpoint(fake.base_url))
+    client = Client()
+
+    done = ask(client, assistant="quoter")
+    html = answer_html(
+        page(client, reverse("chat:conversation", args=[done["conversation"]])), done["message"]
+    )
+
+    message = Message.objects.get(pk=done["message"])
+    assert message.answer_style == "quoted" and not fake.requests
+    assert message.extractive and message.content == message.quote_text == TIRE_QUOTE
+    assert "Quoted from the manual" in html
+    block = html.split('<figure class="chat-quote">', 1)[1].split("</figure>", 1)[0]
+    assert "From the manual" in block and TIRE_QUOTE in block
+    assert html.count(TIRE_QUOTE) == 1  # the quote is the answer, shown once
+    citation = message.citations[0]
+    assert message.quote["numbers"] == [citation["n"]]
+    assert f'href="{citation["url"]}"' in block and escape(citation["heading_path"]) in block
+    assert 'class="chat-sources"' not in html  # the quote carries its own source
+    document = page(client, citation["url"])
+    assert f'id="chunk-{citation["chunk_id"]}" class="chunk highlighted"' in document
+    assert "42 PSI (290 kPa)" in document
+
+
+def test_a_grounded_answer_gives_the_verified_answer_then_the_quote(assistant, fake):
+    Assistant.objects.filter(pk=assistant.pk).update(answer_style="grounded")
+    client = Client()
+
+    events = sse_events(stream(client))
+
+    names = [name for name, _ in events]
+    assert names[:3] == ["started", "citations", "quote"] and names[-1] == "done"
+    assert events[2][1]["quote"]["text"] == TIRE_QUOTE
+    done = events[-1][1]
+    html = answer_html(
+        page(client, reverse("chat:conversation", args=[done["conversation"]])), done["message"]
+    )
+    answer_at = html.index("Inflate the tires to <strong>42 PSI</strong> when they are cold [1].")
+    quote_at = html.index('<figure class="chat-quote">')
+    assert answer_at < quote_at and TIRE_QUOTE in html[quote_at:]
+    assert "Quoted from the manual" not in html
+    # The quote links its passage; the passage is not listed a second time under it.
+    (citation,) = Message.objects.get(pk=done["message"]).citations
+    assert html.count(f'href="{citation["url"]}"') == 1
+    assert 'class="chat-quote-source" href="' in html and 'class="chat-sources"' not in html
+
+
+def test_a_declined_answer_lists_the_nearest_passages(assistant, fake):
+    client = Client()
+
+    done = ask(client, "What is the resale value of this car after five years?")
+    html = answer_html(
+        page(client, reverse("chat:conversation", args=[done["conversation"]])), done["message"]
+    )
+
+    assert done["declined"] and done["answer"].startswith("The manual does not say.")
+    assert not fake.requests  # declined before any model call
+    assert "Not in the manual" in html and "The manual does not say." in html
+    assert "Nearest passages in the manual" in html and "Sources" not in html
+    assert done["citations"] and all(not c["in_prompt"] for c in done["citations"])
+    for citation in done["citations"]:
+        assert f'href="{citation["url"]}"' in html
+    assert "From the manual" not in html
+
+
+def test_cut_sentences_are_noted_but_never_shown(assistant, fake):
+    fake.responder = lambda messages: PARTLY_SUPPORTED
+    client = Client()
+
+    events = sse_events(stream(client))
+
+    done = events[-1][1]
+    streamed = "".join(data["text"] for name, data in events if name == "token")
+    message = Message.objects.get(pk=done["message"])
+    assert message.raw_content == PARTLY_SUPPORTED  # kept for reviewers
+    assert [v["supported"] for v in message.verification] == [True, False, False]
+    assert done["answer"] == "Inflate the tires to 42 PSI when they are cold [1]."
+    assert done["dropped_sentences"] == 2
+    conversation = page(client, reverse("chat:conversation", args=[done["conversation"]]))
+    for shown in (streamed, done["html"], conversation):
+        assert "Inflate the tires to 42 PSI when they are cold [1]." in shown
+        assert "60 PSI" not in shown and "every week" not in shown
+        assert PARTLY_SUPPORTED not in shown
+    for rendered in (done["html"], conversation):
+        assert (
+            "2 sentences of the model's answer were left out because the manual's passages do "
+            "not support them." in rendered
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Streaming
 
 
 def test_the_stream_sends_tokens_before_the_answer_is_complete(assistant, fake):
-    fake.responder = lambda messages: "Inflate the tires to 42 PSI when they are cold [1]."
+    fake.responder = lambda messages: THREE_SENTENCES
     client = Client()
 
     response = stream(client)
@@ -242,10 +377,11 @@ def test_the_stream_sends_tokens_before_the_answer_is_complete(assistant, fake):
         if name == "done":
             done = data
     assert names[:2] == ["started", "citations"] and names[-1] == "done"
-    assert len(tokens_before_done) > 3 and set(names[2:-1]) == {"token"}
-    assert "".join(tokens_before_done) == done["answer"]
+    # Each verified sentence is sent as soon as it is complete and checked.
+    assert len(tokens_before_done) == 3 and set(names[2:-1]) == {"token"}
+    assert "".join(tokens_before_done).split() == done["answer"].split()
     assert 'data-state="done"' in done["html"] and f'id="answer-{done["message"]}"' in done["html"]
-    assert "First token in" in done["html"] and done["ttft_ms"] is not None
+    assert "First text in" in done["html"] and done["ttft_ms"] is not None
 
 
 def test_a_follow_up_continues_the_conversation(assistant):
@@ -267,6 +403,25 @@ def test_a_failed_answer_shows_the_reason(assistant, fake):
     assert name == "failed" and "HTTP 401" in failed["error"]
     assert 'data-state="failed"' in failed["html"] and "HTTP 401" in failed["html"]
     assert 'name="rating"' not in failed["html"]  # nothing to rate
+    assert "From the manual" not in failed["html"] and "Sources" not in failed["html"]
+
+
+def test_an_answer_the_owner_left_says_it_was_interrupted(assistant):
+    client = Client()
+    client.get(reverse("chat:compare"))  # the browser's session
+    owner = Owner.for_session(client.session.session_key, client_ip="127.0.0.1")
+    events = services.answer_stream(assistant=assistant, question=QUESTION, owner=owner)
+    next(events)  # "started"
+
+    events.close()  # the owner closed the page
+
+    answer = Message.objects.get(role="assistant")
+    html = answer_html(
+        page(client, reverse("chat:conversation", args=[answer.conversation_id])), answer.pk
+    )
+    assert 'data-state="failed"' in html
+    assert "The answer was interrupted before it was complete." in html
+    assert 'name="rating"' not in html
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,9 +694,15 @@ def free_port() -> int:
 def test_gunicorn_passes_tokens_on_as_they_come(manual, fake, tmp_path):
     """``make run`` serves the site with gunicorn's threaded workers: each answer holds one
     thread while it streams, and every token reaches the browser when the model sends it."""
-    fake.responder = lambda messages: "Inflate the tires to 42 PSI when they are cold [1]."
-    fake.chunk_delay_s = 0.3
-    make_assistant(manual, name="Tires", slug="tires", endpoint=openai_endpoint(fake.base_url))
+    fake.responder = lambda messages: THREE_SENTENCES
+    fake.chunk_delay_s = 0.2
+    make_assistant(
+        manual,
+        name="Tires",
+        slug="tires",
+        endpoint=openai_endpoint(fake.base_url),
+        answer_style="generated",
+    )
     port = free_port()
     env = {
         **os.environ,
@@ -573,7 +734,8 @@ def test_gunicorn_passes_tokens_on_as_they_come(manual, fake, tmp_path):
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', chat_page.text)[1]
 
         arrivals = stream_over_http(browser, base, token)
-        # An owner who closes the page mid-answer: the server notices at its next write.
+        # An owner who closes the page mid-answer: the server notices when a write fails
+        # (the second sentence after they left, once the first has drawn a reset).
         abandoned = stream_over_http(browser, base, token, leave_after_first_token=True)
         wait_for(
             lambda: Message.objects.filter(
@@ -589,9 +751,10 @@ def test_gunicorn_passes_tokens_on_as_they_come(manual, fake, tmp_path):
 
     assert [name for name, _ in abandoned] == ["started", "citations", "token"]
     names = [name for name, _ in arrivals]
-    assert names[0] == "started" and names[-1] == "done" and names.count("token") > 5
+    assert names[0] == "started" and names[-1] == "done" and names.count("token") == 3
     first_token = next(at for name, at in arrivals if name == "token")
-    # Eleven words 0.3 s apart: the first arrived seconds before the answer was complete.
+    # Three sentences of about ten words, 0.2 s a word: the first sentence arrived once it was
+    # verified, seconds before the answer was complete.
     assert arrivals[-1][1] - first_token > 2
 
 

@@ -114,10 +114,8 @@ def test_a_decline_is_recognised_but_a_passing_mention_is_not():
     )
 
 
-def test_decline_and_extractive_texts_say_what_they_are():
-    assert prompts.decline_text(["Corvan Aster 2025"]).startswith("The manual does not say.")
-    assert "Corvan Aster 2025" in prompts.decline_text(["Corvan Aster 2025"])
-    text = prompts.extractive_text(passages("Inflate to 42 PSI."))
-    assert text.startswith(prompts.EXTRACTIVE_NOTE)
-    assert "no language model is configured" in text.lower()
-    assert "[1] Page > Section 1\nInflate to 42 PSI." in text
+def test_a_decline_says_so_says_why_and_points_to_the_nearest_passages():
+    text = prompts.decline_text(["Corvan Aster 2025"], reason="The manual gives no prices.")
+    assert text.startswith("The manual does not say. The manual gives no prices.")
+    assert "Corvan Aster 2025" in text and "nearest passages" in text
+    assert prompts.decline_text([]).startswith("The manual does not say.")

@@ -195,3 +195,45 @@ def test_stream_that_reaches_the_token_limit_reports_length() -> None:
 
     assert "".join(stream) == "a b"
     assert stream.finish_reason == "length"
+
+
+@pytest.mark.slow
+def test_closing_a_local_stream_stops_the_model_at_its_next_token(
+    default_model_dir: Path,
+) -> None:
+    client = make_client(local_config())
+    long_answer = [{"role": "user", "content": "Write a long story about a car, in detail."}]
+
+    stream = client.stream(long_answer, max_tokens=400)
+    first = next(stream)
+    started = time.monotonic()
+    stream.close()
+    # The model is free again at once: a second answer does not wait for 400 tokens.
+    completion = client.complete(SKY, max_tokens=4)
+    waited = time.monotonic() - started
+
+    assert isinstance(first, StreamDelta) and completion.text.strip()
+    assert waited < 10, f"the closed stream kept the model for {waited:.1f} s"
+
+
+def test_repetition_control_counts_only_the_generated_tokens() -> None:
+    import torch
+
+    from curation.local_models import _repetition_processors
+
+    prompt = [5, 6, 7, 5, 6]  # "5 6 7" already in the prompt: copying it must stay possible
+    generated = [9, 5, 6]  # the answer so far
+    input_ids = torch.tensor([prompt + generated])
+    scores = torch.zeros((1, 12))
+
+    (no_repeat,) = _repetition_processors(len(prompt), 1.0, 3)
+    after_no_repeat = no_repeat(input_ids, scores.clone())
+    assert after_no_repeat[0, 7] == 0  # "5 6 7" is only in the prompt: still allowed
+    generated_again = torch.tensor([prompt + [5, 6, 8, 5, 6]])
+    assert no_repeat(generated_again, scores.clone())[0, 8] == float("-inf")  # "5 6 8" twice
+
+    (penalty,) = _repetition_processors(len(prompt), 2.0, 0)
+    scores = torch.ones((1, 12))
+    penalised = penalty(input_ids, scores.clone())
+    assert penalised[0, 9] == 0.5  # generated: divided by the penalty
+    assert penalised[0, 7] == 1.0  # only in the prompt: untouched

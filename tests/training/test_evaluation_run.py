@@ -134,7 +134,9 @@ def endpoint(fake: FakeOpenAI, **overrides) -> LLMEndpoint:
 
 
 def assistant(manual: Manual, **fields) -> Assistant:
+    """An assistant whose answers are the fake model's (verified) text."""
     fields.setdefault("name", f"Assistant {next(_names)}")
+    fields.setdefault("answer_style", Assistant.AnswerStyle.GENERATED)
     return chat_services.assistant_create(manuals=[manual], **fields)
 
 
@@ -200,11 +202,19 @@ def test_answer_metrics_match_hand_computed_values(judged_run):
     # "It is under the front trunk floor [1]." -> 7 tokens ("the" dropped) against 4, all 4
     # shared: P = 4/7, R = 1, F1 = 8/11.
     assert rag["q05"]["token_f1"] == pytest.approx(8 / 11)
-    # "Charge to 90% [1]." shares nothing with "80% for everyday use." and lacks "80%".
-    assert rag["q13"]["token_f1"] == 0.0
-    assert rag["q13"]["must_include_rate"] == 0.0
-    # Semantic similarity is the cosine of the two embeddings: higher for the right answer.
-    assert 0 < rag["q13"]["semantic_similarity"] < rag["q02"]["semantic_similarity"] <= 1
+    # The model's "Charge to 90% [1]." is not what the manual says: verification cut it, and
+    # the owner read the manual's own sentence, which holds the 80%.
+    q13 = judged_run.items.get(subject="RAG", question_id="q13")
+    assert "90%" not in q13.answer and "80%" in q13.answer
+    assert rag["q13"]["must_include_rate"] == 1.0
+    assert rag["q13"]["model_supported_rate"] == 0.0
+    assert rag["q13"]["supported_sentence_rate"] == 1.0
+    assert rag["q13"]["token_f1"] > 0
+    # Judge-free checks of every answer: words, no loops, every sentence supported.
+    assert rag["q02"]["answer_words"] == 8 and rag["q02"]["loops"] == 0
+    assert rag["q02"]["supported_sentence_rate"] == rag["q02"]["model_supported_rate"] == 1.0
+    # Semantic similarity is the cosine of the two embeddings: in 0..1.
+    assert 0 < rag["q13"]["semantic_similarity"] <= 1 and rag["q02"]["semantic_similarity"] > 0
     # Unanswerable questions have no reference: no F1, only the refusal.
     assert "token_f1" not in rag["q26"] and rag["q26"]["refused"] is True
     assert rag["q27"]["refused"] is True and rag["q27"]["unanswerable"] is True
@@ -214,8 +224,14 @@ def test_answer_metrics_match_hand_computed_values(judged_run):
 def test_the_summary_aggregates_each_assistant_and_leaves_out_what_does_not_apply(judged_run):
     rag, direct = judged_run.summary["RAG"], judged_run.summary["Direct"]
 
-    assert rag["token_f1"] == pytest.approx((2 / 3 + 8 / 11 + 0.0) / 3)
-    assert rag["must_include_rate"] == pytest.approx(2 / 3)  # (1 + 1 + 0) / 3
+    items = {i.question_id: i.metrics for i in judged_run.items.filter(subject="RAG")}
+    assert rag["token_f1"] == pytest.approx((2 / 3 + 8 / 11 + items["q13"]["token_f1"]) / 3)
+    assert rag["must_include_rate"] == 1.0  # the invented figure was cut, the quote holds 80%
+    # Of the model's three answers, one sentence was unsupported: q13's, cut.
+    assert rag["model_supported_rate"] == pytest.approx(2 / 3)
+    assert rag["supported_sentence_rate"] == 1.0 and rag["loop_rate"] == 0.0
+    answer_words = sorted(items[q]["answer_words"] for q in ("q02", "q05", "q13"))
+    assert rag["answer_words"] == answer_words[1]  # the median over answerable questions
     assert rag["refusal_accuracy"] == 1.0  # q26 said so, q27 was declined by retrieval
     assert rag["false_refusal_rate"] == 0.0
     # The right page is in the top 5 documents for all three (measured: top 1 for all).
@@ -617,9 +633,12 @@ def test_the_report_marks_best_values_draws_the_chart_and_puts_failures_first(
     assert len(re.findall(r'data-metric="token_f1" class="best"', table)) == 2
     assert '<svg id="metrics-chart"' in page and 'class="bar"' in page
     assert "cdn" not in page.lower()
-    # q13 (wrong answer from both) comes before q02 (right from both).
-    assert page.index("Charge to 90%") < page.index("Set them to 42 PSI")
-    assert "missing must-include text" in page
+    # q13 (the model invented a figure, cut from both answers) comes before q02 (right).
+    assert page.index("recommends a charge limit of 80%") < page.index("Set them to 42 PSI")
+    assert "the model wrote sentences the manual does not support (cut)" in page
+    # The judge-free checks have their columns.
+    for key in ("supported_sentence_rate", "model_supported_rate", "loop_rate", "answer_words"):
+        assert f'data-metric="{key}"' in table
 
 
 def test_the_report_exports_csv_and_json(client, evaluator, judged_run):
@@ -632,6 +651,8 @@ def test_the_report_exports_csv_and_json(client, evaluator, judged_run):
     assert len(rows) == 10
     psi = next(r for r in rows if r["assistant"] == "RAG" and r["question_id"] == "q02")
     assert float(psi["token_f1"]) == pytest.approx(2 / 3)
+    assert float(psi["supported_sentence_rate"]) == 1.0
+    assert (psi["loops"], psi["answer_words"]) == ("0", "8")
     body = json.loads(as_json.content)
     assert set(body) >= {"summary", "items"} and body["summary"] == judged_run.summary
     assert (

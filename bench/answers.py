@@ -1,0 +1,342 @@
+"""Benchmark: what owners read, with the bundled model: the old answer path against the new one.
+
+Both run in this process, on the same questions, the same manuals and the same retrieval:
+
+* **the old path (baseline)**, as the chat answered before answers were verified: retrieve the
+  top 4 passages, decline only below the 0.35 similarity threshold, otherwise stream the
+  bundled SmolLM2-135M's answer to the grounded prompt with the endpoint's settings (256
+  tokens, temperature 0.2, no repetition control, no loop guard) and show it as it is;
+* **the new path**: the default assistant configuration through ``chat.services.answer`` (the
+  chat's own code: decide, quote, generate guarded, verify, compose, record), its answer style
+  being the assistant's default unless ``BENCH_ANSWERS_STYLE`` names another.
+
+Question sets: ``bench/questions/model3-owners.jsonl`` over the Model 3 manual
+(``../shared/data/model3-manual``; skipped with a note where it is absent) and the sample
+manual's ``curation/sample_manual/questions.jsonl`` over the bundled sample manual. With
+``BENCH_ANSWERS_SETS=dev`` the development sets (``*-dev.jsonl``) are used instead: those are
+what settings are chosen on; the default sets are the ones figures are reported on.
+
+Per answer, on the text the owner reads (for the new path: the answer and the quote shown
+under it): must-include (answerable questions), declined (the answer is marked declined or
+reads as a decline, ``training.metrics.is_refusal``), loops (``training.metrics.loops``),
+supported sentences (``chat.verification`` against the passages the answer rests on), words,
+time to the complete answer and to the first text shown.
+
+The last line is one JSON object: {"must_include", "unanswerable_declined",
+"unanswerable_total", "false_refusal_rate", "loop_rate", "supported_sentence_rate",
+"median_words", "p95_latency_ms", "baseline_must_include", "baseline_loop_rate",
+"baseline_p95_latency_ms", ...} plus the baseline's other figures, the first-text p95s, the
+style, and a breakdown per set. Answers are written to ``var/bench/answers-*.jsonl``.
+
+Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, or ``dev``), ``BENCH_ANSWERS_STYLE``
+(``quoted``, ``grounded`` or ``generated``; default: the assistant's default),
+``BENCH_ANSWERS_BASELINE`` (0 skips the old path: it takes 15-30 minutes),
+``BENCH_ANSWERS_LIMIT`` (questions per set, 0 = all).
+
+Usage: ``make bench-answers`` (the database and Redis must be reachable: ``make services``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import _django
+
+_django.setup()
+
+import quality  # noqa: E402
+import torch  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from chat import prompts  # noqa: E402
+from chat import services as chat_services  # noqa: E402
+from chat.models import Assistant  # noqa: E402
+from chat.owners import Owner  # noqa: E402
+from chat.retrieval import embed_texts, retrieve  # noqa: E402
+from chat.verification import verify  # noqa: E402
+from curation import services as curation_services  # noqa: E402
+from curation.local_models import load_local  # noqa: E402
+from curation.models import LLMEndpoint, Manual  # noqa: E402
+from training import metrics  # noqa: E402
+from training.evaluation import questions_parse_jsonl  # noqa: E402
+
+BASE = _django.BASE_DIR
+SAMPLE_MANUAL = "Sample manual (answers bench)"
+SAMPLE_PAGES = BASE / "curation" / "sample_manual" / "site" / "manual"
+SETS = {
+    "test": [
+        ("model3", BASE / "bench" / "questions" / "model3-owners.jsonl"),
+        ("sample", BASE / "curation" / "sample_manual" / "questions.jsonl"),
+    ],
+    "dev": [
+        ("model3", BASE / "bench" / "questions" / "model3-dev.jsonl"),
+        ("sample", BASE / "bench" / "questions" / "sample-dev.jsonl"),
+    ],
+}
+OLD_MIN_SCORE = 0.35
+OLD_TOP_K = 4
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class Outcome:
+    """One answer as the owner reads it, with what it rests on and what it cost."""
+
+    question: dict
+    text: str
+    declined: bool
+    latency_ms: float
+    first_text_ms: float | None
+    resting_on: list[str]
+    guard_stopped: bool = False
+    model_text: str = ""
+    scores: dict = field(default_factory=dict)
+
+
+def manuals() -> dict[str, Manual | None]:
+    """The two manuals, ingested on first use (unchanged pages are skipped on a rerun)."""
+    model3 = None
+    if (_django.MODEL3_DIR / "docs").is_dir():
+        model3 = quality.ingest(_django.MODEL3_DIR / "docs")
+    else:
+        say(f"NOTE: no Model 3 data at {_django.MODEL3_DIR}; only the sample manual is measured")
+    sample = curation_services.manual_get_or_create(name=SAMPLE_MANUAL)
+    run = curation_services.ingestion_run_create(
+        manual=sample, source=str(SAMPLE_PAGES), enqueue=False
+    )
+    run = curation_services.ingestion_run_execute(run_id=run.pk)
+    if run.status != "succeeded":
+        raise SystemExit(f"sample manual ingestion {run.status}: {run.message}")
+    return {"model3": model3, "sample": sample}
+
+
+def local_endpoint() -> LLMEndpoint:
+    return LLMEndpoint.objects.get(kind=LLMEndpoint.Kind.LOCAL, model="")
+
+
+def assistant_for(manual: Manual, style: str) -> Assistant:
+    """An assistant with every setting at its default but the manual (and the style asked)."""
+    from chat.models import Conversation
+
+    slug = f"answers-bench-{manual.pk}"
+    Conversation.objects.filter(assistant__slug=slug).delete()  # the bench's own answers
+    Assistant.objects.filter(slug=slug).delete()
+    fields = {"answer_style": style} if style else {}
+    return chat_services.assistant_create(
+        name=f"Answers bench: {manual.name}",
+        slug=slug,
+        manuals=[manual],
+        endpoint=local_endpoint(),
+        is_active=False,
+        **fields,
+    )
+
+
+# -- the old path ------------------------------------------------------------------------------
+
+
+def old_answer(question: str, manual: Manual, endpoint: LLMEndpoint) -> Outcome:
+    """The chat's answer as it was made before this change (see the module docstring)."""
+    started = time.perf_counter()
+    retrieval = retrieve(question=question, manual_ids=[manual.pk], k=OLD_TOP_K)
+    if not retrieval.confident(OLD_MIN_SCORE):
+        text = prompts.decline_text([manual.name])
+        elapsed = 1000 * (time.perf_counter() - started)
+        return Outcome({}, text, True, elapsed, elapsed, [])
+    fitted = prompts.fit_passages(
+        chat_services._prompt_passages(retrieval.passages),
+        budget_tokens=endpoint.context_window - endpoint.max_tokens,
+        overhead_tokens=200,
+    )
+    messages = prompts.grounded_messages(question=question, passages=fitted)
+    model = load_local(endpoint.model, Path(settings.MODELS_DIR))
+    stream = model.stream(
+        messages,
+        max_new_tokens=endpoint.max_tokens,
+        temperature=endpoint.temperature,
+        repetition_penalty=1.0,
+        no_repeat_ngram=0,
+    )
+    pieces, first = [], None
+    for piece in stream:
+        if first is None:
+            first = 1000 * (time.perf_counter() - started)
+        pieces.append(piece)
+    text = "".join(pieces).strip()
+    return Outcome(
+        {},
+        text,
+        prompts.is_decline(text),
+        1000 * (time.perf_counter() - started),
+        first,
+        [p.text for p in retrieval.passages[: len(fitted)]],
+        model_text=text,
+    )
+
+
+# -- the new path ------------------------------------------------------------------------------
+
+
+def new_answer(question: str, assistant: Assistant, owner: Owner) -> Outcome:
+    from chat.models import Message
+    from curation.models import DocumentChunk
+
+    started = time.perf_counter()
+    message: Message = chat_services.answer(
+        assistant=assistant, question=question, owner=owner, batch=True
+    )
+    elapsed = 1000 * (time.perf_counter() - started)
+    if message.error:
+        raise SystemExit(f"the new path failed on {question!r}: {message.error}")
+    ids = [c["chunk_id"] for c in message.citations]
+    texts = dict(DocumentChunk.objects.filter(pk__in=ids).values_list("pk", "text"))
+    return Outcome(
+        {},
+        message.visible_text,
+        message.declined,
+        elapsed,
+        message.ttft_ms,
+        [texts[pk] for pk in ids if pk in texts],
+        guard_stopped=message.looped,
+        model_text=message.raw_content,
+    )
+
+
+# -- scoring -----------------------------------------------------------------------------------
+
+
+def score(outcome: Outcome) -> dict:
+    q = outcome.question
+    unanswerable = q["kind"] == "unanswerable"
+    declined = outcome.declined or metrics.is_refusal(outcome.text)
+    scores = {
+        "declined": declined,
+        "unanswerable": unanswerable,
+        "loops": metrics.loops(outcome.text),
+        "words": metrics.answer_words(outcome.text),
+        "latency_ms": outcome.latency_ms,
+        "first_text_ms": outcome.first_text_ms,
+        "guard_stopped": outcome.guard_stopped,
+    }
+    if not unanswerable and q["must_include"]:
+        scores["must_include"] = metrics.must_include_rate(outcome.text, q["must_include"])
+    if not declined and outcome.resting_on:
+        rate = verify(
+            outcome.text, list(enumerate(outcome.resting_on, start=1)), embed=embed_texts
+        ).supported_rate
+        scores["supported"] = rate
+    return scores
+
+
+def summary(scored: list[dict]) -> dict:
+    answerable = [s for s in scored if not s["unanswerable"]]
+    unanswerable = [s for s in scored if s["unanswerable"]]
+
+    def mean(values: list) -> float | None:
+        values = [v for v in values if v is not None]
+        return round(statistics.fmean(values), 3) if values else None
+
+    latencies = [s["latency_ms"] for s in scored]
+    first = [s["first_text_ms"] for s in scored if s["first_text_ms"] is not None]
+    return {
+        "questions": len(scored),
+        "must_include": mean([s.get("must_include") for s in answerable]),
+        "unanswerable_declined": sum(s["declined"] for s in unanswerable),
+        "unanswerable_total": len(unanswerable),
+        "false_refusal_rate": mean([float(s["declined"]) for s in answerable]),
+        "loop_rate": mean([float(s["loops"]) for s in scored]),
+        "guard_stop_rate": mean([float(s["guard_stopped"]) for s in scored]),
+        "supported_sentence_rate": mean([s.get("supported") for s in scored]),
+        "median_words": statistics.median(s["words"] for s in answerable) if answerable else None,
+        "p50_latency_ms": round(metrics.percentile(latencies, 50)) if latencies else None,
+        "p95_latency_ms": round(metrics.percentile(latencies, 95)) if latencies else None,
+        "p95_first_text_ms": round(metrics.percentile(first, 95)) if first else None,
+    }
+
+
+def run_path(label, answer_one, questions_by_set, out_dir: Path) -> tuple[dict, dict]:
+    scored_all, per_set = [], {}
+    out = (out_dir / f"answers-{label}.jsonl").open("w", encoding="utf-8")
+    for set_name, (_manual, questions, target) in questions_by_set.items():
+        scored = []
+        for number, question in enumerate(questions, start=1):
+            outcome = answer_one(question["question"], target)
+            outcome.question = question
+            scores = score(outcome)
+            scored.append(scores)
+            record = {"set": set_name, "id": question["id"], "question": question["question"]}
+            out.write(json.dumps({**record, "answer": outcome.text, **scores}) + "\n")
+            if number % 10 == 0:
+                say(f"  {label} {set_name}: {number}/{len(questions)}")
+        per_set[set_name] = summary(scored)
+        scored_all += scored
+    out.close()
+    return summary(scored_all), per_set
+
+
+def main() -> int:
+    started = time.perf_counter()
+    sets = os.environ.get("BENCH_ANSWERS_SETS", "test").strip() or "test"
+    style = os.environ.get("BENCH_ANSWERS_STYLE", "").strip()
+    baseline = os.environ.get("BENCH_ANSWERS_BASELINE", "1").strip() != "0"
+    limit = quality.knob("BENCH_ANSWERS_LIMIT", 0)
+    out_dir = Path(settings.VAR_DIR) / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    found = manuals()
+    endpoint = local_endpoint()
+    owner = Owner.for_session("answers-bench")
+    questions_by_set = {}
+    for set_name, path in SETS[sets]:
+        manual = found[set_name]
+        if manual is None:
+            continue
+        questions = questions_parse_jsonl(path.read_text(encoding="utf-8"))
+        questions_by_set[set_name] = (manual, questions[:limit] if limit else questions, None)
+
+    # Load what both paths use before any timing: the embedding model, the local model.
+    embed_texts(["warm up"])
+    load_local(endpoint.model, Path(settings.MODELS_DIR))
+
+    assistants = {name: assistant_for(m, style) for name, (m, _, _) in questions_by_set.items()}
+    chosen_style = next(iter(assistants.values())).answer_style
+    for assistant in assistants.values():  # warm the manual's vocabulary and caches
+        chat_services.answer(assistant=assistant, question="tire pressure", owner=owner, batch=True)
+    say(f"New path: answer style {chosen_style!r}, assistant defaults otherwise.")
+    new_sets = {n: (m, q, assistants[n]) for n, (m, q, _) in questions_by_set.items()}
+    new, new_per_set = run_path(
+        "new", lambda question, a: new_answer(question, a, owner), new_sets, out_dir
+    )
+    say(f"new path: {json.dumps(new)}")
+
+    result = {key: new[key] for key in new if key != "questions"}
+    result["style"] = chosen_style
+    result["sets"] = sets
+    result["per_set"] = {"new": new_per_set}
+    if baseline:
+        torch.manual_seed(0)  # the old path samples at temperature 0.2
+        old_sets = {n: (m, q, m) for n, (m, q, _) in questions_by_set.items()}
+        old, old_per_set = run_path(
+            "baseline", lambda question, m: old_answer(question, m, endpoint), old_sets, out_dir
+        )
+        say(f"old path: {json.dumps(old)}")
+        for key, value in old.items():
+            if key != "questions":
+                result[f"baseline_{key}"] = value
+        result["per_set"]["baseline"] = old_per_set
+    result["seconds"] = round(time.perf_counter() - started)
+    say(f"Answers written to {out_dir}/answers-*.jsonl")
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,331 @@
+"""The answer path, stage by stage: decide, quote, build the prompt, generate, verify, compose.
+
+Plain Python (no Django): every stage is a function with plain inputs and outputs, so each is
+tested without a database, and ``chat.services`` reads as the list of stages it runs:
+
+1. **retrieve** (``chat.retrieval.retrieve``, the one stage that reads the database) gives the
+   passages and the confidence;
+2. :func:`decide` declines a question the manual does not answer (nothing close enough, key
+   terms the manual never uses, a price, a unit it has no figure in; ``chat.declines``);
+3. :func:`quote` composes the quote from the manual (``chat.quoting``): the whole answer of
+   the ``quoted`` style, the second half of ``grounded``, the fallback of ``generated``;
+4. :func:`build_prompt` renders the grounded (or direct) prompt within the endpoint's context;
+5. :class:`GuardedStream` generates: it reads any endpoint's stream through a
+   ``LoopGuard`` and stops it at the first loop;
+6. :class:`StreamingVerifier` verifies each sentence as it completes (``chat.verification``),
+   so only supported sentences ever reach the owner;
+7. :func:`compose` decides what the owner reads from the verified text and the quote;
+8. **record** (``chat.services``) stores it with the raw output and every verdict.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from chat import prompts
+from chat.declines import Decline, decline_reason
+from chat.quoting import Quote, QuotePassage, QuoteSettings, compose_quote
+from chat.text_units import Vocabulary, split_sentences
+from chat.verification import Verdict, Verification, rebuild, verify
+from curation.llm import Completion, StreamDelta, StreamEnd
+from manualqa.lib.loop_guard import LoopGuard
+
+__all__ = [
+    "GROUNDED_MAX_TOKENS",
+    "MIN_VERIFIED_WORDS",
+    "STYLES",
+    "AnswerPolicy",
+    "Composed",
+    "GuardedStream",
+    "StreamingVerifier",
+    "build_prompt",
+    "compose",
+    "decide",
+    "quote",
+]
+
+Embed = Callable[[list[str]], np.ndarray]
+
+#: ``generated``: the model's answer, verified; ``quoted``: the quote from the manual alone;
+#: ``grounded``: a short verified answer from the model, then the quote.
+STYLES: Final = ("generated", "quoted", "grounded")
+#: A ``grounded`` answer is a sentence or two before the quote; it never needs more tokens.
+GROUNDED_MAX_TOKENS: Final = 64
+#: When fewer words than this of the model's answer pass verification, a ``generated`` answer
+#: falls back to the quote: a fragment is not an answer.
+MIN_VERIFIED_WORDS: Final = 6
+
+_PROBE: Final = " Zz"
+# How a finished sentence or line ends: punctuation, a closing bracket or quote, a table pipe.
+_FINISHED: Final = re.compile(r"[.!?:;)\]\"'|*]\s*$")
+
+GROUNDED_STYLE_INSTRUCTION: Final = (
+    "Answer in one or two short sentences, using the words of the passages. Do not add steps, "
+    "numbers or advice that the passages do not state."
+)
+
+
+@dataclass(frozen=True)
+class AnswerPolicy:
+    """How an assistant answers: its style, the token budget of its answers, and its two
+    decline thresholds (retrieval similarity, key-term coverage)."""
+
+    style: str
+    max_tokens: int
+    min_score: float
+    min_coverage: float
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise ValueError(f"unknown answer style {self.style!r}; expected one of {STYLES}")
+
+    @property
+    def generation_tokens(self) -> int:
+        """The token budget of the model's part of the answer."""
+        if self.style == "grounded":
+            return min(self.max_tokens, GROUNDED_MAX_TOKENS)
+        return self.max_tokens
+
+
+# -- 2. decide ---------------------------------------------------------------------------------
+
+
+def decide(
+    question: str,
+    passages: Sequence[QuotePassage],
+    *,
+    confidence: float | None,
+    vocabulary: Vocabulary,
+    policy: AnswerPolicy,
+    embed: Embed,
+) -> Decline | None:
+    """Why the manual does not answer ``question``, or None when it may."""
+    if not passages or confidence is None or confidence < policy.min_score:
+        return Decline(
+            reason="similarity",
+            message="Nothing in the manual is close to this question.",
+            detail={"confidence": confidence, "min_score": policy.min_score},
+        )
+    return decline_reason(
+        question,
+        [f"{p.heading_path}\n{p.body}" for p in passages],
+        vocabulary,
+        embed=embed,
+        min_coverage=policy.min_coverage,
+    )
+
+
+# -- 3. quote ----------------------------------------------------------------------------------
+
+
+def quote(
+    question: str,
+    passages: Sequence[QuotePassage],
+    *,
+    embed: Embed,
+    vocabulary: Vocabulary,
+    settings: QuoteSettings | None = None,
+) -> Quote | None:
+    """The quote from the manual that best answers ``question`` (``chat.quoting``)."""
+    return compose_quote(question, passages, embed=embed, vocabulary=vocabulary, settings=settings)
+
+
+# -- 4. build the prompt -------------------------------------------------------------------------
+
+
+def build_prompt(
+    question: str,
+    passages: Sequence[prompts.PromptPassage],
+    *,
+    mode: str,
+    prompt_format: str,
+    policy: AnswerPolicy,
+    context_window: int,
+    system_prompt: str = "",
+    history: Sequence[dict[str, str]] = (),
+) -> tuple[prompts.RenderedPrompt, int]:
+    """The prompt to send, and how many of ``passages`` it holds (all of them are cited in
+    ``direct`` mode, where the model sees none). ``rag`` fits the leading passages into the
+    endpoint's context after the answer's token budget; ``grounded`` asks for a sentence or
+    two."""
+    if mode == "direct":
+        messages = prompts.direct_messages(question=question, system_prompt=system_prompt)
+        return prompts.render(messages, prompt_format=prompt_format), 0
+    history = list(history) if prompt_format == "chat" else []
+    instructions = system_prompt
+    if policy.style == "grounded":
+        instructions = (
+            f"{system_prompt or prompts.GROUNDED_SYSTEM_PROMPT} {GROUNDED_STYLE_INSTRUCTION}"
+        )
+    overhead = prompts.render(
+        prompts.grounded_messages(
+            question=question, passages=[], system_prompt=instructions, history=history
+        ),
+        prompt_format=prompt_format,
+    ).estimated_tokens
+    fitted = prompts.fit_passages(
+        passages,
+        budget_tokens=context_window - policy.generation_tokens,
+        overhead_tokens=overhead,
+    )
+    messages = prompts.grounded_messages(
+        question=question, passages=fitted, system_prompt=instructions, history=history
+    )
+    return prompts.render(messages, prompt_format=prompt_format), len(fitted)
+
+
+# -- 5. generate, guarded ------------------------------------------------------------------------
+
+
+class GuardedStream:
+    """An endpoint's stream read through a :class:`~manualqa.lib.loop_guard.LoopGuard`.
+
+    Iterating yields the text that is safe so far (complete sentences, never a loop); the
+    stream is closed as soon as the guard sees a loop, which stops a local model at its next
+    token and a remote one by closing the connection. Afterwards :attr:`raw` is everything
+    the model wrote, :attr:`text` what is kept, :attr:`looped` whether it looped, and
+    :attr:`completion` the endpoint's usage (None when the stream was stopped early).
+    """
+
+    def __init__(self, events: Iterable[StreamDelta | StreamEnd]) -> None:
+        self._events = events
+        self.guard = LoopGuard()
+        self.completion: Completion | None = None
+        self.first_piece_at: float | None = None
+
+    @property
+    def raw(self) -> str:
+        return self.guard.raw
+
+    @property
+    def text(self) -> str:
+        return self.guard.text.strip()
+
+    @property
+    def looped(self) -> bool:
+        return self.guard.looped
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether the model was stopped before it finished: at its token budget, or by the
+        guard, or the stream ended without its usage report."""
+        return self.looped or self.completion is None or self.completion.finish_reason == "length"
+
+    def __iter__(self) -> Iterator[str]:
+        import time
+
+        events = iter(self._events)
+        try:
+            for event in events:
+                if isinstance(event, StreamDelta):
+                    if self.first_piece_at is None:
+                        self.first_piece_at = time.monotonic()
+                    released = self.guard.feed(event.text)
+                    if released:
+                        yield released
+                    if self.guard.looped:
+                        break
+                elif isinstance(event, StreamEnd):
+                    self.completion = event.completion
+            rest = self.guard.finish()
+            if rest:
+                yield rest
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+
+
+# -- 6. verify -----------------------------------------------------------------------------------
+
+
+class StreamingVerifier:
+    """Verifies an answer sentence by sentence as its text arrives.
+
+    ``feed(text)`` returns the verdicts of the sentences it completed (a sentence is complete
+    once text follows it); ``finish()`` those of the rest. :meth:`verification` is the whole
+    record. Verdicts are the same as :func:`chat.verification.verify` gives on the whole text.
+    """
+
+    def __init__(
+        self, passages: Sequence[tuple[int, str]], *, embed: Embed, threshold: float | None = None
+    ) -> None:
+        self._passages = list(passages)
+        self._embed = embed
+        self._threshold = threshold
+        self._text = ""
+        self._done = 0
+        self.verdicts: list[Verdict] = []
+
+    def feed(self, text: str) -> list[Verdict]:
+        self._text += text
+        # A sentence is complete when more text could not change it: up to the last space or
+        # line break, split the text with a new sentence after it; every sentence but that
+        # probe is final ("1." or "e.g." at the end is not).
+        settled = self._text[: max(self._text.rfind(" "), self._text.rfind("\n")) + 1]
+        complete = split_sentences(settled + _PROBE)[:-1] if settled else []
+        return self._verify(complete)
+
+    def finish(self, *, cut_short: bool = False) -> list[Verdict]:
+        """Verify what is left. ``cut_short``: the model stopped at its token budget (or was
+        stopped), so a last sentence without closing punctuation is an unfinished fragment:
+        it is marked so and not shown."""
+        sentences = split_sentences(self._text)
+        fragment = None
+        if cut_short and sentences and not _FINISHED.search(sentences[-1]):
+            fragment = sentences.pop()
+        verdicts = self._verify(sentences)
+        if fragment is not None:
+            unfinished = Verdict(text=fragment, supported=False, reason="unfinished")
+            self.verdicts.append(unfinished)
+            verdicts.append(unfinished)
+        return verdicts
+
+    def verification(self) -> Verification:
+        return Verification(verdicts=list(self.verdicts), text=rebuild(self._text, self.verdicts))
+
+    def _verify(self, sentences: list[str]) -> list[Verdict]:
+        new = sentences[self._done :]
+        if not new:
+            return []
+        kwargs = {} if self._threshold is None else {"threshold": self._threshold}
+        checked = verify("\n".join(new), self._passages, embed=self._embed, **kwargs).verdicts
+        self._done = len(sentences)
+        self.verdicts.extend(checked)
+        return checked
+
+
+# -- 7. compose ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Composed:
+    """What the owner reads: ``content`` (the verified answer, or the quote when it stands
+    alone), whether the quote is shown under it, and whether the answer fell back to the quote
+    because too little of the model's text was supported."""
+
+    content: str
+    show_quote: bool
+    fell_back: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def compose(style: str, *, quote: Quote | None, verified: Verification | None) -> Composed:
+    """The answer to show for ``style`` from the quote and the verified model text."""
+    quote_text = quote.text if quote is not None else ""
+    if style == "quoted" or verified is None:
+        return Composed(content=quote_text, show_quote=quote is not None)
+    kept = verified.text.strip()
+    enough = len(kept.split()) >= MIN_VERIFIED_WORDS
+    if style == "grounded":
+        if enough:
+            return Composed(content=kept, show_quote=quote is not None)
+        return Composed(content=quote_text, show_quote=quote is not None, fell_back=True)
+    if enough:
+        return Composed(content=kept, show_quote=False)
+    return Composed(content=quote_text, show_quote=quote is not None, fell_back=True)

@@ -1,0 +1,469 @@
+"""Quote-first answers: the smallest span of the best passages that answers the question.
+
+Plain Python (no Django); the embedding model comes in as a function. :func:`compose_quote`
+splits the retrieved passages into sentences, steps, bullets and table rows
+(``chat.text_units``), scores each against the question, and quotes the best ones with what
+they need to be read alone:
+
+* a **step** brings its whole procedure, with the sentence that introduces it and the
+  Note/Warning lines between steps: half a procedure is not safe to follow;
+* a **table row** brings the table's header (and the next best row);
+* a **bullet** brings its list when the list is short, else the sentence that introduces it;
+* a **sentence** brings the sentences after it, then before it, within its passage, up to
+  the word budget: in a manual the sentence that matches a question best often only restates
+  it ("If the touchscreen stops responding, restart it."), and the answer follows. A title
+  line before it (an alert's name) or a sentence it points back to ("This...", "Then...")
+  comes first.
+
+A unit's score adds its embedding similarity to the question, the share of the question's
+IDF weight that its words and its passage's headings cover, its passage's retrieval
+similarity, and, for a question asking for an amount ("how long", "what psi"), a bonus when it
+holds a number. Spans are built around the best few units and scored again as a whole; a
+second span from elsewhere joins when it scores nearly as well and covers question terms the
+first does not. The settings and the figures they were chosen on are in
+:class:`QuoteSettings`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from chat.text_units import (
+    Block,
+    Unit,
+    Vocabulary,
+    passage_blocks,
+    split_sentences,
+    terms,
+    weighted_coverage,
+)
+
+__all__ = [
+    "Quote",
+    "QuotePassage",
+    "QuoteSettings",
+    "asks_for_procedure",
+    "asks_for_quantity",
+    "compose_quote",
+    "question_coverage",
+]
+
+Embed = Callable[[list[str]], np.ndarray]
+
+# A sentence starting like this leans on the one before it.
+_POINTS_BACK: Final = re.compile(
+    r"^(?:this|that|these|those|it|they|then|otherwise|however|also|if so|in this case|"
+    r"to do so|once|after that|if not|if this|if it)\b",
+    re.IGNORECASE,
+)
+_QUANTITY: Final = re.compile(
+    r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
+    r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:\w+\s+)?(?:size|temp\w*|"
+    r"pressure|psi|percent\w*|speed|distance|weight|capacity|number|voltage|amps?|amperage|"
+    r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
+    r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b",
+    re.IGNORECASE,
+)
+_NUMBER: Final = re.compile(r"\d")
+_PROCEDURE: Final = re.compile(
+    r"\bhow\s+(?:do|can|should|would|could)\s+(?:i|you|we|u)\b|\bhow\s+to\b|"
+    r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class QuotePassage:
+    """A retrieved passage as the composer reads it: its citation ``number``, where it is
+    (``heading_path``), its markdown ``body`` and its retrieval ``similarity``."""
+
+    number: int
+    heading_path: str
+    body: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class QuoteSettings:
+    """How units and spans are scored and sized."""
+
+    #: Weights of a unit's embedding similarity to the question, of the question-term
+    #: coverage of its words and headings, and of its passage's retrieval similarity.
+    semantic_weight: float = 0.5
+    term_weight: float = 0.3
+    passage_weight: float = 0.4
+    #: Added for a number, when the question asks for an amount.
+    number_bonus: float = 0.1
+    #: Added to a span holding a procedure, when the question asks how to do something.
+    procedure_bonus: float = 0.05
+    #: Weight of the whole span's own embedding similarity, added to its best unit's score.
+    span_weight: float = 1.2
+    #: Words a quote grows to around its best unit, and may hold in all (a procedure apart:
+    #: it is quoted whole up to ``procedure_max_words``).
+    target_words: int = 55
+    word_budget: int = 70
+    procedure_max_words: int = 220
+    #: How many of the best units spans are built around.
+    anchors: int = 6
+    #: A second span joins when it scores at least this share of the first's and covers this
+    #: much more of the question's weight.
+    second_ratio: float = 0.9
+    second_gain: float = 0.1
+    #: Growing a prose span, the sentence after it is preferred to the one before unless that
+    #: one scores this much better.
+    forward_bias: float = 0.05
+    #: Other rows of a table, or items of a list, that score at least this share of the best
+    #: one join it, up to this many.
+    sibling_ratio: float = 0.9
+    siblings: int = 2
+    #: A line this short without closing punctuation is a title (an alert's name): the text
+    #: after it explains it, and a sentence after it brings it along.
+    title_words: int = 10
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The composed quote: ``text`` (markdown), the citation ``numbers`` it comes from (the
+    first is its main passage), its length in ``words``, the share of the question's IDF
+    weight it covers (``coverage``, headings of its passages included), its best unit's
+    ``score``, and ``parts``: ``{"n", "text"}`` per span."""
+
+    text: str
+    numbers: list[int]
+    words: int
+    coverage: float
+    score: float
+    parts: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """Units of one block that a span quotes."""
+
+    block: int
+    units: tuple[int, ...]
+    lead_in: bool = False
+
+
+@dataclass
+class _Span:
+    passage: int
+    pieces: tuple[_Piece, ...]
+    anchor_score: float
+    text: str = ""
+    words: int = 0
+    score: float = 0.0
+    coverage: float = 0.0
+
+    @property
+    def key(self) -> tuple:
+        return (self.passage, self.pieces)
+
+
+@dataclass
+class _Scored:
+    passage: int
+    unit: Unit
+    score: float
+
+
+def asks_for_procedure(question: str) -> bool:
+    """Whether ``question`` asks how to do something ("how do I...", "what should I do"): its
+    answer is then often a procedure."""
+    return bool(_PROCEDURE.search(question))
+
+
+def asks_for_quantity(question: str) -> bool:
+    """Whether ``question`` asks for an amount, a size, a time or a frequency ("how long",
+    "what psi", "how often"): its answer then holds a number."""
+    return bool(_QUANTITY.search(question))
+
+
+def question_coverage(
+    question: str, text: str, heading_paths: Sequence[str], vocabulary: Vocabulary
+) -> float:
+    """Share of ``question``'s IDF weight that ``text`` and the ``heading_paths`` cover."""
+    covered = set(terms(text))
+    for heading in heading_paths:
+        covered.update(terms(heading))
+    return weighted_coverage(terms(question), covered, vocabulary)
+
+
+def compose_quote(
+    question: str,
+    passages: Sequence[QuotePassage],
+    *,
+    embed: Embed,
+    vocabulary: Vocabulary,
+    settings: QuoteSettings | None = None,
+) -> Quote | None:
+    """The quote that best answers ``question`` from ``passages`` (best first), or None when
+    they hold no quotable text."""
+    settings = settings or QuoteSettings()
+    parsed = [passage_blocks(passage.body) for passage in passages]
+    units = [
+        (index, unit)
+        for index, blocks in enumerate(parsed)
+        for block in blocks
+        for unit in _scorable(block)
+    ]
+    if not units:
+        return None
+    question_terms = terms(question)
+    wants_number = asks_for_quantity(question)
+    wants_steps = asks_for_procedure(question)
+    vectors = embed([question, *[unit.plain for _, unit in units]])
+    question_vector = vectors[0]
+    heading_terms = [set(terms(passage.heading_path)) for passage in passages]
+
+    def relevance(similarity: float, text: str, passage: int) -> tuple[float, float]:
+        coverage = weighted_coverage(
+            question_terms, heading_terms[passage] | set(terms(text)), vocabulary
+        )
+        bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
+        score = (
+            settings.semantic_weight * similarity
+            + settings.term_weight * coverage
+            + settings.passage_weight * passages[passage].similarity
+            + bonus
+        )
+        return score, coverage
+
+    scored = [
+        _Scored(passage=index, unit=unit, score=relevance(float(similarity), unit.plain, index)[0])
+        for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
+    ]
+    scored.sort(key=lambda item: -item.score)
+    unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
+
+    spans: dict[tuple, _Span] = {}
+    for item in scored[: settings.anchors]:
+        for span in _span_around(item, parsed[item.passage], unit_scores, settings):
+            span.text = _render(span, parsed[span.passage])
+            span.words = len(span.text.split())
+            spans.setdefault(span.key, span)
+    pool = list(spans.values())
+    span_vectors = embed([_plain_text(span.text) for span in pool])
+    for span, similarity in zip(pool, span_vectors @ question_vector, strict=True):
+        whole, span.coverage = relevance(float(similarity), span.text, span.passage)
+        span.score = span.anchor_score + settings.span_weight * whole
+        if wants_steps and any(
+            parsed[span.passage][piece.block].kind == "steps" for piece in span.pieces
+        ):
+            span.score += settings.procedure_bonus
+    pool.sort(key=lambda span: -span.score)
+    best = pool[0]
+
+    chosen = [best]
+    for span in pool[1:]:
+        if span.score < settings.second_ratio * best.score:
+            break
+        if span.passage == best.passage and set(span.pieces) & set(best.pieces):
+            continue
+        if _repeats(span.text, best.text):
+            continue  # overlapping chunks hold the same sentences
+        if best.words + span.words > settings.word_budget:
+            continue
+        covered = _coverage([best, span], passages, question_terms, vocabulary)
+        if covered - best.coverage < settings.second_gain:
+            continue
+        chosen.append(span)
+        break
+
+    text = "\n\n".join(span.text for span in chosen)
+    return Quote(
+        text=text,
+        numbers=list(dict.fromkeys(passages[span.passage].number for span in chosen)),
+        words=len(text.split()),
+        coverage=round(_coverage(chosen, passages, question_terms, vocabulary), 4),
+        score=round(best.score, 4),
+        parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
+    )
+
+
+def _scorable(block: Block) -> list[Unit]:
+    """The units of ``block`` to score, the sentence that introduces a list included (as
+    index -1: choosing it quotes the list)."""
+    units = list(block.units)
+    if block.lead_in and units:
+        lead_in = Unit(
+            kind="lead_in", text=block.lead_in, plain=block.lead_in, block=units[0].block, index=-1
+        )
+        units.insert(0, lead_in)
+    return units
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _is_title(unit: Unit, settings: QuoteSettings) -> bool:
+    text = unit.plain.rstrip()
+    return _words(text) <= settings.title_words and not text.endswith((".", "!", "?", ":"))
+
+
+def _span_around(
+    item: _Scored,
+    blocks: list[Block],
+    scores: dict[tuple[int, int, int], float],
+    settings: QuoteSettings,
+) -> list[_Span]:
+    """The spans a quote built on ``item`` could hold (see the module docstring)."""
+    unit = item.unit
+    block = blocks[unit.block]
+    everything = tuple(range(len(block.units)))
+    lead_in = bool(block.lead_in)
+
+    def span(*pieces: _Piece) -> _Span:
+        return _Span(passage=item.passage, pieces=pieces, anchor_score=item.score)
+
+    if block.kind == "steps":
+        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
+        if words <= settings.procedure_max_words:
+            return [span(_Piece(unit.block, everything, lead_in))]
+        upto = min(max(unit.index, 0) + 2, len(block.units))
+        return [span(_Piece(unit.block, tuple(range(upto)), lead_in))]
+    if block.kind in ("table", "items"):
+        # A short table or list whole; else the rows or items that score nearly as well as
+        # the best (with the header or the sentence that introduces the list).
+        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
+        if words <= settings.target_words:
+            return [span(_Piece(unit.block, everything, lead_in))]
+        floor = settings.sibling_ratio * item.score
+        anchor = max(unit.index, 0)
+        siblings = sorted(
+            (
+                i
+                for i in everything
+                if i != anchor and scores.get((item.passage, unit.block, i), 0) >= floor
+            ),
+            key=lambda i: -scores[(item.passage, unit.block, i)],
+        )
+        chosen, total = [anchor], _words(block.units[anchor].text) + _words(block.lead_in)
+        for index in siblings[: settings.siblings]:
+            extra = _words(block.units[index].text)
+            if total + extra <= settings.word_budget:
+                chosen.append(index)
+                total += extra
+        return [span(_Piece(unit.block, tuple(sorted(chosen)), lead_in))]
+
+    # Prose: grow within the passage's prose blocks, forward first, to the target length.
+    first = last = unit.block
+    while first > 0 and blocks[first - 1].kind == "paragraph":
+        first -= 1
+    while last + 1 < len(blocks) and blocks[last + 1].kind == "paragraph":
+        last += 1
+    order = [(b, i) for b in range(first, last + 1) for i in range(len(blocks[b].units))]
+    position = order.index((unit.block, unit.index))
+    chosen = {position}
+    words = _words(unit.text)
+
+    def take(index: int, *, limit: int) -> bool:
+        nonlocal words
+        if not 0 <= index < len(order) or index in chosen:
+            return False
+        b, i = order[index]
+        extra = _words(blocks[b].units[i].text)
+        if words + extra > limit:
+            return False
+        chosen.add(index)
+        words += extra
+        return True
+
+    previous = blocks[order[position - 1][0]].units[order[position - 1][1]] if position else None
+    if previous is not None and (_POINTS_BACK.match(unit.plain) or _is_title(previous, settings)):
+        take(position - 1, limit=settings.word_budget)
+    # Grow towards the better neighbour (the one after wins near-ties: answers follow).
+    forward, backward = position + 1, min(chosen) - 1
+
+    def unit_score(index: int) -> float:
+        if not 0 <= index < len(order):
+            return float("-inf")
+        b, i = order[index]
+        return scores.get((item.passage, b, i), float("-inf"))
+
+    while words < settings.target_words:
+        ahead = unit_score(forward) + settings.forward_bias
+        behind = unit_score(backward)
+        first, second = (forward, backward) if ahead >= behind else (backward, forward)
+        if take(first, limit=settings.word_budget):
+            pass
+        elif take(second, limit=settings.word_budget):
+            first = second
+        else:
+            break
+        if first == forward:
+            forward += 1
+        else:
+            backward -= 1
+    spans = [span(*_prose_pieces(order, chosen))]
+    # A sentence at the end of its prose that a procedure, list or table follows ("You can use
+    # the mobile app to open the door.", then the steps; "Inflate the tires to the pressures
+    # below.", then the table) is often answered by what follows.
+    following = last + 1
+    if (
+        position >= len(order) - 2
+        and following < len(blocks)
+        and blocks[following].kind in ("steps", "items", "table")
+    ):
+        listed = blocks[following]
+        size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
+        limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
+        if size <= limit:
+            lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
+            pieces = _prose_pieces(order, lead)
+            whole = _Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
+            spans.append(span(*pieces, whole))
+    return spans
+
+
+def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[_Piece]:
+    pieces: dict[int, list[int]] = {}
+    for index in sorted(chosen):
+        block, unit = order[index]
+        pieces.setdefault(block, []).append(unit)
+    return [_Piece(block, tuple(units)) for block, units in pieces.items()]
+
+
+def _render(span: _Span, blocks: list[Block]) -> str:
+    parts = []
+    for piece in span.pieces:
+        block = blocks[piece.block]
+        texts = [block.units[index].text for index in piece.units]
+        if block.kind == "table":
+            parts.append("\n".join([block.header, *texts]))
+        elif block.kind in ("steps", "items"):
+            # Markdown needs a blank line between the sentence that introduces a list and it.
+            listed = "\n".join(texts)
+            parts.append(f"{block.lead_in}\n\n{listed}" if piece.lead_in else listed)
+        else:
+            parts.append(" ".join(texts))
+    return "\n\n".join(parts)
+
+
+def _repeats(text: str, other: str) -> bool:
+    """Whether ``text`` repeats a line or sentence of ``other``."""
+    seen = {" ".join(sentence.split()).lower() for sentence in split_sentences(other)}
+    return any(" ".join(s.split()).lower() in seen for s in split_sentences(text))
+
+
+def _plain_text(text: str) -> str:
+    return re.sub(r"[*_`|]+", " ", text)
+
+
+def _coverage(
+    chosen: list[_Span],
+    passages: Sequence[QuotePassage],
+    question_terms: list[str],
+    vocabulary: Vocabulary,
+) -> float:
+    covered: set[str] = set()
+    for span in chosen:
+        covered.update(terms(span.text))
+        covered.update(terms(passages[span.passage].heading_path))
+    return weighted_coverage(question_terms, covered, vocabulary)

@@ -1,0 +1,349 @@
+"""A manual passage as the pieces an answer can quote, and the words a question asks about.
+
+Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer verification
+(``chat.verification``) read passages this way:
+
+* :func:`passage_blocks` splits a chunk's markdown into blocks: paragraphs (split into
+  sentences), numbered procedures (steps, with the Note/Warning lines between them and the
+  sentence that introduces them), bullet lists, and tables (a header and rows). A table row
+  is quoted with its header, a procedure whole.
+* :func:`split_sentences` splits prose into sentences without breaking "e.g.", "approx.",
+  "1.5" or "184.8 in." apart, and keeps a numbered step or a bullet as one sentence.
+* :func:`terms` gives the stemmed content words of a text (English Snowball stemmer and the QA
+  gate's stopwords), so "charging" in a question meets "charge" in the manual; IDF weights
+  come from :class:`Vocabulary`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Final
+
+import snowballstemmer
+
+from curation.qa import STOPWORDS
+
+__all__ = [
+    "Block",
+    "passage_plain_units",
+    "Unit",
+    "Vocabulary",
+    "passage_blocks",
+    "split_sentences",
+    "terms",
+    "words",
+]
+
+_STEP: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
+_BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
+_HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
+_TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+_CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
+_WORD: Final = re.compile(r"\w+")
+
+# Words after which a period does not end a sentence.
+_ABBREVIATIONS: Final = frozenset(
+    "e.g i.e etc approx vs no nos fig figs in ft lb lbs oz mr mrs ms dr st sec min hr hrs max "  # noqa: SIM905
+    "incl esp ca cf al".split()
+)
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The smallest piece of a passage a quote can hold: a sentence, a step, a bullet or a
+    table row. ``text`` is as written (markdown for rows and items); ``plain`` is what is
+    embedded and matched (a row as "Column: value; ..." so its numbers keep their meaning)."""
+
+    kind: str  # "sentence", "step", "substep", "item", "row", "callout"
+    text: str
+    plain: str
+    block: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of units quoted together or apart: ``paragraph``, ``steps``, ``items``, ``table``.
+
+    ``lead_in`` is the sentence that introduces a procedure or list ("... follow these steps:"),
+    ``header`` a table's header line (with its separator line)."""
+
+    kind: str
+    units: list[Unit] = field(default_factory=list)
+    lead_in: str = ""
+    header: str = ""
+
+
+# A Snowball stemmer keeps state while it works: one per thread.
+_local = threading.local()
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer.stemWord(word)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens of ``text``."""
+    return _WORD.findall(text.lower())
+
+
+def terms(text: str) -> list[str]:
+    """The stemmed content words of ``text``, in order (stopwords dropped, numbers kept)."""
+    return [_stem(word) for word in words(text) if word not in STOPWORDS]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``; every line that is a step, bullet, callout or table row stays one
+    sentence of its own, and paragraphs split at sentence punctuation."""
+    sentences: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or _TABLE_SEPARATOR.match(line):
+            continue
+        if _STEP.match(line) or _BULLET.match(line) or _TABLE_LINE.match(line):
+            sentences.append(line)
+            continue
+        sentences.extend(_prose_sentences(line))
+    return sentences
+
+
+def _prose_sentences(paragraph: str) -> list[str]:
+    pieces: list[str] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(paragraph):
+        before = paragraph[start : match.start()].rstrip("\"')]")
+        last_word = before.rsplit(None, 1)[-1].lower().rstrip(".") if before.split() else ""
+        if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
+            continue  # "e.g. the", "approx. 5", "Fig. 2", "J. Smith"
+        pieces.append(paragraph[start : match.start()].strip())
+        start = match.end()
+    pieces.append(paragraph[start:].strip())
+    return [piece for piece in pieces if piece]
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def passage_blocks(body: str) -> list[Block]:
+    """The blocks of a passage's markdown body, in order (see the module docstring)."""
+    blocks: list[Block] = []
+    current: Block | None = None
+    previous_blank = True
+
+    def close() -> None:
+        nonlocal current
+        if current is not None and current.units:
+            blocks.append(current)
+        current = None
+
+    def add(kind: str, text: str, plain: str | None = None) -> None:
+        assert current is not None
+        current.units.append(
+            Unit(
+                kind=kind,
+                text=text,
+                plain=plain if plain is not None else _plain(text),
+                block=len(blocks),
+                index=len(current.units),
+            )
+        )
+
+    header_cells: list[str] = []
+    for raw_line in body.splitlines():
+        line = raw_line.strip()
+        if not line:
+            previous_blank = True
+            if current is not None and current.kind in ("paragraph", "table"):
+                close()
+            continue
+        if _HEADING.match(line):
+            close()
+            previous_blank = True
+            continue
+        if _TABLE_LINE.match(line) or (current is not None and current.kind == "table"):
+            if current is None or current.kind != "table":
+                close()
+                current = Block(kind="table", header=line)
+                header_cells = _cells(line)
+                continue
+            if _TABLE_SEPARATOR.match(line):
+                current = Block(kind="table", header=f"{current.header}\n{line}")
+                continue
+            if not _TABLE_LINE.match(line):
+                close()
+            else:
+                cells = _cells(line)
+                plain = "; ".join(
+                    f"{name}: {value}" if name else value
+                    for name, value in zip(header_cells, cells, strict=False)
+                    if value
+                )
+                add("row", line, plain)
+                continue
+        step = _STEP.match(line)
+        if step:
+            if current is None or current.kind != "steps":
+                lead_in = _take_lead_in(current, blocks)
+                if current is not None and not current.units:
+                    current = None
+                close()
+                current = Block(kind="steps", lead_in=lead_in)
+            add("step", line)
+            previous_blank = False
+            continue
+        bullet = _BULLET.match(line)
+        if bullet:
+            if (
+                current is not None
+                and current.kind == "steps"
+                and current.units
+                and (current.units[-1].kind == "substep" or current.units[-1].text.endswith(":"))
+            ):
+                # "2. Choose a steering option:" followed by the options: one procedure.
+                add("substep", f"   {line}", _plain(line))
+                previous_blank = False
+                continue
+            if current is None or current.kind != "items":
+                lead_in = _take_lead_in(current, blocks)
+                if current is not None and not current.units:
+                    current = None
+                close()
+                current = Block(kind="items", lead_in=lead_in)
+            add("item", line)
+            previous_blank = False
+            continue
+        if current is not None and current.kind in ("steps", "items"):
+            # A Note/Warning between steps belongs to the procedure; other text after a
+            # blank line, or not a callout, ends it.
+            if _CALLOUT.match(line) and not previous_blank:
+                add("callout", line)
+                continue
+            close()
+        if current is None or current.kind != "paragraph":
+            close()
+            current = Block(kind="paragraph")
+        kind = "callout" if _CALLOUT.match(line) else "sentence"
+        for sentence in _prose_sentences(line):
+            add(kind, sentence)
+        previous_blank = False
+    close()
+    return blocks
+
+
+def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
+    """Detach the sentence that introduces a list ("Follow these steps:") from the paragraph
+    just before it (open, or closed by a blank line), so that the list is quoted with it."""
+    if block is None or not block.units:
+        if not blocks or blocks[-1].kind != "paragraph":
+            return ""
+        block = blocks[-1]
+    if block.kind != "paragraph":
+        return ""
+    last = block.units[-1]
+    if not last.text.rstrip().endswith(":"):
+        return ""
+    block.units.pop()
+    if not block.units and blocks and blocks[-1] is block:
+        blocks.pop()
+    return last.text
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and list markers removed: the words a reader sees."""
+    text = _STEP.sub(r"\2", text)
+    text = _BULLET.sub(r"\1", text)
+    return re.sub(r"[*_`]+", "", text).strip()
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """How many of a manual's ``documents`` (chunks) hold each stemmed term, for IDF weights.
+
+    A term the manual never uses gets the highest weight: an owner's question that hinges on
+    one ("resale", "insurance") asks about something the manual does not cover."""
+
+    document_frequency: Mapping[str, int]
+    documents: int
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
+        frequency: dict[str, int] = {}
+        count = 0
+        for text in texts:
+            count += 1
+            for term in set(terms(text)):
+                frequency[term] = frequency.get(term, 0) + 1
+        return cls(document_frequency=frequency, documents=count)
+
+    def idf(self, term: str) -> float:
+        """``log((N + 1) / (df + 0.5))``: about 0 for a term in every chunk, highest for one in
+        none."""
+        frequency = self.document_frequency.get(term, 0)
+        return max(0.0, math.log((self.documents + 1) / (frequency + 0.5)))
+
+    def known(self, term: str, *, prefix: bool = False) -> bool:
+        """Whether the manual uses ``term``; with ``prefix``, also a term of four letters or
+        more that starts a word the manual uses ("temp" for "temperature", "config")."""
+        if self.document_frequency.get(term, 0) > 0:
+            return True
+        if not prefix or len(term) < 4:
+            return False
+        ordered = self._ordered()
+        index = bisect.bisect_left(ordered, term)
+        return index < len(ordered) and ordered[index].startswith(term)
+
+    def _ordered(self) -> list[str]:
+        ordered = self._cache.get("ordered")
+        if ordered is None:
+            ordered = self._cache["ordered"] = sorted(self.document_frequency)
+        return ordered
+
+
+def weighted_coverage(
+    question_terms: Sequence[str], text_terms: Iterable[str], vocabulary: Vocabulary
+) -> float:
+    """Share of the question's IDF weight whose terms occur in ``text_terms`` (0..1; 1.0 for a
+    question without content words)."""
+    unique = list(dict.fromkeys(question_terms))
+    total = sum(vocabulary.idf(term) for term in unique)
+    if total <= 0:
+        return 1.0
+    present = set(text_terms)
+    return sum(vocabulary.idf(term) for term in unique if term in present) / total
+
+
+def passage_plain_units(body: str) -> list[tuple[str, str]]:
+    """Every piece of a passage as plain text, in order, with the context it is read in:
+    sentences, steps and items (with the line that introduces their list), the lines that
+    introduce lists, table headers and rows (with the header and the sentence before the
+    table: "Inflate the tires to the pressures below."). What an answer sentence is checked
+    against."""
+    found: list[tuple[str, str]] = []
+    previous_line = ""
+    for block in passage_blocks(body):
+        context = ""
+        if block.lead_in:
+            context = _plain(block.lead_in)
+            found.append((context, ""))
+        if block.header:
+            header = _plain(block.header.splitlines()[0])
+            context = f"{previous_line} {header}".strip()
+            found.append((header, previous_line))
+        found.extend((unit.plain, context) for unit in block.units)
+        if block.units:
+            previous_line = block.units[-1].plain if block.kind == "paragraph" else ""
+    return found

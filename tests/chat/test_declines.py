@@ -1,0 +1,308 @@
+"""Declining on-topic questions the manual does not answer (no database).
+
+The manual is the bundled sample manual (curation/sample_manual), chunked as ingestion chunks
+it: its chunks give the IDF weights of the key-term check, and a page's chunks are the passages
+retrieval would find for a question about that page. The embedding model (for how far unknown
+words move a question's meaning) is the real one, loaded once for the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from chat.declines import (
+    DEFAULT_MIN_COVERAGE,
+    MIN_MEANING_SHIFT,
+    asked_units,
+    asks_for_price,
+    decline_reason,
+    key_term_coverage,
+    key_terms,
+    meaning_shift,
+)
+from chat.text_units import Vocabulary
+from curation.chunking import chunk_markdown
+from curation.embeddings import encode, token_counter
+from curation.services import clean_page
+from curation.sources import iter_html_folder
+from tests.conftest import SAMPLE_SITE
+
+
+@pytest.fixture(scope="module")
+def embed() -> Callable[[list[str]], np.ndarray]:
+    """The site's embedding model. A text met before in this module is not encoded again."""
+    vectors: dict[str, np.ndarray] = {}
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        new = [text for text in dict.fromkeys(texts) if text not in vectors]
+        if new:
+            encoded = encode(
+                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
+            )
+            vectors.update(zip(new, encoded, strict=True))
+        return np.stack([vectors[text] for text in texts])
+
+    return embed_texts
+
+
+@pytest.fixture(scope="module")
+def manual_chunks() -> dict[str, list[str]]:
+    """The sample manual's chunk texts by page (``"tires.html"``), as ingestion makes them."""
+    count_tokens = token_counter(settings.EMBEDDING_MODEL)
+    pages = [
+        clean_page(page)
+        for page in iter_html_folder(SAMPLE_SITE / "manual")
+        if page.ok and page.source_name != "index.html" and "/" not in page.source_name
+    ]
+    return {
+        page.source_name: [
+            chunk.text
+            for chunk in chunk_markdown(
+                page.markdown,
+                title=page.title,
+                max_tokens=settings.CHUNK_MAX_TOKENS,
+                overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+                count_tokens=count_tokens,
+            )
+        ]
+        for page in pages
+    }
+
+
+@pytest.fixture(scope="module")
+def vocabulary(manual_chunks) -> Vocabulary:
+    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)
+
+
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("How much does a replacement charge cable cost?", "charging.html"),
+        ("What is the price of the J3400 adapter?", "charging.html"),
+        ("what would corvan charge to replace the cabin air filter", "maintenance.html"),
+        ("How much is my Aster worth?", "getting-started.html"),
+    ],
+)
+def test_a_price_question_is_declined_because_the_manual_gives_no_prices(
+    question, page, manual_chunks, vocabulary, embed
+):
+    decline = decline_reason(question, manual_chunks[page], vocabulary, embed=embed)
+
+    assert decline is not None
+    assert decline.reason == "price"
+    assert decline.message == "The manual gives no prices."
+
+
+def test_a_price_question_is_answered_when_the_passages_state_an_amount(vocabulary, embed):
+    passages = ["The Corvan J3400 DC Adapter costs $229 at Corvan Service."]
+
+    decline = decline_reason(
+        "What is the price of the J3400 adapter?", passages, vocabulary, embed=embed
+    )
+
+    assert decline is None
+
+
+def test_a_horsepower_question_is_declined_when_the_manual_gives_no_power_figure(
+    manual_chunks, embed
+):
+    # The sample manual without its specifications page: no power figure anywhere.
+    vocabulary = Vocabulary.from_texts(
+        text
+        for page, texts in manual_chunks.items()
+        if page != "specifications.html"
+        for text in texts
+    )
+
+    decline = decline_reason(
+        "How much horsepower does the Aster have?",
+        manual_chunks["driving.html"],
+        vocabulary,
+        embed=embed,
+    )
+
+    # "horsepower" is a unit: it is looked for among the passages' figures, not the words.
+    assert decline is not None
+    assert decline.reason == "unit"
+    assert decline.message == "The manual gives no figure in hp."
+
+
+def test_a_question_for_a_unit_the_passages_have_no_figure_in_is_declined(
+    manual_chunks, vocabulary, embed
+):
+    decline = decline_reason(
+        "How many kWh does the battery hold?", manual_chunks["tires.html"], vocabulary, embed=embed
+    )
+
+    assert decline is not None
+    assert decline.reason == "unit"
+    assert decline.message == "The manual gives no figure in kwh."
+
+
+@pytest.mark.parametrize(
+    "question", ["How many kWh is the battery?", "What is the towing capacity in pounds?"]
+)
+def test_a_question_for_a_unit_the_passages_give_is_not_declined(
+    question, manual_chunks, vocabulary, embed
+):
+    passages = manual_chunks["specifications.html"]
+
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "unknown"),
+    [
+        ("What's my Aster's resale value?", ["resale"]),
+        ("Can I mount a Cybertruck tonneau cover on the Aster?", ["cybertruck", "tonneau"]),
+        (
+            "Is the Sonavox premium sound system still under warranty if I bought my Aster in "
+            "Brazil?",
+            ["sonavox", "premium", "bought", "brazil"],
+        ),
+    ],
+)
+def test_a_question_hinging_on_words_the_manual_never_uses_is_declined(
+    question, unknown, manual_chunks, vocabulary, embed
+):
+    decline = decline_reason(
+        question, manual_chunks["getting-started.html"], vocabulary, embed=embed
+    )
+
+    assert decline is not None
+    assert decline.reason == "coverage"
+    assert decline.detail["unknown_terms"] == unknown
+    assert decline.message == (
+        "The manual never mentions " + ", ".join(f"“{word}”" for word in unknown) + "."
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "page"),
+    [
+        ("whats the psi for my tires, im on 18s", "tires.html"),
+        ("How often do I need to swap out the cabin filter?", "maintenance.html"),
+        (
+            "Car won't wake up at all and I can't get into the frunk to reach the battery - how "
+            "do I jump it?",
+            "troubleshooting.html",
+        ),
+        (
+            "Is there a way to leave the AC running for my dog while I pop into a store?",
+            "climate.html",
+        ),
+        (
+            "How long is the car, in inches? I need to know if it fits my garage.",
+            "specifications.html",
+        ),
+        ("what's the charge limit I should use every day?", "charging.html"),
+        ("tpms light keeps flashing after i put my winter wheels on??", "tires.html"),
+    ],
+)
+def test_a_casually_written_question_the_manual_answers_is_not_declined(
+    question, page, manual_chunks, vocabulary, embed
+):
+    assert decline_reason(question, manual_chunks[page], vocabulary, embed=embed) is None
+
+
+def test_an_owners_own_words_for_the_situation_do_not_make_a_decline(
+    manual_chunks, vocabulary, embed
+):
+    # The manual never says "totally", "dead" or "flap", but they are not what is asked.
+    question = (
+        "My car is totally dead and the charging flap won't open - is there a manual way to get "
+        "it open?"
+    )
+    coverage, unknown = key_term_coverage(question, vocabulary)
+    assert coverage < DEFAULT_MIN_COVERAGE
+    assert unknown == ["totally", "dead", "flap"]
+
+    assert meaning_shift(question, unknown, embed) < MIN_MEANING_SHIFT
+    assert decline_reason(question, manual_chunks["charging.html"], vocabulary, embed=embed) is None
+
+
+def test_leaving_out_the_subject_moves_a_question_more_than_leaving_out_phrasing(embed):
+    subject = meaning_shift("What's my Aster's resale value?", ["resale"], embed)
+    phrasing = meaning_shift("My car is totally dead, how do I open the trunk?", ["totally"], embed)
+
+    assert subject >= MIN_MEANING_SHIFT > phrasing > 0.0
+    assert meaning_shift("What's my Aster's resale value?", [], embed) == 0.0
+
+
+@pytest.mark.parametrize("question", ["How wide is the car?", "How tall is the Aster?"])
+def test_a_dimension_question_the_specifications_answer_is_not_declined(
+    question, manual_chunks, vocabulary, embed
+):
+    passages = manual_chunks["specifications.html"]
+
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
+
+
+def test_a_horsepower_question_is_answered_when_the_passages_state_hp(embed):
+    vocabulary = Vocabulary.from_texts(
+        ["The motor delivers 282 horsepower.", "Peak power: 210 kW (282 hp).", "Charge to 80%."]
+    )
+    passages = ["Peak power: 210 kW (282 hp)."]
+
+    decline = decline_reason("How much horsepower does it have?", passages, vocabulary, embed=embed)
+
+    assert decline is None
+
+
+def test_key_terms_leave_out_fillers_and_the_owners_figures():
+    # A unit ("psi") is checked against the passages' figures instead of the manual's words.
+    assert key_terms("whats the psi for my tires, im on 18s") == {"tire": "tires"}
+    assert key_terms("hey pls tell me how u reset the screen in 2024") == {
+        "reset": "reset",
+        "screen": "screen",
+    }
+
+
+def test_key_term_coverage_names_the_words_the_manual_never_uses(vocabulary):
+    coverage, unknown = key_term_coverage(
+        "Does the Aster have a heated steering wheel?", vocabulary
+    )
+    assert (coverage, unknown) == (1.0, [])
+
+    coverage, unknown = key_term_coverage("What's the resale value of my Aster?", vocabulary)
+    assert 0.0 < coverage < 1.0
+    assert unknown == ["resale"]
+
+    assert key_term_coverage("what is it?", vocabulary) == (1.0, [])
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("How much does a replacement charge cable cost?", True),
+        ("what's the price of a new key card", True),
+        ("How much is my Aster worth?", True),
+        ("is the home charger cheaper than the mobile connector", True),
+        ("What is the resale value of my Aster after five years?", True),
+        ("What is the value shown for the tire pressure?", False),
+        ("How much does the Aster charge at a DC fast charger?", False),
+        ("How do I charge for the first time?", False),
+        ("Where do I pay attention to the tire pressure?", False),
+    ],
+)
+def test_a_question_about_what_something_costs_is_told_apart(question, asks):
+    assert asks_for_price(question) is asks
+
+
+@pytest.mark.parametrize(
+    ("question", "units"),
+    [
+        ("How many kWh is the battery?", {"kwh"}),
+        ("How long is the car in inches?", {"in"}),
+        ("How much horsepower does it have?", {"hp"}),
+        ("What is the towing capacity in pounds", {"lb"}),
+        ("How long is the car?", set()),
+        ("How many seats does it have?", set()),
+    ],
+)
+def test_the_unit_a_question_asks_in_is_read(question, units):
+    assert asked_units(question) == units

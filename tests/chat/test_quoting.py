@@ -1,0 +1,324 @@
+"""Quote-first answers: the smallest span of the passages that answers a question (no database).
+
+Question-term weights come from the bundled sample manual, chunked as ingestion chunks it; the
+embedding model is the real one, loaded once for the module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from django.conf import settings
+
+from chat.quoting import (
+    QuotePassage,
+    QuoteSettings,
+    asks_for_procedure,
+    asks_for_quantity,
+    compose_quote,
+)
+from chat.text_units import Vocabulary, split_sentences
+from curation.chunking import chunk_markdown
+from curation.embeddings import encode, token_counter
+from curation.services import clean_page
+from curation.sources import iter_html_folder
+from tests.conftest import SAMPLE_SITE
+
+RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
+RELEASE_STEPS = [
+    "1. Open the trunk. If the trunk will not open because the vehicle has no power, fold the "
+    "left rear seatback forward from inside the cabin and reach into the trunk.",
+    "2. On the left side of the trunk, just behind the left taillight, unclip the small "
+    "rectangular cover in the trim panel.",
+    "3. Find the loop of the release cable, marked with a yellow tag showing a plug symbol.",
+    "Warning: Pull the release cable gently. Do not use tools or excessive force on the cable.",
+    "4. Pull the release cable gently toward the front of the vehicle. The charge port door "
+    "unlatches and, if a connector is plugged in, its lock releases.",
+    "5. Open the charge port door by hand, or remove the connector from the inlet.",
+]
+RELEASE_CABLE = (
+    "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
+    "discharged - the charge port door cannot be opened electrically and a plugged-in "
+    f"connector stays locked. {RELEASE_LEAD_IN}\n\n"
+    + "\n".join(RELEASE_STEPS)
+    + "\n\nCaution: Only use the release cable when the vehicle has no power or when alert "
+    "CHG-055 appears and the connector will not unlock in the normal way."
+)
+
+TIRE_HEADER = "| Wheel | Tire size | Front (cold) | Rear (cold) |\n| --- | --- | --- | --- |"
+TIRE_ROWS = [
+    "| 18-inch Aero wheel | 235/50 R18 101V | 290 kPa (42 PSI) | 290 kPa (42 PSI) |",
+    "| 19-inch Sport wheel | 245/45 R19 102W | 290 kPa (42 PSI) | 310 kPa (45 PSI) |",
+    "| 20-inch Performance wheel | 245/40 R20 99Y | 300 kPa (44 PSI) | 330 kPa (48 PSI) |",
+    "| 18-inch winter wheel | 235/50 R18 101H | 280 kPa (41 PSI) | 280 kPa (41 PSI) |",
+    "| 17-inch compact spare | T145/80 R17 | 420 kPa (60 PSI) | 420 kPa (60 PSI) |",
+]
+TIRE_PRESSURES = (
+    "Inflate the tires to the cold pressures below.\n\n"
+    + TIRE_HEADER
+    + "\n"
+    + "\n".join(TIRE_ROWS)
+    + "\n\nThese pressures also apply when the vehicle is fully loaded."
+)
+
+FROZEN_SCREEN = (
+    "If the touchscreen stops responding or goes blank, restart it. Shift into Park, then "
+    "press and hold both scroll wheels on the steering wheel for about 10 seconds, until the "
+    "screen turns black. The Corvan logo appears and the touchscreen is ready again after about "
+    "30 seconds. Restarting the touchscreen does not affect your settings. If the touchscreen "
+    "still does not respond, power off the vehicle from Controls > Safety > Power Off and wait "
+    "at least two minutes without touching the brake pedal, the doors or the touchscreen. Press "
+    "the brake pedal to power on again. If the screen stays blank after a power cycle, the 12 V "
+    "battery may be low; see Vehicle is completely unresponsive. Contact Corvan Service if the "
+    "problem comes back every day, and describe what you were doing when it froze, so that the "
+    "logs can be read."
+)
+
+KEY_FOB_BATTERY = "The key fob uses a CR2032 coin cell battery. Replace it about every year."
+OPENING_THE_FOB = (
+    "To open the key fob, pry the cover off with a plastic card at the notch. Snap the cover "
+    "back on until it clicks."
+)
+
+
+@pytest.fixture(scope="module")
+def embed() -> Callable[[list[str]], np.ndarray]:
+    """The site's embedding model. A text met before in this module is not encoded again: the
+    passages are the same in many tests, and the CPU is slow."""
+    vectors: dict[str, np.ndarray] = {}
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        new = [text for text in dict.fromkeys(texts) if text not in vectors]
+        if new:
+            encoded = encode(
+                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
+            )
+            vectors.update(zip(new, encoded, strict=True))
+        return np.stack([vectors[text] for text in texts])
+
+    return embed_texts
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    """IDF weights over the sample manual's chunks, chunked with the settings ingestion uses."""
+    count_tokens = token_counter(settings.EMBEDDING_MODEL)
+    pages = [
+        clean_page(page)
+        for page in iter_html_folder(SAMPLE_SITE / "manual")
+        if page.ok and page.source_name != "index.html" and "/" not in page.source_name
+    ]
+    return Vocabulary.from_texts(
+        chunk.text
+        for page in pages
+        for chunk in chunk_markdown(
+            page.markdown,
+            title=page.title,
+            max_tokens=settings.CHUNK_MAX_TOKENS,
+            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+            count_tokens=count_tokens,
+        )
+    )
+
+
+def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:
+    return QuotePassage(number=number, heading_path=heading_path, body=body, similarity=similarity)
+
+
+RELEASE_PASSAGE = passage(
+    1, "Charging > Manually releasing the charge port door and connector", RELEASE_CABLE, 0.62
+)
+TIRES_PASSAGE = passage(1, "Tires and Wheels > Recommended tire pressures", TIRE_PRESSURES, 0.6)
+SCREEN_PASSAGE = passage(1, "Troubleshooting > Touchscreen is frozen or blank", FROZEN_SCREEN, 0.6)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I open the charge port when the car has no power?",
+        "my car is dead, how can i get the charging cable out?",
+    ],
+)
+def test_a_how_to_question_quotes_the_whole_procedure_with_its_warning(question, embed, vocabulary):
+    other = passage(2, "Tires and Wheels > Recommended tire pressures", TIRE_PRESSURES, 0.35)
+
+    quote = compose_quote(question, [RELEASE_PASSAGE, other], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text == RELEASE_LEAD_IN + "\n\n" + "\n".join(RELEASE_STEPS)
+    assert quote.numbers == [1]
+    assert quote.words == len(quote.text.split())
+
+
+@pytest.mark.parametrize(
+    ("question", "row", "pressure"),
+    [
+        ("what psi for the rear tires on the 20 inch wheels?", 2, "330 kPa (48 PSI)"),
+        ("What pressure do I put in the compact spare?", 4, "420 kPa (60 PSI)"),
+    ],
+)
+def test_a_table_row_is_quoted_under_the_tables_header(question, row, pressure, embed, vocabulary):
+    quote = compose_quote(question, [TIRES_PASSAGE], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text.startswith(TIRE_HEADER + "\n")
+    quoted_rows = quote.text.splitlines()[2:]
+    assert TIRE_ROWS[row] in quoted_rows
+    assert pressure in TIRE_ROWS[row]
+    assert set(quoted_rows) <= set(TIRE_ROWS)  # rows only, no prose between them
+    assert len(quoted_rows) < len(TIRE_ROWS)  # not the whole table
+
+
+@pytest.mark.parametrize(
+    ("question", "holds"),
+    [
+        ("how long do I hold the scroll wheels to restart the screen", "10 seconds"),
+        ("the screen stays blank even after restarting", "12 V battery may be low"),
+        ("Who do I contact if the screen keeps freezing?", "Contact Corvan Service"),
+    ],
+)
+def test_a_prose_quote_holds_the_answer_within_the_word_budget(question, holds, embed, vocabulary):
+    quote = compose_quote(question, [SCREEN_PASSAGE], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert holds in quote.text
+    assert quote.words <= QuoteSettings().word_budget < len(FROZEN_SCREEN.split())
+    # Whole sentences of the passage, in the passage's order.
+    sentences = split_sentences(quote.text)
+    assert all(sentence in FROZEN_SCREEN for sentence in sentences)
+    positions = [FROZEN_SCREEN.index(sentence) for sentence in sentences]
+    assert positions == sorted(positions)
+
+
+def test_a_second_passage_joins_when_it_answers_what_the_first_does_not(embed, vocabulary):
+    passages = [
+        passage(1, "Keys > Key fob", KEY_FOB_BATTERY, 0.6),
+        passage(2, "Keys > Key fob > Opening the key fob", OPENING_THE_FOB, 0.58),
+    ]
+
+    quote = compose_quote(
+        "What battery does the key fob take and how do I open it?",
+        passages,
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.numbers == [1, 2]
+    assert quote.parts == [
+        {"n": 1, "text": KEY_FOB_BATTERY},
+        {"n": 2, "text": OPENING_THE_FOB},
+    ]
+    assert quote.text == f"{KEY_FOB_BATTERY}\n\n{OPENING_THE_FOB}"
+
+
+def test_a_second_passage_stays_out_when_the_first_answers_the_question(embed, vocabulary):
+    passages = [
+        passage(1, "Keys > Key fob", KEY_FOB_BATTERY, 0.6),
+        passage(2, "Keys > Key fob > Opening the key fob", OPENING_THE_FOB, 0.58),
+    ]
+
+    quote = compose_quote(
+        "What battery does the key fob take?", passages, embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [1]
+    assert quote.text == KEY_FOB_BATTERY
+
+
+@pytest.mark.parametrize(
+    "overlapping",
+    [f"{KEY_FOB_BATTERY} {OPENING_THE_FOB}", f"{KEY_FOB_BATTERY}\n\n{OPENING_THE_FOB}"],
+    ids=["same-paragraph", "next-paragraph"],
+)
+def test_overlapping_passages_never_quote_a_sentence_twice(overlapping, embed, vocabulary):
+    # Chunks overlap: the second passage repeats the first one's sentences.
+    passages = [
+        passage(1, "Keys > Key fob", KEY_FOB_BATTERY, 0.6),
+        passage(2, "Keys > Key fob", overlapping, 0.58),
+    ]
+
+    quote = compose_quote(
+        "What battery does the key fob take and how do I open it?",
+        passages,
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    sentences = [" ".join(s.split()) for s in split_sentences(quote.text)]
+    assert len(sentences) == len(set(sentences))
+    assert "CR2032" in quote.text and "pry the cover off" in quote.text
+
+
+def test_passages_without_text_give_no_quote(embed, vocabulary):
+    empty = passage(1, "Charging", "## Charging\n\n", 0.5)
+
+    assert compose_quote("How do I charge?", [empty], embed=embed, vocabulary=vocabulary) is None
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How long does it take to charge to 80%?",
+        "what psi for 18 inch wheels",
+        "How often should I rotate the tires?",
+        "What's the towing capacity?",
+        "what size are the tires",
+        "When should I replace the wiper blades?",
+        "At what temperature does the battery heat itself?",
+    ],
+)
+def test_a_question_asking_for_an_amount_is_recognised(question):
+    assert asks_for_quantity(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where is the 12 V battery?",
+        "How do I open the charge port?",
+        "Why is my TPMS light flashing?",
+        "What is Sentry Mode?",
+    ],
+)
+def test_a_question_not_asking_for_an_amount_is_not_taken_for_one(question):
+    assert not asks_for_quantity(question)
+
+
+@pytest.mark.parametrize(
+    "question", ["whats the psi for my tires, im on 18s", "whats the tire pressure for 19s"]
+)
+def test_an_amount_question_typed_without_an_apostrophe_is_recognised(question):
+    assert asks_for_quantity(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I open the charge port?",
+        "how to reset the touchscreen",
+        "how can u fold the mirrors",
+        "What should I do if the car won't charge?",
+        "Is there a way to leave the AC on for my dog?",
+        "What are the steps to replace the cabin filter?",
+    ],
+)
+def test_a_question_asking_how_to_do_something_is_recognised(question):
+    assert asks_for_procedure(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Where is the 12 V battery?",
+        "What does CHG-014 mean?",
+        "How long does it take to charge?",
+        "how does regenerative braking work",
+    ],
+)
+def test_a_question_not_asking_how_to_do_something_is_not_taken_for_one(question):
+    assert not asks_for_procedure(question)

@@ -1,0 +1,278 @@
+"""A manual passage as quotable pieces, and the words a question asks about (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.text_units import (
+    Vocabulary,
+    passage_blocks,
+    passage_plain_units,
+    split_sentences,
+    terms,
+    weighted_coverage,
+)
+
+RELEASE_CABLE = """\
+If the Aster has lost 12 V power, the charge port door cannot be opened electrically. \
+To open it by hand, follow these steps:
+1. Open the trunk.
+2. Unclip the small cover in the trim panel behind the left taillight.
+Note: The cover has a yellow tag showing a plug symbol.
+3. Pull the release cable gently toward the front of the vehicle.
+Warning: Never pull the cable while charging is in progress.
+4. Open the charge port door by hand.
+
+Push the charge port door gently until it latches."""
+
+STEERING = """\
+To change how the steering feels, follow these steps:
+1. Touch Controls > Pedals & Steering.
+2. Choose an option:
+- Comfort: lighter steering for city driving.
+- Sport: firmer steering at speed.
+3. Touch Save."""
+
+TIRE_PRESSURES = """\
+Inflate the tires to the pressures below.
+
+| Wheel | Front (cold) | Rear (cold) |
+| --- | --- | --- |
+| 18-inch Aero wheel | 290 kPa (42 PSI) | 290 kPa (42 PSI) |
+| 19-inch Sport wheel | 290 kPa (42 PSI) | 310 kPa (45 PSI) |
+
+These pressures also apply when the vehicle is fully loaded."""
+
+
+def kinds(block) -> list[str]:
+    return [unit.kind for unit in block.units]
+
+
+def test_a_procedure_keeps_its_notes_and_warnings_between_steps_and_its_lead_in():
+    blocks = passage_blocks(RELEASE_CABLE)
+
+    assert [block.kind for block in blocks] == ["paragraph", "steps", "paragraph"]
+    procedure = blocks[1]
+    assert procedure.lead_in == "To open it by hand, follow these steps:"
+    assert kinds(procedure) == ["step", "step", "callout", "step", "callout", "step"]
+    assert procedure.units[2].text == "Note: The cover has a yellow tag showing a plug symbol."
+    assert procedure.units[4].text == "Warning: Never pull the cable while charging is in progress."
+    # The sentence before the lead-in stays where it was; the text after the steps is prose.
+    assert [unit.text for unit in blocks[0].units] == [
+        "If the Aster has lost 12 V power, the charge port door cannot be opened electrically."
+    ]
+    assert blocks[2].units[0].text == "Push the charge port door gently until it latches."
+
+
+def test_a_lead_in_separated_by_a_blank_line_still_introduces_the_procedure():
+    body = (
+        "The charge port door cannot be opened electrically. In that situation, use the "
+        "emergency release cable in the trunk:\n\n"
+        "1. Open the trunk.\n2. Pull the release cable gently.\n"
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["paragraph", "steps"]
+    assert blocks[1].lead_in == ("In that situation, use the emergency release cable in the trunk:")
+    assert [unit.text for unit in blocks[0].units] == [
+        "The charge port door cannot be opened electrically."
+    ]
+
+
+def test_a_lead_in_alone_in_its_paragraph_leaves_no_empty_paragraph_behind():
+    blocks = passage_blocks("Follow these steps:\n\n1. Open the trunk.\n2. Pull the cable.")
+
+    assert [block.kind for block in blocks] == ["steps"]
+    assert blocks[0].lead_in == "Follow these steps:"
+
+
+def test_options_listed_under_a_step_stay_in_the_procedure():
+    blocks = passage_blocks(STEERING)
+
+    assert [block.kind for block in blocks] == ["steps"]
+    procedure = blocks[0]
+    assert procedure.lead_in == "To change how the steering feels, follow these steps:"
+    assert kinds(procedure) == ["step", "step", "substep", "substep", "step"]
+    assert [unit.plain for unit in procedure.units] == [
+        "Touch Controls > Pedals & Steering.",
+        "Choose an option:",
+        "Comfort: lighter steering for city driving.",
+        "Sport: firmer steering at speed.",
+        "Touch Save.",
+    ]
+
+
+def test_a_bullet_list_takes_the_sentence_that_introduces_it():
+    body = (
+        "Open the charge port door in any of these ways:\n"
+        "- Press the rear edge of the door.\n"
+        "- Touch Controls > Charging > Open Charge Port."
+    )
+
+    (block,) = passage_blocks(body)
+
+    assert block.kind == "items"
+    assert block.lead_in == "Open the charge port door in any of these ways:"
+    assert [unit.plain for unit in block.units] == [
+        "Press the rear edge of the door.",
+        "Touch Controls > Charging > Open Charge Port.",
+    ]
+
+
+def test_a_table_gives_its_header_and_rows_and_a_row_pairs_columns_with_values():
+    blocks = passage_blocks(TIRE_PRESSURES)
+
+    assert [block.kind for block in blocks] == ["paragraph", "table", "paragraph"]
+    table = blocks[1]
+    assert table.header == "| Wheel | Front (cold) | Rear (cold) |\n| --- | --- | --- |"
+    assert [unit.text for unit in table.units] == [
+        "| 18-inch Aero wheel | 290 kPa (42 PSI) | 290 kPa (42 PSI) |",
+        "| 19-inch Sport wheel | 290 kPa (42 PSI) | 310 kPa (45 PSI) |",
+    ]
+    assert table.units[1].plain == (
+        "Wheel: 19-inch Sport wheel; Front (cold): 290 kPa (42 PSI); Rear (cold): 310 kPa (45 PSI)"
+    )
+
+
+def test_headings_are_not_quotable_text():
+    blocks = passage_blocks("## Charge limit\n\nSet the charge limit to 80% for daily use.")
+
+    assert [[unit.text for unit in block.units] for block in blocks] == [
+        ["Set the charge limit to 80% for daily use."]
+    ]
+
+
+def test_plain_units_hold_every_piece_an_answer_can_rest_on():
+    pairs = passage_plain_units(RELEASE_CABLE + "\n\n" + TIRE_PRESSURES)
+    units = [plain for plain, _ in pairs]
+    context = dict(pairs)
+
+    assert "To open it by hand, follow these steps:" in units
+    assert "Open the trunk." in units  # a step without its number
+    assert "Warning: Never pull the cable while charging is in progress." in units
+    assert "| Wheel | Front (cold) | Rear (cold) |" in units
+    row = "Wheel: 18-inch Aero wheel; Front (cold): 290 kPa (42 PSI); Rear (cold): 290 kPa (42 PSI)"
+    assert row in units
+    assert units[-1] == "These pressures also apply when the vehicle is fully loaded."
+    # A step is read with the line that introduces its procedure, a row with its table's
+    # header and the sentence before the table.
+    assert context["Open the trunk."] == "To open it by hand, follow these steps:"
+    assert context[row].endswith("| Wheel | Front (cold) | Rear (cold) |")
+
+
+def test_plain_units_drop_markdown_emphasis():
+    assert passage_plain_units("Touch **Save** to keep the `Sport` setting.") == [
+        ("Touch Save to keep the Sport setting.", "")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "sentences"),
+    [
+        (
+            "Choose a drive mode, e.g. Sport or Comfort. Touch Save.",
+            ["Choose a drive mode, e.g. Sport or Comfort.", "Touch Save."],
+        ),
+        (
+            "The reservoir holds approx. 4.5 L of fluid. Top it up in autumn.",
+            ["The reservoir holds approx. 4.5 L of fluid.", "Top it up in autumn."],
+        ),
+        (
+            "Pressure changes by about 1.5 PSI. Check it monthly.",
+            ["Pressure changes by about 1.5 PSI.", "Check it monthly."],
+        ),
+        (
+            "The Aster is 184.8 in. (4,695 mm) long. It fits most garages.",
+            ["The Aster is 184.8 in. (4,695 mm) long.", "It fits most garages."],
+        ),
+        (
+            "The overall length is 184.8 in (4,695 mm). It fits most garages.",
+            ["The overall length is 184.8 in (4,695 mm).", "It fits most garages."],
+        ),
+        (
+            "See Fig. 2 for the lift points. Lift only there.",
+            ["See Fig. 2 for the lift points.", "Lift only there."],
+        ),
+        ("Is the charge port open? Close it.", ["Is the charge port open?", "Close it."]),
+    ],
+    ids=["e.g.", "approx.", "decimal", "in.", "in-with-metric", "fig.", "question"],
+)
+def test_sentences_split_at_sentence_ends_only(text, sentences):
+    assert split_sentences(text) == sentences
+
+
+def test_steps_bullets_and_rows_are_one_sentence_each():
+    text = (
+        "Follow these steps:\n"
+        "1. Open the trunk. Then find the cable.\n"
+        "- Pull it gently. Do not use tools.\n"
+        "| Wheel | Front |\n| --- | --- |\n| 18-inch | 42 PSI |"
+    )
+
+    assert split_sentences(text) == [
+        "Follow these steps:",
+        "1. Open the trunk. Then find the cable.",
+        "- Pull it gently. Do not use tools.",
+        "| Wheel | Front |",
+        "| 18-inch | 42 PSI |",
+    ]
+
+
+def test_word_forms_meet_on_one_stem():
+    assert terms("charging") == terms("charge") == terms("charged") == terms("charges")
+    assert terms("Rotate the tires") == terms("rotating a tire")
+
+
+def test_terms_drop_function_words_and_keep_numbers():
+    assert terms("What is the pressure for the 18 inch wheels?") == [
+        "pressur",
+        "18",
+        "inch",
+        "wheel",
+    ]
+
+
+def test_a_word_the_manual_never_uses_weighs_most():
+    vocabulary = Vocabulary.from_texts(
+        [
+            "Inflate the tires to 42 PSI.",
+            "Rotate the tires every 12,000 km.",
+            "Charge the battery to 80%.",
+            "The tires and the battery need little care.",
+        ]
+    )
+    (tire,) = terms("tires")
+    (rotate,) = terms("rotate")
+    (resale,) = terms("resale")
+
+    assert vocabulary.documents == 4
+    assert vocabulary.idf(tire) < vocabulary.idf(rotate) < vocabulary.idf(resale)
+    assert not vocabulary.known(resale)
+
+
+def test_a_shortened_word_is_known_when_it_starts_a_word_of_the_manual():
+    vocabulary = Vocabulary.from_texts(["Set the cabin temperature and the configuration."])
+
+    assert vocabulary.known("temp", prefix=True)
+    assert vocabulary.known("config", prefix=True)
+    assert not vocabulary.known("temp")
+    assert not vocabulary.known("tem", prefix=True)  # too short to stand for a word
+
+
+def test_coverage_weighs_the_rare_terms_of_a_question_more():
+    vocabulary = Vocabulary.from_texts(
+        [
+            "Inflate the tires when cold.",
+            "Rotate the tires every 12,000 km.",
+            "Replace the tires in pairs.",
+            "Clean the cameras.",
+        ]
+    )
+    question = terms("rotate tires")
+
+    assert weighted_coverage(question, terms("Rotate the tires."), vocabulary) == 1.0
+    rare_only = weighted_coverage(question, terms("Rotate them."), vocabulary)
+    common_only = weighted_coverage(question, terms("The tires."), vocabulary)
+    assert rare_only > 0.5 > common_only > 0.0
+    assert weighted_coverage(terms("what is it?"), [], vocabulary) == 1.0
