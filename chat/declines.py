@@ -132,11 +132,12 @@ def key_terms(question: str) -> dict[str, str]:
     """The question's key terms: stemmed content word -> the word as the owner wrote it, without
     function words, fillers and figures."""
     found: dict[str, str] = {}
-    for word in words(question):
+    for written in re.findall(r"\w+", question):
+        word = written.lower()
         if word in _FUNCTION_WORDS or _FIGURE.match(word) or word in UNITS:
             continue  # units are checked against the passages' figures instead
         for term in terms(_SAME_AS.get(word, word)):
-            found.setdefault(term, word)
+            found.setdefault(term, written)
     return found
 
 
@@ -153,8 +154,8 @@ def key_term_coverage(question: str, vocabulary: Vocabulary) -> tuple[float, lis
 
 
 def meaning_shift(question: str, left_out: Iterable[str], embed: Embed) -> float:
-    """How far the question's meaning moves when the words ``left_out`` are dropped:
-    1 - cosine of the two embeddings (0 when nothing is left out)."""
+    """How far the question's meaning moves when the words ``left_out`` are dropped (in any
+    case): 1 - cosine of the two embeddings (0 when nothing is left out)."""
     dropped = {word.lower() for word in left_out}
     if not dropped:
         return 0.0

@@ -158,11 +158,11 @@ def test_a_question_for_a_unit_the_passages_give_is_not_declined(
     ("question", "unknown"),
     [
         ("What's my Aster's resale value?", ["resale"]),
-        ("Can I mount a Cybertruck tonneau cover on the Aster?", ["cybertruck", "tonneau"]),
+        ("Can I mount a Cybertruck tonneau cover on the Aster?", ["Cybertruck", "tonneau"]),
         (
             "Is the Sonavox premium sound system still under warranty if I bought my Aster in "
             "Brazil?",
-            ["sonavox", "premium", "bought", "brazil"],
+            ["Sonavox", "premium", "bought", "Brazil"],
         ),
     ],
 )
