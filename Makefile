@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format services bench-ingest bench-chunking bench-generation \
-	bench-review bench-training bench-chat bench-followups bench-quality bench-answers
+BENCHES := ingest chunking generation review training chat followups quality answers
+
+.PHONY: install run test lint format services $(addprefix bench-,$(BENCHES))
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +38,8 @@ format: install
 services: install
 	$(PY) -m manualqa.stack services
 
-bench-%: install
+# A static pattern rule: make skips implicit rules for .PHONY targets, which left every
+# `make bench-...` doing nothing.
+$(addprefix bench-,$(BENCHES)): bench-%: install
 	$(PY) -m manualqa.stack services >/dev/null
 	$(PY) bench/$*.py

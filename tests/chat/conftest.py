@@ -8,10 +8,11 @@ so what a test writes (assistants, conversations, QA pairs) is rolled back after
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 from django.conf import settings
@@ -75,3 +76,57 @@ def fresh_rate_limits() -> None:
     keys = list(client.scan_iter(match=f"{settings.CHAT_RATE_LIMIT_PREFIX}*"))
     if keys:
         client.delete(*keys)
+
+
+# --------------------------------------------------------------------------------------------
+# For the answer path's plain modules (no database)
+
+
+@pytest.fixture(scope="session")
+def embed() -> Callable[[list[str]], np.ndarray]:
+    """The site's embedding model. A text met before is not encoded again: the passages are
+    the same in many tests, and the CPU is slow."""
+    from curation.embeddings import encode
+
+    vectors: dict[str, np.ndarray] = {}
+
+    def embed_texts(texts: list[str]) -> np.ndarray:
+        new = [text for text in dict.fromkeys(texts) if text not in vectors]
+        if new:
+            encoded = encode(
+                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
+            )
+            vectors.update(zip(new, encoded, strict=True))
+        return np.stack([vectors[text] for text in texts])
+
+    return embed_texts
+
+
+@pytest.fixture(scope="session")
+def manual_chunks() -> dict[str, list[str]]:
+    """The sample manual's chunk texts by page (``"tires.html"``), as ingestion makes them
+    (without a database)."""
+    from curation.chunking import chunk_markdown
+    from curation.embeddings import token_counter
+    from curation.services import clean_page
+    from curation.sources import iter_html_folder
+
+    count_tokens = token_counter(settings.EMBEDDING_MODEL)
+    pages = [
+        clean_page(page)
+        for page in iter_html_folder(SAMPLE_SITE / "manual")
+        if page.ok and page.source_name != "index.html" and "/" not in page.source_name
+    ]
+    return {
+        page.source_name: [
+            chunk.text
+            for chunk in chunk_markdown(
+                page.markdown,
+                title=page.title,
+                max_tokens=settings.CHUNK_MAX_TOKENS,
+                overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+                count_tokens=count_tokens,
+            )
+        ]
+        for page in pages
+    }

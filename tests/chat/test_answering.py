@@ -9,11 +9,9 @@ here so that a test can see what was read from it and whether it was closed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
-import numpy as np
 import pytest
-from django.conf import settings
 
 from chat import prompts
 from chat.answering import (
@@ -31,7 +29,6 @@ from chat.answering import (
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify
-from curation.embeddings import encode
 from curation.llm import Completion, StreamDelta, StreamEnd
 
 RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
@@ -98,24 +95,6 @@ COMPLETION = Completion(
     attempts=1,
     model="tiny-test-model",
 )
-
-
-@pytest.fixture(scope="module")
-def embed() -> Callable[[list[str]], np.ndarray]:
-    """The site's embedding model. A text met before in this module is not encoded again: the
-    passages are the same in many tests, and the CPU is slow."""
-    vectors: dict[str, np.ndarray] = {}
-
-    def embed_texts(texts: list[str]) -> np.ndarray:
-        new = [text for text in dict.fromkeys(texts) if text not in vectors]
-        if new:
-            encoded = encode(
-                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
-            )
-            vectors.update(zip(new, encoded, strict=True))
-        return np.stack([vectors[text] for text in texts])
-
-    return embed_texts
 
 
 @pytest.fixture(scope="module")

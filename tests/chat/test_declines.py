@@ -8,11 +8,7 @@ words move a question's meaning) is the real one, loaded once for the module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import pytest
-from django.conf import settings
 
 from chat.declines import (
     DEFAULT_MIN_COVERAGE,
@@ -25,52 +21,6 @@ from chat.declines import (
     meaning_shift,
 )
 from chat.text_units import Vocabulary
-from curation.chunking import chunk_markdown
-from curation.embeddings import encode, token_counter
-from curation.services import clean_page
-from curation.sources import iter_html_folder
-from tests.conftest import SAMPLE_SITE
-
-
-@pytest.fixture(scope="module")
-def embed() -> Callable[[list[str]], np.ndarray]:
-    """The site's embedding model. A text met before in this module is not encoded again."""
-    vectors: dict[str, np.ndarray] = {}
-
-    def embed_texts(texts: list[str]) -> np.ndarray:
-        new = [text for text in dict.fromkeys(texts) if text not in vectors]
-        if new:
-            encoded = encode(
-                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
-            )
-            vectors.update(zip(new, encoded, strict=True))
-        return np.stack([vectors[text] for text in texts])
-
-    return embed_texts
-
-
-@pytest.fixture(scope="module")
-def manual_chunks() -> dict[str, list[str]]:
-    """The sample manual's chunk texts by page (``"tires.html"``), as ingestion makes them."""
-    count_tokens = token_counter(settings.EMBEDDING_MODEL)
-    pages = [
-        clean_page(page)
-        for page in iter_html_folder(SAMPLE_SITE / "manual")
-        if page.ok and page.source_name != "index.html" and "/" not in page.source_name
-    ]
-    return {
-        page.source_name: [
-            chunk.text
-            for chunk in chunk_markdown(
-                page.markdown,
-                title=page.title,
-                max_tokens=settings.CHUNK_MAX_TOKENS,
-                overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-                count_tokens=count_tokens,
-            )
-        ]
-        for page in pages
-    }
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,7 @@ embedding model is the real one, loaded once for the module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import pytest
-from django.conf import settings
 
 from chat.quoting import (
     QuotePassage,
@@ -20,11 +16,6 @@ from chat.quoting import (
     compose_quote,
 )
 from chat.text_units import Vocabulary, split_sentences
-from curation.chunking import chunk_markdown
-from curation.embeddings import encode, token_counter
-from curation.services import clean_page
-from curation.sources import iter_html_folder
-from tests.conftest import SAMPLE_SITE
 
 RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
 RELEASE_STEPS = [
@@ -84,43 +75,9 @@ OPENING_THE_FOB = (
 
 
 @pytest.fixture(scope="module")
-def embed() -> Callable[[list[str]], np.ndarray]:
-    """The site's embedding model. A text met before in this module is not encoded again: the
-    passages are the same in many tests, and the CPU is slow."""
-    vectors: dict[str, np.ndarray] = {}
-
-    def embed_texts(texts: list[str]) -> np.ndarray:
-        new = [text for text in dict.fromkeys(texts) if text not in vectors]
-        if new:
-            encoded = encode(
-                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
-            )
-            vectors.update(zip(new, encoded, strict=True))
-        return np.stack([vectors[text] for text in texts])
-
-    return embed_texts
-
-
-@pytest.fixture(scope="module")
-def vocabulary() -> Vocabulary:
+def vocabulary(manual_chunks) -> Vocabulary:
     """IDF weights over the sample manual's chunks, chunked with the settings ingestion uses."""
-    count_tokens = token_counter(settings.EMBEDDING_MODEL)
-    pages = [
-        clean_page(page)
-        for page in iter_html_folder(SAMPLE_SITE / "manual")
-        if page.ok and page.source_name != "index.html" and "/" not in page.source_name
-    ]
-    return Vocabulary.from_texts(
-        chunk.text
-        for page in pages
-        for chunk in chunk_markdown(
-            page.markdown,
-            title=page.title,
-            max_tokens=settings.CHUNK_MAX_TOKENS,
-            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
-            count_tokens=count_tokens,
-        )
-    )
+    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)
 
 
 def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:

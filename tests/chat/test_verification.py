@@ -8,14 +8,9 @@ recombined claims do not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
 import pytest
-from django.conf import settings
 
 from chat.verification import Verdict, numbers_with_units, rebuild, verify
-from curation.embeddings import encode
 
 TIRE_PRESSURES = """\
 Inflate the tires to the pressures below. Always check and adjust pressures when the tires are \
@@ -77,24 +72,6 @@ in the Corvan Connect app and set the temperature. The battery is warmed at the 
 which restores regenerative braking sooner."""
 
 PASSAGES = [(1, TIRE_PRESSURES), (2, TPMS), (3, RELEASE_CABLE), (4, PRECONDITIONING)]
-
-
-@pytest.fixture(scope="module")
-def embed() -> Callable[[list[str]], np.ndarray]:
-    """The site's embedding model. A text met before in this module is not encoded again: the
-    passages are the same in every test, and the CPU is slow."""
-    vectors: dict[str, np.ndarray] = {}
-
-    def embed_texts(texts: list[str]) -> np.ndarray:
-        new = [text for text in dict.fromkeys(texts) if text not in vectors]
-        if new:
-            encoded = encode(
-                new, model_name=settings.EMBEDDING_MODEL, batch_size=settings.EMBEDDING_BATCH_SIZE
-            )
-            vectors.update(zip(new, encoded, strict=True))
-        return np.stack([vectors[text] for text in texts])
-
-    return embed_texts
 
 
 def only_verdict(answer: str, embed) -> Verdict:
