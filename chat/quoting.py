@@ -50,7 +50,6 @@ __all__ = [
     "asks_for_procedure",
     "asks_for_quantity",
     "compose_quote",
-    "question_coverage",
 ]
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -182,16 +181,6 @@ def asks_for_quantity(question: str) -> bool:
     """Whether ``question`` asks for an amount, a size, a time or a frequency ("how long",
     "what psi", "how often"): its answer then holds a number."""
     return bool(_QUANTITY.search(question))
-
-
-def question_coverage(
-    question: str, text: str, heading_paths: Sequence[str], vocabulary: Vocabulary
-) -> float:
-    """Share of ``question``'s IDF weight that ``text`` and the ``heading_paths`` cover."""
-    covered = set(terms(text))
-    for heading in heading_paths:
-        covered.update(terms(heading))
-    return weighted_coverage(terms(question), covered, vocabulary)
 
 
 def compose_quote(
