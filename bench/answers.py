@@ -67,8 +67,8 @@ from chat.models import Assistant  # noqa: E402
 from chat.owners import Owner  # noqa: E402
 from chat.retrieval import embed_texts, retrieve  # noqa: E402
 from chat.verification import verify  # noqa: E402
-from curation.local_models import load_local  # noqa: E402
 from curation.models import LLMEndpoint, Manual  # noqa: E402
+from manualqa.lib.local_models import load_local  # noqa: E402
 from training import metrics  # noqa: E402
 from training.evaluation import questions_parse_jsonl  # noqa: E402
 

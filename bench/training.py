@@ -60,7 +60,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback  #
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from trl import SFTConfig, SFTTrainer  # noqa: E402
 
-from curation.local_models import ensure_default_model  # noqa: E402
+from manualqa.lib.local_models import ensure_default_model  # noqa: E402
 from training import trainer  # noqa: E402
 from training.models import SnapshotPair  # noqa: E402
 from training.presets import PRESETS, TrainingConfig  # noqa: E402

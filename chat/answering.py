@@ -32,7 +32,7 @@ from chat.declines import Decline, decline_reason
 from chat.quoting import Quote, QuotePassage, QuoteSettings, compose_quote
 from chat.text_units import Vocabulary, split_sentences
 from chat.verification import Verdict, Verification, rebuild, verify
-from curation.llm import Completion, StreamDelta, StreamEnd
+from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
 from manualqa.lib.loop_guard import LoopGuard
 
 __all__ = [

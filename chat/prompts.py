@@ -4,9 +4,12 @@ Plain Python (no Django). A prompt is built as chat messages and then rendered f
 endpoint in one of the prompt formats a model can have been trained with:
 
 * ``chat``: the messages as they are, for the server's or tokenizer's chat template;
-* ``inst``: the seed project's ``<s>[INST] q [/INST]`` text (``curation.llm.render_inst``),
-  sent as a raw prompt (``complete_prompt``/``stream_prompt``) and stopped at ``</s>``;
+* ``inst``: the seed project's ``<s>[INST] q [/INST]`` text
+  (``manualqa.lib.prompt_formats.render_inst``), sent as a raw prompt
+  (``complete_prompt``/``stream_prompt``) and stopped at ``</s>``;
 * ``alpaca``: the Alpaca instruction/response text that ``training.trainer`` trains on.
+
+The formats themselves live in :mod:`manualqa.lib.prompt_formats`, shared with training.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from curation.llm import INST_STOP, estimate_tokens, messages_tokens, render_inst
+from manualqa.lib import prompt_formats
+from manualqa.lib.llm import estimate_tokens, messages_tokens
 
 __all__ = [
     "DECLINE_PREFIX",
@@ -33,7 +37,7 @@ __all__ = [
     "render",
 ]
 
-FORMATS: Final = ("chat", "inst", "alpaca")
+FORMATS: Final = prompt_formats.CHAT_FORMATS
 
 #: How every decline starts, so owners (and tests, and the feedback queue) can tell.
 DECLINE_PREFIX: Final = "The manual does not say"
@@ -46,11 +50,6 @@ GROUNDED_SYSTEM_PROMPT: Final = (
     "knowledge from outside the passages."
 )
 
-_ALPACA_PREAMBLE: Final = (
-    "Below is an instruction that describes a task. Write a response that appropriately "
-    "completes the request."
-)
-_ALPACA_STOP: Final = ("### Instruction:",)
 _CITATION: Final = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -114,19 +113,10 @@ def direct_messages(*, question: str, system_prompt: str = "") -> list[dict[str,
 
 def render(messages: list[dict[str, str]], *, prompt_format: str) -> RenderedPrompt:
     """``messages`` in ``prompt_format`` (one of :data:`FORMATS`)."""
-    if prompt_format == "chat":
-        return RenderedPrompt(messages=messages, prompt=None, stop=[])
-    if prompt_format == "inst":
-        return RenderedPrompt(messages=None, prompt=render_inst(messages), stop=list(INST_STOP))
-    if prompt_format == "alpaca":
-        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system").strip()
-        users = [m["content"] for m in messages if m["role"] == "user"]
-        instruction = users[-1].strip() if users else ""
-        prompt = (
-            f"{system or _ALPACA_PREAMBLE}\n\n### Instruction:\n{instruction}\n\n### Response:\n"
-        )
-        return RenderedPrompt(messages=None, prompt=prompt, stop=list(_ALPACA_STOP))
-    raise ValueError(f"unknown prompt format {prompt_format!r}; expected one of {FORMATS}")
+    if prompt_format not in FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; expected one of {FORMATS}")
+    rendered = prompt_formats.render_inference(messages, prompt_format=prompt_format)
+    return RenderedPrompt(messages=rendered.messages, prompt=rendered.prompt, stop=rendered.stop)
 
 
 def fit_passages(

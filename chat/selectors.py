@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
@@ -18,7 +17,7 @@ from django.http import Http404
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner
 from chat.text_units import Vocabulary
-from curation.models import DocumentChunk, LLMEndpoint
+from curation.models import DocumentChunk
 
 
 def assistants_available() -> QuerySet[Assistant]:
@@ -102,39 +101,6 @@ def feedback_for(*, owner: Owner) -> QuerySet[Feedback]:
 def preferences_for(*, owner: Owner) -> QuerySet[Preference]:
     return Preference.objects.filter(owner.conversations_q("message_a__conversation__")).order_by(
         "-created_at", "-id"
-    )
-
-
-@dataclass(frozen=True)
-class TrainedFormat:
-    """How the model behind an endpoint was trained: its dataset's prompt format (as a chat
-    prompt format) and system prompt."""
-
-    prompt_format: str
-    system_prompt: str
-    job_name: str
-
-
-# training.models.DatasetSnapshot.PromptFormat -> chat prompt formats
-_SNAPSHOT_FORMATS = {"chat_template": "chat", "seed_inst": "inst", "alpaca": "alpaca"}
-
-
-def endpoint_trained_format(*, endpoint: LLMEndpoint) -> TrainedFormat | None:
-    """The training format of a model a Stage 4 job registered as ``endpoint``, if it was one."""
-    from training.models import TrainingJob
-
-    job = (
-        TrainingJob.objects.filter(registered_endpoint=endpoint)
-        .select_related("snapshot")
-        .order_by("-created_at")
-        .first()
-    )
-    if job is None:
-        return None
-    return TrainedFormat(
-        prompt_format=_SNAPSHOT_FORMATS.get(job.snapshot.prompt_format, "chat"),
-        system_prompt=job.snapshot.system_prompt,
-        job_name=job.name,
     )
 
 

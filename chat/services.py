@@ -119,8 +119,9 @@ from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from curation import qa
-from curation.llm import LLMClient, LLMError, make_client
 from curation.models import DocumentChunk, LLMEndpoint, Manual, QAPair, QAPairRevision
+from manualqa.lib import prompt_formats
+from manualqa.lib.llm import LLMClient, LLMError, make_client
 
 logger = logging.getLogger("chat.services")
 
@@ -559,7 +560,7 @@ def answering_warm_up() -> None:
         endpoint = assistant.endpoint
         uses_model = assistant.answer_style != Assistant.AnswerStyle.QUOTED
         if uses_model and endpoint is not None and endpoint.kind == LLMEndpoint.Kind.LOCAL:
-            from curation.local_models import load_local
+            from manualqa.lib.local_models import load_local
 
             load_local(endpoint.model, Path(settings.MODELS_DIR))
         logger.info("Chat warmed up for %s.", assistant.name)
@@ -729,20 +730,20 @@ def _prompt_for(
     passages: Sequence[Passage],
 ) -> tuple[prompts.RenderedPrompt, int]:
     """The prompt to send (build-the-prompt stage) and how many retrieved passages it holds;
-    the prompt format is the one the endpoint's model was trained with, when known."""
-    trained = selectors.endpoint_trained_format(endpoint=endpoint)
+    the prompt format is the one the endpoint's model was trained with, when known (a training
+    job writes it onto the endpoint it registers)."""
     if assistant.prompt_format != Assistant.PromptFormat.AUTO:
         prompt_format = assistant.prompt_format
-    elif trained is not None:
-        prompt_format = trained.prompt_format
+    elif endpoint.prompt_format:
+        prompt_format = prompt_formats.chat_format(endpoint.prompt_format)
     elif endpoint.kind == LLMEndpoint.Kind.SAGEMAKER:
         prompt_format = "inst"
     else:
         prompt_format = "chat"
     direct = assistant.mode == Assistant.Mode.DIRECT
     system_prompt = assistant.system_prompt
-    if direct and not system_prompt and trained is not None:
-        system_prompt = trained.system_prompt
+    if direct and not system_prompt:
+        system_prompt = endpoint.system_prompt
     return answering.build_prompt(
         question,
         _prompt_passages(passages),

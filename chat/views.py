@@ -48,7 +48,7 @@ from chat import selectors, services
 from chat.events import ChatEvent, Done, Failed, event_to_sse
 from chat.models import Assistant, Conversation, Feedback
 from chat.owners import Owner, owner_from_request
-from curation.llm import LLMError
+from manualqa.lib.llm import LLMError
 
 #: Conversations listed in the sidebar (the most recent ones).
 SIDEBAR_CONVERSATIONS = 30

@@ -354,6 +354,14 @@ class LLMEndpointAdmin(admin.ModelAdmin):
             {"fields": ("temperature", "max_tokens", "context_window")},
         ),
         (
+            "Trained format",
+            {
+                "fields": ("prompt_format", "system_prompt"),
+                "description": "How the model was fine-tuned, so that chat prompts it the same "
+                "way. A training job fills these in for the models it registers.",
+            },
+        ),
+        (
             "Limits and retries",
             {"fields": ("requests_per_minute", "max_concurrency", "timeout_s", "max_retries")},
         ),

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from curation import qa
-from curation.llm import Completion, LLMClient, LLMError, estimate_tokens, messages_tokens
+from manualqa.lib.llm import Completion, LLMClient, LLMError, estimate_tokens, messages_tokens
 
 logger = logging.getLogger("curation.generation")
 

@@ -246,6 +246,26 @@ class LLMEndpoint(models.Model):
     price_out_per_1k = models.DecimalField(
         max_digits=10, decimal_places=6, null=True, blank=True, help_text="USD per 1k output tokens"
     )
+
+    class PromptFormat(models.TextChoices):
+        """The formats of :mod:`manualqa.lib.prompt_formats` (dataset snapshots use these too)."""
+
+        CHAT_TEMPLATE = "chat_template", "Tokenizer chat template"
+        SEED_INST = "seed_inst", "<s>[INST] q [/INST] a </s> (seed project)"
+        ALPACA = "alpaca", "Alpaca instruction/output"
+
+    prompt_format = models.CharField(
+        max_length=20,
+        choices=PromptFormat.choices,
+        blank=True,
+        help_text="The format the model was fine-tuned on, written when a training job "
+        "registers it; chat prompts it the same way. Empty: not known (a chat model).",
+    )
+    system_prompt = models.TextField(
+        blank=True,
+        help_text="The system prompt the model was fine-tuned with, if any; a direct chat "
+        "assistant without its own system prompt uses it.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -273,8 +293,8 @@ class LLMEndpoint(models.Model):
             raise ValidationError(errors)
 
     def config(self):
-        """The plain ``EndpointConfig`` that ``curation.llm.make_client`` takes."""
-        from curation.llm import EndpointConfig
+        """The plain ``EndpointConfig`` that ``manualqa.lib.llm.make_client`` takes."""
+        from manualqa.lib.llm import EndpointConfig
 
         return EndpointConfig(
             kind=self.kind,

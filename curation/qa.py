@@ -56,7 +56,6 @@ __all__ = [
     "answer_flags",
     "answer_messages",
     "clean_answer",
-    "format_inst",
     "grounding_score",
     "heading_slug",
     "lexical_grounding",
@@ -877,7 +876,6 @@ _INST_RE: Final = re.compile(
     re.DOTALL,
 )
 _SYS_BLOCK_RE: Final = re.compile(r"<<SYS>>.*?<</SYS>>", re.DOTALL)
-INST_MARKERS: Final = ("<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>")
 
 
 def _inst_record(value: Any, number: int) -> ImportRecord | ImportProblem:
@@ -939,18 +937,3 @@ def heading_slug(heading: str) -> str:
     Leading ``#`` marks are not part of the heading and are removed if passed in.
     """
     return heading.strip().lstrip("#").strip().lower().replace(" ", "-")
-
-
-def format_inst(question: str, answer: str) -> str:
-    """One pair in the seed project's Llama 2 training format: ``<s>[INST] q [/INST] a </s>``.
-
-    Raises ``ValueError`` when the question or answer itself holds one of the format's markers,
-    because such a line would be read back as a different (or broken) pair.
-    """
-    question, answer = question.strip(), answer.strip()
-    for marker in INST_MARKERS:
-        if marker in question or marker in answer:
-            raise ValueError(f"the question or answer contains the marker {marker!r}")
-    if not question or not answer:
-        raise ValueError("the question and the answer must not be empty")
-    return f"<s>[INST] {question} [/INST] {answer} </s>"

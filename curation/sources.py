@@ -19,7 +19,6 @@ Design rules that apply to every source:
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
 import random
@@ -37,6 +36,8 @@ from urllib.request import url2pathname
 from urllib.robotparser import RobotFileParser
 
 import requests
+
+from manualqa.lib.llm.limits import retry_after_s
 
 __all__ = [
     "CrawlOptions",
@@ -191,23 +192,6 @@ def _parse_content_type(value: str | None) -> tuple[str, str | None]:
         if key.strip().lower() == "charset" and val.strip():
             charset = val.strip().strip("\"'")
     return mime.strip().lower(), charset
-
-
-def _retry_after_s(response: requests.Response) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or HTTP-date), if any."""
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _describe_exception(exc: BaseException, timeout_s: float) -> str:
@@ -487,7 +471,7 @@ class _Crawler:
                         last_status = status
                         last_error = f"HTTP {status}"
                         if status in (429, 503):
-                            retry_after = _retry_after_s(response)
+                            retry_after = retry_after_s(response.headers)
                     else:
                         try:
                             return self._complete(response, started, require_html)

@@ -962,7 +962,7 @@ class _Evaluator:
         self.reference_vectors: dict[int, list[float]] = {}
         self.judge_client = None
         if run.judge_endpoint is not None and not run.retrieval_only:
-            from curation.llm import make_client
+            from manualqa.lib.llm import make_client
 
             self.judge_client = make_client(run.judge_endpoint.config())
         self.judge_calls = 0
@@ -1128,7 +1128,7 @@ class _Evaluator:
     def _judge(self, question: Mapping[str, Any], answer: str, context: str) -> dict[str, Any]:
         """The judge's grades for one answer, with its raw reply, tokens and cost; a judge
         that fails or answers unreadably leaves the grades out and says why in ``error``."""
-        from curation.llm import LLMError
+        from manualqa.lib.llm import LLMError
 
         prompt = judge_prompt_render(
             self.run.judge_prompt,

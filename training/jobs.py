@@ -464,6 +464,9 @@ def _register(job: TrainingJob, merged_dir: Path) -> LLMEndpoint:
             "temperature": 0.2,
             "context_window": 2048,
             "timeout_s": 600,
+            # How chat must prompt it: the format and system prompt it was trained with.
+            "prompt_format": job.snapshot.prompt_format,
+            "system_prompt": job.snapshot.system_prompt,
         },
     )
     return endpoint

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from curation.models import LLMEndpoint
 from manualqa.jobrows import progress_percent
 
 
@@ -17,10 +18,7 @@ class DatasetSnapshot(models.Model):
     the frozen questions, answers and splits: two snapshots with the same hash hold the same data.
     """
 
-    class PromptFormat(models.TextChoices):
-        CHAT_TEMPLATE = "chat_template", "Tokenizer chat template"
-        SEED_INST = "seed_inst", "<s>[INST] q [/INST] a </s> (seed project)"
-        ALPACA = "alpaca", "Alpaca instruction/output"
+    PromptFormat = LLMEndpoint.PromptFormat
 
     manual = models.ForeignKey(
         "curation.Manual", on_delete=models.PROTECT, related_name="dataset_snapshots"

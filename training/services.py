@@ -21,11 +21,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Q
 
-from curation import qa
 from curation.models import Manual, QAPair
+from manualqa.lib import prompt_formats
 from training.models import DatasetSnapshot, SnapshotPair
 
-EXPORT_FORMATS = ("chat_template", "seed_inst", "alpaca")
+EXPORT_FORMATS = prompt_formats.FORMATS
 MIN_PAIRS = 1
 
 
@@ -137,7 +137,7 @@ def snapshot_create(
     # Text holding the seed format's own markers would corrupt a [INST] export: refuse it now,
     # naming the pairs, rather than fail halfway through an export.
     marker_filter = Q()
-    for marker in qa.INST_MARKERS:
+    for marker in prompt_formats.INST_MARKERS:
         marker_filter |= Q(question__contains=marker) | Q(answer__contains=marker)
     broken = list(approved.filter(marker_filter).values_list("id", flat=True)[:10])
     if broken:
@@ -241,43 +241,25 @@ def _by_id(pair: SnapshotPair) -> tuple[int, int]:
 
 def format_record(pair: SnapshotPair, *, fmt: str, system_prompt: str = "") -> dict:
     """One training record in ``fmt`` (see ``EXPORT_FORMATS``)."""
-    if fmt == "chat_template":
-        messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-        messages += [
-            {"role": "user", "content": pair.question},
-            {"role": "assistant", "content": pair.answer},
-        ]
-        return {"messages": messages}
+    _check_export_format(fmt)
     if fmt == "seed_inst":
-        # format_inst refuses text holding the format's own markers (a reviewer may have typed
-        # one); the system block is added after that check, as Llama 2 places it.
+        # A reviewer may have typed one of the format's own markers into a pair.
         try:
-            text = qa.format_inst(pair.question, pair.answer)
+            prompt_formats.format_inst(pair.question, pair.answer)
         except ValueError as exc:
             raise ValidationError(
                 f"Pair {pair.qa_pair_id or pair.pk} cannot be written as seed_inst: {exc}."
             ) from None
         if system_prompt:
             _check_system_prompt(system_prompt)
-            text = text.replace(
-                "[INST] ", f"[INST] <<SYS>>\n{system_prompt.strip()}\n<</SYS>>\n\n", 1
-            )
-        return {"text": text}
-    if fmt == "alpaca":
-        record = {"instruction": pair.question, "input": "", "output": pair.answer}
-        if system_prompt:
-            record["system"] = system_prompt
-        return record
-    _check_export_format(fmt)
-    raise AssertionError(fmt)  # every known format returned above
+    return prompt_formats.to_training_record(
+        pair.question, pair.answer, fmt=fmt, system_prompt=system_prompt
+    )
 
 
 def _check_system_prompt(system_prompt: str) -> None:
-    found = [marker for marker in qa.INST_MARKERS if marker in system_prompt]
-    if found:
-        raise ValidationError(
-            {"system_prompt": f"The system prompt cannot contain the prompt marker {found[0]!r}."}
-        )
+    if problem := prompt_formats.system_prompt_problem(system_prompt):
+        raise ValidationError({"system_prompt": problem})
 
 
 def _check_export_format(fmt: str) -> None:

@@ -49,18 +49,16 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from curation.local_models import ensure_default_model
+from manualqa.lib.local_models import ensure_default_model
+from manualqa.lib.prompt_formats import TrainExample, parse_training_record
 from training.presets import TrainingConfig, validate_config
 
 __all__ = [
-    "PROMPT_FORMATS",
     "ProgressEvent",
-    "TrainExample",
     "TrainResult",
     "TrainingCancelled",
     "bnb_cpu_4bit_available",
     "build_dataset",
-    "example_from_record",
     "load_merged_and_generate",
     "model_context_length",
     "resolve_base_model",
@@ -69,133 +67,16 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: The snapshot export formats (training.services.EXPORT_FORMATS) a run can train on.
-PROMPT_FORMATS: Final = ("chat_template", "seed_inst", "alpaca")
-
 SAMPLE_COUNT: Final = 3
 SAMPLE_MAX_NEW_TOKENS: Final = 48
 CHECKPOINTS_KEPT: Final = 2
 
-_ALPACA_PREAMBLE: Final = (
-    "Below is an instruction that describes a task. Write a response that appropriately "
-    "completes the request."
-)
-_ALPACA_PREAMBLE_WITH_INPUT: Final = (
-    "Below is an instruction that describes a task, paired with an input that provides further "
-    "context. Write a response that appropriately completes the request."
-)
-_INST_OPEN: Final = "<s>[INST]"
-_INST_CLOSE: Final = "[/INST]"
-_INST_END: Final = "</s>"
-_SYS_RE: Final = re.compile(r"^<<SYS>>\n(?P<system>.*?)\n<</SYS>>\n\n", re.DOTALL)
 # "org/name" or "name" as the Hub spells repository ids.
 _HUB_ID_RE: Final = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 
 
 # --------------------------------------------------------------------------------------------
 # Records -> trl's prompt/completion dataset
-
-
-@dataclass(frozen=True)
-class TrainExample:
-    """One training pair in its prompt format; the loss goes on ``completion`` only.
-
-    ``prompt``/``completion`` are strings (seed_inst, alpaca) or chat messages (chat_template,
-    rendered by the tokenizer's chat template). ``question`` and ``reference`` are the bare
-    question and answer, for sample generations and reports.
-    """
-
-    prompt: str | list[dict[str, str]]
-    completion: str | list[dict[str, str]]
-    question: str = ""
-    reference: str = ""
-
-
-def _inst_example(text: Any, system_prompt: str, where: str) -> TrainExample:
-    if not isinstance(text, str) or not text.strip().startswith(_INST_OPEN):
-        raise ValueError(
-            f'{where}: "text" must look like "<s>[INST] question [/INST] answer </s>".'
-        )
-    text = text.strip()
-    head, marker, tail = text.partition(_INST_CLOSE)
-    if not marker or not tail.strip() or tail.strip() == _INST_END:
-        raise ValueError(f"{where}: no answer after [/INST].")
-    inner = head[len(_INST_OPEN) :].lstrip()
-    match = _SYS_RE.match(inner)
-    if match is None and system_prompt.strip():
-        # Where Llama 2 places a system prompt, as training.services.format_record does.
-        head = head.replace("[INST] ", f"[INST] <<SYS>>\n{system_prompt.strip()}\n<</SYS>>\n\n", 1)
-    question = (inner[match.end() :] if match else inner).strip()
-    answer = tail.strip()
-    if answer.endswith(_INST_END):
-        answer = answer[: -len(_INST_END)].rstrip()
-    return TrainExample(prompt=head + marker, completion=tail, question=question, reference=answer)
-
-
-def _alpaca_example(record: Mapping[str, Any], system_prompt: str, where: str) -> TrainExample:
-    instruction, extra, output = (record.get(key) for key in ("instruction", "input", "output"))
-    if not isinstance(instruction, str) or not instruction.strip():
-        raise ValueError(f'{where}: "instruction" must be a non-empty string.')
-    if not isinstance(output, str) or not output.strip():
-        raise ValueError(f'{where}: "output" must be a non-empty string.')
-    extra = extra if isinstance(extra, str) else ""
-    system = record.get("system") or system_prompt
-    system = system.strip() if isinstance(system, str) else ""
-    preamble = system or (_ALPACA_PREAMBLE_WITH_INPUT if extra.strip() else _ALPACA_PREAMBLE)
-    prompt = f"{preamble}\n\n### Instruction:\n{instruction.strip()}\n\n"
-    if extra.strip():
-        prompt += f"### Input:\n{extra.strip()}\n\n"
-    prompt += "### Response:\n"
-    return TrainExample(
-        prompt=prompt, completion=output.strip(), question=instruction.strip(), reference=output
-    )
-
-
-def _chat_example(record: Mapping[str, Any], system_prompt: str, where: str) -> TrainExample:
-    messages = record.get("messages")
-    if not isinstance(messages, list) or not all(
-        isinstance(message, dict)
-        and isinstance(message.get("role"), str)
-        and isinstance(message.get("content"), str)
-        for message in messages
-    ):
-        raise ValueError(f'{where}: "messages" must be a list of {{"role", "content"}} objects.')
-    if len(messages) < 2 or messages[-1]["role"] != "assistant":
-        raise ValueError(f"{where}: the last message must be the assistant's answer.")
-    prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]
-    users = [m["content"] for m in prompt if m["role"] == "user"]
-    if not users:
-        raise ValueError(f"{where}: there is no user message to answer.")
-    if system_prompt.strip() and prompt[0]["role"] != "system":
-        prompt.insert(0, {"role": "system", "content": system_prompt.strip()})
-    answer = messages[-1]["content"]
-    return TrainExample(
-        prompt=prompt,
-        completion=[{"role": "assistant", "content": answer}],
-        question=users[-1],
-        reference=answer,
-    )
-
-
-def example_from_record(
-    record: Mapping[str, Any], *, prompt_format: str, system_prompt: str = "", index: int = 0
-) -> TrainExample:
-    """One snapshot export record (``training.services.format_record``) as a train example.
-
-    ``system_prompt`` is used only where the record carries none of its own, so records that
-    already hold the snapshot's system prompt never get it twice. Raises ``ValueError`` naming
-    the record (``index``) and what is wrong with it.
-    """
-    where = f"Record {index + 1}"
-    if not isinstance(record, Mapping):
-        raise ValueError(f"{where}: expected an object, got {type(record).__name__}.")
-    if prompt_format == "chat_template":
-        return _chat_example(record, system_prompt, where)
-    if prompt_format == "seed_inst":
-        return _inst_example(record.get("text"), system_prompt, where)
-    if prompt_format == "alpaca":
-        return _alpaca_example(record, system_prompt, where)
-    raise ValueError(f"Unknown prompt format {prompt_format!r}: use {', '.join(PROMPT_FORMATS)}.")
 
 
 def build_dataset(
@@ -221,7 +102,7 @@ def build_dataset(
         )
     return _to_dataset(
         [
-            example_from_record(
+            parse_training_record(
                 record, prompt_format=prompt_format, system_prompt=system_prompt, index=i
             )
             for i, record in enumerate(records)
@@ -756,7 +637,7 @@ def _generate(model, tokenizer, prompt: str | list[dict], max_new_tokens: int) -
     )
     text = tokenizer.decode(output[0, ids.shape[1] :], skip_special_tokens=True)
     # A seed_inst model ends its answer with the literal "</s>" it was trained on.
-    return text.split(_INST_END, 1)[0].strip()
+    return text.split("</s>", 1)[0].strip()
 
 
 def _merge(
@@ -890,7 +771,7 @@ def train(
         train_records, prompt_format=prompt_format, tokenizer=tokenizer, system_prompt=system_prompt
     )
     eval_examples = [
-        example_from_record(
+        parse_training_record(
             record, prompt_format=prompt_format, system_prompt=system_prompt, index=i
         )
         for i, record in enumerate(eval_records)

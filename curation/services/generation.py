@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from curation import qa
 from curation.generation import ChunkJob, ChunkOutcome, Prompts, run_generation
-from curation.llm import LLMConfigError, make_client
 from curation.models import (
     ChunkGeneration,
     DocumentChunk,
@@ -32,6 +31,7 @@ from curation.models import (
     QAPair,
 )
 from manualqa.jobrows import claim_job_row, finish_job_row, heartbeat_is_stale
+from manualqa.lib.llm import LLMConfigError, make_client
 
 logger = logging.getLogger("curation.generation")
 

@@ -21,9 +21,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from curation import qa
-from curation.llm import LLMClient, LLMConfigError, LLMError, make_client
 from curation.models import LLMEndpoint, QAPair, QAPairRevision
 from curation.services.review import user_can_review
+from manualqa.lib.llm import LLMClient, LLMConfigError, LLMError, make_client
 
 logger = logging.getLogger("curation.regenerate")
 

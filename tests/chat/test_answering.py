@@ -2,7 +2,7 @@
 verify while streaming, compose (no database).
 
 The passages are from the bundled sample manual; the embedding model is the real one, loaded
-once for the module. A model's stream is a generator of ``curation.llm`` stream events, written
+once for the module. A model's stream is a generator of ``manualqa.lib.llm`` stream events, written
 here so that a test can see what was read from it and whether it was closed.
 """
 
@@ -29,7 +29,7 @@ from chat.answering import (
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify
-from curation.llm import Completion, StreamDelta, StreamEnd
+from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
 
 RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
 RELEASE_STEPS = [

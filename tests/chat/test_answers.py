@@ -20,7 +20,6 @@ from tests.chat.support import (
     session_owner,
 )
 from tests.fakeopenai import FakeOpenAI
-from training.models import DatasetSnapshot, TrainingJob
 
 pytestmark = pytest.mark.django_db
 
@@ -274,17 +273,10 @@ def test_the_answer_token_budget_is_the_assistants_not_the_endpoints(sample_manu
 def test_direct_mode_uses_the_inst_format_the_endpoints_model_was_trained_with(sample_manual, fake):
     fake.responder = lambda messages: "Pull the release cable in the trunk. </s>"
     endpoint = openai_endpoint(fake.base_url, name="Tuned on seed_inst")
-    snapshot = DatasetSnapshot.objects.create(
-        manual=sample_manual,
-        name="seed data",
-        version=1,
-        prompt_format=DatasetSnapshot.PromptFormat.SEED_INST,
-        system_prompt="You answer from the Aster manual.",
-        content_hash="0" * 64,
-    )
-    TrainingJob.objects.create(
-        name="job", snapshot=snapshot, status="succeeded", registered_endpoint=endpoint
-    )
+    # What a training job writes onto the endpoint it registers (tests/training/test_jobs.py).
+    endpoint.prompt_format = LLMEndpoint.PromptFormat.SEED_INST
+    endpoint.system_prompt = "You answer from the Aster manual."
+    endpoint.save()
     assistant = make_assistant(
         sample_manual, mode=Assistant.Mode.DIRECT, endpoint=endpoint, answer_style="generated"
     )

@@ -1,6 +1,6 @@
 """The ``sagemaker`` endpoint kind and raw-prompt completions, against real loopback servers.
 
-``curation.llm`` gained these for chat: a SageMaker TGI client (boto3, with the endpoint URL
+``manualqa.lib.llm`` gained these for chat: a SageMaker TGI client (boto3, with the endpoint URL
 pointed at a fake SageMaker runtime on 127.0.0.1) and ``complete_prompt``/``stream_prompt``
 for models that must be prompted in their own trained format.
 """
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from curation.llm import EndpointConfig, LLMError, StreamDelta, StreamEnd, make_client
+from manualqa.lib.llm import EndpointConfig, LLMError, StreamDelta, StreamEnd, make_client
 from tests.chat.fakesagemaker import FakeSageMaker
 from tests.chat.support import FakeOpenAIWithCompletions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chat import prompts
-from curation.llm import render_inst
+from manualqa.lib.prompt_formats import render_inst
 
 
 def passages(*texts: str) -> list[prompts.PromptPassage]:

@@ -34,7 +34,6 @@ from curation.qa import (
     answer_flags,
     answer_messages,
     clean_answer,
-    format_inst,
     grounding_score,
     heading_slug,
     lexical_grounding,
@@ -48,6 +47,7 @@ from curation.qa import (
     split_to_fit,
     validate_template,
 )
+from manualqa.lib.prompt_formats import format_inst
 
 
 def word_count(text: str) -> int:

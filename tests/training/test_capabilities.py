@@ -69,7 +69,7 @@ def test_an_unreadable_record_is_ignored(clean_registry):
 def test_a_chat_template_snapshot_is_refused_for_a_base_model_without_a_template(
     manual, trainer, tmp_path
 ):
-    from curation.local_models import ensure_default_model
+    from manualqa.lib.local_models import ensure_default_model
 
     default = ensure_default_model(Path(django_settings.MODELS_DIR))
     bare = tmp_path / "base-without-template"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
@@ -122,12 +125,66 @@ def test_a_tiny_lora_job_trains_merges_registers_and_resumes_after_cancel(snapsh
     assert job.final_train_loss is not None and job.final_train_loss > 0
     endpoint = job.registered_endpoint
     assert endpoint.kind == LLMEndpoint.Kind.LOCAL and endpoint.model == job.merged_dir
-    from curation.llm import make_client
+    assert endpoint.prompt_format == snapshot.prompt_format == "chat_template"
+    from manualqa.lib.llm import make_client
 
     answer = make_client(endpoint.config()).complete(
         [{"role": "user", "content": "How do I open the charge port?"}], max_tokens=8
     )
     assert answer.text.strip()
+
+
+def test_a_registered_model_carries_the_format_and_system_prompt_it_was_trained_with(
+    manual, trainer, tmp_path
+):
+    snapshot = snapshot_create(
+        manual=manual,
+        user=trainer,
+        prompt_format="seed_inst",
+        system_prompt="Answer from the manual.",
+        train_fraction=0.8,
+        eval_fraction=0.1,
+        test_fraction=0.1,
+    )
+    job = jobs.training_job_create(snapshot=snapshot, user=trainer, overrides=TINY, enqueue=False)
+
+    endpoint = jobs._register(job, tmp_path / "merged")
+
+    # Chat reads these off the endpoint; it never looks up the training job.
+    assert (endpoint.prompt_format, endpoint.system_prompt) == (
+        "seed_inst",
+        "Answer from the manual.",
+    )
+
+
+def test_the_data_migration_writes_the_newest_jobs_format_onto_endpoints_registered_before(
+    manual, trainer
+):
+    migration = importlib.import_module("training.migrations.0005_endpoint_trained_format")
+    endpoint = LLMEndpoint.objects.create(name="Fine-tuned #1", kind="local", model="/m")
+    untouched = LLMEndpoint.objects.create(name="Plain", kind="local")
+    for version, fmt in ((1, "alpaca"), (2, "seed_inst")):
+        snapshot = snapshot_create(
+            manual=manual,
+            user=trainer,
+            name=f"v{version}",
+            prompt_format=fmt,
+            system_prompt=f"System {version}.",
+            train_fraction=0.8,
+            eval_fraction=0.1,
+            test_fraction=0.1,
+        )
+        job = jobs.training_job_create(
+            snapshot=snapshot, user=trainer, overrides=TINY, enqueue=False
+        )
+        TrainingJob.objects.filter(pk=job.pk).update(registered_endpoint=endpoint)
+
+    migration.write_trained_formats(django_apps, None)
+
+    endpoint.refresh_from_db()
+    untouched.refresh_from_db()
+    assert (endpoint.prompt_format, endpoint.system_prompt) == ("seed_inst", "System 2.")
+    assert (untouched.prompt_format, untouched.system_prompt) == ("", "")
 
 
 def test_a_trainer_saves_a_preset_from_the_launch_form_and_launches_it_again(

@@ -15,16 +15,14 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from curation.local_models import DEFAULT_MODEL_FOLDER, ensure_default_model
+from manualqa.lib.local_models import DEFAULT_MODEL_FOLDER, ensure_default_model
 from training.presets import TrainingConfig
 from training.trainer import (
     ProgressEvent,
-    TrainExample,
     TrainingCancelled,
     bnb_cpu_4bit_available,
     build_dataset,
     build_sft_trainer,
-    example_from_record,
     load_merged_and_generate,
     model_context_length,
     resolve_base_model,
@@ -106,82 +104,7 @@ def run(tmp_path: Path, **overrides):
 
 
 # --------------------------------------------------------------------------------------------
-# Records -> prompt/completion
-
-
-def test_seed_inst_record_splits_right_after_inst():
-    example = example_from_record(
-        inst_record("How do I open the charge port?", "Press the button."),
-        prompt_format="seed_inst",
-    )
-    assert example == TrainExample(
-        prompt="<s>[INST] How do I open the charge port? [/INST]",
-        completion=" Press the button. </s>",
-        question="How do I open the charge port?",
-        reference="Press the button.",
-    )
-
-
-def test_seed_inst_gets_the_system_prompt_once_where_llama2_puts_it():
-    record = inst_record("How do I open the charge port?", "Press the button.")
-    example = example_from_record(record, prompt_format="seed_inst", system_prompt="Be brief.")
-    assert example.prompt == (
-        "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHow do I open the charge port? [/INST]"
-    )
-    assert example.question == "How do I open the charge port?"
-    # A record exported with the system prompt keeps its own and gets no second one.
-    again = example_from_record(
-        {"text": example.prompt + example.completion},
-        prompt_format="seed_inst",
-        system_prompt="Be brief.",
-    )
-    assert again.prompt == example.prompt and again.question == example.question
-
-
-def test_alpaca_record_renders_the_alpaca_prompt():
-    example = example_from_record(
-        alpaca_record("How do I open the charge port?", "Press the button."),
-        prompt_format="alpaca",
-    )
-    assert example.prompt == (
-        "Below is an instruction that describes a task. Write a response that appropriately "
-        "completes the request.\n\n### Instruction:\nHow do I open the charge port?\n\n"
-        "### Response:\n"
-    )
-    assert example.completion == "Press the button."
-    with_input = example_from_record(
-        {
-            "instruction": "Summarise.",
-            "input": "Charging page",
-            "output": "Plug in.",
-            "system": "S",
-        },
-        prompt_format="alpaca",
-    )
-    assert (
-        with_input.prompt
-        == "S\n\n### Instruction:\nSummarise.\n\n### Input:\nCharging page\n\n### Response:\n"
-    )
-
-
-def test_chat_record_prompt_is_every_message_before_the_answer():
-    example = example_from_record(
-        chat_record("How do I open the charge port?", "Press the button."),
-        prompt_format="chat_template",
-        system_prompt="Answer from the manual.",
-    )
-    assert example.prompt == [
-        {"role": "system", "content": "Answer from the manual."},
-        {"role": "user", "content": "How do I open the charge port?"},
-    ]
-    assert example.completion == [{"role": "assistant", "content": "Press the button."}]
-    own = example_from_record(
-        chat_record("Q?", "A.", system="Own prompt."),
-        prompt_format="chat_template",
-        system_prompt="Answer from the manual.",
-    )
-    assert own.prompt[0] == {"role": "system", "content": "Own prompt."}
-    assert len(own.prompt) == 2
+# Records -> trl's dataset (the records themselves: tests/manualqa/lib/test_prompt_formats.py)
 
 
 @pytest.mark.parametrize(

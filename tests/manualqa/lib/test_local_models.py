@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from curation.llm import EndpointConfig, LLMConfigError, StreamDelta, StreamEnd, make_client
-from curation.local_models import (
+from manualqa.lib.llm import EndpointConfig, LLMConfigError, StreamDelta, StreamEnd, make_client
+from manualqa.lib.local_models import (
     DEFAULT_LOCAL_MODEL,
     DEFAULT_MODEL_FOLDER,
     LocalModelCache,
@@ -26,7 +26,7 @@ from curation.local_models import (
 )
 
 # Independent of Django settings on purpose: the cache must survive between test runs.
-PROJECT_MODELS_DIR = Path(__file__).resolve().parents[2] / "var" / "models"
+PROJECT_MODELS_DIR = Path(__file__).resolve().parents[3] / "var" / "models"
 SKY = [{"role": "user", "content": "What colour is the sky? Answer in one word."}]
 
 
@@ -219,7 +219,7 @@ def test_closing_a_local_stream_stops_the_model_at_its_next_token(
 def test_repetition_control_counts_only_the_generated_tokens() -> None:
     import torch
 
-    from curation.local_models import _repetition_processors
+    from manualqa.lib.local_models import _repetition_processors
 
     prompt = [5, 6, 7, 5, 6]  # "5 6 7" already in the prompt: copying it must stay possible
     generated = [9, 5, 6]  # the answer so far

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
+from manualqa.lib.stops import StopFilter, cut_at_stop
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -161,14 +163,6 @@ def _convert_gguf(gguf_path: Path, destination: Path) -> None:
 # Loaded models
 
 
-def _cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """``text`` up to the first stop string (which is dropped), and whether one was found."""
-    positions = [index for marker in stop if marker and (index := text.find(marker)) >= 0]
-    if not positions:
-        return text, False
-    return text[: min(positions)], True
-
-
 class LocalGeneration(NamedTuple):
     """One finished local generation; ``finish_reason`` is "length" or "stop" as in the API."""
 
@@ -272,38 +266,22 @@ class LocalStream:
         self.finish_reason: str | None = None
 
     def __iter__(self) -> Iterator[str]:
-        emitted = 0
-        text = ""
-        stopped = False
+        stops = StopFilter(self._stop)
         for piece in self._pieces:
-            text += piece
-            cut, stopped = _cut_at_stop(text, self._stop)
-            safe = len(cut) if stopped else len(cut) - self._held_back(cut)
-            if safe > emitted:
-                yield cut[emitted:safe]
-                emitted = safe
-            if stopped:
+            if safe := stops.feed(piece):
+                yield safe
+            if stops.stopped:
                 break
-        if not stopped and len(text) > emitted:
-            yield text[emitted:]
+        if rest := stops.flush():
+            yield rest
         # Waits for the generation thread (it may still be finishing after a stop string).
         self.tokens_out = self._result()
-        self.finish_reason = _finish_reason(self.tokens_out, self._max_new_tokens, stopped)
+        self.finish_reason = _finish_reason(self.tokens_out, self._max_new_tokens, stops.stopped)
 
     def close(self) -> None:
         """Stop generating (at the next token): the reader does not want the rest."""
         if self._cancel is not None:
             self._cancel.set()
-
-    def _held_back(self, text: str) -> int:
-        """How many trailing characters could still grow into a stop string."""
-        longest = 0
-        for marker in self._stop:
-            for size in range(min(len(marker) - 1, len(text)), 0, -1):
-                if text.endswith(marker[:size]):
-                    longest = max(longest, size)
-                    break
-        return longest
 
 
 class LocalModel:
@@ -371,7 +349,7 @@ class LocalModel:
             output = self.model.generate(**inputs, **kwargs)
         generated = output[0][tokens_in:]
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        text, stopped = _cut_at_stop(text, stop or ())
+        text, stopped = cut_at_stop(text, stop or ())
         tokens_out = int(generated.shape[0])
         return LocalGeneration(
             text, tokens_in, tokens_out, _finish_reason(tokens_out, max_new_tokens, stopped)

@@ -1,0 +1,160 @@
+"""Per-client limits and the retry schedule shared by the HTTP clients."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from manualqa.lib.llm.types import EndpointConfig, LLMError
+
+# 429 means "slow down", the 5xx listed mean "try again"; anything else will fail the same way.
+RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
+
+_STATUS_PROBLEMS: Final = {
+    400: "bad request",
+    401: "unauthorized (check the API key)",
+    403: "forbidden",
+    404: "not found (check the model or deployment name and the base URL)",
+    408: "request timeout",
+    409: "conflict",
+    413: "request too large",
+    422: "unprocessable request",
+    429: "rate limited",
+    500: "server error",
+    502: "bad gateway",
+    503: "service unavailable",
+    504: "gateway timeout",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Shared limits
+
+
+class RateLimiter:
+    """Spreads requests evenly: at most ``requests_per_minute``, one every ``60/rpm`` seconds.
+
+    Each caller reserves the next free slot under a lock and then sleeps until it outside the
+    lock, so many threads queue up in arrival order without holding each other up. Evenly
+    spaced requests (rather than a burst at the start of each minute) are what providers' quota
+    windows tolerate best. ``requests_per_minute <= 0`` disables it.
+    """
+
+    def __init__(
+        self,
+        requests_per_minute: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval_s = 60.0 / requests_per_minute if requests_per_minute > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    def wait(self) -> None:
+        """Block until this caller may send its request."""
+        if not self.interval_s:
+            return
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.interval_s
+        if slot > now:
+            self._sleep(slot - now)
+
+
+class _RequestGate:
+    """The per-client limits every attempt passes: a concurrency semaphore, then the RPM slot.
+
+    The semaphore is taken first so that requests released by it are still spaced by the rate
+    limiter; the other order would let a queue of already-scheduled requests fire together.
+    """
+
+    def __init__(self, config: EndpointConfig, sleep: Callable[[float], None]) -> None:
+        self._semaphore = threading.BoundedSemaphore(max(1, config.max_concurrency))
+        self._limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._semaphore:
+            self._limiter.wait()
+            yield
+
+
+def retry_after_s(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After`` as seconds or an HTTP date)."""
+    if not headers:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        with contextlib.suppress(ValueError):
+            return max(0.0, float(milliseconds) / 1000)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One failed attempt, described without the key, with what the retry policy needs."""
+
+    description: str
+    retryable: bool
+    status: int | None = None
+    retry_after_s: float | None = None
+
+
+class _RetryPolicy:
+    """The retry schedule shared by the HTTP clients (see :class:`EndpointConfig`).
+
+    Subclasses set ``config``, ``_rng`` and ``_secret`` (a key to scrub from messages, or "").
+    """
+
+    config: EndpointConfig
+    _rng: random.Random
+    _secret: str = ""
+
+    def _retry_delay(self, failure: _Failure, attempt: int) -> float:
+        """The sleep before the next attempt, or raise the final :class:`LLMError`."""
+        if not failure.retryable:
+            raise LLMError(
+                self._scrub(f"{failure.description}; not retried"),
+                retryable=False,
+                status=failure.status,
+                attempts=attempt,
+            )
+        if attempt > self.config.max_retries:
+            raise LLMError(
+                self._scrub(f"{failure.description}, gave up after {attempt} attempts"),
+                retryable=True,
+                status=failure.status,
+                attempts=attempt,
+            )
+        ceiling = min(self.config.max_backoff_s, self.config.backoff_s * 2 ** (attempt - 1))
+        delay = self._rng.uniform(0, ceiling)
+        if failure.retry_after_s is not None:
+            delay = min(self.config.max_backoff_s, max(delay, failure.retry_after_s))
+        return delay
+
+    def _scrub(self, message: str) -> str:
+        return message.replace(self._secret, "***") if self._secret else message

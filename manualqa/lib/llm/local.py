@@ -1,0 +1,181 @@
+"""The ``local`` kind: a transformers model in this process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from manualqa.lib.llm.types import (
+    Completion,
+    EndpointConfig,
+    LLMConfigError,
+    LLMError,
+    StreamDelta,
+    StreamEnd,
+)
+from manualqa.lib.local_models import DEFAULT_LOCAL_MODEL, load_local
+
+#: Where the ``local`` kind keeps converted models when a config names no ``models_dir``: the
+#: project's git-ignored ``var/models`` (README: runtime state lives under ``var/``).
+DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parents[3] / "var" / "models"
+
+# --------------------------------------------------------------------------------------------
+# The local kind
+
+
+class LocalClient:
+    """:class:`LLMClient` for the ``local`` kind: a transformers model in this process.
+
+    Models load lazily on the first call (seconds, and minutes for the first conversion of the
+    default model), through the process-wide cache in :mod:`manualqa.lib.local_models`, so several
+    clients naming the same folder share one copy. Nothing is retried: a local failure is not
+    transient. ``max_concurrency`` still applies; the model itself runs one generation at a
+    time.
+    """
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self.config = config
+        self._models_dir = Path(config.models_dir) if config.models_dir else DEFAULT_MODELS_DIR
+        self._semaphore = threading.BoundedSemaphore(max(1, config.max_concurrency))
+
+    def __repr__(self) -> str:
+        return f"<LocalClient model={self.model_name!r}>"
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model or DEFAULT_LOCAL_MODEL
+
+    def close(self) -> None:
+        """Nothing to release: loaded models stay in the process-wide cache for other clients."""
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Completion:
+        """Generate an answer on this machine (the chat is rendered by the chat template)."""
+        return self._complete(messages, temperature, max_tokens, stop)
+
+    def complete_prompt(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Completion:
+        """Continue a raw ``prompt`` already in the model's trained format (no chat template)."""
+        return self._complete(prompt, temperature, max_tokens, stop)
+
+    def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Iterator[StreamDelta | StreamEnd]:
+        """Stream an answer generated on this machine, piece by piece as tokens decode."""
+        return self._stream(messages, temperature, max_tokens, stop)
+
+    def stream_prompt(
+        self,
+        prompt: str,
+        *,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        stop: list[str] | None = None,
+    ) -> Iterator[StreamDelta | StreamEnd]:
+        """Stream the continuation of a raw ``prompt`` (see :meth:`complete_prompt`)."""
+        return self._stream(prompt, temperature, max_tokens, stop)
+
+    def _complete(
+        self,
+        source: list[dict[str, str]] | str,
+        temperature: float | None,
+        max_tokens: int | None,
+        stop: list[str] | None,
+    ) -> Completion:
+        limit = self.config.max_tokens if max_tokens is None else max_tokens
+        started = time.monotonic()
+        with self._semaphore:
+            model = self._load()
+            try:
+                result = model.generate_detailed(
+                    source,
+                    max_new_tokens=limit,
+                    temperature=self.config.temperature if temperature is None else temperature,
+                    stop=stop,
+                )
+            except Exception as exc:
+                raise LLMError(f"local model {self.model_name} failed: {exc}", attempts=1) from exc
+        return Completion(
+            text=result.text,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            finish_reason=result.finish_reason,
+            latency_s=time.monotonic() - started,
+            attempts=1,
+            model=self.model_name,
+        )
+
+    def _stream(
+        self,
+        source: list[dict[str, str]] | str,
+        temperature: float | None,
+        max_tokens: int | None,
+        stop: list[str] | None,
+    ) -> Iterator[StreamDelta | StreamEnd]:
+        limit = self.config.max_tokens if max_tokens is None else max_tokens
+        started = time.monotonic()
+        with self._semaphore:
+            model = self._load()
+            pieces: list[str] = []
+            local_stream = None
+            try:
+                local_stream = model.stream(
+                    source,
+                    max_new_tokens=limit,
+                    temperature=self.config.temperature if temperature is None else temperature,
+                    stop=stop,
+                )
+                for piece in local_stream:
+                    pieces.append(piece)
+                    yield StreamDelta(piece)
+            except LLMError:
+                raise
+            except GeneratorExit:
+                # The reader stopped (the owner left, or the loop guard saw a loop): stop the
+                # model at its next token instead of letting it run to max_tokens.
+                local_stream.close()
+                raise
+            except Exception as exc:
+                raise LLMError(
+                    f"local model {self.model_name} failed after {len(pieces)} pieces: {exc}",
+                    attempts=1,
+                ) from exc
+        yield StreamEnd(
+            Completion(
+                text="".join(pieces),
+                tokens_in=local_stream.tokens_in,
+                tokens_out=local_stream.tokens_out,
+                finish_reason=local_stream.finish_reason,
+                latency_s=time.monotonic() - started,
+                attempts=1,
+                model=self.model_name,
+            )
+        )
+
+    def _load(self) -> Any:
+        try:
+            return load_local(self.config.model, self._models_dir)
+        except (OSError, ValueError, ImportError) as exc:
+            raise LLMConfigError(
+                f"cannot load local model {self.config.model or 'default'!r}: {exc}"
+            ) from exc
