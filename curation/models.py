@@ -12,7 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
-from manualqa.jobrows import progress_percent
+from manualqa.jobs.models import CancellableJobRow, JobRow, progress_percent
 
 
 class Manual(models.Model):
@@ -118,7 +118,7 @@ class DocumentChunk(models.Model):
         return rest if rest and self.heading_path.startswith(first.strip()) else self.text
 
 
-class IngestionRun(models.Model):
+class IngestionRun(JobRow):
     """One ingestion of a source (a URL, a folder or a zip) into a manual.
 
     The run's row is its progress report: pages done out of total, what happened to each page,
@@ -141,6 +141,14 @@ class IngestionRun(models.Model):
         MARKDOWN_FOLDER = "markdown_folder", "Folder of markdown files"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.ERRORED)
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING}),
+        Status.RUNNING: frozenset({Status.EMBEDDING, Status.FAILED, Status.ERRORED}),
+        Status.EMBEDDING: frozenset({Status.SUCCEEDED, Status.ERRORED}),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.ERRORED: frozenset(),
+    }
 
     manual = models.ForeignKey(Manual, on_delete=models.CASCADE, related_name="ingestion_runs")
     source = models.CharField(max_length=1000)
@@ -160,14 +168,6 @@ class IngestionRun(models.Model):
     )
     message = models.TextField(blank=True, help_text="Why the run failed, for the user")
     traceback = models.TextField(blank=True, help_text="Crash details, for developers")
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -175,10 +175,6 @@ class IngestionRun(models.Model):
 
     def __str__(self) -> str:
         return f"Ingestion #{self.pk} of {self.source}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def progress_percent(self) -> int:
@@ -316,7 +312,7 @@ class LLMEndpoint(models.Model):
         )
 
 
-class GenerationRun(models.Model):
+class GenerationRun(CancellableJobRow):
     """One QA-generation job over a manual (or chosen documents) with one endpoint.
 
     The method is question_extractor's two stages: list the questions a chunk alone answers,
@@ -335,6 +331,25 @@ class GenerationRun(models.Model):
         ERRORED = "errored", "Errored"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    # Running -> running is a takeover of a silent worker's run; -> queued is its resume.
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset(
+            {
+                Status.RUNNING,
+                Status.SCORING,
+                Status.CANCELLED,
+                Status.FAILED,
+                Status.ERRORED,
+                Status.QUEUED,
+            }
+        ),
+        Status.SCORING: frozenset({Status.SUCCEEDED, Status.ERRORED}),
+        Status.SUCCEEDED: frozenset({Status.QUEUED}),  # retry the failed chunks
+        Status.FAILED: frozenset({Status.QUEUED}),
+        Status.CANCELLED: frozenset({Status.QUEUED}),
+        Status.ERRORED: frozenset({Status.QUEUED}),
+    }
 
     manual = models.ForeignKey(Manual, on_delete=models.CASCADE, related_name="generation_runs")
     documents = models.ManyToManyField(
@@ -349,7 +364,6 @@ class GenerationRun(models.Model):
     answer_system_prompt = models.TextField()
     answer_user_template = models.TextField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     chunks_failed = models.PositiveIntegerField(default=0)
@@ -359,16 +373,6 @@ class GenerationRun(models.Model):
     tokens_in = models.PositiveBigIntegerField(default=0)
     tokens_out = models.PositiveBigIntegerField(default=0)
     estimated_cost = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
-    message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -376,10 +380,6 @@ class GenerationRun(models.Model):
 
     def __str__(self) -> str:
         return f"Generation #{self.pk} on {self.manual}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def progress_percent(self) -> int:

@@ -72,23 +72,20 @@ import json
 import logging
 import math
 import re
-import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from curation.models import DocumentChunk
-from manualqa.jobrows import claim_job_row, finish_job_row
+from manualqa.jobs import lifecycle, runner
 from training import metrics
 from training.models import DatasetSnapshot, EvaluationItem, EvaluationRun, SnapshotPair
 
@@ -685,7 +682,7 @@ def evaluation_run_claim(*, run_id: int, task_id: str = "") -> bool:
 
     A reclaimed run continues where it stopped: answers already stored are not asked again.
     """
-    return claim_job_row(
+    return lifecycle.claim(
         EvaluationRun, run_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
     )
 
@@ -697,22 +694,17 @@ def evaluation_runs_fail_stale() -> int:
     Each update is conditional on the heartbeat it read, so a worker that beats in between
     keeps its run.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
-    stale = EvaluationRun.objects.filter(
-        status=EvaluationRun.Status.RUNNING, heartbeat_at__lt=cutoff
-    ).values_list("pk", "heartbeat_at", "done", "total")
-    failed = 0
-    for run_id, beat, done, total in stale:
-        quiet = (timezone.now() - beat).total_seconds()
-        message = (
+
+    def message(run: EvaluationRun, quiet: float) -> str:
+        return (
             f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
-            f"{settings.TRAINING_STALE_AFTER_S} s allowed) after {done} of {total} answers: it "
-            "was probably killed or lost its machine."
+            f"{settings.TRAINING_STALE_AFTER_S} s allowed) after {run.done} of {run.total} "
+            "answers: it was probably killed or lost its machine."
         )
-        failed += EvaluationRun.objects.filter(
-            pk=run_id, status=EvaluationRun.Status.RUNNING, heartbeat_at=beat
-        ).update(status=EvaluationRun.Status.FAILED, message=message, finished_at=timezone.now())
-    return failed
+
+    return lifecycle.fail_stale(
+        EvaluationRun, stale_after_s=settings.TRAINING_STALE_AFTER_S, message=message
+    )
 
 
 @transaction.atomic
@@ -723,7 +715,7 @@ def evaluation_run_cancel(*, run: EvaluationRun, user) -> EvaluationRun:
     if run.is_finished:
         raise ValidationError(f"The evaluation is already {run.get_status_display().lower()}.")
     if run.status == EvaluationRun.Status.QUEUED:
-        return finish_job_row(
+        return lifecycle.finish(
             run, EvaluationRun.Status.CANCELLED, message="Cancelled before it started."
         )
     EvaluationRun.objects.filter(pk=run.pk).update(cancel_requested=True)
@@ -786,35 +778,6 @@ def _subjects(run: EvaluationRun) -> list[Subject]:
     return subjects
 
 
-class _Heartbeat(threading.Thread):
-    """Writes the run's heartbeat every ``interval`` seconds while the worker process lives,
-    also while a slow model answers one question."""
-
-    def __init__(self, run_id: int, interval: float) -> None:
-        super().__init__(name=f"heartbeat-evaluation-{run_id}", daemon=True)
-        self.run_id = run_id
-        self.interval = interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    EvaluationRun.objects.filter(
-                        pk=self.run_id, status=EvaluationRun.Status.RUNNING
-                    ).update(heartbeat_at=timezone.now())
-                except OperationalError:  # a busy moment: the next beat will do
-                    continue
-        except Exception:  # a lost database shows up as a stale run, reported by the reaper
-            logger.exception("heartbeat for evaluation run %s stopped", self.run_id)
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
-
-
 def evaluation_run_execute(
     *, run_id: int, on_item: Callable[[EvaluationItem], None] | None = None
 ) -> EvaluationRun:
@@ -827,19 +790,12 @@ def evaluation_run_execute(
     run = EvaluationRun.objects.select_related("manual", "judge_endpoint").get(pk=run_id)
     if run.status != EvaluationRun.Status.RUNNING:
         return run  # only a claimed run is executed
-    heartbeat = _Heartbeat(run.pk, settings.TRAINING_HEARTBEAT_S)
+    heartbeat = runner.Heartbeat(EvaluationRun, run.pk, settings.TRAINING_HEARTBEAT_S)
     heartbeat.start()
     try:
         return _execute(run, on_item)
     except Exception as exc:
-        logger.exception("evaluation run %s crashed", run_id)
-        return finish_job_row(
-            run,
-            EvaluationRun.Status.ERRORED,
-            message=f"The evaluation crashed: {type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-            summary=_summary_of(run),
-        )
+        return runner.errored(run, exc, doing="The evaluation crashed: ", summary=_summary_of(run))
     finally:
         heartbeat.stop()
 
@@ -866,7 +822,7 @@ def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
             if (subject.label, position) in done:
                 continue
             if EvaluationRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                return finish_job_row(
+                return lifecycle.finish(
                     run,
                     EvaluationRun.Status.CANCELLED,
                     message=f"Cancelled after {run.items.count()} of {run.total} answers.",
@@ -888,14 +844,14 @@ def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
     failed = run.items.exclude(error="").count()
     if items and failed == items:
         first = run.items.exclude(error="").order_by("id").first()
-        return finish_job_row(
+        return lifecycle.finish(
             run,
             EvaluationRun.Status.FAILED,
             message=f"Every answer failed; the first said: {first.error}",
             summary=summary,
         )
     message = f"{failed} of {items} answers failed." if failed else ""
-    return finish_job_row(run, EvaluationRun.Status.SUCCEEDED, message=message, summary=summary)
+    return lifecycle.finish(run, EvaluationRun.Status.SUCCEEDED, message=message, summary=summary)
 
 
 def _embed(texts: list[str]) -> list[list[float]]:

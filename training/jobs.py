@@ -10,20 +10,18 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
 import traceback
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
-from manualqa.jobrows import claim_job_row, finish_job_row, heartbeat_is_stale
+from manualqa.jobs import lifecycle, runner
 from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
 
 logger = logging.getLogger("training.jobs")
@@ -198,15 +196,13 @@ def _enqueue(job: TrainingJob) -> None:
 
 def training_job_claim(*, job_id: int, task_id: str = "") -> bool:
     """Take a queued job, or a running one whose worker stopped beating. False: someone has it."""
-    return claim_job_row(
+    return lifecycle.claim(
         TrainingJob, job_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
     )
 
 
 def training_job_is_stale(job: TrainingJob) -> bool:
-    return heartbeat_is_stale(
-        job, running=TrainingJob.Status.RUNNING, stale_after_s=settings.TRAINING_STALE_AFTER_S
-    )
+    return lifecycle.is_stale(job, stale_after_s=settings.TRAINING_STALE_AFTER_S)
 
 
 def training_jobs_fail_stale() -> int:
@@ -218,60 +214,22 @@ def training_jobs_fail_stale() -> int:
     call this before they show jobs. Each update is conditional on the heartbeat it read, so
     a worker that beats in between keeps its job.
     """
-    cutoff = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER_S)
-    stale = TrainingJob.objects.filter(
-        status=TrainingJob.Status.RUNNING, heartbeat_at__lt=cutoff
-    ).values_list("pk", "heartbeat_at", "step")
-    failed = 0
-    for job_id, beat, step in stale:
-        quiet = (timezone.now() - beat).total_seconds()
-        message = (
-            f"The worker stopped sending heartbeats at {timezone.localtime(beat):%H:%M:%S} "
+
+    def message(job: TrainingJob, quiet: float) -> str:
+        beat = timezone.localtime(job.heartbeat_at)
+        return (
+            f"The worker stopped sending heartbeats at {beat:%H:%M:%S} "
             f"({quiet:.0f} s of silence, more than the {settings.TRAINING_STALE_AFTER_S} s "
-            f"allowed) at step {step}: it was probably killed or lost its machine. Resume "
+            f"allowed) at step {job.step}: it was probably killed or lost its machine. Resume "
             "continues from the last checkpoint."
         )
-        marked = TrainingJob.objects.filter(
-            pk=job_id, status=TrainingJob.Status.RUNNING, heartbeat_at=beat
-        ).update(status=TrainingJob.Status.FAILED, message=message, finished_at=timezone.now())
-        if marked:
-            failed += 1
-            _append_log(job_id, message)
-    return failed
 
-
-class _Heartbeat(threading.Thread):
-    """Writes the job's heartbeat every ``interval`` seconds while the worker process lives."""
-
-    def __init__(self, job_id: int, interval: float) -> None:
-        super().__init__(name=f"heartbeat-job-{job_id}", daemon=True)
-        self.job_id = job_id
-        self.interval = interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(self.interval):
-                try:
-                    self.beat()
-                except OperationalError:  # row locked for a moment: the next beat will do
-                    continue
-        except Exception:  # a lost database shows up as a stale job, reported by the reaper
-            logger.exception("heartbeat for training job %s stopped", self.job_id)
-        finally:
-            connection.close()  # this thread's own connection
-
-    def beat(self) -> None:
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '2s'")
-            TrainingJob.objects.filter(pk=self.job_id, status=TrainingJob.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+    return lifecycle.fail_stale(
+        TrainingJob,
+        stale_after_s=settings.TRAINING_STALE_AFTER_S,
+        message=message,
+        on_failed=lambda job, text: _append_log(job.pk, text),
+    )
 
 
 def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
@@ -281,7 +239,7 @@ def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
 
 
 def _finish(job: TrainingJob, status: str, *, message: str = "", trace: str = "") -> TrainingJob:
-    return finish_job_row(job, status, message=message, trace=trace, eta_s=None)
+    return lifecycle.finish(job, status, message=message, trace=trace, eta_s=None)
 
 
 def _append_log(job_id: int, line: str) -> None:
@@ -340,7 +298,7 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         _run_quiet(job, config, output_dir, resume)
         return TrainingJob.objects.get(pk=job.pk)
     _append_log(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
-    heartbeat = _Heartbeat(job.pk, settings.TRAINING_HEARTBEAT_S)
+    heartbeat = runner.Heartbeat(TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S)
     heartbeat.start()
     try:
         return _run(job, config, output_dir, resume, on_progress, should_stop)
@@ -409,14 +367,8 @@ def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJ
     except (FileNotFoundError, ValueError) as exc:
         return _finish(job, TrainingJob.Status.FAILED, message=str(exc))
     except Exception as exc:
-        logger.exception("training job %s crashed", job.pk)
         _append_log(job.pk, f"Crashed: {type(exc).__name__}: {exc}")
-        return _finish(
-            job,
-            TrainingJob.Status.ERRORED,
-            message=f"{type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-        )
+        return runner.errored(job, exc, eta_s=None)
     try:
         with transaction.atomic():
             endpoint = _register(job, Path(result.merged_dir))

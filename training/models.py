@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from curation.models import LLMEndpoint
-from manualqa.jobrows import progress_percent
+from manualqa.jobs.models import CancellableJobRow, progress_percent
 
 
 class DatasetSnapshot(models.Model):
@@ -81,7 +81,7 @@ class SnapshotPair(models.Model):
         return self.question[:80]
 
 
-class TrainingJob(models.Model):
+class TrainingJob(CancellableJobRow):
     """A LoRA/QLoRA fine-tuning run of a base model on a dataset snapshot.
 
     The row is the job's live report: progress, metrics history (for the loss curve), log tail,
@@ -103,6 +103,24 @@ class TrainingJob(models.Model):
         EIGHT_BIT = "8bit", "LoRA on an 8-bit base"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    # Running -> running is a takeover of a silent worker's job; -> queued is its resume.
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset(
+            {
+                Status.RUNNING,
+                Status.SUCCEEDED,
+                Status.FAILED,
+                Status.CANCELLED,
+                Status.ERRORED,
+                Status.QUEUED,
+            }
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset({Status.QUEUED}),
+        Status.CANCELLED: frozenset({Status.QUEUED}),
+        Status.ERRORED: frozenset({Status.QUEUED}),
+    }
 
     name = models.CharField(max_length=200)
     snapshot = models.ForeignKey(DatasetSnapshot, on_delete=models.PROTECT, related_name="jobs")
@@ -115,7 +133,6 @@ class TrainingJob(models.Model):
     method = models.CharField(max_length=10, choices=Method.choices, default=Method.LORA)
     hyperparameters = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     epoch = models.FloatField(default=0.0)
@@ -135,16 +152,6 @@ class TrainingJob(models.Model):
     registered_endpoint = models.ForeignKey(
         "curation.LLMEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -152,10 +159,6 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def progress_percent(self) -> int:
@@ -187,7 +190,7 @@ class SavedPreset(models.Model):
         return self.label
 
 
-class EvaluationRun(models.Model):
+class EvaluationRun(CancellableJobRow):
     """Every subject (an assistant, or a manual's default retrieval) on every question of a set.
 
     The questions are frozen on the row (``questions``) when the run is created, whether they
@@ -213,6 +216,17 @@ class EvaluationRun(models.Model):
         UPLOAD = "upload", "Uploaded JSONL file"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    # Running -> running is a takeover of a silent worker's run, which goes on where it stopped.
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset(
+            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.ERRORED: frozenset(),
+    }
 
     name = models.CharField(max_length=200)
     question_source = models.CharField(max_length=10, choices=QuestionSource.choices)
@@ -265,30 +279,15 @@ class EvaluationRun(models.Model):
         null=True, blank=True, help_text="From the judge endpoint's prices; empty without prices"
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    cancel_requested = models.BooleanField(default=False)
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
-    message = models.TextField(blank=True)
-    traceback = models.TextField(blank=True)
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.name
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in self.FINISHED
 
     @property
     def progress_percent(self) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from decimal import Decimal
 
 from django.conf import settings
@@ -30,7 +29,7 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
-from manualqa.jobrows import claim_job_row, finish_job_row, heartbeat_is_stale
+from manualqa.jobs import lifecycle, runner
 from manualqa.lib.llm import LLMConfigError, make_client
 
 logger = logging.getLogger("curation.generation")
@@ -134,9 +133,7 @@ def generation_run_create(
 
 def generation_run_is_stale(run: GenerationRun) -> bool:
     """A running run whose worker stopped writing heartbeats (it was killed or lost)."""
-    return heartbeat_is_stale(
-        run, running=GenerationRun.Status.RUNNING, stale_after_s=settings.GENERATION_STALE_AFTER_S
-    )
+    return lifecycle.is_stale(run, stale_after_s=settings.GENERATION_STALE_AFTER_S)
 
 
 def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
@@ -144,7 +141,7 @@ def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
 
     False means another live worker has it, so a redelivered task does nothing.
     """
-    return claim_job_row(
+    return lifecycle.claim(
         GenerationRun,
         run_id,
         task_id=task_id,
@@ -243,7 +240,7 @@ def _new_pairs(run: GenerationRun, chunk: DocumentChunk, outcome: ChunkOutcome) 
 
 
 def _finish(run: GenerationRun, status: str, *, message: str = "", trace: str = "") -> None:
-    finish_job_row(run, status, message=message, trace=trace)
+    lifecycle.finish(run, status, message=message, trace=trace)
 
 
 def generation_run_execute(*, run_id: int, heartbeat_s: float = 1.0) -> GenerationRun:
@@ -290,13 +287,7 @@ def generation_run_execute(*, run_id: int, heartbeat_s: float = 1.0) -> Generati
             should_stop=should_stop,
         )
     except Exception as exc:
-        logger.exception("generation run %s crashed", run.pk)
-        _finish(
-            run,
-            GenerationRun.Status.ERRORED,
-            message=f"{type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-        )
+        runner.errored(run, exc)
         return run
     run.refresh_from_db()
     if run.cancel_requested:
@@ -333,13 +324,7 @@ def generation_run_score(*, run_id: int) -> GenerationRun:
             on_batch=progress,
         )
     except Exception as exc:
-        logger.exception("scoring for generation run %s crashed", run.pk)
-        _finish(
-            run,
-            GenerationRun.Status.ERRORED,
-            message=f"scoring failed: {type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-        )
+        runner.errored(run, exc, doing="scoring failed: ")
         return run
     run.refresh_from_db()
     message = ""

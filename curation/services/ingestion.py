@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument,
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
-from manualqa.jobrows import finish_job_row
+from manualqa.jobs import lifecycle, runner
 
 logger = logging.getLogger("curation.ingestion")
 
@@ -333,15 +332,8 @@ def ingestion_run_create(
 
 def ingestion_run_claim(*, run_id: int, task_id: str = "") -> bool:
     """Atomically move a queued run to running. False means another worker has it."""
-    now = timezone.now()
-    return bool(
-        IngestionRun.objects.filter(pk=run_id, status=IngestionRun.Status.QUEUED).update(
-            status=IngestionRun.Status.RUNNING,
-            started_at=now,
-            heartbeat_at=now,
-            celery_task_id=task_id,
-        )
-    )
+    # Queued only: a crawl cannot be taken over halfway.
+    return lifecycle.claim(IngestionRun, run_id, task_id=task_id, stale_after_s=None)
 
 
 def _pages(run: IngestionRun) -> Iterator[RawPage]:
@@ -375,13 +367,7 @@ def ingestion_run_process_pages(
     except IngestionFailed as exc:
         return _finish(run, IngestionRun.Status.FAILED, message=str(exc))
     except Exception as exc:
-        logger.exception("ingestion run %s crashed", run.pk)
-        return _finish(
-            run,
-            IngestionRun.Status.ERRORED,
-            message=f"{type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-        )
+        return runner.errored(run, exc)
     IngestionRun.objects.filter(pk=run.pk).update(
         status=IngestionRun.Status.EMBEDDING, pages_total=run.pages_done
     )
@@ -432,18 +418,12 @@ def ingestion_run_embed(
     try:
         chunks_embed_pending(manual=run.manual, on_batch=progress)
     except Exception as exc:
-        logger.exception("embedding for run %s crashed", run.pk)
-        return _finish(
-            run,
-            IngestionRun.Status.ERRORED,
-            message=f"embedding failed: {type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
-        )
+        return runner.errored(run, exc, doing="embedding failed: ")
     return _finish(run, IngestionRun.Status.SUCCEEDED)
 
 
 def _finish(run: IngestionRun, status: str, *, message: str = "", trace: str = "") -> IngestionRun:
-    return finish_job_row(run, status, message=message, trace=trace)
+    return lifecycle.finish(run, status, message=message, trace=trace)
 
 
 def ingestion_run_execute(

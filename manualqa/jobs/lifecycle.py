@@ -1,0 +1,110 @@
+"""The lifecycle every job row shares: claim, finish, staleness and the reaper.
+
+Each function takes the job's model (or row) and works from its ``Status`` choices, its
+``FINISHED`` statuses and its ``TRANSITIONS`` table, so the four kinds of job cannot drift
+apart in how a worker takes a row, how a row ends, or how a silent worker is detected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+__all__ = ["claim", "fail_stale", "finish", "is_stale", "may_move"]
+
+
+def may_move(model: type[models.Model], old: str, new: str) -> bool:
+    """Whether the model's ``TRANSITIONS`` table lets a row go from ``old`` to ``new``."""
+    return new in model.TRANSITIONS.get(old, frozenset())
+
+
+def finish(
+    row: models.Model, status: str, *, message: str = "", trace: str = "", **extra
+) -> models.Model:
+    """Move ``row`` to a final ``status`` with a user message and crash trace, then reload it.
+
+    Raises ``ValueError`` for a status that is not final: a row in progress is moved by the
+    service that owns that step, never by "finishing" it.
+    """
+    model = type(row)
+    if status not in model.FINISHED:
+        raise ValueError(f"{str(status)!r} is not a final status of {model.__name__}")
+    model.objects.filter(pk=row.pk).update(
+        status=status, message=message, traceback=trace, finished_at=timezone.now(), **extra
+    )
+    row.refresh_from_db()
+    return row
+
+
+def is_stale(row: models.Model, *, stale_after_s: float) -> bool:
+    """Whether a running row's worker has stopped writing heartbeats (killed or lost)."""
+    if row.status != row.Status.RUNNING or row.heartbeat_at is None:
+        return False
+    return timezone.now() - row.heartbeat_at > timedelta(seconds=stale_after_s)
+
+
+def claim(
+    model: type[models.Model],
+    pk: int,
+    *,
+    task_id: str,
+    stale_after_s: float | None,
+    keep_started_at: bool = False,
+) -> bool:
+    """Atomically take a queued row, or a running one whose worker stopped beating.
+
+    One conditional UPDATE: False means another live worker has it, so a redelivered task does
+    nothing. ``stale_after_s=None`` takes queued rows only (a kind whose work cannot be taken
+    over halfway). ``keep_started_at`` keeps the first start time of a row that is taken over.
+    """
+    Status = model.Status
+    now = timezone.now()
+    takeable = Q(status=Status.QUEUED)
+    if stale_after_s is not None:
+        stale_before = now - timedelta(seconds=stale_after_s)
+        takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before)
+    return bool(
+        model.objects.filter(pk=pk)
+        .filter(takeable)
+        .update(
+            status=Status.RUNNING,
+            started_at=Coalesce(F("started_at"), Value(now)) if keep_started_at else now,
+            heartbeat_at=now,
+            celery_task_id=task_id,
+            message="",
+            finished_at=None,
+        )
+    )
+
+
+def fail_stale(
+    model: type[models.Model],
+    *,
+    stale_after_s: float,
+    message: Callable[[models.Model, float], str],
+    on_failed: Callable[[models.Model, str], None] | None = None,
+) -> int:
+    """Mark failed every running row whose worker stopped beating; return how many.
+
+    ``message(row, quiet_s)`` says why, for the user. Each update is conditional on the
+    heartbeat it read, so a worker that beats in between keeps its row.
+    """
+    Status = model.Status
+    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    failed = 0
+    for row in model.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
+        quiet = (timezone.now() - row.heartbeat_at).total_seconds()
+        text = message(row, quiet)
+        marked = model.objects.filter(
+            pk=row.pk, status=Status.RUNNING, heartbeat_at=row.heartbeat_at
+        ).update(status=Status.FAILED, message=text, finished_at=timezone.now())
+        if marked:
+            failed += 1
+            if on_failed is not None:
+                on_failed(row, text)
+    return failed

@@ -1,0 +1,57 @@
+"""The abstract job rows: the fields every kind of job records the same way.
+
+A job's row is its progress report, read by pages and the API long after the Celery result
+has expired. The concrete models keep their own ``Status`` choices and add ``FINISHED`` (the
+final statuses) and ``TRANSITIONS`` (for each status, the statuses it may move to, written from
+the services that move it; ``manualqa.jobs.lifecycle`` checks moves against it).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+
+def progress_percent(row: models.Model, done: int, total: int) -> int:
+    """A job row's progress in percent: 100 once it succeeded, else ``done`` of ``total``."""
+    if row.status == row.Status.SUCCEEDED:
+        return 100
+    if not total:
+        return 0
+    return min(100, round(100 * done / total))
+
+
+class JobRow(models.Model):
+    """What every job's row holds besides its own status and counters."""
+
+    FINISHED: ClassVar[tuple[str, ...]] = ()
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {}
+
+    message = models.TextField(blank=True)
+    traceback = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+
+class CancellableJobRow(JobRow):
+    """A job a user can ask to stop: its worker checks ``cancel_requested`` as it goes."""
+
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,132 @@
+"""The one job lifecycle (``manualqa.jobs``) over the four kinds of job row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from curation import services
+from curation.models import GenerationRun, IngestionRun
+from manualqa.jobs import lifecycle, runner
+from manualqa.jobs.models import CancellableJobRow, JobRow
+from tests.conftest import SAMPLE_SITE
+from training.models import EvaluationRun, TrainingJob
+
+JOB_MODELS = [IngestionRun, GenerationRun, TrainingJob, EvaluationRun]
+
+
+@pytest.mark.parametrize("model", JOB_MODELS, ids=lambda m: m.__name__)
+def test_every_job_model_declares_a_transition_table_over_its_own_statuses(model):
+    statuses = set(model.Status.values)
+    assert issubclass(model, JobRow)
+    assert set(model.TRANSITIONS) == statuses
+    assert all(targets <= statuses for targets in model.TRANSITIONS.values())
+    # A worker claims a queued row; a final row only ever goes back to the queue.
+    assert lifecycle.may_move(model, "queued", "running")
+    for final in model.FINISHED:
+        assert model.TRANSITIONS[final] <= {"queued"}
+    # Every status is reachable from "queued", and every path can end.
+    reached, frontier = {"queued"}, ["queued"]
+    while frontier:
+        for target in model.TRANSITIONS[frontier.pop()] - reached:
+            reached.add(target)
+            frontier.append(target)
+    assert reached == statuses
+    assert set(model.FINISHED) <= statuses
+
+
+@pytest.mark.parametrize("model", JOB_MODELS, ids=lambda m: m.__name__)
+def test_a_user_can_ask_to_stop_every_kind_but_ingestion(model):
+    assert issubclass(model, CancellableJobRow) == (model is not IngestionRun)
+
+
+@pytest.fixture
+def ingestion(db):
+    manual = services.manual_get_or_create(name="Jobs manual")
+    return services.ingestion_run_create(
+        manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
+    )
+
+
+def test_finishing_a_row_in_a_status_that_is_not_final_is_refused(ingestion):
+    with pytest.raises(ValueError, match="'embedding' is not a final status of IngestionRun"):
+        lifecycle.finish(ingestion, IngestionRun.Status.EMBEDDING)
+    ingestion.refresh_from_db()
+    assert ingestion.status == IngestionRun.Status.QUEUED and ingestion.finished_at is None
+
+    lifecycle.finish(ingestion, IngestionRun.Status.FAILED, message="no pages found")
+    assert (ingestion.status, ingestion.message) == ("failed", "no pages found")
+    assert ingestion.is_finished and ingestion.finished_at is not None
+
+
+def test_a_queued_only_claim_never_takes_a_silent_workers_row(ingestion):
+    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t1", stale_after_s=None)
+    long_ago = timezone.now() - timedelta(hours=1)
+    IngestionRun.objects.filter(pk=ingestion.pk).update(heartbeat_at=long_ago)
+
+    assert not lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", stale_after_s=None)
+    # A kind that can be taken over takes the same silent row.
+    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", stale_after_s=60)
+    ingestion.refresh_from_db()
+    assert ingestion.celery_task_id == "t2" and not lifecycle.is_stale(ingestion, stale_after_s=60)
+
+
+def test_the_reaper_fails_only_rows_whose_worker_went_silent(ingestion):
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", stale_after_s=None)
+    failed = []
+
+    def reap() -> int:
+        return lifecycle.fail_stale(
+            IngestionRun,
+            stale_after_s=60,
+            message=lambda row, quiet: f"silent for {quiet:.0f} s",
+            on_failed=lambda row, text: failed.append((row.pk, text)),
+        )
+
+    assert reap() == 0  # it beat just now
+    IngestionRun.objects.filter(pk=ingestion.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=300)
+    )
+    assert reap() == 1
+    ingestion.refresh_from_db()
+    assert ingestion.status == "failed" and ingestion.message.startswith("silent for 30")
+    assert failed == [(ingestion.pk, ingestion.message)]
+
+
+def test_a_crash_ends_the_row_errored_with_the_message_and_the_traceback(ingestion):
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", stale_after_s=None)
+    try:
+        raise RuntimeError("disk full")
+    except RuntimeError as exc:
+        row = runner.errored(ingestion, exc, doing="embedding failed: ")
+
+    assert row.status == "errored"
+    assert row.message == "embedding failed: RuntimeError: disk full"
+    assert 'raise RuntimeError("disk full")' in row.traceback
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
+    manual = services.manual_get_or_create(name="Heartbeat manual")
+    run = services.ingestion_run_create(
+        manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
+    )
+    lifecycle.claim(IngestionRun, run.pk, task_id="t", stale_after_s=None)
+    long_ago = timezone.now() - timedelta(hours=1)
+    IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+
+    heartbeat = runner.Heartbeat(IngestionRun, run.pk, interval=0.05)
+    heartbeat.start()
+    try:
+        for _ in range(100):
+            run.refresh_from_db()
+            if run.heartbeat_at > long_ago:
+                break
+            heartbeat.stopped.wait(0.05)
+    finally:
+        heartbeat.stop()
+
+    assert run.heartbeat_at > long_ago
+    assert not heartbeat.is_alive()
