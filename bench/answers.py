@@ -66,6 +66,7 @@ from chat import services as chat_services  # noqa: E402
 from chat.models import Assistant  # noqa: E402
 from chat.owners import Owner  # noqa: E402
 from chat.retrieval import embed_texts, retrieve  # noqa: E402
+from chat.services import answering as answering_stages  # noqa: E402
 from chat.verification import verify  # noqa: E402
 from curation.models import LLMEndpoint, Manual  # noqa: E402
 from manualqa.lib.local_models import load_local  # noqa: E402
@@ -155,7 +156,7 @@ def old_answer(question: str, manual: Manual, endpoint: LLMEndpoint) -> Outcome:
         elapsed = 1000 * (time.perf_counter() - started)
         return Outcome({}, text, True, elapsed, elapsed, [])
     fitted = prompts.fit_passages(
-        chat_services._prompt_passages(retrieval.passages),
+        answering_stages._prompt_passages(retrieval.passages),
         budget_tokens=endpoint.context_window - endpoint.max_tokens,
         overhead_tokens=200,
     )

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Final
 
-from curation.qa import _content_words
+from curation.qa.quality import _content_words
 
 # A sentence ends at ., ! or ? followed by whitespace; a line break always ends one, because
 # manual text is markdown where list items, table rows and headings are one per line.

@@ -266,7 +266,7 @@ def test_evaluation_keeps_trls_loss(default_model, tokenizer, tmp_path):
 
 
 def test_cpu_runs_use_eager_attention_up_to_the_length_where_it_is_faster(tmp_path):
-    from training.trainer import CPU_EAGER_ATTENTION_MAX_LENGTH, _attention, _load_base
+    from training.trainer.sft import CPU_EAGER_ATTENTION_MAX_LENGTH, _attention, _load_base
 
     short = dataclasses.replace(TINY, max_length=CPU_EAGER_ATTENTION_MAX_LENGTH)
     long = dataclasses.replace(TINY, max_length=CPU_EAGER_ATTENTION_MAX_LENGTH + 1)
@@ -280,7 +280,7 @@ def test_cpu_runs_use_eager_attention_up_to_the_length_where_it_is_faster(tmp_pa
 
 
 def test_a_bf16_lora_run_on_cpu_keeps_a_bf16_base_and_fp32_adapters(tmp_path):
-    from training.trainer import _load_base
+    from training.trainer.sft import _load_base
 
     model_path = ensure_default_model(MODELS_DIR)
     base = _load_base(model_path, dataclasses.replace(TINY, precision="bf16"), cuda=False)
@@ -479,13 +479,13 @@ def test_resume_skips_a_checkpoint_the_trainer_did_not_finish_writing(tmp_path):
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_computes_it(monkeypatch):
-    from training import trainer
+    from training.trainer import machine
 
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: True)
-    assert trainer.resolve_precision("auto", cuda=False) == "bf16"
-    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
-    assert trainer.resolve_precision("auto", cuda=False) == "fp32"
-    assert trainer.resolve_precision("fp16", cuda=False) == "fp16"  # explicit choices stand
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: True)
+    assert machine.resolve_precision("auto", cuda=False) == "bf16"
+    monkeypatch.setattr(machine, "cpu_has_native_bf16", lambda: False)
+    assert machine.resolve_precision("auto", cuda=False) == "fp32"
+    assert machine.resolve_precision("fp16", cuda=False) == "fp16"  # explicit choices stand
 
 
 def test_native_bf16_is_read_from_this_cpus_flags():

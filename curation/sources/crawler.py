@@ -1,108 +1,34 @@
-"""Where manual pages come from: a polite web crawler and local folder/zip readers.
-
-Every source yields :class:`RawPage` objects: the raw bytes of one page plus where it came
-from. Turning HTML into markdown is someone else's job (``curation.scraping``); this module only
-*fetches*. It deliberately does not import Django so that it can be used and tested as plain
-Python (management commands, Celery tasks and scripts all call into it).
-
-Design rules that apply to every source:
-
-* One bad page never stops a source. A page that cannot be fetched or read is yielded as a
-  ``RawPage`` with ``content=None`` and ``error`` naming the problem, so the curation UI can show
-  the curator what was skipped and why.
-* Problems with the source *as a whole* (an unknown path, a corrupt zip, an unsupported URL
-  scheme) raise :class:`SourceError` as soon as the source is opened, before any page is
-  yielded, so a form can report them immediately.
-* The crawler is polite: it honours robots.txt, spaces its requests out, retries with backoff
-  and stays inside the manual's URL prefix.
-"""
+"""The polite web crawler: robots.txt, spaced requests, retries with backoff, the manual's URL
+prefix."""
 
 from __future__ import annotations
 
 import logging
-import os
 import random
 import time
-import zipfile
-import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.client import IncompleteRead, RemoteDisconnected
-from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
-from urllib.request import url2pathname
 from urllib.robotparser import RobotFileParser
 
 import requests
 
+from curation.sources.pages import CrawlOptions, RawPage, SourceError
 from manualqa.lib.llm.limits import retry_after_s
-
-__all__ = [
-    "CrawlOptions",
-    "RawPage",
-    "SourceError",
-    "count_hint",
-    "crawl",
-    "iter_html_folder",
-    "iter_html_zip",
-    "iter_markdown_folder",
-    "iter_source",
-]
 
 logger = logging.getLogger("manualqa.sources")
 
+
 # Content types that the crawler treats as pages; everything else is reported, not parsed.
 HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-HTML_SUFFIXES = (".html", ".htm")
-MARKDOWN_SUFFIXES = (".md",)
 # Enough for real sites (http -> https -> trailing slash ...) while catching loops quickly.
 MAX_REDIRECTS = 10
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CHUNK_SIZE = 64 * 1024
-
-
-class SourceError(ValueError):
-    """A source as a whole cannot be used (bad path, bad URL, corrupt archive ...)."""
-
-
-@dataclass(frozen=True)
-class RawPage:
-    """One page of a manual, as fetched, before any cleaning.
-
-    ``source_name`` is stable across re-imports of the same manual (a path relative to the
-    manual's root, with "/" separators), so that it can be used to match pages between runs.
-    Exactly one of ``content`` and ``error`` is set.
-    """
-
-    source_name: str
-    source_url: str
-    content: bytes | None
-    content_type: str
-    charset: str | None
-    error: str | None
-
-    @property
-    def ok(self) -> bool:
-        """True when the page has content (no error)."""
-        return self.error is None
-
-
-@dataclass(frozen=True)
-class CrawlOptions:
-    """Limits and politeness settings for :func:`crawl` (and size limits for local files)."""
-
-    max_pages: int = 500
-    timeout_s: float = 10.0  # per request: connect, and total time to read the response
-    retries: int = 2  # extra attempts for connection errors, timeouts, 429 and 5xx
-    backoff_s: float = 0.5  # base of the exponential backoff (with jitter) between attempts
-    max_backoff_s: float = 30.0  # caps backoff and Retry-After waits
-    max_bytes: int = 2_000_000  # larger pages are reported as errors, never held in memory
-    min_delay_s: float = 0.2  # minimum gap between the starts of two requests to the host
-    user_agent: str = "ManualQA-Crawler/1.0 (+https://github.com/manualqa)"
-    respect_robots: bool = True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,225 +493,3 @@ class _Crawler:
                     f"response not complete within {self.options.timeout_s}s"
                 )
         return bytes(body)
-
-
-# ---------------------------------------------------------------------------------------------
-# Local files
-
-
-def _is_hidden(part: str) -> bool:
-    # Dotfiles (.DS_Store, .git ...) and macOS archive metadata are never manual pages.
-    return part.startswith(".") or part == "__MACOSX"
-
-
-def _list_folder(root: Path, suffixes: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """``(relative name, path)`` of matching files under ``root``, sorted by name.
-
-    os.walk (not rglob) so symlinked directories are not followed into loops; symlinked
-    files are listed, and a broken one later shows up as an unreadable page.
-    """
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
-        for filename in filenames:
-            if _is_hidden(filename) or not filename.lower().endswith(suffixes):
-                continue
-            path = Path(dirpath, filename)
-            found.append((path.relative_to(root).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    return found
-
-
-def _file_page(name: str, path: Path, content_type: str, max_bytes: int) -> RawPage:
-    """Read one local file into a RawPage, turning any failure into an error page."""
-    url = path.absolute().as_uri()
-
-    def failed(error: str) -> RawPage:
-        logger.warning("%s: %s", path, error)
-        return RawPage(name, url, None, content_type, None, error)
-
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            return failed(f"too large: {size} bytes > limit {max_bytes}")
-        content = path.read_bytes()
-    except OSError as exc:
-        return failed(f"unreadable: {exc.strerror or exc}")
-    if len(content) > max_bytes:  # the file grew between stat() and read()
-        return failed(f"too large: {len(content)} bytes > limit {max_bytes}")
-    return RawPage(name, url, content, content_type, None, None)
-
-
-def _require_dir(path: Path) -> Path:
-    path = Path(path)
-    if not path.is_dir():
-        raise SourceError(f"not a directory: {path}")
-    return path
-
-
-def _iter_files(
-    files: list[tuple[str, Path]], content_type: str, max_bytes: int
-) -> Iterator[RawPage]:
-    for name, path in files:
-        yield _file_page(name, path, content_type, max_bytes)
-
-
-def iter_html_folder(path: Path, *, max_bytes: int = CrawlOptions.max_bytes) -> Iterator[RawPage]:
-    """Pages of a local folder of ``.html``/``.htm`` files (recursive, sorted by path).
-
-    For manuals saved with a browser or exported by a vendor. Hidden files and folders are
-    skipped. Raises :class:`SourceError` at once if ``path`` is not a directory.
-    """
-    root = _require_dir(path)
-    return _iter_files(_list_folder(root, HTML_SUFFIXES), "text/html", max_bytes)
-
-
-def iter_markdown_folder(
-    path: Path, *, max_bytes: int = CrawlOptions.max_bytes
-) -> Iterator[RawPage]:
-    """Pages of a folder of ``.md`` files (recursive, sorted), e.g. an already-cleaned manual."""
-    root = _require_dir(path)
-    return _iter_files(_list_folder(root, MARKDOWN_SUFFIXES), "text/markdown", max_bytes)
-
-
-def _zip_members(path: Path) -> list[str]:
-    """Names of the HTML pages in a zip, sorted; raises SourceError for a bad archive."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            infos = archive.infolist()
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise SourceError(f"not a readable zip archive: {path} ({exc})") from exc
-    names: set[str] = set()
-    for info in infos:
-        if info.is_dir():
-            continue
-        parts = info.filename.replace("\\", "/").split("/")
-        if any(_is_hidden(part) or part == ".." for part in parts if part):
-            continue
-        if info.filename.lower().endswith(HTML_SUFFIXES):
-            names.add(info.filename)
-    return sorted(names)
-
-
-def _zip_pages(path: Path, members: list[str], max_bytes: int) -> Iterator[RawPage]:
-    base = path.absolute().as_uri()
-    with zipfile.ZipFile(path) as archive:
-        for member in members:
-            name = member.replace("\\", "/").lstrip("/")
-            # "jar:"-style URL: where the page came from, readable by a human.
-            url = f"{base}!/{name}"
-            error: str | None = None
-            content: bytes | None = None
-            try:
-                info = archive.getinfo(member)
-                if info.file_size > max_bytes:
-                    error = f"too large: {info.file_size} bytes > limit {max_bytes}"
-                else:
-                    # Read one byte past the limit: the header's size can lie (zip bombs).
-                    with archive.open(info) as handle:
-                        content = handle.read(max_bytes + 1)
-                    if len(content) > max_bytes:
-                        error = f"too large: at least {len(content)} bytes > limit {max_bytes}"
-                        content = None
-            except (
-                OSError,
-                EOFError,
-                zipfile.BadZipFile,
-                zlib.error,
-                RuntimeError,  # encrypted member
-                NotImplementedError,  # unsupported compression method
-            ) as exc:
-                error = f"unreadable: {exc}"
-                content = None
-            if error is not None:
-                logger.warning("%s: %s", url, error)
-            yield RawPage(name, url, content, "text/html", None, error)
-
-
-def iter_html_zip(path: Path, *, max_bytes: int = CrawlOptions.max_bytes) -> Iterator[RawPage]:
-    """Pages of a ``.zip`` of HTML files (recursive, sorted by member name).
-
-    Directories, ``__MACOSX`` metadata and dotfiles are ignored. The archive is checked at
-    once (raising :class:`SourceError`); members are read lazily, one at a time.
-    """
-    path = Path(path)
-    members = _zip_members(path)
-    return _zip_pages(path, members, max_bytes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Dispatch
-
-
-def _classify(source: str | os.PathLike[str]) -> tuple[str, str | Path]:
-    """Decide what kind of source ``source`` is: crawl, zip, markdown or html folder."""
-    text = os.fspath(source).strip()
-    if not text:
-        raise SourceError("empty source: give an http(s) URL, a folder or a .zip file")
-    if "://" in text:
-        scheme = urlsplit(text).scheme.lower()
-        if scheme in _DEFAULT_PORTS:
-            return "crawl", text
-        if scheme != "file":
-            raise SourceError(f"unsupported URL scheme {scheme!r} in {text!r}: use http(s)")
-        path = Path(url2pathname(urlsplit(text).path))
-    else:
-        path = Path(text).expanduser()
-    if path.is_dir():
-        has_html = bool(_list_folder(path, HTML_SUFFIXES))
-        if has_html:
-            return "html", path
-        if _list_folder(path, MARKDOWN_SUFFIXES):
-            return "markdown", path
-        raise SourceError(f"no .html, .htm or .md files in folder {path}")
-    if path.is_file():
-        if path.suffix.lower() == ".zip":
-            return "zip", path
-        raise SourceError(f"{path} is a file, not a folder or a .zip archive of HTML pages")
-    raise SourceError(
-        f"source not found: {text!r} is neither an http(s) URL nor an existing folder or .zip"
-    )
-
-
-def iter_source(
-    source: str | os.PathLike[str], options: CrawlOptions = CrawlOptions()
-) -> Iterator[RawPage]:
-    """Pages of any supported source, chosen by what ``source`` is.
-
-    * ``http(s)://`` URL: :func:`crawl`;
-    * existing ``.zip`` file: :func:`iter_html_zip`;
-    * existing folder: :func:`iter_markdown_folder` if it holds ``.md`` files and no HTML,
-      else :func:`iter_html_folder`;
-    * ``file://`` URLs are treated as the local path they name.
-
-    Anything else raises :class:`SourceError` immediately, with a message naming the problem.
-    """
-    kind, target = _classify(source)
-    if kind == "crawl":
-        return crawl(str(target), options)
-    path = Path(target)
-    if kind == "zip":
-        return iter_html_zip(path, max_bytes=options.max_bytes)
-    if kind == "markdown":
-        return iter_markdown_folder(path, max_bytes=options.max_bytes)
-    return iter_html_folder(path, max_bytes=options.max_bytes)
-
-
-def count_hint(source: str | os.PathLike[str]) -> int | None:
-    """How many pages ``source`` will yield, for progress bars; None when unknown.
-
-    Exact for folders and zips (it lists them); None for crawls (the site is only discovered
-    while crawling) and for sources that :func:`iter_source` would reject, because a progress
-    hint must never be the thing that fails an import.
-    """
-    try:
-        kind, target = _classify(source)
-        if kind == "crawl":
-            return None
-        path = Path(target)
-        if kind == "zip":
-            return len(_zip_members(path))
-        suffixes = MARKDOWN_SUFFIXES if kind == "markdown" else HTML_SUFFIXES
-        return len(_list_folder(path, suffixes))
-    except (SourceError, OSError):
-        return None

@@ -1,0 +1,61 @@
+"""The errors of chat's services: each has a message for people, a field and an HTTP status."""
+
+from __future__ import annotations
+
+# --------------------------------------------------------------------------------------------
+# Errors
+
+
+class ChatError(Exception):
+    """A request the chat refuses, with a ``message`` for people, the ``field`` at fault and
+    the HTTP ``status`` an API answers with."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str = "non_field_errors") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class QuestionInvalid(ChatError):
+    code = "question_invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="question")
+
+
+class QuestionTooLong(QuestionInvalid):
+    code = "question_too_long"
+
+
+class AssistantUnavailable(ChatError):
+    code = "assistant_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="assistant")
+
+
+class ConversationMismatch(ChatError):
+    code = "conversation_mismatch"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="conversation")
+
+
+class RateLimited(ChatError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class FeedbackInvalid(ChatError):
+    code = "feedback_invalid"
+
+
+class PreferenceInvalid(ChatError):
+    code = "preference_invalid"

@@ -1,0 +1,217 @@
+"""Admin pages for QA-generation runs, and the page that starts one."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from curation import qa, services
+from curation.models import (
+    ChunkGeneration,
+    DocumentChunk,
+    GenerationRun,
+    LLMEndpoint,
+    Manual,
+)
+
+
+class GenerateForm(forms.Form):
+    endpoint = forms.ModelChoiceField(queryset=LLMEndpoint.objects.filter(is_active=True))
+    questions_per_chunk = forms.IntegerField(min_value=1, max_value=50, initial=5)
+    questions_system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), initial=qa.DEFAULT_QUESTIONS_SYSTEM_PROMPT
+    )
+    questions_user_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}), initial=qa.DEFAULT_QUESTIONS_USER_TEMPLATE
+    )
+    answer_system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), initial=qa.DEFAULT_ANSWER_SYSTEM_PROMPT
+    )
+    answer_user_template = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8}), initial=qa.DEFAULT_ANSWER_USER_TEMPLATE
+    )
+
+
+class ChunkGenerationInline(admin.TabularInline):
+    model = ChunkGeneration
+    fields = ("chunk", "status", "pairs_created", "llm_calls", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Failed chunks"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .filter(status=ChunkGeneration.Status.FAILED)
+            .select_related("chunk")
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(GenerationRun)
+class GenerationRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "manual",
+        "endpoint",
+        "status",
+        "progress",
+        "pairs_created",
+        "chunks_failed",
+        "cost",
+        "created_at",
+    )
+    list_select_related = ("manual", "endpoint")
+    list_filter = ("status", "endpoint", "manual")
+    search_fields = ("manual__name", "endpoint__name", "message")
+    actions = ["cancel_runs", "resume_runs", "retry_failed_chunks"]
+    inlines = [ChunkGenerationInline]
+    readonly_fields = (
+        "manual",
+        "endpoint",
+        "documents_list",
+        "questions_per_chunk",
+        "status",
+        "progress",
+        "chunks_total",
+        "chunks_done",
+        "chunks_failed",
+        "pairs_created",
+        "pairs_scored",
+        "llm_calls",
+        "tokens_in",
+        "tokens_out",
+        "cost",
+        "message",
+        "traceback",
+        "questions_system_prompt",
+        "questions_user_template",
+        "answer_system_prompt",
+        "answer_user_template",
+        "cancel_requested",
+        "celery_task_id",
+        "created_by",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    )
+    exclude = ("documents",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # started from manuals/documents, the command or the API
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Progress")
+    def progress(self, obj: GenerationRun) -> str:
+        label = f"{obj.chunks_done + obj.chunks_failed}/{obj.chunks_total} chunks"
+        if obj.status == GenerationRun.Status.SCORING:
+            label += f", {obj.pairs_scored}/{obj.pairs_created} pairs scored"
+        return format_html(
+            '<progress max="100" value="{}" style="width:8em"></progress> {}',
+            obj.progress_percent,
+            label,
+        )
+
+    @admin.display(description="Est. cost (USD)")
+    def cost(self, obj: GenerationRun) -> str:
+        return "-" if obj.estimated_cost is None else f"{obj.estimated_cost:.4f}"
+
+    @admin.display(description="Documents")
+    def documents_list(self, obj: GenerationRun) -> str:
+        names = [doc.source_name for doc in obj.documents.all()]
+        return ", ".join(names) if names else "All documents of the manual"
+
+    def _each(self, request, queryset, service, verb: str) -> None:
+        done = 0
+        for run in queryset:
+            try:
+                service(run=run)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.WARNING)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{verb} {done} run(s).", messages.SUCCESS)
+
+    @admin.action(description="Cancel")
+    def cancel_runs(self, request, queryset) -> None:
+        self._each(request, queryset, services.generation_run_cancel, "Cancelled")
+
+    @admin.action(description="Resume")
+    def resume_runs(self, request, queryset) -> None:
+        self._each(request, queryset, services.generation_run_resume, "Resumed")
+
+    @admin.action(description="Retry failed chunks")
+    def retry_failed_chunks(self, request, queryset) -> None:
+        self._each(request, queryset, services.generation_run_retry_failed, "Re-queued")
+
+    def get_urls(self):
+        return [
+            path(
+                "start/",
+                self.admin_site.admin_view(self.start_view),
+                name="curation_generationrun_start",
+            ),
+            *super().get_urls(),
+        ]
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("curation.add_generationrun"):
+            raise PermissionDenied
+        manual = Manual.objects.filter(pk=request.GET.get("manual") or 0).first()
+        if manual is None:
+            return HttpResponseRedirect(reverse("admin:curation_manual_changelist"))
+        raw_ids = [pk for pk in request.GET.get("documents", "").split(",") if pk.isdigit()]
+        documents = list(manual.documents.filter(pk__in=raw_ids))
+        form = GenerateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                run = services.generation_run_create(
+                    manual=manual,
+                    endpoint=data["endpoint"],
+                    documents=documents,
+                    questions_per_chunk=data["questions_per_chunk"],
+                    prompts={
+                        key: data[key]
+                        for key in GenerateForm.base_fields
+                        if "prompt" in key or "template" in key
+                    },
+                    user=request.user,
+                )
+            except ValidationError as exc:
+                for message in exc.messages:
+                    form.add_error(None, message)
+            else:
+                self.message_user(
+                    request,
+                    f"Generation #{run.pk} queued: {run.chunks_total} chunks with {run.endpoint}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:curation_generationrun_change", args=[run.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Generate QA pairs from {manual.name}",
+            "form": form,
+            "manual": manual,
+            "documents": documents,
+            "chunk_count": DocumentChunk.objects.filter(
+                document__manual=manual, **({"document__in": documents} if documents else {})
+            ).count(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/curation/generationrun/start.html", context)

@@ -1,0 +1,160 @@
+"""Admin pages for ingestion runs, and the "Ingest a source" page."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from curation import services
+from curation.models import (
+    IngestionRun,
+    Manual,
+)
+
+
+class IngestForm(forms.Form):
+    manual = forms.ModelChoiceField(queryset=Manual.objects.all(), required=False)
+    new_manual_name = forms.CharField(
+        required=False, help_text="Or create a new manual with this name."
+    )
+    source = forms.CharField(
+        max_length=1000,
+        help_text="A start URL (pages under its path are crawled), a folder of HTML or "
+        "markdown files, or a .zip of HTML pages on the server.",
+    )
+    max_pages = forms.IntegerField(min_value=1, initial=500)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not cleaned.get("manual") and not cleaned.get("new_manual_name", "").strip():
+            raise ValidationError("Choose a manual or name a new one.")
+        return cleaned
+
+
+class IngestionStatusFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "outcome"
+
+    def lookups(self, request, model_admin):
+        return [("active", "In progress"), ("page_errors", "Finished with page errors")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.exclude(status__in=IngestionRun.FINISHED)
+        if self.value() == "page_errors":
+            return queryset.filter(Q(status=IngestionRun.Status.SUCCEEDED), pages_failed__gt=0)
+        return queryset
+
+
+@admin.register(IngestionRun)
+class IngestionRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "manual", "source", "status", "progress", "pages_failed", "created_at")
+    list_select_related = ("manual",)
+    list_filter = ("status", IngestionStatusFilter, "source_kind", "manual")
+    search_fields = ("source", "manual__name", "message")
+    change_list_template = "admin/curation/ingestionrun/change_list.html"
+    readonly_fields = (
+        "manual",
+        "source",
+        "source_kind",
+        "status",
+        "progress",
+        "pages_total",
+        "pages_done",
+        "pages_failed",
+        "documents_created",
+        "documents_updated",
+        "documents_unchanged",
+        "chunks_created",
+        "chunks_embedded",
+        "page_errors",
+        "message",
+        "traceback",
+        "options",
+        "celery_task_id",
+        "created_by",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "finished_at",
+    )
+    exclude = ("errors",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # runs are started through the ingest page, which validates the source
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Progress")
+    def progress(self, obj: IngestionRun) -> str:
+        total = obj.pages_total if obj.pages_total is not None else "?"
+        label = f"{obj.pages_done}/{total} pages"
+        if obj.status == IngestionRun.Status.EMBEDDING:
+            label += f", {obj.chunks_embedded}/{obj.chunks_created} chunks embedded"
+        return format_html(
+            '<progress max="100" value="{}" style="width:8em"></progress> {}',
+            obj.progress_percent,
+            label,
+        )
+
+    @admin.display(description="Page errors")
+    def page_errors(self, obj: IngestionRun) -> str:
+        if not obj.errors:
+            return "None"
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td></tr>", ((e["page"], e["error"]) for e in obj.errors)
+        )
+        return format_html(
+            "<table><thead><tr><th>Page</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def get_urls(self):
+        return [
+            path(
+                "ingest/",
+                self.admin_site.admin_view(self.ingest_view),
+                name="curation_ingestionrun_ingest",
+            ),
+            *super().get_urls(),
+        ]
+
+    def ingest_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("curation.add_ingestionrun"):
+            raise PermissionDenied
+        form = IngestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                manual = form.cleaned_data["manual"] or services.manual_get_or_create(
+                    name=form.cleaned_data["new_manual_name"]
+                )
+                run = services.ingestion_run_create(
+                    manual=manual,
+                    source=form.cleaned_data["source"],
+                    options={"max_pages": form.cleaned_data["max_pages"]},
+                    user=request.user,
+                )
+            except ValidationError as exc:
+                for message in exc.messages:
+                    form.add_error(None, message)
+            else:
+                self.message_user(
+                    request, f"Ingestion #{run.pk} queued for {manual.name}.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:curation_ingestionrun_change", args=[run.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Ingest a manual source",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/curation/ingestionrun/ingest.html", context)

@@ -1,0 +1,162 @@
+"""Admin pages for manuals, their documents and chunks, and the Re-ingest action."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+
+from curation import services
+from curation.models import (
+    DocumentChunk,
+    Manual,
+    ManualDocument,
+)
+
+
+def _generate_url(manual_id: int, document_ids: list[int] | None = None) -> str:
+    url = reverse("admin:curation_generationrun_start") + f"?manual={manual_id}"
+    if document_ids:
+        url += "&documents=" + ",".join(str(pk) for pk in document_ids)
+    return url
+
+
+@admin.register(Manual)
+class ManualAdmin(admin.ModelAdmin):
+    list_display = ("name", "vehicle", "document_count", "chunk_count", "source_url", "updated_at")
+    search_fields = ("name", "vehicle_make", "vehicle_model", "source_url")
+    list_filter = ("vehicle_make", "vehicle_year")
+    actions = ["reingest_from_source_url", "generate_qa_pairs"]
+
+    @admin.action(description="Generate QA pairs…")
+    def generate_qa_pairs(self, request: HttpRequest, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Choose one manual to generate from.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(_generate_url(queryset.get().pk))
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _document_count=Count("documents", distinct=True),
+                _chunk_count=Count("documents__chunks", distinct=True),
+            )
+        )
+
+    @admin.display(description="Documents", ordering="_document_count")
+    def document_count(self, obj: Manual) -> int:
+        return obj._document_count
+
+    @admin.display(description="Chunks", ordering="_chunk_count")
+    def chunk_count(self, obj: Manual) -> int:
+        return obj._chunk_count
+
+    @admin.action(description="Re-ingest from the manual's source URL")
+    def reingest_from_source_url(self, request: HttpRequest, queryset) -> None:
+        started = 0
+        for manual in queryset:
+            if not manual.source_url:
+                self.message_user(
+                    request, f"{manual.name} has no source URL to re-ingest.", messages.WARNING
+                )
+                continue
+            services.ingestion_run_create(
+                manual=manual, source=manual.source_url, user=request.user
+            )
+            started += 1
+        if started:
+            self.message_user(request, f"Queued {started} ingestion run(s).", messages.SUCCESS)
+
+
+class ChunkInline(admin.TabularInline):
+    model = DocumentChunk
+    fields = ("position", "heading_path", "token_count", "has_embedding")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("embedding", "text")
+
+    @admin.display(boolean=True, description="Embedded")
+    def has_embedding(self, obj: DocumentChunk) -> bool:
+        return obj.embedding is not None
+
+
+@admin.register(ManualDocument)
+class ManualDocumentAdmin(admin.ModelAdmin):
+    list_display = ("title", "source_name", "manual", "version", "word_count", "updated_at")
+    list_select_related = ("manual",)
+    list_filter = ("manual", "version")
+    search_fields = ("title", "source_name", "markdown")
+    readonly_fields = (
+        "manual",
+        "source_name",
+        "source_url",
+        "content_hash",
+        "word_count",
+        "version",
+        "fetched_at",
+        "updated_at",
+        "created_at",
+    )
+    fields = ("title", *readonly_fields, "markdown")
+    inlines = [ChunkInline]
+    actions = ["generate_qa_pairs"]
+
+    @admin.action(description="Generate QA pairs from the selected documents…")
+    def generate_qa_pairs(self, request: HttpRequest, queryset):
+        manual_ids = set(queryset.values_list("manual_id", flat=True))
+        if len(manual_ids) != 1:
+            self.message_user(request, "Choose documents of one manual.", messages.WARNING)
+            return None
+        return HttpResponseRedirect(
+            _generate_url(manual_ids.pop(), list(queryset.values_list("pk", flat=True)))
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False  # documents come from ingestion, so they keep a real source
+
+
+class EmbeddedFilter(admin.SimpleListFilter):
+    title = "embedding"
+    parameter_name = "embedded"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Embedded"), ("no", "Waiting for embedding")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(embedding__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(embedding__isnull=True)
+        return queryset
+
+
+@admin.register(DocumentChunk)
+class DocumentChunkAdmin(admin.ModelAdmin):
+    list_display = ("heading_path", "position", "token_count", "document", "embedded")
+    list_select_related = ("document",)
+    list_filter = (EmbeddedFilter, "document__manual")
+    search_fields = ("heading_path", "text")
+    raw_id_fields = ("document",)
+    readonly_fields = ("document", "position", "heading_path", "token_count", "embedding_model")
+    fields = (*readonly_fields, "text")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("embedding")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(boolean=True, description="Embedded")
+    def embedded(self, obj: DocumentChunk) -> bool:
+        # ``defer`` keeps the vector out of list queries; a null check would load it per row.
+        return bool(obj.embedding_model)
