@@ -53,11 +53,10 @@ def embed_score_generation(run_id: int) -> str:
 
 
 def _regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+    # Each new answer's rescoring is queued as it is stored (qa_pair_text_changed).
     report = services.qa_pairs_regenerate_answers(
         pair_ids=pair_ids, endpoint_id=endpoint_id, reviewer_id=reviewer_id
     )
-    if report.regenerated:
-        embed_score_pairs.delay(report.regenerated)
     return report.summary()
 
 

@@ -19,7 +19,13 @@ from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
 
 logger = logging.getLogger("curation.qa_pairs")
 
-__all__ = ["ImportReport", "qa_pairs_import", "qa_pairs_mark_duplicates", "qa_pairs_score"]
+__all__ = [
+    "ImportReport",
+    "qa_pair_text_changed",
+    "qa_pairs_import",
+    "qa_pairs_mark_duplicates",
+    "qa_pairs_score",
+]
 
 SCORE_BATCH = 128
 
@@ -54,6 +60,38 @@ def _apply_scores(pair: QAPair, question_vector, answer_vector, now) -> None:
     )
     pair.question_embedding = question_vector
     pair.scored_at = now
+
+
+#: Flags computed from a pair's own text, recomputed whenever the text changes.
+_TEXT_FLAGS = frozenset(
+    {
+        qa.FLAG_NOT_A_QUESTION,
+        qa.FLAG_TOO_SHORT,
+        qa.FLAG_TOO_LONG,
+        qa.FLAG_EMPTY_ANSWER,
+        qa.FLAG_REFUSAL,
+    }
+)
+
+
+def qa_pair_text_changed(pair: QAPair) -> None:
+    """Bring a pair whose question or answer changed up to date, and schedule its rescoring.
+
+    The one rule for every path that changes a pair's text (a reviewer's edit, a regenerated
+    answer): the flags that come from the text are computed anew, the lexical grounding too,
+    and the scores that belong to the old text are cleared (``scored_at``). Once the caller's
+    transaction commits, ``curation.embed_score_pairs`` computes the semantic grounding, the
+    question embedding and the near-duplicate links again. The caller saves the pair.
+    """
+    from curation.tasks import embed_score_pairs
+
+    kept = [flag for flag in pair.flags if flag not in _TEXT_FLAGS]
+    pair.flags = kept + qa.question_flags(pair.question) + qa.answer_flags(pair.answer)
+    if pair.source_text:
+        pair.lexical_grounding = qa.lexical_grounding(pair.answer, pair.source_text)
+    pair.scored_at = None
+    pair_id = pair.pk
+    transaction.on_commit(lambda: embed_score_pairs.delay([pair_id]))
 
 
 def qa_pairs_score(

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from curation import qa
 from curation.models import LLMEndpoint, QAPair, QAPairRevision
+from curation.services.qa_pairs import qa_pair_text_changed
 from curation.services.review import user_can_review
 from manualqa.lib.llm import LLMClient, LLMConfigError, LLMError, make_client
 
@@ -30,7 +31,6 @@ logger = logging.getLogger("curation.regenerate")
 __all__ = ["RegenerateReport", "qa_pairs_regenerate_answers", "qa_pairs_regenerate_enqueue"]
 
 # The flags ``qa.answer_flags`` derives from an answer's text; a new answer gets its own.
-_ANSWER_FLAGS = frozenset({qa.FLAG_EMPTY_ANSWER, qa.FLAG_REFUSAL})
 
 
 @dataclass
@@ -102,14 +102,8 @@ def _store(*, pair_id: int, answer: str, reviewer) -> bool:
     if answer == pair.answer:
         return False
     changes = {"answer": [pair.answer, answer]}
-    pair.flags = [flag for flag in pair.flags if flag not in _ANSWER_FLAGS] + qa.answer_flags(
-        answer
-    )
     pair.answer = answer
-    if pair.source_text:
-        pair.lexical_grounding = qa.lexical_grounding(answer, pair.source_text)
-    # The semantic half of the score belongs to the old answer; rescoring fills it in again.
-    pair.scored_at = None
+    qa_pair_text_changed(pair)
     if pair.status != QAPair.Status.PENDING:
         # An approval or rejection was of the old answer; the new one needs its own review.
         changes["status"] = [pair.status, QAPair.Status.PENDING]

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from curation import qa
 from curation.models import QAPair, QAPairRevision
+from curation.services.qa_pairs import qa_pair_text_changed
 
 __all__ = [
     "REVIEWER_GROUP",
@@ -114,12 +115,7 @@ def qa_pair_edit(*, pair: QAPair, reviewer, question: str, answer: str) -> QAPai
         return pair
     pair.question, pair.answer = question, answer
     pair.question_hash = qa.question_hash(question)
-    kept = [f for f in pair.flags if f not in _TEXT_FLAGS]
-    pair.flags = kept + qa.question_flags(question) + qa.answer_flags(answer)
-    if pair.source_text:
-        pair.lexical_grounding = qa.lexical_grounding(answer, pair.source_text)
-    # The semantic part belongs to the old answer; rescoring fills it in again.
-    pair.scored_at = None
+    qa_pair_text_changed(pair)
     pair.reviewed_by = reviewer
     pair.reviewed_at = timezone.now()
     try:
@@ -133,15 +129,6 @@ def qa_pair_edit(*, pair: QAPair, reviewer, question: str, answer: str) -> QAPai
         pair=pair, action=QAPairRevision.Action.EDIT, changes=changes, user=reviewer
     )
     return pair
-
-
-_TEXT_FLAGS = {
-    qa.FLAG_NOT_A_QUESTION,
-    qa.FLAG_TOO_SHORT,
-    qa.FLAG_TOO_LONG,
-    qa.FLAG_EMPTY_ANSWER,
-    qa.FLAG_REFUSAL,
-}
 
 
 @transaction.atomic

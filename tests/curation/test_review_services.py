@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from curation import selectors, services
+from curation import qa, selectors, services
 from curation.highlighting import (
     highlight_supporting_sentence,
     sentence_spans,
@@ -365,3 +365,45 @@ def test_a_worker_regenerates_queued_answers_and_rescores_them(celery_worker, fa
         assert pair.original_answer != pair.answer
         assert pair.grounding_score is not None
         assert pair.revisions.get().user == rita
+
+
+@pytest.mark.django_db
+def test_an_edited_pair_is_rescored_once_the_edit_commits(
+    manual, django_capture_on_commit_callbacks, monkeypatch
+):
+    from curation.tasks import embed_score_pairs
+
+    (pair,) = make_pairs(manual, 1)
+    services.qa_pairs_score(pairs=QAPair.objects.filter(pk=pair.pk))
+    pair.refresh_from_db()
+    scored_before = (pair.semantic_grounding, pair.grounding_score, pair.scored_at)
+    assert None not in scored_before
+    sent = []
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args=None, *rest, **kw: sent.append((name, args))
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.qa_pair_edit(
+            pair=pair,
+            reviewer=reviewer(),
+            question=pair.question,
+            answer="The provided text does not mention this; ask a service centre.",
+        )
+        assert not sent  # nothing leaves before the transaction commits
+    pair.refresh_from_db()
+    # The lexical part and the text flags follow the new answer at once; the scores of the
+    # old answer are cleared until the rescoring task has run.
+    assert pair.scored_at is None
+    assert qa.FLAG_REFUSAL in pair.flags
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert sent == [("curation.embed_score_pairs", ([pair.pk],))]
+    assert celery_app.amqp.router.route({}, "curation.embed_score_pairs")["queue"].name == "gpu"
+
+    embed_score_pairs(*sent[0][1])  # what the gpu worker runs
+
+    pair.refresh_from_db()
+    assert pair.scored_at is not None and pair.scored_at > scored_before[2]
+    assert pair.semantic_grounding != scored_before[0]
+    assert pair.grounding_score < scored_before[1]
