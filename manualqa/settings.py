@@ -264,11 +264,33 @@ TRAINING_MIN_TRAIN_PAIRS = env_int("TRAINING_MIN_TRAIN_PAIRS", 4, minimum=1)
 # failed (the worker was killed or lost) and lets Resume take it up from its last checkpoint.
 TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 15, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 300, minimum=10)
+# An evaluation run beats every EVALUATION_HEARTBEAT_S from a thread of its own, also while a
+# slow model answers one question.
+EVALUATION_HEARTBEAT_S = env_int("EVALUATION_HEARTBEAT_S", 15, minimum=1)
+EVALUATION_STALE_AFTER_S = env_int("EVALUATION_STALE_AFTER_S", 300, minimum=10)
 
 # --- QA generation ------------------------------------------------------------------------------
 # A run whose worker has not written a heartbeat for this long is taken to be dead: a redelivered
 # task may take it over, and Resume is offered.
 GENERATION_STALE_AFTER_S = env_int("GENERATION_STALE_AFTER_S", 120, minimum=5)
+
+# --- Job reaper -----------------------------------------------------------------------------------
+# One periodic task (Celery beat, every JOBS_REAP_EVERY_S) marks failed every running job whose
+# worker went silent for longer than its kind allows: TRAINING_STALE_AFTER_S,
+# GENERATION_STALE_AFTER_S, EVALUATION_STALE_AFTER_S and INGESTION_STALE_AFTER_S (an ingestion
+# beats once a page, and a slow site with retries may take minutes for one).
+JOBS_REAP_EVERY_S = env_int("JOBS_REAP_EVERY_S", 60, minimum=5)
+INGESTION_STALE_AFTER_S = env_int("INGESTION_STALE_AFTER_S", 600, minimum=10)
+#: The reapers the task runs, one per kind of job.
+JOB_REAPERS = [
+    "curation.services.ingestion.ingestion_runs_fail_stale",
+    "curation.services.generation.generation_runs_fail_stale",
+    "training.jobs.training_jobs_fail_stale",
+    "training.evaluation.runs.evaluation_runs_fail_stale",
+]
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-jobs": {"task": "manualqa.reap_stale_jobs", "schedule": float(JOBS_REAP_EVERY_S)}
+}
 # Question pairs whose embeddings are closer than this (cosine similarity) are near-duplicates.
 QA_DUPLICATE_SIMILARITY = env_float("QA_DUPLICATE_SIMILARITY", 0.92)
 # HNSW candidate list per query (pgvector's hnsw.ef_search; its default is 40). Measured on

@@ -2,7 +2,8 @@
 
 ``run``      start the embedded PostgreSQL (unless DATABASE_URL is set) and Redis (unless one
              answers at REDIS_URL), bootstrap the database, then serve the site with gunicorn on
-             127.0.0.1:8000 and run a Celery worker on the ``default`` and ``gpu`` queues.
+             127.0.0.1:8000 and run a Celery worker on the ``default`` and ``gpu`` queues, with beat
+             for the periodic job reaper.
              Ctrl-C stops everything this command started, and nothing else.
 ``test``     the same services, then pytest with any extra arguments; exits with pytest's code.
 ``services`` start the services if needed and print where they are (they keep running).
@@ -134,6 +135,8 @@ def run() -> int:
                 PYTHON, "-m", "celery", "-A", "manualqa", "worker", "-Q", "default,gpu",
                 "--concurrency", os.environ.get("CELERY_CONCURRENCY", "2"),
                 "--hostname", "manualqa@%h", "--loglevel", "INFO",
+                # The one worker also runs beat: the periodic job reaper.
+                "--beat", "--schedule", str(stack.var_dir / "celerybeat-schedule"),
             ],
             env,
         )  # fmt: skip

@@ -288,10 +288,6 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     queryset = TrainingJob.objects.select_related("snapshot", "created_by")
     serializer_class = TrainingJobSerializer
 
-    def get_queryset(self):
-        jobs.training_jobs_fail_stale()  # a killed worker's job reads as failed, not running
-        return super().get_queryset()
-
     permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
@@ -414,12 +410,6 @@ class EvaluationRunViewSet(
     queryset = EvaluationRun.objects.select_related("created_by").prefetch_related("assistants")
     serializer_class = EvaluationRunSerializer
     permission_classes = [permissions.IsAuthenticated, EvaluationRunPermissions]
-
-    def get_queryset(self):
-        from training.evaluation import evaluation_runs_fail_stale
-
-        evaluation_runs_fail_stale()  # a killed worker's run reads as failed, not running
-        return super().get_queryset()
 
     @extend_schema(responses=EvaluationItemSerializer(many=True))
     @action(detail=True, methods=["get"])

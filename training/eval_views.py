@@ -111,7 +111,6 @@ def _require_launcher(request: HttpRequest) -> None:
 @require_GET
 def evaluation_list(request: HttpRequest) -> HttpResponse:
     """All runs, newest first; ``?job=N`` shows the runs of one training job's model."""
-    evaluation.evaluation_runs_fail_stale()
     runs = EvaluationRun.objects.select_related("created_by", "snapshot", "manual")
     job = None
     if request.GET.get("job", "").isdigit():
@@ -165,7 +164,6 @@ def evaluation_launch(request: HttpRequest) -> HttpResponse:
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    evaluation.evaluation_runs_fail_stale()
     run = get_object_or_404(
         EvaluationRun.objects.select_related(
             "snapshot", "manual", "judge_endpoint", "training_job", "created_by"
@@ -181,7 +179,6 @@ def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def evaluation_status(request: HttpRequest, run_id: int) -> JsonResponse:
     """What the report page polls while the run is going."""
-    evaluation.evaluation_runs_fail_stale()
     run = get_object_or_404(EvaluationRun, pk=run_id)
     return JsonResponse(
         {

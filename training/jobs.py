@@ -210,9 +210,9 @@ def training_jobs_fail_stale() -> int:
 
     A worker beats every ``TRAINING_HEARTBEAT_S`` from a thread of its own, through model
     loading, training and merging alike, so silence longer than ``TRAINING_STALE_AFTER_S``
-    means the process is gone (killed, out of memory, machine lost). The pages and the API
-    call this before they show jobs. Each update is conditional on the heartbeat it read, so
-    a worker that beats in between keeps its job.
+    means the process is gone (killed, out of memory, machine lost). The periodic
+    ``manualqa.reap_stale_jobs`` task calls this. Each update is conditional on the heartbeat
+    it read, so a worker that beats in between keeps its job.
     """
 
     def message(job: TrainingJob, quiet: float) -> str:

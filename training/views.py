@@ -75,7 +75,6 @@ class LaunchForm(forms.Form):
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def training_home(request: HttpRequest) -> HttpResponse:
-    jobs.training_jobs_fail_stale()
     jobs_list = TrainingJob.objects.select_related("snapshot", "created_by")[:50]
     return render(request, "training/job_list.html", {"jobs": jobs_list})
 
@@ -124,7 +123,6 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    jobs.training_jobs_fail_stale()
     job = get_object_or_404(TrainingJob.objects.select_related("snapshot__manual"), pk=job_id)
     return render(request, "training/job_detail.html", {"job": job})
 
@@ -134,7 +132,6 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_GET
 def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     """What the job page polls: progress, metrics for the loss curve, and the log tail."""
-    jobs.training_jobs_fail_stale()
     job = get_object_or_404(TrainingJob, pk=job_id)
     return JsonResponse(
         {

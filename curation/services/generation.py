@@ -43,6 +43,7 @@ __all__ = [
     "generation_run_retry_failed",
     "generation_run_score",
     "generation_run_is_stale",
+    "generation_runs_fail_stale",
 ]
 
 _PROMPT_FIELDS = {
@@ -134,6 +135,26 @@ def generation_run_create(
 def generation_run_is_stale(run: GenerationRun) -> bool:
     """A running run whose worker stopped writing heartbeats (it was killed or lost)."""
     return lifecycle.is_stale(run, stale_after_s=settings.GENERATION_STALE_AFTER_S)
+
+
+def generation_runs_fail_stale() -> int:
+    """Mark failed every running run whose worker stopped beating; return how many.
+
+    Called by the periodic ``manualqa.reap_stale_jobs`` task. A failed run keeps its pending
+    chunks, so Resume generates only those.
+    """
+
+    def message(run: GenerationRun, quiet: float) -> str:
+        return (
+            f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
+            f"{settings.GENERATION_STALE_AFTER_S} s allowed) after {run.chunks_done} of "
+            f"{run.chunks_total} chunks: it was probably killed or lost its machine. Resume "
+            "generates the chunks left."
+        )
+
+    return lifecycle.fail_stale(
+        GenerationRun, stale_after_s=settings.GENERATION_STALE_AFTER_S, message=message
+    )
 
 
 def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:

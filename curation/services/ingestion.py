@@ -42,6 +42,7 @@ __all__ = [
     "ingestion_run_embed",
     "ingestion_run_execute",
     "ingestion_run_process_pages",
+    "ingestion_runs_fail_stale",
     "manual_get_or_create",
 ]
 
@@ -334,6 +335,25 @@ def ingestion_run_claim(*, run_id: int, task_id: str = "") -> bool:
     """Atomically move a queued run to running. False means another worker has it."""
     # Queued only: a crawl cannot be taken over halfway.
     return lifecycle.claim(IngestionRun, run_id, task_id=task_id, stale_after_s=None)
+
+
+def ingestion_runs_fail_stale() -> int:
+    """Mark failed every running ingestion whose worker stopped beating; return how many.
+
+    Called by the periodic ``manualqa.reap_stale_jobs`` task. The pages stored so far stay;
+    ingesting the source again updates them.
+    """
+
+    def message(run: IngestionRun, quiet: float) -> str:
+        return (
+            f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
+            f"{settings.INGESTION_STALE_AFTER_S} s allowed) after {run.pages_done} pages: it "
+            "was probably killed or lost its machine. Ingest the source again to finish."
+        )
+
+    return lifecycle.fail_stale(
+        IngestionRun, stale_after_s=settings.INGESTION_STALE_AFTER_S, message=message
+    )
 
 
 def _pages(run: IngestionRun) -> Iterator[RawPage]:

@@ -8,11 +8,13 @@ import pytest
 from django.utils import timezone
 
 from curation import services
-from curation.models import GenerationRun, IngestionRun
+from curation.models import GenerationRun, IngestionRun, LLMEndpoint
+from manualqa.celery import app as celery_app
 from manualqa.jobs import lifecycle, runner
 from manualqa.jobs.models import CancellableJobRow, JobRow
+from manualqa.tasks import reap_stale_jobs
 from tests.conftest import SAMPLE_SITE
-from training.models import EvaluationRun, TrainingJob
+from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
 
 JOB_MODELS = [IngestionRun, GenerationRun, TrainingJob, EvaluationRun]
 
@@ -130,3 +132,62 @@ def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
 
     assert run.heartbeat_at > long_ago
     assert not heartbeat.is_alive()
+
+
+@pytest.fixture
+def silent_and_alive_rows(ingestion):
+    """A running row of every kind whose worker went silent long ago, and one that beat now."""
+    manual = ingestion.manual
+    endpoint = LLMEndpoint.objects.create(name="Reaper endpoint", kind="local")
+    snapshot = DatasetSnapshot.objects.create(
+        manual=manual, name="s", version=1, content_hash="0" * 64
+    )
+    rows = {
+        IngestionRun: lambda: services.ingestion_run_create(
+            manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
+        ),
+        GenerationRun: lambda: GenerationRun.objects.create(
+            manual=manual,
+            endpoint=endpoint,
+            questions_system_prompt="q",
+            questions_user_template="q",
+            answer_system_prompt="a",
+            answer_user_template="a",
+        ),
+        TrainingJob: lambda: TrainingJob.objects.create(name="job", snapshot=snapshot),
+        EvaluationRun: lambda: EvaluationRun.objects.create(name="run", question_source="upload"),
+    }
+    silent, alive = {}, {}
+    long_ago = timezone.now() - timedelta(days=1)
+    for model, make in rows.items():
+        for bucket, beat in ((silent, long_ago), (alive, timezone.now())):
+            row = make()
+            model.objects.filter(pk=row.pk).update(status="running", heartbeat_at=beat)
+            bucket[model] = row
+    return silent, alive
+
+
+def test_the_periodic_reaper_fails_silent_jobs_of_every_kind_and_only_those(
+    silent_and_alive_rows,
+):
+    silent, alive = silent_and_alive_rows
+
+    marked = reap_stale_jobs()
+
+    assert sorted(marked.values()) == [1, 1, 1, 1]
+    for model, row in silent.items():
+        row.refresh_from_db()
+        assert row.status == "failed", model.__name__
+        assert "stopped sending heartbeats" in row.message and row.finished_at is not None
+    for model, row in alive.items():
+        row.refresh_from_db()
+        assert row.status == "running", model.__name__
+    assert set(reap_stale_jobs().values()) == {0}  # nothing left to mark
+
+
+def test_beat_runs_the_reaper_on_the_default_queue(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["reap-stale-jobs"]
+    assert entry["task"] == reap_stale_jobs.name == "manualqa.reap_stale_jobs"
+    assert entry["schedule"] == settings.JOBS_REAP_EVERY_S
+    assert celery_app.amqp.router.route({}, entry["task"])["queue"].name == "default"
+    assert len(settings.JOB_REAPERS) == len(JOB_MODELS)

@@ -14,6 +14,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from manualqa.tasks import reap_stale_jobs
 from tests.conftest import wait_for
 from tests.training.conftest import add_pairs, build_manual
 from training import jobs
@@ -63,6 +64,10 @@ def test_a_running_job_whose_heartbeat_went_quiet_is_marked_failed_with_the_reas
     )
 
     client.force_login(trainer)
+    # Reading never writes: the page polls show the row as it is ...
+    assert client.get(reverse("training:job_status", args=[quiet.pk])).json()["status"] == "running"
+    # ... until the periodic reaper (Celery beat) has run.
+    reap_stale_jobs()
     status = client.get(reverse("training:job_status", args=[quiet.pk])).json()
 
     assert status["status"] == "failed"
@@ -109,6 +114,7 @@ def test_a_qlora_job_whose_worker_is_killed_is_marked_failed_and_resumes_from_it
             timeout=30,
             what="the heartbeat to go quiet",
         )
+        reap_stale_jobs()  # what beat runs every JOBS_REAP_EVERY_S
         client.force_login(trainer)
         status = client.get(reverse("training:job_status", args=[job.pk])).json()
         assert status["status"] == "failed", status

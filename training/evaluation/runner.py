@@ -98,7 +98,7 @@ def evaluation_run_execute(
     run = EvaluationRun.objects.select_related("manual", "judge_endpoint").get(pk=run_id)
     if run.status != EvaluationRun.Status.RUNNING:
         return run  # only a claimed run is executed
-    heartbeat = runner.Heartbeat(EvaluationRun, run.pk, settings.TRAINING_HEARTBEAT_S)
+    heartbeat = runner.Heartbeat(EvaluationRun, run.pk, settings.EVALUATION_HEARTBEAT_S)
     heartbeat.start()
     try:
         return _execute(run, on_item)

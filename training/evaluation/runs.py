@@ -166,14 +166,15 @@ def evaluation_run_claim(*, run_id: int, task_id: str = "") -> bool:
     A reclaimed run continues where it stopped: answers already stored are not asked again.
     """
     return lifecycle.claim(
-        EvaluationRun, run_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
+        EvaluationRun, run_id, task_id=task_id, stale_after_s=settings.EVALUATION_STALE_AFTER_S
     )
 
 
 def evaluation_runs_fail_stale() -> int:
     """Mark failed every running evaluation whose worker stopped beating; return how many.
 
-    Uses the training heartbeat settings (``TRAINING_HEARTBEAT_S``, ``TRAINING_STALE_AFTER_S``).
+    ``EVALUATION_STALE_AFTER_S`` of silence counts as dead; the periodic
+    ``manualqa.reap_stale_jobs`` task calls this.
     Each update is conditional on the heartbeat it read, so a worker that beats in between
     keeps its run.
     """
@@ -181,12 +182,12 @@ def evaluation_runs_fail_stale() -> int:
     def message(run: EvaluationRun, quiet: float) -> str:
         return (
             f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
-            f"{settings.TRAINING_STALE_AFTER_S} s allowed) after {run.done} of {run.total} "
+            f"{settings.EVALUATION_STALE_AFTER_S} s allowed) after {run.done} of {run.total} "
             "answers: it was probably killed or lost its machine."
         )
 
     return lifecycle.fail_stale(
-        EvaluationRun, stale_after_s=settings.TRAINING_STALE_AFTER_S, message=message
+        EvaluationRun, stale_after_s=settings.EVALUATION_STALE_AFTER_S, message=message
     )
 
 
