@@ -6,6 +6,7 @@ from celery import shared_task
 
 from curation import services
 from curation.models import GenerationRun, IngestionRun, QAPair
+from manualqa.jobs import queues
 
 
 @shared_task(name="curation.ingest_run", bind=True)
@@ -15,7 +16,7 @@ def ingest_run(self, run_id: int) -> str:
         return "already claimed"
     run = services.ingestion_run_process_pages(run_id=run_id)
     if run.status == IngestionRun.Status.EMBEDDING:
-        embed_run_chunks.delay(run_id)
+        queues.enqueue(embed_run_chunks, run_id, gpu=True)
     return run.status
 
 
@@ -30,7 +31,7 @@ def _generate(task_id: str, run_id: int) -> str:
         return "already claimed"
     run = services.generation_run_execute(run_id=run_id)
     if run.status == GenerationRun.Status.SCORING:
-        embed_score_generation.delay(run_id)
+        queues.enqueue(embed_score_generation, run_id, gpu=True)
     return run.status
 
 

@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
-from manualqa.jobs import lifecycle, runner
+from manualqa.jobs import lifecycle, queues, runner
 from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
 
 logger = logging.getLogger("training.jobs")
@@ -191,7 +191,7 @@ def training_job_create(
 def _enqueue(job: TrainingJob) -> None:
     from training.tasks import run_job
 
-    transaction.on_commit(lambda: run_job.delay(job.pk))
+    queues.enqueue(run_job, job.pk, gpu=True)
 
 
 def training_job_claim(*, job_id: int, task_id: str = "") -> bool:

@@ -97,6 +97,7 @@ from chat.events import (
 )
 from chat.events import Quote as QuoteEvent
 from chat.services.answering import (
+    INTERRUPTED,
     answer,
     answer_policy,
     answer_stream,
@@ -128,6 +129,7 @@ from chat.services.feedback import (
 
 __all__ = [
     "DEFAULT_ASSISTANT_NAME",
+    "INTERRUPTED",
     "AssistantUnavailable",
     "ChatError",
     "ChatEvent",

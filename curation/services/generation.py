@@ -29,7 +29,7 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
-from manualqa.jobs import lifecycle, runner
+from manualqa.jobs import lifecycle, queues, runner
 from manualqa.lib.llm import LLMConfigError, make_client
 
 logger = logging.getLogger("curation.generation")
@@ -80,8 +80,8 @@ def _validated_prompts(prompts: dict[str, str] | None) -> dict[str, str]:
 def _enqueue(run: GenerationRun) -> None:
     from curation.tasks import generate_local_qa, generate_qa
 
-    task = generate_local_qa if run.endpoint.kind == LLMEndpoint.Kind.LOCAL else generate_qa
-    transaction.on_commit(lambda: task.delay(run.pk))
+    local = run.endpoint.kind == LLMEndpoint.Kind.LOCAL
+    queues.enqueue(generate_local_qa if local else generate_qa, run.pk, gpu=local)
 
 
 @transaction.atomic

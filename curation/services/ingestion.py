@@ -25,7 +25,7 @@ from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument,
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
-from manualqa.jobs import lifecycle, runner
+from manualqa.jobs import lifecycle, queues, runner
 
 logger = logging.getLogger("curation.ingestion")
 
@@ -327,7 +327,7 @@ def ingestion_run_create(
     if enqueue:
         from curation.tasks import ingest_run
 
-        transaction.on_commit(lambda: ingest_run.delay(run.pk))
+        queues.enqueue(ingest_run, run.pk)
     return run
 
 

@@ -16,6 +16,7 @@ from pgvector.django import CosineDistance
 from curation import qa
 from curation.embeddings import encode
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
+from manualqa.jobs import queues
 
 logger = logging.getLogger("curation.qa_pairs")
 
@@ -91,7 +92,7 @@ def qa_pair_text_changed(pair: QAPair) -> None:
         pair.lexical_grounding = qa.lexical_grounding(pair.answer, pair.source_text)
     pair.scored_at = None
     pair_id = pair.pk
-    transaction.on_commit(lambda: embed_score_pairs.delay([pair_id]))
+    queues.enqueue(embed_score_pairs, [pair_id], gpu=True)
 
 
 def qa_pairs_score(

@@ -24,6 +24,7 @@ from curation import qa
 from curation.models import LLMEndpoint, QAPair, QAPairRevision
 from curation.services.qa_pairs import qa_pair_text_changed
 from curation.services.review import user_can_review
+from manualqa.jobs import queues
 from manualqa.lib.llm import LLMClient, LLMConfigError, LLMError, make_client
 
 logger = logging.getLogger("curation.regenerate")
@@ -68,10 +69,9 @@ def qa_pairs_regenerate_enqueue(*, pairs: QuerySet[QAPair], endpoint: LLMEndpoin
     pair_ids = list(pairs.order_by("id").values_list("id", flat=True))
     if not pair_ids:
         return 0
-    task = (
-        generate_local_regenerate if endpoint.kind == LLMEndpoint.Kind.LOCAL else regenerate_answers
-    )
-    transaction.on_commit(lambda: task.delay(pair_ids, endpoint.pk, reviewer.pk))
+    local = endpoint.kind == LLMEndpoint.Kind.LOCAL
+    task = generate_local_regenerate if local else regenerate_answers
+    queues.enqueue(task, pair_ids, endpoint.pk, reviewer.pk, gpu=local)
     return len(pair_ids)
 
 

@@ -12,6 +12,7 @@ from curation.models import GenerationRun, IngestionRun, LLMEndpoint
 from manualqa.celery import app as celery_app
 from manualqa.jobs import lifecycle, runner
 from manualqa.jobs.models import CancellableJobRow, JobRow
+from manualqa.jobs.queues import enqueue
 from manualqa.tasks import reap_stale_jobs
 from tests.conftest import SAMPLE_SITE
 from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
@@ -191,3 +192,27 @@ def test_beat_runs_the_reaper_on_the_default_queue(settings):
     assert entry["schedule"] == settings.JOBS_REAP_EVERY_S
     assert celery_app.amqp.router.route({}, entry["task"])["queue"].name == "default"
     assert len(settings.JOB_REAPERS) == len(JOB_MODELS)
+
+
+@pytest.mark.django_db
+def test_enqueue_sends_to_the_chosen_queue_only_once_the_transaction_commits(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    from curation.tasks import embed_run_chunks, ingest_run
+
+    sent = []
+    monkeypatch.setattr(
+        celery_app,
+        "send_task",
+        lambda name, args=None, *rest, **kw: sent.append((name, args, kw.get("queue"))),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue(ingest_run, 7)
+        enqueue(embed_run_chunks, 7, gpu=True)
+        assert sent == []  # nothing leaves before the commit
+
+    assert sent == [
+        ("curation.ingest_run", (7,), "default"),
+        ("curation.embed_run_chunks", (7,), "gpu"),
+    ]

@@ -69,7 +69,12 @@ Layout
     and :mod:`.report` (report, chart, exports). This package re-exports their public names.
 """
 
-from training.evaluation.questions import KINDS, questions_from_snapshot, questions_parse_jsonl
+from training.evaluation.questions import (
+    KINDS,
+    MAX_QUESTIONS_BYTES,
+    questions_from_snapshot,
+    questions_parse_jsonl,
+)
 from training.evaluation.report import (
     evaluation_item_failures,
     evaluation_item_record,
@@ -109,6 +114,7 @@ __all__ = [
     "DEFAULT_JUDGE_PROMPT",
     "HEADLINE_METRICS",
     "KINDS",
+    "MAX_QUESTIONS_BYTES",
     "METRICS",
     "RETRIEVAL_DEPTH",
     "answer_checks",

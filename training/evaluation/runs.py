@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from manualqa.jobs import lifecycle
+from manualqa.jobs import lifecycle, queues
 from training.evaluation.questions import questions_from_snapshot, questions_parse_jsonl
 from training.evaluation.scoring import DEFAULT_JUDGE_PROMPT
 from training.models import DatasetSnapshot, EvaluationRun
@@ -139,7 +139,7 @@ def evaluation_run_create(
     if enqueue:
         from training.tasks import run_evaluation
 
-        transaction.on_commit(lambda: run_evaluation.apply_async((run.pk,), queue="default"))
+        queues.enqueue(run_evaluation, run.pk)
     return run
 
 
