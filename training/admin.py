@@ -264,19 +264,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                snapshot = services.snapshot_create(
-                    manual=data["manual"],
-                    user=request.user,
-                    name=data["name"],
-                    description=data["description"],
-                    prompt_format=data["prompt_format"],
-                    system_prompt=data["system_prompt"],
-                    train_fraction=data["train_fraction"],
-                    eval_fraction=data["eval_fraction"],
-                    test_fraction=data["test_fraction"],
-                    seed=data["seed"],
-                    exclude_flagged=data["exclude_flagged"],
-                )
+                snapshot = services.snapshot_create_from(data, user=request.user)
             except ValidationError as exc:
                 _add_service_errors(form, exc)
             else:

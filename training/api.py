@@ -156,19 +156,10 @@ class DatasetSnapshotViewSet(
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         try:
-            snapshot = services.snapshot_create(
-                manual=data["manual"],
+            snapshot = services.snapshot_create_from(
+                data,
                 user=request.user,
-                name=data["name"],
-                description=data["description"],
-                prompt_format=data["prompt_format"],
-                system_prompt=data["system_prompt"],
-                train_fraction=data["train_fraction"],
-                eval_fraction=data["eval_fraction"],
-                test_fraction=data["test_fraction"],
-                seed=data["seed"],
                 document_ids=[document.pk for document in data["document_ids"]],
-                exclude_flagged=data["exclude_flagged"],
             )
         except DjangoValidationError as exc:
             raise django_errors(exc) from None

@@ -180,17 +180,7 @@ def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 def evaluation_status(request: HttpRequest, run_id: int) -> JsonResponse:
     """What the report page polls while the run is going."""
     run = get_object_or_404(EvaluationRun, pk=run_id)
-    return JsonResponse(
-        {
-            "status": run.status,
-            "status_display": run.get_status_display(),
-            "finished": run.is_finished,
-            "done": run.done,
-            "total": run.total,
-            "progress_percent": run.progress_percent,
-            "message": run.message,
-        }
-    )
+    return JsonResponse({**run.status_payload(), "done": run.done, "total": run.total})
 
 
 @login_required

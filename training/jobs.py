@@ -311,10 +311,11 @@ def is_main_rank() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _run_quiet(job, config, output_dir, resume) -> None:
+def _train(job, config, output_dir, resume, **callbacks):
+    """``training.trainer.train`` on the job's snapshot, as the job's row describes it."""
     from training.trainer import train
 
-    train(
+    return train(
         base_model=job.base_model,
         train_records=_records(job.snapshot, SnapshotPair.Split.TRAIN),
         eval_records=_records(job.snapshot, SnapshotPair.Split.EVAL),
@@ -324,7 +325,12 @@ def _run_quiet(job, config, output_dir, resume) -> None:
         output_dir=output_dir,
         models_dir=settings.MODELS_DIR,
         resume_from_checkpoint=True if resume else None,
+        **callbacks,
     )
+
+
+def _run_quiet(job, config, output_dir, resume) -> None:
+    _train(job, config, output_dir, resume)
 
 
 def _push_to_hub(job: TrainingJob, merged_dir: Path) -> str:
@@ -344,21 +350,16 @@ def _push_to_hub(job: TrainingJob, merged_dir: Path) -> str:
 
 
 def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJob:
-    from training.trainer import TrainingCancelled, train
+    from training.trainer import TrainingCancelled
 
     try:
-        result = train(
-            base_model=job.base_model,
-            train_records=_records(job.snapshot, SnapshotPair.Split.TRAIN),
-            eval_records=_records(job.snapshot, SnapshotPair.Split.EVAL),
-            prompt_format=job.snapshot.prompt_format,
-            system_prompt=job.snapshot.system_prompt,
-            config=config,
-            output_dir=output_dir,
-            models_dir=settings.MODELS_DIR,
+        result = _train(
+            job,
+            config,
+            output_dir,
+            resume,
             on_progress=on_progress,
             should_stop=should_stop,
-            resume_from_checkpoint=True if resume else None,
             on_log=lambda line: _append_log(job.pk, line),
         )
     except TrainingCancelled:

@@ -92,6 +92,32 @@ FROM training_snapshotpair WHERE snapshot_id = %s
 """
 
 
+#: What a snapshot is built from besides its manual, as the admin's form and the API name it.
+SNAPSHOT_CHOICES = (
+    "name",
+    "description",
+    "prompt_format",
+    "system_prompt",
+    "train_fraction",
+    "eval_fraction",
+    "test_fraction",
+    "seed",
+    "exclude_flagged",
+)
+
+
+def snapshot_create_from(
+    data: dict, *, user, document_ids: list[int] | None = None
+) -> DatasetSnapshot:
+    """:func:`snapshot_create` from a validated form's or serializer's data."""
+    return snapshot_create(
+        manual=data["manual"],
+        user=user,
+        document_ids=document_ids,
+        **{choice: data[choice] for choice in SNAPSHOT_CHOICES},
+    )
+
+
 @transaction.atomic
 def snapshot_create(
     *,

@@ -135,17 +135,13 @@ def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
     job = get_object_or_404(TrainingJob, pk=job_id)
     return JsonResponse(
         {
-            "status": job.status,
-            "status_display": job.get_status_display(),
-            "finished": job.is_finished,
+            **job.status_payload(),
             "step": job.step,
             "total_steps": job.total_steps,
             "epoch": job.epoch,
             "eta_s": job.eta_s,
-            "progress_percent": job.progress_percent,
             "metrics": job.metrics,
             "log_tail": job.log_tail[-4000:],
-            "message": job.message,
             "final_train_loss": job.final_train_loss,
             "eval_loss": job.eval_loss,
             "tokens_per_s": job.tokens_per_s,

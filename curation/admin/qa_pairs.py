@@ -34,6 +34,18 @@ def _count(count: int) -> str:
     return f"{count:,} QA pair{'' if count == 1 else 's'}"
 
 
+def _status_action(status: str, verb: str, done: str, description: str):
+    """A bulk action that sets the selected pairs' status, after a confirmation page."""
+    name = f"{verb.lower()}_pairs"
+
+    @admin.action(description=description, permissions=["review"])
+    def action(self, request, queryset):
+        return self._set_status(request, queryset, status=status, action=name, verb=verb, done=done)
+
+    action.__name__ = name
+    return action
+
+
 @admin.register(QAPair)
 class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
     """Review of QA pairs: filtered lists, bulk decisions, the change page with its history,
@@ -329,38 +341,15 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
         self.message_user(request, f"{done} {_count(changed)}.", messages.SUCCESS)
         return None
 
-    @admin.action(description="Approve selected QA pairs", permissions=["review"])
-    def approve_pairs(self, request, queryset):
-        return self._set_status(
-            request,
-            queryset,
-            status=QAPair.Status.APPROVED,
-            action="approve_pairs",
-            verb="Approve",
-            done="Approved",
-        )
-
-    @admin.action(description="Reject selected QA pairs", permissions=["review"])
-    def reject_pairs(self, request, queryset):
-        return self._set_status(
-            request,
-            queryset,
-            status=QAPair.Status.REJECTED,
-            action="reject_pairs",
-            verb="Reject",
-            done="Rejected",
-        )
-
-    @admin.action(description="Reset selected QA pairs to pending", permissions=["review"])
-    def reset_pairs(self, request, queryset):
-        return self._set_status(
-            request,
-            queryset,
-            status=QAPair.Status.PENDING,
-            action="reset_pairs",
-            verb="Reset",
-            done="Reset to pending:",
-        )
+    approve_pairs = _status_action(
+        QAPair.Status.APPROVED, "Approve", "Approved", "Approve selected QA pairs"
+    )
+    reject_pairs = _status_action(
+        QAPair.Status.REJECTED, "Reject", "Rejected", "Reject selected QA pairs"
+    )
+    reset_pairs = _status_action(
+        QAPair.Status.PENDING, "Reset", "Reset to pending:", "Reset selected QA pairs to pending"
+    )
 
     @admin.action(description="Mark selected QA pairs as duplicates of…", permissions=["review"])
     def mark_duplicate_of(self, request, queryset):

@@ -47,6 +47,16 @@ class JobRow(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
+    def status_payload(self) -> dict:
+        """What a page polls about any job: its status, progress and message, as JSON."""
+        return {
+            "status": self.status,
+            "status_display": self.get_status_display(),
+            "finished": self.is_finished,
+            "progress_percent": self.progress_percent,
+            "message": self.message,
+        }
+
 
 class CancellableJobRow(JobRow):
     """A job a user can ask to stop: its worker checks ``cancel_requested`` as it goes."""

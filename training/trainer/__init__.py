@@ -22,6 +22,7 @@ tests call it with plain values and get plain values back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -191,22 +192,22 @@ def train(
         ]
         eval_loss = _finite(done[-1] if done else trainer.evaluate()["eval_loss"])
 
+    # What every rank reports; the main process adds its samples and the throughput.
+    result = functools.partial(
+        TrainResult,
+        adapter_dir=adapter_dir,
+        merged_dir=merged_dir,
+        final_train_loss=final_train_loss,
+        eval_loss=eval_loss,
+        train_tokens=int(state.num_input_tokens_seen or 0),
+        train_seconds=train_seconds,
+        steps=state.global_step,
+        device=device,
+    )
     if not trainer.accelerator.is_main_process:
         # Under ``accelerate launch`` the other ranks stop here: only the main process samples,
         # merges and reports (the adapter and the eval loss above were collective).
-        return TrainResult(
-            adapter_dir=adapter_dir,
-            merged_dir=merged_dir,
-            final_train_loss=final_train_loss,
-            eval_loss=eval_loss,
-            train_tokens=int(state.num_input_tokens_seen or 0),
-            train_seconds=train_seconds,
-            tokens_per_s=None,
-            steps=state.global_step,
-            samples=[],
-            device=device,
-            main_process=False,
-        )
+        return result(tokens_per_s=None, samples=[], main_process=False)
 
     samples = []
     trained = trainer.model
@@ -231,17 +232,9 @@ def train(
     _free_memory()
     log(f"Merged model saved to {merged_dir}.")
 
-    return TrainResult(
-        adapter_dir=adapter_dir,
-        merged_dir=merged_dir,
-        final_train_loss=final_train_loss,
-        eval_loss=eval_loss,
-        train_tokens=int(state.num_input_tokens_seen or 0),
-        train_seconds=train_seconds,
+    return result(
         tokens_per_s=session_tokens / train_seconds
         if train_seconds > 0 and session_tokens
         else None,
-        steps=state.global_step,
         samples=samples,
-        device=device,
     )
