@@ -75,7 +75,6 @@ from chat.models import Assistant, Conversation, Message  # noqa: E402
 from chat.owners import Owner  # noqa: E402
 from chat.retrieval import retrieve  # noqa: E402
 from curation import services  # noqa: E402
-from curation.embeddings import encode, load_model  # noqa: E402
 from curation.models import (  # noqa: E402
     DocumentChunk,
     IngestionRun,
@@ -84,6 +83,7 @@ from curation.models import (  # noqa: E402
     ManualDocument,
 )
 from curation.selectors import chunks_nearest  # noqa: E402
+from manualqa.lib.embeddings import encode, load_model  # noqa: E402
 from manualqa.lib.llm import StreamDelta, make_client  # noqa: E402
 from manualqa.lib.local_models import ensure_default_model, load_local  # noqa: E402
 

@@ -49,9 +49,9 @@ import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from curation.chunking import chunk_markdown  # noqa: E402
-from curation.embeddings import encode, load_model, token_counter  # noqa: E402
 from curation.services import CleanDocument, clean_page  # noqa: E402
 from curation.sources import iter_markdown_folder  # noqa: E402
+from manualqa.lib.embeddings import encode, load_model, token_counter  # noqa: E402
 
 SAMPLE_SIZE = 400
 SEED = 20240611

@@ -21,8 +21,8 @@ _django.setup()
 from django.conf import settings  # noqa: E402
 
 from curation import services  # noqa: E402
-from curation.embeddings import encode, load_model  # noqa: E402
 from curation.models import DocumentChunk, Manual  # noqa: E402
+from manualqa.lib.embeddings import encode, load_model  # noqa: E402
 
 BENCH_MANUAL = "Model 3 (bench)"
 BASELINE_SAMPLE = 128

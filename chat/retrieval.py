@@ -132,13 +132,13 @@ _VECTORS_MAX = 50_000
 def embed_texts(texts: Sequence[str]) -> np.ndarray:
     """Unit-length embeddings of ``texts`` (one row each) with the configured embedding
     model, remembered per text in this process (the last 50,000)."""
-    from curation.embeddings import encode
+    from manualqa.embedding import embed
 
     model = settings.EMBEDDING_MODEL
     with _VECTORS_LOCK:
         missing = list(dict.fromkeys(t for t in texts if (model, t) not in _VECTORS))
     if missing:
-        vectors = encode(missing, model_name=model, device=settings.EMBEDDING_DEVICE, batch_size=16)
+        vectors = embed(missing, batch_size=16)
         with _VECTORS_LOCK:
             for text, vector in zip(missing, vectors, strict=True):
                 _VECTORS[(model, text)] = vector
@@ -149,7 +149,7 @@ def embed_texts(texts: Sequence[str]) -> np.ndarray:
         for text in texts:
             vector = _VECTORS.get((model, text))
             if vector is None:  # evicted by another thread meanwhile
-                vector = encode([text], model_name=model, device=settings.EMBEDDING_DEVICE)[0]
+                vector = embed([text])[0]
             rows.append(vector)
     if not rows:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)

@@ -22,11 +22,12 @@ from ``count_tokens`` applied to the exact chunk text, so the budget holds for a
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
+
+from manualqa.lib.embeddings import word_token_count
 
 __all__ = ["Chunk", "chunk_markdown", "word_token_count"]
 
@@ -47,22 +48,6 @@ class Chunk:
 
 
 # Words, and each punctuation mark on its own: roughly how subword tokenizers split text.
-_TOKEN_RE: Final = re.compile(r"\w+|[^\w\s]")
-# Subword tokenizers (WordPiece, BPE) emit about 1.3 tokens per English word.
-_SUBWORDS_PER_WORD: Final = 1.3
-
-
-def word_token_count(text: str) -> int:
-    """Cheap, dependency-free estimate of a subword tokenizer's token count.
-
-    Counts words and punctuation marks (``\\w+`` runs and single non-space symbols) and scales
-    by 1.3 subword tokens per word, rounding up. It is the default ``count_tokens`` for when the
-    embedding model's real tokenizer is not available; it tends to overestimate, which keeps
-    chunks safely inside the model's input limit.
-    """
-    return math.ceil(len(_TOKEN_RE.findall(text)) * _SUBWORDS_PER_WORD)
-
-
 def chunk_markdown(
     markdown: str,
     *,

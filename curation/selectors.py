@@ -114,11 +114,9 @@ def chunks_for_question(
     *, question: str, manual_ids: Sequence[int] | None = None, k: int = 5
 ) -> list[DocumentChunk]:
     """Embed ``question`` with the configured model and return the nearest chunks."""
-    from curation.embeddings import encode
+    from manualqa.embedding import embed
 
-    vector = encode(
-        [question], model_name=settings.EMBEDDING_MODEL, device=settings.EMBEDDING_DEVICE
-    )[0]
+    vector = embed([question])[0]
     return chunks_nearest(query_embedding=vector.tolist(), manual_ids=manual_ids, k=k)
 
 

@@ -20,12 +20,13 @@ from django.db.models import F, Func, Value
 from django.utils import timezone
 
 from curation.chunking import chunk_markdown
-from curation.embeddings import encode, token_counter
 from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument, QAPair
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
+from manualqa.embedding import embed
 from manualqa.jobs import lifecycle, queues, runner
+from manualqa.lib.embeddings import token_counter
 
 logger = logging.getLogger("curation.ingestion")
 
@@ -243,12 +244,7 @@ def chunks_embed_pending(
         )
         if not batch:
             return done
-        vectors = encode(
-            [chunk.text for chunk in batch],
-            model_name=settings.EMBEDDING_MODEL,
-            device=settings.EMBEDDING_DEVICE,
-            batch_size=settings.EMBEDDING_BATCH_SIZE,
-        )
+        vectors = embed([chunk.text for chunk in batch])
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector
             chunk.embedding_model = settings.EMBEDDING_MODEL[-300:]

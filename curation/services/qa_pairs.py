@@ -14,8 +14,8 @@ from django.utils import timezone
 from pgvector.django import CosineDistance
 
 from curation import qa
-from curation.embeddings import encode
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
+from manualqa.embedding import embed
 from manualqa.jobs import queues
 
 logger = logging.getLogger("curation.qa_pairs")
@@ -29,15 +29,6 @@ __all__ = [
 ]
 
 SCORE_BATCH = 128
-
-
-def _embed(texts: list[str]) -> np.ndarray:
-    return encode(
-        texts,
-        model_name=settings.EMBEDDING_MODEL,
-        device=settings.EMBEDDING_DEVICE,
-        batch_size=settings.EMBEDDING_BATCH_SIZE,
-    )
 
 
 def _with_flag(flags: list[str], flag: str, present: bool) -> list[str]:
@@ -112,8 +103,8 @@ def qa_pairs_score(
             .select_related("chunk")
             .order_by("id")
         )
-        questions = _embed([pair.question for pair in batch])
-        answers = _embed([pair.answer for pair in batch])
+        questions = embed([pair.question for pair in batch])
+        answers = embed([pair.answer for pair in batch])
         now = timezone.now()
         for pair, question_vector, answer_vector in zip(batch, questions, answers, strict=True):
             _apply_scores(pair, question_vector, answer_vector, now)
@@ -261,8 +252,8 @@ def qa_pairs_import(*, manual: Manual, raw: bytes | str, fmt: str = "auto") -> I
     new_pairs: list[QAPair] = []
     for start in range(0, len(placed), SCORE_BATCH):
         batch = placed[start : start + SCORE_BATCH]
-        question_vectors = _embed([record.question for record, _ in batch])
-        answer_vectors = _embed([record.answer for record, _ in batch])
+        question_vectors = embed([record.question for record, _ in batch])
+        answer_vectors = embed([record.answer for record, _ in batch])
         now = timezone.now()
         for (record, document), question_vector, vector in zip(
             batch, question_vectors, answer_vectors, strict=True

@@ -86,7 +86,7 @@ def fresh_rate_limits() -> None:
 def embed() -> Callable[[list[str]], np.ndarray]:
     """The site's embedding model. A text met before is not encoded again: the passages are
     the same in many tests, and the CPU is slow."""
-    from curation.embeddings import encode
+    from manualqa.lib.embeddings import encode
 
     vectors: dict[str, np.ndarray] = {}
 
@@ -107,9 +107,9 @@ def manual_chunks() -> dict[str, list[str]]:
     """The sample manual's chunk texts by page (``"tires.html"``), as ingestion makes them
     (without a database)."""
     from curation.chunking import chunk_markdown
-    from curation.embeddings import token_counter
     from curation.services import clean_page
     from curation.sources import iter_html_folder
+    from manualqa.lib.embeddings import token_counter
 
     count_tokens = token_counter(settings.EMBEDDING_MODEL)
     pages = [

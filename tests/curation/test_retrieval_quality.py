@@ -19,9 +19,9 @@ import pytest
 from django.conf import settings
 
 from curation.chunking import chunk_markdown
-from curation.embeddings import encode, token_counter
 from curation.services import CleanDocument, clean_page
 from curation.sources import iter_html_folder
+from manualqa.lib.embeddings import encode, token_counter
 
 SAMPLE_MANUAL = Path(__file__).resolve().parents[2] / "curation" / "sample_manual"
 WINDOW_WORDS = 500

@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from curation.models import DocumentChunk
+from manualqa.embedding import embed, embedding_model
 from manualqa.jobs import lifecycle, runner
 from training import metrics
 from training.evaluation.runs import _manual_label
@@ -163,10 +164,7 @@ def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
 
 
 def _embed(texts: list[str]) -> list[list[float]]:
-    from curation.embeddings import encode
-
-    vectors = encode(texts, model_name=settings.EMBEDDING_MODEL, device=settings.EMBEDDING_DEVICE)
-    return [vector.tolist() for vector in vectors]
+    return [vector.tolist() for vector in embed(texts)]
 
 
 def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -> dict[str, Any]:
@@ -217,12 +215,11 @@ class _Evaluator:
 
     def __init__(self, run: EvaluationRun) -> None:
         from chat.owners import Owner
-        from curation.embeddings import load_model
 
         self.run = run
         self.owner = Owner.for_session(f"{EVALUATION_SESSION_PREFIX}{run.pk}")
         # Loaded before the first question, so that its latency is not the model's load time.
-        load_model(settings.EMBEDDING_MODEL, settings.EMBEDDING_DEVICE)
+        embedding_model()
         self.reference_vectors: dict[int, list[float]] = {}
         self.judge_client = None
         if run.judge_endpoint is not None and not run.retrieval_only:

@@ -6,6 +6,8 @@ shared, because loading it costs far more than encoding a batch.
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +16,22 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
     from sentence_transformers import SentenceTransformer
+
+_TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+# Subword tokenizers (WordPiece, BPE) emit about 1.3 tokens per English word.
+_SUBWORDS_PER_WORD = 1.3
+
+
+def word_token_count(text: str) -> int:
+    """Cheap, dependency-free estimate of a subword tokenizer's token count.
+
+    Counts words and punctuation marks (``\\w+`` runs and single non-space symbols) and scales
+    by 1.3 subword tokens per word, rounding up. It is the default ``count_tokens`` for when the
+    embedding model's real tokenizer is not available; it tends to overestimate, which keeps
+    chunks safely inside the model's input limit.
+    """
+    return math.ceil(len(_TOKEN_RE.findall(text)) * _SUBWORDS_PER_WORD)
+
 
 _load_lock = threading.Lock()
 
@@ -50,13 +68,11 @@ def _tokenizer(model_name: str):
 def token_counter(model_name: str):
     """A ``count_tokens(text) -> int`` that counts the embedding model's word pieces.
 
-    Falls back to the word-based estimate in ``curation.chunking`` when the model has no local
+    Falls back to the word-based estimate :func:`word_token_count` when the model has no local
     ``tokenizer.json``.
     """
     tokenizer = _tokenizer(model_name)
     if tokenizer is None:
-        from curation.chunking import word_token_count
-
         return word_token_count
 
     def count_tokens(text: str) -> int:
