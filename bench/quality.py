@@ -56,6 +56,8 @@ from pathlib import Path
 
 import _django
 
+from manualqa import roles
+
 _django.setup()
 
 from django.contrib.auth.models import Group, User  # noqa: E402
@@ -103,11 +105,11 @@ def ingest(docs: Path) -> Manual:
 
 
 def bench_user() -> User:
-    curation_services.roles_ensure()
+    roles.roles_ensure()
     user, _ = User.objects.get_or_create(
         username=BENCH_USER, defaults={"first_name": "Unreviewed", "last_name": "bulk approval"}
     )
-    user.groups.add(Group.objects.get(name=curation_services.TRAINER_GROUP))
+    user.groups.add(Group.objects.get(name=roles.TRAINER_GROUP))
     return User.objects.get(pk=user.pk)  # a fresh instance: no stale permission cache
 
 

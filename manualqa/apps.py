@@ -2,7 +2,19 @@ from django.apps import AppConfig
 
 
 class ManualQAConfig(AppConfig):
-    """The project package as an app: it holds site-wide views, templates tags and commands."""
+    """The project package: settings, the site's pages and roles, and what the apps share."""
 
     name = "manualqa"
     verbose_name = "ManualQA"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        post_migrate.connect(_ensure_roles, dispatch_uid="manualqa.ensure_roles")
+
+
+def _ensure_roles(sender, **kwargs) -> None:
+    # After every app's migrate, so the permissions of every app exist by the last call.
+    from manualqa.roles import roles_ensure
+
+    roles_ensure()

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 
 from curation.models import Manual, QAPair
+from manualqa.forms import add_service_errors
 from training import services
 from training.models import (
     DatasetSnapshot,
@@ -37,17 +38,6 @@ DIFF_DISPLAY_LIMIT = 200
 def _pairs_url(snapshot_id: int, split: str = "") -> str:
     url = reverse("admin:training_snapshotpair_changelist") + f"?snapshot__id__exact={snapshot_id}"
     return url + (f"&split__exact={split}" if split else "")
-
-
-def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    """Show a service's ValidationError on the form field it names, or above the form."""
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            for message in errors:
-                form.add_error(field if field in form.fields else None, message)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
 
 
 class ManualWithCountsField(forms.ModelChoiceField):
@@ -266,7 +256,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
             try:
                 snapshot = services.snapshot_create_from(data, user=request.user)
             except ValidationError as exc:
-                _add_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 self.message_user(
                     request,
@@ -294,7 +284,7 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
                 services.snapshot_export_zip(snapshot=snapshot, target=archive, fmt=fmt)
             except ValidationError as exc:
                 archive.close()
-                _add_service_errors(form, exc)
+                add_service_errors(form, exc)
             else:
                 archive.seek(0)
                 filename = f"{slugify(snapshot.name) or 'dataset'}-v{snapshot.version}-{fmt}.zip"

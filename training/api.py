@@ -17,8 +17,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from curation.api import ModelPermissionsWithView, django_errors, query_params
 from curation.models import Manual, ManualDocument
+from manualqa.api import ModelPermissionsWithView, django_errors, query_params
 from training import jobs, services
 from training.models import (
     DatasetSnapshot,

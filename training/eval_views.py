@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from manualqa.forms import add_service_errors
 from training import evaluation
 from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
 
@@ -90,17 +91,6 @@ class EvaluationLaunchForm(forms.Form):
 _FORM_FIELDS = {"questions": "questions_file", "max_questions": None}
 
 
-def _add_service_errors(form: forms.Form, exc: ValidationError) -> None:
-    if hasattr(exc, "error_dict"):
-        for field, errors in exc.message_dict.items():
-            field = _FORM_FIELDS.get(field, field)
-            for message in errors:
-                form.add_error(field if field in form.fields else None, message)
-    else:
-        for message in exc.messages:
-            form.add_error(None, message)
-
-
 def _require_launcher(request: HttpRequest) -> None:
     if not request.user.has_perm("training.launch_trainingjob"):
         raise PermissionDenied
@@ -153,7 +143,7 @@ def evaluation_launch(request: HttpRequest) -> HttpResponse:
                 training_job=data["training_job"],
             )
         except ValidationError as exc:
-            _add_service_errors(form, exc)
+            add_service_errors(form, exc, rename=_FORM_FIELDS)
         else:
             messages.success(request, f"Evaluation #{run.pk} queued.")
             return redirect("training:evaluation", run_id=run.pk)

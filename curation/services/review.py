@@ -7,7 +7,6 @@ never touched, so the generated text is never lost.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -18,73 +17,18 @@ from curation.models import QAPair, QAPairRevision
 from curation.services.qa_pairs import qa_pair_text_changed
 
 __all__ = [
-    "REVIEWER_GROUP",
-    "TRAINER_GROUP",
     "qa_pair_edit",
     "qa_pair_set_status",
     "qa_pairs_bulk_set_status",
     "qa_pairs_mark_duplicate_of",
-    "roles_ensure",
     "user_can_review",
 ]
-
-REVIEWER_GROUP = "Reviewer"
-TRAINER_GROUP = "Trainer"
 
 _STATUS_ACTIONS = {
     QAPair.Status.APPROVED: QAPairRevision.Action.APPROVE,
     QAPair.Status.REJECTED: QAPairRevision.Action.REJECT,
     QAPair.Status.PENDING: QAPairRevision.Action.RESET,
 }
-
-# What each role may do, as Django permissions (codenames per app). A Trainer is also a
-# Reviewer: the Trainer group holds both sets.
-_REVIEWER_PERMISSIONS = {
-    "curation": [
-        "view_manual",
-        "view_manualdocument",
-        "view_documentchunk",
-        "view_qapair",
-        "change_qapair",
-        "review_qapair",
-        "view_qapairrevision",
-        "view_generationrun",
-    ],
-}
-_TRAINER_PERMISSIONS = {
-    "curation": [
-        "add_generationrun",
-        "change_generationrun",
-        "view_llmendpoint",
-        "view_ingestionrun",
-    ],
-    "training": [
-        "view_datasetsnapshot",
-        "add_datasetsnapshot",
-        "view_snapshotpair",
-        "view_trainingjob",
-        "launch_trainingjob",
-    ],
-}
-
-
-def roles_ensure() -> None:
-    """Create the Reviewer and Trainer groups with their permissions (idempotent).
-
-    Runs after every migrate, so permissions of models added later join their groups.
-    """
-    for group_name, grants in (
-        (REVIEWER_GROUP, [_REVIEWER_PERMISSIONS]),
-        (TRAINER_GROUP, [_REVIEWER_PERMISSIONS, _TRAINER_PERMISSIONS]),
-    ):
-        group, _ = Group.objects.get_or_create(name=group_name)
-        wanted = []
-        for grant in grants:
-            for app_label, codenames in grant.items():
-                wanted += Permission.objects.filter(
-                    content_type__app_label=app_label, codename__in=codenames
-                )
-        group.permissions.add(*wanted)
 
 
 def user_can_review(user) -> bool:

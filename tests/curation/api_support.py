@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from curation import qa
 from curation.models import DocumentChunk, Manual, QAPair
-from curation.services import REVIEWER_GROUP, TRAINER_GROUP
+from manualqa.roles import REVIEWER_GROUP, TRAINER_GROUP
 
 # One pair per chunk of ``generation_support.make_manual()``, in chunk order:
 # (question, answer, grounding score, flags).

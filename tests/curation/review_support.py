@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group, User
 
-from curation import qa, services
+from curation import qa
 from curation.models import DocumentChunk, Manual, QAPair
+from manualqa import roles
 
 PASSWORD = "review-pw-1234"
 
 
 def staff_user(username: str, *, groups: tuple[str, ...] = ()) -> User:
     """A staff user (may enter the admin) in the given role groups, with ``PASSWORD``."""
-    services.roles_ensure()  # idempotent; the groups exist after migrate anyway
+    roles.roles_ensure()  # idempotent; the groups exist after migrate anyway
     user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
     for name in groups:
         user.groups.add(Group.objects.get(name=name))
@@ -24,11 +25,11 @@ def staff_user(username: str, *, groups: tuple[str, ...] = ()) -> User:
 
 
 def reviewer(username: str = "rita") -> User:
-    return staff_user(username, groups=(services.REVIEWER_GROUP,))
+    return staff_user(username, groups=(roles.REVIEWER_GROUP,))
 
 
 def trainer(username: str = "tom") -> User:
-    return staff_user(username, groups=(services.TRAINER_GROUP,))
+    return staff_user(username, groups=(roles.TRAINER_GROUP,))
 
 
 def make_pairs(

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from curation import services
 from curation.models import LLMEndpoint, ManualDocument, QAPair, QAPairRevision
+from manualqa.roles import roles_ensure
 from tests.curation.api_support import make_pairs, reviewer, token_client, user_with
 from tests.curation.generation_support import make_manual
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def roles():
-    services.roles_ensure()
+    roles_ensure()
 
 
 @pytest.fixture

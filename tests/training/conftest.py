@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from curation import qa, services
 from curation.models import DocumentChunk, Manual, QAPair
 from curation.services import CleanDocument
+from manualqa import roles
 
 
 def build_manual(name: str = "Dataset manual", *, pages: int = 2, sections: int = 3) -> Manual:
@@ -71,18 +72,18 @@ def add_pairs(
 @pytest.fixture
 def trainer(db) -> User:
     """A staff user in the Trainer group (may build and view datasets)."""
-    services.roles_ensure()
+    roles.roles_ensure()
     user = User.objects.create_user("trainer", password="pw-123456", is_staff=True)
-    user.groups.add(Group.objects.get(name=services.TRAINER_GROUP))
+    user.groups.add(Group.objects.get(name=roles.TRAINER_GROUP))
     return user
 
 
 @pytest.fixture
 def reviewer(db) -> User:
     """A staff user in the Reviewer group (may review pairs, not build datasets)."""
-    services.roles_ensure()
+    roles.roles_ensure()
     user = User.objects.create_user("reviewer", password="pw-123456", is_staff=True)
-    user.groups.add(Group.objects.get(name=services.REVIEWER_GROUP))
+    user.groups.add(Group.objects.get(name=roles.REVIEWER_GROUP))
     return user
 
 

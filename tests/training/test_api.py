@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from curation import services as curation_services
 from curation.models import QAPair
+from manualqa.roles import roles_ensure
 from tests.curation.api_support import make_pairs, reviewer, token_client, trainer, user_with
 from tests.curation.generation_support import make_manual
 from training import services
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def roles():
-    curation_services.roles_ensure()
+    roles_ensure()
 
 
 @pytest.fixture

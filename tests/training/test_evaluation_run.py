@@ -27,6 +27,7 @@ from chat import services as chat_services
 from chat.models import Assistant, Conversation
 from curation import services as curation_services
 from curation.models import LLMEndpoint, Manual
+from manualqa import roles
 from tests.conftest import SAMPLE_SITE
 from tests.fakeopenai import FakeOpenAI
 from training import evaluation, metrics
@@ -151,9 +152,9 @@ def run_now(**options) -> EvaluationRun:
 @pytest.fixture
 def evaluator(db) -> User:
     """A Trainer: may view training and launch jobs and evaluations."""
-    curation_services.roles_ensure()
+    roles.roles_ensure()
     user = User.objects.create_user("evaluator", password="pw-123456", is_staff=True)
-    user.groups.add(Group.objects.get(name=curation_services.TRAINER_GROUP))
+    user.groups.add(Group.objects.get(name=roles.TRAINER_GROUP))
     return user
 
 
@@ -606,9 +607,9 @@ def test_the_launch_form_shows_the_line_of_a_bad_file_and_stores_nothing(
 
 
 def test_only_trainers_launch_evaluations(client, sample_manual):
-    curation_services.roles_ensure()
+    roles.roles_ensure()
     reviewer = User.objects.create_user("only-reviewer", password="pw-123456")
-    reviewer.groups.add(Group.objects.get(name=curation_services.REVIEWER_GROUP))
+    reviewer.groups.add(Group.objects.get(name=roles.REVIEWER_GROUP))
     launch = reverse("training:evaluation_launch")
 
     assert client.get(launch).status_code == 302  # anonymous: to the sign-in page

@@ -1,0 +1,64 @@
+"""The site's roles: the Reviewer and Trainer groups and the permissions each holds.
+
+A Reviewer reviews QA pairs; a Trainer also builds datasets, launches generation, training and
+evaluation, so the Trainer group holds both sets. :func:`roles_ensure` runs after every
+``migrate`` (``manualqa.apps``), so the permissions of models added later join their groups.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+__all__ = ["REVIEWER_GROUP", "TRAINER_GROUP", "roles_ensure"]
+
+REVIEWER_GROUP = "Reviewer"
+TRAINER_GROUP = "Trainer"
+
+# What each role may do, as Django permissions (codenames per app). A Trainer is also a
+# Reviewer: the Trainer group holds both sets.
+_REVIEWER_PERMISSIONS = {
+    "curation": [
+        "view_manual",
+        "view_manualdocument",
+        "view_documentchunk",
+        "view_qapair",
+        "change_qapair",
+        "review_qapair",
+        "view_qapairrevision",
+        "view_generationrun",
+    ],
+}
+_TRAINER_PERMISSIONS = {
+    "curation": [
+        "add_generationrun",
+        "change_generationrun",
+        "view_llmendpoint",
+        "view_ingestionrun",
+    ],
+    "training": [
+        "view_datasetsnapshot",
+        "add_datasetsnapshot",
+        "view_snapshotpair",
+        "view_trainingjob",
+        "launch_trainingjob",
+    ],
+}
+
+
+def roles_ensure() -> None:
+    """Create the Reviewer and Trainer groups with their permissions (idempotent).
+
+    Runs after every migrate, so permissions of models added later join their groups.
+    """
+    for group_name, grants in (
+        (REVIEWER_GROUP, [_REVIEWER_PERMISSIONS]),
+        (TRAINER_GROUP, [_REVIEWER_PERMISSIONS, _TRAINER_PERMISSIONS]),
+    ):
+        group, _ = Group.objects.get_or_create(name=group_name)
+        wanted = []
+        for grant in grants:
+            for app_label, codenames in grant.items():
+                wanted += Permission.objects.filter(
+                    content_type__app_label=app_label, codename__in=codenames
+                )
+        group.permissions.add(*wanted)
