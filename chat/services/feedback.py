@@ -8,14 +8,15 @@ import logging
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from chat import selectors
 from chat.models import Conversation, Feedback, Message, Preference
 from chat.owners import Owner
 from chat.services.errors import ChatError, FeedbackInvalid, PreferenceInvalid
 from curation import qa
-from curation.models import DocumentChunk, Manual, QAPair, QAPairRevision
+from curation.models import DocumentChunk, Manual, QAPair
+from curation.services.feedback import qa_pair_from_chat_feedback
 
 logger = logging.getLogger("chat.services")
 
@@ -86,8 +87,6 @@ def feedback_submit(*, owner: Owner, message: Message, rating: str, comment: str
 
 def _qa_pair_from_feedback(*, message: Message, comment: str, owner: Owner) -> QAPair | None:
     """A pending pair for reviewers: the owner's question, the model's answer, the passage."""
-    from curation.services import qa_pairs_score
-
     question = message.reply_to.content if message.reply_to_id else ""
     if not question:
         return None
@@ -102,46 +101,16 @@ def _qa_pair_from_feedback(*, message: Message, comment: str, owner: Owner) -> Q
     manual = chunk.document.manual if chunk else _first_manual(message)
     if manual is None:
         return None
-    document = chunk.document if chunk else None
-    fields = {
-        "manual": manual,
-        "document": document,
-        "document_version": document.version if document else None,
-        "source_text": chunk.text if chunk else "",
-        "question": question,
-        "answer": message.content,
-        "question_hash": qa.question_hash(question),
-        "original_question": question,
-        "original_answer": message.content,
-        "status": QAPair.Status.PENDING,
-        "origin": QAPair.Origin.CHAT_FEEDBACK,
-        "flags": ["chat_feedback", *qa.question_flags(question), *qa.answer_flags(message.content)],
-    }
-    try:
-        with transaction.atomic():
-            pair = QAPair.objects.create(chunk=chunk, **fields)
-    except IntegrityError:
-        # The passage already has a pair asking this question (generated, or an earlier
-        # owner's thumbs-down): keep this one apart from the passage rather than lose it; its
-        # document and source text still show reviewers where it comes from.
-        pair = QAPair.objects.create(chunk=None, **fields)
-    changes: dict[str, list] = {
-        "origin": [None, QAPair.Origin.CHAT_FEEDBACK],
-        "rating": [None, "thumbs down"],
-        "assistant": [None, message.assistant.name if message.assistant else ""],
-        "chat_message": [None, message.pk],
-    }
-    if comment:
-        changes["owner_comment"] = [None, comment]
-    QAPairRevision.objects.create(
-        pair=pair,
-        action=QAPairRevision.Action.CREATE,
-        changes=changes,
+    return qa_pair_from_chat_feedback(
+        manual=manual,
+        chunk=chunk,
+        question=question,
+        answer=message.content,
+        comment=comment,
+        assistant_name=message.assistant.name if message.assistant else "",
+        chat_message_id=message.pk,
         user_id=owner.user_id,
     )
-    qa_pairs_score(pairs=QAPair.objects.filter(pk=pair.pk))
-    pair.refresh_from_db()
-    return pair
 
 
 def _first_manual(message: Message) -> Manual | None:

@@ -1,6 +1,6 @@
 """Writes for QA-generation runs: create, claim, execute, cancel, resume, retry failed chunks.
 
-The LLM work itself is ``curation.generation.run_generation`` (plain, no Django); this module
+The LLM work itself is ``curation.qa_pool.run_generation`` (plain, no Django); this module
 turns its per-chunk outcomes into rows, one transaction per chunk, and keeps the run's row up to
 date as its progress report.
 """
@@ -19,7 +19,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from curation import qa
-from curation.generation import ChunkJob, ChunkOutcome, Prompts, run_generation
 from curation.models import (
     ChunkGeneration,
     DocumentChunk,
@@ -29,6 +28,8 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
+from curation.qa_pool import ChunkJob, ChunkOutcome, Prompts, run_generation
+from curation.services.qa_pairs import qa_pair_build
 from manualqa.jobs import lifecycle, queues, runner
 from manualqa.lib.llm import LLMConfigError, make_client
 
@@ -240,20 +241,13 @@ def _new_pairs(run: GenerationRun, chunk: DocumentChunk, outcome: ChunkOutcome) 
             continue
         seen.add(digest)
         pairs.append(
-            QAPair(
+            qa_pair_build(
                 manual_id=run.manual_id,
-                document=chunk.document,
                 chunk=chunk,
-                document_version=chunk.document.version,
-                source_text=chunk.text,
                 question=generated.question,
                 answer=generated.answer,
-                question_hash=digest,
-                original_question=generated.question,
-                original_answer=generated.answer,
                 origin=QAPair.Origin.GENERATED,
                 generation_run=run,
-                flags=qa.question_flags(generated.question) + qa.answer_flags(generated.answer),
                 lexical_grounding=qa.lexical_grounding(generated.answer, generated.source_text),
             )
         )

@@ -22,6 +22,7 @@ logger = logging.getLogger("curation.qa_pairs")
 
 __all__ = [
     "ImportReport",
+    "qa_pair_build",
     "qa_pair_text_changed",
     "qa_pairs_import",
     "qa_pairs_mark_duplicates",
@@ -52,6 +53,41 @@ def _apply_scores(pair: QAPair, question_vector, answer_vector, now) -> None:
     )
     pair.question_embedding = question_vector
     pair.scored_at = now
+
+
+def qa_pair_build(
+    *,
+    manual_id: int,
+    question: str,
+    answer: str,
+    origin: str,
+    chunk: DocumentChunk | None = None,
+    document: ManualDocument | None = None,
+    flags: tuple[str, ...] = (),
+    **fields,
+) -> QAPair:
+    """A new, unsaved pair: its question and answer as given and as the originals, the key that
+    keeps a passage from asking one question twice, and the flags of its text (after ``flags``).
+
+    The one way a pair is made, whether generated, imported or sent by an owner's thumbs-down.
+    ``document`` defaults to the chunk's; ``fields`` are set as given (``generation_run``...).
+    """
+    document = document or (chunk.document if chunk is not None else None)
+    return QAPair(
+        manual_id=manual_id,
+        document=document,
+        chunk=chunk,
+        document_version=document.version if document is not None else None,
+        source_text=chunk.text if chunk is not None else "",
+        question=question,
+        answer=answer,
+        question_hash=qa.question_hash(question),
+        original_question=question,
+        original_answer=answer,
+        origin=origin,
+        flags=[*flags, *qa.question_flags(question), *qa.answer_flags(answer)],
+        **fields,
+    )
 
 
 #: Flags computed from a pair's own text, recomputed whenever the text changes.
@@ -270,19 +306,13 @@ def qa_pairs_import(*, manual: Manual, raw: bytes | str, fmt: str = "auto") -> I
             document = document or next(
                 doc for doc in documents.values() if doc.pk == chunk.document_id
             )
-            pair = QAPair(
-                manual=manual,
-                document=document,
+            pair = qa_pair_build(
+                manual_id=manual.pk,
                 chunk=chunk,
-                document_version=document.version,
-                source_text=chunk.text,
+                document=document,
                 question=record.question,
                 answer=record.answer,
-                question_hash=qa.question_hash(record.question),
-                original_question=record.question,
-                original_answer=record.answer,
                 origin=QAPair.Origin.IMPORTED,
-                flags=qa.question_flags(record.question) + qa.answer_flags(record.answer),
             )
             _apply_scores(pair, question_vector, vector, now)
             new_pairs.append(pair)
