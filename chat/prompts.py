@@ -21,6 +21,7 @@ from typing import Final
 
 from manualqa.lib import prompt_formats
 from manualqa.lib.llm import estimate_tokens, messages_tokens
+from manualqa.lib.refusals import DECLINE_PREFIX, is_decline
 
 __all__ = [
     "DECLINE_PREFIX",
@@ -39,8 +40,6 @@ __all__ = [
 
 FORMATS: Final = prompt_formats.CHAT_FORMATS
 
-#: How every decline starts, so owners (and tests, and the feedback queue) can tell.
-DECLINE_PREFIX: Final = "The manual does not say"
 
 GROUNDED_SYSTEM_PROMPT: Final = (
     "You answer questions from car owners using only the numbered passages from the owner's "
@@ -138,12 +137,6 @@ def fit_passages(
 def cited_numbers(answer: str) -> list[int]:
     """The passage numbers an answer cites (``[2]``), in order of first citation."""
     return list(dict.fromkeys(int(number) for number in _CITATION.findall(answer)))
-
-
-def is_decline(answer: str) -> bool:
-    """Whether a model's answer is the decline the prompt asks for: it starts with it (a
-    passing "the manual does not say what..." inside an answer is not a decline)."""
-    return answer.strip().lstrip("\"'*_ ").lower().startswith(DECLINE_PREFIX.lower())
 
 
 def decline_text(manual_names: Sequence[str], *, reason: str = "") -> str:

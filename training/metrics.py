@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from manualqa.lib.loop_guard import find_loop
+from manualqa.lib.refusals import REFUSAL_PATTERNS, is_refusal
 
 __all__ = [
     "REFUSAL_PATTERNS",
@@ -220,61 +221,6 @@ def reciprocal_rank(rank: int | None) -> float:
     """1 / ``rank`` of the first relevant item, 0.0 when none was retrieved (the MRR term)."""
     _check_rank(rank)
     return 0.0 if rank is None else 1.0 / rank
-
-
-# An honest decline says that the manual (or the provided context) is silent, or that the
-# assistant cannot find or does not know the answer. Every pattern needs the manual, the context
-# or "I" as its subject, so that ordinary instructions with a negation in them ("Do not open the
-# door while charging", "the manual release does not need power") are not declines.
-# "n[o'’]t" after an optional space matches "not", "n't" and "n’t" (curly apostrophe) alike.
-_SOURCE: Final = (
-    r"(?:(?:owner[’']?s\s+)?manual(?!\s+(?:release|door|override|mode|latch|handle|cable))"
-    r"|documentation|context|excerpts?|sources?"
-    r"|provided\s+(?:text|context|information|excerpts?|sections?|pages?|documents?)"
-    r"|information\s+(?:provided|given|available))"
-)
-_SOURCE_VERB: Final = (
-    r"(?:say|mention|cover|specify|state|include|contain|provide|address|describe|explain"
-    r"|discuss|list|give|have|tell|indicate|document)s?"
-)
-_INFORMATION: Final = r"(?:information|mention|details?|guidance|instructions?)"
-REFUSAL_PATTERNS: Final = tuple(
-    re.compile(pattern, re.IGNORECASE)
-    for pattern in (
-        # "The manual does not say ...", "the provided context doesn't cover ..."
-        rf"\b{_SOURCE}\s+(?:itself\s+)?(?:does|did|do)\s*n[o'’]t\s+"
-        rf"(?:seem\s+to\s+|appear\s+to\s+)?(?:explicitly\s+|specifically\s+)?{_SOURCE_VERB}\b",
-        # "I could not find this in the manual", "I'm unable to answer", "I can't tell"
-        r"\bI(?:\s+could\s*n[o'’]t|\s+can(?:\s*not|[’']t)|\s+was\s*n[o'’]t\s+able\s+to"
-        r"|(?:'m|’m|\s+am|\s+was)\s+(?:not\s+able|unable)\s+to)"
-        r"\s+(?:find|locate|answer|determine|tell|say|confirm)\b",
-        # "I don't know", "I do not have enough information"
-        r"\bI\s+do\s*n[o'’]t\s+know\b",
-        rf"\bI\s+do\s*n[o'’]t\s+have\s+(?:enough\s+|any\s+|that\s+|the\s+)?{_INFORMATION}\b",
-        # "This is not covered in the manual", "isn't mentioned in the provided context"
-        r"\b(?:is|are|was|were)\s*n[o'’]t\s+(?:(?:covered|mentioned|addressed|specified"
-        r"|described|documented|stated|included|explained|listed|found|available)\s+)?"
-        rf"(?:in|by)\s+(?:the\s+|this\s+|your\s+)?(?:\w+\s+)?{_SOURCE}\b",
-        # "There is no information about that", "The manual gives no details on ..."
-        rf"\b(?:there\s+is|there[’']s|I\s+(?:found|have|see))\s+no\s+{_INFORMATION}\b",
-        rf"\b{_SOURCE}\s+(?:has|contains|gives|provides|includes)\s+no\s+{_INFORMATION}\b",
-    )
-)
-_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+")
-_OPENING_SENTENCES: Final = 2
-
-
-def is_refusal(answer: str) -> bool:
-    """Whether ``answer`` declines to answer because the manual does not say.
-
-    Only the first two sentences are searched (:data:`REFUSAL_PATTERNS`): a decline comes first
-    ("I'm sorry, but the manual does not say..."), while an answer that gives the facts and then
-    adds a caveat ("... The manual does not specify a torque.") answered the question. The
-    patterns need the manual, the context or "I" as subject, so an answer that merely contains
-    "not" ("Do not use a pressure washer") is not a refusal.
-    """
-    opening = " ".join(_SENTENCE_END.split(answer.strip())[:_OPENING_SENTENCES])
-    return any(pattern.search(opening) for pattern in REFUSAL_PATTERNS)
 
 
 def refusal_outcome(answer: str, unanswerable: bool) -> dict[str, bool | None]:

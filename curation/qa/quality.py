@@ -7,6 +7,8 @@ import re
 import unicodedata
 from typing import Final
 
+from manualqa.lib.refusals import admits_gap
+
 # --------------------------------------------------------------------------------------------
 # Quality gates
 # --------------------------------------------------------------------------------------------
@@ -78,43 +80,6 @@ def question_flags(question: str) -> list[str]:
     return flags
 
 
-# Phrases with which an answer says the source does not answer the question. Each phrase is
-# anchored on its subject ("the text does not mention", "not mentioned in the provided text")
-# because the manual itself is full of "does not", "unable to" and "not covered": in the Model 3
-# pairs "This alert does not indicate a flat tire", "Unable to charge - Insufficient grounding"
-# and "damage ... is not covered by the warranty" are real answers, not refusals.
-_SOURCE_NOUNS: Final = (
-    r"(?:text|passage|context|documentation|document|manual|section|excerpt|information|source"
-    r"|content|page)"
-)
-_REFUSAL_PATTERNS: Final = (
-    # "The (provided) text does not (explicitly) say/mention/provide/specify ..."
-    rf"\b{_SOURCE_NOUNS}\s+(?:provided\s+|given\s+|above\s+)?(?:does\s+not|doesn't|do\s+not|"
-    r"don't|did\s+not|didn't)\s+(?:explicitly\s+|specifically\s+|directly\s+|clearly\s+)?"
-    r"(?:say|mention|provide|specify|state|contain|include|cover|explain|describe|address|give"
-    # "The documentation does not cover every situation" restates the manual's own caveat.
-    r"|answer|discuss|indicate|list|detail|offer)\b(?!\s+(?:every|all)\b)",
-    # "... is not (explicitly) mentioned in the provided text"
-    r"\bnot\s+(?:explicitly\s+|specifically\s+|directly\s+|clearly\s+)?(?:mentioned|stated"
-    r"|specified|provided|given|listed|covered|described|discussed|addressed|included|found"
-    rf"|explained)\s+in\s+(?:the|this)\s+(?:provided\s+|given\s+|above\s+)?{_SOURCE_NOUNS}",
-    r"\bnot\s+mentioned\b",
-    r"\bno\s+mention\s+of\b",
-    r"\bno\s+(?:specific\s+)?information\b",
-    r"\b(?:not\s+enough|insufficient)\s+information\b",
-    r"\bi\s+(?:don't|do\s+not)\s+know\b",
-    r"\bi(?:'m|\s+am)\s+not\s+sure\b",
-    r"\b(?:cannot|can't|can\s+not|unable\s+to|not\s+able\s+to)\s+(?:be\s+)?answer",
-    r"\bnot\s+possible\s+to\s+(?:determine|say|answer|tell|know)\b",
-    # Only "from/based on": "when the speed limit cannot be determined" describes the car.
-    r"\b(?:cannot|can't)\s+be\s+determined\s+(?:from|based\s+on)\b",
-    r"\bas\s+an\s+ai\b",
-    r"\bi(?:'m|\s+am)\s+sorry\b",
-    r"\bi\s+apologi[sz]e\b",
-)
-_REFUSAL_RE: Final = re.compile("|".join(_REFUSAL_PATTERNS), re.IGNORECASE)
-
-
 def answer_flags(answer: str) -> list[str]:
     """Quality flags for a generated answer (an empty list when it looks fine).
 
@@ -128,8 +93,7 @@ def answer_flags(answer: str) -> list[str]:
     flags = []
     if _word_count(answer) < ANSWER_MIN_WORDS:
         flags.append(FLAG_EMPTY_ANSWER)
-    # Models write both ' and ’; the patterns are written with '.
-    if _REFUSAL_RE.search(answer.replace("\u2019", "'")):
+    if admits_gap(answer):
         flags.append(FLAG_REFUSAL)
     return flags
 
