@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from curation.models import QAPair, QAPairRevision
+from manualqa.celery import app as celery_app
 from tests.curation.generation_support import make_manual
 from tests.curation.review_support import PASSWORD, make_pairs, reviewer, trainer
 from training.services import snapshot_create, snapshot_records
@@ -45,12 +46,19 @@ expect = sync_api.expect
 EDITED_ANSWER = "Press the brake pedal, then say a quick word: the car starts and is ready."
 
 
-def test_a_reviewer_works_through_the_queue_with_the_keyboard_only(live_server):
+def test_a_reviewer_works_through_the_queue_with_the_keyboard_only(live_server, monkeypatch):
     manual = make_manual("Browser manual")
     rita = reviewer("rita")
     # The queue goes lowest grounding first: p1, p2, p3, p4, p5.
     p1, p2, p3, p4, p5 = make_pairs(manual, 5, grounding=[0.1, 0.2, 0.3, 0.4, 0.5])
     originals = {pair.pk: pair.answer for pair in (p1, p2, p3, p4, p5)}
+    # An edit queues the pair's rescoring (tests/curation/test_review_services.py runs it); here
+    # it is captured at send time, so that a worker of another test cannot move p4 in the
+    # queue halfway through the walk below.
+    sent = []
+    monkeypatch.setattr(
+        celery_app, "send_task", lambda name, args=None, *rest, **kw: sent.append((name, args))
+    )
 
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -58,6 +66,7 @@ def test_a_reviewer_works_through_the_queue_with_the_keyboard_only(live_server):
         )
         try:
             review_as_a_reviewer(browser, live_server.url, p1, p2, p3, p4, p5)
+            assert sent == [("curation.embed_score_pairs", ([p4.pk],))]  # the edit, rescored
         finally:
             browser.close()
 
