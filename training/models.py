@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from curation.models import LLMEndpoint
-from manualqa.jobs.models import CancellableJobRow, progress_percent
+from manualqa.jobs.models import CancellableJobRow, JobStatus, progress_percent
 
 
 class DatasetSnapshot(models.Model):
@@ -89,13 +89,7 @@ class TrainingJob(CancellableJobRow):
     page can show them long after the Celery result has expired.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        ERRORED = "errored", "Errored"
+    Status = JobStatus
 
     class Method(models.TextChoices):
         LORA = "lora", "LoRA (full-precision base)"
@@ -203,13 +197,7 @@ class EvaluationRun(CancellableJobRow):
     heartbeat, and at the end the summary per subject (``{label: {metric: value}}``).
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
-        ERRORED = "errored", "Errored"
+    Status = JobStatus
 
     class QuestionSource(models.TextChoices):
         SNAPSHOT = "snapshot", "Test split of a dataset snapshot"

@@ -341,6 +341,25 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
         self.message_user(request, f"{done} {_count(changed)}.", messages.SUCCESS)
         return None
 
+    def _confirmed_form(self, request, queryset, form_class, *, action, title, button):
+        """The action's form once the user confirmed it with valid input, else ``None`` and
+        the confirmation page to show (``title`` may name ``{scope}`` and ``{pairs}``)."""
+        form = form_class(request.POST if self._confirmed(request) else None)
+        if form.is_bound and form.is_valid():
+            return form, None
+        count = queryset.count()
+        scope = "all " if request.POST.get("select_across") == "1" else ""
+        page = self._confirmation(
+            request,
+            queryset,
+            action=action,
+            title=title.format(scope=scope, pairs=_count(count)),
+            button=button,
+            form=form,
+            count=count,
+        )
+        return None, page
+
     approve_pairs = _status_action(
         QAPair.Status.APPROVED, "Approve", "Approved", "Approve selected QA pairs"
     )
@@ -353,19 +372,16 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
 
     @admin.action(description="Mark selected QA pairs as duplicates of…", permissions=["review"])
     def mark_duplicate_of(self, request, queryset):
-        form = DuplicateOfForm(request.POST if self._confirmed(request) else None)
-        if not form.is_bound or not form.is_valid():
-            count = queryset.count()
-            scope = "all " if request.POST.get("select_across") == "1" else ""
-            return self._confirmation(
-                request,
-                queryset,
-                action="mark_duplicate_of",
-                title=f"Mark {scope}{_count(count)} as duplicates of which pair?",
-                button="Mark as duplicates and reject",
-                form=form,
-                count=count,
-            )
+        form, confirmation = self._confirmed_form(
+            request,
+            queryset,
+            DuplicateOfForm,
+            action="mark_duplicate_of",
+            title="Mark {scope}{pairs} as duplicates of which pair?",
+            button="Mark as duplicates and reject",
+        )
+        if form is None:
+            return confirmation
         canonical = form.cleaned_data["canonical"]
         marked = services.qa_pairs_mark_duplicate_of(
             pairs=queryset, canonical=canonical, reviewer=request.user
@@ -381,19 +397,16 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
         description="Re-generate the answers of selected QA pairs…", permissions=["review"]
     )
     def regenerate_answers(self, request, queryset):
-        form = RegenerateForm(request.POST if self._confirmed(request) else None)
-        if not form.is_bound or not form.is_valid():
-            count = queryset.count()
-            scope = "all " if request.POST.get("select_across") == "1" else ""
-            return self._confirmation(
-                request,
-                queryset,
-                action="regenerate_answers",
-                title=f"Re-generate the answers of {scope}{_count(count)} with which endpoint?",
-                button="Re-generate answers",
-                form=form,
-                count=count,
-            )
+        form, confirmation = self._confirmed_form(
+            request,
+            queryset,
+            RegenerateForm,
+            action="regenerate_answers",
+            title="Re-generate the answers of {scope}{pairs} with which endpoint?",
+            button="Re-generate answers",
+        )
+        if form is None:
+            return confirmation
         endpoint = form.cleaned_data["endpoint"]
         try:
             queued = services.qa_pairs_regenerate_enqueue(

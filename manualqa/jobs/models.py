@@ -23,6 +23,18 @@ def progress_percent(row: models.Model, done: int, total: int) -> int:
     return min(100, round(100 * done / total))
 
 
+class JobStatus(models.TextChoices):
+    """The statuses of a job that is queued, runs, then ends in one of four ways (training jobs
+    and evaluation runs; ingestion and generation have steps of their own in between)."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    ERRORED = "errored", "Errored"
+
+
 class JobRow(models.Model):
     """What every job's row holds besides its own status and counters."""
 
