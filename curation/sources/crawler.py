@@ -17,7 +17,7 @@ from urllib.robotparser import RobotFileParser
 import requests
 
 from curation.sources.pages import CrawlOptions, RawPage, SourceError
-from manualqa.lib.llm.limits import retry_after_s
+from manualqa.lib.retry_after import retry_after_s
 
 logger = logging.getLogger("manualqa.sources")
 

@@ -17,7 +17,6 @@ from manualqa.lib.llm.limits import (
     _Failure,
     _RequestGate,
     _RetryPolicy,
-    retry_after_s,
 )
 from manualqa.lib.llm.types import (
     Completion,
@@ -29,6 +28,7 @@ from manualqa.lib.llm.types import (
     estimate_tokens,
     messages_tokens,
 )
+from manualqa.lib.retry_after import retry_after_s
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _CHAT_PATH: Final = "chat/completions"

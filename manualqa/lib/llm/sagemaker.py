@@ -16,7 +16,6 @@ from manualqa.lib.llm.limits import (
     _Failure,
     _RequestGate,
     _RetryPolicy,
-    retry_after_s,
 )
 from manualqa.lib.llm.types import (
     Completion,
@@ -28,6 +27,7 @@ from manualqa.lib.llm.types import (
     estimate_tokens,
 )
 from manualqa.lib.prompt_formats import INST_STOP, render_inst
+from manualqa.lib.retry_after import retry_after_s
 from manualqa.lib.stops import StopFilter, cut_at_stop
 
 # --------------------------------------------------------------------------------------------
