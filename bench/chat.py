@@ -70,7 +70,7 @@ from pgvector.django import CosineDistance  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 
 from chat import services as chat_services  # noqa: E402
-from chat.events import Token  # noqa: E402
+from chat.events import Done, Failed, Token  # noqa: E402
 from chat.models import Assistant, Conversation, Message  # noqa: E402
 from chat.owners import Owner  # noqa: E402
 from chat.retrieval import retrieve  # noqa: E402
@@ -540,7 +540,7 @@ def measure_ttft(endpoint: LLMEndpoint, rag_manual: Manual, rag_questions: list[
         ):
             if isinstance(event, Token) and first is None:
                 first = time.perf_counter() - started
-            if isinstance(event, chat_services.Done | chat_services.Failed):
+            if isinstance(event, Done | Failed):
                 message = event.message
         rag_ttfts.append(first if first is not None else float("nan"))
         if message is not None:

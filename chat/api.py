@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat import selectors, services
-from chat.events import answer_payload, event_to_sse
+from chat.events import Done, Failed, answer_payload, event_to_sse
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner, owner_from_request
 
@@ -282,7 +282,7 @@ class ChatAskView(ChatAPIView):
             return response
         message = None
         for event in events:
-            if isinstance(event, services.Done | services.Failed):
+            if isinstance(event, Done | Failed):
                 message = event.message
         if message is None:  # pragma: no cover - every stream ends with a stored answer
             return Response({"detail": "The answer failed."}, status=status.HTTP_502_BAD_GATEWAY)

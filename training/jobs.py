@@ -295,7 +295,7 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
 
     if not is_main_rank():
         # Another rank of an ``accelerate launch`` run: train alongside rank 0, write nothing.
-        _run_quiet(job, config, output_dir, resume)
+        _train(job, config, output_dir, resume)
         return TrainingJob.objects.get(pk=job.pk)
     _append_log(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
     heartbeat = runner.Heartbeat(TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S)
@@ -327,10 +327,6 @@ def _train(job, config, output_dir, resume, **callbacks):
         resume_from_checkpoint=True if resume else None,
         **callbacks,
     )
-
-
-def _run_quiet(job, config, output_dir, resume) -> None:
-    _train(job, config, output_dir, resume)
 
 
 def _push_to_hub(job: TrainingJob, merged_dir: Path) -> str:

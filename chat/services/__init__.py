@@ -24,7 +24,7 @@ Answering
     ``error`` (never a placeholder text); an owner who goes away mid-answer leaves an answer
     row whose ``error`` says it was interrupted, and the model stops generating.
     ``chat.events.event_to_sse(event)`` renders any event as a server-sent event;
-    ``answer_payload(message)`` is the JSON of a finished answer.
+    ``chat.events.answer_payload(message)`` is the JSON of a finished answer.
 
 ``answer(*, assistant, question, owner, conversation=None) -> Message``
     The same, consumed: the stored answer (check ``message.error`` for a failure).
@@ -85,17 +85,6 @@ Layout: :mod:`.errors`, :mod:`.answering` (the checks and the answer path), :mod
 :mod:`.assistants`. This package re-exports their public names.
 """
 
-from chat.events import (
-    ChatEvent,
-    Citations,
-    Done,
-    Failed,
-    Started,
-    Token,
-    answer_payload,
-    event_to_sse,
-)
-from chat.events import Quote as QuoteEvent
 from chat.services.answering import (
     INTERRUPTED,
     answer,
@@ -132,28 +121,19 @@ __all__ = [
     "INTERRUPTED",
     "AssistantUnavailable",
     "ChatError",
-    "ChatEvent",
-    "Citations",
     "ConversationMismatch",
-    "Done",
-    "Failed",
-    "QuoteEvent",
     "FeedbackInvalid",
     "PreferenceInvalid",
     "QuestionInvalid",
     "QuestionTooLong",
     "RateLimited",
-    "Started",
-    "Token",
     "answer",
-    "answer_payload",
     "answer_policy",
     "answer_stream",
     "answering_warm_up",
     "assistant_create",
     "assistant_ensure_default",
     "conversations_claim",
-    "event_to_sse",
     "feedback_submit",
     "preference_record",
     "preferences_export_jsonl",
