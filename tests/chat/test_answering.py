@@ -236,6 +236,29 @@ def long_passages(count: int) -> list[prompts.PromptPassage]:
     ]
 
 
+def prompt_for(
+    passages,
+    *,
+    question="What pressure for the tires?",
+    mode="rag",
+    prompt_format="chat",
+    policy=GENERATED,
+    context_window=4096,
+    **options,
+):
+    """``build_prompt`` with this module's usual question and settings; a test names only what
+    it is about."""
+    return build_prompt(
+        question,
+        passages,
+        mode=mode,
+        prompt_format=prompt_format,
+        policy=policy,
+        context_window=context_window,
+        **options,
+    )
+
+
 def user_message(rendered: prompts.RenderedPrompt) -> str:
     assert rendered.messages is not None
     return rendered.messages[-1]["content"]
@@ -248,14 +271,7 @@ def test_a_rag_prompt_fits_its_passages_in_the_context_left_after_the_answer(
 ):
     passages = long_passages(6)
 
-    rendered, held = build_prompt(
-        "What pressure for the tires?",
-        passages,
-        mode="rag",
-        prompt_format="chat",
-        policy=policy,
-        context_window=context_window,
-    )
+    rendered, held = prompt_for(passages, policy=policy, context_window=context_window)
 
     assert 1 <= held < len(passages)
     assert rendered.estimated_tokens + policy.generation_tokens <= context_window
@@ -263,11 +279,8 @@ def test_a_rag_prompt_fits_its_passages_in_the_context_left_after_the_answer(
     assert all(f"[{n}] Tires and Wheels > Part {n}" in user for n in range(1, held + 1))
     assert f"[{held + 1}]" not in user
     # One more passage would not have fitted.
-    one_more, _ = build_prompt(
-        "What pressure for the tires?",
+    one_more, _ = prompt_for(
         passages[: held + 1],
-        mode="rag",
-        prompt_format="chat",
         policy=AnswerPolicy(style=policy.style, max_tokens=0, min_score=0.3, min_coverage=0.45),
         context_window=10_000,
     )
@@ -275,36 +288,15 @@ def test_a_rag_prompt_fits_its_passages_in_the_context_left_after_the_answer(
 
 
 def test_a_large_context_holds_every_passage():
-    rendered, held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(6),
-        mode="rag",
-        prompt_format="chat",
-        policy=GENERATED,
-        context_window=8192,
-    )
+    rendered, held = prompt_for(long_passages(6), context_window=8192)
 
     assert held == 6
     assert "[6] Tires and Wheels > Part 6" in user_message(rendered)
 
 
 def test_a_grounded_prompt_asks_for_a_short_answer_and_has_room_for_more_passages():
-    grounded, grounded_held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(6),
-        mode="rag",
-        prompt_format="chat",
-        policy=GROUNDED,
-        context_window=1200,
-    )
-    generated, generated_held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(6),
-        mode="rag",
-        prompt_format="chat",
-        policy=GENERATED,
-        context_window=1200,
-    )
+    grounded, grounded_held = prompt_for(long_passages(6), policy=GROUNDED, context_window=1200)
+    generated, generated_held = prompt_for(long_passages(6), context_window=1200)
 
     assert grounded.messages is not None and generated.messages is not None
     assert grounded.messages[0]["content"] == (
@@ -315,14 +307,8 @@ def test_a_grounded_prompt_asks_for_a_short_answer_and_has_room_for_more_passage
 
 
 def test_a_grounded_prompt_keeps_an_assistants_own_system_prompt():
-    rendered, _ = build_prompt(
-        "What pressure for the tires?",
-        long_passages(1),
-        mode="rag",
-        prompt_format="chat",
-        policy=GROUNDED,
-        context_window=4096,
-        system_prompt="You are the Corvan Aster assistant.",
+    rendered, _ = prompt_for(
+        long_passages(1), policy=GROUNDED, system_prompt="You are the Corvan Aster assistant."
     )
 
     assert rendered.messages is not None
@@ -332,14 +318,8 @@ def test_a_grounded_prompt_keeps_an_assistants_own_system_prompt():
 
 
 def test_a_direct_prompt_holds_the_question_and_no_passages():
-    rendered, held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(3),
-        mode="direct",
-        prompt_format="chat",
-        policy=GENERATED,
-        context_window=4096,
-        system_prompt="You are the Corvan Aster assistant.",
+    rendered, held = prompt_for(
+        long_passages(3), mode="direct", system_prompt="You are the Corvan Aster assistant."
     )
 
     assert held == 0
@@ -350,14 +330,7 @@ def test_a_direct_prompt_holds_the_question_and_no_passages():
 
 
 def test_a_direct_inst_prompt_is_the_training_prompt():
-    rendered, held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(3),
-        mode="direct",
-        prompt_format="inst",
-        policy=GENERATED,
-        context_window=4096,
-    )
+    rendered, held = prompt_for(long_passages(3), mode="direct", prompt_format="inst")
 
     assert held == 0
     assert rendered.prompt == "<s>[INST] What pressure for the tires? [/INST]"
@@ -370,29 +343,15 @@ HISTORY = [
 
 
 def test_a_chat_prompt_keeps_the_earlier_turns():
-    rendered, _ = build_prompt(
-        "And how do I open it?",
-        long_passages(1),
-        mode="rag",
-        prompt_format="chat",
-        policy=GENERATED,
-        context_window=4096,
-        history=HISTORY,
-    )
+    rendered, _ = prompt_for(long_passages(1), question="And how do I open it?", history=HISTORY)
 
     assert rendered.messages is not None
     assert rendered.messages[1:3] == HISTORY
 
 
 def test_an_inst_prompt_is_rendered_raw_with_the_passages_and_its_stops():
-    rendered, held = build_prompt(
-        "And how do I open it?",
-        long_passages(2),
-        mode="rag",
-        prompt_format="inst",
-        policy=GENERATED,
-        context_window=4096,
-        history=HISTORY,
+    rendered, held = prompt_for(
+        long_passages(2), question="And how do I open it?", prompt_format="inst", history=HISTORY
     )
 
     assert held == 2
@@ -406,14 +365,7 @@ def test_an_inst_prompt_is_rendered_raw_with_the_passages_and_its_stops():
 
 
 def test_an_alpaca_prompt_is_rendered_raw_with_the_passages_and_its_stop():
-    rendered, held = build_prompt(
-        "What pressure for the tires?",
-        long_passages(2),
-        mode="rag",
-        prompt_format="alpaca",
-        policy=GROUNDED,
-        context_window=4096,
-    )
+    rendered, held = prompt_for(long_passages(2), prompt_format="alpaca", policy=GROUNDED)
 
     assert held == 2
     assert rendered.prompt is not None
