@@ -29,7 +29,7 @@ import numpy as np
 
 from chat import prompts
 from chat.declines import Decline, decline_reason
-from chat.quoting import Quote, QuotePassage, QuoteSettings, compose_quote
+from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences
 from chat.verification import Verdict, Verification, rebuild, verify
 from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
@@ -123,16 +123,8 @@ def decide(
 # -- 3. quote ----------------------------------------------------------------------------------
 
 
-def quote(
-    question: str,
-    passages: Sequence[QuotePassage],
-    *,
-    embed: Embed,
-    vocabulary: Vocabulary,
-    settings: QuoteSettings | None = None,
-) -> Quote | None:
-    """The quote from the manual that best answers ``question`` (``chat.quoting``)."""
-    return compose_quote(question, passages, embed=embed, vocabulary=vocabulary, settings=settings)
+#: The quote from the manual that best answers a question: ``chat.quoting.compose_quote``.
+quote = compose_quote
 
 
 # -- 4. build the prompt -------------------------------------------------------------------------

@@ -30,19 +30,8 @@ from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify
 from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
+from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
 
-RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
-RELEASE_STEPS = [
-    "1. Open the trunk. If the trunk will not open because the vehicle has no power, fold the "
-    "left rear seatback forward from inside the cabin and reach into the trunk.",
-    "2. On the left side of the trunk, just behind the left taillight, unclip the small "
-    "rectangular cover in the trim panel.",
-    "3. Find the loop of the release cable, marked with a yellow tag showing a plug symbol.",
-    "Warning: Pull the release cable gently. Do not use tools or excessive force on the cable.",
-    "4. Pull the release cable gently toward the front of the vehicle. The charge port door "
-    "unlatches and, if a connector is plugged in, its lock releases.",
-    "5. Open the charge port door by hand, or remove the connector from the inlet.",
-]
 RELEASE_CABLE = (
     "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
     "discharged - the charge port door cannot be opened electrically and a plugged-in "

@@ -1,0 +1,14 @@
+"""Passages of the sample manual's kind that several chat tests quote, verify and answer from."""
+
+RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
+RELEASE_STEPS = [
+    "1. Open the trunk. If the trunk will not open because the vehicle has no power, fold the "
+    "left rear seatback forward from inside the cabin and reach into the trunk.",
+    "2. On the left side of the trunk, just behind the left taillight, unclip the small "
+    "rectangular cover in the trim panel.",
+    "3. Find the loop of the release cable, marked with a yellow tag showing a plug symbol.",
+    "Warning: Pull the release cable gently. Do not use tools or excessive force on the cable.",
+    "4. Pull the release cable gently toward the front of the vehicle. The charge port door "
+    "unlatches and, if a connector is plugged in, its lock releases.",
+    "5. Open the charge port door by hand, or remove the connector from the inlet.",
+]
