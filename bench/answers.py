@@ -69,7 +69,7 @@ from chat.retrieval import embed_texts, retrieve  # noqa: E402
 from chat.services import answering as answering_stages  # noqa: E402
 from chat.verification import verify  # noqa: E402
 from curation.models import LLMEndpoint, Manual  # noqa: E402
-from manualqa.lib.local_models import load_local  # noqa: E402
+from manualqa.lib.local_models import Decoding, load_local  # noqa: E402
 from training import metrics  # noqa: E402
 from training.evaluation import questions_parse_jsonl  # noqa: E402
 
@@ -164,10 +164,12 @@ def old_answer(question: str, manual: Manual, endpoint: LLMEndpoint) -> Outcome:
     model = load_local(endpoint.model, Path(settings.MODELS_DIR))
     stream = model.stream(
         messages,
-        max_new_tokens=endpoint.max_tokens,
-        temperature=endpoint.temperature,
-        repetition_penalty=1.0,
-        no_repeat_ngram=0,
+        Decoding(
+            max_new_tokens=endpoint.max_tokens,
+            temperature=endpoint.temperature,
+            repetition_penalty=1.0,
+            no_repeat_ngram=0,
+        ),
     )
     pieces, first = [], None
     for piece in stream:

@@ -27,6 +27,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -194,6 +195,18 @@ DEFAULT_REPETITION_PENALTY: Final = 1.0
 DEFAULT_NO_REPEAT_NGRAM: Final = 6
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How one generation decodes: greedy when ``temperature`` is 0; ``repetition_penalty``
+    and ``no_repeat_ngram`` apply to the generated tokens only (1.0 and 0 turn them off)."""
+
+    max_new_tokens: int
+    temperature: float
+    stop: Sequence[str] = ()
+    repetition_penalty: float = DEFAULT_REPETITION_PENALTY
+    no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
+
+
 def _repetition_processors(
     prompt_length: int, repetition_penalty: float, no_repeat_ngram: int
 ) -> list[Any]:
@@ -301,69 +314,32 @@ class LocalModel:
         return f"<LocalModel {self.path}>"
 
     def generate(
-        self,
-        messages: Sequence[Mapping[str, str]] | str,
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None = None,
-        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
-        no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM,
-    ) -> tuple[str, int, int]:
-        """Answer a chat: ``(text, tokens_in, tokens_out)``, greedy when temperature is 0.
+        self, messages: Sequence[Mapping[str, str]] | str, decoding: Decoding
+    ) -> LocalGeneration:
+        """Answer a chat, with why generation ended (the API's ``finish_reason``).
 
         ``messages`` may also be a raw prompt string, fed to the model without the chat template.
-        ``repetition_penalty`` and ``no_repeat_ngram`` apply to the generated tokens only (1.0
-        and 0 turn them off).
         """
-        result = self.generate_detailed(
-            messages,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            stop=stop,
-            repetition_penalty=repetition_penalty,
-            no_repeat_ngram=no_repeat_ngram,
-        )
-        return result.text, result.tokens_in, result.tokens_out
-
-    def generate_detailed(
-        self,
-        messages: Sequence[Mapping[str, str]] | str,
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None = None,
-        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
-        no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM,
-    ) -> LocalGeneration:
-        """Like :meth:`generate`, plus why generation ended (the API's ``finish_reason``)."""
         import torch
 
         inputs = self._encode(messages)
         tokens_in = int(inputs["input_ids"].shape[1])
-        kwargs = self._generation_kwargs(max_new_tokens, temperature, stop)
-        kwargs["logits_processor"] = _repetition_processors(
-            tokens_in, repetition_penalty, no_repeat_ngram
-        )
+        kwargs = self._generation_kwargs(decoding, tokens_in)
         with self._lock, torch.inference_mode():
             output = self.model.generate(**inputs, **kwargs)
         generated = output[0][tokens_in:]
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        text, stopped = cut_at_stop(text, stop or ())
+        text, stopped = cut_at_stop(text, decoding.stop)
         tokens_out = int(generated.shape[0])
         return LocalGeneration(
-            text, tokens_in, tokens_out, _finish_reason(tokens_out, max_new_tokens, stopped)
+            text,
+            tokens_in,
+            tokens_out,
+            _finish_reason(tokens_out, decoding.max_new_tokens, stopped),
         )
 
     def stream(
-        self,
-        messages: Sequence[Mapping[str, str]] | str,
-        *,
-        max_new_tokens: int,
-        temperature: float,
-        stop: Sequence[str] | None = None,
-        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
-        no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM,
+        self, messages: Sequence[Mapping[str, str]] | str, decoding: Decoding
     ) -> LocalStream:
         """Start generating in a background thread and return its pieces as they decode.
 
@@ -384,10 +360,7 @@ class LocalModel:
         outcome: dict[str, Any] = {}
         finished = threading.Event()
         cancel = threading.Event()
-        kwargs = self._generation_kwargs(max_new_tokens, temperature, stop)
-        kwargs["logits_processor"] = _repetition_processors(
-            tokens_in, repetition_penalty, no_repeat_ngram
-        )
+        kwargs = self._generation_kwargs(decoding, tokens_in)
         kwargs["stopping_criteria"] = [_Cancelled(cancel)]
 
         def run() -> None:
@@ -417,8 +390,8 @@ class LocalModel:
         return LocalStream(
             streamer,
             tokens_in=tokens_in,
-            max_new_tokens=max_new_tokens,
-            stop=stop or (),
+            max_new_tokens=decoding.max_new_tokens,
+            stop=decoding.stop,
             result=result,
             cancel=cancel,
         )
@@ -436,19 +409,20 @@ class LocalModel:
             return_dict=True,
         )
 
-    def _generation_kwargs(
-        self, max_new_tokens: int, temperature: float, stop: Sequence[str] | None
-    ) -> dict[str, Any]:
+    def _generation_kwargs(self, decoding: Decoding, prompt_length: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new_tokens,
+            "max_new_tokens": decoding.max_new_tokens,
             "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "logits_processor": _repetition_processors(
+                prompt_length, decoding.repetition_penalty, decoding.no_repeat_ngram
+            ),
         }
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature)
+        if decoding.temperature > 0:
+            kwargs.update(do_sample=True, temperature=decoding.temperature)
         else:
             # Temperature 0 means "the same answer every time", which only greedy gives.
             kwargs.update(do_sample=False)
-        markers = [marker for marker in stop or () if marker]
+        markers = [marker for marker in decoding.stop if marker]
         if markers:
             # Lets generate() stop as soon as a stop string appears instead of running on to
             # max_new_tokens; the text is still cut at the marker afterwards.

@@ -35,8 +35,9 @@ Why the layer exists rather than calling the SDK directly:
 Plain Python (no Django import), like all of :mod:`manualqa.lib`: the settings layer builds an
 :class:`EndpointConfig` and the rest of the code only sees this module.
 
-Layout: :mod:`.types` (configs, results, stream events, errors, the client protocol),
-:mod:`.limits` (concurrency, rate and retry rules), one module per kind
+Layout: :mod:`.types` (configs, results, stream events, errors, the client base class),
+:mod:`.tokens` (cheap token estimates), :mod:`.limits` (concurrency, rate and retry rules
+and the base of the clients that call a server), one module per kind
 (:mod:`.openai_compatible`, :mod:`.local`, :mod:`.sagemaker`), and :func:`make_client` here.
 """
 
@@ -50,6 +51,7 @@ from manualqa.lib.llm.limits import RateLimiter
 from manualqa.lib.llm.local import DEFAULT_MODELS_DIR, LocalClient
 from manualqa.lib.llm.openai_compatible import OpenAICompatibleClient
 from manualqa.lib.llm.sagemaker import SageMakerClient
+from manualqa.lib.llm.tokens import estimate_tokens, messages_tokens
 from manualqa.lib.llm.types import (
     KINDS,
     Completion,
@@ -60,8 +62,6 @@ from manualqa.lib.llm.types import (
     Message,
     StreamDelta,
     StreamEnd,
-    estimate_tokens,
-    messages_tokens,
 )
 
 __all__ = [

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
-from manualqa.lib.llm.types import EndpointConfig, LLMError
+from manualqa.lib.llm.types import EndpointConfig, LLMClient, LLMError
+
+T = TypeVar("T")
 
 # 429 means "slow down", the 5xx listed mean "try again"; anything else will fail the same way.
 RETRYABLE_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 
-_STATUS_PROBLEMS: Final = {
+STATUS_PROBLEMS: Final = {
     400: "bad request",
     401: "unauthorized (check the API key)",
     403: "forbidden",
@@ -70,7 +73,7 @@ class RateLimiter:
             self._sleep(slot - now)
 
 
-class _RequestGate:
+class RequestGate:
     """The per-client limits every attempt passes: a concurrency semaphore, then the RPM slot.
 
     The semaphore is taken first so that requests released by it are still spaced by the rate
@@ -89,7 +92,7 @@ class _RequestGate:
 
 
 @dataclass(frozen=True)
-class _Failure:
+class Failure:
     """One failed attempt, described without the key, with what the retry policy needs."""
 
     description: str
@@ -98,17 +101,54 @@ class _Failure:
     retry_after_s: float | None = None
 
 
-class _RetryPolicy:
-    """The retry schedule shared by the HTTP clients (see :class:`EndpointConfig`).
+class RemoteClient(LLMClient):
+    """An :class:`LLMClient` that calls a server: its limits and its retry schedule (see
+    :class:`EndpointConfig`).
 
-    Subclasses set ``config``, ``_rng`` and ``_secret`` (a key to scrub from messages, or "").
+    Subclasses set ``_secret`` (a key to scrub from messages, or ""). ``sleep`` and ``rng`` are
+    injectable so the retry schedule can be unit-tested without waiting.
     """
 
-    config: EndpointConfig
-    _rng: random.Random
     _secret: str = ""
 
-    def _retry_delay(self, failure: _Failure, attempt: int) -> float:
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._gate = RequestGate(config, sleep)
+        self._open()
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Check the config and make the SDK client; raise :class:`LLMConfigError` when the
+        config cannot work."""
+
+    def _with_retries(
+        self, call: Callable[[], T], describe: Callable[[Exception], Failure | None]
+    ) -> tuple[T, int]:
+        """``call()`` inside the client's limits, with its result and the attempts it took;
+        a failure ``describe`` names is retried on the schedule, any other exception raised."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._gate.slot():
+                    return call(), attempt
+            except Exception as exc:
+                failure = describe(exc)
+                if failure is None:
+                    raise
+            # Decided outside the except block so the final error does not chain the SDK's
+            # exception, whose message may quote the key back from a 401 body.
+            self._sleep(self._retry_delay(failure, attempt))
+
+    def _retry_delay(self, failure: Failure, attempt: int) -> float:
         """The sleep before the next attempt, or raise the final :class:`LLMError`."""
         if not failure.retryable:
             raise LLMError(

@@ -6,17 +6,20 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from manualqa.lib.llm.types import (
     Completion,
-    EndpointConfig,
+    LLMClient,
     LLMConfigError,
     LLMError,
     StreamDelta,
     StreamEnd,
 )
-from manualqa.lib.local_models import DEFAULT_LOCAL_MODEL, load_local
+from manualqa.lib.local_models import DEFAULT_LOCAL_MODEL, Decoding, load_local
+
+if TYPE_CHECKING:
+    from manualqa.lib.llm.types import EndpointConfig, Request, Source
 
 #: Where the ``local`` kind keeps converted models when a config names no ``models_dir``: the
 #: project's git-ignored ``var/models`` (README: runtime state lives under ``var/``).
@@ -26,7 +29,7 @@ DEFAULT_MODELS_DIR: Final = Path(__file__).resolve().parents[3] / "var" / "model
 # The local kind
 
 
-class LocalClient:
+class LocalClient(LLMClient):
     """:class:`LLMClient` for the ``local`` kind: a transformers model in this process.
 
     Models load lazily on the first call (seconds, and minutes for the first conversion of the
@@ -51,100 +54,26 @@ class LocalClient:
     def close(self) -> None:
         """Nothing to release: loaded models stay in the process-wide cache for other clients."""
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Generate an answer on this machine (the chat is rendered by the chat template)."""
-        return self._complete(messages, temperature, max_tokens, stop)
-
-    def complete_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Continue a raw ``prompt`` already in the model's trained format (no chat template)."""
-        return self._complete(prompt, temperature, max_tokens, stop)
-
-    def stream(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        """Stream an answer generated on this machine, piece by piece as tokens decode."""
-        return self._stream(messages, temperature, max_tokens, stop)
-
-    def stream_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        """Stream the continuation of a raw ``prompt`` (see :meth:`complete_prompt`)."""
-        return self._stream(prompt, temperature, max_tokens, stop)
-
-    def _complete(
-        self,
-        source: list[dict[str, str]] | str,
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: list[str] | None,
-    ) -> Completion:
-        limit = self.config.max_tokens if max_tokens is None else max_tokens
+    def _complete(self, source: Source, request: Request) -> Completion:
+        """Generate on this machine (a chat is rendered by the model's chat template)."""
         started = time.monotonic()
         with self._semaphore:
             model = self._load()
             try:
-                result = model.generate_detailed(
-                    source,
-                    max_new_tokens=limit,
-                    temperature=self.config.temperature if temperature is None else temperature,
-                    stop=stop,
-                )
+                result = model.generate(source, _decoding(request))
             except Exception as exc:
                 raise LLMError(f"local model {self.model_name} failed: {exc}", attempts=1) from exc
-        return Completion(
-            text=result.text,
-            tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
-            finish_reason=result.finish_reason,
-            latency_s=time.monotonic() - started,
-            attempts=1,
-            model=self.model_name,
-        )
+        return self._completion(result.text, result, started)
 
-    def _stream(
-        self,
-        source: list[dict[str, str]] | str,
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: list[str] | None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        limit = self.config.max_tokens if max_tokens is None else max_tokens
+    def _stream(self, source: Source, request: Request) -> Iterator[StreamDelta | StreamEnd]:
+        """Stream an answer generated on this machine, piece by piece as tokens decode."""
         started = time.monotonic()
         with self._semaphore:
             model = self._load()
             pieces: list[str] = []
             local_stream = None
             try:
-                local_stream = model.stream(
-                    source,
-                    max_new_tokens=limit,
-                    temperature=self.config.temperature if temperature is None else temperature,
-                    stop=stop,
-                )
+                local_stream = model.stream(source, _decoding(request))
                 for piece in local_stream:
                     pieces.append(piece)
                     yield StreamDelta(piece)
@@ -160,16 +89,19 @@ class LocalClient:
                     f"local model {self.model_name} failed after {len(pieces)} pieces: {exc}",
                     attempts=1,
                 ) from exc
-        yield StreamEnd(
-            Completion(
-                text="".join(pieces),
-                tokens_in=local_stream.tokens_in,
-                tokens_out=local_stream.tokens_out,
-                finish_reason=local_stream.finish_reason,
-                latency_s=time.monotonic() - started,
-                attempts=1,
-                model=self.model_name,
-            )
+        yield StreamEnd(self._completion("".join(pieces), local_stream, started))
+
+    def _completion(self, text: str, result: Any, started: float) -> Completion:
+        """``text`` with the token counts and finish reason ``result`` (a finished generation
+        or stream) reports, timed from ``started``."""
+        return Completion(
+            text=text,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            finish_reason=result.finish_reason,
+            latency_s=time.monotonic() - started,
+            attempts=1,
+            model=self.model_name,
         )
 
     def _load(self) -> Any:
@@ -179,3 +111,9 @@ class LocalClient:
             raise LLMConfigError(
                 f"cannot load local model {self.config.model or 'default'!r}: {exc}"
             ) from exc
+
+
+def _decoding(request: Request) -> Decoding:
+    return Decoding(
+        max_new_tokens=request.max_tokens, temperature=request.temperature, stop=request.stop
+    )

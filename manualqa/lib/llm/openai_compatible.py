@@ -4,31 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import openai
 
-from manualqa.lib.llm.limits import (
-    _STATUS_PROBLEMS,
-    RETRYABLE_STATUSES,
-    _Failure,
-    _RequestGate,
-    _RetryPolicy,
-)
-from manualqa.lib.llm.types import (
-    Completion,
-    EndpointConfig,
-    LLMConfigError,
-    LLMError,
-    StreamDelta,
-    StreamEnd,
-    estimate_tokens,
-    messages_tokens,
-)
+from manualqa.lib.llm.limits import RETRYABLE_STATUSES, STATUS_PROBLEMS, Failure, RemoteClient
+from manualqa.lib.llm.tokens import estimate_tokens, messages_tokens
+from manualqa.lib.llm.types import Completion, LLMConfigError, LLMError, StreamDelta, StreamEnd
 from manualqa.lib.retry_after import retry_after_s
+
+if TYPE_CHECKING:
+    from manualqa.lib.llm.types import EndpointConfig, Request, Source
 
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _CHAT_PATH: Final = "chat/completions"
@@ -56,25 +44,26 @@ def _without_query(url: object) -> str:
     return str(url).split("?", 1)[0]
 
 
-class OpenAICompatibleClient(_RetryPolicy):
+class OpenAICompatibleClient(RemoteClient):
     """:class:`LLMClient` for the ``openai`` and ``azure_openai`` kinds over the openai SDK.
 
     One instance is meant to be shared by many threads: the SDK's HTTP client is thread-safe
-    and pools connections, and the limits live in :class:`_RequestGate`. ``sleep`` and ``rng``
-    are injectable so the retry schedule can be unit-tested without waiting.
+    and pools connections, and the limits live in :class:`RequestGate`. A chat goes to the
+    chat API; a raw prompt goes to the legacy ``/completions`` API, for models served with a
+    prompt format of their own (a model fine-tuned on the seed project's ``<s>[INST] q
+    [/INST]`` text, served by vLLM or TGI), which the chat API would wrap in the tokenizer's
+    chat template.
+
+    A stream is retried only until its first piece of text has arrived. Once a delta has been
+    yielded the caller has shown it, so a later failure cannot be retried transparently: the
+    deltas received so far are yielded and then an ``LLMError("stream ended early ...",
+    retryable=True)`` is raised for the caller to decide. A stream is complete when a choice
+    carries a ``finish_reason``; one that stops without it (cut off, or ended without ``data:
+    [DONE]``) counts as ended early.
     """
 
-    def __init__(
-        self,
-        config: EndpointConfig,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._gate = _RequestGate(config, sleep)
+    def _open(self) -> None:
+        config = self.config
         api_key = _resolve_api_key(config)
         # Kept only to scrub it from error messages (servers echo keys in 401 bodies).
         self._secret = api_key if api_key != DUMMY_API_KEY else ""
@@ -115,58 +104,17 @@ class OpenAICompatibleClient(_RetryPolicy):
             f"base_url={self.config.base_url or OPENAI_BASE_URL!r}>"
         )
 
-    # -- public API ------------------------------------------------------------------------
-
     def close(self) -> None:
         """Close the pooled HTTP connections (they are also closed when the client is freed)."""
         self._sdk.close()
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Answer ``messages`` in one response, retrying transient failures within the bound."""
-        params = self._params(temperature, max_tokens, stop)
-        params["messages"] = [dict(message) for message in messages]
-        return self._complete(_CHAT_PATH, params, messages_tokens(messages))
-
-    def complete_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Continue a raw ``prompt`` through the legacy ``/completions`` API.
-
-        For models served with a prompt format of their own (a model fine-tuned on the seed
-        project's ``<s>[INST] q [/INST]`` text, served by vLLM or TGI): the chat API would wrap
-        the prompt in the tokenizer's chat template, which is not what the model was trained on.
-        """
-        params = self._params(temperature, max_tokens, stop)
-        params["prompt"] = prompt
-        return self._complete(_COMPLETIONS_PATH, params, estimate_tokens(prompt))
-
-    def _complete(self, path: str, params: dict[str, Any], prompt_tokens: int) -> Completion:
+    def _complete(self, source: Source, request: Request) -> Completion:
+        path, params, prompt_tokens = self._params(source, request)
         create = self._create(path)
         started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._gate.slot():
-                    response = create(**params)
-                break
-            except openai.OpenAIError as exc:
-                failure = self._describe(exc, path)
-            # Decided outside the except block so the final error does not chain the SDK's
-            # exception, whose message may quote the key back from a 401 body.
-            self._sleep(self._retry_delay(failure, attempt))
+        response, attempt = self._with_retries(
+            lambda: create(**params), lambda exc: self._describe_sdk(exc, path)
+        )
         try:
             choice = response.choices[0]
         except (AttributeError, IndexError, TypeError):
@@ -186,44 +134,6 @@ class OpenAICompatibleClient(_RetryPolicy):
             usage_estimated=usage is None,
         )
 
-    def stream(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        """Stream the answer; retry only until the first piece of text has arrived.
-
-        Once a delta has been yielded the caller has shown it, so a later failure cannot be
-        retried transparently: the deltas received so far are yielded and then an
-        ``LLMError("stream ended early ...", retryable=True)`` is raised for the caller to
-        decide. A stream is complete when a choice carries a ``finish_reason``; one that stops
-        without it (cut off, or ended without ``data: [DONE]``) counts as ended early.
-
-        The concurrency slot is held until the stream is finished or closed, so close an
-        abandoned stream (``contextlib.closing``) rather than leaving it to the garbage
-        collector.
-        """
-        params = self._params(temperature, max_tokens, stop)
-        params["messages"] = [dict(message) for message in messages]
-        return self._stream(_CHAT_PATH, params, messages_tokens(messages))
-
-    def stream_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        """Stream the continuation of a raw ``prompt`` (``/completions``, see
-        :meth:`complete_prompt`), with the same retry rules as :meth:`stream`."""
-        params = self._params(temperature, max_tokens, stop)
-        params["prompt"] = prompt
-        return self._stream(_COMPLETIONS_PATH, params, estimate_tokens(prompt))
-
     # -- internals -------------------------------------------------------------------------
 
     def _create(self, path: str) -> Callable[..., Any]:
@@ -231,11 +141,10 @@ class OpenAICompatibleClient(_RetryPolicy):
             return self._sdk.completions.create
         return self._sdk.chat.completions.create
 
-    def _stream(
-        self, path: str, params: dict[str, Any], prompt_tokens: int
-    ) -> Iterator[StreamDelta | StreamEnd]:
+    def _stream(self, source: Source, request: Request) -> Iterator[StreamDelta | StreamEnd]:
+        path, params, prompt_tokens = self._params(source, request)
         create = self._create(path)
-        params = {**params, "stream": True}
+        params["stream"] = True
         # Ask for the usage chunk; servers that ignore the option get estimated usage.
         params["stream_options"] = {"include_usage": True}
         started = time.monotonic()
@@ -257,7 +166,7 @@ class OpenAICompatibleClient(_RetryPolicy):
                                 first, events, state, path, prompt_tokens, started, attempt
                             )
                             return
-                    failure = _Failure(
+                    failure = Failure(
                         f"stream from {self._endpoint(path)} ended early, before any text",
                         retryable=True,
                     )
@@ -276,7 +185,7 @@ class OpenAICompatibleClient(_RetryPolicy):
         """Yield the committed part of a stream: no retries past the first delta."""
         pieces: list[str] = []
         text = first
-        failure: _Failure | None = None
+        failure: Failure | None = None
         try:
             while text is not None:
                 pieces.append(text)
@@ -285,7 +194,7 @@ class OpenAICompatibleClient(_RetryPolicy):
         except openai.OpenAIError as exc:
             failure = self._describe(exc, path)
         if failure is None and state.finish_reason is None:
-            failure = _Failure(
+            failure = Failure(
                 "no finish_reason (the connection was cut or the server stopped)", retryable=True
             )
         if failure is not None:
@@ -315,36 +224,42 @@ class OpenAICompatibleClient(_RetryPolicy):
             )
         )
 
-    def _params(
-        self,
-        temperature: float | None,
-        max_tokens: int | None,
-        stop: list[str] | None,
-    ) -> dict[str, Any]:
+    def _params(self, source: Source, request: Request) -> tuple[str, dict[str, Any], int]:
+        """The API path for ``source``, the request's parameters, and the prompt's estimated
+        tokens (for when the server reports no usage)."""
         params: dict[str, Any] = {
             # Azure routes by the deployment in the URL but the SDK still wants a model.
             "model": self.config.model,
-            "temperature": self.config.temperature if temperature is None else temperature,
+            "temperature": request.temperature,
             # max_tokens rather than max_completion_tokens: every OpenAI-compatible server
             # (vLLM, llama.cpp, Azure's older API versions) understands it.
-            "max_tokens": self.config.max_tokens if max_tokens is None else max_tokens,
+            "max_tokens": request.max_tokens,
         }
-        if stop:
-            params["stop"] = list(stop)
-        return params
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if isinstance(source, str):
+            params["prompt"] = source
+            return _COMPLETIONS_PATH, params, estimate_tokens(source)
+        params["messages"] = [dict(message) for message in source]
+        return _CHAT_PATH, params, messages_tokens(source)
 
     def _endpoint(self, path: str = _CHAT_PATH) -> str:
         return _without_query(self._sdk.base_url).rstrip("/") + "/" + path
 
-    def _describe(self, exc: openai.OpenAIError, path: str = _CHAT_PATH) -> _Failure:
+    def _describe_sdk(self, exc: Exception, path: str) -> Failure | None:
+        """:meth:`_describe` for the SDK's own exceptions; None for any other, which is a bug
+        to raise rather than a failure to retry."""
+        return self._describe(exc, path) if isinstance(exc, openai.OpenAIError) else None
+
+    def _describe(self, exc: openai.OpenAIError, path: str = _CHAT_PATH) -> Failure:
         """Turn an SDK exception into a key-free description and a retry decision."""
         request = getattr(exc, "request", None)
         url = _without_query(request.url) if request is not None else self._endpoint(path)
         if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
-            problem = _STATUS_PROBLEMS.get(status, "error")
+            problem = STATUS_PROBLEMS.get(status, "error")
             detail = _error_detail(exc.body)
-            return _Failure(
+            return Failure(
                 description=f"HTTP {status} from {url}: {problem}"
                 + (f" ({detail})" if detail else ""),
                 retryable=status in RETRYABLE_STATUSES,
@@ -352,14 +267,14 @@ class OpenAICompatibleClient(_RetryPolicy):
                 retry_after_s=retry_after_s(exc.response.headers),
             )
         if isinstance(exc, openai.APITimeoutError):
-            return _Failure(
+            return Failure(
                 f"timed out after {self.config.timeout_s:g} s waiting for {url}", retryable=True
             )
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             reason = f": {type(cause).__name__}" if cause is not None else ""
-            return _Failure(f"connection to {url} failed or was dropped{reason}", retryable=True)
-        return _Failure(f"error from {url}: {exc}", retryable=False)
+            return Failure(f"connection to {url} failed or was dropped{reason}", retryable=True)
+        return Failure(f"error from {url}: {exc}", retryable=False)
 
 
 def _error_detail(body: object) -> str:

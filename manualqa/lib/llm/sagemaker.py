@@ -5,30 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Final
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Final
 
-from manualqa.lib.llm.limits import (
-    _STATUS_PROBLEMS,
-    RETRYABLE_STATUSES,
-    _Failure,
-    _RequestGate,
-    _RetryPolicy,
-)
-from manualqa.lib.llm.types import (
-    Completion,
-    EndpointConfig,
-    LLMConfigError,
-    LLMError,
-    StreamDelta,
-    StreamEnd,
-    estimate_tokens,
-)
+from manualqa.lib.llm.limits import RETRYABLE_STATUSES, STATUS_PROBLEMS, Failure, RemoteClient
+from manualqa.lib.llm.tokens import estimate_tokens
+from manualqa.lib.llm.types import Completion, LLMConfigError, LLMError, StreamDelta, StreamEnd
 from manualqa.lib.prompt_formats import INST_STOP, render_inst
 from manualqa.lib.retry_after import retry_after_s
 from manualqa.lib.stops import StopFilter, cut_at_stop
+
+if TYPE_CHECKING:
+    from manualqa.lib.llm.types import Request, Source
 
 # --------------------------------------------------------------------------------------------
 # The sagemaker kind: a TGI container behind a SageMaker endpoint
@@ -40,7 +29,7 @@ _TGI_FINISH_REASONS: Final = {"eos_token": "stop", "stop_sequence": "stop", "len
 _SAGEMAKER_DEFAULT_REGION: Final = "us-east-1"
 
 
-class SageMakerClient(_RetryPolicy):
+class SageMakerClient(RemoteClient):
     """:class:`LLMClient` for the ``sagemaker`` kind: TGI behind ``invoke_endpoint``.
 
     The body is TGI's ``{"inputs": prompt, "parameters": {...}}``; the answer comes back as
@@ -52,13 +41,8 @@ class SageMakerClient(_RetryPolicy):
     module's (429, 5xx, timeouts and dropped connections, with backoff, ``max_retries``).
     """
 
-    def __init__(
-        self,
-        config: EndpointConfig,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
+    def _open(self) -> None:
+        config = self.config
         if not config.model:
             raise LLMConfigError("a sagemaker endpoint needs the SageMaker endpoint name (model)")
         try:
@@ -66,10 +50,6 @@ class SageMakerClient(_RetryPolicy):
             from botocore.config import Config as BotoConfig
         except ImportError as exc:  # pragma: no cover - boto3 is in requirements.txt
             raise LLMConfigError(f"the sagemaker kind needs boto3 ({exc})") from exc
-        self.config = config
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._gate = _RequestGate(config, sleep)
         self.region = (
             config.region
             or os.environ.get("AWS_REGION")
@@ -96,68 +76,30 @@ class SageMakerClient(_RetryPolicy):
     def close(self) -> None:
         self._runtime.close()
 
-    # -- public API ------------------------------------------------------------------------
+    def _prompt(self, source: Source, request: Request) -> tuple[str, list[str]]:
+        """The prompt TGI continues and its stop strings: a chat is rendered in the seed
+        ``[INST]`` format, which also stops at the next turn's markers."""
+        if isinstance(source, str):
+            return source, _unique(request.stop)
+        return render_inst(source), _unique([*request.stop, *INST_STOP])
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Answer a chat, rendered in the seed ``[INST]`` format."""
-        return self.complete_prompt(
-            render_inst(messages),
-            temperature=temperature,
-            max_tokens=max_tokens,
-            stop=[*(stop or []), *INST_STOP],
-        )
-
-    def stream(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
-        """Stream the answer to a chat, rendered in the seed ``[INST]`` format."""
-        return self.stream_prompt(
-            render_inst(messages),
-            temperature=temperature,
-            max_tokens=max_tokens,
-            stop=[*(stop or []), *INST_STOP],
-        )
-
-    def complete_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
+    def _complete(self, source: Source, request: Request) -> Completion:
         """``invoke_endpoint`` with TGI's body; retries transient failures within the bound."""
-        stops = _unique(stop or [])
-        body = self._body(prompt, temperature, max_tokens, stops, stream=False)
+        prompt, stops = self._prompt(source, request)
+        body = self._body(prompt, request, stops, stream=False)
         started = time.monotonic()
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._gate.slot():
-                    response = self._runtime.invoke_endpoint(
-                        EndpointName=self.config.model,
-                        Body=body,
-                        ContentType="application/json",
-                        Accept="application/json",
-                    )
-                    raw = response["Body"].read()
-                break
-            except Exception as exc:  # botocore's exceptions, sorted out by _describe
-                failure = self._describe(exc, stream=False)
-            self._sleep(self._retry_delay(failure, attempt))
+
+        def invoke() -> bytes:
+            response = self._runtime.invoke_endpoint(
+                EndpointName=self.config.model,
+                Body=body,
+                ContentType="application/json",
+                Accept="application/json",
+            )
+            return response["Body"].read()
+
+        # botocore's exceptions, sorted out by _describe
+        raw, attempt = self._with_retries(invoke, lambda exc: self._describe(exc, stream=False))
         text, details = self._parse(raw, attempt)
         text, stopped = cut_at_stop(text, stops)
         tokens_out = details.get("generated_tokens")
@@ -173,18 +115,11 @@ class SageMakerClient(_RetryPolicy):
             usage_estimated=True,
         )
 
-    def stream_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Iterator[StreamDelta | StreamEnd]:
+    def _stream(self, source: Source, request: Request) -> Iterator[StreamDelta | StreamEnd]:
         """``invoke_endpoint_with_response_stream``; retried only until the first text, as
-        :meth:`OpenAICompatibleClient.stream` is."""
-        stops = _unique(stop or [])
-        body = self._body(prompt, temperature, max_tokens, stops, stream=True)
+        :class:`OpenAICompatibleClient` streams are."""
+        prompt, stops = self._prompt(source, request)
+        body = self._body(prompt, request, stops, stream=True)
         started = time.monotonic()
         attempt = 0
         while True:
@@ -272,18 +207,10 @@ class SageMakerClient(_RetryPolicy):
             )
         )
 
-    def _body(
-        self,
-        prompt: str,
-        temperature: float | None,
-        max_tokens: int | None,
-        stops: list[str],
-        *,
-        stream: bool,
-    ) -> bytes:
-        temperature = self.config.temperature if temperature is None else temperature
+    def _body(self, prompt: str, request: Request, stops: list[str], *, stream: bool) -> bytes:
+        temperature = request.temperature
         parameters: dict[str, Any] = {
-            "max_new_tokens": self.config.max_tokens if max_tokens is None else max_tokens,
+            "max_new_tokens": request.max_tokens,
             "do_sample": temperature > 0,
             "return_full_text": False,
             "details": True,
@@ -324,7 +251,7 @@ class SageMakerClient(_RetryPolicy):
         base = str(self._runtime.meta.endpoint_url).rstrip("/")
         return f"{base}/endpoints/{self.config.model}/{suffix}"
 
-    def _describe(self, exc: Exception, *, stream: bool) -> _Failure:
+    def _describe(self, exc: Exception, *, stream: bool) -> Failure:
         """A botocore exception as a description and a retry decision."""
         from botocore.exceptions import (
             ClientError,
@@ -351,28 +278,28 @@ class SageMakerClient(_RetryPolicy):
             original = response.get("OriginalStatusCode")
             if original:  # a ModelError: the container itself answered with this status
                 detail = f"the model container answered HTTP {original}: {detail}"
-            problem = _STATUS_PROBLEMS.get(status, "error") if status else "error"
+            problem = STATUS_PROBLEMS.get(status, "error") if status else "error"
             if status == 404 or (code == "ValidationError" and "not found" in detail.lower()):
                 problem = "not found (check the SageMaker endpoint name and region)"
             what = ", ".join(part for part in (code, detail) if part)
-            return _Failure(
+            return Failure(
                 description=f"HTTP {status} from {url}: {problem}" + (f" ({what})" if what else ""),
                 retryable=status in RETRYABLE_STATUSES or code == "ThrottlingException",
                 status=status,
                 retry_after_s=retry_after_s(metadata.get("HTTPHeaders")),
             )
         if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
-            return _Failure(
+            return Failure(
                 f"timed out after {self.config.timeout_s:g} s waiting for {url}", retryable=True
             )
         if isinstance(exc, EndpointConnectionError | ConnectionClosedError):
-            return _Failure(f"connection to {url} failed or was dropped", retryable=True)
+            return Failure(f"connection to {url} failed or was dropped", retryable=True)
         if isinstance(exc, OSError):
-            return _Failure(
+            return Failure(
                 f"connection to {url} failed or was dropped: {type(exc).__name__}",
                 retryable=True,
             )
-        return _Failure(f"error from {url}: {type(exc).__name__}: {exc}", retryable=False)
+        return Failure(f"error from {url}: {type(exc).__name__}: {exc}", retryable=False)
 
 
 def _unique(items: Iterable[str]) -> list[str]:

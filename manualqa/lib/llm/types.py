@@ -1,20 +1,18 @@
-"""The LLM layer's plain types: endpoint configs, completions, stream events, errors, the client
-protocol, and cheap token estimates used for prompt budgets."""
+"""The LLM layer's plain types: endpoint configs, completions, stream events, errors and the client
+base class."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Iterator, Mapping
+import abc
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final, Protocol, runtime_checkable
+from typing import Final, TypedDict, Unpack
 
 KINDS: Final = ("openai", "azure_openai", "local", "sagemaker")
 
-# Every chat message costs a few tokens beyond its text (role markers such as ChatML's
-# ``<|im_start|>user\n``); counting them keeps prompt budgets on the safe side.
-_TOKENS_PER_MESSAGE: Final = 4
-
 Message = Mapping[str, str]
+# What a client answers: a chat (a list of messages) or a raw prompt in the model's own format.
+Source = list[dict[str, str]] | str
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,74 +140,74 @@ class LLMConfigError(LLMError):
     """The endpoint configuration cannot work (missing key, unknown kind, missing field)."""
 
 
-@runtime_checkable
-class LLMClient(Protocol):
-    """What QA generation, chat and evaluation use; thread-safe in every implementation."""
+class Options(TypedDict, total=False):
+    """A call's generation options; one left out means the endpoint config's value."""
+
+    temperature: float | None
+    max_tokens: int | None
+    stop: list[str] | None
+
+
+@dataclass(frozen=True)
+class Request:
+    """A call's options with the endpoint config's defaults filled in."""
+
+    temperature: float
+    max_tokens: int
+    stop: list[str]
+
+
+class LLMClient(abc.ABC):
+    """What QA generation, chat and evaluation use; thread-safe in every implementation.
+
+    The four calls differ only in what goes in (a chat, or a raw prompt already in the model's
+    trained format, which no chat template wraps) and in whether the answer streams. Each kind
+    implements :meth:`_complete` and :meth:`_stream` for both sources.
+    """
 
     config: EndpointConfig
 
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
-        """Answer ``messages``; None for an option means the config's value."""
-        ...
+    def complete(self, messages: list[dict[str, str]], **options: Unpack[Options]) -> Completion:
+        """Answer ``messages``."""
+        return self._complete(messages, self._request(options))
 
     def stream(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
+        self, messages: list[dict[str, str]], **options: Unpack[Options]
     ) -> Iterator[StreamDelta | StreamEnd]:
-        """Yield :class:`StreamDelta` pieces, then one :class:`StreamEnd`."""
-        ...
+        """Yield :class:`StreamDelta` pieces, then one :class:`StreamEnd`.
 
-    def complete_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
-    ) -> Completion:
+        Close an abandoned stream (``contextlib.closing``) rather than leaving it to the garbage
+        collector: a client holds its concurrency slot until the stream is finished or closed.
+        """
+        return self._stream(messages, self._request(options))
+
+    def complete_prompt(self, prompt: str, **options: Unpack[Options]) -> Completion:
         """Continue a raw prompt already in the model's trained format (no chat template)."""
-        ...
+        return self._complete(prompt, self._request(options))
 
     def stream_prompt(
-        self,
-        prompt: str,
-        *,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        stop: list[str] | None = None,
+        self, prompt: str, **options: Unpack[Options]
     ) -> Iterator[StreamDelta | StreamEnd]:
         """:meth:`complete_prompt`, streamed like :meth:`stream`."""
-        ...
+        return self._stream(prompt, self._request(options))
 
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release what the client holds (pooled connections); it may not be used after."""
 
-# --------------------------------------------------------------------------------------------
-# Token estimates
+    @abc.abstractmethod
+    def _complete(self, source: Source, request: Request) -> Completion:
+        """Answer a chat (a list of messages) or continue a raw prompt (a str)."""
 
+    @abc.abstractmethod
+    def _stream(self, source: Source, request: Request) -> Iterator[StreamDelta | StreamEnd]:
+        """:meth:`_complete`, streamed."""
 
-def estimate_tokens(text: str) -> int:
-    """A cheap token count for budgeting when no tokenizer or usage report is at hand.
-
-    English text averages about four characters per BPE token, so this is
-    ``ceil(len(text) / 4)``. It is deliberately tokenizer-free: it must be fast enough to run on
-    every chunk while packing prompts, and a model-exact count is not needed for that.
-    """
-    return math.ceil(len(text) / 4)
-
-
-def messages_tokens(messages: Iterable[Message]) -> int:
-    """Estimated prompt tokens for a chat: each message's text plus its role-marker overhead."""
-    return sum(
-        estimate_tokens(str(message.get("content") or "")) + _TOKENS_PER_MESSAGE
-        for message in messages
-    )
+    def _request(self, options: Options) -> Request:
+        temperature = options.get("temperature")
+        max_tokens = options.get("max_tokens")
+        return Request(
+            temperature=self.config.temperature if temperature is None else temperature,
+            max_tokens=self.config.max_tokens if max_tokens is None else max_tokens,
+            stop=[marker for marker in options.get("stop") or () if marker],
+        )
