@@ -17,18 +17,15 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
+from manualqa.admin_tools import ChoicesFilter, ReadOnlyAdminMixin
 
 
 def _short(text: str, length: int = 100) -> str:
     return text if len(text) <= length else text[: length - 1].rstrip() + "…"
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+class _ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(Assistant)
@@ -104,29 +101,18 @@ class ConversationAdmin(_ReadOnlyAdmin):
         return obj.owner_id is None
 
 
-class AnswerOutcomeFilter(admin.SimpleListFilter):
+_ANSWER = Q(role=Message.Role.ASSISTANT)
+
+
+class AnswerOutcomeFilter(ChoicesFilter):
     title = "outcome"
     parameter_name = "outcome"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("answered", "Answered"),
-            ("declined", "Declined"),
-            ("extractive", "Extractive"),
-            ("failed", "Failed"),
-        ]
-
-    def queryset(self, request, queryset):
-        answers = queryset.filter(role=Message.Role.ASSISTANT)
-        if self.value() == "answered":
-            return answers.filter(declined=False, extractive=False, error="")
-        if self.value() == "declined":
-            return answers.filter(declined=True)
-        if self.value() == "extractive":
-            return answers.filter(extractive=True)
-        if self.value() == "failed":
-            return answers.exclude(error="")
-        return queryset
+    options = {
+        "answered": ("Answered", _ANSWER & Q(declined=False, extractive=False, error="")),
+        "declined": ("Declined", _ANSWER & Q(declined=True)),
+        "extractive": ("Extractive", _ANSWER & Q(extractive=True)),
+        "failed": ("Failed", _ANSWER & ~Q(error="")),
+    }
 
 
 #: Why ``chat.verification`` cuts a sentence that states something (an empty sentence or a
@@ -139,21 +125,15 @@ _CUT_VERDICTS = functools.reduce(
 )
 
 
-class SentencesCutFilter(admin.SimpleListFilter):
+class SentencesCutFilter(ChoicesFilter):
     """Answers some of whose model sentences were cut as unsupported by the passages."""
 
     title = "sentences cut"
     parameter_name = "cut"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Some sentences cut"), ("no", "None cut")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(_CUT_VERDICTS)
-        if self.value() == "no":
-            return queryset.filter(role=Message.Role.ASSISTANT).exclude(_CUT_VERDICTS)
-        return queryset
+    options = {
+        "yes": ("Some sentences cut", _CUT_VERDICTS),
+        "no": ("None cut", lambda messages: messages.filter(_ANSWER).exclude(_CUT_VERDICTS)),
+    }
 
 
 @admin.register(Message)

@@ -15,11 +15,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 
 from curation.models import Manual, QAPair
+from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin, sortable_column
 from manualqa.forms import add_service_errors
 from training import services
 from training.models import (
@@ -83,7 +84,14 @@ class ExportForm(forms.Form):
 
 
 @admin.register(DatasetSnapshot)
-class DatasetSnapshotAdmin(admin.ModelAdmin):
+class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
+    # Read only: a snapshot is built on the build page, which freezes and splits the pairs,
+    # and never changes after (it is what a model was trained on).
+    extra_views = (
+        ("build/", "build_view", "build"),
+        ("<int:object_id>/export/", "export_view", "export"),
+        ("<int:object_id>/compare/", "compare_view", "compare"),
+    )
     list_display = (
         "name",
         "version",
@@ -117,12 +125,6 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
     # -- immutability ------------------------------------------------------------------------
 
-    def has_add_permission(self, request) -> bool:
-        return False  # built on the build page, which freezes and splits the pairs
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # a snapshot is what a model was trained on; it never changes
-
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_active and request.user.is_superuser
 
@@ -140,21 +142,10 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 
     # -- columns and fields ------------------------------------------------------------------
 
-    @admin.display(description="Pairs", ordering="pair_count")
-    def pairs(self, obj: DatasetSnapshot) -> int:
-        return obj.pair_count
-
-    @admin.display(description="Train", ordering="train_count")
-    def train_pairs(self, obj: DatasetSnapshot) -> int:
-        return obj.train_count
-
-    @admin.display(description="Eval", ordering="eval_count")
-    def eval_pairs(self, obj: DatasetSnapshot) -> int:
-        return obj.eval_count
-
-    @admin.display(description="Test", ordering="test_count")
-    def test_pairs(self, obj: DatasetSnapshot) -> int:
-        return obj.test_count
+    pairs = sortable_column("pair_count", "Pairs")
+    train_pairs = sortable_column("train_count", "Train")
+    eval_pairs = sortable_column("eval_count", "Eval")
+    test_pairs = sortable_column("test_count", "Test")
 
     @admin.display(description="Hash", ordering="content_hash")
     def short_hash(self, obj: DatasetSnapshot) -> str:
@@ -201,23 +192,6 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(url + (f"?other={chosen[0].pk}" if len(chosen) == 2 else ""))
 
     # -- pages -------------------------------------------------------------------------------
-
-    def get_urls(self):
-        view = self.admin_site.admin_view
-        return [
-            path("build/", view(self.build_view), name="training_datasetsnapshot_build"),
-            path(
-                "<int:object_id>/export/",
-                view(self.export_view),
-                name="training_datasetsnapshot_export",
-            ),
-            path(
-                "<int:object_id>/compare/",
-                view(self.compare_view),
-                name="training_datasetsnapshot_compare",
-            ),
-            *super().get_urls(),
-        ]
 
     def _context(self, request: HttpRequest, title: str, **extra) -> dict:
         return {
@@ -358,7 +332,7 @@ class SnapshotFilter(admin.SimpleListFilter):
 
 
 @admin.register(SnapshotPair)
-class SnapshotPairAdmin(admin.ModelAdmin):
+class SnapshotPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The frozen pairs, browsed page by page (a snapshot can hold 100,000 of them)."""
 
     list_display = ("short_question", "split", "section", "source_name", "snapshot")
@@ -373,12 +347,6 @@ class SnapshotPairAdmin(admin.ModelAdmin):
     ordering = ("id",)
     fields = ("snapshot", "split", "question", "answer", "section", "source_name", "qa_pair")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # pairs leave only with their snapshot
 
@@ -388,7 +356,7 @@ class SnapshotPairAdmin(admin.ModelAdmin):
 
 
 @admin.register(TrainingJob)
-class TrainingJobAdmin(admin.ModelAdmin):
+class TrainingJobAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only view of training jobs; they are launched and steered on the training pages."""
 
     list_display = (
@@ -405,12 +373,6 @@ class TrainingJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "method")
     search_fields = ("name", "base_model", "message")
     exclude = ("metrics", "log_tail")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(SavedPreset)
@@ -443,7 +405,7 @@ class EvaluationItemInline(admin.TabularInline):
 
 
 @admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
+class EvaluationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only view of evaluation runs; they are launched and read on the evaluation pages."""
 
     list_display = (
@@ -469,15 +431,9 @@ class EvaluationRunAdmin(admin.ModelAdmin):
     def report_link(self, obj: EvaluationRun) -> str:
         return format_html('<a href="{}">report</a>', reverse("training:evaluation", args=[obj.pk]))
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(EvaluationItem)
-class EvaluationItemAdmin(admin.ModelAdmin):
+class EvaluationItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """One answer of an evaluation run with its metrics (read only)."""
 
     list_display = ("id", "run", "subject", "question_id", "kind", "refused", "latency_ms")
@@ -485,9 +441,3 @@ class EvaluationItemAdmin(admin.ModelAdmin):
     list_filter = ("kind", "refused")
     search_fields = ("question", "answer", "subject", "question_id")
     raw_id_fields = ("run", "assistant")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -12,33 +12,24 @@ from curation.models import (
     ManualDocument,
     QAPair,
 )
+from manualqa.admin_tools import ChoicesFilter, ForeignKeyFilter
 
 
-class GroundingBandFilter(admin.SimpleListFilter):
+class GroundingBandFilter(ChoicesFilter):
     title = "grounding score"
     parameter_name = "grounding"
-
-    def lookups(self, request, model_admin):
-        return [
-            ("low", f"Low (< {qa.LOW_GROUNDING_THRESHOLD})"),
-            ("mid", f"Medium ({qa.LOW_GROUNDING_THRESHOLD}-0.7)"),
-            ("high", "High (>= 0.7)"),
-            ("none", "Not scored yet"),
-        ]
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        if value == "low":
-            return queryset.filter(grounding_score__lt=qa.LOW_GROUNDING_THRESHOLD)
-        if value == "mid":
-            return queryset.filter(
-                grounding_score__gte=qa.LOW_GROUNDING_THRESHOLD, grounding_score__lt=0.7
-            )
-        if value == "high":
-            return queryset.filter(grounding_score__gte=0.7)
-        if value == "none":
-            return queryset.filter(grounding_score__isnull=True)
-        return queryset
+    options = {
+        "low": (
+            f"Low (< {qa.LOW_GROUNDING_THRESHOLD})",
+            Q(grounding_score__lt=qa.LOW_GROUNDING_THRESHOLD),
+        ),
+        "mid": (
+            f"Medium ({qa.LOW_GROUNDING_THRESHOLD}-0.7)",
+            Q(grounding_score__gte=qa.LOW_GROUNDING_THRESHOLD, grounding_score__lt=0.7),
+        ),
+        "high": ("High (>= 0.7)", Q(grounding_score__gte=0.7)),
+        "none": ("Not scored yet", Q(grounding_score__isnull=True)),
+    }
 
 
 class FlagFilter(admin.SimpleListFilter):
@@ -71,11 +62,12 @@ class FlagFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DocumentFilter(admin.SimpleListFilter):
+class DocumentFilter(ForeignKeyFilter):
     """Documents of the chosen manual (or of the only manual), so the list stays short."""
 
     title = "document"
     parameter_name = "document"
+    field = "document"
 
     def lookups(self, request, model_admin):
         documents = ManualDocument.objects.only("id", "title", "source_name")
@@ -88,17 +80,13 @@ class DocumentFilter(admin.SimpleListFilter):
             return []  # choose a manual first
         return [(str(document.pk), str(document)) for document in documents.order_by("title")]
 
-    def queryset(self, request, queryset):
-        if (self.value() or "").isdigit():
-            return queryset.filter(document_id=int(self.value()))
-        return queryset
 
-
-class GenerationRunFilter(admin.SimpleListFilter):
+class GenerationRunFilter(ForeignKeyFilter):
     """The latest generation runs (of the chosen manual), named by endpoint and date."""
 
     title = "generation run"
     parameter_name = "run"
+    field = "generation_run"
 
     def lookups(self, request, model_admin):
         runs = GenerationRun.objects.select_related("endpoint").only(
@@ -112,29 +100,24 @@ class GenerationRunFilter(admin.SimpleListFilter):
             for run in runs.order_by("-created_at")[:30]
         ]
 
-    def queryset(self, request, queryset):
-        if (self.value() or "").isdigit():
-            return queryset.filter(generation_run_id=int(self.value()))
-        return queryset
+
+#: A pair whose document changed after it was generated, flagged or not yet.
+_SOURCE_CHANGED = (
+    Q(flags__contains=[qa.FLAG_SOURCE_CHANGED])
+    | Q(document__version__lt=F("document_version"))
+    | Q(document__version__gt=F("document_version"))
+)
 
 
-class SourceChangedFilter(admin.SimpleListFilter):
+class SourceChangedFilter(ChoicesFilter):
     """Pairs whose document changed after they were generated, flagged or not yet."""
 
     title = "source changed since generation"
     parameter_name = "source_changed"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Yes"), ("no", "No")]
-
-    def queryset(self, request, queryset):
-        changed = (
-            Q(flags__contains=[qa.FLAG_SOURCE_CHANGED])
-            | Q(document__version__lt=F("document_version"))
-            | Q(document__version__gt=F("document_version"))
-        )
-        if self.value() == "yes":
-            return queryset.filter(changed)
-        if self.value() == "no":
-            return queryset.exclude(pk__in=QAPair.objects.filter(changed).values("pk"))
-        return queryset
+    options = {
+        "yes": ("Yes", _SOURCE_CHANGED),
+        "no": (
+            "No",
+            lambda pairs: pairs.exclude(pk__in=QAPair.objects.filter(_SOURCE_CHANGED).values("pk")),
+        ),
+    }

@@ -7,7 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
 from curation import qa, services
@@ -18,6 +18,7 @@ from curation.models import (
     LLMEndpoint,
     Manual,
 )
+from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin
 
 
 class GenerateForm(forms.Form):
@@ -37,7 +38,7 @@ class GenerateForm(forms.Form):
     )
 
 
-class ChunkGenerationInline(admin.TabularInline):
+class ChunkGenerationInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ChunkGeneration
     fields = ("chunk", "status", "pairs_created", "llm_calls", "error")
     readonly_fields = fields
@@ -53,12 +54,11 @@ class ChunkGenerationInline(admin.TabularInline):
             .select_related("chunk")
         )
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(admin.ModelAdmin):
+class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
+    # Read only: runs are started from manuals/documents, the command or the API.
+    extra_views = (("start/", "start_view", "start"),)
     list_display = (
         "id",
         "manual",
@@ -107,12 +107,6 @@ class GenerationRunAdmin(admin.ModelAdmin):
     )
     exclude = ("documents",)
 
-    def has_add_permission(self, request) -> bool:
-        return False  # started from manuals/documents, the command or the API
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.display(description="Progress")
     def progress(self, obj: GenerationRun) -> str:
         label = f"{obj.chunks_done + obj.chunks_failed}/{obj.chunks_total} chunks"
@@ -156,16 +150,6 @@ class GenerationRunAdmin(admin.ModelAdmin):
     @admin.action(description="Retry failed chunks")
     def retry_failed_chunks(self, request, queryset) -> None:
         self._each(request, queryset, services.generation_run_retry_failed, "Re-queued")
-
-    def get_urls(self):
-        return [
-            path(
-                "start/",
-                self.admin_site.admin_view(self.start_view),
-                name="curation_generationrun_start",
-            ),
-            *super().get_urls(),
-        ]
 
     def start_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("curation.add_generationrun"):

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from curation import services
@@ -16,6 +16,7 @@ from curation.models import (
     IngestionRun,
     Manual,
 )
+from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, ReadOnlyAdminMixin
 
 
 class IngestForm(forms.Form):
@@ -37,23 +38,22 @@ class IngestForm(forms.Form):
         return cleaned
 
 
-class IngestionStatusFilter(admin.SimpleListFilter):
+class IngestionStatusFilter(ChoicesFilter):
     title = "outcome"
     parameter_name = "outcome"
-
-    def lookups(self, request, model_admin):
-        return [("active", "In progress"), ("page_errors", "Finished with page errors")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "active":
-            return queryset.exclude(status__in=IngestionRun.FINISHED)
-        if self.value() == "page_errors":
-            return queryset.filter(Q(status=IngestionRun.Status.SUCCEEDED), pages_failed__gt=0)
-        return queryset
+    options = {
+        "active": ("In progress", ~Q(status__in=IngestionRun.FINISHED)),
+        "page_errors": (
+            "Finished with page errors",
+            Q(status=IngestionRun.Status.SUCCEEDED, pages_failed__gt=0),
+        ),
+    }
 
 
 @admin.register(IngestionRun)
-class IngestionRunAdmin(admin.ModelAdmin):
+class IngestionRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
+    # Read only: runs are started through the ingest page, which validates the source.
+    extra_views = (("ingest/", "ingest_view", "ingest"),)
     list_display = ("id", "manual", "source", "status", "progress", "pages_failed", "created_at")
     list_select_related = ("manual",)
     list_filter = ("status", IngestionStatusFilter, "source_kind", "manual")
@@ -86,12 +86,6 @@ class IngestionRunAdmin(admin.ModelAdmin):
     )
     exclude = ("errors",)
 
-    def has_add_permission(self, request) -> bool:
-        return False  # runs are started through the ingest page, which validates the source
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.display(description="Progress")
     def progress(self, obj: IngestionRun) -> str:
         total = obj.pages_total if obj.pages_total is not None else "?"
@@ -115,16 +109,6 @@ class IngestionRunAdmin(admin.ModelAdmin):
             "<table><thead><tr><th>Page</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
-
-    def get_urls(self):
-        return [
-            path(
-                "ingest/",
-                self.admin_site.admin_view(self.ingest_view),
-                name="curation_ingestionrun_ingest",
-            ),
-            *super().get_urls(),
-        ]
 
     def ingest_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("curation.add_ingestionrun"):

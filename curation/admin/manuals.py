@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
@@ -13,6 +13,7 @@ from curation.models import (
     Manual,
     ManualDocument,
 )
+from manualqa.admin_tools import ChoicesFilter, sortable_column
 
 
 def _generate_url(manual_id: int, document_ids: list[int] | None = None) -> str:
@@ -46,13 +47,8 @@ class ManualAdmin(admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="Documents", ordering="_document_count")
-    def document_count(self, obj: Manual) -> int:
-        return obj._document_count
-
-    @admin.display(description="Chunks", ordering="_chunk_count")
-    def chunk_count(self, obj: Manual) -> int:
-        return obj._chunk_count
+    document_count = sortable_column("_document_count", "Documents")
+    chunk_count = sortable_column("_chunk_count", "Chunks")
 
     @admin.action(description="Re-ingest from the manual's source URL")
     def reingest_from_source_url(self, request: HttpRequest, queryset) -> None:
@@ -125,19 +121,13 @@ class ManualDocumentAdmin(admin.ModelAdmin):
         return False  # documents come from ingestion, so they keep a real source
 
 
-class EmbeddedFilter(admin.SimpleListFilter):
+class EmbeddedFilter(ChoicesFilter):
     title = "embedding"
     parameter_name = "embedded"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Embedded"), ("no", "Waiting for embedding")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(embedding__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(embedding__isnull=True)
-        return queryset
+    options = {
+        "yes": ("Embedded", Q(embedding__isnull=False)),
+        "no": ("Waiting for embedding", Q(embedding__isnull=True)),
+    }
 
 
 @admin.register(DocumentChunk)

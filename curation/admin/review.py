@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 
 from curation import selectors, services
@@ -17,31 +17,20 @@ from curation.highlighting import highlight_supporting_sentence
 from curation.models import (
     QAPair,
 )
+from manualqa.admin_tools import ExtraViewsMixin
 
 
 def _short(text: str, length: int = 80) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
-class ReviewPagesMixin:
+class ReviewPagesMixin(ExtraViewsMixin):
     """The focused review page and the dashboard, as views of :class:`QAPairAdmin`."""
 
-    # -- the focused review page and the dashboard ----------------------------------------
-
-    def get_urls(self):
-        return [
-            path(
-                "review/",
-                self.admin_site.admin_view(self.review_view),
-                name="curation_qapair_review",
-            ),
-            path(
-                "dashboard/",
-                self.admin_site.admin_view(self.dashboard_view),
-                name="curation_qapair_dashboard",
-            ),
-            *super().get_urls(),
-        ]
+    extra_views = (
+        ("review/", "review_view", "review"),
+        ("dashboard/", "dashboard_view", "dashboard"),
+    )
 
     @staticmethod
     def _review_url(*, manual_id: int | None, order: str, pair_id: int | None = None) -> str:

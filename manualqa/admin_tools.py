@@ -1,0 +1,84 @@
+"""Pieces every app's admin uses: read-only model admins, pages beside a changelist, list
+filters declared as choices, and sortable columns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.urls import path
+
+
+class ReadOnlyAdminMixin:
+    """Rows nobody adds or edits in the admin (they are made by jobs, the chat or evaluation);
+    for a model admin or an inline."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ExtraViewsMixin:
+    """Pages beside a model's changelist, from ``extra_views``: (route, view method name, URL
+    name suffix). Each is wrapped in ``admin_view`` (login and staff check) and named
+    ``<app>_<model>_<suffix>`` in the admin namespace, like the admin's own pages."""
+
+    extra_views: tuple[tuple[str, str, str], ...] = ()
+
+    def get_urls(self):
+        app_label, model_name = self.model._meta.app_label, self.model._meta.model_name
+        return [
+            path(
+                route,
+                self.admin_site.admin_view(getattr(self, view)),
+                name=f"{app_label}_{model_name}_{suffix}",
+            )
+            for route, view, suffix in self.extra_views
+        ] + super().get_urls()
+
+
+Narrowing = Q | Callable[[QuerySet], QuerySet]
+
+
+class ChoicesFilter(admin.SimpleListFilter):
+    """A list filter declared as its options: value -> (label, narrowing), where the narrowing
+    is a ``Q`` to filter by or a function of the queryset (for an exclude or a subquery).
+    (``choices`` would be the natural name, but it is a method of every list filter.)"""
+
+    options: dict[str, tuple[str, Narrowing]] = {}
+
+    def lookups(self, request, model_admin) -> list[tuple[str, str]]:
+        return [(value, label) for value, (label, _) in self.options.items()]
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        choice = self.options.get(self.value() or "")
+        if choice is None:
+            return queryset
+        narrowing = choice[1]
+        return queryset.filter(narrowing) if isinstance(narrowing, Q) else narrowing(queryset)
+
+
+class ForeignKeyFilter(admin.SimpleListFilter):
+    """A list filter on one foreign key, ``field`` (its ``_id`` column); subclasses list the
+    choices in :meth:`lookups`. A value that is not an id shows everything."""
+
+    field: str = ""
+
+    def queryset(self, request, queryset: QuerySet) -> QuerySet:
+        value = self.value() or ""
+        return queryset.filter(**{f"{self.field}_id": int(value)}) if value.isdigit() else queryset
+
+
+def sortable_column(attribute: str, description: str) -> Callable[[Any, Any], Any]:
+    """A changelist column showing ``attribute`` (a field, or a value the admin's queryset
+    annotates onto each row), sortable by it."""
+
+    @admin.display(description=description, ordering=attribute)
+    def column(model_admin, obj) -> Any:
+        return getattr(obj, attribute)
+
+    return column
