@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
-from manualqa.admin_tools import ChoicesFilter, ReadOnlyAdminMixin
+from manualqa.admin_tools import ChoicesFilter, ReadOnlyAdminMixin, ReadOnlyInlineMixin
 
 
 def _short(text: str, length: int = 100) -> str:
@@ -68,16 +68,9 @@ class AssistantAdmin(admin.ModelAdmin):
         return obj.conversation_total
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = Message
     fields = ("role", "content", "declined", "extractive", "error", "latency_ms", "created_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Conversation)
@@ -189,16 +182,7 @@ class MessageAdmin(_ReadOnlyAdmin):
         ),
         (
             "Cost",
-            {
-                "fields": (
-                    "model",
-                    "retrieval_score",
-                    "latency_ms",
-                    "ttft_ms",
-                    "prompt_tokens",
-                    "completion_tokens",
-                )
-            },
+            {"fields": Message.COSTS},
         ),
     ]
     readonly_fields = (

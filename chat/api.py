@@ -160,12 +160,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "answer_style",
             "quote",
             "error",
-            "model",
-            "retrieval_score",
-            "latency_ms",
-            "ttft_ms",
-            "prompt_tokens",
-            "completion_tokens",
+            *Message.COSTS,
             "created_at",
             "feedback",
         ]

@@ -177,6 +177,16 @@ class Message(models.Model):
         USER = "user", "Owner"
         ASSISTANT = "assistant", "Assistant"
 
+    #: What an answer cost, as the admin and the API show it.
+    COSTS = (
+        "model",
+        "retrieval_score",
+        "latency_ms",
+        "ttft_ms",
+        "prompt_tokens",
+        "completion_tokens",
+    )
+
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )

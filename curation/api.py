@@ -36,21 +36,11 @@ class GenerationRunSerializer(serializers.ModelSerializer):
             "questions_per_chunk",
             "status",
             "progress_percent",
-            "chunks_total",
-            "chunks_done",
-            "chunks_failed",
-            "pairs_created",
-            "pairs_scored",
-            "llm_calls",
-            "tokens_in",
-            "tokens_out",
+            *GenerationRun.COUNTS,
             "estimated_cost",
             "message",
             "cancel_requested",
-            "created_at",
-            "started_at",
-            "heartbeat_at",
-            "finished_at",
+            *GenerationRun.TIMES,
         ]
         read_only_fields = fields
 

@@ -332,6 +332,17 @@ class GenerationRun(CancellableJobRow):
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
     # Running -> running is a takeover of a silent worker's run; -> queued is its resume.
+    #: The run's counters, as pages and the API show them.
+    COUNTS = (
+        "chunks_total",
+        "chunks_done",
+        "chunks_failed",
+        "pairs_created",
+        "pairs_scored",
+        "llm_calls",
+        "tokens_in",
+        "tokens_out",
+    )
     TRANSITIONS = {
         Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
         Status.RUNNING: frozenset(

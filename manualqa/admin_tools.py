@@ -22,6 +22,18 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
+    """An inline that lists rows to read: none added, changed or deleted there, and every field
+    it shows read only, with a link to the row's own page where it has one."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
+
+
 class ExtraViewsMixin:
     """Pages beside a model's changelist, from ``extra_views``: (route, view method name, URL
     name suffix). Each is wrapped in ``admin_view`` (login and staff check) and named

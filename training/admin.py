@@ -20,7 +20,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 
 from curation.models import Manual, QAPair
-from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin, sortable_column
+from manualqa.admin_tools import (
+    ExtraViewsMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    sortable_column,
+)
 from manualqa.forms import add_service_errors
 from training import services
 from training.models import (
@@ -382,7 +387,7 @@ class SavedPresetAdmin(admin.ModelAdmin):
     readonly_fields = ("created_by", "created_at")
 
 
-class EvaluationItemInline(admin.TabularInline):
+class EvaluationItemInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = EvaluationItem
     fields = (
         "position",
@@ -393,11 +398,7 @@ class EvaluationItemInline(admin.TabularInline):
         "latency_ms",
         "error",
     )
-    readonly_fields = fields
-    can_delete = False
-    extra = 0
     max_num = 0
-    show_change_link = True
 
     @admin.display(description="Answer")
     def short_answer(self, obj: EvaluationItem) -> str:

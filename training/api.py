@@ -50,12 +50,7 @@ class DatasetSnapshotSerializer(serializers.ModelSerializer):
             "name",
             "version",
             "description",
-            "prompt_format",
-            "system_prompt",
-            "train_fraction",
-            "eval_fraction",
-            "test_fraction",
-            "seed",
+            *DatasetSnapshot.RECIPE,
             "filters",
             "content_hash",
             "pair_count",
@@ -257,10 +252,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
             "message",
             "cancel_requested",
             "created_by",
-            "created_at",
-            "started_at",
-            "heartbeat_at",
-            "finished_at",
+            *TrainingJob.TIMES,
         ]
         read_only_fields = fields
 

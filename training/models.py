@@ -19,6 +19,15 @@ class DatasetSnapshot(models.Model):
     """
 
     PromptFormat = LLMEndpoint.PromptFormat
+    #: The choices that decide a snapshot's records and split, besides its manual and filters.
+    RECIPE = (
+        "prompt_format",
+        "system_prompt",
+        "train_fraction",
+        "eval_fraction",
+        "test_fraction",
+        "seed",
+    )
 
     manual = models.ForeignKey(
         "curation.Manual", on_delete=models.PROTECT, related_name="dataset_snapshots"

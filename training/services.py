@@ -96,12 +96,7 @@ FROM training_snapshotpair WHERE snapshot_id = %s
 SNAPSHOT_CHOICES = (
     "name",
     "description",
-    "prompt_format",
-    "system_prompt",
-    "train_fraction",
-    "eval_fraction",
-    "test_fraction",
-    "seed",
+    *DatasetSnapshot.RECIPE,
     "exclude_flagged",
 )
 

@@ -18,7 +18,7 @@ from curation.models import (
     LLMEndpoint,
     Manual,
 )
-from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin
+from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin, ReadOnlyInlineMixin
 
 
 class GenerateForm(forms.Form):
@@ -38,12 +38,9 @@ class GenerateForm(forms.Form):
     )
 
 
-class ChunkGenerationInline(ReadOnlyAdminMixin, admin.TabularInline):
+class ChunkGenerationInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = ChunkGeneration
     fields = ("chunk", "status", "pairs_created", "llm_calls", "error")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     verbose_name_plural = "Failed chunks"
 
     def get_queryset(self, request):
@@ -82,28 +79,14 @@ class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         "questions_per_chunk",
         "status",
         "progress",
-        "chunks_total",
-        "chunks_done",
-        "chunks_failed",
-        "pairs_created",
-        "pairs_scored",
-        "llm_calls",
-        "tokens_in",
-        "tokens_out",
+        *GenerationRun.COUNTS,
         "cost",
-        "message",
-        "traceback",
         "questions_system_prompt",
         "questions_user_template",
         "answer_system_prompt",
         "answer_user_template",
         "cancel_requested",
-        "celery_task_id",
-        "created_by",
-        "created_at",
-        "started_at",
-        "heartbeat_at",
-        "finished_at",
+        *GenerationRun.LIFECYCLE,
     )
     exclude = ("documents",)
 

@@ -74,15 +74,8 @@ class IngestionRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         "chunks_created",
         "chunks_embedded",
         "page_errors",
-        "message",
-        "traceback",
         "options",
-        "celery_task_id",
-        "created_by",
-        "created_at",
-        "started_at",
-        "heartbeat_at",
-        "finished_at",
+        *IngestionRun.LIFECYCLE,
     )
     exclude = ("errors",)
 

@@ -13,7 +13,7 @@ from curation.models import (
     Manual,
     ManualDocument,
 )
-from manualqa.admin_tools import ChoicesFilter, sortable_column
+from manualqa.admin_tools import ChoicesFilter, ReadOnlyInlineMixin, sortable_column
 
 
 def _generate_url(manual_id: int, document_ids: list[int] | None = None) -> str:
@@ -67,16 +67,9 @@ class ManualAdmin(admin.ModelAdmin):
             self.message_user(request, f"Queued {started} ingestion run(s).", messages.SUCCESS)
 
 
-class ChunkInline(admin.TabularInline):
+class ChunkInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = DocumentChunk
     fields = ("position", "heading_path", "token_count", "has_embedding")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding", "text")

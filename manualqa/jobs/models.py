@@ -40,6 +40,16 @@ class JobRow(models.Model):
 
     FINISHED: ClassVar[tuple[str, ...]] = ()
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {}
+    #: When the job was made, began, last showed life and ended: the order pages list them.
+    TIMES: ClassVar[tuple[str, ...]] = ("created_at", "started_at", "heartbeat_at", "finished_at")
+    #: Every field of this abstract row, as the admin shows them (read only) after a job's own.
+    LIFECYCLE: ClassVar[tuple[str, ...]] = (
+        "message",
+        "traceback",
+        "celery_task_id",
+        "created_by",
+        *TIMES,
+    )
 
     message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
