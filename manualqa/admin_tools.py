@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.urls import path
+from django.utils.html import format_html
 
 
 class ReadOnlyAdminMixin:
@@ -83,6 +84,13 @@ class ForeignKeyFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset: QuerySet) -> QuerySet:
         value = self.value() or ""
         return queryset.filter(**{f"{self.field}_id": int(value)}) if value.isdigit() else queryset
+
+
+def progress_bar(percent: int, label: str) -> str:
+    """A job's progress for a changelist column: a bar, then what it counts."""
+    return format_html(
+        '<progress max="100" value="{}" style="width:8em"></progress> {}', percent, label
+    )
 
 
 def sortable_column(attribute: str, description: str) -> Callable[[Any, Any], Any]:

@@ -8,7 +8,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
 
 from curation import qa, services
 from curation.models import (
@@ -18,7 +17,12 @@ from curation.models import (
     LLMEndpoint,
     Manual,
 )
-from manualqa.admin_tools import ExtraViewsMixin, ReadOnlyAdminMixin, ReadOnlyInlineMixin
+from manualqa.admin_tools import (
+    ExtraViewsMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    progress_bar,
+)
 
 
 class GenerateForm(forms.Form):
@@ -95,11 +99,7 @@ class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         label = f"{obj.chunks_done + obj.chunks_failed}/{obj.chunks_total} chunks"
         if obj.status == GenerationRun.Status.SCORING:
             label += f", {obj.pairs_scored}/{obj.pairs_created} pairs scored"
-        return format_html(
-            '<progress max="100" value="{}" style="width:8em"></progress> {}',
-            obj.progress_percent,
-            label,
-        )
+        return progress_bar(obj.progress_percent, label)
 
     @admin.display(description="Est. cost (USD)")
     def cost(self, obj: GenerationRun) -> str:

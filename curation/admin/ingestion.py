@@ -16,7 +16,7 @@ from curation.models import (
     IngestionRun,
     Manual,
 )
-from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, ReadOnlyAdminMixin
+from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, ReadOnlyAdminMixin, progress_bar
 
 
 class IngestForm(forms.Form):
@@ -85,11 +85,7 @@ class IngestionRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         label = f"{obj.pages_done}/{total} pages"
         if obj.status == IngestionRun.Status.EMBEDDING:
             label += f", {obj.chunks_embedded}/{obj.chunks_created} chunks embedded"
-        return format_html(
-            '<progress max="100" value="{}" style="width:8em"></progress> {}',
-            obj.progress_percent,
-            label,
-        )
+        return progress_bar(obj.progress_percent, label)
 
     @admin.display(description="Page errors")
     def page_errors(self, obj: IngestionRun) -> str:

@@ -15,7 +15,8 @@ DEFAULT_QUESTIONS_SYSTEM_PROMPT: Final = (
     "given answers completely on its own."
 )
 
-DEFAULT_QUESTIONS_USER_TEMPLATE: Final = """\
+#: How both default templates show the model a chunk.
+_PASSAGE: Final = """\
 Manual page: {title}
 Section: {heading_path}
 
@@ -23,7 +24,11 @@ Text:
 \"\"\"
 {text}
 \"\"\"
+"""
 
+DEFAULT_QUESTIONS_USER_TEMPLATE: Final = (
+    _PASSAGE
+    + """
 Write a numbered list of up to {count} distinct questions that a car owner might ask and that \
 THIS text alone answers fully. Each question must make sense without seeing the text (name the \
 feature or alert it is about). Do not ask about anything the text does not cover, and do not \
@@ -32,26 +37,22 @@ write the answers.
 Put one question per line, like this:
 1. ...
 2. ..."""
+)
 
 DEFAULT_ANSWER_SYSTEM_PROMPT: Final = (
     "You answer a car owner's questions using only the text from the owner's manual that you "
     "are given. You never add facts that are not in that text."
 )
 
-DEFAULT_ANSWER_USER_TEMPLATE: Final = """\
-Manual page: {title}
-Section: {heading_path}
-
-Text:
-\"\"\"
-{text}
-\"\"\"
-
+DEFAULT_ANSWER_USER_TEMPLATE: Final = (
+    _PASSAGE
+    + """
 Question: {question}
 
 Answer the question using only the text above. Be concise but complete: include every step, \
 condition and warning from the text that the owner needs. If the text does not answer the \
 question, say plainly that the text does not answer it, and do not guess."""
+)
 
 # The placeholders each user template must use, no more and no less: a template without
 # {text} would generate questions about nothing, and an unknown name would fail at run time.

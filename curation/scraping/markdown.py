@@ -205,6 +205,12 @@ class _Renderer:
 
     def blocks(self, node: Tag) -> list[str]:
         """Render a container's children: runs of inline content become paragraphs."""
+        return _merge_label_only_paragraphs(self._flow(node))
+
+    def _flow(self, node: Tag, nested_indent: str | None = None) -> list[str]:
+        """A container's children as blocks, runs of inline content as paragraphs. With
+        ``nested_indent`` the container is a list item: lists inside it nest at that indent,
+        and its paragraphs are list text, never callouts."""
         blocks: list[str] = []
         inline: list[str] = []
 
@@ -212,21 +218,25 @@ class _Renderer:
             paragraph = _tidy_paragraph("".join(inline))
             inline.clear()
             if paragraph:
-                blocks.append(_apply_label(paragraph, None))
+                blocks.append(
+                    paragraph if nested_indent is not None else _apply_label(paragraph, None)
+                )
 
         for child in node.children:
-            if isinstance(child, Tag):
-                if child.name == "br":
-                    inline.append("\n")
-                elif self._is_blockish(child):
-                    flush()
-                    blocks.extend(self.block(child))
-                else:
-                    inline.append(self.inline(child))
+            if isinstance(child, Tag) and nested_indent is not None and child.name in {"ul", "ol"}:
+                flush()
+                nested = self._list(child, nested_indent)
+                if nested:
+                    blocks.append(nested)
+            elif isinstance(child, Tag) and child.name != "br" and self._is_blockish(child):
+                flush()
+                blocks.extend(self.block(child))
+            elif isinstance(child, Tag):
+                inline.append(self.inline(child))
             elif _is_text(child):
                 inline.append(_INLINE_SPACE_RE.sub(" ", str(child)))
         flush()
-        return _merge_label_only_paragraphs(blocks)
+        return blocks
 
     def block(self, tag: Tag) -> list[str]:
         name = tag.name
@@ -290,7 +300,7 @@ class _Renderer:
             marker = f"{number}. " if ordered else "- "
             number += 1
             body: list[str] = []
-            for block in self._item_blocks(item, indent + " " * len(marker)):
+            for block in self._flow(item, nested_indent=indent + " " * len(marker)):
                 body.extend(block.split("\n"))
             if not body:
                 continue
@@ -301,33 +311,6 @@ class _Renderer:
             for line in rest:
                 lines.append(line if line.startswith(nested_indent) else nested_indent + line)
         return "\n".join(lines)
-
-    def _item_blocks(self, item: Tag, indent: str) -> list[str]:
-        """Render a <li>: its own text, then nested lists indented under it."""
-        blocks: list[str] = []
-        inline: list[str] = []
-
-        def flush() -> None:
-            paragraph = _tidy_paragraph("".join(inline))
-            inline.clear()
-            if paragraph:
-                blocks.append(paragraph)
-
-        for child in item.children:
-            if isinstance(child, Tag) and child.name in {"ul", "ol"}:
-                flush()
-                nested = self._list(child, indent)
-                if nested:
-                    blocks.append(nested)
-            elif isinstance(child, Tag) and child.name != "br" and self._is_blockish(child):
-                flush()
-                blocks.extend(self.block(child))
-            elif isinstance(child, Tag):
-                inline.append(self.inline(child))
-            elif _is_text(child):
-                inline.append(_INLINE_SPACE_RE.sub(" ", str(child)))
-        flush()
-        return blocks
 
     def _table(self, table: Tag) -> list[str]:
         blocks: list[str] = []
