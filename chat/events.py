@@ -11,7 +11,7 @@ the API and the chat page stream the same thing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,6 +30,13 @@ __all__ = [
 ]
 
 
+class _Fields:
+    """An event whose payload is its fields, by name."""
+
+    def payload(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
 @dataclass(frozen=True)
 class Started:
     """The question is stored: ``message_id`` is the owner's question message in
@@ -45,7 +52,7 @@ class Started:
 
 
 @dataclass(frozen=True)
-class Citations:
+class Citations(_Fields):
     """The passages the answer rests on, numbered as the prompt numbers them (``n``), each a
     dict as stored in ``Message.citations``. Empty when the assistant declines. In ``direct``
     mode they are the manual's passages closest to the question (``in_prompt`` false): the
@@ -55,12 +62,9 @@ class Citations:
 
     name = "citations"
 
-    def payload(self) -> dict[str, Any]:
-        return {"citations": self.citations}
-
 
 @dataclass(frozen=True)
-class Quote:
+class Quote(_Fields):
     """The quote from the manual (``{"text", "numbers", "words", ...}`` as stored in
     ``Message.quote``), sent before the model's answer so that the owner reads the manual's
     own words first."""
@@ -69,20 +73,14 @@ class Quote:
 
     name = "quote"
 
-    def payload(self) -> dict[str, Any]:
-        return {"quote": self.quote}
-
 
 @dataclass(frozen=True)
-class Token:
+class Token(_Fields):
     """A piece of the answer's text, in order; joined they are the answer."""
 
     text: str
 
     name = "token"
-
-    def payload(self) -> dict[str, Any]:
-        return {"text": self.text}
 
 
 @dataclass(frozen=True)

@@ -373,15 +373,12 @@ def _quote_passages(passages: Sequence[Passage]) -> list[QuotePassage]:
     ]
 
 
+#: What ``Message.quote`` keeps of a composed quote.
+_QUOTE_RECORD = ("text", "numbers", "words", "coverage", "score", "parts")
+
+
 def _quote_record(quote: Quote) -> dict[str, Any]:
-    return {
-        "text": quote.text,
-        "numbers": quote.numbers,
-        "words": quote.words,
-        "coverage": quote.coverage,
-        "score": quote.score,
-        "parts": quote.parts,
-    }
+    return {field: getattr(quote, field) for field in _QUOTE_RECORD}
 
 
 @transaction.atomic
