@@ -84,13 +84,8 @@ class GenerationRunViewSet(
         return Response(GenerationRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     def _transition(self, request: Request, service) -> Response:
-        if not request.user.has_perm("curation.change_generationrun"):
-            return Response(
-                {"detail": "You may not change generation runs."},
-                status=status.HTTP_403_FORBIDDEN,
-            )
         try:
-            run = service(run=self.get_object())
+            run = service(run=self.get_object(), user=request.user)
         except DjangoValidationError as exc:
             raise django_errors(exc) from None
         return Response(GenerationRunSerializer(run).data)

@@ -8,8 +8,9 @@ evaluation, so the Trainer group holds both sets. :func:`roles_ensure` runs afte
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
 
-__all__ = ["REVIEWER_GROUP", "TRAINER_GROUP", "roles_ensure"]
+__all__ = ["REVIEWER_GROUP", "TRAINER_GROUP", "require", "roles_ensure"]
 
 REVIEWER_GROUP = "Reviewer"
 TRAINER_GROUP = "Trainer"
@@ -43,6 +44,17 @@ _TRAINER_PERMISSIONS = {
         "launch_trainingjob",
     ],
 }
+
+
+def require(user, permission: str, refusal: str) -> None:
+    """Raise ``PermissionDenied(refusal)`` unless ``user`` holds ``permission``.
+
+    The one rule services apply, so the admin, the API and the pages refuse the same people.
+    ``user=None`` is the system itself (a management command, the bootstrap, a task acting on
+    a row someone was allowed to make), which may do anything.
+    """
+    if user is not None and not (user.is_active and user.has_perm(permission)):
+        raise PermissionDenied(refusal)
 
 
 def roles_ensure() -> None:

@@ -176,7 +176,7 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
 
     # -- actions -----------------------------------------------------------------------------
 
-    @admin.action(description="Export…")
+    @admin.action(description="Export…", permissions=["view"])
     def export_snapshot(self, request: HttpRequest, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Choose one snapshot to export.", messages.WARNING)
@@ -185,7 +185,7 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
             reverse("admin:training_datasetsnapshot_export", args=[queryset.get().pk])
         )
 
-    @admin.action(description="Compare with…")
+    @admin.action(description="Compare with…", permissions=["view"])
     def compare_snapshots(self, request: HttpRequest, queryset):
         chosen = list(queryset.order_by("version")[:3])
         if len(chosen) > 2 or len({s.manual_id for s in chosen}) != 1:

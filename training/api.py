@@ -265,13 +265,23 @@ class TrainingJobCreateSerializer(serializers.Serializer):
     hyperparameters = serializers.DictField(required=False, default=dict)
 
 
+class TrainingJobPermissions(ModelPermissionsWithView):
+    """Reads need ``view_trainingjob``; a launch needs ``launch_trainingjob``, which the Trainer
+    group holds (``add_trainingjob`` is nobody's: jobs are only made by launching one)."""
+
+    perms_map = {
+        **ModelPermissionsWithView.perms_map,
+        "POST": ["%(app_label)s.launch_%(model_name)s"],
+    }
+
+
 class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Training jobs: read them, launch one (Trainer role), cancel or resume it."""
 
     queryset = TrainingJob.objects.select_related("snapshot", "created_by")
     serializer_class = TrainingJobSerializer
 
-    permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
+    permission_classes = [permissions.IsAuthenticated, TrainingJobPermissions]
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
     def create(self, request: Request) -> Response:

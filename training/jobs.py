@@ -15,12 +15,13 @@ import traceback
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from curation.models import LLMEndpoint
+from manualqa import roles
 from manualqa.jobs import lifecycle, queues, runner
 from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
 
@@ -30,8 +31,7 @@ LOG_TAIL_CHARS = 8000
 
 
 def _require_launcher(user) -> None:
-    if user is not None and not user.has_perm("training.launch_trainingjob"):
-        raise PermissionDenied("Launching training needs the Trainer role.")
+    roles.require(user, "training.launch_trainingjob", "Launching training needs the Trainer role.")
 
 
 def _config_for(preset: str, overrides: dict | None):

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max, Q
 
 from curation.models import Manual, QAPair
+from manualqa import roles
 from manualqa.lib import prompt_formats
 from training.models import DatasetSnapshot, SnapshotPair
 
@@ -130,8 +131,7 @@ def snapshot_create(
     exclude_flagged: bool = False,
 ) -> DatasetSnapshot:
     """Freeze the manual's approved pairs into a new snapshot version."""
-    if user is not None and not user.has_perm("training.add_datasetsnapshot"):
-        raise PermissionDenied("Building datasets needs the Trainer role.")
+    roles.require(user, "training.add_datasetsnapshot", "Building datasets needs the Trainer role.")
     if prompt_format not in DatasetSnapshot.PromptFormat.values:
         raise ValidationError({"prompt_format": f"Unknown prompt format {prompt_format!r}."})
     _check_fractions(train_fraction, eval_fraction, test_fraction)

@@ -110,27 +110,30 @@ class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         names = [doc.source_name for doc in obj.documents.all()]
         return ", ".join(names) if names else "All documents of the manual"
 
+    def has_steer_permission(self, request) -> bool:
+        return request.user.has_perm("curation.change_generationrun")
+
     def _each(self, request, queryset, service, verb: str) -> None:
         done = 0
         for run in queryset:
             try:
-                service(run=run)
-            except ValidationError as exc:
+                service(run=run, user=request.user)
+            except (ValidationError, PermissionDenied) as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.WARNING)
             else:
                 done += 1
         if done:
             self.message_user(request, f"{verb} {done} run(s).", messages.SUCCESS)
 
-    @admin.action(description="Cancel")
+    @admin.action(description="Cancel", permissions=["steer"])
     def cancel_runs(self, request, queryset) -> None:
         self._each(request, queryset, services.generation_run_cancel, "Cancelled")
 
-    @admin.action(description="Resume")
+    @admin.action(description="Resume", permissions=["steer"])
     def resume_runs(self, request, queryset) -> None:
         self._each(request, queryset, services.generation_run_resume, "Resumed")
 
-    @admin.action(description="Retry failed chunks")
+    @admin.action(description="Retry failed chunks", permissions=["steer"])
     def retry_failed_chunks(self, request, queryset) -> None:
         self._each(request, queryset, services.generation_run_retry_failed, "Re-queued")
 

@@ -30,7 +30,7 @@ class ManualAdmin(admin.ModelAdmin):
     list_filter = ("vehicle_make", "vehicle_year")
     actions = ["reingest_from_source_url", "generate_qa_pairs"]
 
-    @admin.action(description="Generate QA pairs…")
+    @admin.action(description="Generate QA pairs…", permissions=["generate"])
     def generate_qa_pairs(self, request: HttpRequest, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Choose one manual to generate from.", messages.WARNING)
@@ -50,7 +50,13 @@ class ManualAdmin(admin.ModelAdmin):
     document_count = sortable_column("_document_count", "Documents")
     chunk_count = sortable_column("_chunk_count", "Chunks")
 
-    @admin.action(description="Re-ingest from the manual's source URL")
+    def has_ingest_permission(self, request) -> bool:
+        return request.user.has_perm("curation.add_ingestionrun")
+
+    def has_generate_permission(self, request) -> bool:
+        return request.user.has_perm("curation.add_generationrun")
+
+    @admin.action(description="Re-ingest from the manual's source URL", permissions=["ingest"])
     def reingest_from_source_url(self, request: HttpRequest, queryset) -> None:
         started = 0
         for manual in queryset:
@@ -100,7 +106,12 @@ class ManualDocumentAdmin(admin.ModelAdmin):
     inlines = [ChunkInline]
     actions = ["generate_qa_pairs"]
 
-    @admin.action(description="Generate QA pairs from the selected documents…")
+    def has_generate_permission(self, request) -> bool:
+        return request.user.has_perm("curation.add_generationrun")
+
+    @admin.action(
+        description="Generate QA pairs from the selected documents…", permissions=["generate"]
+    )
     def generate_qa_pairs(self, request: HttpRequest, queryset):
         manual_ids = set(queryset.values_list("manual_id", flat=True))
         if len(manual_ids) != 1:

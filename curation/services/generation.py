@@ -30,6 +30,7 @@ from curation.models import (
 )
 from curation.qa_pool import ChunkJob, ChunkOutcome, Prompts, run_generation
 from curation.services.qa_pairs import qa_pair_build
+from manualqa import roles
 from manualqa.jobs import lifecycle, queues, runner
 from manualqa.lib.llm import LLMConfigError, make_client
 
@@ -97,6 +98,7 @@ def generation_run_create(
     enqueue: bool = True,
 ) -> GenerationRun:
     """Record a run over the manual's (or the given documents') chunks and queue it on commit."""
+    roles.require(user, "curation.add_generationrun", "Starting generation needs the Trainer role.")
     if not endpoint.is_active:
         raise ValidationError({"endpoint": f"The endpoint {endpoint.name} is switched off."})
     if not 1 <= questions_per_chunk <= 50:
@@ -349,9 +351,18 @@ def generation_run_score(*, run_id: int) -> GenerationRun:
     return run
 
 
+def _require_steer(user) -> None:
+    roles.require(
+        user,
+        "curation.change_generationrun",
+        "Cancelling, resuming or retrying a generation run needs the Trainer role.",
+    )
+
+
 @transaction.atomic
-def generation_run_cancel(*, run: GenerationRun) -> GenerationRun:
+def generation_run_cancel(*, run: GenerationRun, user=None) -> GenerationRun:
     """Cancel a queued run at once, or ask a running one to stop after its calls in flight."""
+    _require_steer(user)
     run = GenerationRun.objects.select_for_update().get(pk=run.pk)
     if run.status == GenerationRun.Status.QUEUED:
         run.status = GenerationRun.Status.CANCELLED
@@ -375,6 +386,7 @@ def generation_run_cancel(*, run: GenerationRun) -> GenerationRun:
 @transaction.atomic
 def generation_run_resume(*, run: GenerationRun, user=None) -> GenerationRun:
     """Queue a stopped, failed or stale run again; only its pending chunks are generated."""
+    _require_steer(user)
     run = GenerationRun.objects.select_for_update().select_related("endpoint").get(pk=run.pk)
     resumable = run.status in (
         GenerationRun.Status.CANCELLED,
@@ -399,8 +411,9 @@ def generation_run_resume(*, run: GenerationRun, user=None) -> GenerationRun:
 
 
 @transaction.atomic
-def generation_run_retry_failed(*, run: GenerationRun) -> GenerationRun:
+def generation_run_retry_failed(*, run: GenerationRun, user=None) -> GenerationRun:
     """Re-run only the chunks that failed, in the same run."""
+    _require_steer(user)
     run = GenerationRun.objects.select_for_update().select_related("endpoint").get(pk=run.pk)
     if not run.is_finished:
         raise ValidationError(f"Run #{run.pk} is still {run.get_status_display().lower()}.")

@@ -24,6 +24,7 @@ from curation.models import DocumentChunk, IngestionRun, Manual, ManualDocument,
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
 from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
+from manualqa import roles
 from manualqa.embedding import embed
 from manualqa.jobs import lifecycle, queues, runner
 from manualqa.lib.embeddings import token_counter
@@ -305,6 +306,9 @@ def ingestion_run_create(
 
     The source is checked now, so a typo is refused with a message instead of a failed job.
     """
+    roles.require(
+        user, "curation.add_ingestionrun", "Ingesting a manual needs the add ingestion run right."
+    )
     source = source.strip()
     if not source:
         raise ValidationError({"source": "Give a URL, a folder or a zip file to ingest."})

@@ -246,3 +246,22 @@ def test_a_preset_that_cannot_be_saved_is_refused_naming_the_problem(
 def test_a_reviewer_cannot_save_a_preset(reviewer):
     with pytest.raises(PermissionDenied):
         jobs.saved_preset_create(user=reviewer, label="Mine", base_preset="cpu_quick")
+
+
+def test_a_trainer_launches_training_through_the_api_and_a_reviewer_cannot(
+    snapshot, trainer, reviewer
+):
+    from rest_framework.test import APIClient
+
+    payload = {"snapshot": snapshot.pk, "preset": "cpu_quick", "hyperparameters": TINY}
+    as_reviewer, as_trainer = APIClient(), APIClient()
+    as_reviewer.force_authenticate(reviewer)
+    as_trainer.force_authenticate(trainer)
+
+    refused = as_reviewer.post("/api/training-jobs/", payload, format="json")
+    launched = as_trainer.post("/api/training-jobs/", payload, format="json")
+
+    assert refused.status_code == 403
+    assert launched.status_code == 201, launched.content
+    job = TrainingJob.objects.get()
+    assert (job.pk, job.created_by, job.status) == (launched.json()["id"], trainer, "queued")

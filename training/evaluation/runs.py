@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from manualqa import roles
 from manualqa.jobs import lifecycle, queues
 from training.evaluation.questions import questions_from_snapshot, questions_parse_jsonl
 from training.evaluation.scoring import DEFAULT_JUDGE_PROMPT
@@ -19,8 +20,9 @@ from training.models import DatasetSnapshot, EvaluationRun
 
 
 def _require_launcher(user) -> None:
-    if user is not None and not user.has_perm("training.launch_trainingjob"):
-        raise PermissionDenied("Running evaluations needs the Trainer role.")
+    roles.require(
+        user, "training.launch_trainingjob", "Running evaluations needs the Trainer role."
+    )
 
 
 def _manual_label(manual) -> str:
