@@ -13,6 +13,7 @@ from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
 from manualqa.jobs.models import CancellableJobRow, JobRow, progress_percent
+from manualqa.lib.key_names import api_key_env_problem
 
 
 class Manual(models.Model):
@@ -226,7 +227,10 @@ class LLMEndpoint(models.Model):
         validators=[
             RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "Give an environment variable's name.")
         ],
-        help_text="Name of the environment variable that holds the API key (never the key).",
+        help_text=(
+            "Name of the environment variable that holds the API key (never the key), such as "
+            "OPENAI_API_KEY; the server's own secrets are refused."
+        ),
     )
     api_version = models.CharField(max_length=50, blank=True, help_text="Azure API version")
     temperature = models.FloatField(default=0.2, validators=[MinValueValidator(0.0)])
@@ -285,6 +289,9 @@ class LLMEndpoint(models.Model):
             errors["model"] = f"No model folder at {self.model}."
         if self.kind == self.Kind.SAGEMAKER and not self.model:
             errors["model"] = "A SageMaker endpoint needs the endpoint's name."
+        key_problem = api_key_env_problem(self.api_key_env, settings.LLM_KEY_ENV_PATTERN)
+        if key_problem:
+            errors["api_key_env"] = key_problem[0].upper() + key_problem[1:] + "."
         if errors:
             raise ValidationError(errors)
 

@@ -23,6 +23,7 @@ from manualqa.env import (
     env_str,
     parse_database_url,
 )
+from manualqa.lib.key_names import DEFAULT_KEY_ENV_PATTERN
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MANUALQA_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -321,6 +322,10 @@ CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+
+# Which environment variables an LLM endpoint may name as its API key (manualqa.lib.key_names):
+# names that look like an API key's; the server's own secrets are refused whatever this says.
+LLM_KEY_ENV_PATTERN = env_str("LLM_KEY_ENV_PATTERN") or DEFAULT_KEY_ENV_PATTERN
 # Optional: lets dataset exports and trained models be pushed to the Hugging Face Hub.
 HF_TOKEN = env_str("HF_TOKEN")
 # With HF_TOKEN, a finished training job uploads its merged model to a private Hub repository

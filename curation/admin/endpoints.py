@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 
 from curation.models import (
     LLMEndpoint,
 )
+from manualqa.lib.key_names import api_key_env_problem
 
 
 @admin.register(LLMEndpoint)
@@ -56,4 +58,7 @@ class LLMEndpointAdmin(admin.ModelAdmin):
 
         if not obj.api_key_env:
             return "not needed" if obj.kind != LLMEndpoint.Kind.AZURE_OPENAI else "missing"
+        if api_key_env_problem(obj.api_key_env, settings.LLM_KEY_ENV_PATTERN):
+            # Not even whether a server secret is set.
+            return f"${obj.api_key_env} may not hold an API key"
         return f"${obj.api_key_env} is {'set' if os.environ.get(obj.api_key_env) else 'NOT set'}"

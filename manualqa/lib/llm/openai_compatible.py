@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import openai
 
+from manualqa.lib.key_names import api_key_env_problem
 from manualqa.lib.llm.limits import RETRYABLE_STATUSES, STATUS_PROBLEMS, Failure, RemoteClient
 from manualqa.lib.llm.tokens import estimate_tokens, messages_tokens
 from manualqa.lib.llm.types import Completion, LLMConfigError, LLMError, StreamDelta, StreamEnd
@@ -27,7 +28,11 @@ DUMMY_API_KEY: Final = "not-needed"
 
 
 def _resolve_api_key(config: EndpointConfig) -> str:
-    """Read the key from the named environment variable, refusing only where one is needed."""
+    """Read the key from the named environment variable, refusing only where one is needed,
+    and never from a variable that may not hold an API key (see :mod:`manualqa.lib.key_names`)."""
+    problem = api_key_env_problem(config.api_key_env)
+    if problem:
+        raise LLMConfigError(f"api_key_env: {problem}")
     key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
     if key:
         return key
