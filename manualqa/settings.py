@@ -322,6 +322,10 @@ CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+# Let crawls reach loopback, private, link-local and reserved addresses. Off by default: a
+# crawl must not reach the server's own services or a cloud metadata endpoint (the sample
+# manual's bootstrap crawl of its own loopback server is allowed on its own).
+CRAWL_ALLOW_PRIVATE_NETWORKS = env_bool("CRAWL_ALLOW_PRIVATE_NETWORKS", False)
 
 # Which environment variables an LLM endpoint may name as its API key (manualqa.lib.key_names):
 # names that look like an API key's; the server's own secrets are refused whatever this says.

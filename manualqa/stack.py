@@ -163,7 +163,8 @@ def test(pytest_args: list[str]) -> int:
     redis_url = _redis_url(default_db=15)
     try:
         stack.ensure_services(redis_url=redis_url)
-        env = {**os.environ, "REDIS_URL": redis_url}
+        # The tests' web servers listen on 127.0.0.1, which crawls may not reach by default.
+        env = {**os.environ, "REDIS_URL": redis_url, "CRAWL_ALLOW_PRIVATE_NETWORKS": "1"}
         return subprocess.call([PYTHON, "-m", "pytest", *pytest_args], cwd=BASE_DIR, env=env)
     finally:
         stack.stop_services()

@@ -290,6 +290,9 @@ def crawl_options(options: dict) -> CrawlOptions:
         max_bytes=int(options.get("max_bytes", settings.CRAWL_MAX_BYTES)),
         min_delay_s=float(options.get("min_delay_s", settings.CRAWL_MIN_DELAY_S)),
         backoff_s=float(options.get("backoff_s", 0.5)),
+        allow_private_networks=bool(
+            options.get("allow_private_networks", settings.CRAWL_ALLOW_PRIVATE_NETWORKS)
+        ),
     )
 
 

@@ -3,14 +3,17 @@ prefix."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
+import socket
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from http.client import IncompleteRead, RemoteDisconnected
+from typing import Final
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
@@ -149,7 +152,11 @@ def _describe_exception(exc: BaseException, timeout_s: float) -> str:
             return "connection dropped mid-response"
         if type(current).__name__ == "ReadTimeoutError":  # urllib3's, raised mid-body
             return f"read timeout after {timeout_s:g}s"
-        if type(current).__name__ == "NameResolutionError" or "getaddrinfo" in str(current):
+        if (
+            isinstance(current, socket.gaierror)
+            or type(current).__name__ == "NameResolutionError"
+            or "getaddrinfo" in str(current)
+        ):
             return "host name could not be resolved"
         children = [current.__cause__, current.__context__, getattr(current, "reason", None)]
         children += [arg for arg in current.args if isinstance(arg, BaseException)]
@@ -194,6 +201,85 @@ def _plural(count: int, word: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Addresses (the SSRF guard)
+
+
+def public_address(url: str, *, allow_private: bool = False) -> str:
+    """The address to connect to for ``url``'s host, resolved once and checked.
+
+    Raises :class:`SourceError` when the host resolves to a loopback, private, link-local,
+    shared (CGNAT), multicast or otherwise reserved address, unless ``allow_private``: a crawl
+    must not reach the server's own services or its cloud's metadata endpoint, and whatever it
+    fetches is published. The caller
+    connects to the returned address, so a second lookup cannot answer differently (DNS
+    rebinding). Raises ``socket.gaierror`` when the name cannot be resolved.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [info[4][0] for info in infos]
+    if not addresses:
+        raise socket.gaierror(f"{host} has no address")
+    if not allow_private:
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+            mapped = getattr(ip, "ipv4_mapped", None) or ip
+            if not mapped.is_global or mapped.is_multicast:
+                raise SourceError(
+                    f"refused to crawl {host}: it resolves to {address}, "
+                    f"{_address_kind(mapped)}, which a crawl may not reach (set "
+                    "CRAWL_ALLOW_PRIVATE_NETWORKS=1 to allow private networks)"
+                )
+    return addresses[0]
+
+
+_SHARED_NETWORK: Final = ipaddress.ip_network("100.64.0.0/10")
+
+
+def _address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    for kind, test in (
+        ("a loopback address", ip.is_loopback),
+        ("a link-local address", ip.is_link_local),
+        ("a multicast address", ip.is_multicast),
+        ("an unspecified address", ip.is_unspecified),
+        ("a shared (carrier-grade NAT) address", ip in _SHARED_NETWORK),
+        ("a private address", ip.is_private),
+    ):
+        if test:
+            return kind
+    return "a reserved address"
+
+
+class _PinnedAdapter(requests.adapters.HTTPAdapter):
+    """Connects to the address :func:`public_address` checked for the host, not to whatever
+    a second DNS lookup says, while the request keeps the host's name (``Host`` header, TLS
+    server name and certificate check)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pins: dict[str, str] = {}
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        host = host_params["host"]
+        pinned = self.pins.get(host)
+        if pinned is not None:
+            host_params["host"] = pinned
+            if host_params["scheme"] == "https":
+                pool_kwargs["server_hostname"] = host
+                pool_kwargs["assert_hostname"] = host
+        return host_params, pool_kwargs
+
+    def send(self, request, **kwargs):
+        netloc = urlsplit(request.url).netloc
+        request.headers.setdefault("Host", netloc.rsplit("@", 1)[-1])
+        return super().send(request, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
 # Crawler
 
 
@@ -230,17 +316,27 @@ class _Crawler:
         self._throttle = _Throttle(options.min_delay_s)
         self._robots: RobotFileParser | None = None  # None means everything is allowed
         self._headers = {"User-Agent": options.user_agent}
+        self._pins: _PinnedAdapter | None = None  # on the crawler's own session only
 
     # -- public entry --------------------------------------------------------------------
 
     def run(self) -> Iterator[RawPage]:
         own_session = self._session is None
-        session = self._session or requests.Session()
+        session = self._session or self._new_session()
         try:
             yield from self._crawl(session)
         finally:
             if own_session:
                 session.close()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        # No proxies or ~/.netrc from the environment: the crawl goes where it was checked.
+        session.trust_env = False
+        self._pins = _PinnedAdapter()
+        session.mount("http://", self._pins)
+        session.mount("https://", self._pins)
+        return session
 
     def _crawl(self, session: requests.Session) -> Iterator[RawPage]:
         logger.info("crawling %s (prefix %s)", self.start, self.prefix)
@@ -380,6 +476,10 @@ class _Crawler:
             self._throttle.wait()
             started = time.monotonic()
             try:
+                # Checked before every request, redirects included (SourceError ends the crawl).
+                address = public_address(url, allow_private=options.allow_private_networks)
+                if self._pins is not None:
+                    self._pins.pins[urlsplit(url).hostname or ""] = address
                 response = session.get(
                     url,
                     headers=self._headers,
@@ -387,7 +487,7 @@ class _Crawler:
                     stream=True,  # so that size and type are checked before the body is read
                     allow_redirects=False,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (requests.ConnectionError, requests.Timeout, socket.gaierror) as exc:
                 last_status = None
                 last_error = "unreachable: " + _describe_exception(exc, options.timeout_s)
             else:

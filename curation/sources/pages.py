@@ -47,3 +47,6 @@ class CrawlOptions:
     min_delay_s: float = 0.2  # minimum gap between the starts of two requests to the host
     user_agent: str = "ManualQA-Crawler/1.0 (+https://github.com/manualqa)"
     respect_robots: bool = True
+    # Crawl hosts that resolve to loopback, private, link-local or reserved addresses (the
+    # bundled sample's loopback server, a test server); off, they are refused (SSRF guard).
+    allow_private_networks: bool = False

@@ -45,6 +45,7 @@ FAST = CrawlOptions(
     max_backoff_s=2.0,
     min_delay_s=0.0,
     max_bytes=10_000,
+    allow_private_networks=True,  # the test servers listen on 127.0.0.1
 )
 
 

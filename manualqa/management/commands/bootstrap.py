@@ -63,7 +63,10 @@ class Command(BaseCommand):
             )
             start_url = f"http://127.0.0.1:{server.server_port}/manual/index.html"
             run = services.ingestion_run_create(
-                manual=manual, source=start_url, options={"min_delay_s": 0}, enqueue=False
+                manual=manual,
+                source=start_url,
+                options={"min_delay_s": 0, "allow_private_networks": True},
+                enqueue=False,
             )
             self.stdout.write(f"Ingesting the sample manual ({start_url}) ...")
             run = services.ingestion_run_execute(run_id=run.pk)
