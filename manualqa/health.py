@@ -1,7 +1,15 @@
-"""Health checks of the services ManualQA depends on, for ``GET /healthz``."""
+"""Health checks of the services ManualQA depends on, for ``GET /healthz``.
+
+Anyone may ask whether the site is up (:func:`site_ok`: the database and Redis answer); only
+staff, or a monitor holding ``HEALTHZ_TOKEN``, see the details (:func:`health_report`:
+versions, worker names and queues, driver errors). The Celery probe is a broadcast that waits
+for its whole timeout, so its answer is kept for ``HEALTHZ_CELERY_CACHE_S`` seconds.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from django.conf import settings
@@ -41,6 +49,20 @@ def redis_status() -> dict[str, Any]:
     return {"ok": True, "version": info.get("redis_version")}
 
 
+_celery_cache: dict[str, Any] = {}
+_celery_lock = threading.Lock()
+
+
+def celery_status_cached() -> dict[str, Any]:
+    """:func:`celery_status`, probed at most once per ``HEALTHZ_CELERY_CACHE_S`` seconds per
+    process (concurrent callers wait for the one probe rather than each broadcasting)."""
+    with _celery_lock:
+        fresh = time.monotonic() - _celery_cache.get("at", float("-inf"))
+        if fresh >= settings.HEALTHZ_CELERY_CACHE_S or "status" not in _celery_cache:
+            _celery_cache.update(status=celery_status(), at=time.monotonic())
+        return _celery_cache["status"]
+
+
 def celery_status(timeout: float = 1.0) -> dict[str, Any]:
     """The live Celery workers and the queues each one consumes."""
     from manualqa.celery import app
@@ -55,6 +77,11 @@ def celery_status(timeout: float = 1.0) -> dict[str, Any]:
     return {"ok": bool(workers), "workers": workers}
 
 
+def site_ok() -> bool:
+    """Whether the site can serve: the database and Redis answer (what anyone may know)."""
+    return bool(database_status()["ok"] and redis_status()["ok"])
+
+
 def health_report() -> dict[str, Any]:
     """All checks together. ``ok`` is false when the database or Redis is down.
 
@@ -63,7 +90,11 @@ def health_report() -> dict[str, Any]:
     """
     database = database_status()
     redis = redis_status()
-    celery = celery_status() if redis["ok"] else {"ok": False, "workers": {}, "error": "no broker"}
+    celery = (
+        celery_status_cached()
+        if redis["ok"]
+        else {"ok": False, "workers": {}, "error": "no broker"}
+    )
     return {
         "ok": database["ok"] and redis["ok"],
         "database": database,

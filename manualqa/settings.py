@@ -170,6 +170,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# /healthz tells anyone only whether the site is up; staff, and monitors that send this token as
+# "Authorization: Bearer <token>", get the details. The Celery probe is cached this long.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+HEALTHZ_CELERY_CACHE_S = env_float("HEALTHZ_CELERY_CACHE_S", 15.0)
 
 # --- Logging --------------------------------------------------------------------------------------
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
