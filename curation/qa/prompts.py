@@ -71,7 +71,9 @@ def validate_template(template: str, required: set[str] | frozenset[str]) -> Non
     Placeholders with attribute or index access (``{text.upper}``, ``{text[0]}``), positional
     ones (``{}``, ``{0}``) and conversions or format specs on unknown names count as unknown:
     templates come from users, and ``str.format`` attribute access is a known way to reach
-    objects that a template has no business reaching.
+    objects that a template has no business reaching. A conversion or format spec on a known
+    name (``{text!r}``, ``{text:>300000000}``) is refused too: a width can make one chunk's
+    prompt hundreds of megabytes.
     """
     try:
         parsed = list(string.Formatter().parse(template))
@@ -97,6 +99,13 @@ def validate_template(template: str, required: set[str] | frozenset[str]) -> Non
             unknown.append(field_name)
     missing = sorted(set(required) - set(used))
     complaints = []
+    dressed = [
+        "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        for _literal, field, spec, conversion in parsed
+        if field is not None and (spec or conversion)
+    ]
+    if dressed:
+        complaints.append(f"placeholders take no format spec or conversion: {', '.join(dressed)}")
     if unknown:
         names = ", ".join("{" + name + "}" for name in unknown)
         complaints.append(f"unknown placeholder(s) {names}")

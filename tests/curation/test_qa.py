@@ -172,7 +172,25 @@ def test_questions_messages_refuse_a_count_below_one() -> None:
 
 
 def test_validate_template_accepts_repeated_placeholders_and_doubled_braces() -> None:
-    validate_template('{text} again {text}; JSON: {{"q": "..."}} {count:d}', {"text", "count"})
+    validate_template('{text} again {text}; JSON: {{"q": "..."}} {count}', {"text", "count"})
+
+
+@pytest.mark.parametrize("template", ["{text:>9} {count}", "{text!r} {count}", "{text} {count:d}"])
+def test_validate_template_rejects_format_specs(template: str) -> None:
+    """A width is enough to make one prompt hundreds of megabytes (security review L3)."""
+    with pytest.raises(ValueError, match="take no format spec or conversion"):
+        validate_template(template, {"text", "count"})
+
+
+def test_a_huge_width_never_reaches_format() -> None:
+    with pytest.raises(ValueError, match=r"\{text:>300000000\}"):
+        answer_messages(
+            title="T",
+            heading_path="H",
+            text="x",
+            question="q",
+            user_template="{title}{heading_path}{text:>300000000}{question}",
+        )
 
 
 def test_validate_template_names_unknown_and_missing_placeholders() -> None:
