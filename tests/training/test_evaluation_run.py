@@ -661,6 +661,21 @@ def test_the_report_exports_csv_and_json(client, evaluator, judged_run):
     )
 
 
+def test_csv_export_neutralises_formulas(client, evaluator, judged_run):
+    item = judged_run.items.order_by("position", "id").first()
+    item.question = '=HYPERLINK("https://evil.example","tyres")'
+    item.answer = "+1 then @SUM(A1)"
+    item.save(update_fields=["question", "answer"])
+    client.force_login(evaluator)
+
+    as_csv = client.get(reverse("training:evaluation_export", args=[judged_run.pk, "csv"]))
+
+    first = list(csv.DictReader(io.StringIO(as_csv.content.decode())))[0]
+    assert first["question"] == '\'=HYPERLINK("https://evil.example","tyres")'
+    assert first["answer"] == "'+1 then @SUM(A1)"
+    assert float(first["token_f1"]) >= 0  # numbers stay numbers
+
+
 def test_the_job_page_links_to_the_evaluations_of_its_model(client, evaluator, judged_run, fake):
     from tests.training.conftest import add_pairs, build_manual
     from training import services as training_services

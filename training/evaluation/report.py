@@ -287,8 +287,21 @@ _CSV_METRICS = (
 )
 
 
+#: What a spreadsheet reads as the start of a formula (security review L7).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: questions and answers come from owners and
+    models, and ``=HYPERLINK(...)`` in a cell would otherwise run when a reviewer opens it."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def evaluation_run_csv(run: EvaluationRun) -> str:
-    """A row per answer: the question, the answer, and every per-answer metric."""
+    """A row per answer: the question, the answer, and every per-answer metric; text cells
+    that a spreadsheet would run as a formula are quoted with a leading apostrophe."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([*_CSV_FIXED, *_CSV_METRICS, "failures"])
@@ -302,5 +315,5 @@ def evaluation_run_csv(run: EvaluationRun) -> str:
             row.append("" if value is None else value)
         row += ["" if item.metrics.get(key) is None else item.metrics[key] for key in _CSV_METRICS]
         row.append("; ".join(record["failures"]))
-        writer.writerow(row)
+        writer.writerow([_cell(value) for value in row])
     return out.getvalue()
