@@ -7,12 +7,30 @@ silently falling back to a default (the healthchecks ``envbool``/``envint`` patt
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+
+
+def secret_file(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in ``path``, made with ``make()`` the first time.
+
+    The file is created with mode 0600 in one step (``O_CREAT | O_EXCL``), so it is never
+    readable by others, not even for a moment, and when two processes start at once only one
+    writes it and both use that one's secret.
+    """
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(make() + "\n")
+    return path.read_text().strip()
 
 
 def env_str(name: str, default: str = "") -> str:

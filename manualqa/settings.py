@@ -22,6 +22,7 @@ from manualqa.env import (
     env_list,
     env_str,
     parse_database_url,
+    secret_file,
 )
 from manualqa.lib.key_names import DEFAULT_KEY_ENV_PATTERN
 
@@ -36,11 +37,7 @@ def _secret_key() -> str:
     configured = env_str("SECRET_KEY")
     if configured:
         return configured
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return secret_file(VAR_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 
 SECRET_KEY = _secret_key()

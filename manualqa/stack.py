@@ -114,7 +114,7 @@ def run() -> int:
     try:
         stack.ensure_services(redis_url=redis_url)
         env = {**os.environ, "REDIS_URL": redis_url}
-        code = subprocess.call([PYTHON, "manage.py", "bootstrap"], cwd=BASE_DIR, env=env)
+        code = subprocess.call([PYTHON, "manage.py", "bootstrap", "--demo"], cwd=BASE_DIR, env=env)
         if code != 0:
             say("Bootstrap failed; see above.")
             return code
@@ -143,7 +143,7 @@ def run() -> int:
         say(f"ManualQA is at http://{host}:{port}/  (admin: http://{host}:{port}/admin/)")
         password_file = stack.var_dir / "demo_admin_password"
         if password_file.exists():
-            say(f"Demo superuser: admin / {password_file.read_text().strip()}")
+            say(f"Demo superuser: admin (password in {password_file})")
         say("Press Ctrl-C to stop everything this command started.")
         while not interrupted:
             for name, process in stack.children:

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from chat import services as chat_services
 from curation import services
 from curation.models import IngestionRun, LLMEndpoint, Manual
+from manualqa.env import secret_file
 
 # Created by curation's migration 0004: the bundled SmolLM2-135M-Instruct.
 DEFAULT_ENDPOINT_NAME = "Local SmolLM2-135M"
@@ -27,13 +28,19 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 class Command(BaseCommand):
     help = (
-        "Migrate, ingest the bundled sample manual if it is missing, create the default chat "
-        "assistant over it, and create the demo superuser (its password is printed once and "
-        "saved under var/)."
+        "Migrate, ingest the bundled sample manual if it is missing, and create the default "
+        "chat assistant over it; with --demo, also the demo superuser (its password is printed "
+        "once and kept in var/demo_admin_password, mode 0600, until it is changed)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--no-sample", action="store_true", help="Skip the sample manual")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Create the demo superuser 'admin' (make run asks for it; a deployment should "
+            "create its own with createsuperuser)",
+        )
 
     def handle(self, *args, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -41,7 +48,8 @@ class Command(BaseCommand):
         if not options["no_sample"]:
             self._ingest_sample()
             self._default_assistant()
-        self._demo_superuser()
+        if options["demo"]:
+            self._demo_superuser()
 
     def _ingest_sample(self) -> None:
         manual = Manual.objects.filter(name=settings.SAMPLE_MANUAL_NAME).first()
@@ -90,17 +98,22 @@ class Command(BaseCommand):
         self.stdout.write(f"Default chat assistant: {assistant.name} ({generator}).")
 
     def _demo_superuser(self) -> None:
+        """Create ``admin`` with a random password, printed this once and kept (0600) in
+        var/demo_admin_password for as long as it is the password; later runs only point at
+        the file, and drop it once the password has been changed."""
         user_model = get_user_model()
         password_file = settings.VAR_DIR / "demo_admin_password"
-        if user_model.objects.filter(username="admin").exists():
-            if password_file.exists():
-                password = password_file.read_text().strip()
-                self.stdout.write(f"Demo superuser: admin / {password}")
-            else:
+        admin = user_model.objects.filter(username="admin").first()
+        if admin is not None:
+            if not password_file.exists():
                 self.stdout.write("Demo superuser 'admin' exists.")
+            elif admin.check_password(password_file.read_text().strip()):
+                self.stdout.write(f"Demo superuser: admin (password in {password_file})")
+            else:
+                password_file.unlink()
+                self.stdout.write("Demo superuser 'admin' has a password of its own now.")
             return
-        password = secrets.token_urlsafe(12)
+        password_file.unlink(missing_ok=True)
+        password = secret_file(password_file, lambda: secrets.token_urlsafe(12))
         user_model.objects.create_superuser("admin", "admin@example.com", password)
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
         self.stdout.write(self.style.SUCCESS(f"Created demo superuser: admin / {password}"))
