@@ -6,8 +6,11 @@ through ``chat.selectors`` with the owner, so nobody reads another owner's conve
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q
 from django.http import HttpRequest
 
@@ -45,10 +48,19 @@ class Owner:
 
     @property
     def rate_key(self) -> str:
-        """What a rate limit counts: the user, else the client's IP, else the session."""
+        """What a rate limit counts: the user, else the client's IP (an IPv6 client by its
+        /64, which one host gets whole). Never the session: a new one is free for the asking,
+        so anonymous owners with no known IP share one bucket instead."""
         if self.user_id is not None:
             return f"user:{self.user_id}"
-        return f"ip:{self.client_ip}" if self.client_ip else f"session:{self.session_key}"
+        if not self.client_ip:
+            return "ip:unknown"
+        address = ipaddress.ip_address(self.client_ip)
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.ipv4_mapped is not None:
+                return f"ip:{address.ipv4_mapped}"
+            return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+        return f"ip:{address}"
 
     def conversations_q(self, prefix: str = "") -> Q:
         """The filter that matches this owner's conversations (through ``prefix``)."""
@@ -57,17 +69,66 @@ class Owner:
         return Q(**{f"{prefix}owner__isnull": True, f"{prefix}session_key": self.session_key})
 
 
+def client_ip(request: HttpRequest) -> str:
+    """The address of the client behind the request, or "" when it cannot be known.
+
+    The peer (``REMOTE_ADDR``) is the client, unless it is one of ``TRUSTED_PROXIES`` (addresses
+    or networks; "unix" for a proxy on a unix socket, where the peer is empty). Then the
+    client is the right-most ``X-Forwarded-For`` hop that is not itself a trusted proxy:
+    proxies append the address they saw, so hops left of the last untrusted one are whatever
+    the client claimed, and believing them would let anyone pick their own rate-limit bucket.
+    """
+    trusted = _trusted_proxies()
+    peer = request.META.get("REMOTE_ADDR", "").strip()
+    if not _is_trusted(peer, trusted):
+        return _valid_ip(peer)
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [hop for hop in hops if hop]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return _valid_ip(hop)
+    return _valid_ip(hops[0]) if hops else _valid_ip(peer)
+
+
+def _trusted_proxies() -> list:
+    networks = []
+    for entry in settings.TRUSTED_PROXIES:
+        if entry == "unix":
+            networks.append(entry)
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"TRUSTED_PROXIES: {entry!r} is not an address") from exc
+    return networks
+
+
+def _is_trusted(address: str, trusted: list) -> bool:
+    if not address:
+        return "unix" in trusted
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(not isinstance(net, str) and ip in net for net in trusted)
+
+
+def _valid_ip(address: str) -> str:
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return ""
+
+
 def owner_from_request(request: HttpRequest) -> Owner:
     """The request's owner; an anonymous visitor gets a session (saved now) to own things by.
 
-    The client IP is ``REMOTE_ADDR``: ManualQA's gunicorn serves clients directly. Behind a
-    proxy, have the proxy set ``REMOTE_ADDR`` (e.g. gunicorn's ``--forwarded-allow-ips``), as
-    trusting ``X-Forwarded-For`` blindly would let anyone pick their own rate-limit bucket.
+    Rate limits count per user, else per :func:`client_ip`.
     """
-    client_ip = request.META.get("REMOTE_ADDR", "")
+    address = client_ip(request)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
-        return Owner.for_user(user, client_ip=client_ip)
+        return Owner.for_user(user, client_ip=address)
     if not request.session.session_key:
         request.session.save()
     session_key = request.session.session_key
@@ -76,4 +137,4 @@ def owner_from_request(request: HttpRequest) -> Owner:
     # (chat.receivers).
     if request.session.get(ANONYMOUS_SESSION_FIELD) != session_key:
         request.session[ANONYMOUS_SESSION_FIELD] = session_key
-    return Owner.for_session(session_key, client_ip=client_ip)
+    return Owner.for_session(session_key, client_ip=address)

@@ -311,6 +311,9 @@ if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_RATE_L
         "(PERIOD: s, min, hour or day)"
     )
 CHAT_RATE_LIMIT_PREFIX = "manualqa:chat:rate:"
+# The reverse proxies in front of the site (addresses or networks, comma-separated; "unix" for
+# one on a unix socket). Only from these is X-Forwarded-For believed (chat.owners.client_ip).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
 # Earlier question/answer turns given to a RAG prompt, for follow-up questions.
 CHAT_HISTORY_TURNS = env_int("CHAT_HISTORY_TURNS", 2, minimum=0)
 # Retrieve a follow-up question together with the owner's previous question as well as alone
