@@ -205,6 +205,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Manuals, QA pairs, generation runs, datasets, training and chat.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its docs page are for staff: they map every endpoint (security review L1).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
     # Several models have a ``status`` field with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "GenerationRunStatusEnum": "curation.models.GenerationRun.Status",

@@ -33,10 +33,7 @@ from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from chat.services.checks import question_validate, rate_limit_check
 from chat.services.clients import _client_for
-from chat.services.errors import (
-    AssistantUnavailable,
-    ConversationMismatch,
-)
+from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
 from curation.models import LLMEndpoint
 from manualqa.lib import prompt_formats
 from manualqa.lib.llm import LLMError
@@ -161,9 +158,17 @@ def _answer_events(
         logger.exception("chat answer to message %s failed", question_message.pk)
         if state.recorded:
             raise
-        error = f"The assistant failed: {type(exc).__name__}: {exc}"
-        message = _answer_record(state, conversation, question_message, content="", error=error)
+        error, detail = owner_error("The assistant failed", f"{type(exc).__name__}: {exc}")
+        message = _answer_record(
+            state, conversation, question_message, content="", error=error, checks=detail
+        )
         yield Failed(error=error, message=message)
+
+
+def _model_label(model: str) -> str:
+    """The model as an answer names it to its owner: a local model by its folder's name, never
+    the server's path to it (security review L1)."""
+    return Path(model).name if model.startswith(("/", "~", ".")) or "\\" in model else model
 
 
 def answer_policy(assistant: Assistant) -> answering.AnswerPolicy:
@@ -288,15 +293,16 @@ def _answer_body(
                 state.shown()
                 yield Token(_token_text(verdict.text))
     except LLMError as exc:
-        error = f"The model could not answer: {exc.message}"
+        error, detail = owner_error("The model could not answer", exc.message)
         message = record(
             content="",
             error=error,
+            checks=detail,
             citations=citations,
             retrieval=retrieval,
             quote={**quote_record, "shown": False},
             raw_content=generation.raw if generation else "",
-            model=endpoint.model or endpoint.name,
+            model=_model_label(endpoint.model or endpoint.name),
         )
         yield Failed(error=error, message=message)
         return
@@ -326,7 +332,9 @@ def _answer_body(
         verification=[verdict.as_dict() for verdict in verification.verdicts],
         looped=bool(generation and generation.looped),
         checks=checks,
-        model=(completion.model if completion else "") or endpoint.model or endpoint.name,
+        model=_model_label(
+            (completion.model if completion else "") or endpoint.model or endpoint.name
+        ),
         prompt_tokens=completion.tokens_in if completion else None,
         completion_tokens=completion.tokens_out if completion else None,
     )
@@ -494,7 +502,10 @@ def _citations(
                 "document_id": passage.document_id,
                 "manual_id": passage.manual_id,
                 "source_name": passage.source_name,
-                "source_url": passage.source_url,
+                # A local ingest's file:// path is the server's business (security review L1).
+                "source_url": passage.source_url
+                if passage.source_url.startswith(("http://", "https://"))
+                else "",
                 "title": passage.title,
                 "heading_path": passage.heading_path,
                 "score": passage.similarity,

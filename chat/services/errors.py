@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
+
+logger = logging.getLogger("chat.services")
+
 # --------------------------------------------------------------------------------------------
 # Errors
 
@@ -59,3 +64,18 @@ class FeedbackInvalid(ChatError):
 
 class PreferenceInvalid(ChatError):
     code = "preference_invalid"
+
+
+def owner_error(what: str, detail: str) -> tuple[str, dict[str, str]]:
+    """What the owner reads when an answer fails, and what the record keeps for staff.
+
+    The detail (an upstream URL, an HTTP body, an exception's text) is for developers: it is
+    logged and kept in the answer's ``checks`` under ``error_detail`` (the admin shows it), and
+    the owner gets a reference to quote instead (security review L1).
+    """
+    reference = secrets.token_hex(4)
+    logger.warning("chat answer failed (reference %s): %s", reference, detail)
+    error = (
+        f"{what} (reference {reference}). Try again later, or tell the site's staff that reference."
+    )
+    return error, {"error_detail": detail, "error_reference": reference}

@@ -359,7 +359,11 @@ def test_a_model_failure_stores_the_reason_and_no_answer_text(sample_manual, fak
     assert isinstance(events[-1], Failed)
     message = events[-1].message
     assert message.content == ""
-    assert "The model could not answer" in message.error and "HTTP 400" in message.error
+    # The owner reads a reference; the upstream detail is kept for staff (security review L1).
+    assert message.error.startswith("The model could not answer (reference ")
+    assert "HTTP 400" not in message.error and "http" not in message.error
+    assert "HTTP 400" in message.checks["error_detail"]
+    assert message.checks["error_reference"] in message.error
     assert events[-1].error == message.error
 
 
@@ -482,5 +486,5 @@ def test_an_endpoint_that_cannot_work_fails_the_answer_with_its_reason(sample_ma
     )
 
     assert isinstance(events[-1], Failed)
-    assert "the OpenAI API needs a key" in events[-1].message.error
+    assert "the OpenAI API needs a key" in events[-1].message.checks["error_detail"]
     assert events[-1].message.content == ""

@@ -126,7 +126,8 @@ def test_a_failed_model_is_a_502_carrying_the_stored_error(manual, fake):
 
     assert response.status_code == 502
     body = response.json()
-    assert body["answer"] == "" and "HTTP 401" in body["error"]
+    assert body["answer"] == "" and body["error"].startswith("The model could not answer")
+    assert "HTTP 401" not in body["error"] and fake.base_url not in body["error"]
 
 
 def test_a_too_long_question_is_a_400_naming_the_limit(assistant, settings):
@@ -326,3 +327,18 @@ def test_the_assistant_list_shows_active_assistants_default_first(assistant, man
     names = [a["name"] for a in APIClient().get("/api/chat/assistants/").json()]
 
     assert names == ["Zed default", "Extractive"]
+
+
+def test_answer_payload_never_contains_a_filesystem_path(assistant, manual):
+    """Security review L1: a local ingest's file:// source and a local model's folder are the
+    server's business, not the owner's."""
+    from chat.services.answering import _model_label
+
+    manual.documents.update(source_url="file:///srv/private/manuals/tires.md")
+
+    body = ask(APIClient(), assistant).json()
+
+    assert body["citations"] and all(c["source_url"] == "" for c in body["citations"])
+    assert "/srv/private" not in json.dumps(body)
+    assert _model_label("/srv/models/job-7/merged") == "merged"
+    assert _model_label("gpt-4o-mini") == "gpt-4o-mini"
