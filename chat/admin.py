@@ -80,6 +80,7 @@ class ConversationAdmin(_ReadOnlyAdmin):
     list_filter = ("assistant",)
     search_fields = ("title",)
     raw_id_fields = ("owner",)
+    exclude = ("session_key",)  # an anonymous owner's session, digested; still no one's to see
     inlines = [MessageInline]
 
     def get_queryset(self, request):
@@ -297,6 +298,7 @@ class FeedbackAdmin(_ReadOnlyAdmin):
     list_filter = ("rating",)
     search_fields = ("comment", "message__content")
     raw_id_fields = ("message", "qa_pair", "user")
+    exclude = ("session_key",)
 
     @admin.display(description="Comment")
     def short_comment(self, obj: Feedback) -> str:
@@ -321,6 +323,7 @@ class PreferenceAdmin(_ReadOnlyAdmin):
     list_filter = ("chosen", "assistant_a", "assistant_b")
     search_fields = ("question",)
     raw_id_fields = ("message_a", "message_b", "user")
+    exclude = ("session_key",)
 
     @admin.display(description="Question")
     def short_question(self, obj: Preference) -> str:

@@ -6,6 +6,8 @@ through ``chat.selectors`` with the owner, so nobody reads another owner's conve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 from dataclasses import dataclass
 
@@ -14,8 +16,19 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q
 from django.http import HttpRequest
 
-#: Session data field holding the key under which this browser asked anonymously.
+#: Session data field holding the key (digested) under which this browser asked anonymously.
 ANONYMOUS_SESSION_FIELD = "chat_anonymous_session"
+
+
+def session_digest(session_key: str) -> str:
+    """What chat rows store for an anonymous owner's session: an HMAC of its key, never the key
+    (security review L6). Whoever reads the rows (staff, a database backup) cannot take over
+    the owner's browser session with it; the server recomputes it from the cookie."""
+    return hmac.new(settings.SECRET_KEY.encode(), session_key.encode(), hashlib.sha256).hexdigest()
+
+
+def is_session_digest(value: str) -> bool:
+    return len(value) == 64 and all(character in "0123456789abcdef" for character in value)
 
 
 @dataclass(frozen=True)
@@ -131,7 +144,7 @@ def owner_from_request(request: HttpRequest) -> Owner:
         return Owner.for_user(user, client_ip=address)
     if not request.session.session_key:
         request.session.save()
-    session_key = request.session.session_key
+    session_key = session_digest(request.session.session_key)
     # Kept inside the session's data, which survives the new key Django gives a session at
     # sign-in, so the conversations begun anonymously can follow the owner into the account
     # (chat.receivers).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chat import services
-from chat.owners import ANONYMOUS_SESSION_FIELD
+from chat.owners import ANONYMOUS_SESSION_FIELD, is_session_digest, session_digest
 
 
 def claim_anonymous_conversations(sender, request, user, **kwargs) -> None:
@@ -17,4 +17,7 @@ def claim_anonymous_conversations(sender, request, user, **kwargs) -> None:
         return
     session_key = session.pop(ANONYMOUS_SESSION_FIELD, None)
     if session_key:
+        # A session begun before keys were digested holds the raw key.
+        if not is_session_digest(session_key):
+            session_key = session_digest(session_key)
         services.conversations_claim(user=user, session_key=session_key)

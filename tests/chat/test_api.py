@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from chat.models import Conversation, Feedback, Message
+from chat.owners import session_digest
 from curation.models import QAPair
 from tests.chat.support import make_assistant, openai_endpoint, tiny_manual
 from tests.fakeopenai import FakeOpenAI, fake_token_count
@@ -71,7 +72,10 @@ def test_an_anonymous_owner_gets_an_answer_with_citations_and_timings(assistant)
     assert body["citations"][0]["source_name"] == "tires.md"
     assert body["latency_ms"] >= 0 and "prompt_tokens" in body and "completion_tokens" in body
     conversation = Conversation.objects.get(pk=body["conversation"])
-    assert conversation.owner is None and conversation.session_key == client.session.session_key
+    assert conversation.owner is None
+    # The row keeps a digest of the session key, never the key (security review L6).
+    assert conversation.session_key == session_digest(client.session.session_key)
+    assert client.session.session_key not in conversation.session_key
 
 
 def test_the_default_assistant_answers_when_none_is_named(manual):
@@ -342,3 +346,22 @@ def test_answer_payload_never_contains_a_filesystem_path(assistant, manual):
     assert "/srv/private" not in json.dumps(body)
     assert _model_label("/srv/models/job-7/merged") == "merged"
     assert _model_label("gpt-4o-mini") == "gpt-4o-mini"
+
+
+def test_the_migration_digests_raw_session_keys_it_finds(assistant):
+    """Rows stored before keys were digested get the digest; others are left alone."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("chat.migrations.0003_digest_session_keys")
+    raw = "abcdefghij0123456789klmnopqrstuv"
+    old = Conversation.objects.create(assistant=assistant, session_key=raw)
+    evaluation = Conversation.objects.create(assistant=assistant, session_key="evaluation-run-7")
+
+    migration.digest_session_keys(apps, None)
+
+    old.refresh_from_db()
+    evaluation.refresh_from_db()
+    assert old.session_key == session_digest(raw)
+    assert evaluation.session_key == "evaluation-run-7"

@@ -25,7 +25,7 @@ from django.utils.html import escape
 
 from chat import services
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
-from chat.owners import Owner
+from chat.owners import Owner, session_digest
 from curation.models import QAPair
 from tests.chat.support import make_assistant, openai_endpoint, tiny_manual
 from tests.conftest import BASE_DIR, database_url, wait_for
@@ -410,7 +410,7 @@ def test_a_failed_answer_shows_the_reason(assistant, fake):
 def test_an_answer_the_owner_left_says_it_was_interrupted(assistant):
     client = Client()
     client.get(reverse("chat:compare"))  # the browser's session
-    owner = Owner.for_session(client.session.session_key, client_ip="127.0.0.1")
+    owner = Owner.for_session(session_digest(client.session.session_key), client_ip="127.0.0.1")
     events = services.answer_stream(assistant=assistant, question=QUESTION, owner=owner)
     next(events)  # "started"
 
