@@ -19,7 +19,7 @@ stored answer row, with its ``error``).
 
 from __future__ import annotations
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.authentication import SessionAuthentication
@@ -31,7 +31,7 @@ from rest_framework.response import Response
 from chat import selectors, services
 from chat.events import Done, Failed, answer_payload, event_to_sse
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
-from chat.owners import Owner, owner_from_request
+from chat.owners import Owner, existing_owner, owner_from_request
 
 
 class _CSRFForSessionOwners(SessionAuthentication):
@@ -56,6 +56,10 @@ class ChatAPIView(GenericAPIView):
     def owner(self, request: Request) -> Owner:
         # DRF's request passes session and META through, and has the token user.
         return owner_from_request(request)
+
+    def reader(self, request: Request) -> Owner | None:
+        """The owner for a read, or None (nothing of theirs yet) without making a session."""
+        return existing_owner(request)
 
 
 def _chat_error(exc: services.ChatError) -> Response:
@@ -302,7 +306,8 @@ class ConversationListView(ChatAPIView):
     serializer_class = ConversationSerializer
 
     def get_queryset(self):
-        return selectors.conversations_for(owner=self.owner(self.request))
+        owner = self.reader(self.request)
+        return selectors.conversations_for(owner=owner) if owner else Conversation.objects.none()
 
     @extend_schema(operation_id="chat_conversations_list")
     def get(self, request: Request) -> Response:
@@ -316,7 +321,10 @@ class ConversationDetailView(ChatAPIView):
     serializer_class = ConversationDetailSerializer
 
     def get(self, request: Request, pk: int) -> Response:
-        conversation = selectors.conversation_get(owner=self.owner(request), conversation_id=pk)
+        owner = self.reader(request)
+        if owner is None:
+            raise Http404("No such conversation.")
+        conversation = selectors.conversation_get(owner=owner, conversation_id=pk)
         return Response(self.get_serializer(conversation).data)
 
 
@@ -327,7 +335,10 @@ class FeedbackView(ChatAPIView):
 
     @extend_schema(operation_id="chat_feedback_list")
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.feedback_for(owner=self.owner(request)))
+        owner = self.reader(request)
+        page = self.paginate_queryset(
+            selectors.feedback_for(owner=owner) if owner else Feedback.objects.none()
+        )
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(responses={201: FeedbackSerializer})
@@ -355,7 +366,10 @@ class PreferenceView(ChatAPIView):
 
     @extend_schema(operation_id="chat_preferences_list")
     def get(self, request: Request) -> Response:
-        page = self.paginate_queryset(selectors.preferences_for(owner=self.owner(request)))
+        owner = self.reader(request)
+        page = self.paginate_queryset(
+            selectors.preferences_for(owner=owner) if owner else Preference.objects.none()
+        )
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(responses={201: PreferenceSerializer})

@@ -151,3 +151,12 @@ def owner_from_request(request: HttpRequest) -> Owner:
     if request.session.get(ANONYMOUS_SESSION_FIELD) != session_key:
         request.session[ANONYMOUS_SESSION_FIELD] = session_key
     return Owner.for_session(session_key, client_ip=address)
+
+
+def existing_owner(request: HttpRequest) -> Owner | None:
+    """The request's owner, or None for a visitor who has no session yet: reads never make a
+    session (a bot fetching in a loop would add a row each time)."""
+    user = getattr(request, "user", None)
+    if (user is not None and user.is_authenticated) or request.session.session_key:
+        return owner_from_request(request)
+    return None

@@ -42,12 +42,12 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
 from chat.events import ChatEvent, Done, Failed, event_to_sse
 from chat.models import Assistant, Conversation, Feedback
-from chat.owners import Owner, owner_from_request
+from chat.owners import Owner, existing_owner, owner_from_request
 from manualqa.lib.llm import LLMError
 
 #: Conversations listed in the sidebar (the most recent ones).
@@ -62,13 +62,6 @@ FEEDBACK_THANKS = {
 
 # --------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _existing_owner(request: HttpRequest) -> Owner | None:
-    """The owner, without creating a session for a visitor who has not asked anything yet."""
-    if request.user.is_authenticated or request.session.session_key:
-        return owner_from_request(request)
-    return None
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -149,13 +142,13 @@ def _page_context(
 
 @require_GET
 def chat_home(request: HttpRequest) -> HttpResponse:
-    context = _page_context(owner=_existing_owner(request), picked=request.GET.get("assistant", ""))
+    context = _page_context(owner=existing_owner(request), picked=request.GET.get("assistant", ""))
     return render(request, "chat/chat.html", context)
 
 
 @require_GET
 def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    owner = _existing_owner(request)
+    owner = existing_owner(request)
     if owner is None:
         raise Http404("No such conversation.")
     conversation = selectors.conversation_get(owner=owner, conversation_id=conversation_id)
@@ -269,12 +262,18 @@ def feedback_submit(request: HttpRequest, message_id: int) -> HttpResponse:
 # Compare mode
 
 
-@require_GET
+@require_http_methods(["GET", "POST"])
 def compare(request: HttpRequest) -> HttpResponse:
-    # The page asks two questions at once. A visitor without a session would get one from each
-    # of the two requests, and keep only one of them: the other answer would no longer be
-    # theirs to compare. So the session is made here, before the questions.
-    owner_from_request(request)
+    """The compare page (GET), and its session (POST, 204).
+
+    The page asks two questions at once. A visitor without a session would get one from each
+    of the two requests, and keep only one of them: the other answer would no longer be theirs
+    to compare. So the page's script POSTs here first to get one, once. A GET makes none: a bot
+    fetching pages in a loop must not add a session row each time (security review L2).
+    """
+    if request.method == "POST":
+        owner_from_request(request)
+        return HttpResponse(status=204)
     assistants = list(selectors.assistants_available())
     by_ref = {a.slug: a for a in assistants} | {str(a.pk): a for a in assistants}
     left = by_ref.get(request.GET.get("a", "")) or (assistants[0] if assistants else None)

@@ -463,6 +463,15 @@
       sendButton.disabled = true;
       answers = { a: null, b: null };
       var csrf = csrfToken(form);
+      if (root.dataset.hasSession !== "1") {
+        // Both answers must belong to one session: get it before asking twice at once.
+        await fetch(root.dataset.sessionUrl, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "X-CSRFToken": csrf },
+        });
+        root.dataset.hasSession = "1";
+      }
       // Both questions go at once; each answer streams into its own column.
       var results = await Promise.all(
         ["a", "b"].map(function (side) {

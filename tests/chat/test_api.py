@@ -365,3 +365,20 @@ def test_the_migration_digests_raw_session_keys_it_finds(assistant):
     evaluation.refresh_from_db()
     assert old.session_key == session_digest(raw)
     assert evaluation.session_key == "evaluation-run-7"
+
+
+def test_anonymous_reads_do_not_create_sessions(assistant):
+    """Security review L2: a bot fetching the read endpoints or the compare page in a loop must
+    not add a session row per request."""
+    from django.contrib.sessions.models import Session
+    from django.test import Client
+
+    before = Session.objects.count()
+    bot = APIClient()
+    for url in ("/api/chat/conversations/", "/api/chat/feedback/", "/api/chat/preferences/"):
+        response = bot.get(url)
+        assert response.status_code == 200 and response.json()["results"] == []
+    assert bot.get("/api/chat/conversations/1/").status_code == 404
+    assert Client().get("/chat/compare/").status_code == 200
+
+    assert Session.objects.count() == before

@@ -602,8 +602,13 @@ def test_compare_mode_asks_two_assistants_and_stores_which_was_better(manual, as
     quoting = make_assistant(manual, name="Quoting", slug="quoting", endpoint=None)
     client = Client()
     response = client.get(reverse("chat:compare"))
-    # The session exists before the page's two questions race to make one.
-    assert "sessionid" in response.cookies
+    # The page makes no session (a bot's GETs would each add a row); its script asks for one
+    # before its two questions race to make one.
+    assert (
+        "sessionid" not in response.cookies and 'data-has-session="0"' in response.content.decode()
+    )
+    assert client.post(reverse("chat:compare")).status_code == 204
+    assert "sessionid" in client.cookies
     html = response.content.decode()
     assert (
         'value="tire-helper" data-name="Tire helper" selected>' in html.split('id="compare-b"')[0]
