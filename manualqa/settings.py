@@ -313,6 +313,10 @@ if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_RATE_L
         "(PERIOD: s, min, hour or day)"
     )
 CHAT_RATE_LIMIT_PREFIX = "manualqa:chat:rate:"
+# Ratings per owner (user or IP), and the review pairs an anonymous owner's thumbs-down may
+# raise per IP: past that, the rating is kept but raises no pair (chat.services.checks).
+CHAT_FEEDBACK_RATE_LIMIT = env_str("CHAT_FEEDBACK_RATE_LIMIT", "5/min").strip()
+CHAT_FEEDBACK_PAIRS_ANONYMOUS = env_str("CHAT_FEEDBACK_PAIRS_ANONYMOUS", "20/day").strip()
 # The reverse proxies in front of the site (addresses or networks, comma-separated; "unix" for
 # one on a unix socket). Only from these is X-Forwarded-For believed (chat.owners.client_ip).
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])

@@ -19,9 +19,9 @@ from typing import BinaryIO
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Max, Q
+from django.db.models import Exists, Max, OuterRef, Q
 
-from curation.models import Manual, QAPair
+from curation.models import Manual, QAPair, QAPairRevision
 from manualqa import roles
 from manualqa.lib import prompt_formats
 from training.models import DatasetSnapshot, SnapshotPair
@@ -64,7 +64,10 @@ WITH chosen AS (
     LEFT JOIN curation_qapair canon ON canon.id = p.duplicate_of_id
     LEFT JOIN curation_documentchunk cc ON cc.id = canon.chunk_id
     LEFT JOIN curation_manualdocument cd ON cd.id = canon.document_id
-    WHERE p.manual_id = %(manual_id)s AND p.status = 'approved' {extra}
+    WHERE p.manual_id = %(manual_id)s AND p.status = 'approved'
+      AND (p.origin <> 'chat_feedback' OR EXISTS (
+            SELECT 1 FROM curation_qapairrevision r WHERE r.pair_id = p.id AND r.action = 'edit'
+          )) {extra}
 ), drawn AS (
     SELECT chosen.*,
            ('x' || substr(md5(%(seed)s || ':' || group_key), 1, 8))::bit(32)::bigint
@@ -136,7 +139,12 @@ def snapshot_create(
         raise ValidationError({"prompt_format": f"Unknown prompt format {prompt_format!r}."})
     _check_fractions(train_fraction, eval_fraction, test_fraction)
     _check_system_prompt(system_prompt)
-    approved = QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED)
+    # An owner's thumbs-down pair holds the answer they marked wrong, written by whoever asked:
+    # it trains a model only once a reviewer has edited it (security review M4).
+    edited = QAPairRevision.objects.filter(pair=OuterRef("pk"), action=QAPairRevision.Action.EDIT)
+    approved = QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED).exclude(
+        Q(origin=QAPair.Origin.CHAT_FEEDBACK) & ~Exists(edited)
+    )
     extra, params = "", {}
     if document_ids:
         extra += " AND p.document_id = ANY(%(document_ids)s)"

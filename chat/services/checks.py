@@ -40,16 +40,40 @@ def question_validate(question: str) -> str:
 
 def rate_limit_check(*, owner: Owner) -> None:
     """Count one question for the owner; ``RateLimited`` when over ``CHAT_RATE_LIMIT``."""
-    rate = ratelimit.parse_rate(settings.CHAT_RATE_LIMIT)
+    _limit(owner, settings.CHAT_RATE_LIMIT, "question", "Too many questions")
+
+
+def feedback_limit_check(*, owner: Owner) -> None:
+    """Count one rating for the owner; ``RateLimited`` over ``CHAT_FEEDBACK_RATE_LIMIT``."""
+    _limit(owner, settings.CHAT_FEEDBACK_RATE_LIMIT, "feedback", "Too many ratings")
+
+
+def feedback_pair_allowed(*, owner: Owner) -> bool:
+    """Whether this thumbs-down may raise a QA pair for reviewers: always for a signed-in
+    owner, and within ``CHAT_FEEDBACK_PAIRS_ANONYMOUS`` (per IP) for anonymous ones, so a
+    script cannot fill the review queue (security review M4)."""
+    if owner.is_user:
+        return True
+    return _hit(owner, settings.CHAT_FEEDBACK_PAIRS_ANONYMOUS, "feedback-pairs")[1].allowed
+
+
+def _hit(
+    owner: Owner, rate_setting: str, counter: str
+) -> tuple[ratelimit.Rate, ratelimit.Decision]:
+    rate = ratelimit.parse_rate(rate_setting)
     decision = ratelimit.hit(
         key=owner.rate_key,
         rate=rate,
         redis_url=settings.REDIS_URL,
-        prefix=settings.CHAT_RATE_LIMIT_PREFIX,
+        prefix=f"{settings.CHAT_RATE_LIMIT_PREFIX}{counter}:",
     )
+    return rate, decision
+
+
+def _limit(owner: Owner, rate_setting: str, counter: str, refusal: str) -> None:
+    rate, decision = _hit(owner, rate_setting, counter)
     if not decision.allowed:
         raise RateLimited(
-            f"Too many questions: the limit is {rate}. Try again in "
-            f"{decision.retry_after_s} seconds.",
+            f"{refusal}: the limit is {rate}. Try again in {decision.retry_after_s} seconds.",
             retry_after_s=decision.retry_after_s,
         )

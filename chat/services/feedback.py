@@ -13,6 +13,7 @@ from django.db import transaction
 from chat import selectors
 from chat.models import Conversation, Feedback, Message, Preference
 from chat.owners import Owner
+from chat.services.checks import feedback_limit_check, feedback_pair_allowed
 from chat.services.errors import ChatError, FeedbackInvalid, PreferenceInvalid
 from curation import qa
 from curation.models import DocumentChunk, Manual, QAPair
@@ -70,6 +71,7 @@ def feedback_submit(*, owner: Owner, message: Message, rating: str, comment: str
             field="comment",
         )
     message = _answer_of_owner(owner, message, FeedbackInvalid)
+    feedback_limit_check(owner=owner)
     feedback = Feedback.objects.select_for_update().filter(message=message).first()
     if feedback is None:
         feedback = Feedback(
@@ -79,7 +81,11 @@ def feedback_submit(*, owner: Owner, message: Message, rating: str, comment: str
         )
     feedback.rating = rating
     feedback.comment = comment
-    if rating == Feedback.Rating.DOWN and feedback.qa_pair_id is None:
+    if (
+        rating == Feedback.Rating.DOWN
+        and feedback.qa_pair_id is None
+        and feedback_pair_allowed(owner=owner)
+    ):
         feedback.qa_pair = _qa_pair_from_feedback(message=message, comment=comment, owner=owner)
     feedback.save()
     return feedback

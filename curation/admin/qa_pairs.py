@@ -324,7 +324,13 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
         return request.POST.get("confirm") == "yes"
 
     def _set_status(self, request, queryset, *, status: str, action: str, verb: str, done: str):
-        if request.POST.get("select_across") == "1" and not self._confirmed(request):
+        across = request.POST.get("select_across") == "1"
+        if across and status == QAPair.Status.APPROVED and not _filtered_to_feedback(request):
+            # Owners' thumbs-down pairs hold text anyone on the site wrote: approving "all
+            # matching" never takes them along unless the list is filtered to them (security
+            # review M4); chosen one by one, they are approved like any pair.
+            queryset = queryset.exclude(origin=QAPair.Origin.CHAT_FEEDBACK)
+        if across and not self._confirmed(request):
             count = queryset.count()
             suffix = " to pending" if status == QAPair.Status.PENDING else ""
             return self._confirmation(
@@ -422,3 +428,9 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
         return None
+
+
+def _filtered_to_feedback(request: HttpRequest) -> bool:
+    """Whether the changelist the action came from (its filters are the POST's query string)
+    shows chat-feedback pairs on purpose."""
+    return request.GET.get("origin__exact") == QAPair.Origin.CHAT_FEEDBACK

@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from curation.models import DocumentChunk, Manual, QAPair, QAPairRevision
-from curation.services.qa_pairs import qa_pair_build, qa_pairs_score
+from curation.services.qa_pairs import qa_pair_build, qa_pairs_score_later
 
 __all__ = ["qa_pair_from_chat_feedback"]
 
@@ -28,7 +28,8 @@ def qa_pair_from_chat_feedback(
     user_id: int | None,
 ) -> QAPair:
     """A pending pair for reviewers: the owner's question, the answer they marked wrong, and
-    the passage it cited (if any), with a revision saying where it came from, scored at once."""
+    the passage it cited (if any), with a revision saying where it came from; a worker scores
+    it once the transaction commits."""
     pair = qa_pair_build(
         manual_id=manual.pk,
         chunk=chunk,
@@ -59,6 +60,6 @@ def qa_pair_from_chat_feedback(
     QAPairRevision.objects.create(
         pair=pair, action=QAPairRevision.Action.CREATE, changes=changes, user_id=user_id
     )
-    qa_pairs_score(pairs=QAPair.objects.filter(pk=pair.pk))
-    pair.refresh_from_db()
+    # Scored by a worker once this commits, not in the owner's request (security review M4).
+    qa_pairs_score_later([pair.pk])
     return pair

@@ -111,15 +111,20 @@ def qa_pair_text_changed(pair: QAPair) -> None:
     transaction commits, ``curation.embed_score_pairs`` computes the semantic grounding, the
     question embedding and the near-duplicate links again. The caller saves the pair.
     """
-    from curation.tasks import embed_score_pairs
-
     kept = [flag for flag in pair.flags if flag not in _TEXT_FLAGS]
     pair.flags = kept + qa.question_flags(pair.question) + qa.answer_flags(pair.answer)
     if pair.source_text:
         pair.lexical_grounding = qa.lexical_grounding(pair.answer, pair.source_text)
     pair.scored_at = None
-    pair_id = pair.pk
-    queues.enqueue(embed_score_pairs, [pair_id], gpu=True)
+    qa_pairs_score_later([pair.pk])
+
+
+def qa_pairs_score_later(pair_ids: list[int]) -> None:
+    """Have a worker score these pairs (``curation.embed_score_pairs``, on the ``gpu`` queue
+    with the embedding model) once the caller's transaction commits."""
+    from curation.tasks import embed_score_pairs
+
+    queues.enqueue(embed_score_pairs, list(pair_ids), gpu=True)
 
 
 def qa_pairs_score(

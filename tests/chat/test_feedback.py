@@ -16,6 +16,7 @@ from chat.models import Feedback, Preference
 from chat.owners import Owner
 from curation import selectors as curation_selectors
 from curation.models import QAPair, QAPairRevision
+from curation.tasks import embed_score_pairs
 from tests.chat.support import make_assistant, openai_endpoint, session_owner, tiny_manual
 from tests.fakeopenai import FakeOpenAI
 
@@ -45,16 +46,19 @@ def assistant(manual, fake):
     )
 
 
-def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant):
+def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(
+    assistant, django_capture_on_commit_callbacks
+):
     owner = session_owner()
     message = services.answer(assistant=assistant, question=QUESTION, owner=owner)
 
-    feedback = services.feedback_submit(
-        owner=owner,
-        message=message,
-        rating="down",
-        comment="Mine has 19 inch wheels: is it the same?",
-    )
+    with django_capture_on_commit_callbacks() as queued:
+        feedback = services.feedback_submit(
+            owner=owner,
+            message=message,
+            rating="down",
+            comment="Mine has 19 inch wheels: is it the same?",
+        )
 
     pair = feedback.qa_pair
     assert pair is not None
@@ -67,7 +71,11 @@ def test_thumbs_down_puts_the_question_and_answer_in_the_review_queue(assistant)
     # The cited passage is the pair's source, as for generated pairs.
     assert pair.chunk_id == message.citations[0]["chunk_id"]
     assert pair.document.source_name == "tires.md" and "42 PSI" in pair.source_text
-    assert pair.grounding_score is not None  # scored like any other pair
+    # Scored like any other pair, by a worker: the request only queues it (review M4).
+    assert pair.scored_at is None and len(queued) == 1
+    embed_score_pairs([pair.pk])
+    pair.refresh_from_db()
+    assert pair.grounding_score is not None and pair.scored_at is not None
     # Reviewers read the owner's comment in the pair's history.
     (revision,) = pair.revisions.all()
     assert revision.action == QAPairRevision.Action.CREATE
@@ -198,3 +206,43 @@ def test_a_preference_needs_two_answers_to_the_same_question(manual, fake):
         services.preference_record(
             owner=session_owner("stranger"), message_a=answer_a, message_b=answer_b, chosen="a"
         )
+
+
+def test_anonymous_thumbs_down_is_rate_limited(assistant, settings):
+    """Security review M4: the sixth rating in a minute is refused, and raises no pair."""
+    settings.CHAT_RATE_LIMIT = "0/min"
+    settings.CHAT_FEEDBACK_RATE_LIMIT = "5/min"
+    owner = Owner.for_session("f" * 64, client_ip="203.0.113.9")
+    answers = [
+        services.answer(assistant=assistant, question=f"{QUESTION} ({n})", owner=owner)
+        for n in range(6)
+    ]
+
+    for message in answers[:5]:
+        services.feedback_submit(owner=owner, message=message, rating="down")
+    with pytest.raises(services.RateLimited, match="Too many ratings: the limit is 5 per minute"):
+        services.feedback_submit(owner=owner, message=answers[5], rating="down")
+
+    assert QAPair.objects.filter(origin=QAPair.Origin.CHAT_FEEDBACK).count() == 5
+    assert Feedback.objects.count() == 5
+
+
+def test_anonymous_thumbs_down_raises_pairs_only_within_its_daily_quota(assistant, settings):
+    settings.CHAT_RATE_LIMIT = "0/min"
+    settings.CHAT_FEEDBACK_PAIRS_ANONYMOUS = "2/day"
+    owner = Owner.for_session("e" * 64, client_ip="203.0.113.10")
+    signed_in = Owner.for_user(User.objects.create_user("rita"), client_ip="203.0.113.10")
+
+    for n in range(3):
+        message = services.answer(assistant=assistant, question=f"{QUESTION} {n}", owner=owner)
+        services.feedback_submit(owner=owner, message=message, rating="down")
+    mine = services.answer(assistant=assistant, question=QUESTION, owner=signed_in)
+    services.feedback_submit(owner=signed_in, message=mine, rating="down")
+
+    assert Feedback.objects.count() == 4  # every rating is kept
+    assert [f.qa_pair_id is not None for f in Feedback.objects.order_by("id")] == [
+        True,
+        True,
+        False,  # over the anonymous quota
+        True,  # a signed-in owner has none
+    ]

@@ -252,6 +252,28 @@ def test_reset_to_pending_undoes_a_decision(rita_client, manual):
     assert QAPairRevision.objects.filter(action="reset").count() == 2
 
 
+def test_bulk_approve_all_skips_chat_feedback_pairs_unless_filtered(rita_client, manual):
+    """Security review M4: "approve all matching" never sweeps owners' thumbs-down pairs
+    into the dataset unless the list is filtered to them."""
+    pairs = make_pairs(manual, 3)
+    QAPair.objects.filter(pk=pairs[0].pk).update(origin=QAPair.Origin.CHAT_FEEDBACK)
+
+    post_action(rita_client, "approve_pairs", pairs, select_across=1, confirm="yes")
+
+    statuses = dict(QAPair.objects.values_list("pk", "status"))
+    assert statuses == {pairs[0].pk: "pending", pairs[1].pk: "approved", pairs[2].pk: "approved"}
+
+    post_action(
+        rita_client,
+        "approve_pairs",
+        pairs[:1],
+        query="?origin__exact=chat_feedback",
+        select_across=1,
+        confirm="yes",
+    )
+    assert QAPair.objects.get(pk=pairs[0].pk).status == "approved"
+
+
 def test_selecting_every_match_asks_for_confirmation_with_the_exact_count(rita_client, manual):
     make_pairs(manual, 1234)
     make_pairs(manual, 3, status=QAPair.Status.REJECTED, prefix="Why can I")

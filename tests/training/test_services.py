@@ -50,6 +50,30 @@ def test_snapshot_freezes_the_approved_pairs_text(manual, trainer):
     assert snapshot.name == "First cut"
 
 
+def test_owner_feedback_pairs_train_only_once_a_reviewer_edited_them(manual, trainer):
+    """Security review M4: a thumbs-down pair holds the answer an owner marked wrong, in text
+    anyone could write; approved as it is, it stays out of the dataset."""
+    feedback = QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED)[:2]
+    unedited, edited = list(feedback)
+    QAPair.objects.filter(pk__in=[unedited.pk, edited.pk]).update(
+        origin=QAPair.Origin.CHAT_FEEDBACK
+    )
+    curation_services.qa_pair_edit(
+        pair=edited,
+        reviewer=trainer,
+        question=edited.question,
+        answer="The corrected answer from the manual.",
+    )
+    QAPair.objects.filter(pk=edited.pk).update(status=QAPair.Status.APPROVED)
+
+    snapshot = services.snapshot_create(manual=manual, user=trainer)
+
+    frozen = set(snapshot.pairs.values_list("qa_pair_id", flat=True))
+    assert edited.pk in frozen and unedited.pk not in frozen
+    approved = QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED).count()
+    assert snapshot.pair_count == approved - 1
+
+
 def test_versions_count_up_per_manual(manual, trainer):
     other = build_manual("Other manual", pages=1, sections=2)
     add_pairs(other)
