@@ -86,6 +86,18 @@ class ForeignKeyFilter(admin.SimpleListFilter):
         return queryset.filter(**{f"{self.field}_id": int(value)}) if value.isdigit() else queryset
 
 
+class JobAdminMixin(ReadOnlyAdminMixin):
+    """A job row's admin: read only (jobs are started on their own pages), with a progress
+    column that shows a bar and what :meth:`progress_label` counts."""
+
+    @admin.display(description="Progress")
+    def progress(self, obj) -> str:
+        return progress_bar(obj.progress_percent, self.progress_label(obj))
+
+    def progress_label(self, obj) -> str:
+        raise NotImplementedError
+
+
 def progress_bar(percent: int, label: str) -> str:
     """A job's progress for a changelist column: a bar, then what it counts."""
     return format_html(

@@ -19,9 +19,8 @@ from curation.models import (
 )
 from manualqa.admin_tools import (
     ExtraViewsMixin,
-    ReadOnlyAdminMixin,
+    JobAdminMixin,
     ReadOnlyInlineMixin,
-    progress_bar,
 )
 
 
@@ -57,7 +56,7 @@ class ChunkGenerationInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(GenerationRun)
-class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
+class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     # Read only: runs are started from manuals/documents, the command or the API.
     extra_views = (("start/", "start_view", "start"),)
     list_display = (
@@ -94,12 +93,11 @@ class GenerationRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     )
     exclude = ("documents",)
 
-    @admin.display(description="Progress")
-    def progress(self, obj: GenerationRun) -> str:
+    def progress_label(self, obj: GenerationRun) -> str:
         label = f"{obj.chunks_done + obj.chunks_failed}/{obj.chunks_total} chunks"
         if obj.status == GenerationRun.Status.SCORING:
             label += f", {obj.pairs_scored}/{obj.pairs_created} pairs scored"
-        return progress_bar(obj.progress_percent, label)
+        return label
 
     @admin.display(description="Est. cost (USD)")
     def cost(self, obj: GenerationRun) -> str:

@@ -16,7 +16,7 @@ from curation.models import (
     IngestionRun,
     Manual,
 )
-from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, ReadOnlyAdminMixin, progress_bar
+from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, JobAdminMixin
 
 
 class IngestForm(forms.Form):
@@ -51,7 +51,7 @@ class IngestionStatusFilter(ChoicesFilter):
 
 
 @admin.register(IngestionRun)
-class IngestionRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
+class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     # Read only: runs are started through the ingest page, which validates the source.
     extra_views = (("ingest/", "ingest_view", "ingest"),)
     list_display = ("id", "manual", "source", "status", "progress", "pages_failed", "created_at")
@@ -79,13 +79,12 @@ class IngestionRunAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     )
     exclude = ("errors",)
 
-    @admin.display(description="Progress")
-    def progress(self, obj: IngestionRun) -> str:
+    def progress_label(self, obj: IngestionRun) -> str:
         total = obj.pages_total if obj.pages_total is not None else "?"
         label = f"{obj.pages_done}/{total} pages"
         if obj.status == IngestionRun.Status.EMBEDDING:
             label += f", {obj.chunks_embedded}/{obj.chunks_created} chunks embedded"
-        return progress_bar(obj.progress_percent, label)
+        return label
 
     @admin.display(description="Page errors")
     def page_errors(self, obj: IngestionRun) -> str:

@@ -57,7 +57,7 @@ def list_queries(admin_client, model: str, query: dict | None = None) -> int:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_list_pages_cost_the_same_queries_for_one_row_or_many(admin_client, model, settings):
-    settings.CHAT_RATE_LIMIT = "0/min"
+    settings.CHAT_RATE_LIMIT = settings.CHAT_FEEDBACK_RATE_LIMIT = "0/min"
     manual = tiny_manual()
     chat_activity(manual, 1)
     few = list_queries(admin_client, model)

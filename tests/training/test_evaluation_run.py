@@ -295,7 +295,8 @@ def test_a_failing_generator_is_recorded_per_answer_and_fails_the_run(sample_man
     run = run_now(questions_jsonl=questions_jsonl(QUESTIONS[:2]), assistants=[rag])
 
     assert run.status == EvaluationRun.Status.FAILED
-    assert run.message.startswith("Every answer failed; the first said: The model could not")
+    # Staff read the failure's detail, not the reference an owner would get.
+    assert run.message.startswith("Every answer failed; the first said: HTTP 400 from")
     item = run.items.get(question_id="q02")
     assert item.answer == "" and "400" in item.error
     # A failed answer is a wrong answer, and counts among the errors; it has no latency.

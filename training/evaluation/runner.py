@@ -333,7 +333,10 @@ class _Evaluator:
             "answer": answer,
             "retrieved_sources": documents[:10],
             "cited_sources": cited,
-            "error": message.error,
+            # The report is for staff: the failure's detail, not the owner's reference.
+            "error": (message.checks or {}).get("error_detail", message.error)
+            if message.error
+            else "",
             "chat_message_id": message.pk,
         }
         if reference and not unanswerable:
