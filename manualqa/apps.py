@@ -10,6 +10,8 @@ class ManualQAConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from manualqa import login_throttle  # noqa: F401 - connects its signal receiver
+
         post_migrate.connect(_ensure_roles, dispatch_uid="manualqa.ensure_roles")
 
 

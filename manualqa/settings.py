@@ -69,6 +69,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "manualqa.login_throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -160,8 +161,14 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
-SECURE_HSTS_PRELOAD = HTTPS
+# Asking browsers to preload HSTS is close to irreversible and binds every subdomain, so it is
+# a choice of its own (SECURE_HSTS_PRELOAD=1), not a side effect of HTTPS=1; deploy checks do
+# not warn about a preload left off on purpose.
+SECURE_HSTS_PRELOAD = HTTPS and env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 if HTTPS:
+    # Trusted as sent: the site must sit behind a TLS proxy that overwrites this header (the
+    # app binds 127.0.0.1 by default, so nothing else can reach it).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
@@ -170,6 +177,9 @@ SESSION_COOKIE_HTTPONLY = True
 # /healthz tells anyone only whether the site is up; staff, and monitors that send this token as
 # "Authorization: Bearer <token>", get the details. The Celery probe is cached this long.
 HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
+# Failed sign-ins allowed per client address before its sign-in POSTs get 429 until the window
+# ends (manualqa.login_throttle; "0/hour" turns it off).
+LOGIN_FAILURE_LIMIT = env_str("LOGIN_FAILURE_LIMIT", "10/hour").strip()
 HEALTHZ_CELERY_CACHE_S = env_float("HEALTHZ_CELERY_CACHE_S", 15.0)
 
 # --- Logging --------------------------------------------------------------------------------------

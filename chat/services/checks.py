@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from chat import ratelimit
 from chat.owners import Owner
 from chat.services.errors import (
     QuestionInvalid,
     QuestionTooLong,
     RateLimited,
 )
+from manualqa.lib import ratelimit
 
 #: Passages listed under a declined answer: the nearest the manual has.
 NEAREST_PASSAGES = 3

@@ -9,7 +9,8 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from chat.models import Message
-from chat.owners import Owner, client_ip
+from chat.owners import Owner
+from manualqa.clients import client_ip
 from tests.chat.support import make_assistant, tiny_manual
 from tests.chat.test_api import ask
 

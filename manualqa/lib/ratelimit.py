@@ -16,7 +16,7 @@ from typing import Final
 
 import redis
 
-logger = logging.getLogger("chat.ratelimit")
+logger = logging.getLogger("manualqa.ratelimit")
 
 _PERIODS: Final = {
     "s": 1,
@@ -87,7 +87,24 @@ def hit(*, key: str, rate: Rate, redis_url: str, prefix: str) -> Decision:
         pipeline.expire(redis_key, rate.window_s + 1)
         count, _ = pipeline.execute()
     except redis.RedisError as exc:
-        logger.warning("chat rate limit not checked, Redis failed: %s", exc)
+        logger.warning("rate limit not checked, Redis failed: %s", exc)
         return Decision(allowed=True, count=0, retry_after_s=0)
     retry_after = max(1, int((window + 1) * rate.window_s - now + 0.999))
     return Decision(allowed=count <= rate.limit, count=count, retry_after_s=retry_after)
+
+
+def peek(*, key: str, rate: Rate, redis_url: str, prefix: str) -> Decision:
+    """Whether one more request for ``key`` would be within ``rate``, without counting it
+    (fails open like :func:`hit`)."""
+    if rate.limit <= 0:
+        return Decision(allowed=True, count=0, retry_after_s=0)
+    now = time.time()
+    window = int(now // rate.window_s)
+    try:
+        raw = _client(redis_url).get(f"{prefix}{key}:{rate.window_s}:{window}")
+    except redis.RedisError as exc:
+        logger.warning("rate limit not checked, Redis failed: %s", exc)
+        return Decision(allowed=True, count=0, retry_after_s=0)
+    count = int(raw or 0)
+    retry_after = max(1, int((window + 1) * rate.window_s - now + 0.999))
+    return Decision(allowed=count < rate.limit, count=count, retry_after_s=retry_after)
