@@ -323,6 +323,10 @@ if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", CHAT_RATE_L
         "(PERIOD: s, min, hour or day)"
     )
 CHAT_RATE_LIMIT_PREFIX = "manualqa:chat:rate:"
+# Answers one owner (user, or IP when anonymous) may have streaming at once; more get a 429.
+# A slot whose process died without giving it back frees itself after CHAT_STREAM_SLOT_TTL_S.
+CHAT_MAX_STREAMS_PER_OWNER = env_int("CHAT_MAX_STREAMS_PER_OWNER", 2, minimum=0)
+CHAT_STREAM_SLOT_TTL_S = env_int("CHAT_STREAM_SLOT_TTL_S", 300, minimum=10)
 # Ratings per owner (user or IP), and the review pairs an anonymous owner's thumbs-down may
 # raise per IP: past that, the rating is kept but raises no pair (chat.services.checks).
 CHAT_FEEDBACK_RATE_LIMIT = env_str("CHAT_FEEDBACK_RATE_LIMIT", "5/min").strip()

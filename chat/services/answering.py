@@ -31,7 +31,7 @@ from chat.models import Assistant, Conversation, Message
 from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
-from chat.services.checks import question_validate, rate_limit_check
+from chat.services.checks import question_validate, rate_limit_check, releasing, stream_slot_take
 from chat.services.clients import _client_for
 from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
 from curation.models import LLMEndpoint
@@ -76,11 +76,16 @@ def answer_stream(
                 "This conversation is with another assistant; start a new conversation to ask "
                 f"{assistant.name}."
             )
-    if not batch:
-        rate_limit_check(owner=owner)
-    return _answer_events(
+    if batch:
+        return _answer_events(
+            assistant=assistant, question=question, owner=owner, conversation=conversation
+        )
+    rate_limit_check(owner=owner)
+    release = stream_slot_take(owner=owner)
+    events = _answer_events(
         assistant=assistant, question=question, owner=owner, conversation=conversation
     )
+    return releasing(events, release)
 
 
 def answer(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
 from django.conf import settings
 
 from chat.owners import Owner
@@ -12,6 +15,7 @@ from chat.services.errors import (
 )
 from manualqa.lib import ratelimit
 
+T = TypeVar("T")
 #: Passages listed under a declined answer: the nearest the manual has.
 NEAREST_PASSAGES = 3
 #: Characters of a passage kept in a citation's excerpt.
@@ -77,3 +81,35 @@ def _limit(owner: Owner, rate_setting: str, counter: str, refusal: str) -> None:
             f"{refusal}: the limit is {rate}. Try again in {decision.retry_after_s} seconds.",
             retry_after_s=decision.retry_after_s,
         )
+
+
+def stream_slot_take(*, owner: Owner) -> Callable[[], None]:
+    """Take one of the owner's ``CHAT_MAX_STREAMS_PER_OWNER`` concurrent answers, or refuse
+    with ``RateLimited``; returns the function that gives it back. An owner who opens answers
+    and stops reading them holds model slots and workers, so one owner (one IP when anonymous)
+    may only have a few at a time (security review H2)."""
+    limit = settings.CHAT_MAX_STREAMS_PER_OWNER
+    prefix = f"{settings.CHAT_RATE_LIMIT_PREFIX}streams:"
+    slot = {"key": owner.rate_key, "redis_url": settings.REDIS_URL, "prefix": prefix}
+    if not ratelimit.take_slot(limit=limit, ttl_s=settings.CHAT_STREAM_SLOT_TTL_S, **slot):
+        raise RateLimited(
+            f"You already have {limit} answers on their way; wait for them to finish, then ask "
+            "again.",
+            retry_after_s=5,
+        )
+    released = []
+
+    def release() -> None:
+        if not released:
+            released.append(True)
+            ratelimit.release_slot(**slot)
+
+    return release
+
+
+def releasing(events: Iterator[T], release: Callable[[], None]) -> Iterator[T]:
+    """``events``, calling ``release`` once they end or are closed."""
+    try:
+        yield from events
+    finally:
+        release()

@@ -205,6 +205,8 @@ class Decoding:
     stop: Sequence[str] = ()
     repetition_penalty: float = DEFAULT_REPETITION_PENALTY
     no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
+    # How long to wait for the model while another generation holds it; then TimeoutError.
+    wait_s: float = 120.0
 
 
 def _repetition_processors(
@@ -325,8 +327,12 @@ class LocalModel:
         inputs = self._encode(messages)
         tokens_in = int(inputs["input_ids"].shape[1])
         kwargs = self._generation_kwargs(decoding, tokens_in)
-        with self._lock, torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs)
+        self._take(decoding.wait_s)
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, **kwargs)
+        finally:
+            self._lock.release()
         generated = output[0][tokens_in:]
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         text, stopped = cut_at_stop(text, decoding.stop)
@@ -381,7 +387,7 @@ class LocalModel:
                 raise RuntimeError(f"generation failed: {outcome['error']}") from outcome["error"]
             return int(outcome["tokens_out"])
 
-        self._lock.acquire()
+        self._take(decoding.wait_s)
         try:
             threading.Thread(target=run, name=f"generate:{self.path.name}", daemon=True).start()
         except BaseException:
@@ -395,6 +401,14 @@ class LocalModel:
             result=result,
             cancel=cancel,
         )
+
+    def _take(self, wait_s: float) -> None:
+        """Take the model, waiting at most ``wait_s`` while another generation holds it: a
+        request must not wait forever behind others (security review H2)."""
+        if not self._lock.acquire(timeout=wait_s):
+            raise TimeoutError(
+                f"the local model stayed busy with other answers for {wait_s:g} s; try again"
+            )
 
     def _encode(self, messages: Sequence[Mapping[str, str]] | str) -> Any:
         if isinstance(messages, str):

@@ -108,3 +108,34 @@ def peek(*, key: str, rate: Rate, redis_url: str, prefix: str) -> Decision:
     count = int(raw or 0)
     retry_after = max(1, int((window + 1) * rate.window_s - now + 0.999))
     return Decision(allowed=count < rate.limit, count=count, retry_after_s=retry_after)
+
+
+def take_slot(*, key: str, limit: int, redis_url: str, prefix: str, ttl_s: int) -> bool:
+    """Take one of ``limit`` concurrent slots for ``key``; False (and nothing taken) when all
+    are in use. Give it back with :func:`release_slot`. ``ttl_s`` bounds how long a slot whose
+    holder died without releasing it stays taken. Fails open like :func:`hit`."""
+    if limit <= 0:
+        return True
+    redis_key = f"{prefix}{key}"
+    try:
+        pipeline = _client(redis_url).pipeline()
+        pipeline.incr(redis_key)
+        pipeline.expire(redis_key, ttl_s)
+        count, _ = pipeline.execute()
+        if count > limit:
+            _client(redis_url).decr(redis_key)
+            return False
+    except redis.RedisError as exc:
+        logger.warning("concurrency limit not checked, Redis failed: %s", exc)
+    return True
+
+
+def release_slot(*, key: str, redis_url: str, prefix: str) -> None:
+    """Give back a slot :func:`take_slot` gave (never below zero)."""
+    redis_key = f"{prefix}{key}"
+    try:
+        client = _client(redis_url)
+        if client.decr(redis_key) < 0:
+            client.set(redis_key, 0, keepttl=True)
+    except redis.RedisError as exc:
+        logger.warning("concurrency slot not released, Redis failed: %s", exc)

@@ -382,3 +382,41 @@ def test_anonymous_reads_do_not_create_sessions(assistant):
     assert Client().get("/chat/compare/").status_code == 200
 
     assert Session.objects.count() == before
+
+
+def test_concurrent_streams_per_owner_are_capped(assistant, settings):
+    """Security review H2: an owner who opens answers and stops reading them holds at most
+    CHAT_MAX_STREAMS_PER_OWNER; the next one gets 429 until one ends."""
+    settings.CHAT_MAX_STREAMS_PER_OWNER = 2
+    settings.CHAT_RATE_LIMIT = "0/min"
+    client = APIClient(REMOTE_ADDR="203.0.113.5")
+
+    first, second = ask(client, assistant, stream=True), ask(client, assistant, stream=True)
+    third = ask(client, assistant, stream=True)
+    elsewhere = ask(APIClient(REMOTE_ADDR="203.0.113.6"), assistant, stream=True)
+
+    assert (first.status_code, second.status_code, elsewhere.status_code) == (200, 200, 200)
+    assert third.status_code == 429 and "answers on their way" in third.json()["detail"]
+    b"".join(first.streaming_content)  # the first answer ends
+    fourth = ask(client, assistant, stream=True)
+    assert fourth.status_code == 200
+    for response in (second, elsewhere, fourth):
+        b"".join(response.streaming_content)
+    assert ask(client, assistant).status_code == 200  # every slot was given back
+
+
+def test_an_answer_the_owner_leaves_gives_its_slot_back(assistant, settings):
+    from chat import services
+    from chat.owners import Owner
+
+    settings.CHAT_MAX_STREAMS_PER_OWNER = 1
+    settings.CHAT_RATE_LIMIT = "0/min"
+    owner = Owner.for_session("d" * 64, client_ip="203.0.113.7")
+    left = services.answer_stream(assistant=assistant, question=QUESTION, owner=owner)
+    next(left)  # started
+
+    with pytest.raises(services.RateLimited):
+        services.answer_stream(assistant=assistant, question=QUESTION, owner=owner)
+    left.close()  # the owner closed the page
+
+    assert services.answer(assistant=assistant, question=QUESTION, owner=owner).content

@@ -83,12 +83,24 @@ class RequestGate:
     def __init__(self, config: EndpointConfig, sleep: Callable[[float], None]) -> None:
         self._semaphore = threading.BoundedSemaphore(max(1, config.max_concurrency))
         self._limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
+        self._config = config
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
-        with self._semaphore:
+        """Hold one of the client's slots; waits at most the endpoint's ``timeout_s`` for it,
+        then fails retryably: a caller must never wait forever behind streams that others
+        opened and stopped reading (security review H2)."""
+        if not self._semaphore.acquire(timeout=self._config.timeout_s):
+            raise LLMError(
+                f"every one of the endpoint's {self._config.max_concurrency} slots stayed busy "
+                f"for {self._config.timeout_s:g} s; try again shortly",
+                retryable=True,
+            )
+        try:
             self._limiter.wait()
             yield
+        finally:
+            self._semaphore.release()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -57,10 +58,12 @@ class LocalClient(LLMClient):
     def _complete(self, source: Source, request: Request) -> Completion:
         """Generate on this machine (a chat is rendered by the model's chat template)."""
         started = time.monotonic()
-        with self._semaphore:
+        with self._slot():
             model = self._load()
             try:
-                result = model.generate(source, _decoding(request))
+                result = model.generate(source, self._decoding(request))
+            except TimeoutError as exc:
+                raise LLMError(str(exc), retryable=True, attempts=1) from exc
             except Exception as exc:
                 raise LLMError(f"local model {self.model_name} failed: {exc}", attempts=1) from exc
         return self._completion(result.text, result, started)
@@ -68,17 +71,19 @@ class LocalClient(LLMClient):
     def _stream(self, source: Source, request: Request) -> Iterator[StreamDelta | StreamEnd]:
         """Stream an answer generated on this machine, piece by piece as tokens decode."""
         started = time.monotonic()
-        with self._semaphore:
+        with self._slot():
             model = self._load()
             pieces: list[str] = []
             local_stream = None
             try:
-                local_stream = model.stream(source, _decoding(request))
+                local_stream = model.stream(source, self._decoding(request))
                 for piece in local_stream:
                     pieces.append(piece)
                     yield StreamDelta(piece)
             except LLMError:
                 raise
+            except TimeoutError as exc:  # the model stayed busy: nothing was generated
+                raise LLMError(str(exc), retryable=True, attempts=1) from exc
             except GeneratorExit:
                 # The reader stopped (the owner left, or the loop guard saw a loop): stop the
                 # model at its next token instead of letting it run to max_tokens.
@@ -104,6 +109,29 @@ class LocalClient(LLMClient):
             model=self.model_name,
         )
 
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of ``max_concurrency`` slots, waited for at most ``timeout_s``."""
+        if not self._semaphore.acquire(timeout=self.config.timeout_s):
+            raise LLMError(
+                f"local model {self.model_name}: every one of its "
+                f"{self.config.max_concurrency} slots stayed busy for "
+                f"{self.config.timeout_s:g} s; try again shortly",
+                retryable=True,
+            )
+        try:
+            yield
+        finally:
+            self._semaphore.release()
+
+    def _decoding(self, request: Request) -> Decoding:
+        return Decoding(
+            max_new_tokens=request.max_tokens,
+            temperature=request.temperature,
+            stop=request.stop,
+            wait_s=self.config.timeout_s,
+        )
+
     def _load(self) -> Any:
         try:
             return load_local(self.config.model, self._models_dir)
@@ -111,9 +139,3 @@ class LocalClient(LLMClient):
             raise LLMConfigError(
                 f"cannot load local model {self.config.model or 'default'!r}: {exc}"
             ) from exc
-
-
-def _decoding(request: Request) -> Decoding:
-    return Decoding(
-        max_new_tokens=request.max_tokens, temperature=request.temperature, stop=request.stop
-    )

@@ -574,3 +574,23 @@ def test_fake_consumes_faults_in_order_across_threads(fake: FakeOpenAI) -> None:
 
     assert sorted(outcomes) == ["failed"] * 3 + ["ok"] * 2
     assert fake.pending_faults() == 0
+
+
+def test_a_stream_waits_at_most_the_gate_timeout(fake):
+    """Security review H2: a caller behind a stream that someone opened and stopped reading
+    gets a retryable error after the endpoint's timeout instead of waiting for ever."""
+    fake.chunk_delay_s = 0.05
+    client = make_client(openai_config(fake, max_concurrency=1, timeout_s=1.0))
+    held = client.stream([{"role": "user", "content": "hello there"}])
+    assert isinstance(next(held), StreamDelta)  # the slot is now held, and nobody reads on
+
+    started = time.monotonic()
+    with pytest.raises(LLMError, match="slots stayed busy") as refused:
+        list(client.stream([{"role": "user", "content": "and me?"}]))
+    waited = time.monotonic() - started
+
+    assert refused.value.retryable
+    assert 0.9 <= waited < 3.0
+    held.close()
+    # Closing the abandoned stream gives the slot back.
+    assert client.complete([{"role": "user", "content": "now?"}]).text

@@ -237,3 +237,23 @@ def test_repetition_control_counts_only_the_generated_tokens() -> None:
     penalised = penalty(input_ids, scores.clone())
     assert penalised[0, 9] == 0.5  # generated: divided by the penalty
     assert penalised[0, 7] == 1.0  # only in the prompt: untouched
+
+
+@pytest.mark.slow
+def test_a_busy_local_model_is_waited_for_at_most_the_timeout(default_model_dir: Path) -> None:
+    """Security review H2: while one answer streams (and nobody reads it), another caller gets
+    a retryable error after ``timeout_s`` instead of blocking its worker for ever."""
+    from manualqa.lib.llm import LLMError
+
+    holder = make_client(local_config(max_concurrency=2))
+    held = holder.stream(SKY, max_tokens=64)
+    assert isinstance(next(held), StreamDelta)  # the model's lock is held by this stream
+    waiting = make_client(local_config(timeout_s=0.5))
+
+    started = time.monotonic()
+    with pytest.raises(LLMError, match="stayed busy") as refused:
+        waiting.complete(SKY, max_tokens=4)
+
+    assert refused.value.retryable and time.monotonic() - started < 5
+    held.close()  # closing stops the generation and frees the model
+    assert waiting.complete(SKY, max_tokens=4).text.strip()
