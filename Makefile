@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-BENCHES := ingest chunking generation review training chat followups quality answers
+BENCHES := ingest chunking generation review training chat followups quality answers abuse
 
 .PHONY: install run test lint format services $(addprefix bench-,$(BENCHES))
 

@@ -19,6 +19,9 @@ stored answer row, with its ``error``).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
@@ -29,9 +32,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chat import selectors, services
-from chat.events import Done, Failed, answer_payload, event_to_sse
+from chat.events import ChatEvent, Done, Failed, answer_payload, event_to_sse
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner, existing_owner, owner_from_request
+from manualqa.streaming import event_stream
 
 
 class _CSRFForSessionOwners(SessionAuthentication):
@@ -60,6 +64,13 @@ class ChatAPIView(GenericAPIView):
     def reader(self, request: Request) -> Owner | None:
         """The owner for a read, or None (nothing of theirs yet) without making a session."""
         return existing_owner(request)
+
+
+def _sse(events: Iterator[ChatEvent]) -> Iterator[str]:
+    """The service's events on the wire; closing this (the client left) closes the answer."""
+    with contextlib.closing(events):
+        for event in events:
+            yield event_to_sse(event)
 
 
 def _chat_error(exc: services.ChatError) -> Response:
@@ -273,12 +284,7 @@ class ChatAskView(ChatAPIView):
         except services.ChatError as exc:
             return _chat_error(exc)
         if data["stream"]:
-            response = StreamingHttpResponse(
-                (event_to_sse(event) for event in events), content_type="text/event-stream"
-            )
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"  # nginx: pass tokens on as they come
-            return response
+            return event_stream(request, _sse(events))
         message = None
         for event in events:
             if isinstance(event, Done | Failed):

@@ -37,7 +37,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBase,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -49,6 +48,7 @@ from chat.events import ChatEvent, Done, Failed, event_to_sse
 from chat.models import Assistant, Conversation, Feedback
 from chat.owners import Owner, existing_owner, owner_from_request
 from manualqa.lib.llm import LLMError
+from manualqa.streaming import event_stream
 
 #: Conversations listed in the sidebar (the most recent ones).
 SIDEBAR_CONVERSATIONS = 30
@@ -180,12 +180,7 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
             {"error": "That conversation is not yours, or it no longer exists.", "code": "404"},
             status=404,
         )
-    response = StreamingHttpResponse(
-        _page_events(request, events), content_type="text/event-stream"
-    )
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"  # nginx: pass tokens on as they come
-    return response
+    return event_stream(request, _page_events(request, events))
 
 
 def _page_events(request: HttpRequest, events: Iterator[ChatEvent]) -> Iterator[str]:

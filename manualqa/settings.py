@@ -103,6 +103,16 @@ else:
     _default_db = embedded_database_settings(VAR_DIR / "pgdata")
 _default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 _default_db["CONN_HEALTH_CHECKS"] = True
+# The web server (make run: uvicorn workers) runs each request in a thread of its own, so a
+# connection per thread would be one per request: there, a pool per process lends connections
+# instead (DATABASE_POOL=1, which manualqa.stack sets; DATABASE_POOL_MAX per process).
+if env_bool("DATABASE_POOL", False):
+    _default_db["CONN_MAX_AGE"] = 0
+    _default_db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=2),
+        "timeout": 30,
+    }
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

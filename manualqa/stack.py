@@ -123,11 +123,13 @@ def run() -> int:
         stack.spawn(
             "gunicorn",
             [
-                PYTHON, "-m", "gunicorn", "manualqa.wsgi", "--bind", f"{host}:{port}",
-                "--worker-class", "gthread", "--workers", "2", "--threads", "16",
+                PYTHON, "-m", "gunicorn", "manualqa.asgi:application", "--bind", f"{host}:{port}",
+                # uvicorn workers: a streamed answer waits on the event loop, so owners who
+                # stop reading cannot hold every worker thread (security review H2).
+                "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "2",
                 "--timeout", "120", "--access-logfile", "-",
             ],
-            env,
+            {**env, "DATABASE_POOL": os.environ.get("DATABASE_POOL", "1")},
         )  # fmt: skip
         stack.spawn(
             "celery worker",

@@ -672,8 +672,12 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per response")
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks"
+    )
     args = parser.parse_args(argv)
     with FakeOpenAI(latency_s=args.latency) as server:
+        server.chunk_delay_s = args.chunk_delay
         print(server.base_url, flush=True)
         for _line in sys.stdin:
             print(server.max_in_flight, flush=True)

@@ -32,7 +32,7 @@ from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from chat.services.checks import question_validate, rate_limit_check, releasing, stream_slot_take
-from chat.services.clients import _client_for
+from chat.services.clients import _client_for, model_label, release_connection
 from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
 from curation.models import LLMEndpoint
 from manualqa.lib import prompt_formats
@@ -170,12 +170,6 @@ def _answer_events(
         yield Failed(error=error, message=message)
 
 
-def _model_label(model: str) -> str:
-    """The model as an answer names it to its owner: a local model by its folder's name, never
-    the server's path to it (security review L1)."""
-    return Path(model).name if model.startswith(("/", "~", ".")) or "\\" in model else model
-
-
 def answer_policy(assistant: Assistant) -> answering.AnswerPolicy:
     """The assistant's answering settings as the answer path reads them."""
     return answering.AnswerPolicy(
@@ -202,16 +196,19 @@ def _answer_body(
         _answer_record, state, conversation, question_message, style=policy.style
     )
 
+    previous_question = _previous_question(conversation, question_message)
+    release_connection()  # embedding the question is CPU work: no connection held meanwhile
     retrieval = retrieve(
         question=question,
         manual_ids=manual_ids,
         k=assistant.top_k,
         method=assistant.retrieval,
         match_questions=assistant.match_questions,
-        previous_question=_previous_question(conversation, question_message),
+        previous_question=previous_question,
     )
     passages = _quote_passages(retrieval.passages)
     vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
+    release_connection()  # and none while the quote is composed
     decline = answering.decide(
         question,
         passages,
@@ -281,6 +278,7 @@ def _answer_body(
         "stop": rendered.stop or None,
     }
     generation = None
+    release_connection()
     try:
         client = _client_for(endpoint)
         if rendered.prompt is not None:
@@ -307,7 +305,7 @@ def _answer_body(
             retrieval=retrieval,
             quote={**quote_record, "shown": False},
             raw_content=generation.raw if generation else "",
-            model=_model_label(endpoint.model or endpoint.name),
+            model=model_label(endpoint.model or endpoint.name),
         )
         yield Failed(error=error, message=message)
         return
@@ -337,7 +335,7 @@ def _answer_body(
         verification=[verdict.as_dict() for verdict in verification.verdicts],
         looped=bool(generation and generation.looped),
         checks=checks,
-        model=_model_label(
+        model=model_label(
             (completion.model if completion else "") or endpoint.model or endpoint.name
         ),
         prompt_tokens=completion.tokens_in if completion else None,

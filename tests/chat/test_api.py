@@ -336,7 +336,7 @@ def test_the_assistant_list_shows_active_assistants_default_first(assistant, man
 def test_answer_payload_never_contains_a_filesystem_path(assistant, manual):
     """Security review L1: a local ingest's file:// source and a local model's folder are the
     server's business, not the owner's."""
-    from chat.services.answering import _model_label
+    from chat.services.clients import model_label
 
     manual.documents.update(source_url="file:///srv/private/manuals/tires.md")
 
@@ -344,8 +344,8 @@ def test_answer_payload_never_contains_a_filesystem_path(assistant, manual):
 
     assert body["citations"] and all(c["source_url"] == "" for c in body["citations"])
     assert "/srv/private" not in json.dumps(body)
-    assert _model_label("/srv/models/job-7/merged") == "merged"
-    assert _model_label("gpt-4o-mini") == "gpt-4o-mini"
+    assert model_label("/srv/models/job-7/merged") == "merged"
+    assert model_label("gpt-4o-mini") == "gpt-4o-mini"
 
 
 def test_the_migration_digests_raw_session_keys_it_finds(assistant):
