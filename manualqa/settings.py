@@ -356,6 +356,9 @@ CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+# Where people may ingest local folders and zips from (the admin's ingest page): paths are
+# resolved, symlinks included, and must lie under one of these. Commands may name any path.
+INGEST_ROOTS = env_list("INGEST_ROOTS", [str(VAR_DIR / "ingest")])
 # Let crawls reach loopback, private, link-local and reserved addresses. Off by default: a
 # crawl must not reach the server's own services or a cloud metadata endpoint (the sample
 # manual's bootstrap crawl of its own loopback server is allowed on its own).

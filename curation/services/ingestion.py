@@ -281,6 +281,25 @@ def _source_kind(source: str) -> str:
     raise ValidationError({"source": f"{source} is neither an http(s) URL nor an existing path"})
 
 
+def _local_source(source: str, user) -> str:
+    """The resolved path of a local source. For a person (the admin's ingest page), it must
+    lie under one of ``INGEST_ROOTS``, checked after symlinks are resolved, or it is refused
+    with the same message whether or not it exists, so the page cannot probe the server's
+    disk (security review M2); the system (commands, the bootstrap) may name any path."""
+    if source.startswith("file://"):
+        source = source.removeprefix("file://")
+    path = Path(source).expanduser().resolve()
+    if user is None:
+        return str(path)
+    roots = [Path(root).expanduser().resolve() for root in settings.INGEST_ROOTS]
+    if not any(path == root or path.is_relative_to(root) for root in roots) or not path.exists():
+        places = ", ".join(str(root) for root in roots) or "nowhere (INGEST_ROOTS is empty)"
+        raise ValidationError(
+            {"source": f"Give a URL, or a folder or zip file that exists under {places}."}
+        )
+    return str(path)
+
+
 def crawl_options(options: dict) -> CrawlOptions:
     """Crawl options from a run's ``options``, defaulting to the settings."""
     return CrawlOptions(
@@ -316,7 +335,7 @@ def ingestion_run_create(
     if not source:
         raise ValidationError({"source": "Give a URL, a folder or a zip file to ingest."})
     if not source.startswith(("http://", "https://")):
-        source = str(Path(source).expanduser().resolve())
+        source = _local_source(source, user)
     options = dict(options or {})
     if "max_pages" in options and int(options["max_pages"]) < 1:
         raise ValidationError({"max_pages": "The page limit must be at least 1."})

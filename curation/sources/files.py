@@ -33,15 +33,21 @@ def _list_folder(root: Path, suffixes: tuple[str, ...]) -> list[tuple[str, Path]
     """``(relative name, path)`` of matching files under ``root``, sorted by name.
 
     os.walk (not rglob) so symlinked directories are not followed into loops; symlinked
-    files are listed, and a broken one later shows up as an unreadable page.
+    files are listed if they point inside ``root`` (a broken one later shows up as an
+    unreadable page), and skipped if they point outside it: whatever a folder's links reach
+    would be published as a page of the manual (security review M2).
     """
     found: list[tuple[str, Path]] = []
+    inside = Path(root).resolve()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [name for name in dirnames if not _is_hidden(name)]
         for filename in filenames:
             if _is_hidden(filename) or not filename.lower().endswith(suffixes):
                 continue
             path = Path(dirpath, filename)
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                logger.warning("%s links outside the folder (to %s); skipped", path, path.resolve())
+                continue
             found.append((path.relative_to(root).as_posix(), path))
     found.sort(key=lambda item: item[0])
     return found

@@ -49,7 +49,8 @@ def test_chunk_filter_separates_waiting_from_embedded(admin_client, ingested):
     assert admin_client.get(url, {"embedded": "yes"}).context["cl"].result_count == 0
 
 
-def test_ingest_page_queues_a_run(admin_client, django_capture_on_commit_callbacks):
+def test_ingest_page_queues_a_run(admin_client, django_capture_on_commit_callbacks, settings):
+    settings.INGEST_ROOTS = [str(SAMPLE_SITE)]
     with django_capture_on_commit_callbacks() as callbacks:
         response = admin_client.post(
             reverse("admin:curation_ingestionrun_ingest"),
@@ -66,13 +67,35 @@ def test_ingest_page_queues_a_run(admin_client, django_capture_on_commit_callbac
     assert len(callbacks) == 1  # the task is sent only once the transaction commits
 
 
-def test_ingest_page_shows_a_clear_error_for_a_bad_source(admin_client, tmp_path):
+def test_ingest_page_shows_a_clear_error_for_a_bad_source(admin_client, tmp_path, settings):
+    settings.INGEST_ROOTS = [str(tmp_path)]
+    (tmp_path / "empty").mkdir()
     response = admin_client.post(
         reverse("admin:curation_ingestionrun_ingest"),
-        {"new_manual_name": "Form manual", "source": str(tmp_path / "nope"), "max_pages": 5},
+        {"new_manual_name": "Form manual", "source": str(tmp_path / "empty"), "max_pages": 5},
     )
     assert response.status_code == 200
-    assert "is neither an http(s) URL nor an existing path" in response.content.decode()
+    assert "holds no .html or .md files" in response.content.decode()
+    assert not IngestionRun.objects.exists()
+
+
+@pytest.mark.parametrize("where", ["/etc", "/", "file:///etc", "missing", "link-out"])
+def test_ingest_refuses_paths_outside_ingest_roots(admin_client, tmp_path, settings, where):
+    """Security review M2: the same refusal whether the path exists or not, and a symlink
+    inside a root that points outside it counts as outside."""
+    root = tmp_path / "ingest"
+    root.mkdir()
+    (root / "link-out").symlink_to("/etc")
+    settings.INGEST_ROOTS = [str(root)]
+    source = str(root / where) if where in ("missing", "link-out") else where
+
+    response = admin_client.post(
+        reverse("admin:curation_ingestionrun_ingest"),
+        {"new_manual_name": "Form manual", "source": source, "max_pages": 5},
+    )
+
+    assert response.status_code == 200
+    assert f"a folder or zip file that exists under {root}" in response.content.decode()
     assert not IngestionRun.objects.exists()
 
 

@@ -627,3 +627,18 @@ def test_count_hint_is_exact_for_files_and_unknown_for_crawls(
     assert count_hint(str(archive)) == 2
     assert count_hint("https://example.com/manual/") is None
     assert count_hint(str(tmp_path / "missing")) is None
+
+
+def test_a_folder_link_to_a_file_outside_it_is_not_read(tmp_path: Path) -> None:
+    """Security review M2: whatever a folder's links reach would be published."""
+    folder = tmp_path / "manual"
+    folder.mkdir()
+    (folder / "page.md").write_text("# Page\n\nText.\n")
+    secret = tmp_path / "secret.md"
+    secret.write_text("# Secret\n\nNot for the manual.\n")
+    (folder / "notes.md").symlink_to(secret)
+    (folder / "alias.md").symlink_to(folder / "page.md")
+
+    pages = list(iter_markdown_folder(folder))
+
+    assert sorted(page.source_name for page in pages) == ["alias.md", "page.md"]
