@@ -53,24 +53,28 @@ def embed_score_generation(run_id: int) -> str:
     return services.generation_run_score(run_id=run_id).status
 
 
-def _regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+def _regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int, batch: str) -> str:
     # Each new answer's rescoring is queued as it is stored (qa_pair_text_changed).
     report = services.qa_pairs_regenerate_answers(
-        pair_ids=pair_ids, endpoint_id=endpoint_id, reviewer_id=reviewer_id
+        pair_ids=pair_ids, endpoint_id=endpoint_id, reviewer_id=reviewer_id, batch=batch
     )
     return report.summary()
 
 
 @shared_task(name="curation.regenerate_answers")
-def regenerate_answers(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+def regenerate_answers(
+    pair_ids: list[int], endpoint_id: int, reviewer_id: int, batch: str = ""
+) -> str:
     """Answer chosen pairs' questions again with a remote endpoint (``default`` queue)."""
-    return _regenerate(pair_ids, endpoint_id, reviewer_id)
+    return _regenerate(pair_ids, endpoint_id, reviewer_id, batch)
 
 
 @shared_task(name="curation.generate_local_regenerate")
-def generate_local_regenerate(pair_ids: list[int], endpoint_id: int, reviewer_id: int) -> str:
+def generate_local_regenerate(
+    pair_ids: list[int], endpoint_id: int, reviewer_id: int, batch: str = ""
+) -> str:
     """Answer chosen pairs' questions again with a local model (``gpu`` queue)."""
-    return _regenerate(pair_ids, endpoint_id, reviewer_id)
+    return _regenerate(pair_ids, endpoint_id, reviewer_id, batch)
 
 
 @shared_task(name="curation.embed_score_pairs")

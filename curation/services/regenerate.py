@@ -11,6 +11,7 @@ logged: an error message is never stored as an answer.
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
@@ -71,7 +72,8 @@ def qa_pairs_regenerate_enqueue(*, pairs: QuerySet[QAPair], endpoint: LLMEndpoin
         return 0
     local = endpoint.kind == LLMEndpoint.Kind.LOCAL
     task = generate_local_regenerate if local else regenerate_answers
-    queues.enqueue(task, pair_ids, endpoint.pk, reviewer.pk, gpu=local)
+    # The batch names this request, so a redelivered task skips what it already did.
+    queues.enqueue(task, pair_ids, endpoint.pk, reviewer.pk, uuid.uuid4().hex, gpu=local)
     return len(pair_ids)
 
 
@@ -96,12 +98,15 @@ def _ask(client: LLMClient, messages: list[dict[str, str]]) -> str:
 
 
 @transaction.atomic
-def _store(*, pair_id: int, answer: str, reviewer) -> bool:
-    """Replace one pair's answer with a revision. False when it already says exactly that."""
+def _store(*, pair_id: int, answer: str, reviewer, batch: str = "") -> bool:
+    """Replace one pair's answer with a revision. False when it already says exactly that,
+    or when ``batch`` already regenerated it (a second worker on the same batch)."""
     pair = QAPair.objects.select_for_update().get(pk=pair_id)
-    if answer == pair.answer:
+    if answer == pair.answer or (batch and pair.pk in _done_in(batch, [pair.pk])):
         return False
     changes = {"answer": [pair.answer, answer]}
+    if batch:
+        changes["regeneration"] = [None, batch]
     pair.answer = answer
     qa_pair_text_changed(pair)
     if pair.status != QAPair.Status.PENDING:
@@ -117,8 +122,19 @@ def _store(*, pair_id: int, answer: str, reviewer) -> bool:
     return True
 
 
+def _done_in(batch: str, pair_ids: list[int]) -> set[int]:
+    """The pairs that ``batch`` already regenerated (their revision names it)."""
+    return set(
+        QAPairRevision.objects.filter(
+            pair_id__in=pair_ids,
+            action=QAPairRevision.Action.REGENERATE,
+            changes__regeneration__1=batch,
+        ).values_list("pair_id", flat=True)
+    )
+
+
 def qa_pairs_regenerate_answers(
-    *, pair_ids: list[int], endpoint_id: int, reviewer_id: int
+    *, pair_ids: list[int], endpoint_id: int, reviewer_id: int, batch: str = ""
 ) -> RegenerateReport:
     """Ask the endpoint to answer each pair's question again from its source text.
 
@@ -127,6 +143,10 @@ def qa_pairs_regenerate_answers(
     without source text, or whose call fails or returns nothing, is left unchanged and logged.
     Raises ``PermissionDenied`` when the reviewer may not review, ``ValidationError`` when the
     endpoint is switched off; an endpoint that cannot work at all (no API key) fails every pair.
+
+    ``batch`` names the request (the enqueue gives each one): a task delivered again after its
+    worker died (``acks_late``) skips the pairs the batch already regenerated, so the endpoint
+    is asked once per pair and each pair gets one revision (security review M9).
     """
     reviewer = get_user_model().objects.get(pk=reviewer_id)
     if not user_can_review(reviewer):
@@ -134,8 +154,10 @@ def qa_pairs_regenerate_answers(
     endpoint = LLMEndpoint.objects.get(pk=endpoint_id)
     _check_endpoint(endpoint)
     report = RegenerateReport()
+    done = _done_in(batch, pair_ids) if batch else set()
+    report.unchanged.extend(sorted(done))
     pairs = list(
-        QAPair.objects.filter(pk__in=pair_ids)
+        QAPair.objects.filter(pk__in=[pk for pk in pair_ids if pk not in done])
         .select_related("manual", "document", "chunk")
         .defer("question_embedding", "chunk__embedding", "document__markdown")
         .order_by("id")
@@ -168,7 +190,7 @@ def qa_pairs_regenerate_answers(
                 if not answer:
                     report.failed[pk] = "the endpoint returned an empty answer"
                     continue
-                if _store(pair_id=pk, answer=answer, reviewer=reviewer):
+                if _store(pair_id=pk, answer=answer, reviewer=reviewer, batch=batch):
                     report.regenerated.append(pk)
                 else:
                     report.unchanged.append(pk)

@@ -231,6 +231,28 @@ def test_regenerating_asks_the_endpoint_from_the_source_and_records_a_revision(m
 
 
 @pytest.mark.django_db
+def test_regenerate_task_run_twice_calls_the_endpoint_once_per_pair(manual, fake_llm):
+    """Security review M9: a task delivered again (its worker died, or Redis's visibility
+    timeout passed) skips what its batch already did: one call and one revision per pair."""
+    rita = reviewer()
+    endpoint = openai_endpoint(fake_llm.base_url)
+    pairs = make_pairs(manual, 3)
+    ids = [pair.pk for pair in pairs]
+
+    first = services.qa_pairs_regenerate_answers(
+        pair_ids=ids, endpoint_id=endpoint.pk, reviewer_id=rita.pk, batch="batch-1"
+    )
+    again = services.qa_pairs_regenerate_answers(
+        pair_ids=ids, endpoint_id=endpoint.pk, reviewer_id=rita.pk, batch="batch-1"
+    )
+
+    assert sorted(first.regenerated) == ids and sorted(again.unchanged) == ids
+    assert len(fake_llm.chat_requests()) == 3
+    revisions = QAPairRevision.objects.filter(action=QAPairRevision.Action.REGENERATE)
+    assert revisions.count() == 3
+    assert {r.changes["regeneration"][1] for r in revisions} == {"batch-1"}
+
+
 def test_a_regenerated_answer_of_a_decided_pair_goes_back_to_review(manual, fake_llm):
     rita = reviewer()
     endpoint = openai_endpoint(fake_llm.base_url)
@@ -329,7 +351,14 @@ def test_regeneration_is_queued_on_commit_to_the_endpoints_queue(
         assert queued == 3 and not sent  # nothing leaves before the transaction commits
     assert len(callbacks) == 1
     callbacks[0]()
-    assert sent == [(task_name, ([pair.pk for pair in pairs], endpoint.pk, rita.pk))]
+    ((name, (pair_ids, endpoint_id, reviewer_id, batch)),) = sent
+    assert (name, pair_ids, endpoint_id, reviewer_id) == (
+        task_name,
+        [pair.pk for pair in pairs],
+        endpoint.pk,
+        rita.pk,
+    )
+    assert len(batch) == 32  # the request's own batch id
     assert celery_app.amqp.router.route({}, task_name)["queue"].name == queue
 
 
