@@ -12,7 +12,10 @@ from manualqa.jobs import queues
 @shared_task(name="curation.ingest_run", bind=True)
 def ingest_run(self, run_id: int) -> str:
     """Fetch, clean and chunk a run's pages (``default`` queue), then queue the embedding."""
-    if not services.ingestion_run_claim(run_id=run_id, task_id=self.request.id or ""):
+    claimed = services.ingestion_run_claim(
+        run_id=run_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
+    )
+    if not claimed:
         return "already claimed"
     run = services.ingestion_run_process_pages(run_id=run_id)
     if run.status == IngestionRun.Status.EMBEDDING:
@@ -26,8 +29,11 @@ def embed_run_chunks(run_id: int) -> str:
     return services.ingestion_run_embed(run_id=run_id).status
 
 
-def _generate(task_id: str, run_id: int) -> str:
-    if not services.generation_run_claim(run_id=run_id, task_id=task_id):
+def _generate(task, run_id: int) -> str:
+    claimed = services.generation_run_claim(
+        run_id=run_id, task_id=task.request.id or "", redelivered=queues.redelivered(task)
+    )
+    if not claimed:
         return "already claimed"
     run = services.generation_run_execute(run_id=run_id)
     if run.status == GenerationRun.Status.SCORING:
@@ -38,13 +44,13 @@ def _generate(task_id: str, run_id: int) -> str:
 @shared_task(name="curation.generate_qa", bind=True)
 def generate_qa(self, run_id: int) -> str:
     """Generate QA pairs with a remote endpoint (``default`` queue): only network waits here."""
-    return _generate(self.request.id or "", run_id)
+    return _generate(self, run_id)
 
 
 @shared_task(name="curation.generate_local_qa", bind=True)
 def generate_local_qa(self, run_id: int) -> str:
     """Generate QA pairs with a local model (``gpu`` queue, where the model fits)."""
-    return _generate(self.request.id or "", run_id)
+    return _generate(self, run_id)
 
 
 @shared_task(name="curation.embed_score_generation")

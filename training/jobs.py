@@ -194,10 +194,15 @@ def _enqueue(job: TrainingJob) -> None:
     queues.enqueue(run_job, job.pk, gpu=True)
 
 
-def training_job_claim(*, job_id: int, task_id: str = "") -> bool:
-    """Take a queued job, or a running one whose worker stopped beating. False: someone has it."""
+def training_job_claim(*, job_id: int, task_id: str = "", redelivered: bool = False) -> bool:
+    """Take a queued job, or a running one whose worker stopped beating (or, redelivered, the
+    one this task left). False: someone has it."""
     return lifecycle.claim(
-        TrainingJob, job_id, task_id=task_id, stale_after_s=settings.TRAINING_STALE_AFTER_S
+        TrainingJob,
+        job_id,
+        task_id=task_id,
+        stale_after_s=settings.TRAINING_STALE_AFTER_S,
+        redelivered=redelivered,
     )
 
 

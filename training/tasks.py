@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from manualqa.jobs import queues
 from training import jobs
 
 
 @shared_task(name="training.run_job", bind=True)
 def run_job(self, job_id: int) -> str:
     """Train, merge and register one job. Never retried blindly: a crash is recorded."""
-    if not jobs.training_job_claim(job_id=job_id, task_id=self.request.id or ""):
+    claimed = jobs.training_job_claim(
+        job_id=job_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
+    )
+    if not claimed:
         return "already claimed"
     return jobs.training_job_execute(job_id=job_id).status
 
@@ -24,6 +28,9 @@ def run_evaluation(self, run_id: int) -> str:
     """
     from training import evaluation
 
-    if not evaluation.evaluation_run_claim(run_id=run_id, task_id=self.request.id or ""):
+    claimed = evaluation.evaluation_run_claim(
+        run_id=run_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
+    )
+    if not claimed:
         return "already claimed"
     return evaluation.evaluation_run_execute(run_id=run_id).status

@@ -54,6 +54,7 @@ class IngestionStatusFilter(ChoicesFilter):
 class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     # Read only: runs are started through the ingest page, which validates the source.
     extra_views = (("ingest/", "ingest_view", "ingest"),)
+    actions = ["ingest_again"]
     list_display = ("id", "manual", "source", "status", "progress", "pages_failed", "created_at")
     list_select_related = ("manual",)
     list_filter = ("status", IngestionStatusFilter, "source_kind", "manual")
@@ -97,6 +98,23 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
             "<table><thead><tr><th>Page</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+    def has_ingest_permission(self, request) -> bool:
+        return request.user.has_perm("curation.add_ingestionrun")
+
+    @admin.action(description="Ingest the source again", permissions=["ingest"])
+    def ingest_again(self, request: HttpRequest, queryset) -> None:
+        """For runs that failed, crashed, or whose worker died (review M5)."""
+        queued = 0
+        for run in queryset:
+            try:
+                services.ingestion_run_again(run=run, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.WARNING)
+            else:
+                queued += 1
+        if queued:
+            self.message_user(request, f"Queued {queued} ingestion run(s).", messages.SUCCESS)
 
     def ingest_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("curation.add_ingestionrun"):

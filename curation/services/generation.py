@@ -160,7 +160,7 @@ def generation_runs_fail_stale() -> int:
     )
 
 
-def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
+def generation_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = False) -> bool:
     """Atomically take a queued run, or a running one whose worker's heartbeat went stale.
 
     False means another live worker has it, so a redelivered task does nothing.
@@ -171,6 +171,7 @@ def generation_run_claim(*, run_id: int, task_id: str = "") -> bool:
         task_id=task_id,
         stale_after_s=settings.GENERATION_STALE_AFTER_S,
         keep_started_at=True,
+        redelivered=redelivered,
     )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "content_hash",
     "crawl_options",
     "document_upsert",
+    "ingestion_run_again",
     "ingestion_run_claim",
     "ingestion_run_create",
     "ingestion_run_embed",
@@ -353,10 +354,28 @@ def ingestion_run_create(
     return run
 
 
-def ingestion_run_claim(*, run_id: int, task_id: str = "") -> bool:
-    """Atomically move a queued run to running. False means another worker has it."""
-    # Queued only: a crawl cannot be taken over halfway.
-    return lifecycle.claim(IngestionRun, run_id, task_id=task_id, stale_after_s=None)
+def ingestion_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = False) -> bool:
+    """Atomically move a queued run to running. False means another worker has it.
+
+    Another worker's crawl is never taken over halfway, but a task delivered again after its
+    own worker died takes its run back and starts the pages over (each page's upsert is
+    idempotent), its counters from zero.
+    """
+    claimed = lifecycle.claim(
+        IngestionRun, run_id, task_id=task_id, stale_after_s=None, redelivered=redelivered
+    )
+    if claimed and redelivered:
+        IngestionRun.objects.filter(pk=run_id).update(
+            pages_done=0,
+            pages_failed=0,
+            documents_created=0,
+            documents_updated=0,
+            documents_unchanged=0,
+            chunks_created=0,
+            chunks_embedded=0,
+            errors=[],
+        )
+    return claimed
 
 
 def ingestion_runs_fail_stale() -> int:
@@ -376,6 +395,28 @@ def ingestion_runs_fail_stale() -> int:
     return lifecycle.fail_stale(
         IngestionRun, stale_after_s=settings.INGESTION_STALE_AFTER_S, message=message
     )
+
+
+def ingestion_run_again(*, run: IngestionRun, user=None) -> IngestionRun:
+    """Ingest a run's source again, as a new run with the same manual and options: for a run
+    that failed, crashed, or whose worker died (its heartbeat went stale; it is marked failed
+    first). Refused while the run is alive."""
+    roles.require(
+        user, "curation.add_ingestionrun", "Ingesting a manual needs the add ingestion run right."
+    )
+    run.refresh_from_db()
+    if lifecycle.is_stale(run, stale_after_s=settings.INGESTION_STALE_AFTER_S):
+        ingestion_runs_fail_stale()
+        run.refresh_from_db()
+    if run.status not in (IngestionRun.Status.FAILED, IngestionRun.Status.ERRORED):
+        raise ValidationError(
+            f"Run #{run.pk} is {run.get_status_display().lower()}; only a failed, crashed or "
+            "stalled run is ingested again."
+        )
+    # Queued by the system on the person's behalf: the source was checked when they made it.
+    again = ingestion_run_create(manual=run.manual, source=run.source, options=run.options)
+    IngestionRun.objects.filter(pk=again.pk).update(created_by=user)
+    return again
 
 
 def _pages(run: IngestionRun) -> Iterator[RawPage]:

@@ -55,12 +55,16 @@ def claim(
     task_id: str,
     stale_after_s: float | None,
     keep_started_at: bool = False,
+    redelivered: bool = False,
 ) -> bool:
     """Atomically take a queued row, or a running one whose worker stopped beating.
 
     One conditional UPDATE: False means another live worker has it, so a redelivered task does
     nothing. ``stale_after_s=None`` takes queued rows only (a kind whose work cannot be taken
     over halfway). ``keep_started_at`` keeps the first start time of a row that is taken over.
+    ``redelivered`` (the broker delivered this task again: its first worker died before
+    acknowledging it) also takes the row this very task left running, heartbeat fresh or not,
+    instead of dropping the redelivery and leaving the row running for good (review M5).
     """
     Status = model.Status
     now = timezone.now()
@@ -68,6 +72,8 @@ def claim(
     if stale_after_s is not None:
         stale_before = now - timedelta(seconds=stale_after_s)
         takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before)
+    if redelivered and task_id:
+        takeable |= Q(status=Status.RUNNING, celery_task_id=task_id)
     return bool(
         model.objects.filter(pk=pk)
         .filter(takeable)

@@ -23,3 +23,8 @@ def enqueue(task: Any, *args: Any, gpu: bool = False) -> None:
     commits (at once outside a transaction, as in a worker)."""
     queue = GPU_QUEUE if gpu else DEFAULT_QUEUE
     transaction.on_commit(lambda: task.apply_async(args, queue=queue))
+
+
+def redelivered(task: Any) -> bool:
+    """Whether the broker delivered this (bound) task again after its worker died."""
+    return bool((getattr(task.request, "delivery_info", None) or {}).get("redelivered"))

@@ -162,13 +162,17 @@ def _endpoint_model(endpoint) -> str:
     return endpoint.name
 
 
-def evaluation_run_claim(*, run_id: int, task_id: str = "") -> bool:
+def evaluation_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = False) -> bool:
     """Take a queued run, or a running one whose worker stopped beating. False: someone has it.
 
     A reclaimed run continues where it stopped: answers already stored are not asked again.
     """
     return lifecycle.claim(
-        EvaluationRun, run_id, task_id=task_id, stale_after_s=settings.EVALUATION_STALE_AFTER_S
+        EvaluationRun,
+        run_id,
+        task_id=task_id,
+        stale_after_s=settings.EVALUATION_STALE_AFTER_S,
+        redelivered=redelivered,
     )
 
 
