@@ -244,7 +244,10 @@ def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
 
 
 def _finish(job: TrainingJob, status: str, *, message: str = "", trace: str = "") -> TrainingJob:
-    return lifecycle.finish(job, status, message=message, trace=trace, eta_s=None)
+    # Fenced by the task that claimed the job: a superseded worker writes no outcome.
+    return lifecycle.finish(
+        job, status, message=message, trace=trace, fence=job.celery_task_id, eta_s=None
+    )
 
 
 def _append_log(job_id: int, line: str) -> None:
@@ -275,7 +278,14 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         now = time.monotonic()
         if now - last_check >= heartbeat_s:
             last_check = now
-            cancelled = TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists()
+            row = TrainingJob.objects.filter(pk=job.pk).values("cancel_requested", "celery_task_id")
+            state = row.first() or {"cancel_requested": True, "celery_task_id": None}
+            # Cancelled by a user, or superseded: another task claimed the job since (it was
+            # reported dead and resumed), so this worker stops and writes nothing more.
+            superseded = state["celery_task_id"] != job.celery_task_id
+            if superseded:
+                logger.warning("training job %s was claimed by another task; stopping", job.pk)
+            cancelled = state["cancel_requested"] or superseded
         return cancelled
 
     def on_progress(event) -> None:
@@ -287,7 +297,7 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
             "tokens_per_s": event.tokens_per_s,
         }
         current = TrainingJob.objects.only("metrics").get(pk=job.pk).metrics
-        TrainingJob.objects.filter(pk=job.pk).update(
+        TrainingJob.objects.filter(pk=job.pk, celery_task_id=job.celery_task_id).update(
             step=event.step,
             total_steps=event.total_steps,
             epoch=event.epoch,
@@ -303,7 +313,9 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         _train(job, config, output_dir, resume)
         return TrainingJob.objects.get(pk=job.pk)
     _append_log(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
-    heartbeat = runner.Heartbeat(TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S)
+    heartbeat = runner.Heartbeat(
+        TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id
+    )
     heartbeat.start()
     try:
         return _run(job, config, output_dir, resume, on_progress, should_stop)

@@ -24,17 +24,28 @@ def may_move(model: type[models.Model], old: str, new: str) -> bool:
 
 
 def finish(
-    row: models.Model, status: str, *, message: str = "", trace: str = "", **extra
+    row: models.Model,
+    status: str,
+    *,
+    message: str = "",
+    trace: str = "",
+    fence: str | None = None,
+    **extra,
 ) -> models.Model:
     """Move ``row`` to a final ``status`` with a user message and crash trace, then reload it.
 
     Raises ``ValueError`` for a status that is not final: a row in progress is moved by the
-    service that owns that step, never by "finishing" it.
+    service that owns that step, never by "finishing" it. With ``fence`` (the task id that
+    claimed the row), nothing is written once another task has claimed the row since: a
+    superseded worker must not overwrite the new attempt's outcome (security review M6).
     """
     model = type(row)
     if status not in model.FINISHED:
         raise ValueError(f"{str(status)!r} is not a final status of {model.__name__}")
-    model.objects.filter(pk=row.pk).update(
+    rows = model.objects.filter(pk=row.pk)
+    if fence is not None:
+        rows = rows.filter(celery_task_id=fence)
+    rows.update(
         status=status, message=message, traceback=trace, finished_at=timezone.now(), **extra
     )
     row.refresh_from_db()

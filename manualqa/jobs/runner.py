@@ -10,7 +10,7 @@ import logging
 import threading
 import traceback
 
-from django.db import OperationalError, connection, models, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.utils import timezone
 
 from manualqa.jobs import lifecycle
@@ -38,15 +38,20 @@ class Heartbeat(threading.Thread):
 
     A thread of its own, so the row keeps beating through model loading, a slow answer or a
     merge, where the work itself cannot report. Each beat waits at most two seconds for a
-    locked row (the next beat will do). A lost database shows up as a stale row, which the
-    reaper reports; the thread then only logs.
+    locked row (the next beat will do). After any database error (a blip, a failover) the
+    thread drops its connection and tries again at the next beat with a new one, so a live
+    job is not reported dead (security review M6). With ``fence`` (the task id that claimed
+    the row), it beats only while the row is still that task's.
     """
 
-    def __init__(self, model: type[models.Model], pk: int, interval: float) -> None:
+    def __init__(
+        self, model: type[models.Model], pk: int, interval: float, *, fence: str | None = None
+    ) -> None:
         super().__init__(name=f"heartbeat-{model._meta.model_name}-{pk}", daemon=True)
         self.model = model
         self.pk = pk
         self.interval = interval
+        self.fence = fence
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -54,20 +59,24 @@ class Heartbeat(threading.Thread):
             while not self.stopped.wait(self.interval):
                 try:
                     self.beat()
-                except OperationalError:  # row locked for a moment: the next beat will do
-                    continue
+                except DatabaseError as exc:  # locked for a moment, or the connection broke
+                    logger.warning(
+                        "heartbeat for %s %s missed: %s", self.model.__name__, self.pk, exc
+                    )
+                    connection.close()  # the next beat opens a new one
         except Exception:
             logger.exception("heartbeat for %s %s stopped", self.model.__name__, self.pk)
         finally:
             connection.close()  # this thread's own connection
 
     def beat(self) -> None:
+        rows = self.model.objects.filter(pk=self.pk, status=self.model.Status.RUNNING)
+        if self.fence is not None:
+            rows = rows.filter(celery_task_id=self.fence)
         with transaction.atomic():
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL lock_timeout = '2s'")
-            self.model.objects.filter(pk=self.pk, status=self.model.Status.RUNNING).update(
-                heartbeat_at=timezone.now()
-            )
+            rows.update(heartbeat_at=timezone.now())
 
     def stop(self) -> None:
         self.stopped.set()

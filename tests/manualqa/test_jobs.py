@@ -135,6 +135,62 @@ def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
     assert not heartbeat.is_alive()
 
 
+def wait_for_beat(run, after, heartbeat, tries: int = 100) -> None:
+    for _ in range(tries):
+        run.refresh_from_db()
+        if run.heartbeat_at > after:
+            return
+        heartbeat.stopped.wait(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_heartbeat_reconnects_after_a_dropped_connection():
+    """Security review M6: a database blip (here the server ends the heartbeat thread's
+    connection) must not leave a live job beating no more until the reaper fails it."""
+    from django.db import connection
+
+    manual = services.manual_get_or_create(name="Blip manual")
+    run = services.ingestion_run_create(
+        manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
+    )
+    lifecycle.claim(IngestionRun, run.pk, task_id="t", stale_after_s=None)
+    long_ago = timezone.now() - timedelta(hours=1)
+    IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    heartbeat = runner.Heartbeat(IngestionRun, run.pk, interval=0.05)
+    heartbeat.start()
+    try:
+        wait_for_beat(run, long_ago, heartbeat)  # the thread has its connection now
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+        wait_for_beat(run, long_ago, heartbeat)
+    finally:
+        heartbeat.stop()
+
+    assert run.heartbeat_at > long_ago  # beating again, on a new connection
+
+
+def test_a_superseded_worker_does_not_beat_or_finish_the_job(ingestion):
+    """Security review M6: once another task has claimed the row (the job was reported dead
+    and resumed), the first worker's heartbeat and outcome write nothing."""
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="first", stale_after_s=None)
+    IngestionRun.objects.filter(pk=ingestion.pk).update(celery_task_id="second")
+    long_ago = timezone.now() - timedelta(hours=1)
+    IngestionRun.objects.filter(pk=ingestion.pk).update(heartbeat_at=long_ago)
+
+    runner.Heartbeat(IngestionRun, ingestion.pk, interval=1, fence="first").beat()
+    lifecycle.finish(ingestion, IngestionRun.Status.FAILED, message="old worker", fence="first")
+
+    ingestion.refresh_from_db()
+    assert (ingestion.status, ingestion.celery_task_id) == ("running", "second")
+    assert ingestion.heartbeat_at == long_ago and ingestion.message == ""
+    lifecycle.finish(ingestion, IngestionRun.Status.SUCCEEDED, fence="second")
+    assert ingestion.status == "succeeded"
+
+
 @pytest.fixture
 def silent_and_alive_rows(ingestion):
     """A running row of every kind whose worker went silent long ago, and one that beat now."""
