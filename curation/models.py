@@ -415,9 +415,12 @@ class ChunkGeneration(models.Model):
         PENDING = "pending", "Pending"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        SUPERSEDED = "superseded", "Superseded (its page changed during the run)"
 
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="chunk_results")
-    chunk = models.ForeignKey(DocumentChunk, on_delete=models.CASCADE, related_name="+")
+    # Kept when a re-ingest replaces the chunk (the row then says "superseded"), so a run's
+    # history and counters stay whole (security review M7).
+    chunk = models.ForeignKey(DocumentChunk, null=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     error = models.TextField(blank=True)
     pairs_created = models.PositiveIntegerField(default=0)

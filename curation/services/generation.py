@@ -176,6 +176,7 @@ def generation_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = 
 
 
 def _jobs(run: GenerationRun) -> list[ChunkJob]:
+    _supersede_replaced(run)
     pending = (
         ChunkGeneration.objects.filter(run=run, status=ChunkGeneration.Status.PENDING)
         .select_related("chunk__document")
@@ -193,11 +194,23 @@ def _jobs(run: GenerationRun) -> list[ChunkJob]:
     ]
 
 
+def _supersede_replaced(run: GenerationRun) -> None:
+    """Pending chunks that a re-ingest replaced since the run began: nothing to ask about."""
+    gone = ChunkGeneration.objects.filter(
+        run=run, status=ChunkGeneration.Status.PENDING, chunk__isnull=True
+    ).update(status=ChunkGeneration.Status.SUPERSEDED, error=_SUPERSEDED)
+    if gone:
+        GenerationRun.objects.filter(pk=run.pk).update(chunks_done=F("chunks_done") + gone)
+
+
+_SUPERSEDED = "its page changed during the run; generate from the new text in another run"
+
+
 @transaction.atomic
 def _store_outcome(run: GenerationRun, outcome: ChunkOutcome, price: bool) -> None:
     """Write one chunk's pairs and its result row together: all of it, or none of it."""
     result = (
-        ChunkGeneration.objects.select_for_update()
+        ChunkGeneration.objects.select_for_update(of=("self",))
         .select_related("chunk__document")
         .get(pk=outcome.key)
     )
@@ -216,7 +229,12 @@ def _store_outcome(run: GenerationRun, outcome: ChunkOutcome, price: bool) -> No
     result.llm_calls = outcome.llm_calls
     result.tokens_in = outcome.tokens_in
     result.tokens_out = outcome.tokens_out
-    if outcome.error is not None:
+    if result.chunk is None:
+        # Re-ingested while the model answered: the text it asked about is gone.
+        result.status = ChunkGeneration.Status.SUPERSEDED
+        result.error = _SUPERSEDED
+        run_update["chunks_done"] = F("chunks_done") + 1
+    elif outcome.error is not None:
         result.status = ChunkGeneration.Status.FAILED
         result.error = outcome.error
         run_update["chunks_failed"] = F("chunks_failed") + 1

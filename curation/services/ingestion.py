@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Func, Value
 from django.utils import timezone
 
@@ -199,6 +199,10 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     else:
         document.version = F("version") + 1
         outcome = "updated"
+        old_headings = dict(document.chunks.values_list("pk", "heading_path"))
+        linked = list(
+            QAPair.objects.filter(chunk_id__in=old_headings).values_list("pk", "chunk_id")
+        )
         document.chunks.all().delete()
         # Pairs made from the old text keep their link and their source_text snapshot, and are
         # flagged so reviewers re-check them.
@@ -215,7 +219,30 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     document.save()
     document.refresh_from_db(fields=["version"])
     chunks = DocumentChunk.objects.bulk_create(_build_chunks(document))
+    if outcome == "updated":
+        _relink_pairs(linked, old_headings, chunks)
     return document, outcome, len(chunks)
+
+
+def _relink_pairs(
+    linked: list[tuple[int, int]], old_headings: dict[int, str], chunks: list[DocumentChunk]
+) -> None:
+    """Point pairs of a rebuilt page at the new chunk of the same section, so they keep their
+    passage (their ``source_text`` and the source-changed flag still tell reviewers the text
+    moved on). A pair whose section is gone, or whose new chunk already has its question,
+    stays without a chunk (security review M7)."""
+    by_heading: dict[str, int] = {}
+    for chunk in chunks:
+        by_heading.setdefault(chunk.heading_path, chunk.pk)
+    for pair_id, old_chunk in linked:
+        new_chunk = by_heading.get(old_headings.get(old_chunk, ""))
+        if new_chunk is None:
+            continue
+        try:
+            with transaction.atomic():
+                QAPair.objects.filter(pk=pair_id).update(chunk_id=new_chunk)
+        except IntegrityError:  # the new chunk already has a pair asking this question
+            continue
 
 
 EMBED_WRITE_BATCH = 64

@@ -194,6 +194,7 @@ def test_changing_a_document_flags_the_pairs_made_from_it(manual, fake_llm):
     endpoint = openai_endpoint(fake_llm.base_url)
     run_to_end(services.generation_run_create(manual=manual, endpoint=endpoint, enqueue=False))
     tires = manual.documents.get(source_name="tires.md")
+    made_from = dict(QAPair.objects.filter(document=tires).values_list("pk", "source_text"))
 
     services.document_upsert(
         manual=manual,
@@ -202,12 +203,14 @@ def test_changing_a_document_flags_the_pairs_made_from_it(manual, fake_llm):
         ),
     )
 
-    changed = QAPair.objects.filter(document=tires)
+    changed = QAPair.objects.filter(document=tires).select_related("chunk")
     assert changed.exists()
     for pair in changed:
         assert qa.FLAG_SOURCE_CHANGED in pair.flags
         assert pair.source_changed
-        assert "42 PSI" in pair.source_text or pair.chunk is None
+        # The snapshot of what it was made from stays; its chunk is the new one of its section.
+        assert pair.source_text == made_from[pair.pk]
+        assert pair.source_text.startswith(pair.chunk.heading_path)
     assert (
         not QAPair.objects.exclude(document=tires)
         .filter(flags__contains=[qa.FLAG_SOURCE_CHANGED])
@@ -230,3 +233,59 @@ def test_near_duplicate_questions_link_to_the_oldest_pair(manual, fake_llm):
         assert pair.duplicate_of.duplicate_of_id is None
         assert pair.duplicate_of.pk < pair.pk
         assert qa.FLAG_DUPLICATE in pair.flags
+
+
+def changed_page(manual) -> None:
+    """Re-ingest the first page with new text: its chunks are rebuilt."""
+    document = manual.documents.order_by("source_name").first()
+    markdown = document.markdown + "\n\n## Added later\n\nA section the run never saw.\n"
+    services.document_upsert(
+        manual=manual,
+        clean=CleanDocument(
+            document.source_name, "", document.title, markdown, len(markdown.split())
+        ),
+    )
+
+
+def test_reingesting_a_page_mid_generation_does_not_crash_the_run(manual, fake_llm):
+    """Security review M7: the replaced chunks' rows stay, marked superseded, the run ends
+    well, and the counters add up."""
+    endpoint = openai_endpoint(fake_llm.base_url)
+    run = services.generation_run_create(
+        manual=manual, endpoint=endpoint, questions_per_chunk=2, enqueue=False
+    )
+    replaced = run.chunk_results.filter(
+        chunk__document=manual.documents.order_by("source_name").first()
+    ).count()
+
+    changed_page(manual)
+    run = run_to_end(run)
+
+    assert run.status == GenerationRun.Status.SUCCEEDED, run.message
+    results = run.chunk_results.all()
+    assert results.count() == run.chunks_total  # no row was lost
+    superseded = results.filter(status=ChunkGeneration.Status.SUPERSEDED)
+    assert superseded.count() == replaced > 0
+    assert all(result.chunk_id is None and "page changed" in result.error for result in superseded)
+    assert run.chunks_done + run.chunks_failed == run.chunks_total
+    assert run.pairs_created == 2 * (run.chunks_total - replaced)
+
+
+def test_a_rebuilt_page_keeps_its_pairs_on_the_new_chunks_of_their_sections(manual, fake_llm):
+    run = run_to_end(
+        services.generation_run_create(
+            manual=manual, endpoint=openai_endpoint(fake_llm.base_url), enqueue=False
+        )
+    )
+    document = manual.documents.order_by("source_name").first()
+    before = {
+        pair.pk: pair.chunk.heading_path for pair in document.qa_pairs.select_related("chunk")
+    }
+
+    changed_page(manual)
+
+    after = {pair.pk: pair.chunk for pair in document.qa_pairs.select_related("chunk")}
+    assert run.pairs_created and set(after) == set(before)
+    assert all(chunk is not None for chunk in after.values())  # linked to the new chunks
+    assert {pk: chunk.heading_path for pk, chunk in after.items()} == before
+    assert all(qa.FLAG_SOURCE_CHANGED in pair.flags for pair in document.qa_pairs.all())
