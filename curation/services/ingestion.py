@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Func, Value
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from curation.chunking import chunk_markdown
@@ -519,8 +520,11 @@ def ingestion_run_embed(
         return run
 
     def progress(count: int) -> None:
+        # Capped: a second delivery of this task embeds only what is still missing, but its
+        # batches must not count the run's chunks twice (security review M9).
         IngestionRun.objects.filter(pk=run.pk).update(
-            chunks_embedded=F("chunks_embedded") + count, heartbeat_at=timezone.now()
+            chunks_embedded=Least(F("chunks_embedded") + count, F("chunks_created")),
+            heartbeat_at=timezone.now(),
         )
         if on_progress is not None:
             on_progress(count)
