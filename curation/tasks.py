@@ -12,10 +12,7 @@ from manualqa.jobs import queues
 @shared_task(name="curation.ingest_run", bind=True)
 def ingest_run(self, run_id: int) -> str:
     """Fetch, clean and chunk a run's pages (``default`` queue), then queue the embedding."""
-    claimed = services.ingestion_run_claim(
-        run_id=run_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
-    )
-    if not claimed:
+    if not queues.claimed_by(self, services.ingestion_run_claim, run_id=run_id):
         return "already claimed"
     run = services.ingestion_run_process_pages(run_id=run_id)
     if run.status == IngestionRun.Status.EMBEDDING:
@@ -30,10 +27,7 @@ def embed_run_chunks(run_id: int) -> str:
 
 
 def _generate(task, run_id: int) -> str:
-    claimed = services.generation_run_claim(
-        run_id=run_id, task_id=task.request.id or "", redelivered=queues.redelivered(task)
-    )
-    if not claimed:
+    if not queues.claimed_by(task, services.generation_run_claim, run_id=run_id):
         return "already claimed"
     run = services.generation_run_execute(run_id=run_id)
     if run.status == GenerationRun.Status.SCORING:

@@ -11,10 +11,7 @@ from training import jobs
 @shared_task(name="training.run_job", bind=True)
 def run_job(self, job_id: int) -> str:
     """Train, merge and register one job. Never retried blindly: a crash is recorded."""
-    claimed = jobs.training_job_claim(
-        job_id=job_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
-    )
-    if not claimed:
+    if not queues.claimed_by(self, jobs.training_job_claim, job_id=job_id):
         return "already claimed"
     return jobs.training_job_execute(job_id=job_id).status
 
@@ -28,9 +25,6 @@ def run_evaluation(self, run_id: int) -> str:
     """
     from training import evaluation
 
-    claimed = evaluation.evaluation_run_claim(
-        run_id=run_id, task_id=self.request.id or "", redelivered=queues.redelivered(self)
-    )
-    if not claimed:
+    if not queues.claimed_by(self, evaluation.evaluation_run_claim, run_id=run_id):
         return "already claimed"
     return evaluation.evaluation_run_execute(run_id=run_id).status

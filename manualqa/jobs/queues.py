@@ -28,3 +28,9 @@ def enqueue(task: Any, *args: Any, gpu: bool = False) -> None:
 def redelivered(task: Any) -> bool:
     """Whether the broker delivered this (bound) task again after its worker died."""
     return bool((getattr(task.request, "delivery_info", None) or {}).get("redelivered"))
+
+
+def claimed_by(task: Any, claim: Any, **ids: int) -> bool:
+    """Whether ``task`` (bound) may run its row: ``claim(**ids, task_id=..., redelivered=...)``
+    with the task's id and whether the broker delivered it again."""
+    return bool(claim(task_id=task.request.id or "", redelivered=redelivered(task), **ids))
