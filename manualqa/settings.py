@@ -318,7 +318,9 @@ JOB_REAPERS = [
     "training.evaluation.runs.evaluation_runs_fail_stale",
 ]
 CELERY_BEAT_SCHEDULE = {
-    "reap-stale-jobs": {"task": "manualqa.reap_stale_jobs", "schedule": float(JOBS_REAP_EVERY_S)}
+    "reap-stale-jobs": {"task": "manualqa.reap_stale_jobs", "schedule": float(JOBS_REAP_EVERY_S)},
+    # Anonymous owners' sessions expire; their rows are deleted once a day (security review L2).
+    "clear-sessions": {"task": "manualqa.clear_sessions", "schedule": 24 * 3600.0},
 }
 # Question pairs whose embeddings are closer than this (cosine similarity) are near-duplicates.
 QA_DUPLICATE_SIMILARITY = env_float("QA_DUPLICATE_SIMILARITY", 0.92)

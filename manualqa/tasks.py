@@ -26,3 +26,13 @@ def reap_stale_jobs() -> dict[str, int]:
     if any(count > 0 for count in marked.values()):
         logger.warning("marked silent jobs failed: %s", marked)
     return marked
+
+
+@shared_task(name="manualqa.clear_sessions")
+def clear_sessions() -> int:
+    """Delete expired sessions (Django's ``clearsessions``); returns how many rows went."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    deleted, _ = Session.objects.filter(expire_date__lt=timezone.now()).delete()
+    return deleted

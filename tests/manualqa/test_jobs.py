@@ -251,6 +251,27 @@ def test_beat_runs_the_reaper_on_the_default_queue(settings):
 
 
 @pytest.mark.django_db
+def test_beat_clears_expired_sessions_daily(settings):
+    """Security review L2: anonymous owners' sessions do not pile up for ever."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    from manualqa.tasks import clear_sessions
+
+    expired, live = SessionStore(), SessionStore()
+    expired.create()
+    live.create()
+    Session.objects.filter(session_key=expired.session_key).update(
+        expire_date=timezone.now() - timedelta(days=1)
+    )
+
+    assert clear_sessions() == 1
+    assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+    entry = settings.CELERY_BEAT_SCHEDULE["clear-sessions"]
+    assert entry["task"] == clear_sessions.name and entry["schedule"] == 24 * 3600
+
+
+@pytest.mark.django_db
 def test_enqueue_sends_to_the_chosen_queue_only_once_the_transaction_commits(
     django_capture_on_commit_callbacks, monkeypatch
 ):
