@@ -42,6 +42,7 @@ from collections import Counter
 from pathlib import Path
 
 import _django
+from _servers import ASGI, WSGI_GTHREAD, Gunicorn, free_port
 
 _django.setup()
 
@@ -65,23 +66,9 @@ SLOW_ASSISTANT = "abuse-bench-slow"
 QUICK_ASSISTANT = "abuse-bench-quick"
 LOG = settings.VAR_DIR / "bench-abuse-server.log"
 
-ASGI = [
-    "manualqa.asgi:application",
-    "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "2",
-]  # fmt: skip
-WSGI_GTHREAD = [
-    "manualqa.wsgi", "--worker-class", "gthread", "--workers", "2", "--threads", "16",
-]  # fmt: skip
-
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- the set-up ---------------------------------------------------------------------------------
@@ -129,49 +116,6 @@ def assistants(model_url: str) -> None:
             chat_services.assistant_create(
                 name=slug, slug=slug, manuals=[manual], endpoint=generator, answer_style="generated"
             )
-
-
-class Server:
-    """gunicorn on a free loopback port, as ``manualqa.stack run`` starts it (or the baseline)."""
-
-    def __init__(self, how: list[str], **env: str) -> None:
-        self.how = how
-        pool = "1" if how is ASGI else "0"  # as manualqa.stack serves it; gthread as it did
-        self.env = {**os.environ, "CHAT_WARM_UP": "1", "DATABASE_POOL": pool, **env}
-
-    def __enter__(self) -> Server:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = LOG.open("a")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn", *self.how, "--bind", f"127.0.0.1:{self.port}",
-                "--timeout", "120",
-            ],
-            cwd=_django.BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{self.base_url}/chat/", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise SystemExit(f"gunicorn did not serve; see {LOG}")
-            time.sleep(0.5)
-
-    def __exit__(self, *exc_info) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
 
 
 # -- (a) slow streams and ordinary clients ----------------------------------------------------
@@ -246,8 +190,9 @@ class Ordinary:
                     self.latencies.append(1000 * (time.perf_counter() - started))
 
 
-def slow_streams_run(how: list[str], label: str) -> dict:
-    with Server(how, TRUSTED_PROXIES="127.0.0.1", CHAT_RATE_LIMIT="0/min") as server:
+def slow_streams_run(how: tuple, label: str) -> dict:
+    env = {"TRUSTED_PROXIES": "127.0.0.1", "CHAT_RATE_LIMIT": "0/min"}
+    with Gunicorn(how, env, LOG) as server:
         say(f"(a) {label}: opening {SLOW_STREAMS} slow streams ...")
         held: list[socket.socket] = []
         lock = threading.Lock()
@@ -403,7 +348,7 @@ def rate_limit_run() -> bool | None:
     stale = list(counters.scan_iter(match=f"{settings.CHAT_RATE_LIMIT_PREFIX}*127.0.0.1[01]*"))
     if stale:
         counters.delete(*stale)
-    with Server(ASGI, **env) as server, Nginx(server.port) as nginx:
+    with Gunicorn(ASGI, env, LOG) as server, Nginx(server.port) as nginx:
         base = f"http://127.0.0.1:{nginx.port}"
         first = ask_as("127.0.0.10", base, 4)
         spoofed = ask_as("127.0.0.10", base, 1, spoof="198.51.100.99")

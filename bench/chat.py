@@ -20,7 +20,7 @@ bench)" and reused; the bundled sample manual stands in, and the output says so,
 (b) time to first token of the bundled local model (SmolLM2-135M) streamed through
     ``LocalClient.stream``, after it is loaded (load time apart): median of 5 short prompts,
     16 new tokens; and the same through ``chat.services.answer_stream`` with a RAG prompt;
-(c) 32 concurrent clients for 30 s against a real gunicorn (the workers and threads of
+(c) 32 concurrent clients for 30 s against a real gunicorn (the uvicorn workers of
     ``manualqa.stack``) on a free loopback port, ``CHAT_RATE_LIMIT=0/min``: each client opens
     the chat page for its CSRF cookie, then POSTs questions to ``/api/chat/`` asking a RAG
     assistant over the 100k-chunk manual whose generator is the loopback fake OpenAI server
@@ -41,9 +41,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +51,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import _django
+from _servers import ASGI, Gunicorn
 
 _django.setup()
 
@@ -610,50 +609,6 @@ class LoopbackServer:
             self.process.wait()
 
 
-class Gunicorn:
-    """The site under gunicorn as ``manualqa.stack run`` starts it, on a free loopback port."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.env = env
-
-    def __enter__(self) -> Gunicorn:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = GUNICORN_LOG.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-m", "gunicorn", "manualqa.wsgi", "--bind",
-                f"127.0.0.1:{self.port}", "--worker-class", "gthread", "--workers", "2",
-                "--threads", "16", "--timeout", "120", "--access-logfile", "-",
-            ],
-            cwd=_django.BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if requests.get(f"{self.base_url}/chat/", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.__exit__()
-                raise SystemExit(f"gunicorn did not serve; see {GUNICORN_LOG}")
-            time.sleep(0.5)
-
-    def __exit__(self, *exc_info) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 class LoadRun:
     """What the clients saw: latencies of successes, errors by kind, in the timed window."""
 
@@ -744,8 +699,7 @@ def measure_load(manual: Manual, texts: list[str]) -> dict:
             },
         )
         bench_assistant(LOOPBACK_ASSISTANT, manual, endpoint)
-        env = {**os.environ, "CHAT_RATE_LIMIT": "0/min"}
-        with Gunicorn(env) as server:
+        with Gunicorn(ASGI, {"CHAT_RATE_LIMIT": "0/min"}, GUNICORN_LOG) as server:
             run = LoadRun()
             barrier = threading.Barrier(CLIENTS, action=run.start_window)
             threads = [
@@ -892,7 +846,7 @@ def main() -> int:
         f"citations {ttft['rag_citations']})"
     )
 
-    print(f"\n(c) {CLIENTS} clients for {LOAD_SECONDS} s, gunicorn 2 workers x 16 threads")
+    print(f"\n(c) {CLIENTS} clients for {LOAD_SECONDS} s, gunicorn with 2 uvicorn workers")
     load = measure_load(synth, texts)
     errors = sum(load["errors"].values()) + sum(load["warmup_errors"].values())
     print(
