@@ -1,4 +1,5 @@
-"""The site under gunicorn on a free loopback port, for the benches that load it over HTTP."""
+"""What the benches serve over loopback: the fake OpenAI server in its own process, and the site
+under gunicorn on a free port."""
 
 from __future__ import annotations
 
@@ -78,3 +79,37 @@ class Gunicorn:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+class FakeOpenAIProcess:
+    """``tests.fakeopenai`` in its own process (its work must not share the bench's GIL), with
+    ``options`` such as ``--latency 0.3`` or ``--chunk-delay 2``; ``base_url`` once started."""
+
+    def __init__(self, *options: str) -> None:
+        self.options = options
+
+    def __enter__(self) -> FakeOpenAIProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakeopenai", *self.options],
+            cwd=BASE_DIR,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self.process.stdout.readline().strip()
+        return self
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests the fake answered at once so far."""
+        self.process.stdin.write("?\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def __exit__(self, *exc_info) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -42,7 +42,7 @@ from collections import Counter
 from pathlib import Path
 
 import _django
-from _servers import ASGI, WSGI_GTHREAD, Gunicorn, free_port
+from _servers import ASGI, WSGI_GTHREAD, FakeOpenAIProcess, Gunicorn, free_port
 
 _django.setup()
 
@@ -72,29 +72,6 @@ def say(message: str) -> None:
 
 
 # -- the set-up ---------------------------------------------------------------------------------
-
-
-class FakeModel:
-    """The loopback fake OpenAI server, in its own process, streaming a word every two
-    seconds (an answer then takes a minute or more)."""
-
-    def __enter__(self) -> FakeModel:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeopenai", "--chunk-delay", "2.0"],
-            cwd=_django.BASE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.base_url = self.process.stdout.readline().strip()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.process.stdin.close()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def assistants(model_url: str) -> None:
@@ -359,7 +336,8 @@ def rate_limit_run() -> bool | None:
 
 def main() -> int:
     LOG.write_text("")
-    with FakeModel() as model:
+    # A word every two seconds: an answer then takes a minute or more.
+    with FakeOpenAIProcess("--chunk-delay", "2.0") as model:
         assistants(model.base_url)
         result = slow_streams_run(ASGI, "ASGI (uvicorn workers)")
         if os.environ.get("BENCH_ABUSE_BASELINE", "1") != "0":

@@ -43,7 +43,6 @@ import json
 import math
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -51,7 +50,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 import _django
-from _servers import ASGI, Gunicorn
+from _servers import ASGI, FakeOpenAIProcess, Gunicorn
 
 _django.setup()
 
@@ -580,35 +579,6 @@ def bench_assistant(
 # -- concurrent load -----------------------------------------------------------------------------
 
 
-class LoopbackServer:
-    """The fake OpenAI server in its own process (no added latency), as bench/generation.py."""
-
-    def __enter__(self) -> LoopbackServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeopenai", "--latency", "0"],
-            cwd=_django.BASE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.base_url = self.process.stdout.readline().strip()
-        return self
-
-    @property
-    def max_in_flight(self) -> int:
-        self.process.stdin.write("?\n")
-        self.process.stdin.flush()
-        return int(self.process.stdout.readline())
-
-    def __exit__(self, *exc_info) -> None:
-        self.process.stdin.close()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 class LoadRun:
     """What the clients saw: latencies of successes, errors by kind, in the timed window."""
 
@@ -685,7 +655,7 @@ def client(number: int, base: str, texts: list[str], run: LoadRun, barrier: thre
 
 
 def measure_load(manual: Manual, texts: list[str]) -> dict:
-    with LoopbackServer() as fake:
+    with FakeOpenAIProcess("--latency", "0") as fake:
         endpoint, _ = LLMEndpoint.objects.update_or_create(
             name=LOOPBACK_ENDPOINT,
             defaults={

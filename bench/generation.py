@@ -13,11 +13,11 @@ Usage: python bench/generation.py  (the database must be reachable: `make servic
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 
 import _django
+from _servers import FakeOpenAIProcess
 
 _django.setup()
 
@@ -89,31 +89,6 @@ def generate(manual: Manual, endpoint: LLMEndpoint, chunk_ids: list[int]) -> dic
     }
 
 
-class LoopbackServer:
-    """The fake OpenAI server in its own process, so its work does not share our GIL."""
-
-    def __enter__(self) -> LoopbackServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeopenai", "--latency", str(LATENCY_S)],
-            cwd=_django.BASE_DIR,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.base_url = self.process.stdout.readline().strip()
-        return self
-
-    @property
-    def max_in_flight(self) -> int:
-        self.process.stdin.write("?\n")
-        self.process.stdin.flush()
-        return int(self.process.stdout.readline())
-
-    def __exit__(self, *exc_info) -> None:
-        self.process.stdin.close()
-        self.process.wait(10)
-
-
 def main() -> int:
     manual = build_manual()
     chunk_ids = list(
@@ -121,7 +96,7 @@ def main() -> int:
         .order_by("id")
         .values_list("id", flat=True)[:CHUNKS]
     )
-    with LoopbackServer() as server:
+    with FakeOpenAIProcess("--latency", str(LATENCY_S)) as server:
         endpoint, _ = LLMEndpoint.objects.update_or_create(
             name="Generation bench loopback",
             defaults={

@@ -110,6 +110,14 @@ def test_a_crash_ends_the_row_errored_with_the_message_and_the_traceback(ingesti
     assert 'raise RuntimeError("disk full")' in row.traceback
 
 
+def wait_for_beat(run, after, heartbeat, tries: int = 100) -> None:
+    for _ in range(tries):
+        run.refresh_from_db()
+        if run.heartbeat_at > after:
+            return
+        heartbeat.stopped.wait(0.05)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
     manual = services.manual_get_or_create(name="Heartbeat manual")
@@ -123,24 +131,12 @@ def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
     heartbeat = runner.Heartbeat(IngestionRun, run.pk, interval=0.05)
     heartbeat.start()
     try:
-        for _ in range(100):
-            run.refresh_from_db()
-            if run.heartbeat_at > long_ago:
-                break
-            heartbeat.stopped.wait(0.05)
+        wait_for_beat(run, long_ago, heartbeat)
     finally:
         heartbeat.stop()
 
     assert run.heartbeat_at > long_ago
     assert not heartbeat.is_alive()
-
-
-def wait_for_beat(run, after, heartbeat, tries: int = 100) -> None:
-    for _ in range(tries):
-        run.refresh_from_db()
-        if run.heartbeat_at > after:
-            return
-        heartbeat.stopped.wait(0.05)
 
 
 @pytest.mark.django_db(transaction=True)
