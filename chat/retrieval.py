@@ -311,7 +311,7 @@ def _question_matches(vector: list[float], manual_ids: list[int]) -> list[tuple[
             manual_id__in=manual_ids,
             status=QAPair.Status.APPROVED,
             question_embedding__isnull=False,
-            chunk__isnull=False,
+            chunk__embedding__isnull=False,  # a served chunk (see DocumentChunk.version)
         )
         .annotate(distance=CosineDistance("question_embedding", vector))
         .order_by("distance")

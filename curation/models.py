@@ -75,15 +75,28 @@ class ManualDocument(models.Model):
         return f"{self.title} ({self.source_name})"
 
 
+class DocumentChunkQuerySet(models.QuerySet):
+    def current(self) -> DocumentChunkQuerySet:
+        """The chunks of each document's current version: what generation reads and pages list.
+
+        Chat retrieval reads the *embedded* chunks instead. After a page changes, its old chunks
+        stay embedded and answer questions until the new ones are embedded; then the embedding
+        step swaps them in one transaction (``chunks_embed_pending``).
+        """
+        return self.filter(version=models.F("document__version"))
+
+
 class DocumentChunk(models.Model):
     """A passage of a document, sized for embedding and retrieval.
 
     Chunks follow headings and never cross a ``##`` section. ``text`` starts with the heading
     path, so the embedding knows which page and section the passage comes from.
-    ``embedding`` is empty until the embedding task has run.
+    ``embedding`` is empty until the embedding task has run. ``version`` is the document version
+    the chunk was cut from: a changed page has two sets of chunks for a while (see ``current``).
     """
 
     document = models.ForeignKey(ManualDocument, on_delete=models.CASCADE, related_name="chunks")
+    version = models.PositiveIntegerField(default=1)
     position = models.PositiveIntegerField()
     heading_path = models.CharField(max_length=1000)
     text = models.TextField()
@@ -92,11 +105,14 @@ class DocumentChunk(models.Model):
     embedding_model = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = DocumentChunkQuerySet.as_manager()
+
     class Meta:
-        ordering = ["document", "position"]
+        ordering = ["document", "version", "position"]
         constraints = [
             models.UniqueConstraint(
-                fields=["document", "position"], name="unique_chunk_position_per_document"
+                fields=["document", "version", "position"],
+                name="unique_chunk_position_per_document_version",
             ),
         ]
         indexes = [
@@ -140,6 +156,9 @@ class IngestionRun(JobRow):
         HTML_FOLDER = "html_folder", "Folder of HTML pages"
         HTML_ZIP = "html_zip", "Zip of HTML pages"
         MARKDOWN_FOLDER = "markdown_folder", "Folder of markdown files"
+        # A folder is only read by the run's task, which then sets one of the two kinds above:
+        # a web request never walks the server's disk (security review M2).
+        FOLDER = "folder", "Folder (not read yet)"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.ERRORED)
     TRANSITIONS = {

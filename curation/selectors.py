@@ -34,26 +34,30 @@ from curation.models import (
     QAPairRevision,
 )
 
+# Counts of chunks are of each document's current version (a changed page briefly has two).
+CURRENT_CHUNKS = Q(documents__chunks__version=F("documents__version"))
+DOCUMENT_CHUNK_COUNT = Count("chunks", filter=Q(chunks__version=F("version")))
+
 
 def manuals_with_counts() -> QuerySet[Manual]:
     """Manuals with their document, chunk and embedded-chunk counts, for lists."""
     return Manual.objects.annotate(
         document_count=Count("documents", distinct=True),
-        chunk_count=Count("documents__chunks", distinct=True),
+        chunk_count=Count("documents__chunks", filter=CURRENT_CHUNKS, distinct=True),
         embedded_count=Count(
             "documents__chunks",
-            filter=Q(documents__chunks__embedding__isnull=False),
+            filter=CURRENT_CHUNKS & Q(documents__chunks__embedding__isnull=False),
             distinct=True,
         ),
     ).order_by("name")
 
 
 def manual_documents(*, manual: Manual) -> QuerySet[ManualDocument]:
-    return manual.documents.annotate(chunk_count=Count("chunks")).order_by("title")
+    return manual.documents.annotate(chunk_count=DOCUMENT_CHUNK_COUNT).order_by("title")
 
 
 def document_chunks(*, document: ManualDocument) -> QuerySet[DocumentChunk]:
-    return document.chunks.defer("embedding").order_by("position")
+    return document.chunks.current().defer("embedding").order_by("position")
 
 
 def latest_ingestion_runs(*, manual: Manual | None = None, limit: int = 10) -> list[IngestionRun]:
@@ -127,7 +131,7 @@ QA_PAIR_ORDERINGS = ("-created_at", "created_at", "-grounding_score", "grounding
 
 def documents_list(*, manual_id: int | None = None) -> QuerySet[ManualDocument]:
     """Documents with their chunk count, without their markdown (lists never show it)."""
-    documents = ManualDocument.objects.annotate(chunk_count=Count("chunks"))
+    documents = ManualDocument.objects.annotate(chunk_count=DOCUMENT_CHUNK_COUNT)
     if manual_id is not None:
         documents = documents.filter(manual_id=manual_id)
     return documents.order_by("manual_id", "source_name")
@@ -135,8 +139,12 @@ def documents_list(*, manual_id: int | None = None) -> QuerySet[ManualDocument]:
 
 def chunks_list(*, document_id: int | None = None) -> QuerySet[DocumentChunk]:
     """Chunks with an ``is_embedded`` flag instead of their vector, which is never loaded."""
-    chunks = DocumentChunk.objects.defer("embedding").annotate(
-        is_embedded=ExpressionWrapper(Q(embedding__isnull=False), output_field=BooleanField())
+    chunks = (
+        DocumentChunk.objects.current()
+        .defer("embedding")
+        .annotate(
+            is_embedded=ExpressionWrapper(Q(embedding__isnull=False), output_field=BooleanField())
+        )
     )
     if document_id is not None:
         chunks = chunks.filter(document_id=document_id)

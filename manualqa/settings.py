@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # the API docs' Swagger UI, served from this site
     "manualqa",
     "curation",
     "training",
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "manualqa.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,6 +190,21 @@ if HTTPS:
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Scripts, pages' requests and images only from this site (manualqa/csp.py); the chat's answer
+# stream is a fetch to this origin. Inline styles stay allowed (the admin uses them).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
 SESSION_COOKIE_HTTPONLY = True
 # /healthz tells anyone only whether the site is up; staff, and monitors that send this token as
 # "Authorization: Bearer <token>", get the details. The Celery probe is cached this long.
@@ -232,6 +249,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # The schema and its docs page are for staff: they map every endpoint (security review L1).
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    # Swagger UI from this site (drf-spectacular-sidecar), not a CDN: the content security
+    # policy allows only this site's scripts, and a server may have no internet.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Several models have a ``status`` field with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "GenerationRunStatusEnum": "curation.models.GenerationRun.Status",

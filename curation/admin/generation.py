@@ -177,9 +177,9 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
             "form": form,
             "manual": manual,
             "documents": documents,
-            "chunk_count": DocumentChunk.objects.filter(
-                document__manual=manual, **({"document__in": documents} if documents else {})
-            ).count(),
+            "chunk_count": DocumentChunk.objects.current()
+            .filter(document__manual=manual, **({"document__in": documents} if documents else {}))
+            .count(),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/curation/generationrun/start.html", context)

@@ -7,7 +7,7 @@ from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
-from curation import services
+from curation import selectors, services
 from curation.models import (
     DocumentChunk,
     Manual,
@@ -43,7 +43,9 @@ class ManualAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 _document_count=Count("documents", distinct=True),
-                _chunk_count=Count("documents__chunks", distinct=True),
+                _chunk_count=Count(
+                    "documents__chunks", filter=selectors.CURRENT_CHUNKS, distinct=True
+                ),
             )
         )
 
@@ -75,7 +77,7 @@ class ManualAdmin(admin.ModelAdmin):
 
 class ChunkInline(ReadOnlyInlineMixin, admin.TabularInline):
     model = DocumentChunk
-    fields = ("position", "heading_path", "token_count", "has_embedding")
+    fields = ("version", "position", "heading_path", "token_count", "has_embedding")
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding", "text")
@@ -136,12 +138,19 @@ class EmbeddedFilter(ChoicesFilter):
 
 @admin.register(DocumentChunk)
 class DocumentChunkAdmin(admin.ModelAdmin):
-    list_display = ("heading_path", "position", "token_count", "document", "embedded")
+    list_display = ("heading_path", "version", "position", "token_count", "document", "embedded")
     list_select_related = ("document",)
     list_filter = (EmbeddedFilter, "document__manual")
     search_fields = ("heading_path", "text")
     raw_id_fields = ("document",)
-    readonly_fields = ("document", "position", "heading_path", "token_count", "embedding_model")
+    readonly_fields = (
+        "document",
+        "version",
+        "position",
+        "heading_path",
+        "token_count",
+        "embedding_model",
+    )
     fields = (*readonly_fields, "text")
 
     def get_queryset(self, request):

@@ -109,7 +109,7 @@ def generation_run_create(
         raise ValidationError(
             {"documents": f"{foreign[0].source_name} does not belong to {manual.name}."}
         )
-    chunks = DocumentChunk.objects.filter(document__manual=manual)
+    chunks = DocumentChunk.objects.current().filter(document__manual=manual)
     if documents:
         chunks = chunks.filter(document__in=documents)
     chunk_ids = list(

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Func, Value
+from django.db.models import F, Func, QuerySet, Value
 from django.db.models.functions import Least
 from django.utils import timezone
 
@@ -166,6 +166,7 @@ def _build_chunks(document: ManualDocument) -> list[DocumentChunk]:
     return [
         DocumentChunk(
             document=document,
+            version=document.version,
             position=chunk.position,
             heading_path=chunk.heading_path[:1000],
             text=chunk.text,
@@ -200,13 +201,8 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     else:
         document.version = F("version") + 1
         outcome = "updated"
-        old_headings = dict(document.chunks.values_list("pk", "heading_path"))
-        linked = list(
-            QAPair.objects.filter(chunk_id__in=old_headings).values_list("pk", "chunk_id")
-        )
-        document.chunks.all().delete()
-        # Pairs made from the old text keep their link and their source_text snapshot, and are
-        # flagged so reviewers re-check them.
+        # Pairs made from the old text keep their source_text snapshot, and are flagged so
+        # reviewers re-check them.
         QAPair.objects.filter(document=document).exclude(
             flags__contains=[FLAG_SOURCE_CHANGED]
         ).update(flags=Func(F("flags"), Value(FLAG_SOURCE_CHANGED), function="array_append"))
@@ -221,22 +217,66 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     document.refresh_from_db(fields=["version"])
     chunks = DocumentChunk.objects.bulk_create(_build_chunks(document))
     if outcome == "updated":
-        _relink_pairs(linked, old_headings, chunks)
+        # The embedded chunks of the old text keep answering questions until the new ones are
+        # embedded (``chunks_embed_pending`` swaps them); old chunks that were never embedded
+        # serve nobody, so they go now (security review M7).
+        _retire(document.chunks.filter(version__lt=document.version, embedding__isnull=True))
     return document, outcome, len(chunks)
 
 
-def _relink_pairs(
-    linked: list[tuple[int, int]], old_headings: dict[int, str], chunks: list[DocumentChunk]
-) -> None:
-    """Point pairs of a rebuilt page at the new chunk of the same section, so they keep their
-    passage (their ``source_text`` and the source-changed flag still tell reviewers the text
-    moved on). A pair whose section is gone, or whose new chunk already has its question,
-    stays without a chunk (security review M7)."""
+@transaction.atomic
+def _store_vectors(batch: list[DocumentChunk]) -> None:
+    """Store a batch's vectors, and retire the older chunks of the documents whose current
+    chunks are now all embedded, in one transaction, so chat never sees both versions of a
+    page, nor neither (security review M7).
+
+    """
+    document_ids = {chunk.document_id for chunk in batch}
+    # document_upsert's lock, taken before any chunk row: a page changing now waits for this.
+    list(
+        ManualDocument.objects.select_for_update()
+        .filter(pk__in=document_ids)
+        .order_by("pk")
+        .only("pk")
+    )
+    # A chunk deleted meanwhile (its page changed again) simply updates no row.
+    DocumentChunk.objects.bulk_update(batch, ["embedding", "embedding_model"])
+    waiting = set(
+        DocumentChunk.objects.current()
+        .filter(document_id__in=document_ids, embedding__isnull=True)
+        .values_list("document_id", flat=True)
+    )
+    ready = ManualDocument.objects.filter(pk__in=document_ids - waiting)
+    for document_id, version in ready.values_list("pk", "version"):
+        _retire(DocumentChunk.objects.filter(document_id=document_id, version__lt=version))
+
+
+def _retire(old: QuerySet[DocumentChunk]) -> None:
+    """Delete the older chunks ``old`` of one document, whose current chunks exist.
+
+    Their pairs move to the current chunk of the same section, so they keep their passage
+    (their ``source_text`` and the source-changed flag tell reviewers the text moved on). A pair
+    whose section is gone, or whose new chunk already has its question, stays without a chunk.
+    """
+    old_chunks = list(old.values_list("pk", "document_id", "heading_path"))
+    if not old_chunks:
+        return
+    old_headings = {pk: heading for pk, _, heading in old_chunks}
     by_heading: dict[str, int] = {}
-    for chunk in chunks:
-        by_heading.setdefault(chunk.heading_path, chunk.pk)
+    for chunk_id, heading in (
+        DocumentChunk.objects.current()
+        .filter(document_id=old_chunks[0][1])
+        .order_by("position")
+        .values_list("pk", "heading_path")
+    ):
+        by_heading.setdefault(heading, chunk_id)
+    linked = list(QAPair.objects.filter(chunk_id__in=old_headings).values_list("pk", "chunk_id"))
+    # Pairs generated from the old chunks after the page changed are flagged here.
+    QAPair.objects.filter(pk__in=[pair_id for pair_id, _ in linked]).exclude(
+        flags__contains=[FLAG_SOURCE_CHANGED]
+    ).update(flags=Func(F("flags"), Value(FLAG_SOURCE_CHANGED), function="array_append"))
     for pair_id, old_chunk in linked:
-        new_chunk = by_heading.get(old_headings.get(old_chunk, ""))
+        new_chunk = by_heading.get(old_headings[old_chunk])
         if new_chunk is None:
             continue
         try:
@@ -244,6 +284,7 @@ def _relink_pairs(
                 QAPair.objects.filter(pk=pair_id).update(chunk_id=new_chunk)
         except IntegrityError:  # the new chunk already has a pair asking this question
             continue
+    DocumentChunk.objects.filter(pk__in=old_headings).delete()
 
 
 EMBED_WRITE_BATCH = 64
@@ -258,28 +299,31 @@ def chunks_embed_pending(
     """Embed every chunk of ``manual`` that has no embedding yet, in batches.
 
     Idempotent: a redelivered or repeated call only embeds what is still missing. Each batch of
-    ``batch_size`` rows is committed on its own, so a crash loses at most one batch of work.
-    The model itself runs on smaller batches (EMBEDDING_BATCH_SIZE), which measured faster on
-    CPU. Returns the number of chunks embedded.
+    about ``batch_size`` rows is committed on its own, so a crash loses at most one batch of
+    work. A batch always ends with the last chunk of a document, and the commit that stores a
+    changed page's new vectors also retires its old chunks (``_store_vectors``), so chat always
+    answers from one whole version of every page. The model itself runs on smaller batches
+    (EMBEDDING_BATCH_SIZE), which measured faster on CPU. Returns the number of chunks embedded.
     """
     done = 0
     last_id = 0
+    pending = DocumentChunk.objects.filter(document__manual=manual, embedding__isnull=True)
     while True:
         batch = list(
-            DocumentChunk.objects.filter(
-                document__manual=manual, embedding__isnull=True, id__gt=last_id
-            )
+            pending.filter(id__gt=last_id)
             .order_by("id")
-            .only("id", "text")[:batch_size]
+            .only("id", "document_id", "text")[:batch_size]
         )
         if not batch:
             return done
+        batch += pending.filter(document_id=batch[-1].document_id, id__gt=batch[-1].id).order_by(
+            "id"
+        )
         vectors = embed([chunk.text for chunk in batch])
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector
             chunk.embedding_model = settings.EMBEDDING_MODEL[-300:]
-        # A chunk deleted meanwhile (its document was re-ingested) simply updates no row.
-        DocumentChunk.objects.bulk_update(batch, ["embedding", "embedding_model"])
+        _store_vectors(batch)
         done += len(batch)
         last_id = batch[-1].id
         if on_batch is not None:
@@ -296,18 +340,26 @@ def _source_kind(source: str) -> str:
     if path.is_file() and path.suffix.lower() == ".zip":
         return IngestionRun.SourceKind.HTML_ZIP
     if path.is_dir():
-        has_markdown = any(path.rglob("*.md"))
-        has_html = any(path.rglob("*.htm*"))
-        if has_markdown and not has_html:
-            return IngestionRun.SourceKind.MARKDOWN_FOLDER
-        if has_html:
-            return IngestionRun.SourceKind.HTML_FOLDER
-        raise ValidationError({"source": f"{source} holds no .html or .md files"})
+        return IngestionRun.SourceKind.FOLDER
     if path.exists():
         raise ValidationError(
             {"source": f"{source} is a file but not a .zip: give a URL, a folder or a zip"}
         )
     raise ValidationError({"source": f"{source} is neither an http(s) URL nor an existing path"})
+
+
+def _folder_kind(run: IngestionRun) -> None:
+    """Find what a folder run holds, in the run's task (it may be a large tree)."""
+    path = Path(run.source)
+    has_html = any(path.rglob("*.htm*"))
+    if has_html:
+        kind = IngestionRun.SourceKind.HTML_FOLDER
+    elif any(path.rglob("*.md")):
+        kind = IngestionRun.SourceKind.MARKDOWN_FOLDER
+    else:
+        raise IngestionFailed(f"{run.source} holds no .html or .md files")
+    IngestionRun.objects.filter(pk=run.pk).update(source_kind=kind)
+    run.source_kind = kind
 
 
 def _local_source(source: str, user) -> str:
@@ -464,6 +516,8 @@ def ingestion_run_process_pages(
     """
     run = IngestionRun.objects.get(pk=run_id)
     try:
+        if run.source_kind == IngestionRun.SourceKind.FOLDER:
+            _folder_kind(run)
         total = count_hint(run.source)  # exact for files; unknown (None) for a crawl
         IngestionRun.objects.filter(pk=run.pk).update(pages_total=total)
         run.pages_total = total

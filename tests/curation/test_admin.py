@@ -67,16 +67,27 @@ def test_ingest_page_queues_a_run(admin_client, django_capture_on_commit_callbac
     assert len(callbacks) == 1  # the task is sent only once the transaction commits
 
 
-def test_ingest_page_shows_a_clear_error_for_a_bad_source(admin_client, tmp_path, settings):
+def test_a_folder_is_read_by_the_run_not_by_the_ingest_page(admin_client, tmp_path, settings):
+    """Security review M2: the page only checks that the folder is under a root; the run's task
+    walks it, and an empty folder fails the run with a message that says so."""
     settings.INGEST_ROOTS = [str(tmp_path)]
     (tmp_path / "empty").mkdir()
     response = admin_client.post(
         reverse("admin:curation_ingestionrun_ingest"),
         {"new_manual_name": "Form manual", "source": str(tmp_path / "empty"), "max_pages": 5},
     )
-    assert response.status_code == 200
-    assert "holds no .html or .md files" in response.content.decode()
-    assert not IngestionRun.objects.exists()
+    run = IngestionRun.objects.get()
+    assert response.status_code == 302
+    assert run.source_kind == IngestionRun.SourceKind.FOLDER
+
+    assert services.ingestion_run_claim(run_id=run.pk)
+    run = services.ingestion_run_process_pages(run_id=run.pk)
+
+    assert run.status == IngestionRun.Status.FAILED
+    assert run.message == f"{tmp_path / 'empty'} holds no .html or .md files"
+    page = admin_client.get(reverse("admin:curation_ingestionrun_change", args=[run.pk]))
+    assert "holds no .html or .md files" in page.content.decode()
+    assert not run.manual.documents.exists()
 
 
 @pytest.mark.parametrize("where", ["/etc", "/", "file:///etc", "missing", "link-out"])

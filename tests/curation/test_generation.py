@@ -6,10 +6,16 @@ import time
 
 import pytest
 
+from chat.retrieval import retrieve
 from curation import qa, services
 from curation.models import ChunkGeneration, DocumentChunk, GenerationRun, QAPair
 from curation.services import CleanDocument
-from tests.curation.generation_support import make_manual, openai_endpoint, scripted_responder
+from tests.curation.generation_support import (
+    PAGES,
+    make_manual,
+    openai_endpoint,
+    scripted_responder,
+)
 from tests.fakeopenai import FakeOpenAI
 
 pytestmark = pytest.mark.django_db
@@ -202,6 +208,7 @@ def test_changing_a_document_flags_the_pairs_made_from_it(manual, fake_llm):
             "tires.md", "", "Tires", tires.markdown.replace("42 PSI", "44 PSI"), 40
         ),
     )
+    services.chunks_embed_pending(manual=manual)
 
     changed = QAPair.objects.filter(document=tires).select_related("chunk")
     assert changed.exists()
@@ -236,7 +243,8 @@ def test_near_duplicate_questions_link_to_the_oldest_pair(manual, fake_llm):
 
 
 def changed_page(manual) -> None:
-    """Re-ingest the first page with new text: its chunks are rebuilt."""
+    """Re-ingest the first page with new text: its chunks are rebuilt, and once the new ones
+    are embedded the old ones are retired."""
     document = manual.documents.order_by("source_name").first()
     markdown = document.markdown + "\n\n## Added later\n\nA section the run never saw.\n"
     services.document_upsert(
@@ -245,6 +253,7 @@ def changed_page(manual) -> None:
             document.source_name, "", document.title, markdown, len(markdown.split())
         ),
     )
+    services.chunks_embed_pending(manual=manual)
 
 
 def test_reingesting_a_page_mid_generation_does_not_crash_the_run(manual, fake_llm):
@@ -289,3 +298,47 @@ def test_a_rebuilt_page_keeps_its_pairs_on_the_new_chunks_of_their_sections(manu
     assert all(chunk is not None for chunk in after.values())  # linked to the new chunks
     assert {pk: chunk.heading_path for pk, chunk in after.items()} == before
     assert all(qa.FLAG_SOURCE_CHANGED in pair.flags for pair in document.qa_pairs.all())
+
+
+def tires_change(manual, pressure: str) -> None:
+    tires = manual.documents.get(source_name="tires.md")
+    markdown = PAGES["tires.md"][1].replace("42 PSI", pressure)
+    services.document_upsert(
+        manual=manual,
+        clean=CleanDocument("tires.md", "", "Tires", markdown, len(markdown.split())),
+    )
+    tires.refresh_from_db()
+
+
+def test_changed_page_stays_retrievable_until_new_chunks_are_embedded(manual):
+    """Security review M7: between a page's change and the embedding of its new chunks, chat
+    answers from the old text; it never sees both versions, nor neither."""
+    tires = manual.documents.get(source_name="tires.md")
+    question = "What tire pressure should I use for 18 inch tires?"
+
+    def passages() -> str:
+        found = retrieve(question=question, manual_ids=[manual.pk], k=4, method="hybrid")
+        return " ".join(passage.text for passage in found.passages if "Tire" in passage.title)
+
+    def embedded_versions() -> set[int]:
+        embedded = tires.chunks.filter(embedding__isnull=False)
+        return set(embedded.values_list("version", flat=True))
+
+    tires_change(manual, "44 PSI")
+    assert "42 PSI" in passages() and "44 PSI" not in passages()
+    # Generation and the pages already read the new text.
+    current = DocumentChunk.objects.current().filter(document=tires)
+    assert set(current.values_list("version", flat=True)) == {2}
+    assert "44 PSI" in " ".join(current.values_list("text", flat=True))
+
+    tires_change(manual, "45 PSI")  # changed again before anything was embedded
+    assert set(tires.chunks.values_list("version", flat=True)) == {1, 3}
+    assert "42 PSI" in passages()
+
+    seen = []
+    services.chunks_embed_pending(
+        manual=manual, batch_size=1, on_batch=lambda _: seen.append(embedded_versions())
+    )
+    assert seen and all(len(versions) == 1 for versions in seen)  # one version at a time
+    assert "45 PSI" in passages() and "42 PSI" not in passages()
+    assert set(tires.chunks.values_list("version", flat=True)) == {3}
