@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-BENCHES := ingest chunking generation review training chat followups quality answers abuse
+BENCHES := ingest chunking generation review training chat followups quality answers abuse local_runtime
 
-.PHONY: install run test lint format services $(addprefix bench-,$(BENCHES))
+.PHONY: install install-llamacpp run test lint format services $(addprefix bench-,$(BENCHES))
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,17 @@ $(STAMP): requirements.txt requirements-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## Optional: llama.cpp for GGUF models (manualqa/lib/llamacpp.py), built from source for this
+## CPU, about 4 minutes. A native build crashes on its first token in VMs whose CPUs report AMX
+## (ggml's AMX kernels), so those are off and the portable AVX-512/AVX2 kernels on.
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
+	-DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+install-llamacpp: install
+	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PY) -m pip install --quiet --no-deps \
+		--no-binary llama-cpp-python llama-cpp-python==$(LLAMACPP_VERSION) diskcache==5.6.3
 
 ## Start PostgreSQL+pgvector and Redis where needed, migrate, ingest the sample manual, create
 ## the demo superuser, then serve on 127.0.0.1:8000 with a Celery worker. Ctrl-C stops it all.

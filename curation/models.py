@@ -14,6 +14,7 @@ from pgvector.django import HnswIndex, VectorField
 
 from manualqa.jobs.models import CancellableJobRow, JobRow, progress_percent
 from manualqa.lib.key_names import api_key_env_problem
+from manualqa.lib.local_models import local_model_path
 
 
 class Manual(models.Model):
@@ -216,7 +217,7 @@ class LLMEndpoint(models.Model):
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI-compatible (OpenAI, vLLM, TGI, Ollama)"
         AZURE_OPENAI = "azure_openai", "Azure OpenAI"
-        LOCAL = "local", "Local transformers model"
+        LOCAL = "local", "Local model (transformers folder or GGUF file)"
         SAGEMAKER = "sagemaker", "AWS SageMaker endpoint (TGI container)"
 
     name = models.CharField(max_length=100, unique=True)
@@ -226,7 +227,9 @@ class LLMEndpoint(models.Model):
         max_length=500,
         blank=True,
         help_text="Model name (OpenAI-compatible), deployment name (Azure), a local model "
-        "folder (empty for the bundled SmolLM2-135M-Instruct), or the SageMaker endpoint name.",
+        "folder or .gguf file run by llama.cpp (empty for the bundled SmolLM2-135M-Instruct; "
+        "SmolLM2-135M-Instruct.Q4_1.gguf for its GGUF through llama.cpp), or the SageMaker "
+        "endpoint name.",
     )
     base_url = models.CharField(
         max_length=500,
@@ -304,8 +307,10 @@ class LLMEndpoint(models.Model):
             for field in ("base_url", "model", "api_version"):
                 if not getattr(self, field):
                     errors[field] = "Azure OpenAI needs the endpoint, deployment and API version."
-        if self.kind == self.Kind.LOCAL and self.model and not Path(self.model).is_dir():
-            errors["model"] = f"No model folder at {self.model}."
+        if self.kind == self.Kind.LOCAL and self.model:
+            path = local_model_path(self.model, Path(settings.MODELS_DIR))
+            if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf")):
+                errors["model"] = f"No model folder or .gguf file at {self.model}."
         if self.kind == self.Kind.SAGEMAKER and not self.model:
             errors["model"] = "A SageMaker endpoint needs the endpoint's name."
         key_problem = api_key_env_problem(self.api_key_env, settings.LLM_KEY_ENV_PATTERN)

@@ -46,6 +46,7 @@ __all__ = [
     "default_gguf_path",
     "ensure_default_model",
     "load_local",
+    "local_model_path",
 ]
 
 DEFAULT_LOCAL_MODEL: Final = "SmolLM2-135M-Instruct"
@@ -493,23 +494,41 @@ class LocalModelCache:
             self._models.clear()
 
 
-_cache = LocalModelCache(capacity=2)
+def _load_any(path: Path) -> Any:
+    """A transformers folder, or a GGUF file through llama.cpp (``manualqa.lib.llamacpp``)."""
+    if path.suffix.lower() == ".gguf":
+        from manualqa.lib.llamacpp import load_gguf
+
+        return load_gguf(path)
+    return _load_folder(path)
+
+
+_cache = LocalModelCache(capacity=2, loader=_load_any)
+
+
+def local_model_path(model_path: str, models_dir: Path) -> Path | None:
+    """Where the ``local`` endpoint's ``model_path`` is: a folder or a ``.gguf`` file, relative
+    to ``models_dir`` first (where fine-tuned models are written), then to the working
+    directory; the bundled GGUF's file name names the bundled file. None for ``""``, the
+    default model."""
+    if not model_path:
+        return None
+    candidate = Path(model_path).expanduser()
+    if not candidate.is_absolute():
+        under_models = Path(models_dir) / candidate
+        candidate = under_models if under_models.exists() else candidate
+    if not candidate.exists() and candidate.name == _GGUF_FILE:
+        with contextlib.suppress(FileNotFoundError):
+            candidate = default_gguf_path()
+    return candidate
 
 
 def load_local(model_path: str, models_dir: Path) -> LocalModel:
-    """The model in folder ``model_path`` (``""`` for the default model), cached per process.
-
-    A relative ``model_path`` is taken relative to ``models_dir`` first (where fine-tuned
-    models are written), then to the working directory.
-    """
-    if not model_path:
+    """The model at ``model_path`` (see :func:`local_model_path`; ``""`` for the default
+    model), cached per process: a transformers folder, or a GGUF file run by llama.cpp."""
+    folder = local_model_path(model_path, models_dir)
+    if folder is None:
         folder = ensure_default_model(Path(models_dir))
-    else:
-        candidate = Path(model_path).expanduser()
-        if not candidate.is_absolute():
-            under_models = Path(models_dir) / candidate
-            candidate = under_models if under_models.exists() else candidate
-        folder = candidate
     with contextlib.suppress(OSError):
         folder = folder.resolve()
     return _cache.get(folder)
