@@ -93,3 +93,17 @@ def test_a_local_endpoint_takes_a_folder_or_a_gguf_file(tmp_path):
     for model in (str(tmp_path / "notes.txt"), str(tmp_path / "missing.gguf")):
         with pytest.raises(ValidationError, match="No model folder or .gguf file"):
             LLMEndpoint(name="Bad", kind="local", model=model).full_clean()
+
+
+@needs_llama
+def test_a_local_endpoint_naming_a_gguf_answers_and_streams_through_the_client(tmp_path):
+    from manualqa.lib.llm import EndpointConfig, make_client
+
+    client = make_client(
+        EndpointConfig(kind="local", model=BUNDLED, models_dir=str(tmp_path), max_tokens=24)
+    )
+    whole = client.complete(MESSAGES, temperature=0.0)
+    deltas = list(client.stream(MESSAGES, temperature=0.0))
+    text = "".join(getattr(delta, "text", "") for delta in deltas)
+    assert "Paris" in whole.text and text == whole.text
+    assert whole.tokens_in > 10 and whole.finish_reason in ("stop", "length")
