@@ -18,6 +18,7 @@ Plain Python (no Django).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "canonical",
     "chat_format",
     "format_inst",
+    "gguf_chat_template",
     "parse_training_record",
     "render_inference",
     "render_inst",
@@ -308,3 +310,50 @@ def render_inference(messages: list[dict[str, str]], *, prompt_format: str) -> I
     return InferencePrompt(
         messages=None, prompt=_alpaca_prompt(instruction, system), stop=list(ALPACA_STOP)
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Exports: the same rendering as a Jinja chat template, for a GGUF file or a server
+
+#: :func:`render_inst` as a Jinja chat template (llama.cpp, Ollama's Jinja import, vLLM).
+INST_JINJA: Final = (
+    "{%- set ns = namespace(system='', first=true) -%}"
+    "{%- for m in messages -%}"
+    "{%- if m['role'] == 'system' and (m['content'] or '') | trim -%}"
+    "{%- set ns.system = ns.system ~ ('\\n\\n' if ns.system else '') ~ (m['content'] | trim) -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- for m in messages -%}"
+    "{%- set content = (m['content'] or '') | trim -%}"
+    "{%- if m['role'] == 'user' -%}"
+    "{%- if ns.first and ns.system -%}"
+    "{%- set content = '<<SYS>>\\n' ~ ns.system ~ '\\n<</SYS>>\\n\\n' ~ content -%}"
+    "{%- endif -%}"
+    "{%- set ns.first = false -%}"
+    "{{ '<s>[INST] ' ~ content ~ ' [/INST]' }}"
+    "{%- elif m['role'] == 'assistant' -%}"
+    "{{ ' ' ~ content ~ ' </s>' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+
+#: The Alpaca prompt of :func:`render_inference` as a Jinja chat template: the system messages
+#: (or the standard preamble) and the last user message as the instruction.
+ALPACA_JINJA: Final = (
+    "{%- set system = messages | selectattr('role', 'equalto', 'system') "
+    "| map(attribute='content') | join('\\n\\n') | trim -%}"
+    "{%- set users = messages | selectattr('role', 'equalto', 'user') "
+    "| map(attribute='content') | list -%}"
+    "{%- set instruction = (users[-1] if users else '') | trim -%}"
+    "{{ (system or " + json.dumps(_ALPACA_PREAMBLE) + ") ~ '\\n\\n### Instruction:\\n' "
+    "~ instruction ~ '\\n\\n### Response:\\n' }}"
+)
+
+
+def gguf_chat_template(prompt_format: str, tokenizer_template: str | None) -> str | None:
+    """The Jinja chat template that renders ``prompt_format`` (either vocabulary) exactly as
+    training saw it: the tokenizer's own for ``chat_template``, else the format's."""
+    fmt = canonical(prompt_format)
+    if fmt == "chat_template":
+        return tokenizer_template
+    return INST_JINJA if fmt == "seed_inst" else ALPACA_JINJA
