@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 __all__ = [
+    "ALPACA_PREAMBLE",
     "ALPACA_STOP",
     "CHAT_FORMATS",
     "FORMATS",
@@ -63,7 +64,7 @@ INST_MARKERS: Final = ("<s>", "</s>", "[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"
 INST_STOP: Final = ("</s>", "[INST]")
 _SYS_RE: Final = re.compile(r"^<<SYS>>\n(?P<system>.*?)\n<</SYS>>\n\n", re.DOTALL)
 
-_ALPACA_PREAMBLE: Final = (
+ALPACA_PREAMBLE: Final = (
     "Below is an instruction that describes a task. Write a response that appropriately "
     "completes the request."
 )
@@ -93,7 +94,7 @@ def _inst_system_block(system: str) -> str:
 
 
 def _alpaca_prompt(instruction: str, system: str = "", extra: str = "") -> str:
-    preamble = system or (_ALPACA_PREAMBLE_WITH_INPUT if extra else _ALPACA_PREAMBLE)
+    preamble = system or (_ALPACA_PREAMBLE_WITH_INPUT if extra else ALPACA_PREAMBLE)
     prompt = f"{preamble}\n\n### Instruction:\n{instruction}\n\n"
     if extra:
         prompt += f"### Input:\n{extra}\n\n"
@@ -345,7 +346,7 @@ ALPACA_JINJA: Final = (
     "{%- set users = messages | selectattr('role', 'equalto', 'user') "
     "| map(attribute='content') | list -%}"
     "{%- set instruction = (users[-1] if users else '') | trim -%}"
-    "{{ (system or " + json.dumps(_ALPACA_PREAMBLE) + ") ~ '\\n\\n### Instruction:\\n' "
+    "{{ (system or " + json.dumps(ALPACA_PREAMBLE) + ") ~ '\\n\\n### Instruction:\\n' "
     "~ instruction ~ '\\n\\n### Response:\\n' }}"
 )
 
