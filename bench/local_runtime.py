@@ -1,24 +1,24 @@
 """Benchmark: the bundled model through transformers against llama.cpp, on the same RAG prompts.
 
-Both runtimes answer the same grounded prompts (the sample manual's questions, retrieved as
-the chat retrieves them, about 900 tokens each with six passages), greedy, 80 new tokens at
+Every runtime answers the same grounded prompts (the sample manual's questions, retrieved as
+the chat retrieves them, about 1,100 tokens each with six passages), greedy, 80 new tokens at
 most, with the chat's repetition rule (no repeated 6-gram), in this process:
 
 * **transformers**: the default local model, the bundled GGUF converted once to safetensors
-  (``manualqa.lib.local_models``);
-* **llama.cpp**: the bundled ``SmolLM2-135M-Instruct.Q4_1.gguf`` as it is
-  (``manualqa.lib.llamacpp``; needs ``make install-llamacpp``).
+  (``manualqa.lib.local_models``), the baseline;
+* **llama.cpp** (``manualqa.lib.llamacpp``; needs ``make install-llamacpp``) on the bundled
+  ``SmolLM2-135M-Instruct.Q4_1.gguf`` as it is, and on the default model exported here
+  (``manualqa.lib.gguf_export``, into ``var/bench/gguf/``) as f16, q8_0 and q4_k_m.
 
 Per runtime: time to the first token (the prompt's prefill), decode tokens/s after it, time
-to a whole answer, the process's resident memory after loading, the model's file size; and
-the share of the first 32 greedy tokens llama.cpp gives that transformers gives too.
+to a whole answer, the process's resident memory after loading, the model's file size, and
+the share of the first 32 greedy tokens that equal transformers'.
 
-The GGUF exports of issue 15 (f16, q8_0, q4_k_m of a trained model) do not exist yet, so the
-``llamacpp_q8_*`` keys are null; ``llamacpp_q4_1_*`` are the bundled file's figures, and
-``speedup_*`` compare it with transformers. Last line, one JSON object:
-{"transformers_decode_tok_s", "llamacpp_q8_decode_tok_s", "llamacpp_q4_1_decode_tok_s",
-"speedup_decode", "transformers_ttft_ms", "llamacpp_q8_ttft_ms", "llamacpp_q4_1_ttft_ms",
-"speedup_answer", "q4_agreement", ...}.
+Last line, one JSON object: {"transformers_decode_tok_s", "llamacpp_q8_decode_tok_s",
+"speedup_decode" (q8_0 against transformers), "transformers_ttft_ms", "llamacpp_q8_ttft_ms",
+"speedup_answer" (a whole answer, the fastest llama.cpp file against transformers),
+"fastest_llamacpp", "q4_agreement" (q4_k_m), "q8_agreement", "f16_agreement", ..., "llamacpp":
+{file: figures}}.
 
 Usage: ``make bench-local_runtime`` (the database holds the sample manual after ``make run``
 or ``manage.py bootstrap``). Knob: ``BENCH_LOCAL_PROMPTS`` (prompts per runtime, default 6).
@@ -26,6 +26,7 @@ or ``manage.py bootstrap``). Knob: ``BENCH_LOCAL_PROMPTS`` (prompts per runtime,
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import statistics
@@ -42,7 +43,8 @@ from chat import prompts  # noqa: E402
 from chat.retrieval import retrieve  # noqa: E402
 from chat.services.answering import _prompt_passages  # noqa: E402
 from curation.models import Manual  # noqa: E402
-from manualqa.lib.llamacpp import llama_cpp_available  # noqa: E402
+from manualqa.lib.gguf_export import export_gguf  # noqa: E402
+from manualqa.lib.llamacpp import llama_cpp_available, load_gguf  # noqa: E402
 from manualqa.lib.local_models import (  # noqa: E402
     DEFAULT_MODEL_FOLDER,
     Decoding,
@@ -143,42 +145,57 @@ def main() -> int:
     hf["file_mb"] = folder_mb(models_dir / DEFAULT_MODEL_FOLDER)
     say(f"transformers: {json.dumps({k: v for k, v in hf.items() if k != 'texts'})}")
 
-    gguf = None
+    runs: dict[str, dict] = {}
     if llama_cpp_available():
-        before = rss_mb()
-        gguf = run(load_local(default_gguf_path().name, models_dir), messages_list)
-        gguf["rss_mb"] = round(rss_mb() - before)
-        gguf["file_mb"] = round(default_gguf_path().stat().st_size / 2**20, 1)
-        gguf["agreement"] = agreement(transformers_model.tokenizer, hf["texts"], gguf["texts"])
-        say(f"llama.cpp Q4_1: {json.dumps({k: v for k, v in gguf.items() if k != 'texts'})}")
-        for question, a, b in zip(messages_list, hf["texts"], gguf["texts"], strict=True):
+        out_dir = _django.BASE_DIR / "var" / "bench" / "gguf"
+        files = {"q4_1": default_gguf_path()}
+        for quant in ("f16", "q8_0", "q4_k_m"):
+            started = time.perf_counter()
+            files[quant] = export_gguf(
+                models_dir / DEFAULT_MODEL_FOLDER, out_dir / f"smollm2-{quant}.gguf", quant=quant
+            ).path
+            say(f"exported {quant} in {time.perf_counter() - started:.1f} s")
+        for label, path in files.items():
+            gc.collect()  # the previous file's model is gone before this one is measured
+            before = rss_mb()
+            run_ = run(load_gguf(path), messages_list)
+            run_["rss_mb"] = round(rss_mb() - before)
+            run_["file_mb"] = round(path.stat().st_size / 2**20, 1)
+            run_["agreement"] = agreement(transformers_model.tokenizer, hf["texts"], run_["texts"])
+            runs[label] = run_
+            say(f"llama.cpp {label}: {json.dumps({k: v for k, v in run_.items() if k != 'texts'})}")
+        for question, a, b in zip(messages_list, hf["texts"], runs["q8_0"]["texts"], strict=True):
             say(f"- {question[-1]['content'].splitlines()[-1][:90]}")
             say(f"    transformers: {a[:160]!r}")
-            say(f"    llama.cpp:    {b[:160]!r}")
+            say(f"    llama.cpp q8_0: {b[:160]!r}")
     else:
         say("llama.cpp: not installed (`make install-llamacpp`); its figures are null")
 
     def ratio(a, b):
         return round(a / b, 2) if a and b else None
 
+    def figure(label: str, key: str):
+        return runs[label][key] if label in runs else None
+
+    fastest = min(runs, key=lambda label: runs[label]["answer_ms"]) if runs else None
     result = {
         "transformers_decode_tok_s": hf["decode_tok_s"],
-        "llamacpp_q8_decode_tok_s": None,
-        "llamacpp_q4_1_decode_tok_s": gguf and gguf["decode_tok_s"],
-        "speedup_decode": gguf and ratio(gguf["decode_tok_s"], hf["decode_tok_s"]),
+        "llamacpp_q8_decode_tok_s": figure("q8_0", "decode_tok_s"),
+        "speedup_decode": ratio(figure("q8_0", "decode_tok_s"), hf["decode_tok_s"]),
         "transformers_ttft_ms": hf["ttft_ms"],
-        "llamacpp_q8_ttft_ms": None,
-        "llamacpp_q4_1_ttft_ms": gguf and gguf["ttft_ms"],
-        "speedup_answer": gguf and ratio(hf["answer_ms"], gguf["answer_ms"]),
-        "q4_agreement": gguf and gguf["agreement"],
+        "llamacpp_q8_ttft_ms": figure("q8_0", "ttft_ms"),
+        "speedup_answer": fastest and ratio(hf["answer_ms"], runs[fastest]["answer_ms"]),
+        "fastest_llamacpp": fastest,
+        "q4_agreement": figure("q4_k_m", "agreement"),
+        "q8_agreement": figure("q8_0", "agreement"),
+        "f16_agreement": figure("f16", "agreement"),
         "transformers_answer_ms": hf["answer_ms"],
-        "llamacpp_q4_1_answer_ms": gguf and gguf["answer_ms"],
         "prompt_tokens": hf["prompt_tokens"],
         "transformers_rss_mb": hf["rss_mb"],
-        "llamacpp_q4_1_rss_mb": gguf and gguf["rss_mb"],
         "transformers_file_mb": hf["file_mb"],
-        "llamacpp_q4_1_file_mb": gguf and gguf["file_mb"],
-        "note": "q8_0/q4_k_m/f16 need the GGUF export of issue 15 (not built yet)",
+        "llamacpp": {
+            label: {k: v for k, v in run_.items() if k != "texts"} for label, run_ in runs.items()
+        },
     }
     print(json.dumps(result))
     return 0

@@ -28,8 +28,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from manualqa.lib.local_models import Decoding, LocalGeneration, LocalStream, _finish_reason
-from manualqa.lib.stops import cut_at_stop
+from manualqa.lib.local_models import (
+    Decoding,
+    LocalGeneration,
+    LocalStream,
+    generate_in_background,
+)
 
 __all__ = ["GGUFModel", "llama_cpp_available", "load_gguf"]
 
@@ -92,14 +96,8 @@ class GGUFModel:
         self, messages: Sequence[Mapping[str, str]] | str, decoding: Decoding
     ) -> LocalGeneration:
         stream = self.stream(messages, decoding)
-        text = "".join(stream)
-        text, stopped = cut_at_stop(text, decoding.stop)
-        return LocalGeneration(
-            text,
-            stream.tokens_in,
-            stream.tokens_out,
-            _finish_reason(stream.tokens_out, decoding.max_new_tokens, stopped),
-        )
+        text = "".join(stream)  # stop strings are already cut from the stream
+        return LocalGeneration(text, stream.tokens_in, stream.tokens_out, stream.finish_reason)
 
     def stream(
         self, messages: Sequence[Mapping[str, str]] | str, decoding: Decoding
@@ -154,16 +152,7 @@ class GGUFModel:
                 raise RuntimeError(f"generation failed: {outcome['error']}") from outcome["error"]
             return min(int(outcome["tokens_out"]), decoding.max_new_tokens)
 
-        if not self._lock.acquire(timeout=decoding.wait_s):
-            raise TimeoutError(
-                f"the local model stayed busy with other answers for {decoding.wait_s:g} s; "
-                "try again"
-            )
-        try:
-            threading.Thread(target=run, name=f"gguf:{self.path.name}", daemon=True).start()
-        except BaseException:
-            self._lock.release()
-            raise
+        generate_in_background(self._lock, decoding.wait_s, run, f"gguf:{self.path.name}")
         return LocalStream(
             drain(),
             tokens_in=len(prompt_tokens),

@@ -300,6 +300,28 @@ class LocalStream:
             self._cancel.set()
 
 
+def take_model(lock: threading.Lock, wait_s: float) -> None:
+    """Take a model's lock, waiting at most ``wait_s`` while another generation holds it: a
+    request must not wait forever behind others (security review H2)."""
+    if not lock.acquire(timeout=wait_s):
+        raise TimeoutError(
+            f"the local model stayed busy with other answers for {wait_s:g} s; try again"
+        )
+
+
+def generate_in_background(
+    lock: threading.Lock, wait_s: float, run: Callable[[], None], name: str
+) -> None:
+    """Take ``lock`` and start ``run`` in a daemon thread, which must release the lock when it
+    ends; so a caller that abandons a stream never leaves the model locked."""
+    take_model(lock, wait_s)
+    try:
+        threading.Thread(target=run, name=name, daemon=True).start()
+    except BaseException:
+        lock.release()
+        raise
+
+
 class LocalModel:
     """A causal LM and its tokenizer, loaded once and shared by the threads of a process."""
 
@@ -328,7 +350,7 @@ class LocalModel:
         inputs = self._encode(messages)
         tokens_in = int(inputs["input_ids"].shape[1])
         kwargs = self._generation_kwargs(decoding, tokens_in)
-        self._take(decoding.wait_s)
+        take_model(self._lock, decoding.wait_s)
         try:
             with torch.inference_mode():
                 output = self.model.generate(**inputs, **kwargs)
@@ -388,12 +410,7 @@ class LocalModel:
                 raise RuntimeError(f"generation failed: {outcome['error']}") from outcome["error"]
             return int(outcome["tokens_out"])
 
-        self._take(decoding.wait_s)
-        try:
-            threading.Thread(target=run, name=f"generate:{self.path.name}", daemon=True).start()
-        except BaseException:
-            self._lock.release()
-            raise
+        generate_in_background(self._lock, decoding.wait_s, run, f"generate:{self.path.name}")
         return LocalStream(
             streamer,
             tokens_in=tokens_in,
@@ -402,14 +419,6 @@ class LocalModel:
             result=result,
             cancel=cancel,
         )
-
-    def _take(self, wait_s: float) -> None:
-        """Take the model, waiting at most ``wait_s`` while another generation holds it: a
-        request must not wait forever behind others (security review H2)."""
-        if not self._lock.acquire(timeout=wait_s):
-            raise TimeoutError(
-                f"the local model stayed busy with other answers for {wait_s:g} s; try again"
-            )
 
     def _encode(self, messages: Sequence[Mapping[str, str]] | str) -> Any:
         if isinstance(messages, str):

@@ -8,7 +8,6 @@ fine-tuned one. llama.cpp answers with the export where ``llama-cpp-python`` is 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -37,7 +36,8 @@ def finished_job(tmp_path: Path, trainer, prompt_format: str) -> TrainingJob:
         system_prompt="Answer from the Export manual.",
     )
     merged = tmp_path / "job" / "merged"
-    shutil.copytree(ensure_default_model(Path(settings.MODELS_DIR)), merged)
+    merged.parent.mkdir()
+    merged.symlink_to(ensure_default_model(Path(settings.MODELS_DIR)), target_is_directory=True)
     return TrainingJob.objects.create(
         name="Export job",
         snapshot=snapshot,
