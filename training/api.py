@@ -19,7 +19,8 @@ from rest_framework.response import Response
 
 from curation.models import Manual, ManualDocument
 from manualqa.api import ModelPermissionsWithView, django_errors, query_params
-from training import jobs, services
+from manualqa.lib.gguf_export import QUANTS
+from training import exports, jobs, services
 from training.models import (
     DatasetSnapshot,
     EvaluationItem,
@@ -275,6 +276,10 @@ class TrainingJobPermissions(ModelPermissionsWithView):
     }
 
 
+class ModelExportRequestSerializer(serializers.Serializer):
+    quant = serializers.ChoiceField(choices=QUANTS, default="q8_0")
+
+
 class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Training jobs: read them, launch one (Trainer role), cancel or resume it."""
 
@@ -317,6 +322,24 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
         return self._transition(request, jobs.training_job_resume)
+
+    @extend_schema(
+        request=ModelExportRequestSerializer,
+        responses={202: ModelExportRequestSerializer},
+        description="Export the job's merged model to GGUF in a worker (the job's log tells "
+        "how it ended), with an Ollama Modelfile, and register it as a local endpoint.",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
+    def export(self, request: Request, pk=None) -> Response:
+        data = ModelExportRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            exports.model_export_queue(
+                job=self.get_object(), quant=data.validated_data["quant"], user=request.user
+            )
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return Response(data.validated_data, status=status.HTTP_202_ACCEPTED)
 
 
 class EvaluationRunPermissions(permissions.BasePermission):

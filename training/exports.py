@@ -17,11 +17,13 @@ from django.core.exceptions import ValidationError
 
 from curation.models import LLMEndpoint
 from manualqa import roles
+from manualqa.jobs import queues
 from manualqa.lib import prompt_formats
 from manualqa.lib.gguf_export import QUANTS, export_gguf
+from training import jobs
 from training.models import TrainingJob
 
-__all__ = ["ModelExport", "model_export", "modelfile"]
+__all__ = ["ModelExport", "job_exports", "model_export", "model_export_queue", "modelfile"]
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,9 @@ class ModelExport:
     warnings: list[str]
 
 
-def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelExport:
-    """Export ``job``'s merged model as ``quant`` (one of ``QUANTS``) and register it."""
+def _exportable(job: TrainingJob, quant: str, user) -> Path:
+    """The job's merged model folder; refuses a user without the right, a quantization that
+    does not exist and a job without a merged model, naming the problem."""
     roles.require(user, "training.launch_trainingjob", "Exporting a model needs the Trainer role.")
     if quant not in QUANTS:
         raise ValidationError({"quant": f"Choose one of {', '.join(QUANTS)}, not {quant!r}."})
@@ -44,10 +47,26 @@ def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelEx
         state = job.get_status_display()
         problem = f"Job #{job.pk} has no merged model to export: it is {state}."
         raise ValidationError({"job": problem})
+    return merged
+
+
+def model_export_queue(*, job: TrainingJob, quant: str = "q8_0", user=None) -> None:
+    """Check the request now and export in a ``gpu`` worker (a 7B model takes minutes); the
+    job's log says when it is queued and how it ended."""
+    from training.tasks import export_model
+
+    _exportable(job, quant, user)
+    jobs.job_log_append(job.pk, f"GGUF export ({quant}) queued.")
+    queues.enqueue(export_model, job.pk, quant, gpu=True)
+
+
+def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelExport:
+    """Export ``job``'s merged model as ``quant`` (one of ``QUANTS``) and register it."""
+    merged = _exportable(job, quant, user)
     snapshot = job.snapshot
     tokenizer_template = _tokenizer_template(merged)
     template = prompt_formats.gguf_chat_template(snapshot.prompt_format, tokenizer_template)
-    folder = Path(job.output_dir or merged.parent) / "gguf"
+    folder = _folder(job, merged)
     stem = f"job-{job.pk}-{quant}"
     result = export_gguf(
         merged, folder / f"{stem}.gguf", quant=quant, chat_template=template, name=job.name
@@ -80,6 +99,21 @@ def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelEx
     return ModelExport(
         result.path, modelfile_path, endpoint, quant, result.size_bytes, result.warnings
     )
+
+
+def _folder(job: TrainingJob, merged: Path) -> Path:
+    return Path(job.output_dir or merged.parent) / "gguf"
+
+
+def job_exports(job: TrainingJob) -> list[LLMEndpoint]:
+    """The endpoints registered for the job's GGUF exports, by the file they run."""
+    if not job.merged_dir:
+        return []
+    folder = _folder(job, Path(job.merged_dir))
+    endpoints = LLMEndpoint.objects.filter(
+        kind=LLMEndpoint.Kind.LOCAL, model__startswith=f"{folder}/"
+    )
+    return list(endpoints.order_by("name"))
 
 
 def _tokenizer_template(merged: Path) -> str | None:

@@ -233,7 +233,7 @@ def training_jobs_fail_stale() -> int:
         TrainingJob,
         stale_after_s=settings.TRAINING_STALE_AFTER_S,
         message=message,
-        on_failed=lambda job, text: _append_log(job.pk, text),
+        on_failed=lambda job, text: job_log_append(job.pk, text),
     )
 
 
@@ -250,7 +250,7 @@ def _finish(job: TrainingJob, status: str, *, message: str = "", trace: str = ""
     )
 
 
-def _append_log(job_id: int, line: str) -> None:
+def job_log_append(job_id: int, line: str) -> None:
     job = TrainingJob.objects.only("log_tail").get(pk=job_id)
     tail = (job.log_tail + line.rstrip() + "\n")[-LOG_TAIL_CHARS:]
     TrainingJob.objects.filter(pk=job_id).update(log_tail=tail)
@@ -312,7 +312,7 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         # Another rank of an ``accelerate launch`` run: train alongside rank 0, write nothing.
         _train(job, config, output_dir, resume)
         return TrainingJob.objects.get(pk=job.pk)
-    _append_log(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
+    job_log_append(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
     heartbeat = runner.Heartbeat(
         TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id
     )
@@ -373,15 +373,15 @@ def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJ
             resume,
             on_progress=on_progress,
             should_stop=should_stop,
-            on_log=lambda line: _append_log(job.pk, line),
+            on_log=lambda line: job_log_append(job.pk, line),
         )
     except TrainingCancelled:
-        _append_log(job.pk, "Cancelled; the last checkpoint is kept for Resume.")
+        job_log_append(job.pk, "Cancelled; the last checkpoint is kept for Resume.")
         return _finish(job, TrainingJob.Status.CANCELLED, message="Cancelled by a user.")
     except (FileNotFoundError, ValueError) as exc:
         return _finish(job, TrainingJob.Status.FAILED, message=str(exc))
     except Exception as exc:
-        _append_log(job.pk, f"Crashed: {type(exc).__name__}: {exc}")
+        job_log_append(job.pk, f"Crashed: {type(exc).__name__}: {exc}")
         return runner.errored(job, exc, eta_s=None)
     try:
         with transaction.atomic():
@@ -406,15 +406,15 @@ def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJ
             f"registering it failed: {type(exc).__name__}: {exc}",
             trace=traceback.format_exc(),
         )
-    _append_log(job.pk, f"Merged model saved to {result.merged_dir}; registered as {endpoint}.")
+    job_log_append(job.pk, f"Merged model saved to {result.merged_dir}; registered as {endpoint}.")
     try:
         repo_id = _push_to_hub(job, Path(result.merged_dir))
     except Exception as exc:  # the Hub is optional: say so, keep the local model and success
         logger.warning("training job %s: push to the Hub failed: %s", job.pk, exc)
-        _append_log(job.pk, f"Push to the Hugging Face Hub failed: {type(exc).__name__}: {exc}")
+        job_log_append(job.pk, f"Push to the Hugging Face Hub failed: {type(exc).__name__}: {exc}")
     else:
         if repo_id:
-            _append_log(job.pk, f"Pushed the merged model to the Hub as {repo_id} (private).")
+            job_log_append(job.pk, f"Pushed the merged model to the Hub as {repo_id} (private).")
     return _finish(job, TrainingJob.Status.SUCCEEDED)
 
 

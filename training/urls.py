@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/<int:job_id>/status.json", views.job_status, name="job_status"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<int:job_id>/resume/", views.job_resume, name="job_resume"),
+    path("jobs/<int:job_id>/export/", views.job_export, name="job_export"),
     path("evaluations/", eval_views.evaluation_list, name="evaluations"),
     path("evaluations/new/", eval_views.evaluation_launch, name="evaluation_launch"),
     path("evaluations/<int:run_id>/", eval_views.evaluation_detail, name="evaluation"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -11,7 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from training import jobs
+from manualqa.lib.gguf_export import QUANTS
+from training import exports, jobs
 from training.models import DatasetSnapshot, SavedPreset, TrainingJob
 
 
@@ -124,7 +127,8 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(TrainingJob.objects.select_related("snapshot__manual"), pk=job_id)
-    return render(request, "training/job_detail.html", {"job": job})
+    context = {"job": job, "exports": exports.job_exports(job), "quants": QUANTS}
+    return render(request, "training/job_detail.html", context)
 
 
 @login_required
@@ -160,6 +164,18 @@ def job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_POST
 def job_resume(request: HttpRequest, job_id: int) -> HttpResponse:
     return _transition(request, job_id, jobs.training_job_resume, "Job queued to resume.")
+
+
+@login_required
+@require_POST
+def job_export(request: HttpRequest, job_id: int) -> HttpResponse:
+    quant = request.POST.get("quant", "q8_0")
+    return _transition(
+        request,
+        job_id,
+        functools.partial(exports.model_export_queue, quant=quant),
+        f"GGUF export ({quant}) queued: the log below says when it is done.",
+    )
 
 
 def _transition(request: HttpRequest, job_id: int, service, done: str) -> HttpResponse:

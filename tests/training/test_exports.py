@@ -128,3 +128,37 @@ def test_the_exported_endpoint_answers_through_llama_cpp(tmp_path, trainer, caps
     assert answer.text.strip() and answer.tokens_out > 0
     modelfile = (tmp_path / "job" / "gguf" / f"job-{job.pk}-q8_0.Modelfile").read_text()
     assert "<|im_start|>assistant" in modelfile  # SmolLM2's ChatML, as Ollama writes it
+
+
+def test_the_page_and_the_api_queue_an_export_that_the_worker_task_records(
+    client, tmp_path, trainer, reviewer, django_capture_on_commit_callbacks
+):
+    from training.tasks import export_model
+
+    job = finished_job(tmp_path, trainer, "alpaca")
+    client.force_login(trainer)
+    page = client.get(f"/training/jobs/{job.pk}/").content.decode()
+    assert "No GGUF export yet" in page and 'id="export-button"' in page
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = client.post(f"/training/jobs/{job.pk}/export/", {"quant": "f16"})
+    assert response.status_code == 302 and len(queued) == 1
+    assert "GGUF export (f16) queued." in TrainingJob.objects.get(pk=job.pk).log_tail
+
+    # What the gpu worker runs for that message (tests/training/test_job_worker.py runs the
+    # same kind of task through a real worker process).
+    assert export_model(job.pk, "f16") == "succeeded"
+    log = TrainingJob.objects.get(pk=job.pk).log_tail
+    assert f"job-{job.pk}-f16.gguf" in log and "registered as the endpoint" in log
+    page = client.get(f"/training/jobs/{job.pk}/").content.decode()
+    assert f"Fine-tuned #{job.pk} GGUF f16" in page
+
+    api = f"/api/training-jobs/{job.pk}/export/"
+    bad = client.post(api, {"quant": "q3"}, content_type="application/json")
+    assert bad.status_code == 400 and "quant" in bad.json()
+    with django_capture_on_commit_callbacks() as queued:
+        accepted = client.post(api, {"quant": "q8_0"}, content_type="application/json")
+    assert accepted.status_code == 202 and accepted.json() == {"quant": "q8_0"}
+    assert len(queued) == 1
+    client.force_login(reviewer)
+    assert client.post(api, {}, content_type="application/json").status_code == 403
