@@ -14,7 +14,7 @@ from pgvector.django import HnswIndex, VectorField
 
 from manualqa.jobs.models import CancellableJobRow, JobRow, progress_percent
 from manualqa.lib.key_names import api_key_env_problem
-from manualqa.lib.local_models import local_model_path
+from manualqa.lib.local_models import is_local_model, local_model_path
 
 
 class Manual(models.Model):
@@ -78,12 +78,8 @@ class ManualDocument(models.Model):
 
 class DocumentChunkQuerySet(models.QuerySet):
     def current(self) -> DocumentChunkQuerySet:
-        """The chunks of each document's current version: what generation reads and pages list.
-
-        Chat retrieval reads the *embedded* chunks instead. After a page changes, its old chunks
-        stay embedded and answer questions until the new ones are embedded; then the embedding
-        step swaps them in one transaction (``chunks_embed_pending``).
-        """
+        """The chunks of each document's current version, which generation reads and pages list
+        (chat reads the embedded ones: see ``services.documents.chunks_embed_pending``)."""
         return self.filter(version=models.F("document__version"))
 
 
@@ -92,11 +88,11 @@ class DocumentChunk(models.Model):
 
     Chunks follow headings and never cross a ``##`` section. ``text`` starts with the heading
     path, so the embedding knows which page and section the passage comes from.
-    ``embedding`` is empty until the embedding task has run. ``version`` is the document version
-    the chunk was cut from: a changed page has two sets of chunks for a while (see ``current``).
+    ``embedding`` is empty until the embedding task has run.
     """
 
     document = models.ForeignKey(ManualDocument, on_delete=models.CASCADE, related_name="chunks")
+    # The document version it was cut from: a changed page has two for a while (``current``).
     version = models.PositiveIntegerField(default=1)
     position = models.PositiveIntegerField()
     heading_path = models.CharField(max_length=1000)
@@ -157,9 +153,7 @@ class IngestionRun(JobRow):
         HTML_FOLDER = "html_folder", "Folder of HTML pages"
         HTML_ZIP = "html_zip", "Zip of HTML pages"
         MARKDOWN_FOLDER = "markdown_folder", "Folder of markdown files"
-        # A folder is only read by the run's task, which then sets one of the two kinds above:
-        # a web request never walks the server's disk (security review M2).
-        FOLDER = "folder", "Folder (not read yet)"
+        FOLDER = "folder", "Folder (not read yet)"  # its task finds which (security review M2)
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.ERRORED)
     TRANSITIONS = {
@@ -307,10 +301,9 @@ class LLMEndpoint(models.Model):
             for field in ("base_url", "model", "api_version"):
                 if not getattr(self, field):
                     errors[field] = "Azure OpenAI needs the endpoint, deployment and API version."
-        if self.kind == self.Kind.LOCAL and self.model:
-            path = local_model_path(self.model, Path(settings.MODELS_DIR))
-            if not (path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf")):
-                errors["model"] = f"No model folder or .gguf file at {self.model}."
+        local = self.kind == self.Kind.LOCAL and self.model
+        if local and not is_local_model(local_model_path(self.model, Path(settings.MODELS_DIR))):
+            errors["model"] = f"No model folder or .gguf file at {self.model}."
         if self.kind == self.Kind.SAGEMAKER and not self.model:
             errors["model"] = "A SageMaker endpoint needs the endpoint's name."
         key_problem = api_key_env_problem(self.api_key_env, settings.LLM_KEY_ENV_PATTERN)

@@ -45,6 +45,7 @@ __all__ = [
     "LocalStream",
     "default_gguf_path",
     "ensure_default_model",
+    "is_local_model",
     "load_local",
     "local_model_path",
 ]
@@ -530,6 +531,11 @@ def local_model_path(model_path: str, models_dir: Path) -> Path | None:
         with contextlib.suppress(FileNotFoundError):
             candidate = default_gguf_path()
     return candidate
+
+
+def is_local_model(path: Path) -> bool:
+    """Whether ``path`` is something ``load_local`` runs: a folder, or a ``.gguf`` file."""
+    return path.is_dir() or (path.is_file() and path.suffix.lower() == ".gguf")
 
 
 def load_local(model_path: str, models_dir: Path) -> LocalModel:
