@@ -9,7 +9,6 @@ Files go to ``<job output>/gguf/``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +63,8 @@ def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelEx
     """Export ``job``'s merged model as ``quant`` (one of ``QUANTS``) and register it."""
     merged = _exportable(job, quant, user)
     snapshot = job.snapshot
-    tokenizer_template = _tokenizer_template(merged)
-    template = prompt_formats.gguf_chat_template(snapshot.prompt_format, tokenizer_template)
+    # None for chat_template: the export then writes the tokenizer's own template.
+    template = prompt_formats.gguf_chat_template(snapshot.prompt_format, None)
     folder = _folder(job, merged)
     stem = f"job-{job.pk}-{quant}"
     result = export_gguf(
@@ -77,7 +76,7 @@ def model_export(*, job: TrainingJob, quant: str = "q8_0", user=None) -> ModelEx
             gguf_name=result.path.name,
             prompt_format=snapshot.prompt_format,
             system_prompt=snapshot.system_prompt,
-            chat_template=template or "",
+            chat_template=result.chat_template or "",
         ),
         encoding="utf-8",
     )
@@ -114,17 +113,6 @@ def job_exports(job: TrainingJob) -> list[LLMEndpoint]:
         kind=LLMEndpoint.Kind.LOCAL, model__startswith=f"{folder}/"
     )
     return list(endpoints.order_by("name"))
-
-
-def _tokenizer_template(merged: Path) -> str | None:
-    config = merged / "tokenizer_config.json"
-    template = None
-    if config.is_file():
-        template = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
-    jinja = merged / "chat_template.jinja"
-    if not template and jinja.is_file():
-        template = jinja.read_text(encoding="utf-8")
-    return template if isinstance(template, str) else None
 
 
 # Ollama's templates are Go templates over the system prompt and the last user message.

@@ -20,6 +20,7 @@ for now. Plain Python (no Django).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -66,6 +67,8 @@ class ExportResult:
     size_bytes: int
     tensors: int
     warnings: list[str] = field(default_factory=list)
+    #: The chat template written into the file (the one given, else the tokenizer's own).
+    chat_template: str | None = None
 
 
 def export_gguf(
@@ -93,18 +96,21 @@ def export_gguf(
                 model_dir, Path(work) / "model-f16.gguf", chat_template=chat_template, name=name
             )
             _llama_quantize(f16.path, out_path, quant)
-            return ExportResult(out_path, quant, out_path.stat().st_size, f16.tensors, f16.warnings)
+            size = out_path.stat().st_size
+            return ExportResult(out_path, quant, size, f16.tensors, f16.warnings, f16.chat_template)
     config = _config(model_dir)
     warnings: list[str] = []
     fd, staging = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}-")
     os.close(fd)
     try:
-        count = _write(model_dir, Path(staging), config, quant, chat_template, name, warnings)
+        count, template = _write(
+            model_dir, Path(staging), config, quant, chat_template, name, warnings
+        )
         os.replace(staging, out_path)
     except BaseException:
         Path(staging).unlink(missing_ok=True)
         raise
-    return ExportResult(out_path, quant, out_path.stat().st_size, count, warnings)
+    return ExportResult(out_path, quant, out_path.stat().st_size, count, warnings, template)
 
 
 def _config(model_dir: Path) -> dict[str, Any]:
@@ -131,7 +137,8 @@ def _write(
     chat_template: str | None,
     name: str,
     warnings: list[str],
-) -> int:
+) -> tuple[int, str | None]:
+    """Write the file; the tensor count and the chat template written."""
     import gguf
 
     heads = int(config["num_attention_heads"])
@@ -154,7 +161,9 @@ def _write(
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_Q8_0 if quant == "q8_0" else gguf.LlamaFileType.MOSTLY_F16
     )
-    _add_vocabulary(writer, model_dir, int(config["vocab_size"]), chat_template, warnings)
+    template = _add_vocabulary(
+        writer, model_dir, int(config["vocab_size"]), chat_template, warnings
+    )
 
     count = 0
     tied = bool(config.get("tie_word_embeddings"))
@@ -179,7 +188,7 @@ def _write(
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return count
+    return count, template
 
 
 def _gguf_name(hf_name: str) -> str:
@@ -221,7 +230,7 @@ def _tensors(model_dir: Path):
 
 def _add_vocabulary(
     writer: Any, model_dir: Path, vocab_size: int, chat_template: str | None, warnings: list[str]
-) -> None:
+) -> str | None:
     import gguf
     from transformers import AutoTokenizer
 
@@ -262,6 +271,7 @@ def _add_vocabulary(
     template = chat_template or tokenizer.chat_template
     if template:
         writer.add_chat_template(template)
+    return template
 
 
 def _pre_tokenizer(tokens: list[str], warnings: list[str]) -> str:
@@ -284,18 +294,14 @@ def _digest(tokens: list[str]) -> str:
     return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
 
 
-_BUNDLED: dict[str, tuple[str, str]] = {}
-
-
+@functools.cache
 def _bundled_vocabulary(path: str) -> tuple[str, str]:
-    if path not in _BUNDLED:
-        from gguf import GGUFReader
+    """The digest of a GGUF file's token list and its pre-tokenizer name (read once)."""
+    from gguf import GGUFReader
 
-        reader = GGUFReader(path)
-        tokens = list(reader.fields["tokenizer.ggml.tokens"].contents())
-        pre = str(reader.fields["tokenizer.ggml.pre"].contents())
-        _BUNDLED[path] = (_digest(tokens), pre)
-    return _BUNDLED[path]
+    reader = GGUFReader(path)
+    tokens = list(reader.fields["tokenizer.ggml.tokens"].contents())
+    return _digest(tokens), str(reader.fields["tokenizer.ggml.pre"].contents())
 
 
 def _llama_cpp_available() -> bool:

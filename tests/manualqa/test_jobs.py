@@ -118,15 +118,21 @@ def wait_for_beat(run, after, heartbeat, tries: int = 100) -> None:
         heartbeat.stopped.wait(0.05)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
-    manual = services.manual_get_or_create(name="Heartbeat manual")
+def quiet_claimed_run(name: str):
+    """A claimed ingestion run whose heartbeat last beat an hour ago, and that time."""
+    manual = services.manual_get_or_create(name=name)
     run = services.ingestion_run_create(
         manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
     )
     lifecycle.claim(IngestionRun, run.pk, task_id="t", stale_after_s=None)
     long_ago = timezone.now() - timedelta(hours=1)
     IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    return run, long_ago
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_thread_beats_a_running_row_until_stopped():
+    run, long_ago = quiet_claimed_run("Heartbeat manual")
 
     heartbeat = runner.Heartbeat(IngestionRun, run.pk, interval=0.05)
     heartbeat.start()
@@ -145,13 +151,7 @@ def test_heartbeat_reconnects_after_a_dropped_connection():
     connection) must not leave a live job beating no more until the reaper fails it."""
     from django.db import connection
 
-    manual = services.manual_get_or_create(name="Blip manual")
-    run = services.ingestion_run_create(
-        manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
-    )
-    lifecycle.claim(IngestionRun, run.pk, task_id="t", stale_after_s=None)
-    long_ago = timezone.now() - timedelta(hours=1)
-    IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    run, long_ago = quiet_claimed_run("Blip manual")
     heartbeat = runner.Heartbeat(IngestionRun, run.pk, interval=0.05)
     heartbeat.start()
     try:
