@@ -111,7 +111,7 @@ def main() -> int:
     manual = quality.ingest(docs)  # the quality bench's manual; unchanged pages are skipped
     followups = load("model3-followups.jsonl")
     owners = load("model3-owners.jsonl")
-    answerable = [q for q in owners if q.get("kind", "answerable") == "answerable"]
+    answerable = [q for q in owners if q.get("kind") != "unanswerable"]
     unanswerable = [q for q in owners if q.get("kind") == "unanswerable"]
 
     alone, with_previous = [], []

@@ -56,8 +56,6 @@ from pathlib import Path
 
 import _django
 
-from manualqa import roles
-
 _django.setup()
 
 from django.contrib.auth.models import Group, User  # noqa: E402
@@ -66,6 +64,7 @@ from chat import services as chat_services  # noqa: E402
 from chat.models import Assistant  # noqa: E402
 from curation import services as curation_services  # noqa: E402
 from curation.models import LLMEndpoint, Manual, QAPair  # noqa: E402
+from manualqa import roles  # noqa: E402
 from training import evaluation, jobs  # noqa: E402
 from training import services as training_services  # noqa: E402
 from training.models import DatasetSnapshot, EvaluationRun, TrainingJob  # noqa: E402

@@ -1,7 +1,8 @@
 """The site's roles: the Reviewer and Trainer groups and the permissions each holds.
 
-A Reviewer reviews QA pairs; a Trainer also builds datasets, launches generation, training and
-evaluation, so the Trainer group holds both sets. :func:`roles_ensure` runs after every
+A Reviewer reviews QA pairs (and adds the thumbs-down pairs they corrected to question sets); a
+Trainer also builds datasets, launches generation, training and evaluation, so the Trainer group
+holds both sets. :func:`roles_ensure` runs after every
 ``migrate`` (``manualqa.apps``), so the permissions of models added later join their groups.
 """
 
@@ -27,6 +28,12 @@ _REVIEWER_PERMISSIONS = {
         "review_qapair",
         "view_qapairrevision",
         "view_generationrun",
+    ],
+    # A reviewer who corrects an owner's thumbs-down pair makes it a regression question.
+    "training": [
+        "view_questionset",
+        "view_questionsetversion",
+        "grow_questionset",
     ],
 }
 _TRAINER_PERMISSIONS = {

@@ -105,6 +105,10 @@ else:
     _default_db = embedded_database_settings(VAR_DIR / "pgdata")
 _default_db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
 _default_db["CONN_HEALTH_CHECKS"] = True
+# Two test runs at once (say, two checkouts on one database server) each need a test database
+# of their own: DATABASE_TEST_NAME names it (Django's default is "test_" + the name).
+if env_str("DATABASE_TEST_NAME"):
+    _default_db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME")}
 # The web server (make run: uvicorn workers) runs each request in a thread of its own, so a
 # connection per thread would be one per request: there, a pool per process lends connections
 # instead (DATABASE_POOL=1, which manualqa.stack sets; DATABASE_POOL_MAX per process).
@@ -314,6 +318,28 @@ TRAINING_MIN_TRAIN_PAIRS = env_int("TRAINING_MIN_TRAIN_PAIRS", 4, minimum=1)
 # failed (the worker was killed or lost) and lets Resume take it up from its last checkpoint.
 TRAINING_HEARTBEAT_S = env_int("TRAINING_HEARTBEAT_S", 15, minimum=1)
 TRAINING_STALE_AFTER_S = env_int("TRAINING_STALE_AFTER_S", 300, minimum=10)
+# Experiment tracking: what a job whose report_to hyperparameter is "auto" logs to. "auto":
+# every tracker installed and configured (TensorBoard, offline in the job's folder, wherever its
+# package is; W&B and MLflow only once configured below); "none"; or a comma list of
+# tensorboard, wandb, mlflow, which refuses launches until each of them can log.
+_report_to = [name.lower() for name in env_list("TRAINING_REPORT_TO", [])] or ["auto"]
+if _report_to in (["auto"], ["none"]):
+    TRAINING_REPORT_TO: str | tuple[str, ...] = _report_to[0]
+elif _report_to and set(_report_to) <= {"tensorboard", "wandb", "mlflow"}:
+    TRAINING_REPORT_TO = tuple(dict.fromkeys(_report_to))
+else:
+    raise ImproperlyConfigured(
+        f"TRAINING_REPORT_TO={','.join(_report_to)!r}: expected auto, none, or a comma list of "
+        "tensorboard, wandb, mlflow"
+    )
+# W&B logs where wandb is installed and WANDB_API_KEY is set (online, to WANDB_PROJECT) or
+# WANDB_MODE=offline (local files under WANDB_DIR); MLflow where mlflow is installed and
+# MLFLOW_TRACKING_URI is set (a file:// folder or a server; MLFLOW_EXPERIMENT_NAME names the
+# experiment). transformers' callbacks read these from the worker's environment; launches are
+# checked against the same variables, read here.
+WANDB_API_KEY = env_str("WANDB_API_KEY")
+WANDB_MODE = env_str("WANDB_MODE")
+MLFLOW_TRACKING_URI = env_str("MLFLOW_TRACKING_URI")
 # An evaluation run beats every EVALUATION_HEARTBEAT_S from a thread of its own, also while a
 # slow model answers one question.
 EVALUATION_HEARTBEAT_S = env_int("EVALUATION_HEARTBEAT_S", 15, minimum=1)

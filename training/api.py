@@ -11,7 +11,7 @@ import json
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from curation.models import Manual, ManualDocument
 from manualqa.api import ModelPermissionsWithView, django_errors, query_params
 from manualqa.lib.gguf_export import QUANTS
-from training import exports, jobs, services
+from training import evaluation, exports, jobs, services
 from training.models import (
     DatasetSnapshot,
     EvaluationItem,
@@ -222,9 +222,22 @@ class DatasetSnapshotViewSet(
         return Response(SnapshotDiffSerializer(body).data)
 
 
+class TrainingJobTrackingSerializer(serializers.Serializer):
+    """Where a job's run is logged (``jobs.training_job_tracking``)."""
+
+    report_to = serializers.ListField(
+        child=serializers.CharField(), help_text="The trackers: tensorboard, wandb, mlflow."
+    )
+    tensorboard_dir = serializers.CharField(
+        help_text='The TensorBoard event files, for "tensorboard --logdir"; empty without it.'
+    )
+    run_name = serializers.CharField(help_text="The run's name in W&B and MLflow.")
+
+
 class TrainingJobSerializer(serializers.ModelSerializer):
     progress_percent = serializers.IntegerField(read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    tracking = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingJob
@@ -236,6 +249,7 @@ class TrainingJobSerializer(serializers.ModelSerializer):
             "preset",
             "method",
             "hyperparameters",
+            "tracking",
             "status",
             "progress_percent",
             "step",
@@ -256,6 +270,10 @@ class TrainingJobSerializer(serializers.ModelSerializer):
             *TrainingJob.TIMES,
         ]
         read_only_fields = fields
+
+    @extend_schema_field(TrainingJobTrackingSerializer)
+    def get_tracking(self, job: TrainingJob) -> dict:
+        return jobs.training_job_tracking(job)
 
 
 class TrainingJobCreateSerializer(serializers.Serializer):
@@ -343,14 +361,21 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
 
 class EvaluationRunPermissions(permissions.BasePermission):
-    """Reads only, for whoever may view training jobs (the Trainer group) or evaluation runs."""
+    """Reads for whoever may view training jobs (the Trainer group) or evaluation runs; the
+    one write (making a run a baseline) is the service's to refuse (the Trainer role)."""
 
     def has_permission(self, request: Request, view) -> bool:
         user = request.user
-        return request.method in permissions.SAFE_METHODS and (
-            user.has_perm("training.view_trainingjob")
-            or user.has_perm("training.view_evaluationrun")
+        may_read = user.has_perm("training.view_trainingjob") or user.has_perm(
+            "training.view_evaluationrun"
         )
+        if request.method in permissions.SAFE_METHODS:
+            return may_read
+        return may_read and getattr(view, "action", None) == "baseline"
+
+
+#: What ``statistics/`` returns, from the JSON export.
+STATISTICS_KEYS = ("summary", "summary_by_kind", "comparisons", "judge_check")
 
 
 class EvaluationRunSerializer(serializers.ModelSerializer):
@@ -365,6 +390,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
             "status",
             "question_source",
             "snapshot",
+            "question_set_version",
             "questions_name",
             "assistants",
             "manual",
@@ -380,6 +406,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
             "total",
             "progress_percent",
             "summary",
+            "judge_check",
             "message",
             "created_by",
             "created_at",
@@ -387,6 +414,14 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class EvaluationGateQuery(serializers.Serializer):
+    baseline = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The run to compare with; without it, each assistant's own baseline",
+    )
 
 
 class EvaluationItemSerializer(serializers.ModelSerializer):
@@ -433,3 +468,52 @@ class EvaluationRunViewSet(
         run = self.get_object()
         page = self.paginate_queryset(run.items.order_by("position", "id"))
         return self.get_paginated_response(EvaluationItemSerializer(page, many=True).data)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def statistics(self, request: Request, pk=None) -> Response:
+        """The summary with 95% intervals (``{metric}_ci_low``/``_ci_high``), the summary per
+        category (``summary_by_kind``), every pair of assistants compared question by question
+        (difference, interval, p-value, verdict), and the judge's agreement with people."""
+        run = self.get_object()
+        export = evaluation.evaluation_run_export(run)
+        return Response({key: export[key] for key in STATISTICS_KEYS})
+
+    @extend_schema(parameters=[EvaluationGateQuery], responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def gate(self, request: Request, pk=None) -> Response:
+        """The regression gate: this run against ``?baseline=RUN`` (or each assistant's
+        baseline) on the same questions. ``passed`` is false, and ``regressions`` name the
+        metrics, when a headline metric is significantly worse; 400 when the runs share no
+        assistant or question."""
+        run = self.get_object()
+        query = query_params(EvaluationGateQuery, request)
+        baseline = None
+        if "baseline" in query:
+            baseline = EvaluationRun.objects.filter(pk=query["baseline"]).first()
+            if baseline is None:
+                raise serializers.ValidationError(
+                    {"baseline": [f"No evaluation run #{query['baseline']}."]}
+                )
+        try:
+            gates = evaluation.evaluation_gates(run, baseline)
+        except evaluation.GateError as exc:
+            raise serializers.ValidationError({"baseline": [str(exc)]}) from None
+        return Response(
+            {
+                "passed": all(gate.passed for gate in gates),
+                "regressions": [r for gate in gates for r in gate.regressions],
+                "gates": [gate.as_dict() for gate in gates],
+            }
+        )
+
+    @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["post"])
+    def baseline(self, request: Request, pk=None) -> Response:
+        """Make this run the baseline of the assistants it evaluated (Trainer role)."""
+        run = self.get_object()
+        try:
+            baselines = evaluation.evaluation_baseline_set(run=run, user=request.user)
+        except DjangoValidationError as exc:
+            raise django_errors(exc) from None
+        return Response({"run": run.pk, "assistants": [b.assistant_id for b in baselines]})

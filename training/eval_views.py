@@ -19,9 +19,14 @@ from django.views.decorators.http import require_GET, require_POST
 
 from manualqa.forms import add_service_errors
 from training import evaluation
-from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
+from training.models import DatasetSnapshot, EvaluationRun, QuestionSetVersion, TrainingJob
 
 LIST_LIMIT = 100
+
+
+class QuestionSetVersionField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: QuestionSetVersion) -> str:
+        return f"{obj} ({obj.question_count:,} questions)"
 
 
 class EvaluationLaunchForm(forms.Form):
@@ -34,11 +39,20 @@ class EvaluationLaunchForm(forms.Form):
         label="Dataset snapshot (test split)",
         help_text="Its test split, with the approved answers as references.",
     )
+    question_set_version = QuestionSetVersionField(
+        queryset=QuestionSetVersion.objects.select_related("question_set").order_by(
+            "question_set__name", "-version"
+        ),
+        required=False,
+        label="…or a saved question set",
+        help_text="A version of a set grown from owners' corrected thumbs-down answers.",
+    )
     questions_file = forms.FileField(
         required=False,
         label="…or a question file (JSONL)",
         help_text='One {"id"?, "question", "answer"?, "sources"?, "must_include"?, "kind"?} '
-        'per line; kind "unanswerable" marks a question the manual does not answer.',
+        'per line; kind is a category ("fact", "procedure"...) reported on its own, and '
+        '"unanswerable" marks a question the manual does not answer.',
     )
     assistants = forms.ModelMultipleChoiceField(
         queryset=None, required=False, widget=forms.CheckboxSelectMultiple
@@ -133,6 +147,7 @@ def evaluation_launch(request: HttpRequest) -> HttpResponse:
                 user=request.user,
                 name=data["name"],
                 snapshot=data["snapshot"],
+                question_set_version=data["question_set_version"],
                 questions_jsonl=upload.read() if upload is not None else None,
                 questions_name=upload.name if upload is not None else "",
                 assistants=data["assistants"],
@@ -188,14 +203,35 @@ def evaluation_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 @login_required
+@require_POST
+def evaluation_baseline(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Make the run the baseline of the assistants it evaluated."""
+    _require_launcher(request)
+    run = get_object_or_404(EvaluationRun, pk=run_id)
+    try:
+        baselines = evaluation.evaluation_baseline_set(run=run, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        names = ", ".join(baseline.assistant.name for baseline in baselines)
+        messages.success(request, f"Run #{run.pk} is now the baseline of {names}.")
+    return redirect("training:evaluation", run_id=run_id)
+
+
+@login_required
 @permission_required("training.view_trainingjob", raise_exception=True)
 @require_GET
 def evaluation_export(request: HttpRequest, run_id: int, fmt: str) -> HttpResponse:
-    """The run's answers as CSV (a row per answer) or JSON (summary and items)."""
-    if fmt not in ("csv", "json"):
-        raise Http404(f"No export format {fmt!r}: use csv or json.")
+    """The run's answers as CSV (a row per answer) or JSON (summary and items), or its
+    summary as CSV (``summary.csv``: per assistant, category and metric, with intervals)."""
+    if fmt not in ("csv", "json", "summary.csv"):
+        raise Http404(f"No export format {fmt!r}: use csv, json or summary.csv.")
     run = get_object_or_404(EvaluationRun, pk=run_id)
-    if fmt == "csv":
+    if fmt == "summary.csv":
+        response = HttpResponse(
+            evaluation.evaluation_run_summary_csv(run), content_type="text/csv; charset=utf-8"
+        )
+    elif fmt == "csv":
         response = HttpResponse(
             evaluation.evaluation_run_csv(run), content_type="text/csv; charset=utf-8"
         )

@@ -7,6 +7,7 @@ row, and registers the merged model as a ``local`` LLM endpoint when the job suc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -109,10 +110,22 @@ def saved_preset_create(
     )
 
 
+def _tracking_environ() -> dict[str, str]:
+    """The tracking variables (W&B, MLflow) as the settings read them from the environment."""
+    from training.presets import TRACKING_VARIABLES
+
+    return {name: getattr(settings, name) for name in TRACKING_VARIABLES}
+
+
+def _requested_trackers(config) -> str | tuple[str, ...]:
+    """What ``config.report_to`` asks for; its default, "auto", defers to TRAINING_REPORT_TO."""
+    return settings.TRAINING_REPORT_TO if config.report_to == "auto" else config.report_to
+
+
 def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config) -> list[str]:
     """Every reason this launch cannot run, as messages naming the problem."""
     from training.capabilities import training_capabilities
-    from training.presets import validate_config
+    from training.presets import tracker_problems, validate_config
     from training.trainer import model_context_length, model_has_chat_template, resolve_base_model
 
     problems = []
@@ -138,6 +151,7 @@ def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config)
     if found and verdict.source == "workers":
         found.append("(Checked against the gpu workers that are running now.)")
     problems += found
+    problems += tracker_problems(_requested_trackers(config), environ=_tracking_environ())
     if (
         snapshot.prompt_format == "chat_template"
         and resolved is not None
@@ -162,7 +176,13 @@ def training_job_create(
     overrides: dict | None = None,
     enqueue: bool = True,
 ) -> TrainingJob:
-    """Validate a launch and queue it; every refusal names its problem."""
+    """Validate a launch and queue it; every refusal names its problem.
+
+    The job stores the experiment trackers it will log to, resolved now (``report_to`` "auto"
+    becomes the list of those installed and configured), so its row says where its logs are.
+    """
+    from training.presets import resolve_report_to
+
     _require_launcher(user)
     preset_obj, config = _config_for(preset, overrides)
     if not base_model:
@@ -170,6 +190,8 @@ def training_job_create(
     problems = training_job_validate(snapshot=snapshot, base_model=base_model, config=config)
     if problems:
         raise ValidationError(problems)
+    trackers = resolve_report_to(_requested_trackers(config), environ=_tracking_environ())
+    config = dataclasses.replace(config, report_to=trackers)
     job = TrainingJob.objects.create(
         name=name.strip() or f"{snapshot.name} v{snapshot.version} ({preset})",
         snapshot=snapshot,
@@ -186,6 +208,31 @@ def training_job_create(
     if enqueue:
         _enqueue(job)
     return job
+
+
+def _job_hyperparameters(job: TrainingJob) -> dict:
+    """The job's stored hyperparameters; a job launched before runs could log to trackers has
+    no ``report_to`` and logs to none, also when it is resumed."""
+    return {"report_to": "none", **(job.hyperparameters or {})}
+
+
+def training_job_tracking(job: TrainingJob) -> dict:
+    """Where the job's run is logged, for its page and the API: ``report_to`` (the trackers, as
+    the launch resolved them), ``tensorboard_dir`` (its event files, for ``tensorboard
+    --logdir``; "" without TensorBoard) and ``run_name`` (the run's name in W&B and MLflow)."""
+    from training.presets import TENSORBOARD_DIR_NAME
+
+    report_to = _job_hyperparameters(job)["report_to"]
+    if isinstance(report_to, str):
+        report_to = [] if report_to in ("auto", "none") else [report_to]
+    output_dir = Path(job.output_dir) if job.output_dir else None
+    return {
+        "report_to": list(report_to),
+        "tensorboard_dir": str(output_dir / TENSORBOARD_DIR_NAME)
+        if output_dir is not None and "tensorboard" in report_to
+        else "",
+        "run_name": output_dir.name if output_dir is not None else "",
+    }
 
 
 def _enqueue(job: TrainingJob) -> None:
@@ -266,7 +313,7 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
     from training.trainer import latest_complete_checkpoint
 
     job = TrainingJob.objects.select_related("snapshot").get(pk=job_id)
-    config = TrainingConfig.from_dict(job.hyperparameters)
+    config = TrainingConfig.from_dict(_job_hyperparameters(job))
     output_dir = Path(job.output_dir)
     # A worker killed while saving leaves a half-written checkpoint: only complete ones count.
     resume = latest_complete_checkpoint(output_dir / "checkpoints") is not None

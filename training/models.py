@@ -211,6 +211,7 @@ class EvaluationRun(CancellableJobRow):
     class QuestionSource(models.TextChoices):
         SNAPSHOT = "snapshot", "Test split of a dataset snapshot"
         UPLOAD = "upload", "Uploaded JSONL file"
+        SAVED_SET = "saved_set", "Saved question set"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
     # Running -> running is a takeover of a silent worker's run, which goes on where it stopped.
@@ -233,6 +234,14 @@ class EvaluationRun(CancellableJobRow):
         blank=True,
         on_delete=models.PROTECT,
         related_name="evaluation_runs",
+    )
+    question_set_version = models.ForeignKey(
+        "training.QuestionSetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="evaluation_runs",
+        help_text="The saved question set version the questions were copied from",
     )
     questions_name = models.CharField(
         max_length=300, blank=True, help_text="The uploaded file's name, or the snapshot split"
@@ -279,6 +288,12 @@ class EvaluationRun(CancellableJobRow):
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)
+    judge_check = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The judge against people: {n, accuracy, kappa, sources, "
+        "disagreements}",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -341,3 +356,97 @@ class EvaluationItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.question[:60]}"
+
+
+class QuestionSet(models.Model):
+    """A named set of evaluation questions that grows from use.
+
+    Reviewers add the thumbs-down pairs they corrected and approved, so every failure an owner
+    reported becomes a regression question. The questions themselves live in the set's
+    :class:`QuestionSetVersion` rows: each addition writes a new version, and the newest one is
+    the set as it stands. ``manual`` is optional: a set may span manuals, but one tied to a
+    manual only takes that manual's pairs.
+    """
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    manual = models.ForeignKey(
+        "curation.Manual",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="question_sets",
+    )
+    description = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("grow_questionset", "Can add reviewed thumbs-down pairs to question sets"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class QuestionSetVersion(models.Model):
+    """One immutable version of a question set: its questions as the JSON Lines file an
+    evaluation accepts.
+
+    ``jsonl`` is the file itself, one ``{id, question, answer, sources, must_include, kind}``
+    record a line, stored in the database so a version is written in the same transaction as
+    the addition that made it (nothing half-written) and downloads byte for byte as it was
+    written. ``content_hash`` is the SHA-256 of that text. ``added_pairs`` lists the QA pairs
+    this version added to the previous one. Versions are only ever created, never changed: the
+    admin shows them read-only and evaluation runs keep a link to the version they used.
+    """
+
+    question_set = models.ForeignKey(QuestionSet, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    jsonl = models.TextField(blank=True, help_text="The questions, one JSON record a line")
+    content_hash = models.CharField(max_length=64)
+    question_count = models.PositiveIntegerField(default=0)
+    added_pairs = models.JSONField(
+        default=list, blank=True, help_text="Ids of the QA pairs this version added"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["question_set", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["question_set", "version"], name="unique_question_set_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.question_set} v{self.version}"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.question_set.slug}-v{self.version}.jsonl"
+
+
+class EvaluationBaseline(models.Model):
+    """The evaluation run an assistant is measured against: the regression gate
+    (``manage.py evaluate --gate baseline``, the API's ``gate/``) and the report's
+    better / worse / same column compare a new run with it, question by question."""
+
+    assistant = models.OneToOneField(
+        "chat.Assistant", on_delete=models.CASCADE, related_name="evaluation_baseline"
+    )
+    run = models.ForeignKey(EvaluationRun, on_delete=models.PROTECT, related_name="baselines")
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    set_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.assistant}: run #{self.run_id}"

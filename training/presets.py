@@ -13,7 +13,9 @@ and the API can use it without loading the ML stack.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
@@ -25,8 +27,15 @@ __all__ = [
     "PRECISIONS",
     "PRESETS",
     "QUANT_TYPES",
+    "TENSORBOARD_DIR_NAME",
+    "TRACKERS",
+    "TRACKER_LABELS",
+    "TRACKING_VARIABLES",
     "Preset",
     "TrainingConfig",
+    "installed_trackers",
+    "resolve_report_to",
+    "tracker_problems",
     "validate_config",
 ]
 
@@ -60,6 +69,16 @@ OPTIMIZERS: Final = (
     "paged_adamw_8bit",
     "paged_adamw_32bit",
 )
+# Experiment trackers a run can log to, by their transformers ``report_to`` names: TensorBoard
+# event files in the job's own folder (offline), Weights & Biases and MLflow where installed
+# and configured (:func:`tracker_problems`).
+TRACKERS: Final = ("tensorboard", "wandb", "mlflow")
+TRACKER_LABELS: Final = {"tensorboard": "TensorBoard", "wandb": "W&B", "mlflow": "MLflow"}
+# The environment variables that configure them: transformers' callbacks read these in the
+# worker, and the settings read the same ones, so a launch is checked against them.
+TRACKING_VARIABLES: Final = ("WANDB_API_KEY", "WANDB_MODE", "MLFLOW_TRACKING_URI")
+#: The folder, inside a job's output folder, that its TensorBoard event files go to.
+TENSORBOARD_DIR_NAME: Final = "tensorboard"
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,10 @@ class TrainingConfig:
     interval and ``eval_steps`` the evaluation interval, in optimizer steps; 0 turns either off
     (a cancelled run still saves a checkpoint, and the eval loss is always computed at the end).
     ``target_modules`` is ``"all-linear"`` or a tuple of module names (a list is accepted and
-    stored as a tuple, so a config stays hashable).
+    stored as a tuple, so a config stays hashable). ``report_to`` names the experiment trackers
+    the run logs to (:data:`TRACKERS`, a tuple like ``target_modules``), or is ``"auto"`` (every
+    one installed and configured where the run is launched: :func:`resolve_report_to`) or
+    ``"none"``; a launched job stores the resolved tuple, so its row says what it logged to.
     """
 
     method: str = "lora"
@@ -104,16 +126,19 @@ class TrainingConfig:
     save_steps: int = 50
     eval_steps: int = 0
     logging_steps: int = 1
+    report_to: str | tuple[str, ...] = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.target_modules, list):
-            object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        for name in ("target_modules", "report_to"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types only (``target_modules`` as a string or a list)."""
+        """Plain JSON types only (``target_modules`` and ``report_to`` as a string or a list)."""
         data = asdict(self)
-        if isinstance(self.target_modules, tuple):
-            data["target_modules"] = list(self.target_modules)
+        for name in ("target_modules", "report_to"):
+            if isinstance(getattr(self, name), tuple):
+                data[name] = list(getattr(self, name))
         return data
 
     @classmethod
@@ -167,6 +192,7 @@ _FIELD_TYPES: Final = {
     "save_steps": int,
     "eval_steps": int,
     "logging_steps": int,
+    "report_to": "trackers",
 }
 
 
@@ -179,6 +205,12 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
             return tuple(value)
         raise TypeError(f'{name} must be "all-linear" or a list of module names.')
+    if kind == "trackers":
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise TypeError(f'{name} must be "auto", "none" or a list of {", ".join(TRACKERS)}.')
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -386,6 +418,21 @@ def validate_config(
             len(modules) > 0 and all(name.strip() for name in modules),
             "target_modules must name at least one module, and no name may be empty.",
         )
+    report_to = config.report_to
+    if isinstance(report_to, str):
+        need(
+            report_to in ("auto", "none", *TRACKERS),
+            f'report_to must be "auto", "none" or a list of {", ".join(TRACKERS)} '
+            f"(got {report_to!r}).",
+        )
+    else:
+        unknown = [name for name in report_to if name not in TRACKERS]
+        need(
+            not unknown,
+            f"report_to names unknown trackers: {', '.join(map(repr, unknown))} "
+            f"(use {', '.join(TRACKERS)}).",
+        )
+        need(len(set(report_to)) == len(report_to), "report_to names a tracker twice.")
 
     # Ranges
     need(config.lora_r >= 1, f"lora_r must be at least 1 (got {config.lora_r}).")
@@ -450,3 +497,75 @@ def validate_config(
     ):
         problems.append("bnb_4bit_compute_dtype float16 needs a CUDA GPU. Use bfloat16 or float32.")
     return problems
+
+
+def installed_trackers() -> frozenset[str]:
+    """The trackers whose package this process could import (looked up, not imported)."""
+    return frozenset(name for name in TRACKERS if importlib.util.find_spec(name) is not None)
+
+
+def _named_trackers(report_to: str | Collection[str]) -> tuple[str, ...]:
+    if report_to in ("auto", "none"):
+        return ()
+    return (report_to,) if isinstance(report_to, str) else tuple(report_to)
+
+
+def _tracker_problem(name: str, *, environ: Mapping[str, str], installed: Collection[str]) -> str:
+    label = f"{TRACKER_LABELS[name]} ({name})"
+    if name not in installed:
+        return f"{label} is not installed here: pip install {name}, or leave it out of report_to."
+    if name == "wandb":
+        if environ.get("WANDB_MODE") == "disabled":
+            return f"{label} is turned off here (WANDB_MODE=disabled)."
+        if not (environ.get("WANDB_API_KEY") or environ.get("WANDB_MODE") == "offline"):
+            return (
+                f"{label} is installed but not configured: set WANDB_API_KEY, or "
+                "WANDB_MODE=offline to keep its logs on this machine."
+            )
+    if name == "mlflow" and not environ.get("MLFLOW_TRACKING_URI"):
+        return (
+            f"{label} is installed but not configured: set MLFLOW_TRACKING_URI (a file:// "
+            "folder or a tracking server)."
+        )
+    return ""
+
+
+def tracker_problems(
+    report_to: str | Collection[str],
+    *,
+    environ: Mapping[str, str],
+    installed: Collection[str] | None = None,
+) -> list[str]:
+    """Why trackers that ``report_to`` names cannot log here, one sentence naming each; empty
+    when all can. ``"auto"`` and ``"none"`` name none, so they never fail; unknown names are
+    :func:`validate_config`'s to refuse.
+
+    ``environ``: the tracking variables (:data:`TRACKING_VARIABLES`) where the run is checked.
+    ``installed``: the trackers importable there (default: :func:`installed_trackers`).
+    """
+    installed = installed_trackers() if installed is None else installed
+    problems = [
+        _tracker_problem(name, environ=environ, installed=installed)
+        for name in _named_trackers(report_to)
+        if name in TRACKERS
+    ]
+    return [problem for problem in problems if problem]
+
+
+def resolve_report_to(
+    report_to: str | Collection[str],
+    *,
+    environ: Mapping[str, str],
+    installed: Collection[str] | None = None,
+) -> tuple[str, ...]:
+    """The trackers a run logs to: for ``"auto"`` every tracker installed and configured (so
+    TensorBoard wherever its package is, W&B and MLflow only once set up), none for
+    ``"none"``, else the ones named (which :func:`tracker_problems` checks)."""
+    if report_to != "auto":
+        return _named_trackers(report_to)
+    installed = installed_trackers() if installed is None else installed
+    return tuple(
+        name
+        for name in TRACKERS
+        if not _tracker_problem(name, environ=environ, installed=installed)
+    )

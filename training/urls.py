@@ -23,6 +23,11 @@ urlpatterns = [
         "evaluations/<int:run_id>/cancel/", eval_views.evaluation_cancel, name="evaluation_cancel"
     ),
     path(
+        "evaluations/<int:run_id>/baseline/",
+        eval_views.evaluation_baseline,
+        name="evaluation_baseline",
+    ),
+    path(
         "evaluations/<int:run_id>/export.<str:fmt>",
         eval_views.evaluation_export,
         name="evaluation_export",

@@ -127,7 +127,12 @@ def job_launch(request: HttpRequest) -> HttpResponse:
 @require_GET
 def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(TrainingJob.objects.select_related("snapshot__manual"), pk=job_id)
-    context = {"job": job, "exports": exports.job_exports(job), "quants": QUANTS}
+    context = {
+        "job": job,
+        "exports": exports.job_exports(job),
+        "quants": QUANTS,
+        "tracking": jobs.training_job_tracking(job),
+    }
     return render(request, "training/job_detail.html", context)
 
 

@@ -29,6 +29,10 @@ _SERVER_SECRETS: Final = frozenset(
         "CELERY_BROKER_URL",
         "HF_TOKEN",
         "HUGGING_FACE_HUB_TOKEN",
+        # The training trackers' credentials (TRAINING_REPORT_TO): never an endpoint's key.
+        "WANDB_API_KEY",
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_PASSWORD",
     }
 )
 _SECRET_PREFIXES: Final = ("AWS_", "DJANGO_", "POSTGRES", "PG")

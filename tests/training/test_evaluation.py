@@ -12,7 +12,6 @@ from django.core.exceptions import ValidationError
 
 from training import evaluation
 from training.evaluation import (
-    best_subjects,
     citation_hit,
     document_rank,
     evaluation_item_failures,
@@ -81,7 +80,9 @@ def test_a_question_file_is_read_with_defaults_for_what_a_line_leaves_out():
         ('["question"]', "Line 2: expected a JSON object, got list"),
         ('{"answer": "42"}', 'Line 2: it has no "question"'),
         ('{"question": "   "}', 'Line 2: it has no "question"'),
-        ('{"question": "q?", "kind": "trick"}', "Line 2: unknown kind 'trick'"),
+        ('{"question": "q?", "kind": "a very long category label"}', "Line 2: the kind 'a very"),
+        ('{"question": "q?", "kind": "fact!"}', "Line 2: the kind 'fact!' is not a short label"),
+        ('{"question": "q?", "kind": 3}', 'Line 2: "kind" must be a string'),
         ('{"question": "q?", "sources": "tires.md"}', 'Line 2: "sources" must be a list'),
         ('{"question": "q?", "must_include": [42]}', 'Line 2: "must_include" must be a list'),
         ('{"question": "q?", "answer": 42}', 'Line 2: "answer" must be a string'),
@@ -278,25 +279,6 @@ def test_a_summary_leaves_out_what_does_not_apply():
         "errors",
         "count",
     }
-
-
-def test_best_values_are_the_highest_or_the_lowest_as_the_metric_wants_and_ties_share():
-    summary = {
-        "rag": {"token_f1": 0.6, "latency_p50_ms": 900, "false_refusal_rate": 0.1, "count": 3},
-        "tuned": {"token_f1": 0.6, "latency_p50_ms": 300, "false_refusal_rate": 0.2, "count": 9},
-        "base": {"token_f1": 0.2, "false_refusal_rate": 0.3},
-    }
-
-    best = best_subjects(summary)
-
-    assert best["token_f1"] == {"rag", "tuned"}
-    assert best["latency_p50_ms"] == {"tuned"}
-    assert best["false_refusal_rate"] == {"rag"}
-    assert "count" not in best  # neither direction is better
-
-
-def test_a_metric_only_one_subject_has_is_not_marked_best():
-    assert best_subjects({"only": {"token_f1": 0.4}, "other": {}}) == {}
 
 
 def test_metric_values_are_formatted_by_unit():

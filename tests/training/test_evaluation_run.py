@@ -415,7 +415,7 @@ def test_retrieval_only_measures_each_assistants_own_retrieval(sample_manual):
 
 
 def test_a_bad_question_file_is_refused_naming_the_line_and_nothing_is_stored(sample_manual):
-    bad = questions_jsonl(QUESTIONS[:2]) + '{"question": "Why?", "kind": "maybe"}\nnot json\n'
+    bad = questions_jsonl(QUESTIONS[:2]) + '{"question": "Why?", "kind": "maybe?"}\nnot json\n'
 
     with pytest.raises(ValidationError) as caught:
         evaluation.evaluation_run_create(
@@ -423,7 +423,8 @@ def test_a_bad_question_file_is_refused_naming_the_line_and_nothing_is_stored(sa
         )
 
     assert caught.value.message_dict["questions"] == [
-        "Line 3: unknown kind 'maybe' (use 'answerable' or 'unanswerable').",
+        "Line 3: the kind 'maybe?' is not a short label (up to 20 letters, digits, \"_\", "
+        '"-" or spaces, such as "fact" or "unanswerable").',
         "Line 4: not valid JSON (Expecting value).",
     ]
     assert not EvaluationRun.objects.exists()
@@ -619,7 +620,7 @@ def test_only_trainers_launch_evaluations(client, sample_manual):
     assert client.get(reverse("training:evaluations")).status_code == 403
 
 
-def test_the_report_marks_best_values_draws_the_chart_and_puts_failures_first(
+def test_the_report_marks_only_significant_winners_draws_the_chart_and_puts_failures_first(
     client, evaluator, judged_run
 ):
     client.force_login(evaluator)
@@ -631,8 +632,16 @@ def test_the_report_marks_best_values_draws_the_chart_and_puts_failures_first(
     table = page[page.index('id="summary-table"') : page.index("</table>")]
     assert re.search(r'<th scope="row">RAG</th>', table) and "Direct" in table
     assert 'data-metric="hit@5"' in table  # RAG's retrieval columns
-    # Both assistants have the same F1 (the fake answers alike), so both are marked best.
-    assert len(re.findall(r'data-metric="token_f1" class="best"', table)) == 2
+    # Both assistants have the same F1 (the fake answers alike): no winner is starred, and
+    # the comparison says there is no detectable difference.
+    assert 'data-metric="token_f1" class="best"' not in table
+    comparisons = page[page.index('id="comparisons"') :]
+    assert re.search(r'data-metric="token_f1">.*?no detectable difference', comparisons, re.S)
+    # Every mean has its 95% interval under it.
+    assert re.search(r'data-metric="token_f1">0\.\d{3}<span class="ci"', table)
+    # No person has judged anything here, so the judge is unchecked and out of the chart.
+    assert "has not been checked against people" in page
+    assert "Judge: correct" not in page[page.index('<svg id="metrics-chart"') :]
     assert '<svg id="metrics-chart"' in page and 'class="bar"' in page
     assert "cdn" not in page.lower()
     # q13 (the model invented a figure, cut from both answers) comes before q02 (right).

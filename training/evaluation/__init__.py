@@ -63,12 +63,34 @@ Matching sources
     ``data_gpt35_v2/docs/keys.md/##Key Card``, ``manual/charging.html`` and ``charging.md``
     match the names a question set uses.
 
+Categories, uncertainty, baselines, the judge against people
+    A question's ``kind`` is a category (any short label; only ``unanswerable`` has a meaning
+    of its own), and every metric is also given per category. Every mean has a seeded 95%
+    bootstrap interval; two subjects are compared question by question (McNemar for 0/1
+    metrics, a sign-flip test otherwise) and a winner is marked only where the difference is
+    significant. A run can be an assistant's baseline, which the regression gate and the
+    report compare later runs with. A run with a judge first checks it against what reviewers
+    and owners already judged (agreement and Cohen's kappa).
+
 Layout
     :mod:`.questions` (question sets), :mod:`.scoring` (metrics table, ranks, judge, summary;
-    no database), :mod:`.runs` (create, claim, cancel, reap), :mod:`.runner` (execute a run)
-    and :mod:`.report` (report, chart, exports). This package re-exports their public names.
+    no database), :mod:`.stats` (intervals, paired tests, kappa; no database), :mod:`.runs`
+    (create, claim, cancel, reap), :mod:`.runner` (execute a run), :mod:`.judge_check` (the
+    judge against people), :mod:`.compare` (per-category summaries, comparisons, the gate),
+    :mod:`.baselines` and :mod:`.report` (report, chart, exports). This package re-exports
+    their public names.
 """
 
+from training.evaluation.baselines import evaluation_baseline_set, evaluation_gates
+from training.evaluation.compare import (
+    GATE_METRICS,
+    GateError,
+    GateResult,
+    evaluation_gate,
+    run_comparisons,
+    summary_by_kind,
+    winners,
+)
 from training.evaluation.questions import (
     KINDS,
     MAX_QUESTIONS_BYTES,
@@ -81,7 +103,9 @@ from training.evaluation.report import (
     evaluation_report,
     evaluation_run_csv,
     evaluation_run_export,
+    evaluation_run_summary_csv,
     evaluation_runs_for_job,
+    run_summary,
 )
 from training.evaluation.runner import (
     RETRIEVAL_DEPTH,
@@ -98,7 +122,6 @@ from training.evaluation.scoring import (
     DEFAULT_JUDGE_PROMPT,
     HEADLINE_METRICS,
     METRICS,
-    best_subjects,
     citation_hit,
     document_rank,
     format_metric,
@@ -111,6 +134,17 @@ from training.evaluation.scoring import (
 )
 
 __all__ = [
+    "GATE_METRICS",
+    "GateError",
+    "GateResult",
+    "evaluation_baseline_set",
+    "evaluation_gate",
+    "evaluation_gates",
+    "evaluation_run_summary_csv",
+    "run_comparisons",
+    "run_summary",
+    "summary_by_kind",
+    "winners",
     "DEFAULT_JUDGE_PROMPT",
     "HEADLINE_METRICS",
     "KINDS",
@@ -118,7 +152,6 @@ __all__ = [
     "METRICS",
     "RETRIEVAL_DEPTH",
     "answer_checks",
-    "best_subjects",
     "citation_hit",
     "document_rank",
     "evaluation_item_failures",

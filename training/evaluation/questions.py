@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -11,7 +12,14 @@ from django.core.exceptions import ValidationError
 
 from training.models import DatasetSnapshot, SnapshotPair
 
+#: The two kinds with a meaning of their own: ``answerable`` (the default) and ``unanswerable``
+#: (the manual does not answer it: declining is right). Any other short label is a category
+#: (``fact``, ``procedure``, ``multi_page``...) that answerable questions are grouped by.
 KINDS: Final = ("answerable", "unanswerable")
+#: A category label: a letter or digit, then letters, digits, "_", "-" or spaces.
+KIND_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_ -]*")
+#: Longest category label (the ``EvaluationItem.kind`` column).
+MAX_KIND_CHARS: Final = 20
 #: Largest question file accepted (bytes): 68 questions take 20 KB.
 MAX_QUESTIONS_BYTES: Final = 5 * 1024 * 1024
 #: Bad lines listed in a refusal before "and N more".
@@ -45,11 +53,17 @@ def question_normalize(row: Mapping[str, Any], *, default_id: str) -> dict[str, 
     answer = row.get("answer")
     if answer is not None and not isinstance(answer, str):
         raise ValueError('"answer" must be a string')
-    kind = row.get("kind", "answerable")
-    if kind is None:
+    kind = row.get("kind")
+    if kind is None or (isinstance(kind, str) and not kind.strip()):
         kind = "answerable"
-    if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r} (use {' or '.join(repr(k) for k in KINDS)})")
+    if not isinstance(kind, str):
+        raise ValueError('"kind" must be a string (a category such as "fact", or "unanswerable")')
+    kind = " ".join(kind.split()).lower()
+    if len(kind) > MAX_KIND_CHARS or not KIND_PATTERN.fullmatch(kind):
+        raise ValueError(
+            f"the kind {kind[:40]!r} is not a short label (up to {MAX_KIND_CHARS} letters, "
+            'digits, "_", "-" or spaces, such as "fact" or "unanswerable")'
+        )
     identifier = row.get("id")
     if identifier is None or identifier == "":
         identifier = default_id

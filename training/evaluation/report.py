@@ -9,16 +9,25 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from training.evaluation import judge_check
+from training.evaluation.baselines import evaluation_gates
+from training.evaluation.compare import (
+    GateError,
+    comparison_rows,
+    run_comparisons,
+    summary_by_kind,
+    winners,
+)
 from training.evaluation.runner import _summary_of
 from training.evaluation.scoring import (
     HEADLINE_METRICS,
     METRICS,
     METRICS_BY_KEY,
     _mean,
-    best_subjects,
     format_metric,
 )
-from training.models import EvaluationItem, EvaluationRun
+from training.evaluation.stats import ITEM_VALUES
+from training.models import EvaluationBaseline, EvaluationItem, EvaluationRun
 
 # --------------------------------------------------------------------------------------------
 # Reading runs: the report, exports, the runs of a training job
@@ -60,9 +69,26 @@ def evaluation_item_failures(item: EvaluationItem) -> list[str]:
     return reasons
 
 
-def _chart(summary: Mapping[str, Mapping[str, float]], subjects: list[str]) -> dict[str, Any]:
-    """Bar geometry for the headline 0-1 metrics: a group per metric, a bar per subject."""
-    keys = [key for key in HEADLINE_METRICS if any(key in summary[s] for s in subjects)]
+def run_summary(run: EvaluationRun) -> dict[str, dict[str, float | int]]:
+    """The run's summary with its intervals: as stored, or recomputed from the answers for a
+    run stored before intervals were (the bootstrap is seeded, so both give the same)."""
+    stored = run.summary or {}
+    if any(key.endswith("_ci_low") for figures in stored.values() for key in figures):
+        return stored
+    return _summary_of(run) if run.items.exists() else stored
+
+
+def _chart(
+    summary: Mapping[str, Mapping[str, float]], subjects: list[str], *, judge_trusted: bool
+) -> dict[str, Any]:
+    """Bar geometry for the headline 0-1 metrics: a group per metric, a bar per subject. The
+    judge's grades are a headline only once the judge agrees with people."""
+    keys = [
+        key
+        for key in HEADLINE_METRICS
+        if any(key in summary[s] for s in subjects)
+        and (judge_trusted or not key.startswith("judge_"))
+    ]
     width, height, left, top, bottom = 760, 250, 36, 30, 50
     plot_height = height - top - bottom
     if not keys or not subjects:
@@ -128,29 +154,101 @@ def _item_value(value: Any) -> str:
     return str(value)
 
 
+def _cells(
+    summary: Mapping[str, Any], columns, best: Mapping[str, set[str]], subject: str
+) -> list[dict[str, Any]]:
+    cells = []
+    for metric in columns:
+        low = summary.get(f"{metric.key}_ci_low")
+        high = summary.get(f"{metric.key}_ci_high")
+        interval = ""
+        if low is not None and high is not None and metric.unit == "score":
+            interval = f"{low:.2f}–{high:.2f}"
+        elif low is not None and high is not None:
+            interval = f"{format_metric(metric.key, low)}–{format_metric(metric.key, high)}"
+        cells.append(
+            {
+                "key": metric.key,
+                "display": format_metric(metric.key, summary.get(metric.key)),
+                "interval": interval,
+                "best": subject in best.get(metric.key, set()),
+            }
+        )
+    return cells
+
+
+def _kind_tables(run: EvaluationRun, subjects: list[str]) -> list[dict[str, Any]]:
+    """A summary table per question category (``kind``), intervals included."""
+    by_kind = summary_by_kind(run)
+    kinds = sorted({kind for figures in by_kind.values() for kind in figures})
+    tables = []
+    for kind in kinds:
+        figures = {s: by_kind.get(s, {}).get(kind, {}) for s in subjects}
+        columns = [
+            m
+            for m in METRICS
+            if (m.key in ITEM_VALUES or m.key == "count")
+            and m.key not in ("prompt_tokens", "completion_tokens")
+            and any(m.key in f for f in figures.values())
+        ]
+        tables.append(
+            {
+                "kind": kind,
+                "questions": max((f.get("count", 0) for f in figures.values()), default=0),
+                "columns": columns,
+                "rows": [
+                    {"subject": s, "cells": _cells(figures[s], columns, {}, s)}
+                    for s in subjects
+                    if figures[s]
+                ],
+            }
+        )
+    return tables
+
+
+def _baselines(run: EvaluationRun) -> dict[str, Any] | None:
+    """Better / worse / same against each assistant's baseline run (None: no baseline)."""
+    if (
+        not EvaluationBaseline.objects.filter(assistant__in=run.assistants.all())
+        .exclude(run=run)
+        .exists()
+    ):
+        return None
+    try:
+        gates = evaluation_gates(run)
+    except GateError as exc:
+        return {"error": str(exc), "gates": []}
+    return {
+        "error": "",
+        "gates": [
+            {
+                "baseline": gate.baseline_id,
+                "passed": gate.passed,
+                "subjects": [
+                    {**pair, "rows": comparison_rows(pair["comparisons"])} for pair in gate.pairs
+                ],
+            }
+            for gate in gates
+        ],
+    }
+
+
 def evaluation_report(run: EvaluationRun) -> dict[str, Any]:
-    """What the report page shows: the summary table (best values marked), the chart, and the
-    questions with every subject's answer side by side, the questions with failures first."""
-    summary = run.summary or _summary_of(run)
+    """What the report page shows: the summary table with 95% intervals (a winner marked only
+    where the difference is significant), the per-category tables, the pairwise comparisons,
+    the baseline's verdicts, the judge's agreement with people, the chart, and the questions
+    with every subject's answer side by side, grouped by category, failures first."""
+    summary = run_summary(run)
     items = list(run.items.order_by("position", "id"))
     subjects = list(summary) or list(dict.fromkeys(item.subject for item in items))
     for item in items:
         if item.subject not in subjects:
             subjects.append(item.subject)
-    best = best_subjects(summary)
+    comparisons = run_comparisons(run)
+    best = winners(comparisons)
     columns = [m for m in METRICS if any(m.key in summary.get(s, {}) for s in subjects)]
     rows = [
-        {
-            "subject": subject,
-            "cells": [
-                {
-                    "key": metric.key,
-                    "display": format_metric(metric.key, summary.get(subject, {}).get(metric.key)),
-                    "best": subject in best.get(metric.key, set()),
-                }
-                for metric in columns
-            ],
-        }
+        {"subject": subject, "cells": _cells(summary.get(subject, {}), columns, best, subject)}
         for subject in subjects
     ]
     by_question: dict[int, dict[str, Any]] = {}
@@ -191,17 +289,45 @@ def evaluation_report(run: EvaluationRun) -> dict[str, Any]:
         questions.append(entry)
     questions.sort(
         key=lambda q: (
+            q["kind"],
             -q["failure_count"],
             q["mean_f1"] if q["mean_f1"] is not None else 1.0,
             q["position"],
         )
     )
+    failures_by_kind: dict[str, list[int]] = {}
+    for q in questions:
+        tally = failures_by_kind.setdefault(q["kind"], [0, 0])
+        tally[0] += 1 if q["failure_count"] else 0
+        tally[1] += 1
+    check = run.judge_check or None
     return {
         "subjects": subjects,
         "columns": columns,
         "rows": rows,
-        "chart": _chart(summary, [s for s in subjects if s in summary]),
+        "kinds": _kind_tables(run, subjects),
+        "pairs": [
+            {"a": pair["a"], "b": pair["b"], "rows": comparison_rows(pair["comparisons"])}
+            for pair in comparisons
+        ],
+        "baselines": _baselines(run),
+        "judge": {
+            "check": check,
+            "text": judge_check.describe(check),
+            "trusted": judge_check.trusted(check),
+        }
+        if run.judge_model
+        else None,
+        "chart": _chart(
+            summary,
+            [s for s in subjects if s in summary],
+            judge_trusted=judge_check.trusted(check),
+        ),
         "questions": questions,
+        "failures_by_kind": [
+            {"kind": kind, "failed": failed, "questions": total}
+            for kind, (failed, total) in failures_by_kind.items()
+        ],
         "failed_questions": sum(1 for q in questions if q["failure_count"]),
     }
 
@@ -231,7 +357,9 @@ def evaluation_item_record(item: EvaluationItem) -> dict[str, Any]:
 
 
 def evaluation_run_export(run: EvaluationRun) -> dict[str, Any]:
-    """``{"run": {...}, "summary": {subject: {metric: value}}, "items": [...]}``."""
+    """``{"run": {...}, "summary": {subject: {metric: value, metric_ci_low, metric_ci_high}},
+    "summary_by_kind": {subject: {kind: {...}}}, "comparisons": [...], "judge_check",
+    "items": [...]}``."""
     return {
         "run": {
             "id": run.pk,
@@ -248,7 +376,13 @@ def evaluation_run_export(run: EvaluationRun) -> dict[str, Any]:
             "created_at": run.created_at.isoformat() if run.created_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         },
-        "summary": run.summary or _summary_of(run),
+        "summary": run_summary(run),
+        "summary_by_kind": summary_by_kind(run),
+        "comparisons": [
+            {"a": pair["a"], "b": pair["b"], "metrics": [c.as_dict() for c in pair["comparisons"]]}
+            for pair in run_comparisons(run)
+        ],
+        "judge_check": run.judge_check or None,
         "items": [evaluation_item_record(item) for item in run.items.order_by("position", "id")],
     }
 
@@ -316,4 +450,29 @@ def evaluation_run_csv(run: EvaluationRun) -> str:
         row += ["" if item.metrics.get(key) is None else item.metrics[key] for key in _CSV_METRICS]
         row.append("; ".join(record["failures"]))
         writer.writerow([_cell(value) for value in row])
+    return out.getvalue()
+
+
+def evaluation_run_summary_csv(run: EvaluationRun) -> str:
+    """The summary as CSV: a row per subject, category ("all" for the whole set) and metric,
+    with the value and its 95% interval (empty where the metric is not a mean)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["assistant", "kind", "metric", "value", "ci_low", "ci_high"])
+    by_kind = summary_by_kind(run)
+    for subject, figures in run_summary(run).items():
+        for kind, values in [("all", figures), *by_kind.get(subject, {}).items()]:
+            for metric in METRICS:
+                if metric.key not in values:
+                    continue
+                writer.writerow(
+                    [
+                        _cell(subject),
+                        _cell(kind),
+                        metric.key,
+                        values[metric.key],
+                        values.get(f"{metric.key}_ci_low", ""),
+                        values.get(f"{metric.key}_ci_high", ""),
+                    ]
+                )
     return out.getvalue()

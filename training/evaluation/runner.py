@@ -15,6 +15,7 @@ from curation.models import DocumentChunk
 from manualqa.embedding import embed, embedding_model
 from manualqa.jobs import lifecycle, runner
 from training import metrics
+from training.evaluation import judge_check
 from training.evaluation.runs import _manual_label
 from training.evaluation.scoring import (
     citation_hit,
@@ -22,8 +23,8 @@ from training.evaluation.scoring import (
     judge_prompt_render,
     judge_scores_parse,
     ranked_documents,
-    summarize,
 )
+from training.evaluation.stats import summary_with_intervals
 from training.models import EvaluationItem, EvaluationRun
 
 #: Chunks retrieved to rank pages (the fusion's candidate count in ``chat.retrieval``).
@@ -116,7 +117,7 @@ def _summary_of(run: EvaluationRun) -> dict[str, dict[str, float | int]]:
         "subject", "metrics", "error"
     ):
         by_subject.setdefault(subject, []).append({**item_metrics, "error": error})
-    return {subject: summarize(items) for subject, items in by_subject.items()}
+    return {subject: summary_with_intervals(items) for subject, items in by_subject.items()}
 
 
 def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
@@ -148,6 +149,8 @@ def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
             EvaluationRun.objects.filter(pk=run.pk).update(**progress)
             if on_item is not None:
                 on_item(item)
+    if evaluator.judge_client is not None and not run.judge_check:
+        _check_judge(run, evaluator)
     summary = _summary_of(run)
     items = run.items.count()
     failed = run.items.exclude(error="").count()
@@ -161,6 +164,26 @@ def _execute(run: EvaluationRun, on_item) -> EvaluationRun:
         )
     message = f"{failed} of {items} answers failed." if failed else ""
     return lifecycle.finish(run, EvaluationRun.Status.SUCCEEDED, message=message, summary=summary)
+
+
+def _check_judge(run: EvaluationRun, evaluator: _Evaluator) -> None:
+    """Grade what people already judged with the run's judge and prompt, and store how well
+    it agrees with them (``run.judge_check``), counting its tokens and cost with the run's."""
+    manual_ids = set(run.assistants.values_list("manuals__id", flat=True).exclude(manuals__id=None))
+    if run.manual_id is not None:
+        manual_ids.add(run.manual_id)
+    items = judge_check.labelled_items(manual_ids=manual_ids or None)
+    check = judge_check.judge_agreement(
+        lambda item: evaluator.judge_prompt(judge_check.judge_item_prompt(run.judge_prompt, item)),
+        items,
+    )
+    EvaluationRun.objects.filter(pk=run.pk).update(
+        judge_check=check,
+        judge_prompt_tokens=evaluator.judge_tokens_in,
+        judge_completion_tokens=evaluator.judge_tokens_out,
+        judge_cost=evaluator.judge_cost,
+    )
+    run.judge_check = check
 
 
 def _embed(texts: list[str]) -> list[list[float]]:
@@ -392,8 +415,6 @@ class _Evaluator:
     def _judge(self, question: Mapping[str, Any], answer: str, context: str) -> dict[str, Any]:
         """The judge's grades for one answer, with its raw reply, tokens and cost; a judge
         that fails or answers unreadably leaves the grades out and says why in ``error``."""
-        from manualqa.lib.llm import LLMError
-
         prompt = judge_prompt_render(
             self.run.judge_prompt,
             question=question["question"],
@@ -401,6 +422,16 @@ class _Evaluator:
             context=context,
             answer=answer,
         )
+        record = self.judge_prompt(prompt)
+        if not context:
+            record["faithfulness"] = None  # nothing to be faithful to (a direct answer)
+        return record
+
+    def judge_prompt(self, prompt: str) -> dict[str, Any]:
+        """The judge's reply to ``prompt``: its grades, raw reply, tokens and cost, or why
+        there are none (``error``)."""
+        from manualqa.lib.llm import LLMError
+
         self.judge_calls += 1
         try:
             completion = self.judge_client.complete(
@@ -423,6 +454,4 @@ class _Evaluator:
             record.update(judge_scores_parse(completion.text))
         except ValueError as exc:
             record["error"] = f"The judge's reply could not be read: {exc}"
-        if not context:
-            record["faithfulness"] = None  # nothing to be faithful to (a direct answer)
         return record

@@ -13,7 +13,7 @@ from manualqa import roles
 from manualqa.jobs import lifecycle, queues
 from training.evaluation.questions import questions_from_snapshot, questions_parse_jsonl
 from training.evaluation.scoring import DEFAULT_JUDGE_PROMPT
-from training.models import DatasetSnapshot, EvaluationRun
+from training.models import DatasetSnapshot, EvaluationRun, QuestionSetVersion
 
 # --------------------------------------------------------------------------------------------
 # Creating, claiming and cancelling runs
@@ -36,6 +36,7 @@ def evaluation_run_create(
     questions_jsonl: str | bytes | None = None,
     questions_name: str = "",
     snapshot: DatasetSnapshot | None = None,
+    question_set_version: QuestionSetVersion | None = None,
     assistants: Iterable = (),
     manual=None,
     retrieval_only: bool = False,
@@ -49,8 +50,9 @@ def evaluation_run_create(
     """Validate an evaluation and queue it (on the ``default`` queue); refusals name the field.
 
     The questions come from ``questions_jsonl`` (the text of a JSONL file, see
-    :func:`questions_parse_jsonl`) or from the test split of ``snapshot``, and are frozen on
-    the run; ``max_questions`` keeps the first N. Subjects are ``assistants``, and in a
+    :func:`questions_parse_jsonl`), from the test split of ``snapshot`` or from a saved
+    ``question_set_version`` (``training.question_sets``), and are frozen on the run;
+    ``max_questions`` keeps the first N. Subjects are ``assistants``, and in a
     ``retrieval_only`` run also ``manual``'s default retrieval. A judge grades answers, so a
     retrieval-only run cannot have one; its prompt must have an ``{answer}`` placeholder.
     """
@@ -64,10 +66,18 @@ def evaluation_run_create(
         errors.setdefault(field, []).append(message)
 
     questions: list[dict[str, Any]] = []
-    if (questions_jsonl is None) == (snapshot is None):
+    sources = (questions_jsonl, snapshot, question_set_version)
+    if sum(source is not None for source in sources) != 1:
         refuse(
             "questions",
-            "Choose one question set: the test split of a dataset snapshot, or a JSONL file.",
+            "Choose one question set: the test split of a dataset snapshot, a saved question "
+            "set, or a JSONL file.",
+        )
+    elif question_set_version is not None:
+        # A version's file is immutable and was validated when written; read it as any file.
+        questions = questions_parse_jsonl(question_set_version.jsonl)
+        questions_name = questions_name or (
+            f"{question_set_version} ({question_set_version.filename})"
         )
     elif snapshot is not None:
         questions = questions_from_snapshot(snapshot)
@@ -123,9 +133,12 @@ def evaluation_run_create(
         question_source=(
             EvaluationRun.QuestionSource.SNAPSHOT
             if snapshot is not None
+            else EvaluationRun.QuestionSource.SAVED_SET
+            if question_set_version is not None
             else EvaluationRun.QuestionSource.UPLOAD
         ),
         snapshot=snapshot,
+        question_set_version=question_set_version,
         questions_name=questions_name[:300],
         questions=questions,
         manual=manual,

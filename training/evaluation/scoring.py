@@ -230,29 +230,6 @@ def summarize(items: Sequence[Mapping[str, Any]]) -> dict[str, float | int]:
     return summary
 
 
-def best_subjects(summary: Mapping[str, Mapping[str, float]]) -> dict[str, set[str]]:
-    """For each metric with a direction, the subjects with the best value (ties share it).
-
-    Nothing is marked when fewer than two subjects have the metric.
-    """
-    best: dict[str, set[str]] = {}
-    for metric in METRICS:
-        if metric.higher_is_better is None:
-            continue
-        values = {
-            subject: float(figures[metric.key])
-            for subject, figures in summary.items()
-            if figures.get(metric.key) is not None
-        }
-        if len(values) < 2:
-            continue
-        target = max(values.values()) if metric.higher_is_better else min(values.values())
-        best[metric.key] = {
-            subject for subject, value in values.items() if math.isclose(value, target)
-        }
-    return best
-
-
 def format_metric(key: str, value: float | int | None) -> str:
     """A summary value as reports show it."""
     if value is None:

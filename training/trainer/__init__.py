@@ -8,8 +8,9 @@ from its last checkpoint, and finally evaluates, samples a few answers and merge
 into a full-precision copy of the base model that any ``from_pretrained`` can load.
 
 Layout of ``output_dir``: ``checkpoints/checkpoint-N`` (the last two; adapter, optimizer and
-trainer state, enough to resume), ``adapter/`` (the final LoRA adapter) and ``merged/`` (the
-merged model plus tokenizer, as safetensors).
+trainer state, enough to resume), ``adapter/`` (the final LoRA adapter), ``merged/`` (the
+merged model plus tokenizer, as safetensors) and, when the run logs to TensorBoard,
+``tensorboard/`` (its event files, one folder across resumes).
 
 Layout: :mod:`.data` (records to a dataset), :mod:`.machine` (base models, precision, this
 machine), :mod:`.callbacks` (progress, cancel, results), :mod:`.sft` (model loading and the
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -31,7 +33,14 @@ import torch
 from transformers import AutoTokenizer
 
 from manualqa.lib.prompt_formats import TrainExample, parse_training_record
-from training.presets import TrainingConfig, validate_config
+from training.presets import (
+    TENSORBOARD_DIR_NAME,
+    TRACKER_LABELS,
+    TrainingConfig,
+    resolve_report_to,
+    tracker_problems,
+    validate_config,
+)
 from training.trainer.artifacts import (
     _free_memory,
     _generate,
@@ -42,6 +51,7 @@ from training.trainer.artifacts import (
     load_merged_and_generate,
 )
 from training.trainer.callbacks import (
+    JobTensorBoardCallback,
     ProgressEvent,
     TrainingCancelled,
     TrainResult,
@@ -63,6 +73,7 @@ from training.trainer.sft import AnswerTokenSFTTrainer, _load_base, build_sft_tr
 
 __all__ = [
     "AnswerTokenSFTTrainer",
+    "JobTensorBoardCallback",
     "ProgressEvent",
     "TrainExample",
     "TrainResult",
@@ -107,8 +118,13 @@ def train(
     ``should_stop`` is asked after every optimizer step; when it returns True the run saves a
     checkpoint and raises :class:`TrainingCancelled`. ``resume_from_checkpoint=True`` continues
     from the latest checkpoint in ``output_dir/checkpoints`` (a path picks one). Expected
-    failures (a bad record, a config this machine cannot run, a missing model folder) raise
-    ``ValueError`` or ``FileNotFoundError`` with a message for the user.
+    failures (a bad record, a config this machine cannot run, a tracker that is not installed
+    or configured here, a missing model folder) raise ``ValueError`` or ``FileNotFoundError``
+    with a message for the user, before the model is loaded.
+
+    ``config.report_to`` picks the experiment trackers, checked against this process's
+    environment ("auto": those installed and configured here); W&B and MLflow name the run
+    after ``output_dir``.
     """
     log = on_log or (lambda line: None)
     output_dir = Path(output_dir)
@@ -127,8 +143,10 @@ def train(
         bnb_cpu_4bit_ok=config.method == "qlora" and not cuda and bnb_cpu_4bit_available(),
         model_context=model_context_length(model_path),
     )
+    problems += tracker_problems(config.report_to, environ=os.environ)
     if problems:
         raise ValueError(" ".join(problems))
+    report_to = resolve_report_to(config.report_to, environ=os.environ)
     if not cuda:
         _keep_freed_memory_for_reuse()
     config = dataclasses.replace(config, precision=resolve_precision(config.precision, cuda=cuda))
@@ -149,6 +167,7 @@ def train(
     log(f"Loading {model_path} for {config.method} in {config.precision} on {device}.")
     model = _load_base(model_path, config, cuda=cuda)
     reporter = _ProgressReporter(on_progress, should_stop, log)
+    tensorboard_dir = output_dir / TENSORBOARD_DIR_NAME
     trainer = build_sft_trainer(
         model=model,
         tokenizer=tokenizer,
@@ -157,7 +176,13 @@ def train(
         config=config,
         checkpoints_dir=checkpoints_dir,
         callbacks=[reporter],
+        report_to=report_to,
+        tensorboard_dir=tensorboard_dir,
+        run_name=output_dir.name,
     )
+    if report_to:
+        where = f" (tensorboard --logdir {tensorboard_dir})" if "tensorboard" in report_to else ""
+        log(f"Logging to {', '.join(TRACKER_LABELS[name] for name in report_to)}{where}.")
     log(
         f"Training on {len(trainer.train_dataset)} examples"
         + (f" (eval {len(eval_records)})" if eval_records else "")

@@ -12,6 +12,7 @@ from typing import Any
 from transformers import (
     TrainerCallback,
 )
+from transformers.integrations import TensorBoardCallback
 
 # --------------------------------------------------------------------------------------------
 # Progress, cancellation and results
@@ -148,3 +149,18 @@ class _ProgressReporter(TrainerCallback):
             self._emit(event)
             self.log(f"step {event.step}/{event.total_steps}: eval loss {logs['eval_loss']:.4f}")
         return control
+
+
+class JobTensorBoardCallback(TensorBoardCallback):
+    """transformers' TensorBoard logging (every logged value as a scalar: ``train/loss``,
+    ``train/learning_rate``, ``eval/loss``...), into one folder of the job's own.
+
+    transformers' default folder is ``runs/<date>_<host>`` under the checkpoints, a new one
+    each time a job resumes; here the whole run, resumed or not, is one ``--logdir``. Event
+    files are local: nothing is sent anywhere.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        super().__init__()
+        # Where the callback's writer goes (the attribute TENSORBOARD_LOGGING_DIR sets).
+        self.logging_dir = str(log_dir)

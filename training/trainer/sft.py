@@ -17,10 +17,12 @@ from transformers import (
     PreTrainedTokenizerBase,
     TrainerCallback,
 )
+from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from training.presets import TrainingConfig
+from training.presets import TENSORBOARD_DIR_NAME, TrainingConfig
+from training.trainer.callbacks import JobTensorBoardCallback
 
 #: Checkpoints a run keeps (adapter, optimizer and trainer state, enough to resume).
 CHECKPOINTS_KEPT: Final = 2
@@ -95,9 +97,18 @@ def _load_base(model_path: Path | str, config: TrainingConfig, *, cuda: bool):
 
 
 def _sft_config(
-    config: TrainingConfig, *, checkpoints_dir: Path, cuda: bool, has_eval: bool
+    config: TrainingConfig,
+    *,
+    checkpoints_dir: Path,
+    cuda: bool,
+    has_eval: bool,
+    report_to: Sequence[str] = (),
+    run_name: str | None = None,
 ) -> SFTConfig:
-    """trl's SFTConfig for ``config`` (one place maps our names onto trl/transformers 5 ones)."""
+    """trl's SFTConfig for ``config`` (one place maps our names onto trl/transformers 5 ones).
+
+    ``report_to``: the experiment trackers to log to, already resolved (``config.report_to``
+    may still say "auto"); ``run_name`` names the run in W&B and MLflow."""
     return SFTConfig(
         output_dir=str(checkpoints_dir),
         num_train_epochs=config.num_train_epochs,
@@ -130,7 +141,8 @@ def _sft_config(
         eval_strategy="steps" if config.eval_steps and has_eval else "no",
         eval_steps=config.eval_steps or None,
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        report_to=list(report_to) or "none",
+        run_name=run_name,
         disable_tqdm=True,
         dataloader_pin_memory=cuda,
     )
@@ -230,13 +242,25 @@ def build_sft_trainer(
     config: TrainingConfig,
     checkpoints_dir: Path,
     callbacks: Sequence[TrainerCallback] = (),
+    report_to: Sequence[str] = (),
+    tensorboard_dir: Path | None = None,
+    run_name: str | None = None,
 ) -> SFTTrainer:
-    """The trl SFTTrainer :func:`train` runs (exposed so tests can inspect its prepared data)."""
+    """The trl SFTTrainer :func:`train` runs (exposed so tests can inspect its prepared data).
+
+    ``report_to``: the trackers to log to (resolved names, see ``_sft_config``); TensorBoard's
+    event files go to ``tensorboard_dir`` (default: ``tensorboard`` beside the checkpoints).
+    """
     cuda = torch.cuda.is_available()
     trainer = AnswerTokenSFTTrainer(
         model=model,
         args=_sft_config(
-            config, checkpoints_dir=checkpoints_dir, cuda=cuda, has_eval=eval_dataset is not None
+            config,
+            checkpoints_dir=checkpoints_dir,
+            cuda=cuda,
+            has_eval=eval_dataset is not None,
+            report_to=report_to,
+            run_name=run_name,
         ),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
@@ -247,4 +271,11 @@ def build_sft_trainer(
     # With tqdm off, transformers prints every log dict to stdout; progress goes through the
     # callbacks instead.
     trainer.remove_callback(PrinterCallback)
+    if "tensorboard" in report_to:
+        # transformers' own writes to a folder named after the date and host under the
+        # checkpoints, a new one each resume; this one writes to the job's tensorboard folder.
+        trainer.remove_callback(TensorBoardCallback)
+        trainer.add_callback(
+            JobTensorBoardCallback(tensorboard_dir or checkpoints_dir.parent / TENSORBOARD_DIR_NAME)
+        )
     return trainer

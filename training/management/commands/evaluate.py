@@ -1,4 +1,5 @@
-"""``python manage.py evaluate --questions FILE (--assistant NAME ... | --manual NAME)``."""
+"""``python manage.py evaluate (--questions FILE | --snapshot ID | --question-set SLUG[:VERSION])
+(--assistant NAME ... | --manual NAME)``."""
 
 from __future__ import annotations
 
@@ -9,22 +10,35 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from training import evaluation
-from training.models import DatasetSnapshot, EvaluationItem
+from training import evaluation, question_sets
+from training.evaluation import judge_check
+from training.models import (
+    DatasetSnapshot,
+    EvaluationItem,
+    EvaluationRun,
+    QuestionSet,
+    QuestionSetVersion,
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Evaluate assistants on a question set (a JSONL file, or the test split of a dataset "
-        "snapshot): every assistant answers every question, and the summary table is printed. "
-        "--retrieval-only measures retrieval alone (no generator); with --manual it needs no "
-        "assistant either. Runs here; --queue hands it to the Celery workers instead."
+        "Evaluate assistants on a question set (a JSONL file, the test split of a dataset "
+        "snapshot, or a saved question set): every assistant answers every question, and the "
+        "summary table is printed. --retrieval-only measures retrieval alone (no generator); "
+        "with --manual it needs no assistant either. Runs here; --queue hands it to the Celery "
+        "workers instead."
     )
 
     def add_arguments(self, parser) -> None:
         source = parser.add_mutually_exclusive_group(required=True)
         source.add_argument("--questions", help="JSONL question file")
         source.add_argument("--snapshot", type=int, help="Dataset snapshot id (its test split)")
+        source.add_argument(
+            "--question-set",
+            metavar="SLUG[:VERSION]",
+            help="A saved question set, by slug: its newest version, or the version named",
+        )
         parser.add_argument(
             "--assistant",
             action="append",
@@ -41,6 +55,17 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="Run name")
         parser.add_argument("--json", dest="json_out", help="Write the results as JSON here")
         parser.add_argument("--queue", action="store_true", help="Queue the run for the workers")
+        parser.add_argument(
+            "--gate",
+            metavar="RUN_ID|baseline",
+            help="After the run, compare it with this run (or each assistant's baseline) on "
+            "the same questions; exit non-zero when a headline metric is significantly worse",
+        )
+        parser.add_argument(
+            "--set-baseline",
+            action="store_true",
+            help="Make this run, if it succeeds, the baseline of the assistants it evaluated",
+        )
 
     def handle(self, *args, **options) -> None:
         from chat.models import Assistant
@@ -63,13 +88,18 @@ class Command(BaseCommand):
             judge = LLMEndpoint.objects.filter(name=options["judge"]).first()
             if judge is None:
                 raise CommandError(f"No LLM endpoint named {options['judge']!r}.")
+        if options["json_out"] and not Path(options["json_out"]).resolve().parent.is_dir():
+            raise CommandError(f"No folder for --json {options['json_out']} (create it first).")
         judge_prompt = ""
         if options["judge_prompt"]:
             judge_prompt = Path(options["judge_prompt"]).read_text(encoding="utf-8")
         snapshot = None
+        question_set_version = None
         questions_raw = None
         questions_name = ""
-        if options["snapshot"] is not None:
+        if options["question_set"]:
+            question_set_version = _question_set_version(options["question_set"])
+        elif options["snapshot"] is not None:
             snapshot = DatasetSnapshot.objects.filter(pk=options["snapshot"]).first()
             if snapshot is None:
                 raise CommandError(f"No dataset snapshot {options['snapshot']}.")
@@ -86,6 +116,7 @@ class Command(BaseCommand):
                 questions_jsonl=questions_raw,
                 questions_name=questions_name,
                 snapshot=snapshot,
+                question_set_version=question_set_version,
                 assistants=assistants,
                 manual=manual,
                 retrieval_only=options["retrieval_only"],
@@ -97,6 +128,8 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("\n".join(_messages(exc))) from None
         if options["queue"]:
+            if options["gate"] or options["set_baseline"]:
+                self.stderr.write("--gate and --set-baseline need the run here, not queued.")
             self.stdout.write(f"Queued evaluation run #{run.pk}.")
             return
 
@@ -128,6 +161,52 @@ class Command(BaseCommand):
             raise CommandError(f"Evaluation {run.get_status_display().lower()}: {run.message}")
         if run.message:
             self.stderr.write(run.message)
+        if run.judge_model:
+            self.stdout.write(judge_check.describe(run.judge_check))
+        if options["gate"]:
+            self._gate(run, options["gate"])
+        if options["set_baseline"]:
+            try:
+                baselines = evaluation.evaluation_baseline_set(run=run, user=None)
+            except ValidationError as exc:
+                raise CommandError(" ".join(exc.messages)) from None
+            names = ", ".join(baseline.assistant.name for baseline in baselines)
+            self.stdout.write(f"Run #{run.pk} is now the baseline of {names}.")
+
+    def _gate(self, run, reference: str) -> None:
+        """Exit non-zero, naming the metric, when ``run`` is significantly worse."""
+        baseline = None
+        if reference != "baseline":
+            if not reference.isdigit():
+                raise CommandError(f"--gate takes a run id or 'baseline', not {reference!r}.")
+            baseline = EvaluationRun.objects.filter(pk=int(reference)).first()
+            if baseline is None:
+                raise CommandError(f"No evaluation run #{reference} to gate against.")
+        try:
+            gates = evaluation.evaluation_gates(run, baseline)
+        except evaluation.GateError as exc:
+            raise CommandError(f"Gate: {exc}") from None
+        for gate in gates:
+            self.stdout.write(gate.describe())
+        failed = [gate for gate in gates if not gate.passed]
+        if failed:
+            metrics = sorted({r["metric"] for gate in failed for r in gate.regressions})
+            raise CommandError(f"Gate failed: significantly worse on {', '.join(metrics)}.")
+
+
+def _question_set_version(reference: str) -> QuestionSetVersion:
+    """``SLUG`` (the newest version) or ``SLUG:VERSION``, or a ``CommandError`` saying why not."""
+    slug, _, number = reference.partition(":")
+    if number and not number.isdigit():
+        raise CommandError(f"Name a question set as SLUG or SLUG:VERSION, not {reference!r}.")
+    version = question_sets.question_set_version_get(
+        slug=slug, version=int(number) if number else None
+    )
+    if version is None:
+        known = ", ".join(QuestionSet.objects.values_list("slug", flat=True)) or "none"
+        what = f"version {number} of the question set" if number else "question set with versions"
+        raise CommandError(f"No {what} {slug!r} (question sets: {known}).")
+    return version
 
 
 def _messages(exc: ValidationError) -> list[str]:

@@ -3,6 +3,9 @@
 Snapshots are immutable, so their pages are read-only. A snapshot is built on the "Build a
 dataset snapshot" page (a button on the list), which calls ``training.services.snapshot_create``;
 exports and comparisons call the same services the command and the API use.
+
+Evaluation runs and their answers are read-only here (they are read on the evaluation pages),
+as are assistants' baselines. Question sets have their own module, :mod:`.question_sets`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from manualqa.admin_tools import (
 )
 from manualqa.forms import add_service_errors
 from training import services
+from training.admin import question_sets  # noqa: F401  (registers the question-set pages)
 from training.models import (
     DatasetSnapshot,
+    EvaluationBaseline,
     EvaluationItem,
     EvaluationRun,
     SavedPreset,
@@ -442,3 +447,13 @@ class EvaluationItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("kind", "refused")
     search_fields = ("question", "answer", "subject", "question_id")
     raw_id_fields = ("run", "assistant")
+
+
+@admin.register(EvaluationBaseline)
+class EvaluationBaselineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Which run each assistant is measured against; set on the run's page, the API or
+    ``manage.py evaluate --set-baseline`` (only a run that succeeded, for its own assistants)."""
+
+    list_display = ("assistant", "run", "set_by", "set_at")
+    list_select_related = ("assistant", "run", "set_by")
+    raw_id_fields = ("assistant", "run", "set_by")
