@@ -1,29 +1,31 @@
 """Write a transformers model folder as a GGUF file that llama.cpp (and Ollama) can run.
 
 Written on the ``gguf`` package, for what ManualQA trains: llama-architecture models
-(``LlamaForCausalLM``: SmolLM2, Llama, Mistral-style) with a byte-level BPE tokenizer
-(``tokenizer.json``, llama.cpp's ``gpt2`` vocabulary). What it writes:
+(``LlamaForCausalLM``: SmolLM2, Llama 2, Mistral-style). What it writes:
 
 * the hyperparameters llama.cpp reads (``llama.*``) from ``config.json``;
-* the vocabulary: tokens in id order, their types (special tokens are control tokens), the BPE
-  merges, the special token ids, and the chat template given (the snapshot's prompt format; see
+* the vocabulary of the transformers tokenizer the model was trained with: a byte-level BPE
+  (``tokenizer.json``, SmolLM2's) as llama.cpp's ``gpt2`` vocabulary with its merges, or a
+  SentencePiece BPE with byte fallback (Llama 2's and Mistral's ``tokenizer.model`` /
+  ``tokenizer.json``) as its ``llama`` vocabulary with the piece scores that order the merges;
+  token types (special tokens are control tokens, ``<0xNN>`` pieces bytes), the special token
+  ids, and the chat template given (the snapshot's prompt format; see
   :func:`manualqa.lib.prompt_formats.gguf_chat_template`);
 * the tensors under llama.cpp's names, with the query and key projections permuted from the
   Hugging Face rotary layout to llama.cpp's, the norms in f32 and the matrices in f16, or in
   q8_0 quantized here with ``gguf.quants``. ``q4_k_m`` and other llama.cpp types are made from
   the f16 file by llama.cpp's own quantizer (``llama-cpp-python``, optional).
 
-A SentencePiece tokenizer (``tokenizer.model``, Llama 2 and Mistral's) is refused with a message
-for now. Plain Python (no Django).
+Other tokenizers (Unigram, WordPiece) are refused, naming what they are. Plain Python (no
+Django).
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +38,11 @@ __all__ = ["QUANTS", "ExportResult", "export_gguf"]
 #: The types an export can have: written here (f16, q8_0), or by llama.cpp from the f16 file.
 QUANTS: Final = ("f16", "q8_0", "q4_k_m")
 # llama.cpp's file type numbers (LLAMA_FTYPE_MOSTLY_*), for its quantizer. q8_0 goes through it
-# too where it is installed: from the f16 file, as llama.cpp's tools make q8_0, its greedy
-# tokens agreed with transformers' more often than gguf.quants' q8_0 from f32 (50% against
-# 40% of the first 32 tokens, 12 prompts, SmolLM2-135M); without it gguf.quants writes q8_0.
+# too where it is installed, from the f16 file as llama.cpp's own tools make q8_0; without it
+# gguf.quants writes q8_0 from f32. On SmolLM2-135M the two differ by noise only: 16 and 10 of
+# 284 greedy tokens flipped against transformers' (teacher-forced), 49% and 43% of the first 32
+# free-running tokens agreeing on short chats. q8_0 itself, not how it is written, is what flips
+# this model's many near ties (see bench/local_runtime.py).
 _LLAMA_FTYPES: Final = {"q8_0": 7, "q4_k_m": 15}
 
 # Hugging Face parameter names (per layer after "model.layers.N.") and llama.cpp's.
@@ -124,8 +128,6 @@ def _config(model_dir: Path) -> dict[str, Any]:
             f"only llama-architecture models export to GGUF here; {model_dir.name} is "
             f"{config.get('model_type') or architectures or 'unknown'}"
         )
-    if (model_dir / "tokenizer.model").is_file() and not (model_dir / "tokenizer.json").is_file():
-        raise ValueError("SentencePiece tokenizers (tokenizer.model) do not export to GGUF yet")
     return config
 
 
@@ -231,14 +233,76 @@ def _tensors(model_dir: Path):
 def _add_vocabulary(
     writer: Any, model_dir: Path, vocab_size: int, chat_template: str | None, warnings: list[str]
 ) -> str | None:
-    import gguf
+    """Write the tokenizer the model was trained with, as llama.cpp's ``gpt2`` (byte-level BPE)
+    or ``llama`` (SentencePiece) vocabulary, with its special tokens and chat template."""
+    kind = _vocabulary_kind(model_dir)
+    tokenizer = _load_tokenizer(model_dir)
+    if kind == "gpt2":
+        _add_bpe_vocabulary(writer, model_dir, tokenizer, vocab_size, warnings)
+    else:
+        _add_sentencepiece_vocabulary(writer, model_dir, tokenizer, vocab_size, warnings)
+    for token, add in (
+        (tokenizer.bos_token_id, writer.add_bos_token_id),
+        (tokenizer.eos_token_id, writer.add_eos_token_id),
+        (tokenizer.unk_token_id, writer.add_unk_token_id),
+        (tokenizer.pad_token_id, writer.add_pad_token_id),
+    ):
+        if token is not None:
+            add(int(token))
+    add_bos, add_eos = _adds_special(tokenizer)
+    writer.add_add_bos_token(add_bos)
+    writer.add_add_eos_token(add_eos)
+    template = chat_template or tokenizer.chat_template
+    if template:
+        writer.add_chat_template(template)
+    return template
+
+
+def _load_tokenizer(model_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    try:
+        return AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError, ImportError) as exc:
+        # A folder with only a SentencePiece tokenizer.model needs protobuf (and sometimes
+        # tiktoken) for transformers to convert it; saving the tokenizer once writes the
+        # tokenizer.json that the model was really trained with.
+        raise ValueError(
+            f"transformers cannot load the tokenizer in {model_dir.name} ({exc}); "
+            "save it with tokenizer.save_pretrained() so the folder has a tokenizer.json"
+        ) from exc
+
+
+def _vocabulary_kind(model_dir: Path) -> str:
+    """``gpt2`` for a byte-level BPE (SmolLM2's), ``llama`` for a SentencePiece BPE
+    with byte fallback (Llama 2, Mistral); anything else is refused, naming what it is."""
+    spec_path = model_dir / "tokenizer.json"
+    if not spec_path.is_file():
+        if (model_dir / "tokenizer.model").is_file():
+            return "llama"
+        raise FileNotFoundError(f"{model_dir} has no tokenizer.json or tokenizer.model")
+    model = json.loads(spec_path.read_text(encoding="utf-8")).get("model") or {}
+    kind = model.get("type")
+    if kind == "BPE":
+        return "llama" if model.get("byte_fallback") else "gpt2"
+    if kind == "Unigram":
+        raise ValueError(
+            "a Unigram SentencePiece tokenizer (T5-style) does not export to GGUF here: "
+            "llama-architecture models need a BPE tokenizer (byte-level, or SentencePiece BPE "
+            "with byte fallback as in Llama 2 and Mistral)"
+        )
+    raise ValueError(
+        f"a {kind or 'unknown'} tokenizer does not export to GGUF here: llama-architecture "
+        "models need a BPE tokenizer (byte-level, or SentencePiece BPE with byte fallback)"
+    )
+
+
+def _add_bpe_vocabulary(
+    writer: Any, model_dir: Path, tokenizer: Any, vocab_size: int, warnings: list[str]
+) -> None:
+    import gguf
+
     spec = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    model = spec.get("model") or {}
-    if model.get("type") != "BPE":
-        raise ValueError(f"only BPE tokenizers export to GGUF here, not {model.get('type')}")
     by_id = {token_id: token for token, token_id in tokenizer.get_vocab().items()}
     added = {token.content: token.special for token in tokenizer.added_tokens_decoder.values()}
     tokens, types = [], []
@@ -253,55 +317,179 @@ def _add_vocabulary(
         else:
             tokens.append(token)
             types.append(gguf.TokenType.NORMAL)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(_pre_tokenizer(tokens, warnings))
+    writer.add_tokenizer_pre(_pre_tokenizer(spec, warnings))
     writer.add_token_list(tokens)
     writer.add_token_types(types)
-    writer.add_token_merges(merges)
-    for token, add in (
-        (tokenizer.bos_token_id, writer.add_bos_token_id),
-        (tokenizer.eos_token_id, writer.add_eos_token_id),
-        (tokenizer.unk_token_id, writer.add_unk_token_id),
-        (tokenizer.pad_token_id, writer.add_pad_token_id),
-    ):
-        if token is not None:
-            add(int(token))
-    writer.add_add_bos_token(bool(getattr(tokenizer, "add_bos_token", False)))
-    template = chat_template or tokenizer.chat_template
-    if template:
-        writer.add_chat_template(template)
-    return template
+    writer.add_token_merges(_merges(spec))
 
 
-def _pre_tokenizer(tokens: list[str], warnings: list[str]) -> str:
-    """llama.cpp's name for how text is split before BPE. A vocabulary identical to the bundled
-    SmolLM2 GGUF's takes that file's name for it; any other gets llama.cpp's default, with a
-    warning in the result (llama.cpp may then split some text differently)."""
-    from manualqa.lib.local_models import default_gguf_path
+def _merges(spec: dict[str, Any]) -> list[str]:
+    """The BPE merges of a ``tokenizer.json``, as "left right" strings in rank order."""
+    merges = (spec.get("model") or {}).get("merges", [])
+    return [merge if isinstance(merge, str) else " ".join(merge) for merge in merges]
 
+
+_BYTE_PIECE: Final = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+#: SentencePiece's word-boundary mark, which stands for a space in its pieces.
+_SPACE_MARK: Final = "\u2581"
+
+
+def _add_sentencepiece_vocabulary(
+    writer: Any, model_dir: Path, tokenizer: Any, vocab_size: int, warnings: list[str]
+) -> None:
+    """llama.cpp's ``llama`` vocabulary: pieces in id order, their scores and types.
+
+    llama.cpp tokenizes such a vocabulary as SentencePiece does: it merges the adjacent pair
+    whose joined piece has the highest score, and spells a character that no piece covers
+    as ``<0xNN>`` byte pieces. So the scores carry the merge order: the SentencePiece model's
+    own (``tokenizer.model``) where it is there and matches, else one made from the rank of
+    the ``tokenizer.json`` merge that makes each piece, the order transformers merges in.
+    """
+    import gguf
+
+    by_id = {token_id: token for token, token_id in tokenizer.get_vocab().items()}
+    added = {token_id: token.special for token_id, token in tokenizer.added_tokens_decoder.items()}
+    scores = _sentencepiece_scores(model_dir, by_id, warnings)
+    if scores is None:
+        scores = _merge_scores(model_dir, by_id)
+    tokens, token_scores, types = [], [], []
+    for token_id in range(vocab_size):
+        token = by_id.get(token_id)
+        if token is None:
+            tokens.append(f"[PAD{token_id}]")
+            types.append(gguf.TokenType.UNUSED)
+        else:
+            tokens.append(token)
+            if token_id == tokenizer.unk_token_id:
+                types.append(gguf.TokenType.UNKNOWN)
+            elif _BYTE_PIECE.fullmatch(token):
+                types.append(gguf.TokenType.BYTE)
+            elif token_id in added:
+                special = added[token_id]
+                types.append(gguf.TokenType.CONTROL if special else gguf.TokenType.USER_DEFINED)
+            else:
+                types.append(gguf.TokenType.NORMAL)
+        token_scores.append(float(scores.get(token_id, 0.0)))
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(token_scores)
+    writer.add_token_types(types)
+    writer.add_add_space_prefix(_space_prefix(tokenizer, warnings))
+
+
+def _sentencepiece_scores(
+    model_dir: Path, by_id: dict[int, str], warnings: list[str]
+) -> dict[int, float] | None:
+    """The piece scores of ``tokenizer.model``, or None where there is none to trust."""
+    path = model_dir / "tokenizer.model"
+    if not path.is_file():
+        return None
     try:
-        bundled = _bundled_vocabulary(str(default_gguf_path()))
-    except (FileNotFoundError, OSError):
-        bundled = None
-    if bundled is not None and bundled[0] == _digest(tokens):
-        return bundled[1]
-    warnings.append("unknown BPE pre-tokenizer: llama.cpp's default is used")
-    return "default"
+        from sentencepiece import SentencePieceProcessor
+    except ImportError:
+        warnings.append("sentencepiece is not installed: scores made from the BPE merges")
+        return None
+    processor = SentencePieceProcessor(model_file=str(path))
+    pieces = processor.get_piece_size()
+    if any(processor.id_to_piece(i) != by_id.get(i) for i in range(pieces)):
+        # The transformers tokenizer is what the model was trained with; a tokenizer.model
+        # that disagrees with it is a leftover, so its scores would tokenize differently.
+        warnings.append("tokenizer.model differs from tokenizer.json: scores made from merges")
+        return None
+    return {i: processor.get_score(i) for i in range(pieces)}
 
 
-def _digest(tokens: list[str]) -> str:
-    return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
+def _merge_scores(model_dir: Path, by_id: dict[int, str]) -> dict[int, float]:
+    """A score per piece from the rank of the first ``tokenizer.json`` merge making it: the
+    earlier the merge, the higher the score, so llama.cpp merges in transformers' order."""
+    path = model_dir / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} has no tokenizer.json to read the merges from")
+    ids = {token: token_id for token_id, token in by_id.items()}
+    scores: dict[int, float] = {}
+    for rank, merge in enumerate(_merges(json.loads(path.read_text(encoding="utf-8")))):
+        left, _, right = merge.partition(" ")
+        token_id = ids.get(left + right)
+        if token_id is not None and token_id not in scores:
+            scores[token_id] = -float(rank)
+    return scores
 
 
-@functools.cache
-def _bundled_vocabulary(path: str) -> tuple[str, str]:
-    """The digest of a GGUF file's token list and its pre-tokenizer name (read once)."""
-    from gguf import GGUFReader
+def _space_prefix(tokenizer: Any, warnings: list[str]) -> bool:
+    """llama.cpp's ``add_space_prefix`` for the tokenizer: whether to mark the start of text as
+    a word start (SentencePiece's dummy prefix, the piece "▁").
 
-    reader = GGUFReader(path)
-    tokens = list(reader.fields["tokenizer.ggml.tokens"].contents())
-    return _digest(tokens), str(reader.fields["tokenizer.ggml.pre"].contents())
+    llama.cpp adds that mark at the start of the text and after every special token, as
+    Llama 2's and Mistral's own (legacy) tokenizers do. transformers' non-legacy Llama
+    tokenizer marks the very start only, so ``<s>[INST]`` gives ``[INST]`` there but
+    ``▁[INST]`` in llama.cpp, on every turn of a chat. For it the mark is left out: chat
+    prompts, where text follows a special token, then tokenize as in training, and only a
+    prompt that starts with plain text differs (by its first mark), as the warning says.
+    """
+
+    def pieces(text: str) -> list[str]:
+        return tokenizer.convert_ids_to_tokens(tokenizer.encode(text, add_special_tokens=False))
+
+    def marked(found: list[str]) -> bool:
+        return bool(found) and found[0].startswith(_SPACE_MARK)
+
+    at_start = marked(pieces("a"))
+    special = tokenizer.bos_token or tokenizer.eos_token
+    after_special = marked(pieces(f"{special}a")[1:]) if special else at_start
+    if at_start and not after_special:
+        warnings.append(
+            "the tokenizer marks a word start at the beginning of the text only (transformers' "
+            "non-legacy Llama tokenizer), which llama.cpp cannot do: text after a special token "
+            "tokenizes as in transformers, a prompt that begins with plain text lacks its mark"
+        )
+    return at_start and after_special
+
+
+def _adds_special(tokenizer: Any) -> tuple[bool, bool]:
+    """Whether the tokenizer puts its BOS before, and its EOS after, text it encodes.
+
+    Read from what it does rather than its ``add_bos_token`` attribute, which transformers'
+    Llama tokenizer does not always carry over when it is saved and loaded again.
+    """
+    ids = tokenizer.encode("a", add_special_tokens=True)
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return (
+        bool(ids) and bos is not None and ids[0] == bos,
+        len(ids) > 1 and eos is not None and ids[-1] == eos,
+    )
+
+
+#: llama.cpp's pre-tokenizers (its names) for the transformers ones that split text the same
+#: way before BPE: GPT-2's regex alone, or each digit apart first and then GPT-2's regex
+#: (the original SmolLM2 tokenizer's).
+_PRE_TOKENIZERS: Final = {
+    (("ByteLevel", True),): "gpt-2",
+    (("Digits", True), ("ByteLevel", True)): "smollm",
+}
+
+
+def _pre_tokenizer(spec: dict[str, Any], warnings: list[str]) -> str:
+    """llama.cpp's name for how the tokenizer splits text before BPE, read from its
+    ``tokenizer.json``: it must split as in training, or the model sees other tokens (the
+    converted default model's tokenizer has GPT-2's split without SmolLM2's digit rule, so a
+    space or newline before a digit joins differently). An unknown split gets llama.cpp's
+    default, with a warning in the result."""
+    pre = spec.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    shape = tuple(
+        (step.get("type"), bool(step.get("use_regex", step.get("individual_digits"))))
+        for step in steps
+        if not (step.get("type") == "ByteLevel" and step.get("add_prefix_space"))
+    )
+    name = _PRE_TOKENIZERS.get(shape) if len(shape) == len(steps) else None
+    if name is None:
+        warnings.append(
+            f"unknown BPE pre-tokenizer {json.dumps(pre)[:200]}: llama.cpp's default is used, "
+            "which may split some text differently"
+        )
+        return "default"
+    return name
 
 
 def _llama_cpp_available() -> bool:
