@@ -29,7 +29,7 @@ from typing import Final
 
 from manualqa.lib.embeddings import word_token_count
 
-__all__ = ["Chunk", "chunk_markdown", "word_token_count"]
+__all__ = ["FIGURE_MARKER", "PAGE_MARKER", "Chunk", "chunk_markdown", "word_token_count"]
 
 HEADING_SEPARATOR: Final = " > "
 
@@ -38,13 +38,27 @@ HEADING_SEPARATOR: Final = " > "
 class Chunk:
     """One retrievable piece of a document.
 
-    ``text`` is stored and embedded as is: ``"{heading_path}\\n\\n{body}"``.
+    ``text`` is stored and embedded as is: ``"{heading_path}\\n\\n{body}"``. ``pages`` are
+    the PDF pages the passage spans and ``figures`` the keys of the figures it holds, read from
+    the document's markers (see :data:`PAGE_MARKER` and :data:`FIGURE_MARKER`); both are empty
+    for a document without markers.
     """
 
     position: int
     heading_path: str
     text: str
     token_count: int
+    pages: tuple[int, ...] = ()
+    figures: tuple[str, ...] = ()
+
+
+#: A line ``<!-- page 12 -->`` in a document's markdown: what follows is on PDF page 12. The
+#: markers stay in the stored markdown (pages render HTML comments as nothing) and are taken
+#: out of the chunks' text.
+PAGE_MARKER: Final = re.compile(r"^<!-- page (\d+) -->[ \t]*$", re.MULTILINE)
+#: A line ``<!-- figure KEY -->``: the document's figure KEY (a SHA-256 in hex) stands here.
+FIGURE_MARKER: Final = re.compile(r"^<!-- figure ([0-9a-f]{8,64}) -->[ \t]*$", re.MULTILINE)
+_BLANK_RUNS: Final = re.compile(r"\n{3,}")
 
 
 # Words, and each punctuation mark on its own: roughly how subword tokenizers split text.
@@ -84,10 +98,50 @@ def chunk_markdown(
     root = _parse_sections(markdown, title)
     chunker = _Chunker(max_tokens, overlap_tokens, count_tokens)
     chunker.emit_section(root, [title] if title else [])
-    return [
-        Chunk(position=index, heading_path=path, text=text, token_count=count_tokens(text))
-        for index, (path, text) in enumerate(chunker.chunks)
-    ]
+    if "<!-- " not in markdown:
+        return [
+            Chunk(position=index, heading_path=path, text=text, token_count=count_tokens(text))
+            for index, (path, text) in enumerate(chunker.chunks)
+        ]
+    return _take_markers(chunker.chunks, count_tokens)
+
+
+def _take_markers(pieces: list[tuple[str, str]], count_tokens: Callable[[str], int]) -> list[Chunk]:
+    """Chunks with the page and figure markers taken out of their text and kept as ``pages``
+    and ``figures``. A passage without a page marker of its own is on the page the last marker
+    before it opened; one left with nothing but its heading path once the markers are out is
+    dropped (its markers carry on to the next)."""
+    chunks: list[Chunk] = []
+    page: int | None = None
+    carried: tuple[str, ...] = ()  # figures of a dropped passage, for the next one
+    for path, text in pieces:
+        starts_on = page
+        found_pages = [int(number) for number in PAGE_MARKER.findall(text)]
+        figures = tuple(dict.fromkeys(carried + tuple(FIGURE_MARKER.findall(text))))
+        cleaned = FIGURE_MARKER.sub("", PAGE_MARKER.sub("", text))
+        cleaned = _BLANK_RUNS.sub("\n\n", cleaned).strip()
+        if found_pages:
+            page = found_pages[-1]
+        heading, _, body = cleaned.partition("\n\n")
+        if not body.strip() and heading.strip() == path.strip():
+            carried = figures
+            continue
+        carried = ()
+        # The page it starts on, unless the passage opens with a page marker of its own.
+        first_line = text.split("\n\n", 1)[-1].lstrip()
+        pages = [] if starts_on is None or PAGE_MARKER.match(first_line) else [starts_on]
+        pages = sorted(set(pages + found_pages))
+        chunks.append(
+            Chunk(
+                position=len(chunks),
+                heading_path=path,
+                text=cleaned,
+                token_count=count_tokens(cleaned),
+                pages=tuple(pages),
+                figures=figures,
+            )
+        )
+    return chunks
 
 
 def _check_counter(count_tokens: Callable[[str], int], max_tokens: int) -> None:

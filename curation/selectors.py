@@ -15,6 +15,7 @@ from django.db.models import (
     F,
     FloatField,
     Min,
+    Prefetch,
     Q,
     QuerySet,
     Value,
@@ -27,6 +28,7 @@ from pgvector.django import CosineDistance
 from curation import qa
 from curation.models import (
     DocumentChunk,
+    Figure,
     IngestionRun,
     Manual,
     ManualDocument,
@@ -57,7 +59,47 @@ def manual_documents(*, manual: Manual) -> QuerySet[ManualDocument]:
 
 
 def document_chunks(*, document: ManualDocument) -> QuerySet[DocumentChunk]:
-    return document.chunks.current().defer("embedding").order_by("position")
+    """The current chunks of a document in order, each with its ``figures`` (prefetched)."""
+    return (
+        document.chunks.current()
+        .defer("embedding")
+        .order_by("position")
+        .prefetch_related(Prefetch("figures", queryset=Figure.objects.order_by("position")))
+    )
+
+
+def figure_url(*, manual_id: int, document_id: int, figure_id: int) -> str:
+    """Where a figure's image is served (``curation.views.figure_image``)."""
+    from django.urls import reverse
+
+    return reverse("curation:figure", args=[manual_id, document_id, figure_id])
+
+
+def chunk_figures(*, chunk_ids: Sequence[int], per_chunk: int = 4) -> dict[int, list[dict]]:
+    """The figures of each chunk as a citation shows them, in document order, at most
+    ``per_chunk`` each: ``{"url", "caption", "width", "height"}`` (one query)."""
+    found: dict[int, list[dict]] = {}
+    if not chunk_ids:
+        return found
+    rows = (
+        Figure.objects.filter(chunk_id__in=list(chunk_ids))
+        .annotate(row=Window(RowNumber(), partition_by="chunk_id", order_by="position"))
+        .filter(row__lte=per_chunk)
+        .order_by("chunk_id", "position")
+        .values_list(
+            "pk", "chunk_id", "document_id", "document__manual_id", "caption", "width", "height"
+        )
+    )
+    for pk, chunk_id, document_id, manual_id, caption, width, height in rows:
+        found.setdefault(chunk_id, []).append(
+            {
+                "url": figure_url(manual_id=manual_id, document_id=document_id, figure_id=pk),
+                "caption": caption,
+                "width": width,
+                "height": height,
+            }
+        )
+    return found
 
 
 def latest_ingestion_runs(*, manual: Manual | None = None, limit: int = 10) -> list[IngestionRun]:

@@ -410,6 +410,16 @@ CRAWL_TIMEOUT_S = env_float("CRAWL_TIMEOUT_S", 10.0)
 CRAWL_RETRIES = env_int("CRAWL_RETRIES", 2, minimum=0)
 CRAWL_MAX_BYTES = env_int("CRAWL_MAX_BYTES", 2_000_000, minimum=1024)
 CRAWL_MIN_DELAY_S = env_float("CRAWL_MIN_DELAY_S", 0.2)
+# A PDF manual is one file of hundreds of pages: its own size limit (bytes), for files, zip
+# members and downloads alike; a bigger PDF is refused, naming the limit.
+PDF_MAX_BYTES = env_int("PDF_MAX_BYTES", 100_000_000, minimum=1024)
+# Figures (pictures of pages and PDFs, curation/services/figures.py): an image over this many
+# bytes is not read, one declaring more pixels than this is not decoded (a few kilobytes of
+# PNG can declare gigapixels), and what is kept is scaled to this longest side and stored
+# under MEDIA_ROOT as WebP. A refused image is noted on the ingestion run; its page is kept.
+FIGURE_MAX_BYTES = env_int("FIGURE_MAX_BYTES", 10_000_000, minimum=1024)
+FIGURE_MAX_PIXELS = env_int("FIGURE_MAX_PIXELS", 25_000_000, minimum=1024)
+FIGURE_MAX_SIDE = env_int("FIGURE_MAX_SIDE", 1600, minimum=64)
 # Where people may ingest local folders and zips from (the admin's ingest page): paths are
 # resolved, symlinks included, and must lie under one of these. Commands may name any path.
 INGEST_ROOTS = env_list("INGEST_ROOTS", [str(VAR_DIR / "ingest")])

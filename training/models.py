@@ -291,8 +291,7 @@ class EvaluationRun(CancellableJobRow):
     judge_check = models.JSONField(
         default=dict,
         blank=True,
-        help_text="The judge against people: {n, accuracy, kappa, sources, "
-        "disagreements}",
+        help_text="The judge against people: {n, accuracy, kappa, sources, disagreements}",
     )
 
     class Meta:

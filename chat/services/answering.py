@@ -44,6 +44,8 @@ logger = logging.getLogger("chat.services")
 NEAREST_PASSAGES = 3
 #: Characters of a passage kept in a citation's excerpt.
 EXCERPT_CHARS = 300
+#: A citation shows at most this many figures of its passage, as thumbnails.
+CITATION_FIGURES = 4
 #: Message shown for an answer abandoned by its owner (the stream was closed mid-answer).
 INTERRUPTED = "The answer was interrupted before it was complete."
 
@@ -488,14 +490,23 @@ def _citations(
     passages: Sequence[Passage], *, in_prompt: bool, only: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
     """Passages as stored in ``Message.citations``, numbered as in the prompt (``only``: just
-    those numbers)."""
+    those numbers), each with the figures of its chunk (``figures``: url, caption, width and
+    height of at most ``CITATION_FIGURES``)."""
     from django.urls import reverse
 
+    from curation.selectors import chunk_figures
+
     wanted = set(only) if only is not None else None
+    chosen = [
+        (index, passage)
+        for index, passage in enumerate(passages, start=1)
+        if wanted is None or index in wanted
+    ]
+    figures = chunk_figures(
+        chunk_ids=[passage.chunk_id for _, passage in chosen], per_chunk=CITATION_FIGURES
+    )
     citations = []
-    for index, passage in enumerate(passages, start=1):
-        if wanted is not None and index not in wanted:
-            continue
+    for index, passage in chosen:
         url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
         excerpt = _plain_excerpt(passage.body)
         citations.append(
@@ -515,6 +526,7 @@ def _citations(
                 "url": f"{url}?chunk={passage.chunk_id}#chunk-{passage.chunk_id}",
                 "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
                 "in_prompt": in_prompt,
+                "figures": figures.get(passage.chunk_id, []),
             }
         )
     return citations

@@ -26,8 +26,9 @@ class IngestForm(forms.Form):
     )
     source = forms.CharField(
         max_length=1000,
-        help_text="A start URL (pages under its path are crawled), a folder of HTML or "
-        "markdown files, or a .zip of HTML pages on the server.",
+        help_text="A start URL (pages under its path are crawled, and PDFs it links to), a "
+        "folder of HTML, markdown or PDF files, a .zip of HTML pages or PDFs, or a PDF on the "
+        "server.",
     )
     max_pages = forms.IntegerField(min_value=1, initial=500)
 
@@ -91,8 +92,14 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     def page_errors(self, obj: IngestionRun) -> str:
         if not obj.errors:
             return "None"
+        # A note (an image left out of a page that was kept) has "note" in place of "error".
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td></tr>", ((e["page"], e["error"]) for e in obj.errors)
+            "",
+            "<tr><td>{}</td><td>{}</td></tr>",
+            (
+                (e["page"], e["error"] if "error" in e else f"Note: {e.get('note', '')}")
+                for e in obj.errors
+            ),
         )
         return format_html(
             "<table><thead><tr><th>Page</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 
 from curation import selectors, services
 from curation.models import (
     DocumentChunk,
+    Figure,
     Manual,
     ManualDocument,
 )
@@ -87,6 +89,42 @@ class ChunkInline(ReadOnlyInlineMixin, admin.TabularInline):
         return obj.embedding is not None
 
 
+class FigureInline(ReadOnlyInlineMixin, admin.TabularInline):
+    """The document's figures, every version's, with a thumbnail and the passage each is in."""
+
+    model = Figure
+    fields = ("version", "position", "thumbnail", "caption", "passage", "size", "page")
+    show_change_link = False  # a figure has no page of its own; its thumbnail opens it
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_manual_id=F("document__manual_id"), _passage=F("chunk__position"))
+            .order_by("version", "position")
+        )
+
+    @admin.display(description="Image")
+    def thumbnail(self, obj: Figure) -> str:
+        url = selectors.figure_url(
+            manual_id=obj._manual_id, document_id=obj.document_id, figure_id=obj.pk
+        )
+        return format_html(
+            '<a href="{}"><img src="{}" alt="{}" style="max-height:64px;max-width:160px"></a>',
+            url,
+            url,
+            obj.caption,
+        )
+
+    @admin.display(description="Passage")
+    def passage(self, obj: Figure) -> str:
+        return f"#{obj._passage}" if obj._passage is not None else "-"
+
+    @admin.display(description="Size")
+    def size(self, obj: Figure) -> str:
+        return f"{obj.width}x{obj.height}"
+
+
 @admin.register(ManualDocument)
 class ManualDocumentAdmin(admin.ModelAdmin):
     list_display = ("title", "source_name", "manual", "version", "word_count", "updated_at")
@@ -105,7 +143,7 @@ class ManualDocumentAdmin(admin.ModelAdmin):
         "created_at",
     )
     fields = ("title", *readonly_fields, "markdown")
-    inlines = [ChunkInline]
+    inlines = [ChunkInline, FigureInline]
     actions = ["generate_qa_pairs"]
 
     def has_generate_permission(self, request) -> bool:

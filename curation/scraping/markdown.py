@@ -1,16 +1,21 @@
-"""HTML to markdown: drop site chrome, keep headings, paragraphs, lists, tables, code and
-callouts."""
+"""HTML to markdown: drop site chrome, keep headings, paragraphs, lists, tables, code,
+callouts, and figures (as markers, when the page's source can read its images)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 
+from curation.images import image_size, is_icon
 from curation.scraping.text import PageRejected, _normalize_chars, normalize_text
+from curation.sources.pages import ImageUnavailable, LoadedImage
 
 # A page needs at least this many words of body text (title excluded) to be worth keeping;
 # fewer means the content was JavaScript-rendered, a redirect stub, or an error page.
@@ -18,12 +23,46 @@ MIN_WORDS: Final = 5
 
 
 @dataclass(frozen=True)
+class PageFigure:
+    """A picture a cleaned page keeps: ``key`` (the SHA-256 of ``data`` in hex) names it in the
+    page's markdown (``<!-- figure KEY -->``); ``caption`` is its figcaption or alt text."""
+
+    key: str
+    data: bytes
+    caption: str
+    url: str
+
+
+@dataclass(frozen=True)
 class CleanedPage:
-    """A cleaned page: its title, its markdown (starting with ``# {title}``) and word count."""
+    """A cleaned page: its title, its markdown (starting with ``# {title}``) and word count;
+    the figures its markdown refers to, and notes on the images it had to leave out."""
 
     title: str
     markdown: str
     word_count: int
+    figures: tuple[PageFigure, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+#: Reads an image of the page (see ``curation.sources.ImageLoader``).
+ImageReader = Callable[[str], LoadedImage]
+#: A page keeps at most this many figures, and this many bytes of them (they stay in memory
+#: until the page is stored); the rest are left out with a note.
+MAX_FIGURES_PER_PAGE: Final = 60
+MAX_FIGURE_BYTES_PER_PAGE: Final = 60_000_000
+_FIGURE_LINE: Final = "<!-- figure {key} -->"
+_NUMBERED_CAPTION_RE: Final = re.compile(r"(?i)^(?:figure|fig\.)\s*[a-z]?-?\d")
+
+
+def figure_caption_line(caption: str) -> str:
+    """The paragraph that follows a figure's marker: ``*Figure: {caption}*`` (or the caption
+    alone in emphasis when it already reads "Figure 3. ..."), empty without a caption. The
+    document page finds a figure's place in a passage by this line."""
+    caption = caption.strip().replace("*", "\\*")
+    if not caption:
+        return ""
+    return f"*{caption}*" if _NUMBERED_CAPTION_RE.match(caption) else f"*Figure: {caption}*"
 
 
 # --------------------------------------------------------------------------------------------
@@ -34,7 +73,7 @@ class CleanedPage:
 _DROP_TAGS: Final = frozenset(
     {
         "nav", "header", "footer", "script", "style", "noscript", "form", "iframe", "svg",
-        "button", "img", "picture", "video", "audio", "canvas", "object", "embed", "template",
+        "button", "video", "audio", "canvas", "object", "embed", "template",
         "input", "select", "textarea", "map", "source", "track", "link", "meta", "head",
         "dialog", "math",
     }
@@ -68,10 +107,18 @@ _WORD_RE: Final = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")
 _INLINE_SPACE_RE: Final = re.compile(r"\s+")
 _INNER_SPACES_RE: Final = re.compile(r"(?<=\S) {2,}")
 _FENCE_RE: Final = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_MARKDOWN_LOOKALIKE_RE: Final = re.compile(r"#{1,6}(?:\s|$)|`{3,}|~{3,}")
+# Page text that would read as markdown structure, or as a figure or page marker.
+_MARKDOWN_LOOKALIKE_RE: Final = re.compile(r"#{1,6}(?:\s|$)|`{3,}|~{3,}|<!--")
+_MARKER_LINE_RE: Final = re.compile(r"^<!-- (?:figure|page) [^\n]*-->$", re.MULTILINE)
 
 
-def html_to_markdown(html: str, *, base_url: str | None = None) -> CleanedPage:
+def html_to_markdown(
+    html: str,
+    *,
+    base_url: str | None = None,
+    load_image: ImageReader | None = None,
+    max_figures: int = MAX_FIGURES_PER_PAGE,
+) -> CleanedPage:
     """Convert a page's HTML to clean markdown (see the module docstring for what is kept).
 
     Only ``<main>`` / ``[role=main]`` / a single ``<article>`` is converted when the page has
@@ -82,6 +129,13 @@ def html_to_markdown(html: str, *, base_url: str | None = None) -> CleanedPage:
 
     ``base_url`` only labels rejection messages: links are reduced to their text, so no URL
     is ever resolved.
+
+    With ``load_image`` (the page's source reads its images), each ``<img>`` of the content
+    is read: a picture becomes a marker line ``<!-- figure KEY -->`` at its place, followed by
+    :func:`figure_caption_line` of its ``<figcaption>`` (else its alt text), and is returned in
+    ``figures``. Icons (under 32 pixels a side) are left out silently; an image that cannot be
+    read, or is not PNG, JPEG, GIF, WebP or BMP, is left out with a note (its figcaption stays
+    as text). Without ``load_image`` images are dropped, as everywhere before figures.
 
     Raises:
         PageRejected: ``"empty after cleaning"`` when fewer than ``MIN_WORDS`` words of body
@@ -103,6 +157,10 @@ def html_to_markdown(html: str, *, base_url: str | None = None) -> CleanedPage:
     for tag in chrome:
         if not tag.decomposed:
             tag.decompose()
+    collector = _FigureCollector(soup, load_image, max_figures)
+    if load_image is not None:
+        collector.collect(root, renderer)
+    renderer.figures = collector
     title = ""
     if title_h1 is not None:
         title = normalize_text(_INLINE_SPACE_RE.sub(" ", renderer.inline(title_h1)))
@@ -110,13 +168,178 @@ def html_to_markdown(html: str, *, base_url: str | None = None) -> CleanedPage:
         title = normalize_text(_INLINE_SPACE_RE.sub(" ", fallback_title))
 
     body = _tidy_markdown("\n\n".join(renderer.blocks(root)))
-    body_words = len(_WORD_RE.findall(body))
+    body_words = _word_count(body)
     if body_words < MIN_WORDS:
         where = f" ({base_url})" if base_url else ""
         raise PageRejected(f"empty after cleaning: {body_words} word(s) of text left{where}")
 
     markdown = f"# {title}\n\n{body}\n" if title else f"{body}\n"
-    return CleanedPage(title=title, markdown=markdown, word_count=len(_WORD_RE.findall(markdown)))
+    return CleanedPage(
+        title=title,
+        markdown=markdown,
+        word_count=_word_count(markdown),
+        figures=tuple(collector.emitted.values()),
+        notes=tuple(collector.notes),
+    )
+
+
+def _word_count(markdown: str) -> int:
+    """Words of text: figure and page markers are not words of the page."""
+    return len(_WORD_RE.findall(_MARKER_LINE_RE.sub("", markdown)))
+
+
+@dataclass
+class _Kept:
+    """An ``<img>`` kept as a figure: its key and bytes, and the paragraph written after its
+    marker (empty for all but the last image of a ``<figure>`` sharing one caption)."""
+
+    figure: PageFigure
+    paragraph: str
+
+
+class _FigureCollector:
+    """Reads a page's images before it is rendered, so the renderer knows which ``<img>`` are
+    figures (a figure is a block of its own; an icon stays out of the text's way)."""
+
+    def __init__(self, soup: BeautifulSoup, load_image: ImageReader | None, limit: int) -> None:
+        self.load_image = load_image
+        self.limit = limit
+        self.kept: dict[int, _Kept] = {}
+        self.emitted: dict[str, PageFigure] = {}
+        self.notes: list[str] = []
+        self._bytes = 0
+        base = soup.find("base")
+        href = base.get("href") if isinstance(base, Tag) else None
+        self._base = str(href).strip() if href else ""
+
+    def collect(self, root: Tag, renderer: _Renderer) -> None:
+        by_key: dict[str, PageFigure] = {}
+        for img in root.find_all("img"):
+            src = self._src(img)
+            if not src or str(img.get("role", "")).lower() in {"presentation", "none"}:
+                continue
+            if _declared_icon(img):
+                continue
+            label = _image_label(src)
+            if _is_svg(src):
+                self.notes.append(f"image {label} left out: an SVG drawing (figures are raster)")
+                continue
+            if len(by_key) >= self.limit:
+                self.notes.append(f"image {label} left out: over {self.limit} figures on the page")
+                continue
+            try:
+                loaded = self.load_image(src) if self.load_image is not None else None
+            except ImageUnavailable as exc:
+                self.notes.append(f"image {label} left out: {exc}")
+                continue
+            if loaded is None:
+                continue
+            size = image_size(loaded.data)
+            if size is None:
+                self.notes.append(
+                    f"image {label} left out: not a PNG, JPEG, GIF, WebP or BMP image"
+                )
+                continue
+            if is_icon(size):
+                continue
+            key = hashlib.sha256(loaded.data).hexdigest()
+            caption = _caption(img, renderer)
+            figure = by_key.get(key)
+            if figure is None:
+                if self._bytes + len(loaded.data) > MAX_FIGURE_BYTES_PER_PAGE:
+                    self.notes.append(
+                        f"image {label} left out: the page's images are over "
+                        f"{MAX_FIGURE_BYTES_PER_PAGE} bytes"
+                    )
+                    continue
+                self._bytes += len(loaded.data)
+                figure = PageFigure(key, loaded.data, caption, loaded.url)
+                by_key[key] = figure
+            self.kept[id(img)] = _Kept(figure, figure_caption_line(caption))
+        self._share_figcaptions(root)
+
+    def _src(self, img: Tag) -> str:
+        src = str(img.get("src") or img.get("data-src") or "").strip()
+        if not src:
+            srcset = str(img.get("srcset") or "").strip()
+            src = srcset.split(",")[0].split()[0] if srcset else ""
+        if src and self._base and src[:5].lower() != "data:":
+            src = urljoin(self._base, src)
+        return src
+
+    def _share_figcaptions(self, root: Tag) -> None:
+        """A ``<figure>`` whose pictures are kept: its caption is written once, after its last
+        picture, and its ``<figcaption>`` is not rendered a second time as text."""
+        for figure in root.find_all("figure"):
+            images = [img for img in figure.find_all("img") if id(img) in self.kept]
+            if not images:
+                continue
+            for img in images[:-1]:
+                if _own_figcaption(img) is not None:
+                    self.kept[id(img)].paragraph = ""
+            for caption in figure.find_all("figcaption"):
+                if caption.find_parent("figure") is figure:
+                    caption.decompose()
+
+    def is_figure(self, tag: Tag) -> bool:
+        return tag.name == "img" and id(tag) in self.kept
+
+    def holds_figure(self, tag: Tag) -> bool:
+        return bool(self.kept) and any(id(img) in self.kept for img in tag.find_all("img"))
+
+    def block(self, img: Tag) -> str:
+        """The marker of a kept ``<img>``, and its caption paragraph."""
+        kept = self.kept[id(img)]
+        self.emitted.setdefault(kept.figure.key, kept.figure)
+        marker = _FIGURE_LINE.format(key=kept.figure.key)
+        return f"{marker}\n\n{kept.paragraph}" if kept.paragraph else marker
+
+
+def _own_figcaption(img: Tag) -> Tag | None:
+    figure = img.find_parent("figure")
+    if figure is None:
+        return None
+    for caption in figure.find_all("figcaption"):
+        if caption.find_parent("figure") is figure:
+            return caption
+    return None
+
+
+def _caption(img: Tag, renderer: _Renderer) -> str:
+    """A picture's caption: its figure's ``<figcaption>``, else its alt text, else its title."""
+    figcaption = _own_figcaption(img)
+    text = renderer.inline(figcaption) if figcaption is not None else ""
+    for candidate in (text, str(img.get("alt") or ""), str(img.get("title") or "")):
+        caption = normalize_text(_INLINE_SPACE_RE.sub(" ", candidate))
+        if caption:
+            return caption[:1000]
+    return ""
+
+
+def _declared_icon(img: Tag) -> bool:
+    """Whether the page itself sizes the image as an icon (a width or height under 32)."""
+    for name in ("width", "height"):
+        value = str(img.get(name, "")).strip().removesuffix("px")
+        if value.isdigit() and int(value) < 32:
+            return True
+    return False
+
+
+def _is_svg(src: str) -> bool:
+    if src[:5].lower() == "data:":
+        return src[5:18].lower() == "image/svg+xml"
+    return urlsplit(src).path.lower().endswith((".svg", ".svgz"))
+
+
+def _image_label(src: str) -> str:
+    """How a note names an image: its address as written (a data: URI by its type only)."""
+    if src[:5].lower() == "data:":
+        return f"{src.split(',', 1)[0][:60]},... ({len(src)} characters)"
+    return src if len(src) <= 200 else src[:200] + "..."
+
+
+def _is_figure_block(block: str) -> bool:
+    return block.startswith("<!-- figure ")
 
 
 def _content_root(soup: BeautifulSoup) -> Tag:
@@ -201,7 +424,14 @@ def _apply_label(text: str, class_label: str | None) -> str:
 
 
 class _Renderer:
-    """Walks the cleaned tree and renders markdown blocks (one string per block)."""
+    """Walks the cleaned tree and renders markdown blocks (one string per block).
+
+    A figure (a kept ``<img>``) is a block of its own: its marker must be a line of its own,
+    so a figure met inside a list, a table or a callout is written after it instead."""
+
+    def __init__(self) -> None:
+        self.figures: _FigureCollector | None = None
+        self._hoisted: list[str] = []
 
     def blocks(self, node: Tag) -> list[str]:
         """Render a container's children: runs of inline content become paragraphs."""
@@ -240,6 +470,19 @@ class _Renderer:
 
     def block(self, tag: Tag) -> list[str]:
         name = tag.name
+        if self.figures is not None and self.figures.is_figure(tag):
+            return [self.figures.block(tag)]
+        if name in {"ul", "ol", "table"}:
+            # Figures inside come out of the list or table and follow it.
+            mark = len(self._hoisted)
+            rendered = self._block(tag)
+            hoisted = self._hoisted[mark:]
+            del self._hoisted[mark:]
+            return [*rendered, *hoisted]
+        return self._block(tag)
+
+    def _block(self, tag: Tag) -> list[str]:
+        name = tag.name
         if name in _HEADING_TAGS:
             text = _INLINE_SPACE_RE.sub(" ", self.inline(tag)).strip()
             # The page title is the only "# " line; other <h1>s are demoted to sections.
@@ -258,6 +501,11 @@ class _Renderer:
         inner = self.blocks(tag)
         if not label or not inner:
             return inner
+        # A callout is one paragraph: its figures follow it.
+        figures = [block for block in inner if _is_figure_block(block)]
+        inner = [block for block in inner if not _is_figure_block(block)]
+        if not inner:
+            return figures
         # A callout is one paragraph: headings inside it are plain text, and a list inside it
         # stays on its own lines but without blank lines.
         inner = [_HEADING_MARK_RE.sub("", block) for block in inner]
@@ -265,7 +513,7 @@ class _Renderer:
         if title and len(inner) > 1:  # a title block such as Sphinx's "admonition-title"
             label = title.group(1).capitalize()
             inner = inner[1:]
-        return [_apply_label("\n".join(inner), label)]
+        return [_apply_label("\n".join(inner), label), *figures]
 
     def inline(self, tag: Tag) -> str:
         if tag.name == "br":
@@ -285,11 +533,16 @@ class _Renderer:
         return "".join(parts)
 
     def _is_blockish(self, tag: Tag) -> bool:
-        # An inline tag wrapping blocks (<a><div>...</div></a>) must be rendered as blocks.
+        # An inline tag wrapping blocks (<a><div>...</div></a>) must be rendered as blocks; so
+        # must a figure, and a tag holding one.
         return (
             tag.name in _BLOCK_TAGS
             or _callout_label(tag) is not None
             or tag.find(_BLOCK_TAGS_BUT_BR) is not None
+            or (
+                self.figures is not None
+                and (self.figures.is_figure(tag) or self.figures.holds_figure(tag))
+            )
         )
 
     def _list(self, tag: Tag, indent: str = "") -> str:
@@ -301,6 +554,9 @@ class _Renderer:
             number += 1
             body: list[str] = []
             for block in self._flow(item, nested_indent=indent + " " * len(marker)):
+                if _is_figure_block(block):
+                    self._hoisted.append(block)
+                    continue
                 body.extend(block.split("\n"))
             if not body:
                 continue
@@ -363,7 +619,9 @@ class _Renderer:
 
     def _cell_text(self, cell: Tag) -> str:
         # A pipe-table cell is one line: inner newlines collapse, pipes are escaped.
-        text = " ".join(self.blocks(cell))
+        blocks = self.blocks(cell)
+        self._hoisted.extend(block for block in blocks if _is_figure_block(block))
+        text = " ".join(block for block in blocks if not _is_figure_block(block))
         text = _INLINE_SPACE_RE.sub(" ", text).strip()
         return text.replace("|", "\\|")
 
@@ -423,7 +681,7 @@ def _merge_label_only_paragraphs(blocks: list[str]) -> list[str]:
             following is not None
             and _LABEL_ONLY_RE.match(block)
             and block.endswith(":")
-            and not following.startswith(("#", "|", "```", "- "))
+            and not following.startswith(("#", "|", "```", "- ", "<!-- "))
         ):
             merged.append(_apply_label(f"{block} {following}", None))
             index += 2

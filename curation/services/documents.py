@@ -18,15 +18,17 @@ from django.db.models import F, Func, QuerySet, Value
 from django.utils import timezone
 
 from curation.chunking import chunk_markdown
-from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
+from curation.models import DocumentChunk, Manual, ManualDocument, QAPair, SourceFile
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
+from curation.services.figures import figure_files_delete, figures_create, figures_retire
 from curation.sources import RawPage
 from manualqa.embedding import embed
 from manualqa.lib.embeddings import token_counter
 
 __all__ = [
     "CleanDocument",
+    "FigureImage",
     "chunks_embed_pending",
     "clean_page",
     "content_hash",
@@ -35,18 +37,39 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class FigureImage:
+    """A picture found in a page or a PDF, before it is stored: ``key`` (the SHA-256 of
+    ``data`` in hex) is how the document's markdown refers to it (``<!-- figure KEY -->``)."""
+
+    key: str
+    data: bytes
+    caption: str = ""
+    page: int | None = None
+    source_url: str = ""
+
+
+@dataclass(frozen=True)
 class CleanDocument:
-    """A page turned into markdown, ready to store."""
+    """A page (or a section of a PDF) turned into markdown, ready to store.
+
+    ``figures`` are the pictures its markdown refers to; ``source_file`` is the stored PDF a
+    section was cut from and ``first_page`` the page it starts on (None for web pages)."""
 
     source_name: str
     source_url: str
     title: str
     markdown: str
     word_count: int
+    figures: tuple[FigureImage, ...] = ()
+    source_file: SourceFile | None = None
+    first_page: int | None = None
 
 
-def clean_page(page: RawPage) -> CleanDocument:
-    """Turn a fetched page (HTML or markdown) into a clean document, or raise PageRejected."""
+def clean_page(page: RawPage, *, on_note: Callable[[str], None] | None = None) -> CleanDocument:
+    """Turn a fetched page (HTML or markdown) into a clean document, or raise PageRejected.
+
+    An HTML page's pictures are read through its source's ``load_image`` and come with the
+    document as ``figures``; ``on_note`` is told of each image left out, and why."""
     if page.error is not None or page.content is None:
         raise PageRejected(page.error or "no content")
     if page.content_type == "text/markdown":
@@ -63,10 +86,21 @@ def clean_page(page: RawPage) -> CleanDocument:
             raise PageRejected("empty after cleaning")
         return CleanDocument(page.source_name, page.source_url, title, markdown + "\n", word_count)
     html = decode_html(page.content, content_type_header=_content_type_header(page))
-    cleaned = html_to_markdown(html, base_url=page.source_url)
+    cleaned = html_to_markdown(html, base_url=page.source_url, load_image=page.load_image)
     title = cleaned.title or Path(page.source_name).stem.replace("-", " ").title()
+    if on_note is not None:
+        for note in cleaned.notes:
+            on_note(note)
     return CleanDocument(
-        page.source_name, page.source_url, title, cleaned.markdown, cleaned.word_count
+        page.source_name,
+        page.source_url,
+        title,
+        cleaned.markdown,
+        cleaned.word_count,
+        figures=tuple(
+            FigureImage(key=f.key, data=f.data, caption=f.caption, source_url=f.url)
+            for f in cleaned.figures
+        ),
     )
 
 
@@ -87,7 +121,9 @@ def content_hash(markdown: str) -> str:
     return hashlib.sha256(markdown.encode("utf-8")).hexdigest()
 
 
-def _build_chunks(document: ManualDocument) -> list[DocumentChunk]:
+def _build_chunks(document: ManualDocument) -> list[tuple[DocumentChunk, tuple[str, ...]]]:
+    """The chunks of the document's current version, each with the keys of the figures whose
+    markers it held."""
     chunks = chunk_markdown(
         document.markdown,
         title=document.title,
@@ -96,25 +132,50 @@ def _build_chunks(document: ManualDocument) -> list[DocumentChunk]:
         count_tokens=token_counter(settings.EMBEDDING_MODEL),
     )
     return [
-        DocumentChunk(
-            document=document,
-            version=document.version,
-            position=chunk.position,
-            heading_path=chunk.heading_path[:1000],
-            text=chunk.text,
-            token_count=chunk.token_count,
+        (
+            DocumentChunk(
+                document=document,
+                version=document.version,
+                position=chunk.position,
+                heading_path=chunk.heading_path[:1000],
+                text=chunk.text,
+                token_count=chunk.token_count,
+                pages=list(chunk.pages),
+            ),
+            chunk.figures,
         )
         for chunk in chunks
     ]
 
 
-@transaction.atomic
-def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocument, str, int]:
+def document_upsert(
+    *,
+    manual: Manual,
+    clean: CleanDocument,
+    on_note: Callable[[str], None] | None = None,
+) -> tuple[ManualDocument, str, int]:
     """Store a cleaned page, atomically. Returns (document, outcome, chunks created).
 
-    ``outcome`` is ``created``, ``updated`` (content changed: version + 1, chunks rebuilt) or
-    ``unchanged`` (same hash: only ``fetched_at`` moves).
+    ``outcome`` is ``created``, ``updated`` (content changed: version + 1, chunks and figures
+    rebuilt) or ``unchanged`` (same hash: only ``fetched_at`` moves). ``on_note`` is told of
+    each figure left out (``services.figures.figures_create``).
     """
+    written: list[str] = []
+    try:
+        return _document_upsert(manual=manual, clean=clean, on_note=on_note, written=written)
+    except BaseException:
+        figure_files_delete(written)  # their rows were rolled back
+        raise
+
+
+@transaction.atomic
+def _document_upsert(
+    *,
+    manual: Manual,
+    clean: CleanDocument,
+    on_note: Callable[[str], None] | None,
+    written: list[str],
+) -> tuple[ManualDocument, str, int]:
     now = timezone.now()
     digest = content_hash(clean.markdown)
     document = (
@@ -143,16 +204,31 @@ def document_upsert(*, manual: Manual, clean: CleanDocument) -> tuple[ManualDocu
     document.markdown = clean.markdown
     document.content_hash = digest
     document.word_count = clean.word_count
+    document.source_file = clean.source_file
+    document.first_page = clean.first_page
     document.fetched_at = now
     document.updated_at = now
     document.save()
     document.refresh_from_db(fields=["version"])
-    chunks = DocumentChunk.objects.bulk_create(_build_chunks(document))
+    built = _build_chunks(document)
+    chunks = DocumentChunk.objects.bulk_create([chunk for chunk, _ in built])
+    chunk_of: dict[str, DocumentChunk] = {}
+    for chunk, keys in built:
+        for key in keys:
+            chunk_of.setdefault(key, chunk)
+    figures_create(
+        document=document,
+        figures=clean.figures,
+        chunk_of=chunk_of,
+        on_note=on_note,
+        written=written,
+    )
     if outcome == "updated":
         # The embedded chunks of the old text keep answering questions until the new ones are
         # embedded (``chunks_embed_pending`` swaps them); old chunks that were never embedded
         # serve nobody, so they go now (security review M7).
         _retire(document.chunks.filter(version__lt=document.version, embedding__isnull=True))
+        figures_retire(document_id=document.pk, version=document.version)
     return document, outcome, len(chunks)
 
 
@@ -181,6 +257,7 @@ def _store_vectors(batch: list[DocumentChunk]) -> None:
     ready = ManualDocument.objects.filter(pk__in=document_ids - waiting)
     for document_id, version in ready.values_list("pk", "version"):
         _retire(DocumentChunk.objects.filter(document_id=document_id, version__lt=version))
+        figures_retire(document_id=document_id, version=version)
 
 
 def _retire(old: QuerySet[DocumentChunk]) -> None:

@@ -20,8 +20,21 @@ from django.utils import timezone
 
 from curation.models import IngestionRun, Manual
 from curation.scraping import PageRejected
-from curation.services.documents import chunks_embed_pending, clean_page, document_upsert
-from curation.sources import CrawlOptions, RawPage, SourceError, count_hint, iter_source
+from curation.services.documents import (
+    CleanDocument,
+    chunks_embed_pending,
+    clean_page,
+    document_upsert,
+)
+from curation.services.pdfs import clean_pdf
+from curation.sources import (
+    PDF_CONTENT_TYPE,
+    CrawlOptions,
+    RawPage,
+    SourceError,
+    count_hint,
+    iter_source,
+)
 from manualqa import roles
 from manualqa.jobs import lifecycle, queues, runner
 
@@ -98,11 +111,16 @@ def _source_kind(source: str) -> str:
     path = Path(source)
     if path.is_file() and path.suffix.lower() == ".zip":
         return IngestionRun.SourceKind.HTML_ZIP
+    if path.is_file() and path.suffix.lower() == ".pdf":
+        return IngestionRun.SourceKind.PDF
     if path.is_dir():
         return IngestionRun.SourceKind.FOLDER
     if path.exists():
         raise ValidationError(
-            {"source": f"{source} is a file but not a .zip: give a URL, a folder or a zip"}
+            {
+                "source": f"{source} is a file but not a .zip or a .pdf: give a URL, a "
+                "folder, a zip or a PDF"
+            }
         )
     raise ValidationError({"source": f"{source} is neither an http(s) URL nor an existing path"})
 
@@ -115,8 +133,10 @@ def _folder_kind(run: IngestionRun) -> None:
         kind = IngestionRun.SourceKind.HTML_FOLDER
     elif any(path.rglob("*.md")):
         kind = IngestionRun.SourceKind.MARKDOWN_FOLDER
+    elif any(p.suffix.lower() == ".pdf" for p in path.rglob("*.[pP][dD][fF]")):
+        kind = IngestionRun.SourceKind.PDF_FOLDER
     else:
-        raise IngestionFailed(f"{run.source} holds no .html or .md files")
+        raise IngestionFailed(f"{run.source} holds no .html, .md or .pdf files")
     IngestionRun.objects.filter(pk=run.pk).update(source_kind=kind)
     run.source_kind = kind
 
@@ -147,6 +167,8 @@ def crawl_options(options: dict) -> CrawlOptions:
         timeout_s=float(options.get("timeout_s", settings.CRAWL_TIMEOUT_S)),
         retries=int(options.get("retries", settings.CRAWL_RETRIES)),
         max_bytes=int(options.get("max_bytes", settings.CRAWL_MAX_BYTES)),
+        max_pdf_bytes=int(options.get("max_pdf_bytes", settings.PDF_MAX_BYTES)),
+        max_image_bytes=int(options.get("max_image_bytes", settings.FIGURE_MAX_BYTES)),
         min_delay_s=float(options.get("min_delay_s", settings.CRAWL_MIN_DELAY_S)),
         backoff_s=float(options.get("backoff_s", 0.5)),
         allow_private_networks=bool(
@@ -299,12 +321,25 @@ def ingestion_run_process_pages(
     return run
 
 
+def _clean(run: IngestionRun, page: RawPage) -> tuple[list[CleanDocument], list[str]]:
+    """What a fetched page holds: one document (a web page, a markdown file), or one per
+    section of a PDF, and the notes on what was skipped in it."""
+    if page.error is None and page.content_type == PDF_CONTENT_TYPE:
+        return clean_pdf(page, manual=run.manual)
+    notes: list[str] = []
+    return [clean_page(page, on_note=notes.append)], notes
+
+
 def _ingest_page(run: IngestionRun, page: RawPage) -> None:
     counters: dict[str, object] = {"pages_done": F("pages_done") + 1}
     run.pages_done += 1
     try:
-        clean = clean_page(page)
-        _, outcome, chunk_count = document_upsert(manual=run.manual, clean=clean)
+        cleaned, notes = _clean(run, page)
+        # Figures left out while storing add to the page's notes; the page is still stored.
+        outcomes = [
+            document_upsert(manual=run.manual, clean=clean, on_note=notes.append)
+            for clean in cleaned
+        ]
     except PageRejected as exc:
         logger.info("page %s rejected: %s", page.source_name, exc)
         run.pages_failed += 1
@@ -312,11 +347,20 @@ def _ingest_page(run: IngestionRun, page: RawPage) -> None:
         run.errors = [*run.errors, error]
         counters.update(pages_failed=F("pages_failed") + 1, errors=run.errors)
     else:
-        field = f"documents_{outcome}"
-        setattr(run, field, getattr(run, field) + 1)
-        run.chunks_created += chunk_count
-        counters[field] = F(field) + 1
-        counters["chunks_created"] = F("chunks_created") + chunk_count
+        created = 0
+        for _, outcome, chunk_count in outcomes:
+            field = f"documents_{outcome}"
+            setattr(run, field, getattr(run, field) + 1)
+            counters[field] = counters.get(field, F(field)) + 1
+            created += chunk_count
+        run.chunks_created += created
+        counters["chunks_created"] = F("chunks_created") + created
+        if notes:
+            run.errors = [
+                *run.errors,
+                *({"page": page.source_name, "url": page.source_url, "note": n} for n in notes),
+            ]
+            counters["errors"] = run.errors
     if run.pages_total is not None and run.pages_done > run.pages_total:
         run.pages_total = run.pages_done
         counters["pages_total"] = run.pages_done

@@ -19,6 +19,7 @@ Design rules that apply to every source:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,17 +33,27 @@ from curation.sources.files import (
     iter_html_folder,
     iter_html_zip,
     iter_markdown_folder,
+    iter_pdf_files,
 )
 from curation.sources.pages import (
     HTML_SUFFIXES,
     MARKDOWN_SUFFIXES,
+    PDF_CONTENT_TYPE,
+    PDF_SUFFIXES,
     CrawlOptions,
+    ImageLoader,
+    ImageUnavailable,
+    LoadedImage,
     RawPage,
     SourceError,
 )
 
 __all__ = [
+    "PDF_CONTENT_TYPE",
     "CrawlOptions",
+    "ImageLoader",
+    "ImageUnavailable",
+    "LoadedImage",
     "RawPage",
     "SourceError",
     "count_hint",
@@ -78,11 +89,17 @@ def _classify(source: str | os.PathLike[str]) -> tuple[str, str | Path]:
             return "html", path
         if _list_folder(path, MARKDOWN_SUFFIXES):
             return "markdown", path
-        raise SourceError(f"no .html, .htm or .md files in folder {path}")
+        if _list_folder(path, PDF_SUFFIXES):
+            return "pdf_folder", path
+        raise SourceError(f"no .html, .htm, .md or .pdf files in folder {path}")
     if path.is_file():
         if path.suffix.lower() == ".zip":
             return "zip", path
-        raise SourceError(f"{path} is a file, not a folder or a .zip archive of HTML pages")
+        if path.suffix.lower() in PDF_SUFFIXES:
+            return "pdf", path
+        raise SourceError(
+            f"{path} is a file, not a PDF, a folder or a .zip archive of HTML pages or PDFs"
+        )
     raise SourceError(
         f"source not found: {text!r} is neither an http(s) URL nor an existing folder or .zip"
     )
@@ -94,9 +111,10 @@ def iter_source(
     """Pages of any supported source, chosen by what ``source`` is.
 
     * ``http(s)://`` URL: :func:`crawl`;
-    * existing ``.zip`` file: :func:`iter_html_zip`;
+    * existing ``.zip`` file: :func:`iter_html_zip` (its HTML pages and PDFs);
+    * existing ``.pdf`` file: the PDF, one page for the whole file (sections come later);
     * existing folder: :func:`iter_markdown_folder` if it holds ``.md`` files and no HTML,
-      else :func:`iter_html_folder`;
+      else :func:`iter_html_folder`, and then the folder's PDFs;
     * ``file://`` URLs are treated as the local path they name.
 
     Anything else raises :class:`SourceError` immediately, with a message naming the problem.
@@ -106,10 +124,23 @@ def iter_source(
         return crawl(str(target), options)
     path = Path(target)
     if kind == "zip":
-        return iter_html_zip(path, max_bytes=options.max_bytes)
+        return iter_html_zip(
+            path,
+            max_bytes=options.max_bytes,
+            max_pdf_bytes=options.max_pdf_bytes,
+            max_image_bytes=options.max_image_bytes,
+        )
+    if kind == "pdf":
+        return iter_pdf_files([(path.name, path)], max_bytes=options.max_pdf_bytes)
+    pdfs = iter_pdf_files(_list_folder(path, PDF_SUFFIXES), max_bytes=options.max_pdf_bytes)
+    if kind == "pdf_folder":
+        return pdfs
     if kind == "markdown":
-        return iter_markdown_folder(path, max_bytes=options.max_bytes)
-    return iter_html_folder(path, max_bytes=options.max_bytes)
+        return itertools.chain(iter_markdown_folder(path, max_bytes=options.max_bytes), pdfs)
+    pages = iter_html_folder(
+        path, max_bytes=options.max_bytes, max_image_bytes=options.max_image_bytes
+    )
+    return itertools.chain(pages, pdfs)
 
 
 def count_hint(source: str | os.PathLike[str]) -> int | None:
@@ -126,7 +157,9 @@ def count_hint(source: str | os.PathLike[str]) -> int | None:
         path = Path(target)
         if kind == "zip":
             return len(_zip_members(path))
-        suffixes = MARKDOWN_SUFFIXES if kind == "markdown" else HTML_SUFFIXES
-        return len(_list_folder(path, suffixes))
+        if kind == "pdf":
+            return 1
+        suffixes = {"markdown": MARKDOWN_SUFFIXES, "html": HTML_SUFFIXES}.get(kind, ())
+        return len(_list_folder(path, suffixes + PDF_SUFFIXES))
     except (SourceError, OSError):
         return None

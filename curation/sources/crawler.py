@@ -3,6 +3,7 @@ prefix."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import random
@@ -19,7 +20,17 @@ from urllib.robotparser import RobotFileParser
 
 import requests
 
-from curation.sources.pages import CrawlOptions, RawPage, SourceError
+from curation.sources.pages import (
+    PDF_CONTENT_TYPE,
+    PDF_SUFFIXES,
+    CrawlOptions,
+    ImageLoader,
+    ImageUnavailable,
+    LoadedImage,
+    RawPage,
+    SourceError,
+    with_data_uris,
+)
 from manualqa.lib.retry_after import retry_after_s
 
 logger = logging.getLogger("manualqa.sources")
@@ -32,6 +43,9 @@ MAX_REDIRECTS = 10
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CHUNK_SIZE = 64 * 1024
+# Images already read in this crawl are kept up to this many bytes: a picture that several
+# pages show (a diagram, a warning symbol) is then fetched once.
+_IMAGE_CACHE_BYTES = 32_000_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +331,8 @@ class _Crawler:
         self._robots: RobotFileParser | None = None  # None means everything is allowed
         self._headers = {"User-Agent": options.user_agent}
         self._pins: _PinnedAdapter | None = None  # on the crawler's own session only
+        self._images: dict[str, LoadedImage | str] = {}  # URL -> image, or why it is not one
+        self._images_bytes = 0
 
     # -- public entry --------------------------------------------------------------------
 
@@ -360,7 +376,7 @@ class _Crawler:
             yielded += 1
             for link in links:
                 # Check robots when a link is first discovered so each skip is logged once.
-                if self._in_prefix(link) and self._source_name(link) not in seen:
+                if self._takes(link) and self._source_name(link) not in seen:
                     seen.add(self._source_name(link))
                     if self._allowed(link):
                         queue.append(link)
@@ -368,6 +384,16 @@ class _Crawler:
             logger.info("stopped after max_pages=%d; %d URLs left", yielded, len(queue))
 
     # -- rules ---------------------------------------------------------------------------
+
+    def _takes(self, link: str) -> bool:
+        """Whether a link is part of the manual: under the prefix, or a PDF on the same site
+        (a manual's page often links its PDF from a downloads folder elsewhere)."""
+        if self._in_prefix(link):
+            return True
+        parts, start = urlsplit(link), urlsplit(self.start)
+        return (parts.scheme, parts.netloc) == (start.scheme, start.netloc) and (
+            parts.path.lower().endswith(PDF_SUFFIXES)
+        )
 
     def _in_prefix(self, url: str) -> bool:
         # Both are normalised, so a plain string prefix check compares scheme, host, port
@@ -382,6 +408,8 @@ class _Crawler:
 
     def _source_name(self, url: str) -> str:
         parts = urlsplit(url)
+        if not self._in_prefix(url):  # a PDF elsewhere on the site: its path names it
+            return unquote(parts.path.lstrip("/"))
         relative = unquote(parts.path[len(urlsplit(self.prefix).path) :])
         if not relative or relative.endswith("/"):
             relative += "index.html"
@@ -463,9 +491,77 @@ class _Crawler:
             logger.warning("%s: %s", current, page.error)
             return page, []
         assert fetched.content is not None  # guaranteed when there is no error
+        if fetched.content_type == PDF_CONTENT_TYPE:
+            return page, []  # a PDF is a manual (or part of one), not a page of links
+        images = with_data_uris(self._images_of(session, current), self.options.max_image_bytes)
+        page = dataclasses.replace(page, load_image=images)
         return page, _extract_links(fetched.content, fetched.charset, current)
 
-    def _fetch(self, session: requests.Session, url: str, *, require_html: bool) -> _Fetched:
+    # -- images --------------------------------------------------------------------------
+
+    def _images_of(self, session: requests.Session, page_url: str) -> ImageLoader:
+        """Reads the images of the page at ``page_url`` through this crawl's own rules."""
+
+        def load(src: str) -> LoadedImage:
+            try:
+                url = _normalise_url(urljoin(page_url, src.strip()))
+            except ValueError:
+                raise ImageUnavailable("not an http(s) address") from None
+            found = self._images.get(url)
+            if found is None:
+                found = self._fetch_image(session, url)
+                size = len(found.data) if isinstance(found, LoadedImage) else 0
+                if self._images_bytes + size <= _IMAGE_CACHE_BYTES:
+                    self._images[url] = found
+                    self._images_bytes += size
+            if isinstance(found, str):
+                raise ImageUnavailable(found)
+            return found
+
+        return load
+
+    def _fetch_image(self, session: requests.Session, url: str) -> LoadedImage | str:
+        """An image of the manual's site, or why it cannot be had.
+
+        Pages are followed under the prefix only, but a manual's pictures often sit in a
+        folder beside it (``/static/img/``), so an image may be anywhere on the same site
+        (scheme, host and port), never on another one. It goes through the same fetch as pages
+        (the address check, robots.txt, spacing, retries, the size limit for images) and its
+        redirects are followed by hand under the same rules.
+        """
+        for _hop in range(MAX_REDIRECTS + 1):
+            if not self._same_site(url):
+                return f"on another site ({urlsplit(url).netloc}): not fetched"
+            if not self._allowed(url):
+                return "robots.txt disallows it"
+            try:
+                fetched = self._fetch(session, url, require_html=False, require_image=True)
+            except SourceError as exc:  # the address check: the crawl's next page ends it
+                return str(exc)
+            if fetched.location is None:
+                break
+            try:
+                url = _normalise_url(urljoin(url, fetched.location))
+            except ValueError:
+                return f"redirects to {fetched.location[:200]}, not an http(s) address"
+        else:
+            return f"too many redirects (more than {MAX_REDIRECTS})"
+        if fetched.error is not None or fetched.content is None:
+            return fetched.error or "no content"
+        return LoadedImage(fetched.content, url)
+
+    def _same_site(self, url: str) -> bool:
+        parts, start = urlsplit(url), urlsplit(self.start)
+        return (parts.scheme, parts.netloc) == (start.scheme, start.netloc)
+
+    def _fetch(
+        self,
+        session: requests.Session,
+        url: str,
+        *,
+        require_html: bool,
+        require_image: bool = False,
+    ) -> _Fetched:
         """GET ``url`` with throttling, timeouts, size limits and retries."""
         options = self.options
         attempts = max(1, options.retries + 1)
@@ -500,7 +596,7 @@ class _Crawler:
                             retry_after = retry_after_s(response.headers)
                     else:
                         try:
-                            return self._complete(response, started, require_html)
+                            return self._complete(response, started, require_html, require_image)
                         except (
                             requests.ConnectionError,
                             requests.Timeout,
@@ -536,7 +632,11 @@ class _Crawler:
         return delay / 2 + random.uniform(0, delay / 2)
 
     def _complete(
-        self, response: requests.Response, started: float, require_html: bool
+        self,
+        response: requests.Response,
+        started: float,
+        require_html: bool,
+        require_image: bool = False,
     ) -> _Fetched:
         """Turn a non-retryable response into a result, reading the body within limits."""
         status = response.status_code
@@ -550,14 +650,20 @@ class _Crawler:
             )
         if status >= 300:
             return _Fetched(status, content_type=content_type, error=f"HTTP {status}")
-        if require_html and content_type not in HTML_CONTENT_TYPES:
+        if require_html and content_type not in HTML_CONTENT_TYPES | {PDF_CONTENT_TYPE}:
             return _Fetched(
                 status,
                 content_type=content_type,
                 charset=charset,
-                error=f"not HTML: content-type {content_type or '(missing)'}",
+                error=f"not HTML or PDF: content-type {content_type or '(missing)'}",
             )
-        limit = self.options.max_bytes
+        if require_image and not content_type.startswith("image/"):
+            return _Fetched(
+                status,
+                content_type=content_type,
+                error=f"not an image: content-type {content_type or '(missing)'}",
+            )
+        limit = self._limit(content_type)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             # Reject up front: no need to download what we would throw away.
@@ -573,6 +679,14 @@ class _Crawler:
             return _Fetched(status, content_type=content_type, charset=charset, error=str(exc))
         return _Fetched(status, content=body, content_type=content_type, charset=charset)
 
+    def _limit(self, content_type: str) -> int:
+        """The size limit for a body: a PDF manual is one big file, a page a small one."""
+        if content_type == PDF_CONTENT_TYPE:
+            return self.options.max_pdf_bytes
+        if content_type.startswith("image/"):
+            return self.options.max_image_bytes
+        return self.options.max_bytes
+
     def _read_limited(self, response: requests.Response, started: float) -> bytes:
         """Read a streamed body, stopping as soon as it exceeds ``max_bytes``.
 
@@ -581,7 +695,7 @@ class _Crawler:
         bounds the gap between two socket reads, so a server dripping bytes could otherwise
         hold the crawler forever.
         """
-        limit = self.options.max_bytes
+        limit = self._limit(_parse_content_type(response.headers.get("Content-Type"))[0])
         deadline = started + self.options.timeout_s
         body = bytearray()
         for chunk in response.iter_content(_CHUNK_SIZE):

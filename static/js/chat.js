@@ -161,6 +161,33 @@
     return link;
   }
 
+  /* The figures of a cited passage, as thumbnails that open the picture (or nothing). */
+  function citationFigures(citation) {
+    var figures = Array.isArray(citation.figures) ? citation.figures : [];
+    var box = el("div", "chat-citation-figures");
+    figures.forEach(function (figure) {
+      var src = localUrl(figure && figure.url);
+      if (!src) return;
+      var link = el("a", "chat-figure");
+      link.href = src;
+      link.target = "_blank";
+      link.rel = "noopener";
+      var img = el("img");
+      img.src = src;
+      img.alt = figure.caption || "";
+      if (figure.caption) img.title = figure.caption;
+      if (figure.width > 0 && figure.height > 0) {
+        img.width = figure.width;
+        img.height = figure.height;
+      }
+      img.loading = "lazy";
+      img.decoding = "async";
+      link.appendChild(img);
+      box.appendChild(link);
+    });
+    return box.childNodes.length ? box : null;
+  }
+
   /* The sources list: every citation, less those the quote from the manual links itself. */
   function showCitations(view, citations) {
     view.citations = citations || [];
@@ -174,6 +201,8 @@
       item.appendChild(citationLink(citation));
       item.appendChild(document.createTextNode(" "));
       item.appendChild(el("span", "chat-citation-source", citation.source_name || ""));
+      var figures = citationFigures(citation);
+      if (figures) item.appendChild(figures);
       view.list.appendChild(item);
     });
     view.sources.hidden = !listed.length;
@@ -192,6 +221,8 @@
       item.appendChild(citationLink(citation, "chat-quote-source"));
       item.appendChild(document.createTextNode(" "));
       item.appendChild(el("span", "chat-citation-source", citation.source_name || ""));
+      var figures = citationFigures(citation);
+      if (figures) item.appendChild(figures);
       view.quoteSources.appendChild(item);
     });
     view.quote.hidden = false;

@@ -84,9 +84,9 @@ def test_a_folder_is_read_by_the_run_not_by_the_ingest_page(admin_client, tmp_pa
     run = services.ingestion_run_process_pages(run_id=run.pk)
 
     assert run.status == IngestionRun.Status.FAILED
-    assert run.message == f"{tmp_path / 'empty'} holds no .html or .md files"
+    assert run.message == f"{tmp_path / 'empty'} holds no .html, .md or .pdf files"
     page = admin_client.get(reverse("admin:curation_ingestionrun_change", args=[run.pk]))
-    assert "holds no .html or .md files" in page.content.decode()
+    assert "holds no .html, .md or .pdf files" in page.content.decode()
     assert not run.manual.documents.exists()
 
 

@@ -508,3 +508,51 @@ def test_chunks_all_model3_manual_pages_within_budget_without_losing_text() -> N
         total += len(chunks)
     # 1,310 at the time of writing; a big change means the splitting rules changed.
     assert 1000 < total < 1700
+
+
+# ---------------------------------------------------------------------------------------------
+# Page and figure markers (PDF sections, pictures)
+
+
+def test_page_and_figure_markers_become_the_chunks_pages_and_figures_not_their_text():
+    markdown = (
+        "# Charging\n\n<!-- page 3 -->\n\n"
+        + "Plug the connector in firmly. " * 12
+        + "\n\n## Lights\n\nSolid blue means a scheduled charge.\n\n<!-- page 4 -->\n\n"
+        "<!-- figure 0123456789abcdef -->\n\n*Figure: the charge port light.*\n\n"
+        "Blinking green means charging.\n\n## Cable\n\nPull the release cable.\n"
+    )
+
+    chunks = chunk_markdown(markdown, title="Charging", max_tokens=60, overlap_tokens=0)
+
+    assert [c.position for c in chunks] == list(range(len(chunks)))
+    assert all("<!--" not in c.text for c in chunks)
+    lights = next(c for c in chunks if c.heading_path == "Charging > Lights")
+    cable = next(c for c in chunks if c.heading_path == "Charging > Cable")
+    # Lights starts on page 3 and runs onto page 4, where its figure is; Cable is on page 4.
+    assert lights.pages == (3, 4) and lights.figures == ("0123456789abcdef",)
+    assert "*Figure: the charge port light.*" in lights.text  # the caption is searchable
+    assert cable.pages == (4,) and cable.figures == ()
+    assert chunks[0].pages == (3,)
+    assert all(c.token_count <= 60 for c in chunks)
+
+
+def test_a_document_without_markers_has_no_pages_or_figures():
+    chunks = chunk_markdown("# Tires\n\nCheck them monthly.\n", title="Tires")
+
+    assert [(c.pages, c.figures) for c in chunks] == [((), ())]
+
+
+def test_a_figure_alone_under_its_heading_goes_to_the_next_passage():
+    # "Diagram" holds nothing but a picture without a caption: its passage is dropped, and the
+    # picture belongs to the passage that follows.
+    markdown = (
+        "# Seats\n\n## Diagram\n\n<!-- figure 00112233445566778899aabb -->\n\n"
+        "## Adjusting\n\nPull the lever under the seat and slide it forward.\n"
+    )
+
+    chunks = chunk_markdown(markdown, title="Seats", max_tokens=60, overlap_tokens=0)
+
+    assert [(c.heading_path, c.figures) for c in chunks] == [
+        ("Seats > Adjusting", ("00112233445566778899aabb",))
+    ]

@@ -122,7 +122,7 @@ def _bad_site(tmp_path: Path) -> LocalHTTPServer:
     server.script("/manual/unreachable.html", Response(drop=True))
     server.script(
         "/manual/not-html.html",
-        Response(headers={"Content-Type": "application/pdf"}, body=b"%PDF-1.4 ..."),
+        Response(headers={"Content-Type": "application/zip"}, body=b"PK\x03\x04 ..."),
     )
     server.script(
         "/manual/undecodable.html",

@@ -218,21 +218,43 @@ def test_crawl_rejects_a_start_url_that_is_not_http() -> None:
 # Crawling: content checks
 
 
-def test_crawl_reports_non_html_pages_and_does_not_parse_them(
+def test_crawl_yields_pdfs_whole_and_reports_other_files_without_parsing_them(
     site: Path, server: LocalHTTPServer
 ) -> None:
-    # Looks like HTML with a link, but is served as a PDF: must not be parsed for links.
+    # Looks like HTML with a link, but is served as a PDF: yielded whole, never parsed for
+    # links. A picture is neither a page nor a PDF: reported.
     write(site / "manual" / "spec.pdf", page("hidden.html"))
     write(site / "manual" / "hidden.html", page())
-    write(site / "manual" / "index.html", page("spec.pdf"))
+    write(site / "manual" / "logo.png", b"\x89PNG not really")
+    write(site / "manual" / "index.html", page("spec.pdf", "logo.png"))
 
     pages = by_name(list(crawl(server.url("/manual/index.html"), FAST)))
 
     pdf = pages["spec.pdf"]
-    assert pdf.content is None
-    assert pdf.error == "not HTML: content-type application/pdf"
-    assert pdf.content_type == "application/pdf"
+    assert (pdf.error, pdf.content_type) == (None, "application/pdf")
+    assert pdf.content == page("hidden.html")
     assert server.hit_count("/manual/hidden.html") == 0
+    assert pages["logo.png"].content is None
+    assert pages["logo.png"].error == "not HTML or PDF: content-type image/png"
+
+
+def test_crawl_takes_pdfs_the_manual_links_to_elsewhere_on_its_site_with_their_own_limit(
+    site: Path, server: LocalHTTPServer
+) -> None:
+    write(site / "downloads" / "owners-manual.pdf", b"%PDF-1.7 " + b"x" * 20_000)
+    write(site / "downloads" / "other.html", page())
+    write(site / "manual" / "index.html", page("../downloads/owners-manual.pdf", "../about.html"))
+
+    pages = by_name(list(crawl(server.url("/manual/index.html"), FAST)))
+    small = by_name(
+        list(crawl(server.url("/manual/index.html"), replace(FAST, max_pdf_bytes=5000)))
+    )
+
+    # A PDF outside the prefix on the same site is part of the manual; a page there is not.
+    assert pages["downloads/owners-manual.pdf"].content.startswith(b"%PDF-1.7")
+    assert len(pages["downloads/owners-manual.pdf"].content) > FAST.max_bytes  # its own limit
+    assert "about.html" not in pages and server.hit_count("/downloads/other.html") == 0
+    assert small["downloads/owners-manual.pdf"].error.startswith("too large: 20009 bytes")
 
 
 def test_crawl_accepts_xhtml_and_reports_the_http_charset(server: LocalHTTPServer) -> None:
@@ -599,7 +621,9 @@ def test_iter_source_applies_max_bytes_to_local_files(tmp_path: Path) -> None:
         pytest.param(lambda tmp: "", "empty source", id="empty"),
         pytest.param(lambda tmp: "ftp://example.com/manual/", "unsupported URL scheme", id="ftp"),
         pytest.param(
-            lambda tmp: str(write(tmp / "manual.pdf", b"%PDF")), "not a folder", id="plain-file"
+            lambda tmp: str(write(tmp / "manual.txt", b"text")),
+            "not a PDF, a folder",
+            id="plain-file",
         ),
         pytest.param(
             lambda tmp: str((tmp / "empty").mkdir() or tmp / "empty"), "no .html", id="empty-dir"
@@ -642,3 +666,57 @@ def test_a_folder_link_to_a_file_outside_it_is_not_read(tmp_path: Path) -> None:
     pages = list(iter_markdown_folder(folder))
 
     assert sorted(page.source_name for page in pages) == ["alias.md", "page.md"]
+
+
+# ---------------------------------------------------------------------------------------------
+# PDFs: a file, a folder or a zip of them (read whole; sections come later)
+
+PDF = b"%PDF-1.7\n% a PDF as sources see it: bytes, not parsed here\n"
+
+
+def test_a_pdf_file_is_one_page_of_the_whole_file(tmp_path: Path) -> None:
+    pdf = write(tmp_path / "Owners Manual.pdf", PDF)
+
+    pages = list(iter_source(pdf))
+
+    assert names(pages) == ["Owners Manual.pdf"]
+    assert (pages[0].content, pages[0].content_type) == (PDF, "application/pdf")
+    assert count_hint(pdf) == 1
+
+
+def test_a_folder_yields_its_pdfs_after_its_pages_and_a_pdf_only_folder_its_pdfs(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path / "mixed" / "index.html", page())
+    write(tmp_path / "mixed" / "docs" / "manual.pdf", PDF)
+    write(tmp_path / "pdfs" / "b.pdf", PDF)
+    write(tmp_path / "pdfs" / "a.PDF", PDF)
+    write(tmp_path / "pdfs" / "notes.txt", "not a manual")
+
+    mixed = list(iter_source(tmp_path / "mixed"))
+    only = list(iter_source(tmp_path / "pdfs"))
+
+    assert [(p.source_name, p.content_type) for p in mixed] == [
+        ("index.html", "text/html"),
+        ("docs/manual.pdf", "application/pdf"),
+    ]
+    assert names(only) == ["a.PDF", "b.pdf"] and count_hint(tmp_path / "pdfs") == 2
+
+
+def test_a_pdf_over_the_limit_is_reported_and_a_zip_holds_pdfs_too(tmp_path: Path) -> None:
+    big = write(tmp_path / "big.pdf", PDF + b"x" * 200)
+    archive = make_zip(tmp_path / "m.zip", {"manual.pdf": PDF, "index.html": b"<p>ok</p>"})
+
+    too_big = list(iter_source(big, replace(FAST, max_pdf_bytes=100)))
+    zipped = by_name(list(iter_source(archive)))
+
+    assert too_big[0].content is None
+    assert too_big[0].error == f"too large: {len(PDF) + 200} bytes > limit 100"
+    assert zipped["manual.pdf"].content_type == "application/pdf"
+    assert zipped["manual.pdf"].content == PDF
+    assert zipped["index.html"].content_type == "text/html"
+
+
+def test_a_file_that_is_neither_a_zip_nor_a_pdf_is_refused_naming_both(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not a PDF, a folder or a .zip"):
+        iter_source(write(tmp_path / "manual.docx", b"PK"))

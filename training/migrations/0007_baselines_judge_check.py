@@ -20,8 +20,7 @@ class Migration(migrations.Migration):
             field=models.JSONField(
                 blank=True,
                 default=dict,
-                help_text="The judge against people: {n, accuracy, kappa, sources, "
-                "disagreements}",
+                help_text="The judge against people: {n, accuracy, kappa, sources, disagreements}",
             ),
         ),
         migrations.CreateModel(

@@ -11,13 +11,14 @@ from curation.models import IngestionRun
 
 class Command(BaseCommand):
     help = (
-        "Ingest a manual from a start URL (pages under its path are crawled), a folder of HTML "
-        "pages, a .zip of HTML pages, or a folder of markdown files. Runs here and prints "
-        "progress; --queue hands it to the Celery workers instead."
+        "Ingest a manual from a start URL (pages under its path are crawled, and PDFs it links "
+        "to), a folder of HTML pages, markdown files or PDFs, a .zip of HTML pages or PDFs, or "
+        "a PDF file. Runs here and prints progress; --queue hands it to the Celery workers "
+        "instead."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("source", help="URL, folder or .zip")
+        parser.add_argument("source", help="URL, folder, .zip or .pdf")
         parser.add_argument("--manual", required=True, help="Manual name (created if new)")
         parser.add_argument("--make", default="", help="Vehicle make, for a new manual")
         parser.add_argument("--model", default="", help="Vehicle model, for a new manual")
@@ -73,7 +74,10 @@ class Command(BaseCommand):
         )
         self.stdout.write("")
         for error in run.errors:
-            self.stderr.write(f"  skipped {error['page']}: {error['error']}")
+            if "error" in error:
+                self.stderr.write(f"  skipped {error['page']}: {error['error']}")
+            else:  # a note: the page was kept, something in it was not (an image)
+                self.stderr.write(f"  note on {error['page']}: {error.get('note', '')}")
         summary = (
             f"{run.pages_done} pages: {run.documents_created} new, {run.documents_updated} "
             f"updated, {run.documents_unchanged} unchanged, {run.pages_failed} failed; "
