@@ -51,6 +51,8 @@ MARKDOWN_MANUAL = os.environ.get("BENCH_QUALITY_MANUAL", "").strip() or "Model 3
 QUESTIONS = _django.BASE_DIR / "bench" / "questions" / "model3-owners.jsonl"
 OUT = Path(settings.VAR_DIR) / "bench"
 PDF_NAME = "model3.pdf"
+#: The printed PDF's cache file: renamed whenever the way pages are printed changes.
+PDF_CACHE = "model3-v2.pdf"
 CHROMIUM = Path("/usr/bin/chromium")
 PRINT_STYLE = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 11pt; line-height: 1.4;
@@ -62,6 +64,23 @@ table { border-collapse: collapse; } td, th { border: 1px solid #999; padding: 3
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+_LIST_LINE = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+\S")
+
+
+def printable(text: str) -> str:
+    """The page's markdown with a blank line before a list that follows its paragraph
+    directly, as the scraped pages have it: Python-Markdown would run it into the paragraph,
+    and the printed page would show a paragraph of dashes instead of a list."""
+    out: list[str] = []
+    previous = ""
+    for line in text.splitlines():
+        if _LIST_LINE.match(line) and previous.strip() and not _LIST_LINE.match(previous):
+            out.append("")
+        out.append(line)
+        previous = line
+    return "\n".join(out) + "\n"
 
 
 def page_title(text: str, path: Path) -> str:
@@ -85,7 +104,7 @@ def build_pdf(docs: Path, target: Path) -> dict[str, str]:
         page = browser.new_page()
         for path in files:
             body = markdown.markdown(
-                path.read_text(encoding="utf-8"), extensions=["tables", "sane_lists"]
+                printable(path.read_text(encoding="utf-8")), extensions=["tables", "sane_lists"]
             )
             page.set_content(
                 f"<!doctype html><html><head><meta charset='utf-8'><title>{titles[path.name]}"
@@ -148,11 +167,14 @@ def main() -> int:
         say("skipped: no Chromium at /usr/bin/chromium to print the pages")
         print(json.dumps({"skipped": True}))
         return 0
-    pdf = OUT / PDF_NAME
+    pdf = OUT / PDF_CACHE
     titles = build_pdf(docs, pdf)
+    named = OUT / "pdf" / PDF_NAME  # the name the documents carry: model3.pdf/Section
+    named.parent.mkdir(parents=True, exist_ok=True)
+    named.write_bytes(pdf.read_bytes())
 
     Manual.objects.filter(name=PDF_MANUAL).delete()  # measured from scratch every run
-    pdf_manual, read_s, pdf_embed_s = ingest(PDF_MANUAL, pdf)
+    pdf_manual, read_s, pdf_embed_s = ingest(PDF_MANUAL, named)
     from pypdf import PdfReader
 
     pages = len(PdfReader(str(pdf)).pages)
