@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from chat.services.checks import question_validate, rate_limit_check, releasing, stream_slot_take
+from chat.services.citations import passage_citations
 from chat.services.clients import _client_for, model_label, release_connection
 from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
 from curation.models import LLMEndpoint
@@ -42,10 +42,6 @@ logger = logging.getLogger("chat.services")
 
 #: Passages listed under a declined answer: the nearest the manual has.
 NEAREST_PASSAGES = 3
-#: Characters of a passage kept in a citation's excerpt.
-EXCERPT_CHARS = 300
-#: A citation shows at most this many figures of its passage, as thumbnails.
-CITATION_FIGURES = 4
 #: Message shown for an answer abandoned by its owner (the stream was closed mid-answer).
 INTERRUPTED = "The answer was interrupted before it was complete."
 
@@ -226,7 +222,7 @@ def _answer_body(
             decline = Decline(reason="no_text", message="The passages found hold no text.")
     if decline is not None:
         text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
-        nearest = _citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)
+        nearest = passage_citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)
         yield Citations(nearest)
         state.shown()
         yield Token(text)
@@ -243,7 +239,7 @@ def _answer_body(
     quote_record = _quote_record(quote)
     endpoint = assistant.endpoint
     if policy.style == Assistant.AnswerStyle.QUOTED or endpoint is None or not endpoint.is_active:
-        citations = _citations(retrieval.passages, in_prompt=True, only=quote.numbers)
+        citations = passage_citations(retrieval.passages, in_prompt=True, only=quote.numbers)
         yield Citations(citations)
         state.shown()
         yield QuoteEvent(quote_record)
@@ -264,7 +260,7 @@ def _answer_body(
         assistant, endpoint, conversation, question, policy, retrieval.passages
     )
     checked_against = retrieval.passages[:in_prompt] if rag else retrieval.passages
-    citations = _citations(retrieval.passages if not rag else checked_against, in_prompt=rag)
+    citations = passage_citations(retrieval.passages if not rag else checked_against, in_prompt=rag)
     yield Citations(citations)
     if policy.style == Assistant.AnswerStyle.GROUNDED:
         state.shown()
@@ -476,60 +472,6 @@ def _prompt_passages(passages: Sequence[Passage]) -> list[prompts.PromptPassage]
         prompts.PromptPassage(number=index, heading_path=p.heading_path, text=p.body)
         for index, p in enumerate(passages, start=1)
     ]
-
-
-def _plain_excerpt(body: str) -> str:
-    """A passage as one line of plain words: table rules dropped, cells separated by dots."""
-    text = re.sub(r"\|?\s*:?-{3,}:?\s*(?=\||$)", " ", body, flags=re.MULTILINE)
-    text = re.sub(r"\s*\|\s*", " · ", text)
-    text = " ".join(text.split())
-    return re.sub(r"(?:\s*·\s*){2,}", " · ", text).strip(" ·")
-
-
-def _citations(
-    passages: Sequence[Passage], *, in_prompt: bool, only: Iterable[int] | None = None
-) -> list[dict[str, Any]]:
-    """Passages as stored in ``Message.citations``, numbered as in the prompt (``only``: just
-    those numbers), each with the figures of its chunk (``figures``: url, caption, width and
-    height of at most ``CITATION_FIGURES``)."""
-    from django.urls import reverse
-
-    from curation.selectors import chunk_figures
-
-    wanted = set(only) if only is not None else None
-    chosen = [
-        (index, passage)
-        for index, passage in enumerate(passages, start=1)
-        if wanted is None or index in wanted
-    ]
-    figures = chunk_figures(
-        chunk_ids=[passage.chunk_id for _, passage in chosen], per_chunk=CITATION_FIGURES
-    )
-    citations = []
-    for index, passage in chosen:
-        url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
-        excerpt = _plain_excerpt(passage.body)
-        citations.append(
-            {
-                "n": index,
-                "chunk_id": passage.chunk_id,
-                "document_id": passage.document_id,
-                "manual_id": passage.manual_id,
-                "source_name": passage.source_name,
-                # A local ingest's file:// path is the server's business (security review L1).
-                "source_url": passage.source_url
-                if passage.source_url.startswith(("http://", "https://"))
-                else "",
-                "title": passage.title,
-                "heading_path": passage.heading_path,
-                "score": passage.similarity,
-                "url": f"{url}?chunk={passage.chunk_id}#chunk-{passage.chunk_id}",
-                "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
-                "in_prompt": in_prompt,
-                "figures": figures.get(passage.chunk_id, []),
-            }
-        )
-    return citations
 
 
 def _prompt_for(

@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from curation.sources.crawler import _DEFAULT_PORTS, crawl
+from curation.sources.crawler import crawl
 from curation.sources.files import (
     _list_folder,
     _zip_members,
@@ -35,6 +35,7 @@ from curation.sources.files import (
     iter_markdown_folder,
     iter_pdf_files,
 )
+from curation.sources.network import _DEFAULT_PORTS
 from curation.sources.pages import (
     HTML_SUFFIXES,
     MARKDOWN_SUFFIXES,

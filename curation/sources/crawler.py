@@ -4,22 +4,29 @@ prefix."""
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import random
 import socket
 import time
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
-from http.client import IncompleteRead, RemoteDisconnected
-from typing import Final
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
 
+from curation.sources.http import (
+    _describe_exception,
+    _directory_of,
+    _extract_links,
+    _Fetched,
+    _normalise_url,
+    _parse_content_type,
+    _plural,
+    _Throttle,
+    _TooLarge,
+)
+from curation.sources.network import _PinnedAdapter, public_address
 from curation.sources.pages import (
     PDF_CONTENT_TYPE,
     PDF_SUFFIXES,
@@ -41,256 +48,10 @@ HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Enough for real sites (http -> https -> trailing slash ...) while catching loops quickly.
 MAX_REDIRECTS = 10
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _CHUNK_SIZE = 64 * 1024
 # Images already read in this crawl are kept up to this many bytes: a picture that several
 # pages show (a diagram, a warning symbol) is then fetched once.
 _IMAGE_CACHE_BYTES = 32_000_000
-
-
-# ---------------------------------------------------------------------------------------------
-# URLs
-
-
-def _normalise_url(url: str) -> str:
-    """Canonical form used for dedupe and prefix checks.
-
-    Lower-cases scheme and host, drops default ports, user info and the fragment, and removes
-    ``.``/``..`` segments. The query string is kept because it can select a different page.
-    Raises ``ValueError`` for URLs that are not absolute http(s) URLs.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6 literals need their brackets back
-        host = f"[{host}]"
-    port = parts.port  # raises ValueError for a malformed port
-    netloc = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
-    # urljoin with an absolute path applies RFC 3986 dot-segment removal for us.
-    path = urlsplit(urljoin("http://x/", parts.path or "/")).path
-    return urlunsplit((scheme, netloc, path, parts.query, ""))
-
-
-def _directory_of(url: str) -> str:
-    """The crawl prefix: the URL's directory (``http://h/manual/index.html`` -> ``.../manual/``)."""
-    parts = urlsplit(url)
-    directory = parts.path[: parts.path.rfind("/") + 1] or "/"
-    return urlunsplit((parts.scheme, parts.netloc, directory, "", ""))
-
-
-class _LinkExtractor(HTMLParser):
-    """Collects ``<a href>`` targets (and ``<base href>``) with the forgiving stdlib parser."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.hrefs: list[str] = []
-        self.base: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag not in ("a", "base"):
-            return
-        href = dict(attrs).get("href")
-        if not href or not href.strip():
-            return
-        if tag == "base":
-            # Only the first <base> counts, as in browsers.
-            self.base = self.base or href.strip()
-        else:
-            self.hrefs.append(href.strip())
-
-
-def _extract_links(html: bytes, charset: str | None, page_url: str) -> list[str]:
-    """Absolute, normalised http(s) links of a page, in document order."""
-    parser = _LinkExtractor()
-    try:
-        parser.feed(html.decode(charset or "utf-8", errors="replace"))
-        parser.close()
-    except (LookupError, AssertionError) as exc:
-        # LookupError: unknown charset name; AssertionError: html.parser on some broken markup.
-        logger.warning("could not parse links of %s: %s", page_url, exc)
-    base = urljoin(page_url, parser.base) if parser.base else page_url
-    links: list[str] = []
-    for href in parser.hrefs:
-        try:
-            links.append(_normalise_url(urljoin(base, href)))
-        except ValueError:
-            continue  # mailto:, javascript:, malformed ports ... are simply not pages
-    return links
-
-
-# ---------------------------------------------------------------------------------------------
-# HTTP helpers
-
-
-def _parse_content_type(value: str | None) -> tuple[str, str | None]:
-    """Split ``text/html; charset=UTF-8`` into ``("text/html", "UTF-8")``."""
-    if not value:
-        return "", None
-    mime, _, params = value.partition(";")
-    charset = None
-    for param in params.split(";"):
-        key, _, val = param.partition("=")
-        if key.strip().lower() == "charset" and val.strip():
-            charset = val.strip().strip("\"'")
-    return mime.strip().lower(), charset
-
-
-def _describe_exception(exc: BaseException, timeout_s: float) -> str:
-    """A short human message for a requests failure, e.g. ``connection refused``.
-
-    requests wraps urllib3 which wraps the socket error, so the interesting cause is usually
-    a few links down the chain; walk it rather than show a 300-character repr.
-    """
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"connect timeout after {timeout_s:g}s"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"read timeout after {timeout_s:g}s"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection dropped mid-response"
-    stack: list[BaseException] = [exc]
-    visited: set[int] = set()
-    while stack:
-        current = stack.pop()
-        if id(current) in visited:
-            continue
-        visited.add(id(current))
-        if isinstance(current, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(current, ConnectionResetError):
-            return "connection reset by peer"
-        if isinstance(current, RemoteDisconnected):
-            return "connection closed by server without a response"
-        if isinstance(current, IncompleteRead):
-            return "connection dropped mid-response"
-        if type(current).__name__ == "ReadTimeoutError":  # urllib3's, raised mid-body
-            return f"read timeout after {timeout_s:g}s"
-        if (
-            isinstance(current, socket.gaierror)
-            or type(current).__name__ == "NameResolutionError"
-            or "getaddrinfo" in str(current)
-        ):
-            return "host name could not be resolved"
-        children = [current.__cause__, current.__context__, getattr(current, "reason", None)]
-        children += [arg for arg in current.args if isinstance(arg, BaseException)]
-        stack.extend(child for child in children if isinstance(child, BaseException))
-    text = str(exc)
-    return f"{type(exc).__name__}: {text[:200]}"
-
-
-class _TooLarge(Exception):
-    """Raised while streaming a body that exceeds ``max_bytes``."""
-
-
-class _Throttle:
-    """Keeps the starts of consecutive requests to one host at least ``min_delay_s`` apart."""
-
-    def __init__(self, min_delay_s: float) -> None:
-        self.min_delay_s = min_delay_s
-        self._last_start: float | None = None
-
-    def wait(self) -> None:
-        if self._last_start is not None:
-            remaining = self._last_start + self.min_delay_s - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
-        self._last_start = time.monotonic()
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    """The outcome of one URL fetch after retries (no redirects followed)."""
-
-    status: int | None
-    content: bytes | None = None
-    content_type: str = ""
-    charset: str | None = None
-    error: str | None = None
-    location: str | None = None  # set for redirects
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
-
-
-# ---------------------------------------------------------------------------------------------
-# Addresses (the SSRF guard)
-
-
-def public_address(url: str, *, allow_private: bool = False) -> str:
-    """The address to connect to for ``url``'s host, resolved once and checked.
-
-    Raises :class:`SourceError` when the host resolves to a loopback, private, link-local,
-    shared (CGNAT), multicast or otherwise reserved address, unless ``allow_private``: a crawl
-    must not reach the server's own services or its cloud's metadata endpoint, and whatever it
-    fetches is published. The caller
-    connects to the returned address, so a second lookup cannot answer differently (DNS
-    rebinding). Raises ``socket.gaierror`` when the name cannot be resolved.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 80)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = [info[4][0] for info in infos]
-    if not addresses:
-        raise socket.gaierror(f"{host} has no address")
-    if not allow_private:
-        for address in addresses:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-            mapped = getattr(ip, "ipv4_mapped", None) or ip
-            if not mapped.is_global or mapped.is_multicast:
-                raise SourceError(
-                    f"refused to crawl {host}: it resolves to {address}, "
-                    f"{_address_kind(mapped)}, which a crawl may not reach (set "
-                    "CRAWL_ALLOW_PRIVATE_NETWORKS=1 to allow private networks)"
-                )
-    return addresses[0]
-
-
-_SHARED_NETWORK: Final = ipaddress.ip_network("100.64.0.0/10")
-
-
-def _address_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    for kind, test in (
-        ("a loopback address", ip.is_loopback),
-        ("a link-local address", ip.is_link_local),
-        ("a multicast address", ip.is_multicast),
-        ("an unspecified address", ip.is_unspecified),
-        ("a shared (carrier-grade NAT) address", ip in _SHARED_NETWORK),
-        ("a private address", ip.is_private),
-    ):
-        if test:
-            return kind
-    return "a reserved address"
-
-
-class _PinnedAdapter(requests.adapters.HTTPAdapter):
-    """Connects to the address :func:`public_address` checked for the host, not to whatever
-    a second DNS lookup says, while the request keeps the host's name (``Host`` header, TLS
-    server name and certificate check)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pins: dict[str, str] = {}
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        host = host_params["host"]
-        pinned = self.pins.get(host)
-        if pinned is not None:
-            host_params["host"] = pinned
-            if host_params["scheme"] == "https":
-                pool_kwargs["server_hostname"] = host
-                pool_kwargs["assert_hostname"] = host
-        return host_params, pool_kwargs
-
-    def send(self, request, **kwargs):
-        netloc = urlsplit(request.url).netloc
-        request.headers.setdefault("Host", netloc.rsplit("@", 1)[-1])
-        return super().send(request, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from curation.models import DocumentChunk, Figure
-from curation.scraping.markdown import figure_caption_line
+from curation.scraping.figures import figure_caption_line
 from curation.selectors import figure_url
 from manualqa.rendering import render_markdown
 

@@ -11,7 +11,7 @@ from pathlib import PurePath
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
-from curation.scraping.markdown import figure_caption_line
+from curation.scraping.figures import figure_caption_line
 from curation.scraping.pdf._base import (
     _ALNUM_RE,
     _JUNK_TITLE_RE,

@@ -1,0 +1,69 @@
+"""What an answer cites: its passages as stored in ``Message.citations``, each with a plain
+excerpt, the link to the passage on its document's page, and the figures of its chunk."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from chat.retrieval import Passage
+
+#: Characters of a passage kept in a citation's excerpt.
+EXCERPT_CHARS = 300
+#: A citation shows at most this many figures of its passage, as thumbnails.
+CITATION_FIGURES = 4
+
+
+def plain_excerpt(body: str) -> str:
+    """A passage as one line of plain words: table rules dropped, cells separated by dots."""
+    text = re.sub(r"\|?\s*:?-{3,}:?\s*(?=\||$)", " ", body, flags=re.MULTILINE)
+    text = re.sub(r"\s*\|\s*", " · ", text)
+    text = " ".join(text.split())
+    return re.sub(r"(?:\s*·\s*){2,}", " · ", text).strip(" ·")
+
+
+def passage_citations(
+    passages: Sequence[Passage], *, in_prompt: bool, only: Iterable[int] | None = None
+) -> list[dict[str, Any]]:
+    """Passages as stored in ``Message.citations``, numbered as in the prompt (``only``: just
+    those numbers), each with the figures of its chunk (``figures``: url, caption, width and
+    height of at most ``CITATION_FIGURES``)."""
+    from django.urls import reverse
+
+    from curation.selectors import chunk_figures
+
+    wanted = set(only) if only is not None else None
+    chosen = [
+        (index, passage)
+        for index, passage in enumerate(passages, start=1)
+        if wanted is None or index in wanted
+    ]
+    figures = chunk_figures(
+        chunk_ids=[passage.chunk_id for _, passage in chosen], per_chunk=CITATION_FIGURES
+    )
+    citations = []
+    for index, passage in chosen:
+        url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
+        excerpt = plain_excerpt(passage.body)
+        citations.append(
+            {
+                "n": index,
+                "chunk_id": passage.chunk_id,
+                "document_id": passage.document_id,
+                "manual_id": passage.manual_id,
+                "source_name": passage.source_name,
+                # A local ingest's file:// path is the server's business (security review L1).
+                "source_url": passage.source_url
+                if passage.source_url.startswith(("http://", "https://"))
+                else "",
+                "title": passage.title,
+                "heading_path": passage.heading_path,
+                "score": passage.similarity,
+                "url": f"{url}?chunk={passage.chunk_id}#chunk-{passage.chunk_id}",
+                "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
+                "in_prompt": in_prompt,
+                "figures": figures.get(passage.chunk_id, []),
+            }
+        )
+    return citations
