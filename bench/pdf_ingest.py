@@ -45,6 +45,7 @@ from django.conf import settings  # noqa: E402
 from curation import services as curation_services  # noqa: E402
 from curation.models import Figure, Manual  # noqa: E402
 from training import evaluation  # noqa: E402
+from training.models import EvaluationRun  # noqa: E402
 
 PDF_MANUAL = "Model 3 (PDF bench)"
 MARKDOWN_MANUAL = os.environ.get("BENCH_QUALITY_MANUAL", "").strip() or "Model 3 (quality bench)"
@@ -173,7 +174,9 @@ def main() -> int:
     named.parent.mkdir(parents=True, exist_ok=True)
     named.write_bytes(pdf.read_bytes())
 
-    Manual.objects.filter(name=PDF_MANUAL).delete()  # measured from scratch every run
+    # Measured from scratch every run: the bench's own manual, and its earlier retrieval runs.
+    EvaluationRun.objects.filter(manual__name=PDF_MANUAL).delete()
+    Manual.objects.filter(name=PDF_MANUAL).delete()
     pdf_manual, read_s, pdf_embed_s = ingest(PDF_MANUAL, named)
     from pypdf import PdfReader
 
