@@ -66,8 +66,9 @@ def document_detail(request: HttpRequest, manual_id: int, document_id: int) -> H
     )
 
 
-#: The PDF may be framed by this site's document page (and by nothing else).
-_PDF_POLICY = "default-src 'none'; frame-ancestors 'self'"
+#: A stored file (a PDF, a figure) runs nothing, loads nothing, and may be framed by this
+#: site's pages only (the document page shows the PDF beside its text).
+_STORED_FILE_POLICY = "default-src 'none'; frame-ancestors 'self'"
 
 
 @require_GET
@@ -82,15 +83,13 @@ def source_file(request: HttpRequest, manual_id: int, source_file_id: int) -> Fi
     except FileNotFoundError:
         raise Http404(f"The stored copy of {stored.name} is missing.") from None
     response = FileResponse(handle, content_type="application/pdf", filename=stored.name)
-    response["Content-Security-Policy"] = _PDF_POLICY
+    response["Content-Security-Policy"] = _STORED_FILE_POLICY
     response["Cache-Control"] = "private, max-age=3600"
     return response
 
 
 #: A figure's bytes never change under its URL (a new version of its page makes new figures).
 _FIGURE_CACHE = "private, max-age=31536000, immutable"
-#: An image opened on its own runs nothing and embeds nothing.
-_FIGURE_POLICY = "default-src 'none'; frame-ancestors 'self'"
 
 
 @require_GET
@@ -112,5 +111,5 @@ def figure_image(
         raise Http404("The figure's image is missing.") from None
     response = FileResponse(handle, content_type=figure.content_type)
     response["Cache-Control"] = _FIGURE_CACHE
-    response["Content-Security-Policy"] = _FIGURE_POLICY
+    response["Content-Security-Policy"] = _STORED_FILE_POLICY
     return response

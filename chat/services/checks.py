@@ -16,12 +16,6 @@ from chat.services.errors import (
 from manualqa.lib import ratelimit
 
 T = TypeVar("T")
-#: Passages listed under a declined answer: the nearest the manual has.
-NEAREST_PASSAGES = 3
-#: Characters of a passage kept in a citation's excerpt.
-EXCERPT_CHARS = 300
-#: Message shown for an answer abandoned by its owner (the stream was closed mid-answer).
-INTERRUPTED = "The answer was interrupted before it was complete."
 
 
 # --------------------------------------------------------------------------------------------
