@@ -374,10 +374,6 @@ class EvaluationRunPermissions(permissions.BasePermission):
         return may_read and getattr(view, "action", None) == "baseline"
 
 
-#: What ``statistics/`` returns, from the JSON export.
-STATISTICS_KEYS = ("summary", "summary_by_kind", "comparisons", "judge_check")
-
-
 class EvaluationRunSerializer(serializers.ModelSerializer):
     progress_percent = serializers.IntegerField(read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -475,9 +471,7 @@ class EvaluationRunViewSet(
         """The summary with 95% intervals (``{metric}_ci_low``/``_ci_high``), the summary per
         category (``summary_by_kind``), every pair of assistants compared question by question
         (difference, interval, p-value, verdict), and the judge's agreement with people."""
-        run = self.get_object()
-        export = evaluation.evaluation_run_export(run)
-        return Response({key: export[key] for key in STATISTICS_KEYS})
+        return Response(evaluation.evaluation_run_statistics(self.get_object()))
 
     @extend_schema(parameters=[EvaluationGateQuery], responses=OpenApiTypes.OBJECT)
     @action(detail=True, methods=["get"])

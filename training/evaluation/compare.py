@@ -52,10 +52,13 @@ def subject_answers(run: EvaluationRun) -> list[SubjectAnswers]:
     return list(subjects.values())
 
 
-def summary_by_kind(run: EvaluationRun) -> dict[str, dict[str, dict[str, float | int]]]:
-    """``{subject: {kind: {metric: value, metric_ci_low: ..., ...}}}``."""
+def summary_by_kind(
+    run: EvaluationRun, answers: list[SubjectAnswers] | None = None
+) -> dict[str, dict[str, dict[str, float | int]]]:
+    """``{subject: {kind: {metric: value, metric_ci_low: ..., ...}}}`` (``answers``: the run's
+    :func:`subject_answers`, when the caller has read them already)."""
     found = {}
-    for subject in subject_answers(run):
+    for subject in answers if answers is not None else subject_answers(run):
         keys = list(subject.items)
         found[subject.label] = stats.by_kind(
             [subject.items[key] for key in keys], [subject.kinds[key] for key in keys]
@@ -75,11 +78,14 @@ def compare_subjects(
     ]
 
 
-def run_comparisons(run: EvaluationRun) -> list[dict[str, Any]]:
+def run_comparisons(
+    run: EvaluationRun, answers: list[SubjectAnswers] | None = None
+) -> list[dict[str, Any]]:
     """Every pair of the run's subjects: ``{"a", "b", "comparisons": [Comparison, ...]}``."""
+    subjects = answers if answers is not None else subject_answers(run)
     return [
         {"a": a.label, "b": b.label, "comparisons": compare_subjects(a, b)}
-        for a, b in combinations(subject_answers(run), 2)
+        for a, b in combinations(subjects, 2)
     ]
 
 

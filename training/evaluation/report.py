@@ -15,6 +15,7 @@ from training.evaluation.compare import (
     GateError,
     comparison_rows,
     run_comparisons,
+    subject_answers,
     summary_by_kind,
     winners,
 )
@@ -177,9 +178,10 @@ def _cells(
     return cells
 
 
-def _kind_tables(run: EvaluationRun, subjects: list[str]) -> list[dict[str, Any]]:
+def _kind_tables(
+    by_kind: Mapping[str, Mapping[str, Mapping[str, Any]]], subjects: list[str]
+) -> list[dict[str, Any]]:
     """A summary table per question category (``kind``), intervals included."""
-    by_kind = summary_by_kind(run)
     kinds = sorted({kind for figures in by_kind.values() for kind in figures})
     tables = []
     for kind in kinds:
@@ -244,7 +246,8 @@ def evaluation_report(run: EvaluationRun) -> dict[str, Any]:
     for item in items:
         if item.subject not in subjects:
             subjects.append(item.subject)
-    comparisons = run_comparisons(run)
+    by_subject = subject_answers(run)  # read once for the categories and the comparisons
+    comparisons = run_comparisons(run, by_subject)
     best = winners(comparisons)
     columns = [m for m in METRICS if any(m.key in summary.get(s, {}) for s in subjects)]
     rows = [
@@ -305,7 +308,7 @@ def evaluation_report(run: EvaluationRun) -> dict[str, Any]:
         "subjects": subjects,
         "columns": columns,
         "rows": rows,
-        "kinds": _kind_tables(run, subjects),
+        "kinds": _kind_tables(summary_by_kind(run, by_subject), subjects),
         "pairs": [
             {"a": pair["a"], "b": pair["b"], "rows": comparison_rows(pair["comparisons"])}
             for pair in comparisons
@@ -376,14 +379,24 @@ def evaluation_run_export(run: EvaluationRun) -> dict[str, Any]:
             "created_at": run.created_at.isoformat() if run.created_at else None,
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         },
+        **evaluation_run_statistics(run),
+        "items": [evaluation_item_record(item) for item in run.items.order_by("position", "id")],
+    }
+
+
+def evaluation_run_statistics(run: EvaluationRun) -> dict[str, Any]:
+    """The run's figures without its answers: ``summary`` (with intervals),
+    ``summary_by_kind``, ``comparisons`` (every pair of subjects) and ``judge_check``; the
+    API's ``statistics/`` and part of the JSON export."""
+    answers = subject_answers(run)
+    return {
         "summary": run_summary(run),
-        "summary_by_kind": summary_by_kind(run),
+        "summary_by_kind": summary_by_kind(run, answers),
         "comparisons": [
             {"a": pair["a"], "b": pair["b"], "metrics": [c.as_dict() for c in pair["comparisons"]]}
-            for pair in run_comparisons(run)
+            for pair in run_comparisons(run, answers)
         ],
         "judge_check": run.judge_check or None,
-        "items": [evaluation_item_record(item) for item in run.items.order_by("position", "id")],
     }
 
 
