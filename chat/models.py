@@ -102,6 +102,16 @@ class Assistant(models.Model):
         default=True,
         help_text="Also match approved QA pairs' questions and retrieve their passages.",
     )
+    reranker = models.ForeignKey(
+        "curation.RetrievalModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assistants",
+        limit_choices_to={"kind": "reranker"},
+        help_text="A cross-encoder trained on reviewed pairs: it reorders the retrieved "
+        "passages and declines when the best one scores below its threshold. Empty: none.",
+    )
     is_default = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,6 +1,7 @@
 """Curation's models: manuals and their documents, chunks and ingestion runs
-(:mod:`.manuals`), LLM endpoints (:mod:`.endpoints`), and QA generation and pairs
-(:mod:`.qa`)."""
+(:mod:`.manuals`), LLM endpoints (:mod:`.endpoints`), QA generation and pairs
+(:mod:`.qa`), and the retrievers and rerankers trained on reviewed pairs
+(:mod:`.retrieval_models`)."""
 
 from curation.models.endpoints import LLMEndpoint
 from curation.models.manuals import (
@@ -13,6 +14,7 @@ from curation.models.manuals import (
     SourceFile,
 )
 from curation.models.qa import ChunkGeneration, GenerationRun, QAPair, QAPairRevision
+from curation.models.retrieval_models import RetrievalModel
 
 __all__ = [
     "ChunkGeneration",
@@ -26,5 +28,6 @@ __all__ = [
     "ManualDocument",
     "QAPair",
     "QAPairRevision",
+    "RetrievalModel",
     "SourceFile",
 ]
