@@ -18,6 +18,7 @@ from curation.scraping.figures import (
     _FigureCollector,
     _is_figure_block,
 )
+from curation.scraping.merging import merge_with_next
 from curation.scraping.text import PageRejected, _normalize_chars, normalize_text
 
 # A page needs at least this many words of body text (title excluded) to be worth keeping;
@@ -489,23 +490,17 @@ def _tidy_paragraph(text: str) -> str:
 
 def _merge_label_only_paragraphs(blocks: list[str]) -> list[str]:
     """Join a lone "Warning:" paragraph with the paragraph it labels."""
-    merged: list[str] = []
-    index = 0
-    while index < len(blocks):
-        block = blocks[index]
-        following = blocks[index + 1] if index + 1 < len(blocks) else None
+
+    def join(block: str, following: str) -> str | None:
         if (
-            following is not None
-            and _LABEL_ONLY_RE.match(block)
+            _LABEL_ONLY_RE.match(block)
             and block.endswith(":")
             and not following.startswith(("#", "|", "```", "- ", "<!-- "))
         ):
-            merged.append(_apply_label(f"{block} {following}", None))
-            index += 2
-            continue
-        merged.append(block)
-        index += 1
-    return merged
+            return _apply_label(f"{block} {following}", None)
+        return None
+
+    return merge_with_next(blocks, join)
 
 
 def _tidy_markdown(markdown: str) -> str:

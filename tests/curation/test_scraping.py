@@ -480,3 +480,20 @@ def test_normalize_text_keeps_markdown_indentation() -> None:
 def test_normalize_text_leaves_plain_ascii_unchanged() -> None:
     text = "Press the brake pedal (see Driving) - 5 mph."
     assert normalize_text(text) == text
+
+
+# --------------------------------------------------------------------------------------------
+# merge_with_next: the one loop behind label, callout and list-marker merging
+# --------------------------------------------------------------------------------------------
+
+
+def test_merge_with_next_joins_pairs_and_never_joins_a_joined_item_again() -> None:
+    from curation.scraping.merging import merge_with_next
+
+    def join(item: str, following: str) -> str | None:
+        return f"{item}+{following}" if item.endswith(":") else None
+
+    # "b:" joins "c:"; the result is not offered to "d", which stays alone (and is kept).
+    merged = merge_with_next(["a", "b:", "c:", "d", "e:"], join, keep=str.upper)
+    assert merged == ["A", "b:+c:", "D", "E:"]
+    assert merge_with_next([], join) == []

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from curation.scraping.markdown import _LABEL_ONLY_RE, _apply_label
+from curation.scraping.merging import merge_with_next
 from curation.scraping.pdf._base import (
     _HEADING_RATIO,
     _HYPHENATED_RE,
@@ -356,29 +357,24 @@ def _join_lines(lines: Sequence[str], words: _Words | None = None) -> str:
 
 def _merge_callout_labels(blocks: list[_Block]) -> list[_Block]:
     """Callouts read "Warning: ..." as in HTML ingestion, also when the label stands alone."""
-    merged: list[_Block] = []
-    index = 0
-    while index < len(blocks):
-        block = blocks[index]
-        following = blocks[index + 1] if index + 1 < len(blocks) else None
-        if (
-            block.kind == "text"
-            and _LABEL_ONLY_RE.match(block.text)
-            and following is not None
-            and following.kind == "text"
+
+    def join(block: _Block, following: _Block) -> _Block | None:
+        if not (
+            block.kind == "text" and _LABEL_ONLY_RE.match(block.text) and following.kind == "text"
         ):
-            label = _LABEL_ONLY_RE.match(block.text).group(1).capitalize()
-            following.text = _apply_label(f"{label}: {following.text}", None)
-            following.lines = block.lines + following.lines
-            following.page = block.page
-            merged.append(following)
-            index += 2
-            continue
+            return None
+        label = _LABEL_ONLY_RE.match(block.text).group(1).capitalize()
+        following.text = _apply_label(f"{label}: {following.text}", None)
+        following.lines = block.lines + following.lines
+        following.page = block.page
+        return following
+
+    def keep(block: _Block) -> _Block:
         if block.kind == "text":
             block.text = _apply_label(block.text, None)
-        merged.append(block)
-        index += 1
-    return merged
+        return block
+
+    return merge_with_next(blocks, join, keep)
 
 
 def _looks_like_heading(block: _Block, layout: _Layout) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import pdfplumber
 
+from curation.scraping.merging import merge_with_next
 from curation.scraping.pdf._base import (
     _BOLD_RE,
     _BULLET_MAX_SIDE,
@@ -193,27 +194,21 @@ def _take_text_marker(segment: _Segment) -> None:
 
 def _merge_marker_segments(segments: list[_Segment]) -> list[_Segment]:
     """A lone "1." or bullet set apart from its text joins the segment that follows it."""
-    merged: list[_Segment] = []
-    index = 0
-    while index < len(segments):
-        segment = segments[index]
-        following = segments[index + 1] if index + 1 < len(segments) else None
+
+    def join(segment: _Segment, following: _Segment) -> _Segment | None:
         lone = _BULLET_ONLY_RE.match(segment.text) or _NUMBER_ONLY_RE.match(segment.text)
-        if (
+        if not (
             lone
-            and following is not None
             and not following.marker
             and following.x0 - segment.x1 <= 4 * max(segment.size, 1.0)
         ):
-            is_bullet = _BULLET_ONLY_RE.match(segment.text) is not None
-            following.marker = "-" if is_bullet else segment.text
-            following.marker_x0 = segment.x0
-            merged.append(following)
-            index += 2
-            continue
-        merged.append(segment)
-        index += 1
-    return merged
+            return None
+        is_bullet = _BULLET_ONLY_RE.match(segment.text) is not None
+        following.marker = "-" if is_bullet else segment.text
+        following.marker_x0 = segment.x0
+        return following
+
+    return merge_with_next(segments, join)
 
 
 def _has_rulings(page: pdfplumber.page.Page) -> bool:
