@@ -491,16 +491,11 @@ def training_job_cancel(*, job: TrainingJob, user) -> TrainingJob:
     _require_launcher(user)
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
     if job.status == TrainingJob.Status.QUEUED or training_job_is_stale(job):
-        job.status = TrainingJob.Status.CANCELLED
-        job.message = "Cancelled before it ran." if not job.started_at else "Cancelled."
-        job.finished_at = timezone.now()
-        job.save(update_fields=["status", "message", "finished_at"])
-    elif job.status == TrainingJob.Status.RUNNING:
-        job.cancel_requested = True
-        job.save(update_fields=["cancel_requested"])
-    else:
-        raise ValidationError(f"Job #{job.pk} is {job.get_status_display().lower()}; too late.")
-    return job
+        message = "Cancelled before it ran." if not job.started_at else "Cancelled."
+        return lifecycle.cancel_now(job, message=message)
+    if job.status == TrainingJob.Status.RUNNING:
+        return lifecycle.request_cancel(job)
+    raise ValidationError(f"Job #{job.pk} is {job.get_status_display().lower()}; too late.")
 
 
 @transaction.atomic

@@ -148,11 +148,11 @@ def generation_runs_fail_stale() -> int:
     """
 
     def message(run: GenerationRun, quiet: float) -> str:
-        return (
-            f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
-            f"{settings.GENERATION_STALE_AFTER_S} s allowed) after {run.chunks_done} of "
-            f"{run.chunks_total} chunks: it was probably killed or lost its machine. Resume "
-            "generates the chunks left."
+        return lifecycle.silence_message(
+            quiet,
+            stale_after_s=settings.GENERATION_STALE_AFTER_S,
+            progress=f"after {run.chunks_done} of {run.chunks_total} chunks",
+            then="Resume generates the chunks left.",
         )
 
     return lifecycle.fail_stale(
@@ -384,22 +384,14 @@ def generation_run_cancel(*, run: GenerationRun, user=None) -> GenerationRun:
     _require_steer(user)
     run = GenerationRun.objects.select_for_update().get(pk=run.pk)
     if run.status == GenerationRun.Status.QUEUED:
-        run.status = GenerationRun.Status.CANCELLED
-        run.message = "Cancelled before it started."
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "message", "finished_at"])
-    elif run.status in (GenerationRun.Status.RUNNING, GenerationRun.Status.SCORING):
+        return lifecycle.cancel_now(run, message="Cancelled before it started.")
+    if run.status in (GenerationRun.Status.RUNNING, GenerationRun.Status.SCORING):
         if generation_run_is_stale(run):
-            run.status = GenerationRun.Status.CANCELLED
-            run.message = "Cancelled; its worker had stopped responding."
-            run.finished_at = timezone.now()
-            run.save(update_fields=["status", "message", "finished_at"])
-        else:
-            run.cancel_requested = True
-            run.save(update_fields=["cancel_requested"])
-    else:
-        raise ValidationError(f"Run #{run.pk} is {run.get_status_display().lower()}; too late.")
-    return run
+            return lifecycle.cancel_now(
+                run, message="Cancelled; its worker had stopped responding."
+            )
+        return lifecycle.request_cancel(run)
+    raise ValidationError(f"Run #{run.pk} is {run.get_status_display().lower()}; too late.")
 
 
 @transaction.atomic

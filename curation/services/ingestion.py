@@ -247,10 +247,11 @@ def ingestion_runs_fail_stale() -> int:
     """
 
     def message(run: IngestionRun, quiet: float) -> str:
-        return (
-            f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
-            f"{settings.INGESTION_STALE_AFTER_S} s allowed) after {run.pages_done} pages: it "
-            "was probably killed or lost its machine. Ingest the source again to finish."
+        return lifecycle.silence_message(
+            quiet,
+            stale_after_s=settings.INGESTION_STALE_AFTER_S,
+            progress=f"after {run.pages_done} pages",
+            then="Ingest the source again to finish.",
         )
 
     return lifecycle.fail_stale(

@@ -15,7 +15,16 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-__all__ = ["claim", "fail_stale", "finish", "is_stale", "may_move"]
+__all__ = [
+    "cancel_now",
+    "claim",
+    "fail_stale",
+    "finish",
+    "is_stale",
+    "may_move",
+    "request_cancel",
+    "silence_message",
+]
 
 
 def may_move(model: type[models.Model], old: str, new: str) -> bool:
@@ -49,6 +58,24 @@ def finish(
         status=status, message=message, traceback=trace, finished_at=timezone.now(), **extra
     )
     row.refresh_from_db()
+    return row
+
+
+def cancel_now(row: models.Model, *, message: str) -> models.Model:
+    """Save ``row`` (locked by the caller) as cancelled with ``message``: for a row no worker
+    has taken yet, or whose worker has gone silent."""
+    row.status = row.Status.CANCELLED
+    row.message = message
+    row.finished_at = timezone.now()
+    row.save(update_fields=["status", "message", "finished_at"])
+    return row
+
+
+def request_cancel(row: models.Model) -> models.Model:
+    """Ask the worker running ``row`` (locked by the caller) to stop; it checks
+    ``cancel_requested`` as it goes and ends the row itself."""
+    row.cancel_requested = True
+    row.save(update_fields=["cancel_requested"])
     return row
 
 
@@ -125,3 +152,14 @@ def fail_stale(
             if on_failed is not None:
                 on_failed(row, text)
     return failed
+
+
+def silence_message(quiet_s: float, *, stale_after_s: float, progress: str, then: str = "") -> str:
+    """What the reaper tells the user about a row whose worker went silent: how long it was
+    quiet, how far the job had got (``progress``, such as "after 3 of 9 chunks") and what to do
+    next (``then``, a sentence, if any)."""
+    text = (
+        f"The worker stopped sending heartbeats ({quiet_s:.0f} s of silence, more than the "
+        f"{stale_after_s} s allowed) {progress}: it was probably killed or lost its machine."
+    )
+    return f"{text} {then}" if then else text

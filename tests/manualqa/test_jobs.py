@@ -98,6 +98,38 @@ def test_the_reaper_fails_only_rows_whose_worker_went_silent(ingestion):
     assert failed == [(ingestion.pk, ingestion.message)]
 
 
+def test_the_reapers_message_says_how_long_how_far_and_what_next():
+    text = lifecycle.silence_message(
+        301.4, stale_after_s=120, progress="after 3 pages", then="Ingest the source again."
+    )
+    assert text == (
+        "The worker stopped sending heartbeats (301 s of silence, more than the 120 s allowed) "
+        "after 3 pages: it was probably killed or lost its machine. Ingest the source again."
+    )
+    bare = lifecycle.silence_message(5, stale_after_s=1, progress="after 1 of 2 answers")
+    assert bare.endswith("after 1 of 2 answers: it was probably killed or lost its machine.")
+
+
+def test_a_cancel_ends_a_row_at_once_or_asks_its_worker_to_stop(ingestion):
+    manual = ingestion.manual
+    endpoint = LLMEndpoint.objects.create(name="Jobs endpoint", kind="local")
+    queued, running = (
+        GenerationRun.objects.create(manual=manual, endpoint=endpoint) for _ in range(2)
+    )
+    GenerationRun.objects.filter(pk=running.pk).update(status=GenerationRun.Status.RUNNING)
+    running.refresh_from_db()
+
+    lifecycle.cancel_now(queued, message="Cancelled before it started.")
+    lifecycle.request_cancel(running)
+
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert (queued.status, queued.message) == ("cancelled", "Cancelled before it started.")
+    assert queued.finished_at is not None and not queued.cancel_requested
+    assert running.status == "running" and running.cancel_requested
+    assert running.finished_at is None
+
+
 def test_a_crash_ends_the_row_errored_with_the_message_and_the_traceback(ingestion):
     lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", stale_after_s=None)
     try:

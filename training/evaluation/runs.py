@@ -199,10 +199,10 @@ def evaluation_runs_fail_stale() -> int:
     """
 
     def message(run: EvaluationRun, quiet: float) -> str:
-        return (
-            f"The worker stopped sending heartbeats ({quiet:.0f} s of silence, more than the "
-            f"{settings.EVALUATION_STALE_AFTER_S} s allowed) after {run.done} of {run.total} "
-            "answers: it was probably killed or lost its machine."
+        return lifecycle.silence_message(
+            quiet,
+            stale_after_s=settings.EVALUATION_STALE_AFTER_S,
+            progress=f"after {run.done} of {run.total} answers",
         )
 
     return lifecycle.fail_stale(
