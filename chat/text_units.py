@@ -161,6 +161,18 @@ def passage_blocks(body: str) -> list[Block]:
             )
         )
 
+    def open_list(kind: str) -> None:
+        """Start a block of ``kind`` (steps or items) unless one is open, with the sentence
+        that leads into it."""
+        nonlocal current
+        if current is not None and current.kind == kind:
+            return
+        lead_in = _take_lead_in(current, blocks)
+        if current is not None and not current.units:
+            current = None
+        close()
+        current = Block(kind=kind, lead_in=lead_in)
+
     header_cells: list[str] = []
     for raw_line in body.splitlines():
         line = raw_line.strip()
@@ -195,12 +207,7 @@ def passage_blocks(body: str) -> list[Block]:
                 continue
         step = _STEP.match(line)
         if step:
-            if current is None or current.kind != "steps":
-                lead_in = _take_lead_in(current, blocks)
-                if current is not None and not current.units:
-                    current = None
-                close()
-                current = Block(kind="steps", lead_in=lead_in)
+            open_list("steps")
             add("step", line)
             previous_blank = False
             continue
@@ -216,12 +223,7 @@ def passage_blocks(body: str) -> list[Block]:
                 add("substep", f"   {line}", _plain(line))
                 previous_blank = False
                 continue
-            if current is None or current.kind != "items":
-                lead_in = _take_lead_in(current, blocks)
-                if current is not None and not current.units:
-                    current = None
-                close()
-                current = Block(kind="items", lead_in=lead_in)
+            open_list("items")
             add("item", line)
             previous_blank = False
             continue
