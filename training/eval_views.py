@@ -188,34 +188,39 @@ def evaluation_status(request: HttpRequest, run_id: int) -> JsonResponse:
     return JsonResponse({**run.status_payload(), "done": run.done, "total": run.total})
 
 
-@login_required
-@require_POST
-def evaluation_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+def _steer(request: HttpRequest, run_id: int, act, said) -> HttpResponse:
+    """As a launcher, ``act(run=..., user=...)`` on the run; flash ``said(result)``, or the
+    service's refusal, and go back to the run's page."""
     _require_launcher(request)
     run = get_object_or_404(EvaluationRun, pk=run_id)
     try:
-        run = evaluation.evaluation_run_cancel(run=run, user=request.user)
+        result = act(run=run, user=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "Cancelled." if run.is_finished else "Cancel requested.")
+        messages.success(request, said(result))
     return redirect("training:evaluation", run_id=run_id)
+
+
+@login_required
+@require_POST
+def evaluation_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    def said(run: EvaluationRun) -> str:
+        return "Cancelled." if run.is_finished else "Cancel requested."
+
+    return _steer(request, run_id, evaluation.evaluation_run_cancel, said)
 
 
 @login_required
 @require_POST
 def evaluation_baseline(request: HttpRequest, run_id: int) -> HttpResponse:
     """Make the run the baseline of the assistants it evaluated."""
-    _require_launcher(request)
-    run = get_object_or_404(EvaluationRun, pk=run_id)
-    try:
-        baselines = evaluation.evaluation_baseline_set(run=run, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
+
+    def said(baselines) -> str:
         names = ", ".join(baseline.assistant.name for baseline in baselines)
-        messages.success(request, f"Run #{run.pk} is now the baseline of {names}.")
-    return redirect("training:evaluation", run_id=run_id)
+        return f"Run #{run_id} is now the baseline of {names}."
+
+    return _steer(request, run_id, evaluation.evaluation_baseline_set, said)
 
 
 @login_required

@@ -620,6 +620,36 @@ def test_only_trainers_launch_evaluations(client, sample_manual):
     assert client.get(reverse("training:evaluations")).status_code == 403
 
 
+def test_the_run_page_cancels_and_sets_baselines_saying_what_it_did_or_why_not(
+    client, evaluator, sample_manual, judged_run
+):
+    client.force_login(evaluator)
+    queued = evaluation.evaluation_run_create(
+        user=None,
+        questions_jsonl=questions_jsonl(QUESTIONS[:1]),
+        manual=sample_manual,
+        retrieval_only=True,
+        enqueue=False,
+    )
+    cancel = reverse("training:evaluation_cancel", args=[queued.pk])
+    page = reverse("training:evaluation", args=[queued.pk])
+
+    first = client.post(cancel, follow=True)
+    again = client.post(cancel, follow=True)
+    baseline = client.post(
+        reverse("training:evaluation_baseline", args=[judged_run.pk]), follow=True
+    )
+
+    assert first.redirect_chain == [(page, 302)]
+    assert [str(m) for m in first.context["messages"]] == ["Cancelled."]
+    assert [str(m) for m in again.context["messages"]] == ["The evaluation is already cancelled."]
+    said = [str(m) for m in baseline.context["messages"]]
+    assert said == [f"Run #{judged_run.pk} is now the baseline of Direct, RAG."] or said == [
+        f"Run #{judged_run.pk} is now the baseline of RAG, Direct."
+    ]
+    assert EvaluationRun.objects.get(pk=queued.pk).status == "cancelled"
+
+
 def test_the_report_marks_only_significant_winners_draws_the_chart_and_puts_failures_first(
     client, evaluator, judged_run
 ):
