@@ -65,6 +65,13 @@ class ChatAPIView(GenericAPIView):
         """The owner for a read, or None (nothing of theirs yet) without making a session."""
         return existing_owner(request)
 
+    def owned_page(self, request: Request, listed, model) -> Response:
+        """A page of what ``listed(owner=...)`` lists for the reader; an empty page for a
+        reader who has nothing yet (``model``'s empty queryset)."""
+        owner = self.reader(request)
+        page = self.paginate_queryset(listed(owner=owner) if owner else model.objects.none())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
 
 def _sse(events: Iterator[ChatEvent]) -> Iterator[str]:
     """The service's events on the wire; closing this (the client left) closes the answer."""
@@ -341,11 +348,7 @@ class FeedbackView(ChatAPIView):
 
     @extend_schema(operation_id="chat_feedback_list")
     def get(self, request: Request) -> Response:
-        owner = self.reader(request)
-        page = self.paginate_queryset(
-            selectors.feedback_for(owner=owner) if owner else Feedback.objects.none()
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.owned_page(request, selectors.feedback_for, Feedback)
 
     @extend_schema(responses={201: FeedbackSerializer})
     def post(self, request: Request) -> Response:
@@ -372,11 +375,7 @@ class PreferenceView(ChatAPIView):
 
     @extend_schema(operation_id="chat_preferences_list")
     def get(self, request: Request) -> Response:
-        owner = self.reader(request)
-        page = self.paginate_queryset(
-            selectors.preferences_for(owner=owner) if owner else Preference.objects.none()
-        )
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.owned_page(request, selectors.preferences_for, Preference)
 
     @extend_schema(responses={201: PreferenceSerializer})
     def post(self, request: Request) -> Response:
