@@ -503,21 +503,7 @@ def training_job_resume(*, job: TrainingJob, user) -> TrainingJob:
     """Queue a cancelled, failed or stalled job again; it continues from its last checkpoint."""
     _require_launcher(user)
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
-    resumable = job.status in (
-        TrainingJob.Status.CANCELLED,
-        TrainingJob.Status.FAILED,
-        TrainingJob.Status.ERRORED,
-    ) or training_job_is_stale(job)
-    if not resumable:
-        raise ValidationError(
-            f"Job #{job.pk} is {job.get_status_display().lower()}; only a cancelled, failed or "
-            "stalled job can be resumed."
-        )
-    job.status = TrainingJob.Status.QUEUED
-    job.cancel_requested = False
-    job.message = ""
-    job.traceback = ""
-    job.finished_at = None
-    job.save(update_fields=["status", "cancel_requested", "message", "traceback", "finished_at"])
+    lifecycle.require_resumable(job, stale=training_job_is_stale(job), noun="job")
+    lifecycle.requeue(job)
     _enqueue(job)
     return job

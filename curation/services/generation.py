@@ -399,24 +399,10 @@ def generation_run_resume(*, run: GenerationRun, user=None) -> GenerationRun:
     """Queue a stopped, failed or stale run again; only its pending chunks are generated."""
     _require_steer(user)
     run = GenerationRun.objects.select_for_update().select_related("endpoint").get(pk=run.pk)
-    resumable = run.status in (
-        GenerationRun.Status.CANCELLED,
-        GenerationRun.Status.FAILED,
-        GenerationRun.Status.ERRORED,
-    ) or generation_run_is_stale(run)
-    if not resumable:
-        raise ValidationError(
-            f"Run #{run.pk} is {run.get_status_display().lower()}; only a cancelled, failed or "
-            "stalled run can be resumed."
-        )
+    lifecycle.require_resumable(run, stale=generation_run_is_stale(run), noun="run")
     if not run.chunk_results.filter(status=ChunkGeneration.Status.PENDING).exists():
         raise ValidationError(f"Run #{run.pk} has no pending chunks to resume.")
-    run.status = GenerationRun.Status.QUEUED
-    run.cancel_requested = False
-    run.message = ""
-    run.traceback = ""
-    run.finished_at = None
-    run.save(update_fields=["status", "cancel_requested", "message", "traceback", "finished_at"])
+    lifecycle.requeue(run)
     _enqueue(run)
     return run
 

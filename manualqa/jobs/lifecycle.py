@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
@@ -23,6 +24,8 @@ __all__ = [
     "is_stale",
     "may_move",
     "request_cancel",
+    "require_resumable",
+    "requeue",
     "silence_message",
 ]
 
@@ -76,6 +79,30 @@ def request_cancel(row: models.Model) -> models.Model:
     ``cancel_requested`` as it goes and ends the row itself."""
     row.cancel_requested = True
     row.save(update_fields=["cancel_requested"])
+    return row
+
+
+def require_resumable(row: models.Model, *, stale: bool, noun: str) -> None:
+    """Refuse, naming its status, to resume a row that is not cancelled, failed, errored or
+    ``stale`` (its worker went silent); ``noun`` ("run", "job") is what the user calls it."""
+    Status = row.Status
+    if row.status in (Status.CANCELLED, Status.FAILED, Status.ERRORED) or stale:
+        return
+    raise ValidationError(
+        f"{noun.capitalize()} #{row.pk} is {row.get_status_display().lower()}; only a "
+        f"cancelled, failed or stalled {noun} can be resumed."
+    )
+
+
+def requeue(row: models.Model) -> models.Model:
+    """Put ``row`` (locked by the caller) back in the queue with its last outcome wiped: no
+    cancel request, message, trace or end time."""
+    row.status = row.Status.QUEUED
+    row.cancel_requested = False
+    row.message = ""
+    row.traceback = ""
+    row.finished_at = None
+    row.save(update_fields=["status", "cancel_requested", "message", "traceback", "finished_at"])
     return row
 
 

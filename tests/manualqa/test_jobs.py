@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from curation import services
@@ -128,6 +129,33 @@ def test_a_cancel_ends_a_row_at_once_or_asks_its_worker_to_stop(ingestion):
     assert queued.finished_at is not None and not queued.cancel_requested
     assert running.status == "running" and running.cancel_requested
     assert running.finished_at is None
+
+
+def test_only_an_ended_or_stalled_row_resumes_and_resuming_wipes_its_last_outcome(ingestion):
+    endpoint = LLMEndpoint.objects.create(name="Resume endpoint", kind="local")
+    run = GenerationRun.objects.create(manual=ingestion.manual, endpoint=endpoint)
+
+    with pytest.raises(ValidationError) as refused:
+        lifecycle.require_resumable(run, stale=False, noun="run")
+    assert refused.value.messages == [
+        f"Run #{run.pk} is queued; only a cancelled, failed or stalled run can be resumed."
+    ]
+    lifecycle.require_resumable(run, stale=True, noun="run")  # a silent worker's row resumes
+
+    GenerationRun.objects.filter(pk=run.pk).update(
+        status=GenerationRun.Status.FAILED,
+        message="out of memory",
+        traceback="Traceback ...",
+        cancel_requested=True,
+        finished_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    lifecycle.require_resumable(run, stale=False, noun="run")
+    lifecycle.requeue(run)
+
+    run.refresh_from_db()
+    assert run.status == "queued" and not run.cancel_requested
+    assert (run.message, run.traceback, run.finished_at) == ("", "", None)
 
 
 def test_a_crash_ends_the_row_errored_with_the_message_and_the_traceback(ingestion):
