@@ -147,16 +147,11 @@ def generation_runs_fail_stale() -> int:
     chunks, so Resume generates only those.
     """
 
-    def message(run: GenerationRun, quiet: float) -> str:
-        return lifecycle.silence_message(
-            quiet,
-            stale_after_s=settings.GENERATION_STALE_AFTER_S,
-            progress=f"after {run.chunks_done} of {run.chunks_total} chunks",
-            then="Resume generates the chunks left.",
-        )
-
-    return lifecycle.fail_stale(
-        GenerationRun, stale_after_s=settings.GENERATION_STALE_AFTER_S, message=message
+    return lifecycle.fail_silent(
+        GenerationRun,
+        stale_after_s=settings.GENERATION_STALE_AFTER_S,
+        progress=lambda run: f"after {run.chunks_done} of {run.chunks_total} chunks",
+        then="Resume generates the chunks left.",
     )
 
 

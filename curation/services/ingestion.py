@@ -246,16 +246,11 @@ def ingestion_runs_fail_stale() -> int:
     ingesting the source again updates them.
     """
 
-    def message(run: IngestionRun, quiet: float) -> str:
-        return lifecycle.silence_message(
-            quiet,
-            stale_after_s=settings.INGESTION_STALE_AFTER_S,
-            progress=f"after {run.pages_done} pages",
-            then="Ingest the source again to finish.",
-        )
-
-    return lifecycle.fail_stale(
-        IngestionRun, stale_after_s=settings.INGESTION_STALE_AFTER_S, message=message
+    return lifecycle.fail_silent(
+        IngestionRun,
+        stale_after_s=settings.INGESTION_STALE_AFTER_S,
+        progress=lambda run: f"after {run.pages_done} pages",
+        then="Ingest the source again to finish.",
     )
 
 

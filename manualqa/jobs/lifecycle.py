@@ -19,6 +19,7 @@ from django.utils import timezone
 __all__ = [
     "cancel_now",
     "claim",
+    "fail_silent",
     "fail_stale",
     "finish",
     "is_stale",
@@ -190,3 +191,21 @@ def silence_message(quiet_s: float, *, stale_after_s: float, progress: str, then
         f"{stale_after_s} s allowed) {progress}: it was probably killed or lost its machine."
     )
     return f"{text} {then}" if then else text
+
+
+def fail_silent(
+    model: type[models.Model],
+    *,
+    stale_after_s: float,
+    progress: Callable[[models.Model], str],
+    then: str = "",
+) -> int:
+    """:func:`fail_stale` with the :func:`silence_message` that names ``progress(row)`` (how far
+    the row had got) and ``then`` (what the user can do next)."""
+
+    def message(row: models.Model, quiet_s: float) -> str:
+        return silence_message(
+            quiet_s, stale_after_s=stale_after_s, progress=progress(row), then=then
+        )
+
+    return fail_stale(model, stale_after_s=stale_after_s, message=message)

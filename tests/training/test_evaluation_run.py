@@ -487,14 +487,19 @@ def test_a_judge_prompt_without_an_answer_placeholder_is_refused(sample_manual, 
 # Claims, cancels and resumes
 
 
-def test_a_run_is_claimed_once(sample_manual):
-    run = evaluation.evaluation_run_create(
+def queued_retrieval_run(manual: Manual) -> EvaluationRun:
+    """A queued retrieval-only run over ``manual`` on one question, not sent to a worker."""
+    return evaluation.evaluation_run_create(
         user=None,
         questions_jsonl=questions_jsonl(QUESTIONS[:1]),
-        manual=sample_manual,
+        manual=manual,
         retrieval_only=True,
         enqueue=False,
     )
+
+
+def test_a_run_is_claimed_once(sample_manual):
+    run = queued_retrieval_run(sample_manual)
 
     assert evaluation.evaluation_run_claim(run_id=run.pk, task_id="one") is True
     assert evaluation.evaluation_run_claim(run_id=run.pk, task_id="two") is False
@@ -549,13 +554,7 @@ def test_a_reclaimed_run_continues_without_asking_stored_questions_again(
 
 
 def test_a_run_whose_worker_stopped_beating_reads_as_failed(sample_manual):
-    run = evaluation.evaluation_run_create(
-        user=None,
-        questions_jsonl=questions_jsonl(QUESTIONS[:1]),
-        manual=sample_manual,
-        retrieval_only=True,
-        enqueue=False,
-    )
+    run = queued_retrieval_run(sample_manual)
     EvaluationRun.objects.filter(pk=run.pk).update(
         status=EvaluationRun.Status.RUNNING, heartbeat_at="2000-01-01T00:00:00Z"
     )
@@ -624,13 +623,7 @@ def test_the_run_page_cancels_and_sets_baselines_saying_what_it_did_or_why_not(
     client, evaluator, sample_manual, judged_run
 ):
     client.force_login(evaluator)
-    queued = evaluation.evaluation_run_create(
-        user=None,
-        questions_jsonl=questions_jsonl(QUESTIONS[:1]),
-        manual=sample_manual,
-        retrieval_only=True,
-        enqueue=False,
-    )
+    queued = queued_retrieval_run(sample_manual)
     cancel = reverse("training:evaluation_cancel", args=[queued.pk])
     page = reverse("training:evaluation", args=[queued.pk])
 

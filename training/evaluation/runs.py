@@ -198,15 +198,10 @@ def evaluation_runs_fail_stale() -> int:
     keeps its run.
     """
 
-    def message(run: EvaluationRun, quiet: float) -> str:
-        return lifecycle.silence_message(
-            quiet,
-            stale_after_s=settings.EVALUATION_STALE_AFTER_S,
-            progress=f"after {run.done} of {run.total} answers",
-        )
-
-    return lifecycle.fail_stale(
-        EvaluationRun, stale_after_s=settings.EVALUATION_STALE_AFTER_S, message=message
+    return lifecycle.fail_silent(
+        EvaluationRun,
+        stale_after_s=settings.EVALUATION_STALE_AFTER_S,
+        progress=lambda run: f"after {run.done} of {run.total} answers",
     )
 
 
