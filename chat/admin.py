@@ -17,7 +17,12 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
-from manualqa.admin_tools import ChoicesFilter, ReadOnlyAdminMixin, ReadOnlyInlineMixin
+from manualqa.admin_tools import (
+    ChoicesFilter,
+    ReadOnlyAdminMixin,
+    ReadOnlyInlineMixin,
+    html_table,
+)
 
 
 def _short(text: str, length: int = 100) -> str:
@@ -258,9 +263,8 @@ class MessageAdmin(_ReadOnlyAdmin):
     def verification_table(self, obj: Message) -> str:
         if not obj.verification:
             return "-"
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        return html_table(
+            ("Sentence", "Kept?", "Reason", "Detail", "Score", "Passage"),
             (
                 (
                     verdict.get("text", ""),
@@ -272,12 +276,7 @@ class MessageAdmin(_ReadOnlyAdmin):
                 )
                 for verdict in obj.verification
             ),
-        )
-        return format_html(
-            '<table class="chat-verification"><thead><tr><th>Sentence</th><th>Kept?</th>'
-            "<th>Reason</th><th>Detail</th><th>Score</th><th>Passage</th></tr></thead>"
-            "<tbody>{}</tbody></table>",
-            rows,
+            css_class="chat-verification",
         )
 
     @admin.display(description="Checks")

@@ -1,15 +1,15 @@
 """Pieces every app's admin uses: read-only model admins, pages beside a changelist, list
-filters declared as choices, and sortable columns."""
+filters declared as choices, sortable columns and tables in a read-only field."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.urls import path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 
 class ReadOnlyAdminMixin:
@@ -114,3 +114,17 @@ def sortable_column(attribute: str, description: str) -> Callable[[Any, Any], An
         return getattr(obj, attribute)
 
     return column
+
+
+def html_table(
+    headings: Sequence[str], rows: Iterable[Sequence[Any]], *, css_class: str = ""
+) -> str:
+    """A read-only field's table: a row of ``headings`` over a ``<tr>`` per row of ``rows``
+    (as many cells as headings), every heading and cell escaped."""
+    cells = "".join("<td>{}</td>" for _ in headings)
+    return format_html(
+        "<table{}><thead><tr>{}</tr></thead><tbody>{}</tbody></table>",
+        format_html(' class="{}"', css_class) if css_class else "",
+        format_html_join("", "<th>{}</th>", ((heading,) for heading in headings)),
+        format_html_join("", f"<tr>{cells}</tr>", rows),
+    )

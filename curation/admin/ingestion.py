@@ -9,14 +9,13 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
 
 from curation import services
 from curation.models import (
     IngestionRun,
     Manual,
 )
-from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, JobAdminMixin
+from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, JobAdminMixin, html_table
 
 
 class IngestForm(forms.Form):
@@ -93,17 +92,12 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         if not obj.errors:
             return "None"
         # A note (an image left out of a page that was kept) has "note" in place of "error".
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td></tr>",
+        return html_table(
+            ("Page", "Error"),
             (
                 (e["page"], e["error"] if "error" in e else f"Note: {e.get('note', '')}")
                 for e in obj.errors
             ),
-        )
-        return format_html(
-            "<table><thead><tr><th>Page</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
         )
 
     def has_ingest_permission(self, request) -> bool:
