@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from django.http import Http404, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -64,6 +65,17 @@ class ChatAPIView(GenericAPIView):
     def reader(self, request: Request) -> Owner | None:
         """The owner for a read, or None (nothing of theirs yet) without making a session."""
         return existing_owner(request)
+
+    def posted(self, request: Request) -> tuple[Owner, dict[str, Any]]:
+        """The owner of a write and its body, checked by the view's serializer first (a 400
+        naming each bad field, before any session is made for a new owner)."""
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return self.owner(request), data.validated_data
+
+    def created(self, row: Any) -> Response:
+        """201 with what the write made, as the view's serializer shows it."""
+        return Response(self.get_serializer(row).data, status=status.HTTP_201_CREATED)
 
     def owned_page(self, request: Request, listed, model) -> Response:
         """A page of what ``listed(owner=...)`` lists for the reader; an empty page for a
@@ -266,10 +278,7 @@ class ChatAskView(ChatAPIView):
         "then done (the answer, as in the JSON response) or failed.",
     )
     def post(self, request: Request) -> Response | StreamingHttpResponse:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        data = data.validated_data
-        owner = self.owner(request)
+        owner, data = self.posted(request)
         if data.get("assistant"):
             assistant = selectors.assistant_get(ref=data["assistant"])
         else:
@@ -352,20 +361,18 @@ class FeedbackView(ChatAPIView):
 
     @extend_schema(responses={201: FeedbackSerializer})
     def post(self, request: Request) -> Response:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        owner = self.owner(request)
-        message = selectors.message_get(owner=owner, message_id=data.validated_data["message_id"])
+        owner, data = self.posted(request)
+        message = selectors.message_get(owner=owner, message_id=data["message_id"])
         try:
             feedback = services.feedback_submit(
                 owner=owner,
                 message=message,
-                rating=data.validated_data["rating"],
-                comment=data.validated_data.get("comment", ""),
+                rating=data["rating"],
+                comment=data.get("comment", ""),
             )
         except services.ChatError as exc:
             return _chat_error(exc)
-        return Response(self.get_serializer(feedback).data, status=status.HTTP_201_CREATED)
+        return self.created(feedback)
 
 
 class PreferenceView(ChatAPIView):
@@ -379,22 +386,13 @@ class PreferenceView(ChatAPIView):
 
     @extend_schema(responses={201: PreferenceSerializer})
     def post(self, request: Request) -> Response:
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        owner = self.owner(request)
-        message_a = selectors.message_get(
-            owner=owner, message_id=data.validated_data["message_a_id"]
-        )
-        message_b = selectors.message_get(
-            owner=owner, message_id=data.validated_data["message_b_id"]
-        )
+        owner, data = self.posted(request)
+        message_a = selectors.message_get(owner=owner, message_id=data["message_a_id"])
+        message_b = selectors.message_get(owner=owner, message_id=data["message_b_id"])
         try:
             preference = services.preference_record(
-                owner=owner,
-                message_a=message_a,
-                message_b=message_b,
-                chosen=data.validated_data["chosen"],
+                owner=owner, message_a=message_a, message_b=message_b, chosen=data["chosen"]
             )
         except services.ChatError as exc:
             return _chat_error(exc)
-        return Response(self.get_serializer(preference).data, status=status.HTTP_201_CREATED)
+        return self.created(preference)
