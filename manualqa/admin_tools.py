@@ -53,6 +53,16 @@ class ExtraViewsMixin:
             for route, view, suffix in self.extra_views
         ] + super().get_urls()
 
+    def page_context(self, request, title: str, **extra: Any) -> dict[str, Any]:
+        """What every one of these pages renders with: the admin site's context (sidebar,
+        user links), ``title``, the model's options (breadcrumbs) and the page's own ``extra``."""
+        return {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            **extra,
+        }
+
 
 Narrowing = Q | Callable[[QuerySet], QuerySet]
 

@@ -171,15 +171,14 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:curation_generationrun_change", args=[run.pk])
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Generate QA pairs from {manual.name}",
-            "form": form,
-            "manual": manual,
-            "documents": documents,
-            "chunk_count": DocumentChunk.objects.current()
+        context = self.page_context(
+            request,
+            f"Generate QA pairs from {manual.name}",
+            form=form,
+            manual=manual,
+            documents=documents,
+            chunk_count=DocumentChunk.objects.current()
             .filter(document__manual=manual, **({"document__in": documents} if documents else {}))
             .count(),
-            "opts": self.model._meta,
-        }
+        )
         return TemplateResponse(request, "admin/curation/generationrun/start.html", context)

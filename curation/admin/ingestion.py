@@ -142,10 +142,5 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:curation_ingestionrun_change", args=[run.pk])
                 )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Ingest a manual source",
-            "form": form,
-            "opts": self.model._meta,
-        }
+        context = self.page_context(request, "Ingest a manual source", form=form)
         return TemplateResponse(request, "admin/curation/ingestionrun/ingest.html", context)

@@ -302,21 +302,20 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
         """An intermediate page that posts the same action again with ``confirm=yes``."""
         count = queryset.count() if count is None else count
         preview = list(queryset.order_by("id").values_list("id", "question")[:10])
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.model._meta,
-            "action": action,
-            "button": button,
-            "form": form,
-            "count": count,
-            "count_label": _count(count),
-            "select_across": request.POST.get("select_across") == "1",
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "preview": preview,
-            "more": f"{count - len(preview):,}",
-            "changelist_url": request.get_full_path(),
-        }
+        context = self.page_context(
+            request,
+            title,
+            action=action,
+            button=button,
+            form=form,
+            count=count,
+            count_label=_count(count),
+            select_across=request.POST.get("select_across") == "1",
+            selected=request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+            preview=preview,
+            more=f"{count - len(preview):,}",
+            changelist_url=request.get_full_path(),
+        )
         return TemplateResponse(request, "admin/curation/qapair/action_confirmation.html", context)
 
     @staticmethod

@@ -65,20 +65,19 @@ class ReviewPagesMixin(ExtraViewsMixin):
         )
         pair = selectors.qa_pair_for_review(pair_id=position.pair_id) if position else None
         counts = selectors.qa_pair_status_counts(manual_id=manual_id)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Review QA pairs",
-            "opts": self.model._meta,
-            "choices": choices,
-            "manual": manual,
-            "order": order,
-            "orders": selectors.REVIEW_ORDERS.items(),
-            "counts": counts,
-            "pair": pair,
-            "position": position,
-            "action_form": action_form,
-            "editing": action_form is not None,
-        }
+        context = self.page_context(
+            request,
+            "Review QA pairs",
+            choices=choices,
+            manual=manual,
+            order=order,
+            orders=selectors.REVIEW_ORDERS.items(),
+            counts=counts,
+            pair=pair,
+            position=position,
+            action_form=action_form,
+            editing=action_form is not None,
+        )
         if pair is not None:
             source = pair.source_text or (pair.chunk.text if pair.chunk_id else "")
             context.update(
@@ -176,24 +175,23 @@ class ReviewPagesMixin(ExtraViewsMixin):
                 }
             )
         days, throughput = selectors.review_throughput(days=14)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Review dashboard" + (f": {manual.name}" if manual else ""),
-            "opts": self.model._meta,
-            "choices": choices,
-            "manual": manual,
-            "counts": counts,
-            "status_links": [
+        context = self.page_context(
+            request,
+            "Review dashboard" + (f": {manual.name}" if manual else ""),
+            choices=choices,
+            manual=manual,
+            counts=counts,
+            status_links=[
                 ("Pending", counts.pending, link(status__exact=QAPair.Status.PENDING)),
                 ("Approved", counts.approved, link(status__exact=QAPair.Status.APPROVED)),
                 ("Rejected", counts.rejected, link(status__exact=QAPair.Status.REJECTED)),
                 ("All", counts.total, link()),
             ],
-            "documents": documents,
-            "days": days,
-            "throughput": throughput,
-            "review_url": self._review_url(manual_id=manual_id, order="grounding"),
-            "flagged_url": link(status__exact=QAPair.Status.PENDING, flag="any"),
-            "source_changed_url": link(source_changed="yes"),
-        }
+            documents=documents,
+            days=days,
+            throughput=throughput,
+            review_url=self._review_url(manual_id=manual_id, order="grounding"),
+            flagged_url=link(status__exact=QAPair.Status.PENDING, flag="any"),
+            source_changed_url=link(source_changed="yes"),
+        )
         return TemplateResponse(request, "admin/curation/review/dashboard.html", context)

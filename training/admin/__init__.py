@@ -203,14 +203,6 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
 
     # -- pages -------------------------------------------------------------------------------
 
-    def _context(self, request: HttpRequest, title: str, **extra) -> dict:
-        return {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.model._meta,
-            **extra,
-        }
-
     def _viewable(self, request: HttpRequest, object_id: int) -> DatasetSnapshot:
         snapshot = (
             DatasetSnapshot.objects.select_related("manual", "created_by")
@@ -252,7 +244,7 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
                 return HttpResponseRedirect(
                     reverse("admin:training_datasetsnapshot_change", args=[snapshot.pk])
                 )
-        context = self._context(
+        context = self.page_context(
             request, "Build a dataset snapshot", form=form, manuals=list(manuals)
         )
         return TemplateResponse(request, "admin/training/datasetsnapshot/build.html", context)
@@ -278,7 +270,7 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
                     filename=filename,
                     content_type="application/zip",
                 )
-        context = self._context(
+        context = self.page_context(
             request, f"Export {snapshot}", form=form, snapshot=snapshot, original=snapshot
         )
         return TemplateResponse(request, "admin/training/datasetsnapshot/export.html", context)
@@ -299,7 +291,7 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
         if other is not None:
             old, new = sorted((snapshot, other), key=lambda s: s.version)
             diff = services.snapshot_diff(old=old, new=new)
-        context = self._context(
+        context = self.page_context(
             request,
             f"Compare {snapshot}",
             snapshot=snapshot,
