@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
-from django.urls import path
+from django.http import HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 
@@ -52,6 +53,13 @@ class ExtraViewsMixin:
             )
             for route, view, suffix in self.extra_views
         ] + super().get_urls()
+
+    def to_created(self, request, row: Any, said: str) -> HttpResponseRedirect:
+        """After a page made ``row``: flash ``said`` and go to the row's own admin page."""
+        self.message_user(request, said, messages.SUCCESS)
+        meta = row._meta
+        change = f"admin:{meta.app_label}_{meta.model_name}_change"
+        return HttpResponseRedirect(reverse(change, args=[row.pk]))
 
     def page_context(self, request, title: str, **extra: Any) -> dict[str, Any]:
         """What every one of these pages renders with: the admin site's context (sidebar,

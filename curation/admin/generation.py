@@ -163,13 +163,10 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                 for message in exc.messages:
                     form.add_error(None, message)
             else:
-                self.message_user(
+                return self.to_created(
                     request,
+                    run,
                     f"Generation #{run.pk} queued: {run.chunks_total} chunks with {run.endpoint}.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:curation_generationrun_change", args=[run.pk])
                 )
         context = self.page_context(
             request,

@@ -6,9 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import reverse
 
 from curation import services
 from curation.models import (
@@ -136,11 +135,8 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                 for message in exc.messages:
                     form.add_error(None, message)
             else:
-                self.message_user(
-                    request, f"Ingestion #{run.pk} queued for {manual.name}.", messages.SUCCESS
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:curation_ingestionrun_change", args=[run.pk])
+                return self.to_created(
+                    request, run, f"Ingestion #{run.pk} queued for {manual.name}."
                 )
         context = self.page_context(request, "Ingest a manual source", form=form)
         return TemplateResponse(request, "admin/curation/ingestionrun/ingest.html", context)

@@ -234,15 +234,12 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
             except ValidationError as exc:
                 add_service_errors(form, exc)
             else:
-                self.message_user(
+                return self.to_created(
                     request,
+                    snapshot,
                     f"Built {snapshot}: {snapshot.pair_count:,} pairs (train "
                     f"{snapshot.train_count:,}, eval {snapshot.eval_count:,}, test "
                     f"{snapshot.test_count:,}).",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(
-                    reverse("admin:training_datasetsnapshot_change", args=[snapshot.pk])
                 )
         context = self.page_context(
             request, "Build a dataset snapshot", form=form, manuals=list(manuals)
