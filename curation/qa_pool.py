@@ -179,19 +179,16 @@ def run_generation(
 
     def messages_for(call: _Call) -> list[dict[str, str]]:
         job = call.state.job
+        passage = {"title": job.title, "heading_path": job.heading_path, "text": call.part}
         if call.kind == "questions":
             return qa.questions_messages(
-                title=job.title,
-                heading_path=job.heading_path,
-                text=call.part,
+                **passage,
                 count=call.count,
                 system_prompt=prompts.questions_system,
                 user_template=prompts.questions_user,
             )
         return qa.answer_messages(
-            title=job.title,
-            heading_path=job.heading_path,
-            text=call.part,
+            **passage,
             question=call.question,
             system_prompt=prompts.answer_system,
             user_template=prompts.answer_user,
