@@ -363,6 +363,8 @@ JOB_REAPERS = [
     "curation.services.generation.generation_runs_fail_stale",
     "training.jobs.training_jobs_fail_stale",
     "training.evaluation.runs.evaluation_runs_fail_stale",
+    "training.retrieval_jobs.retrieval_jobs_fail_stale",
+    "curation.services.embedders.reembed_runs_fail_stale",
 ]
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "manualqa.reap_stale_jobs", "schedule": float(JOBS_REAP_EVERY_S)},
