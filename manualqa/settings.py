@@ -263,6 +263,7 @@ SPECTACULAR_SETTINGS = {
         "QAPairStatusEnum": "curation.models.QAPair.Status",
         # Training jobs and evaluation runs share one set of states.
         "JobStatusEnum": "training.models.TrainingJob.Status",
+        "RetrievalJobKindEnum": "training.models.RetrievalJob.Kind",
     },
 }
 

@@ -31,7 +31,7 @@ from manualqa.admin_tools import (
 )
 from manualqa.forms import add_service_errors
 from training import services
-from training.admin import question_sets  # noqa: F401  (registers the question-set pages)
+from training.admin import question_sets, retrieval  # noqa: F401  (registers their pages)
 from training.models import (
     DatasetSnapshot,
     EvaluationBaseline,
