@@ -35,6 +35,7 @@ from manualqa.lib.embeddings import encode
 
 __all__ = [
     "VectorsMissing",
+    "default_vectors",
     "embed_with",
     "embedder_check",
     "embedder_switch",
@@ -72,6 +73,35 @@ def embed_with(
         device=settings.EMBEDDING_DEVICE,
         batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
     )
+
+
+def default_vectors(chunks: Sequence[DocumentChunk]) -> list[np.ndarray | None]:
+    """Each chunk's vector under the configured model, which curation's own comparisons use
+    (answers and questions are embedded with it): the served one, or for a chunk of a manual on
+    a tuned embedder the one kept beside it (embedded now if there is none)."""
+    tuned = [chunk for chunk in chunks if chunk.embedder_id is not None]
+    kept: dict[int, np.ndarray] = {}
+    if tuned:
+        kept = dict(
+            ChunkVector.objects.filter(
+                chunk_id__in=[chunk.pk for chunk in tuned], embedder=None
+            ).values_list("chunk_id", "embedding")
+        )
+        missing = [chunk for chunk in tuned if chunk.pk not in kept]
+        if missing:
+            kept.update(
+                zip(
+                    [chunk.pk for chunk in missing],
+                    embed_with(None, [chunk.text for chunk in missing]),
+                    strict=True,
+                )
+            )
+    return [
+        (None if chunk.embedding is None else np.asarray(chunk.embedding))
+        if chunk.embedder_id is None
+        else np.asarray(kept[chunk.pk])
+        for chunk in chunks
+    ]
 
 
 def embedder_check(embedder: RetrievalModel | None) -> None:

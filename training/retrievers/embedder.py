@@ -116,6 +116,24 @@ def _corpus(snapshot) -> _Corpus:
     return _Corpus(ids, texts, documents)
 
 
+def _served_vectors(snapshot, base: str, corpus: _Corpus) -> np.ndarray | None:
+    """The chunks' stored vectors when they are ``base``'s (the manual on the configured model,
+    tuning from it): what retrieval uses now, without encoding the manual again."""
+    from curation.models import DocumentChunk
+
+    manual = snapshot.manual
+    if manual.embedder_id is not None or base != settings.EMBEDDING_MODEL:
+        return None
+    stored = dict(
+        DocumentChunk.objects.filter(pk__in=corpus.ids, embedder=None).values_list(
+            "pk", "embedding"
+        )
+    )
+    if len(stored) != len(corpus.ids):  # switched meanwhile: encode instead
+        return None
+    return np.asarray([stored[pk] for pk in corpus.ids], dtype=np.float32)
+
+
 def _pairs(snapshot, split: str) -> list[tuple[int, str, int]]:
     """``(snapshot pair id, question, source chunk id)`` of one split, pairs with a chunk."""
     return list(
@@ -294,7 +312,9 @@ def train(
     # A model of its own (not the process's shared one): training changes its weights.
     device = settings.EMBEDDING_DEVICE
     model = SentenceTransformer(base, device=device, local_files_only=True)
-    before_vectors = _encode(model, corpus.texts)
+    before_vectors = _served_vectors(snapshot, base, corpus)
+    if before_vectors is None:
+        before_vectors = _encode(model, corpus.texts)
     before = _measure_splits(snapshot, model, corpus, before_vectors)
     train_vectors = _encode(model, [question for _, question, _ in train_pairs])
     examples = _examples(
