@@ -169,7 +169,8 @@ def _nearest(
 def chunks_for_question(
     *, question: str, manual_ids: Sequence[int] | None = None, k: int = 5
 ) -> list[DocumentChunk]:
-    """Embed ``question`` with the configured model and return the nearest chunks."""
+    """Embed ``question`` with the configured model and return the nearest chunks (of manuals
+    on that model: a manual switched to a tuned embedder is searched by ``chat.retrieval``)."""
     from manualqa.embedding import embed
 
     vector = embed([question])[0]

@@ -7,6 +7,7 @@ pair on the chunk of its source page that holds the most of its ``must_include``
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from curation import services as curation_services
 from curation.models import DocumentChunk, Manual, QAPair, RetrievalModel
 from tests.conftest import SAMPLE_SITE
 from training import retrieval_jobs, services
-from training.models import DatasetSnapshot, RetrievalJob
+from training.models import DatasetSnapshot, QuestionSet, QuestionSetVersion, RetrievalJob
 
 QUESTIONS = Path(settings.BASE_DIR) / "curation" / "sample_manual" / "questions.jsonl"
 
@@ -73,6 +74,22 @@ def approve_sample_questions(manual: Manual) -> list[QAPair]:
 STEPS = 4
 
 
+def owner_question_set(manual: Manual) -> QuestionSet:
+    """The sample's owner questions as a saved question set of the manual (version 1)."""
+    text = QUESTIONS.read_text(encoding="utf-8")
+    question_set = QuestionSet.objects.create(
+        name="Sample owners", slug="retriever-sample-owners", manual=manual
+    )
+    QuestionSetVersion.objects.create(
+        question_set=question_set,
+        version=1,
+        jsonl=text,
+        content_hash=hashlib.sha256(text.encode()).hexdigest(),
+        question_count=len(text.splitlines()),
+    )
+    return question_set
+
+
 @pytest.fixture(scope="session")
 def retriever_output(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("retrieval-jobs")
@@ -84,12 +101,14 @@ def retriever_snapshot(django_db_setup, django_db_blocker) -> Iterator[DatasetSn
     with django_db_blocker.unblock():
         manual = ingest_sample("Retriever sample manual")
         approve_sample_questions(manual)
+        owner_question_set(manual)
         snapshot = services.snapshot_create(
             manual=manual, user=None, train_fraction=0.6, eval_fraction=0.2, test_fraction=0.2
         )
     yield snapshot
     with django_db_blocker.unblock():
         RetrievalJob.objects.filter(snapshot__manual=manual).delete()
+        QuestionSet.objects.filter(manual=manual).delete()
         DatasetSnapshot.objects.filter(manual=manual).delete()
         Manual.objects.filter(pk=manual.pk).delete()
         RetrievalModel.objects.filter(jobs__isnull=True).delete()

@@ -59,6 +59,10 @@ def test_job_trains_registers_and_keeps_or_improves_hit_at_1(retriever_job, retr
     for split in ("eval", "test"):
         assert job.metrics[split]["questions"] == snapshot.pairs.filter(split=split).count()
         assert 0.0 <= job.metrics[split]["hit_at_1_after"] <= 1.0
+    # The manual's saved owner questions, measured by page in the same job.
+    owners = job.metrics["set:retriever-sample-owners"]
+    assert owners["questions"] == 24
+    assert owners["hit_at_3_before"] >= 0.75 and 0.0 <= owners["hit_at_3_after"] <= 1.0
     # Every question of the snapshot, base model against the tuned one, measured here.
     before = _page_hit_at_1(django_settings.EMBEDDING_MODEL, snapshot)
     after = _page_hit_at_1(model.path, snapshot)

@@ -5,7 +5,8 @@ chunk's text (as the chunk is embedded), with the other passages of its batch as
 (``MultipleNegativesRankingLoss``) and ``hard_negatives`` more from the current retrieval: the
 chunks nearest to the question that are neither its source chunk nor on its page. ``eval`` and
 ``test`` pairs are never trained on; both are measured before and after (hit@1 and hit@3, by
-chunk and by page). The examples trained on are written to ``train_examples.jsonl`` beside the
+chunk and by page), and so are the owners' questions of the manual's saved question sets (by
+page, ``set:<slug>`` in the metrics), in the same job. The examples trained on are written to ``train_examples.jsonl`` beside the
 model, so what the trainer saw can be checked.
 """
 
@@ -95,6 +96,7 @@ class _Corpus:
     ids: list[int]
     texts: list[str]
     documents: list[int]
+    sources: dict[str, int] = dataclasses.field(default_factory=dict)  # source name -> document
 
     def index(self) -> dict[int, int]:
         return {chunk_id: row for row, chunk_id in enumerate(self.ids)}
@@ -106,14 +108,15 @@ def _corpus(snapshot) -> _Corpus:
     rows = (
         DocumentChunk.objects.filter(document__manual=snapshot.manual_id, embedding__isnull=False)
         .order_by("pk")
-        .values_list("pk", "text", "document_id")
+        .values_list("pk", "text", "document_id", "document__source_name")
     )
-    ids, texts, documents = [], [], []
-    for chunk_id, text, document_id in rows:
-        ids.append(chunk_id)
-        texts.append(text)
-        documents.append(document_id)
-    return _Corpus(ids, texts, documents)
+    corpus = _Corpus([], [], [])
+    for chunk_id, text, document_id, source_name in rows:
+        corpus.ids.append(chunk_id)
+        corpus.texts.append(text)
+        corpus.documents.append(document_id)
+        corpus.sources[source_name] = document_id
+    return corpus
 
 
 def _served_vectors(snapshot, base: str, corpus: _Corpus) -> np.ndarray | None:
@@ -243,6 +246,46 @@ def _split_vectors(snapshot, split, model, corpus: _Corpus, corpus_vectors):
     }
 
 
+def _question_sets(snapshot) -> dict[str, list[dict]]:
+    """The owners' questions of the manual's saved question sets (newest versions), those that
+    name the pages that answer them: ``{slug: [{question, sources}]}``."""
+    from training.models import QuestionSet
+    from training.question_sets import (
+        question_set_latest_version,
+        question_set_version_questions,
+    )
+
+    found = {}
+    for question_set in QuestionSet.objects.filter(manual=snapshot.manual_id):
+        version = question_set_latest_version(question_set)
+        rows = question_set_version_questions(version) if version is not None else []
+        rows = [r for r in rows if r.get("sources") and r.get("kind") != "unanswerable"]
+        if rows:
+            found[question_set.slug] = rows
+    return found
+
+
+def _measure_question_sets(sets, model, corpus: _Corpus, corpus_vectors) -> dict[str, dict]:
+    results = {}
+    for slug, rows in sets.items():
+        vectors = _encode(model, [row["question"] for row in rows])
+        results[f"set:{slug}"] = {
+            **measure(
+                vectors,
+                corpus_vectors,
+                relevant_chunks=[set() for _ in rows],
+                relevant_documents=[
+                    {corpus.sources[s] for s in row["sources"] if s in corpus.sources}
+                    for row in rows
+                ],
+                chunk_ids=corpus.ids,
+                chunk_documents=corpus.documents,
+            ),
+            "questions": len(rows),
+        }
+    return results
+
+
 def _measure_splits(snapshot, model, corpus: _Corpus, corpus_vectors) -> dict[str, dict]:
     results = {}
     for split in ("eval", "test"):
@@ -316,6 +359,8 @@ def train(
     if before_vectors is None:
         before_vectors = _encode(model, corpus.texts)
     before = _measure_splits(snapshot, model, corpus, before_vectors)
+    question_sets = _question_sets(snapshot)
+    before |= _measure_question_sets(question_sets, model, corpus, before_vectors)
     train_vectors = _encode(model, [question for _, question, _ in train_pairs])
     examples = _examples(
         train_pairs, train_vectors, corpus, before_vectors, config["hard_negatives"]
@@ -375,6 +420,7 @@ def train(
 
     after_vectors = _encode(model, corpus.texts)
     after = _measure_splits(snapshot, model, corpus, after_vectors)
+    after |= _measure_question_sets(question_sets, model, corpus, after_vectors)
     metrics: dict[str, Any] = {
         split: {
             **{
