@@ -6,8 +6,8 @@ chunk's text (as the chunk is embedded), with the other passages of its batch as
 chunks nearest to the question that are neither its source chunk nor on its page. ``eval`` and
 ``test`` pairs are never trained on; both are measured before and after (hit@1 and hit@3, by
 chunk and by page), and so are the owners' questions of the manual's saved question sets (by
-page, ``set:<slug>`` in the metrics), in the same job. The examples trained on are written to ``train_examples.jsonl`` beside the
-model, so what the trainer saw can be checked.
+page, ``set:<slug>`` in the metrics), in the same job. The examples trained on are written to
+``train_examples.jsonl`` beside the model, so what the trainer saw can be checked.
 """
 
 from __future__ import annotations
