@@ -41,7 +41,7 @@ from django.db import connection
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
-from curation.models import DocumentChunk, ManualDocument, QAPair
+from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
 from curation.selectors import chunks_nearest
 
 __all__ = [
@@ -117,9 +117,10 @@ class Retrieval:
         return self.confidence is not None and self.confidence >= min_score and bool(self.passages)
 
 
-def embed_question(question: str) -> list[float]:
-    """The question's unit-length embedding with the configured embedding model."""
-    return embed_texts([question])[0].tolist()
+def embed_question(question: str, *, model: str | None = None) -> list[float]:
+    """The question's unit-length embedding with ``model`` (a tuned embedder's folder; None:
+    the configured embedding model)."""
+    return embed_texts([question], model=model)[0].tolist()
 
 
 # Sentences of the same passages are embedded again and again (every question that retrieves
@@ -129,12 +130,21 @@ _VECTORS_LOCK = threading.Lock()
 _VECTORS_MAX = 50_000
 
 
-def embed_texts(texts: Sequence[str]) -> np.ndarray:
-    """Unit-length embeddings of ``texts`` (one row each) with the configured embedding
-    model, remembered per text in this process (the last 50,000)."""
-    from manualqa.embedding import embed
+def embed_texts(texts: Sequence[str], *, model: str | None = None) -> np.ndarray:
+    """Unit-length embeddings of ``texts`` (one row each) with ``model`` (None: the configured
+    embedding model), remembered per model and text in this process (the last 50,000)."""
+    from manualqa.embedding import embed as embed_default
+    from manualqa.lib.embeddings import encode
 
-    model = settings.EMBEDDING_MODEL
+    model = model or settings.EMBEDDING_MODEL
+
+    def embed(batch: list[str], batch_size: int = 16) -> np.ndarray:
+        if model == settings.EMBEDDING_MODEL:
+            return embed_default(batch, batch_size=batch_size)
+        return encode(
+            batch, model_name=model, device=settings.EMBEDDING_DEVICE, batch_size=batch_size
+        )
+
     with _VECTORS_LOCK:
         missing = list(dict.fromkeys(t for t in texts if (model, t) not in _VECTORS))
     if missing:
@@ -174,30 +184,57 @@ def retrieve(
     question are also embedded together as one more ranked list ("conversation"); and when
     the question :func:`refers_back` ("what should I do about it?"), a passage's similarity,
     and so the confidence to answer, is the higher of the two.
+
+    ``query_embedding``: the question's vector under the configured model (it serves manuals
+    that use that model, and the approved-question match); a manual with a tuned embedder has
+    the question embedded with that embedder.
     """
     if method not in METHODS:
         raise ValueError(f"unknown retrieval method {method!r}; expected one of {METHODS}")
     manual_ids = list(manual_ids)
     if not manual_ids:
         return Retrieval(passages=[], confidence=None, method=method)
-    vector = list(query_embedding) if query_embedding is not None else embed_question(question)
-    nearest = chunks_nearest(query_embedding=vector, manual_ids=manual_ids, k=max(k, CANDIDATES))
+    candidates = max(k, CANDIDATES)
+    default_vector = list(query_embedding) if query_embedding is not None else None
+    # Each manual's chunks carry one model's vectors (its tuned embedder, or the configured
+    # model): the question is embedded with each model in use and compared with that model's
+    # vectors only. Across models, the nearest lists merge by similarity.
+    for attempt in range(2):
+        groups = _embedder_groups(manual_ids)
+        vectors = {
+            embedder_id: default_vector
+            if embedder_id is None and default_vector is not None
+            else embed_question(question, model=model)
+            for embedder_id, (model, _) in groups.items()
+        }
+        nearest = _merged_nearest(vectors, groups, candidates)
+        # A manual that switched embedders between reading its model and its vectors finds
+        # none of the old model's vectors (never a mix): read its model again, once.
+        if nearest or attempt or not _switched(groups, manual_ids):
+            break
+    if default_vector is None and None in vectors:
+        default_vector = vectors[None]
     ranked: dict[str, list[int]] = {"vector": [chunk.pk for chunk in nearest]}
     alone_best = 1.0 - float(nearest[0].distance) if nearest else 0.0
-    context_vector = None
+    context_vectors = None
     if previous_question.strip() and alone_best < FOLLOW_UP_BELOW:
-        context_vector = embed_question(f"{previous_question.strip()} {question.strip()}")
+        both = f"{previous_question.strip()} {question.strip()}"
+        context_vectors = {
+            embedder_id: embed_question(both, model=model)
+            for embedder_id, (model, _) in groups.items()
+        }
         ranked["conversation"] = [
-            chunk.pk
-            for chunk in chunks_nearest(
-                query_embedding=context_vector, manual_ids=manual_ids, k=max(k, CANDIDATES)
-            )
+            chunk.pk for chunk in _merged_nearest(context_vectors, groups, candidates)
         ]
     if method == "hybrid":
         ranked["text"] = _text_ranked(question, manual_ids, CANDIDATES)
     matched_pair_id, question_similarity = None, None
     if match_questions:
-        matches = _question_matches(vector, manual_ids)
+        # Approved questions are embedded with the configured model (curation), so they are
+        # matched with the question's vector under that model.
+        if default_vector is None:
+            default_vector = embed_question(question)
+        matches = _question_matches(default_vector, manual_ids)
         if matches:
             ranked["question"] = [chunk_id for _, chunk_id, _ in matches]
             matched_pair_id, _, question_similarity = matches[0]
@@ -211,19 +248,24 @@ def retrieve(
     # Ties (a chunk found by one list only, at the same rank as another) go to the earlier
     # list's order, which the stable sort keeps.
     best_ids = sorted(fused, key=lambda chunk_id: -fused[chunk_id])[:k]
-    distance = CosineDistance("embedding", vector)
     # Read with the previous question, any question would resemble the manual, an off-topic
     # one too; so that similarity counts toward declining only for a question that refers
     # back to something (ranking uses the conversation list either way).
-    if context_vector is not None and refers_back(question):
-        distance = Least(distance, CosineDistance("embedding", context_vector))
-    chunks = {
-        chunk.pk: chunk
-        for chunk in DocumentChunk.objects.filter(pk__in=best_ids)
-        .select_related("document")
-        .defer("embedding", "document__markdown")
-        .annotate(distance=distance)
-    }
+    with_context = context_vectors is not None and refers_back(question)
+    chunks: dict[int, DocumentChunk] = {}
+    for embedder_id, (_, ids) in groups.items():
+        distance = CosineDistance("embedding", vectors[embedder_id])
+        if with_context:
+            distance = Least(distance, CosineDistance("embedding", context_vectors[embedder_id]))
+        chunks.update(
+            (chunk.pk, chunk)
+            for chunk in DocumentChunk.objects.filter(
+                pk__in=best_ids, document__manual_id__in=ids, embedder_id=embedder_id
+            )
+            .select_related("document")
+            .defer("embedding", "document__markdown")
+            .annotate(distance=distance)
+        )
     passages = [
         _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
         for chunk_id in best_ids
@@ -238,6 +280,44 @@ def retrieve(
         method=method,
         matched_pair_id=matched_pair_id,
     )
+
+
+def _embedder_groups(manual_ids: list[int]) -> dict[int | None, tuple[str, list[int]]]:
+    """The manuals by the embedder their chunks carry: ``{embedder_id: (model, manual_ids)}``
+    (``None``: the configured model)."""
+    groups: dict[int | None, tuple[str, list[int]]] = {}
+    rows = Manual.objects.filter(pk__in=manual_ids).values_list(
+        "pk", "embedder_id", "embedder__path"
+    )
+    for manual_id, embedder_id, path in rows:
+        model = path if embedder_id is not None else settings.EMBEDDING_MODEL
+        groups.setdefault(embedder_id, (model, []))[1].append(manual_id)
+    return groups
+
+
+def _switched(groups: dict[int | None, tuple[str, list[int]]], manual_ids: list[int]) -> bool:
+    """Whether a manual's embedder changed since ``groups`` was read."""
+
+    def by_embedder(found):
+        return {key: sorted(ids) for key, (_, ids) in found.items()}
+
+    return by_embedder(_embedder_groups(manual_ids)) != by_embedder(groups)
+
+
+def _merged_nearest(
+    vectors: dict[int | None, list[float]],
+    groups: dict[int | None, tuple[str, list[int]]],
+    k: int,
+) -> list[DocumentChunk]:
+    """The ``k`` nearest chunks over every group, each searched with its own model's vector."""
+    nearest: list[DocumentChunk] = []
+    for embedder_id, (_, ids) in groups.items():
+        nearest += chunks_nearest(
+            query_embedding=vectors[embedder_id], manual_ids=ids, k=k, embedder_id=embedder_id
+        )
+    if len(groups) > 1:
+        nearest.sort(key=lambda chunk: float(chunk.distance))
+    return nearest[:k]
 
 
 def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> Passage:

@@ -115,11 +115,16 @@ def chunks_nearest(
     manual_ids: Sequence[int] | None = None,
     k: int = 5,
     ef_search: int | None = None,
+    embedder_id: int | None = None,
 ) -> list[DocumentChunk]:
     """The ``k`` chunks closest to ``query_embedding`` by cosine distance, through the HNSW index.
 
     Each chunk carries ``distance`` (0 = identical direction) and its document. ``ef_search``
     widens the HNSW candidate list (default ``HNSW_EF_SEARCH``, at least ``k``).
+
+    Only chunks whose vector was made by ``embedder_id`` (None: the configured model) are
+    compared, so a question embedded with one model never meets another model's vectors, also
+    while a manual switches embedders (``curation.services.embedders``).
 
     pgvector 0.6 applies a ``manual_ids`` filter *after* the index has picked its candidates, so
     a small manual sharing the table with a big one can get fewer than ``k`` rows (measured: 1
@@ -127,14 +132,19 @@ def chunks_nearest(
     again as an exact scan, which for a manual that small costs a few milliseconds.
     """
     ef = max(ef_search or settings.HNSW_EF_SEARCH, k)
-    chunks = _nearest(query_embedding, manual_ids, k, ef=ef)
+    chunks = _nearest(query_embedding, manual_ids, k, ef=ef, embedder_id=embedder_id)
     if manual_ids is not None and len(chunks) < k:
-        chunks = _nearest(query_embedding, manual_ids, k, ef=None)
+        chunks = _nearest(query_embedding, manual_ids, k, ef=None, embedder_id=embedder_id)
     return chunks
 
 
 def _nearest(
-    query_embedding: Sequence[float], manual_ids: Sequence[int] | None, k: int, *, ef: int | None
+    query_embedding: Sequence[float],
+    manual_ids: Sequence[int] | None,
+    k: int,
+    *,
+    ef: int | None,
+    embedder_id: int | None = None,
 ) -> list[DocumentChunk]:
     """One nearest-chunks query: through HNSW with ``ef`` candidates, or exact with ``ef=None``."""
     distance = CosineDistance("embedding", list(query_embedding))
@@ -145,7 +155,7 @@ def _nearest(
             with connection.cursor() as cursor:
                 # SET LOCAL keeps the setting inside this transaction only.
                 cursor.execute("SET LOCAL hnsw.ef_search = %s", [ef])
-        chunks = DocumentChunk.objects.filter(embedding__isnull=False)
+        chunks = DocumentChunk.objects.filter(embedding__isnull=False, embedder_id=embedder_id)
         if manual_ids is not None:
             chunks = chunks.filter(document__manual_id__in=list(manual_ids))
         return list(
@@ -159,7 +169,8 @@ def _nearest(
 def chunks_for_question(
     *, question: str, manual_ids: Sequence[int] | None = None, k: int = 5
 ) -> list[DocumentChunk]:
-    """Embed ``question`` with the configured model and return the nearest chunks."""
+    """Embed ``question`` with the configured model and return the nearest chunks (of manuals
+    on that model: a manual switched to a tuned embedder is searched by ``chat.retrieval``)."""
     from manualqa.embedding import embed
 
     vector = embed([question])[0]

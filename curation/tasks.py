@@ -81,3 +81,13 @@ def generate_local_regenerate(
 def embed_score_pairs(pair_ids: list[int]) -> int:
     """Grounding scores and duplicate links for pairs whose text changed (``gpu`` queue)."""
     return services.qa_pairs_score(pairs=QAPair.objects.filter(pk__in=pair_ids))
+
+
+@shared_task(name="curation.embed_reembed", bind=True)
+def embed_reembed(self, run_id: int) -> str:
+    """Re-embed a manual with another embedder, then switch at once (``gpu`` queue)."""
+    from curation.services import embedders
+
+    if not queues.claimed_by(self, embedders.reembed_run_claim, run_id=run_id):
+        return "already claimed"
+    return embedders.reembed_run_execute(run_id=run_id).status

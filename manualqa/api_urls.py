@@ -20,6 +20,7 @@ from curation.api import (
     QAPairViewSet,
 )
 from training.api import DatasetSnapshotViewSet, EvaluationRunViewSet, TrainingJobViewSet
+from training.retrieval_api import ReembedRunViewSet, RetrievalJobViewSet, RetrievalModelViewSet
 
 router = DefaultRouter()
 router.register("manuals", ManualViewSet, basename="manual")
@@ -30,6 +31,9 @@ router.register("generation-runs", GenerationRunViewSet, basename="generation-ru
 router.register("snapshots", DatasetSnapshotViewSet, basename="snapshot")
 router.register("training-jobs", TrainingJobViewSet, basename="training-job")
 router.register("evaluation-runs", EvaluationRunViewSet, basename="evaluation-run")
+router.register("retrieval-jobs", RetrievalJobViewSet, basename="retrieval-job")
+router.register("retrieval-models", RetrievalModelViewSet, basename="retrieval-model")
+router.register("reembed-runs", ReembedRunViewSet, basename="reembed-run")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -42,6 +42,9 @@ _TRAINER_PERMISSIONS = {
         "change_generationrun",
         "view_llmendpoint",
         "view_ingestionrun",
+        "view_retrievalmodel",
+        "view_reembedrun",
+        "add_reembedrun",
     ],
     "training": [
         "view_datasetsnapshot",
@@ -49,6 +52,8 @@ _TRAINER_PERMISSIONS = {
         "view_snapshotpair",
         "view_trainingjob",
         "launch_trainingjob",
+        "view_retrievaljob",
+        "add_retrievaljob",
     ],
 }
 

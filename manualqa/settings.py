@@ -263,6 +263,7 @@ SPECTACULAR_SETTINGS = {
         "QAPairStatusEnum": "curation.models.QAPair.Status",
         # Training jobs and evaluation runs share one set of states.
         "JobStatusEnum": "training.models.TrainingJob.Status",
+        "RetrievalJobKindEnum": "training.models.RetrievalJob.Kind",
     },
 }
 
@@ -363,6 +364,8 @@ JOB_REAPERS = [
     "curation.services.generation.generation_runs_fail_stale",
     "training.jobs.training_jobs_fail_stale",
     "training.evaluation.runs.evaluation_runs_fail_stale",
+    "training.retrieval_jobs.retrieval_jobs_fail_stale",
+    "curation.services.embedders.reembed_runs_fail_stale",
 ]
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-jobs": {"task": "manualqa.reap_stale_jobs", "schedule": float(JOBS_REAP_EVERY_S)},

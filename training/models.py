@@ -168,6 +168,71 @@ class TrainingJob(CancellableJobRow):
         return progress_percent(self, self.step, self.total_steps)
 
 
+class RetrievalJob(CancellableJobRow):
+    """Training the retrieval side on a snapshot's reviewed pairs (issue 18): a tuned
+    embedder (``retriever``) or a cross-encoder (``reranker``).
+
+    Trained on the ``train`` split only (``training.retrievers``); what it measured before and
+    after goes to ``metrics``, and the model it made is registered as ``registered_model``.
+    """
+
+    Status = JobStatus
+
+    class Kind(models.TextChoices):
+        RETRIEVER = "retriever", "Retriever (embedding model)"
+        RERANKER = "reranker", "Reranker (cross-encoder)"
+
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    # Running -> running is a takeover of a silent worker's job (it starts again).
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset(
+            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.ERRORED: frozenset(),
+    }
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RETRIEVER)
+    snapshot = models.ForeignKey(
+        DatasetSnapshot, on_delete=models.PROTECT, related_name="retrieval_jobs"
+    )
+    base_model = models.CharField(
+        max_length=500, blank=True, help_text="Empty for the configured embedding model"
+    )
+    hyperparameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    eta_s = models.FloatField(null=True, blank=True)
+    train_examples = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(
+        default=dict, blank=True, help_text="{split: {hit_at_1_before, hit_at_1_after, ...}}"
+    )
+    output_dir = models.CharField(max_length=1000, blank=True)
+    registered_model = models.ForeignKey(
+        "curation.RetrievalModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def progress_percent(self) -> int:
+        return progress_percent(self, self.step, self.total_steps)
+
+
 class SavedPreset(models.Model):
     """A user's own recipe: a built-in preset plus the overrides they chose, kept by name.
 

@@ -52,3 +52,13 @@ def export_model(self, job_id: int, quant: str) -> str:
         + "".join(f" Warning: {warning}." for warning in export.warnings),
     )
     return "succeeded"
+
+
+@shared_task(name="training.run_retrieval_job", bind=True)
+def run_retrieval_job(self, job_id: int) -> str:
+    """Train one retriever or reranker and register it. A crash is recorded, never retried."""
+    from training import retrieval_jobs
+
+    if not queues.claimed_by(self, retrieval_jobs.retrieval_job_claim, job_id=job_id):
+        return "already claimed"
+    return retrieval_jobs.retrieval_job_execute(job_id=job_id).status

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training import eval_views, views
+from training import eval_views, retrieval_views, views
 
 app_name = "training"
 urlpatterns = [
@@ -11,6 +11,30 @@ urlpatterns = [
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
     path("jobs/<int:job_id>/resume/", views.job_resume, name="job_resume"),
     path("jobs/<int:job_id>/export/", views.job_export, name="job_export"),
+    path("retrievers/", retrieval_views.retrieval_home, name="retrievers"),
+    path("retrievers/<int:job_id>/", retrieval_views.retrieval_job_detail, name="retrieval_job"),
+    path(
+        "retrievers/<int:job_id>/status.json",
+        retrieval_views.retrieval_job_status,
+        name="retrieval_job_status",
+    ),
+    path(
+        "retrievers/<int:job_id>/cancel/",
+        retrieval_views.retrieval_job_cancel,
+        name="retrieval_job_cancel",
+    ),
+    path("reembed/", retrieval_views.reembed_launch, name="reembed"),
+    path("reembed/<int:run_id>/", retrieval_views.reembed_run_detail, name="reembed_run"),
+    path(
+        "reembed/<int:run_id>/status.json",
+        retrieval_views.reembed_run_status,
+        name="reembed_run_status",
+    ),
+    path(
+        "reembed/<int:run_id>/cancel/",
+        retrieval_views.reembed_run_cancel,
+        name="reembed_run_cancel",
+    ),
     path("evaluations/", eval_views.evaluation_list, name="evaluations"),
     path("evaluations/new/", eval_views.evaluation_launch, name="evaluation_launch"),
     path("evaluations/<int:run_id>/", eval_views.evaluation_detail, name="evaluation"),

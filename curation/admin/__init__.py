@@ -11,4 +11,4 @@ followed on the dashboard (``dashboard/``). All of it is for the Reviewer role
 One module per area; importing them registers their admins.
 """
 
-from curation.admin import endpoints, generation, ingestion, manuals, qa_pairs  # noqa: F401
+from curation.admin import endpoints, generation, ingestion, manuals, qa_pairs, retrieval  # noqa: F401

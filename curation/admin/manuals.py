@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
@@ -27,10 +28,38 @@ def _generate_url(manual_id: int, document_ids: list[int] | None = None) -> str:
 
 @admin.register(Manual)
 class ManualAdmin(admin.ModelAdmin):
-    list_display = ("name", "vehicle", "document_count", "chunk_count", "source_url", "updated_at")
+    list_display = (
+        "name",
+        "vehicle",
+        "document_count",
+        "chunk_count",
+        "embedder",
+        "source_url",
+        "updated_at",
+    )
     search_fields = ("name", "vehicle_make", "vehicle_model", "source_url")
     list_filter = ("vehicle_make", "vehicle_year")
-    actions = ["reingest_from_source_url", "generate_qa_pairs"]
+    # The embedder changes only by re-embedding (the switch keeps vectors and model in step).
+    readonly_fields = ("embedder",)
+    actions = ["reingest_from_source_url", "generate_qa_pairs", "switch_to_default_embedder"]
+
+    @admin.action(
+        description="Switch back to the default embedding model (re-embed)",
+        permissions=["reembed"],
+    )
+    def switch_to_default_embedder(self, request: HttpRequest, queryset):
+        from curation.services import embedders
+
+        for manual in queryset.exclude(embedder=None):
+            try:
+                run = embedders.reembed_run_create(manual=manual, embedder=None, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, f"Re-embed #{run.pk} of {manual} queued.")
+
+    def has_reembed_permission(self, request) -> bool:
+        return request.user.has_perm("curation.add_reembedrun")
 
     @admin.action(description="Generate QA pairs…", permissions=["generate"])
     def generate_qa_pairs(self, request: HttpRequest, queryset):

@@ -14,10 +14,11 @@ from curation.models.manuals import (
     SourceFile,
 )
 from curation.models.qa import ChunkGeneration, GenerationRun, QAPair, QAPairRevision
-from curation.models.retrieval_models import RetrievalModel
+from curation.models.retrieval_models import ChunkVector, ReembedRun, RetrievalModel
 
 __all__ = [
     "ChunkGeneration",
+    "ChunkVector",
     "DocumentChunk",
     "DocumentChunkQuerySet",
     "Figure",
@@ -28,6 +29,7 @@ __all__ = [
     "ManualDocument",
     "QAPair",
     "QAPairRevision",
+    "ReembedRun",
     "RetrievalModel",
     "SourceFile",
 ]

@@ -21,6 +21,17 @@ class Manual(models.Model):
     vehicle_model = models.CharField(max_length=100, blank=True)
     vehicle_year = models.PositiveSmallIntegerField(null=True, blank=True)
     source_url = models.URLField(max_length=1000, blank=True)
+    #: The tuned embedder whose vectors the chunks carry now; empty: the configured
+    #: ``EMBEDDING_MODEL``. Changed only by ``curation.embedders.embedder_switch``.
+    embedder = models.ForeignKey(
+        "curation.RetrievalModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="manuals",
+        limit_choices_to={"kind": "embedder"},
+        help_text="The tuned embedder in use; empty for the configured default model",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -135,6 +146,15 @@ class DocumentChunk(models.Model):
     )
     embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
     embedding_model = models.CharField(max_length=300, blank=True)
+    #: Which model's vector ``embedding`` is (empty: the configured default). Written in the same
+    #: UPDATE as the vector, so retrieval can ask for one model's vectors only.
+    embedder = models.ForeignKey(
+        "curation.RetrievalModel",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DocumentChunkQuerySet.as_manager()

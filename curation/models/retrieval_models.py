@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from pgvector.django import VectorField
+
+from manualqa.jobs.models import CancellableJobRow, JobStatus, progress_percent
 
 
 class RetrievalModel(models.Model):
@@ -41,3 +45,78 @@ class RetrievalModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display().lower()})"
+
+
+class ChunkVector(models.Model):
+    """A chunk's vector under one embedder, kept beside the vector chat uses.
+
+    A re-embed builds the new model's vectors here while chat keeps reading
+    ``DocumentChunk.embedding``; the switch copies them over in one transaction, after keeping
+    the vectors it replaces here too, so switching back needs no model run.
+    ``embedder`` empty: the configured default model (``EMBEDDING_MODEL``).
+    """
+
+    chunk = models.ForeignKey(
+        "curation.DocumentChunk", on_delete=models.CASCADE, related_name="vectors"
+    )
+    embedder = models.ForeignKey(
+        RetrievalModel, null=True, blank=True, on_delete=models.CASCADE, related_name="vectors"
+    )
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chunk", "embedder"],
+                name="one_vector_per_chunk_and_embedder",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.chunk_id} / {self.embedder or 'default'}"
+
+
+class ReembedRun(CancellableJobRow):
+    """Re-embedding a manual's chunks with another embedder, then switching to it at once.
+
+    ``embedder`` empty: back to the configured default model. The row is the run's live
+    report (``done`` of ``total`` vectors built); chat keeps the old vectors until the switch.
+    """
+
+    Status = JobStatus
+    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    TRANSITIONS = {
+        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
+        Status.RUNNING: frozenset(
+            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
+        ),
+        Status.SUCCEEDED: frozenset(),
+        Status.FAILED: frozenset(),
+        Status.CANCELLED: frozenset(),
+        Status.ERRORED: frozenset(),
+    }
+
+    manual = models.ForeignKey(
+        "curation.Manual", on_delete=models.CASCADE, related_name="reembed_runs"
+    )
+    embedder = models.ForeignKey(
+        RetrievalModel, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    previous_embedder = models.ForeignKey(
+        RetrievalModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Re-embed #{self.pk} of {self.manual_id} with {self.embedder or 'default'}"
+
+    @property
+    def progress_percent(self) -> int:
+        return progress_percent(self, self.done, self.total)

@@ -21,9 +21,9 @@ from curation.chunking import chunk_markdown
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair, SourceFile
 from curation.qa import FLAG_SOURCE_CHANGED
 from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
+from curation.services import embedders
 from curation.services.figures import figure_files_delete, figures_create, figures_retire
 from curation.sources import RawPage
-from manualqa.embedding import embed
 from manualqa.lib.embeddings import token_counter
 
 __all__ = [
@@ -233,12 +233,23 @@ def _document_upsert(
 
 
 @transaction.atomic
-def _store_vectors(batch: list[DocumentChunk]) -> None:
+def _store_vectors(batch: list[DocumentChunk], *, manual_id: int, embedder_id: int | None) -> bool:
     """Store a batch's vectors, and retire the older chunks of the documents whose current
     chunks are now all embedded, in one transaction, so chat never sees both versions of a
     page, nor neither (security review M7).
 
+    The vectors were made with the embedder ``embedder_id`` (None: the configured model); if
+    the manual switched embedders meanwhile, nothing is stored and False returned (the batch
+    is embedded again with the new one), so a manual's chunks never carry two models' vectors.
+    The manual's row lock orders this against ``curation.services.embedders.embedder_switch``.
     """
+    current = (
+        Manual.objects.select_for_update()
+        .filter(pk=manual_id)
+        .values_list("embedder_id", flat=True)
+    )
+    if list(current) != [embedder_id]:
+        return False
     document_ids = {chunk.document_id for chunk in batch}
     # document_upsert's lock, taken before any chunk row: a page changing now waits for this.
     list(
@@ -248,7 +259,7 @@ def _store_vectors(batch: list[DocumentChunk]) -> None:
         .only("pk")
     )
     # A chunk deleted meanwhile (its page changed again) simply updates no row.
-    DocumentChunk.objects.bulk_update(batch, ["embedding", "embedding_model"])
+    DocumentChunk.objects.bulk_update(batch, ["embedding", "embedding_model", "embedder"])
     waiting = set(
         DocumentChunk.objects.current()
         .filter(document_id__in=document_ids, embedding__isnull=True)
@@ -258,6 +269,7 @@ def _store_vectors(batch: list[DocumentChunk]) -> None:
     for document_id, version in ready.values_list("pk", "version"):
         _retire(DocumentChunk.objects.filter(document_id=document_id, version__lt=version))
         figures_retire(document_id=document_id, version=version)
+    return True
 
 
 def _retire(old: QuerySet[DocumentChunk]) -> None:
@@ -328,11 +340,17 @@ def chunks_embed_pending(
         batch += pending.filter(document_id=batch[-1].document_id, id__gt=batch[-1].id).order_by(
             "id"
         )
-        vectors = embed([chunk.text for chunk in batch])
+        # Embedded with the manual's embedder (a tuned one once it switched; issue 18).
+        embedder = Manual.objects.select_related("embedder").get(pk=manual.pk).embedder
+        vectors = embedders.embed_with(embedder, [chunk.text for chunk in batch])
         for chunk, vector in zip(batch, vectors, strict=True):
             chunk.embedding = vector
-            chunk.embedding_model = settings.EMBEDDING_MODEL[-300:]
-        _store_vectors(batch)
+            chunk.embedding_model = embedders.model_name(embedder)[-300:]
+            chunk.embedder = embedder
+        if not _store_vectors(
+            batch, manual_id=manual.pk, embedder_id=embedder.pk if embedder else None
+        ):
+            continue  # the manual switched embedders meanwhile: this batch again, new model
         done += len(batch)
         last_id = batch[-1].id
         if on_batch is not None:

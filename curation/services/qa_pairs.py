@@ -15,6 +15,7 @@ from pgvector.django import CosineDistance
 
 from curation import qa
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
+from curation.services import embedders
 from manualqa.embedding import embed
 from manualqa.jobs import queues
 
@@ -39,7 +40,8 @@ def _with_flag(flags: list[str], flag: str, present: bool) -> list[str]:
 
 def _apply_scores(pair: QAPair, question_vector, answer_vector, now) -> None:
     """Fill a pair's grounding fields, low-grounding flag and question embedding in memory."""
-    chunk_vector = pair.chunk.embedding if pair.chunk_id else None
+    # The chunk's vector under the configured model, like the answer's (issue 18).
+    chunk_vector = embedders.default_vectors([pair.chunk])[0] if pair.chunk_id else None
     semantic = (
         float(np.dot(answer_vector, np.asarray(chunk_vector))) if chunk_vector is not None else None
     )
@@ -289,7 +291,10 @@ def qa_pairs_import(*, manual: Manual, raw: bytes | str, fmt: str = "auto") -> I
         placed.append((record, document))
 
     all_chunks = [chunk for chunks in chunks_by_document.values() for chunk in chunks]
-    all_matrix = np.asarray([chunk.embedding for chunk in all_chunks])
+    vector_of = dict(
+        zip([chunk.pk for chunk in all_chunks], embedders.default_vectors(all_chunks), strict=True)
+    )
+    all_matrix = np.asarray([vector_of[chunk.pk] for chunk in all_chunks])
     new_pairs: list[QAPair] = []
     for start in range(0, len(placed), SCORE_BATCH):
         batch = placed[start : start + SCORE_BATCH]
@@ -306,7 +311,7 @@ def qa_pairs_import(*, manual: Manual, raw: bytes | str, fmt: str = "auto") -> I
                 scores = all_matrix @ match
             else:
                 candidates = _section_chunks(chunks_by_document[document.pk], record.section_slug)
-                scores = np.asarray([chunk.embedding for chunk in candidates]) @ match
+                scores = np.asarray([vector_of[chunk.pk] for chunk in candidates]) @ match
             chunk = candidates[int(np.argmax(scores))]
             document = document or next(
                 doc for doc in documents.values() if doc.pk == chunk.document_id

@@ -93,3 +93,11 @@ def manual(db) -> Manual:
     manual = build_manual()
     add_pairs(manual)
     return manual
+
+
+# The retriever tests' sample manual, snapshot and trained job (session-wide: training is slow).
+from tests.training.retriever_support import (  # noqa: E402, F401
+    retriever_job,
+    retriever_output,
+    retriever_snapshot,
+)

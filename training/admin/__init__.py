@@ -31,7 +31,7 @@ from manualqa.admin_tools import (
 )
 from manualqa.forms import add_service_errors
 from training import services
-from training.admin import question_sets  # noqa: F401  (registers the question-set pages)
+from training.admin import question_sets, retrieval  # noqa: F401  (registers their pages)
 from training.models import (
     DatasetSnapshot,
     EvaluationBaseline,
@@ -130,8 +130,18 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
             {"fields": ("pairs_by_split", "content_hash", "filters", "seed", "fractions")},
         ),
         ("Prompt", {"fields": ("prompt_format", "system_prompt")}),
+        ("Retrieval", {"fields": ("train_retriever",)}),
     ]
-    readonly_fields = ("pairs_by_split", "fractions")
+    readonly_fields = ("pairs_by_split", "fractions", "train_retriever")
+
+    @admin.display(description="Tune the retriever")
+    def train_retriever(self, obj: DatasetSnapshot) -> str:
+        """A link to the retrievers page with this snapshot chosen (issue 18)."""
+        return format_html(
+            '<a href="{}?snapshot={}" id="train-retriever">Train a retriever or reranker on it</a>',
+            reverse("training:retrievers"),
+            obj.pk,
+        )
 
     # -- immutability ------------------------------------------------------------------------
 

@@ -1,0 +1,33 @@
+"""Admin for retrieval jobs (issue 18): read only, launched and steered on their pages."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+
+from manualqa.admin_tools import JobAdminMixin
+from training import retrieval_jobs
+from training.models import RetrievalJob
+
+
+@admin.register(RetrievalJob)
+class RetrievalJobAdmin(JobAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "name", "kind", "snapshot", "status", "progress", "created_at")
+    list_select_related = ("snapshot",)
+    list_filter = ("status", "kind")
+    search_fields = ("name", "base_model", "message")
+    actions = ["cancel"]
+
+    def progress_label(self, obj: RetrievalJob) -> str:
+        return f"{obj.step}/{obj.total_steps or '?'} steps"
+
+    @admin.action(description="Cancel the selected jobs", permissions=["launch"])
+    def cancel(self, request, queryset) -> None:
+        for job in queryset:
+            try:
+                retrieval_jobs.retrieval_job_cancel(job=job, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.WARNING)
+
+    def has_launch_permission(self, request) -> bool:
+        return request.user.has_perm("training.add_retrievaljob")

@@ -1,0 +1,187 @@
+"""Pages for retrieval jobs (issue 18): launch one, follow it live, and switch a manual's
+embedder (re-embed, or switch back) with the models they registered."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from curation.models import Manual, ReembedRun, RetrievalModel
+from curation.services import embedders
+from training import retrieval_jobs
+from training.models import DatasetSnapshot, RetrievalJob
+from training.retrievers.embedder import DEFAULTS
+
+
+class RetrievalLaunchForm(forms.Form):
+    """The kind and snapshot; the numbers override the trainer's defaults when filled in."""
+
+    snapshot = forms.ModelChoiceField(queryset=DatasetSnapshot.objects.select_related("manual"))
+    kind = forms.ChoiceField(choices=RetrievalJob.Kind.choices)
+    name = forms.CharField(required=False, max_length=200)
+    base_model = forms.CharField(
+        required=False, max_length=500, help_text="Empty: the configured embedding model."
+    )
+    max_steps = forms.IntegerField(required=False, min_value=1)
+    batch_size = forms.IntegerField(required=False, min_value=2)
+    learning_rate = forms.FloatField(required=False, min_value=0)
+    hard_negatives = forms.IntegerField(required=False, min_value=0, max_value=10)
+    epochs = forms.IntegerField(required=False, min_value=1)
+
+    NUMBERS = ("max_steps", "batch_size", "learning_rate", "hard_negatives", "epochs")
+
+    def hyperparameters(self) -> dict:
+        return {
+            key: self.cleaned_data[key]
+            for key in self.NUMBERS
+            if self.cleaned_data.get(key) not in (None, "")
+        }
+
+
+class ReembedForm(forms.Form):
+    manual = forms.ModelChoiceField(queryset=Manual.objects.select_related("embedder"))
+    embedder = forms.ModelChoiceField(
+        queryset=RetrievalModel.objects.filter(kind=RetrievalModel.Kind.EMBEDDER),
+        required=False,
+        empty_label="The configured default model",
+    )
+
+
+@login_required
+@permission_required("training.view_retrievaljob", raise_exception=True)
+def retrieval_home(request: HttpRequest) -> HttpResponse:
+    """The jobs, the embedders, the manuals' embedders, and the launch form (POST)."""
+    form = RetrievalLaunchForm(
+        request.POST or None, initial={"snapshot": request.GET.get("snapshot")}
+    )
+    if request.method == "POST":
+        if not request.user.has_perm("training.add_retrievaljob"):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                job = retrieval_jobs.retrieval_job_create(
+                    snapshot=form.cleaned_data["snapshot"],
+                    user=request.user,
+                    kind=form.cleaned_data["kind"],
+                    name=form.cleaned_data["name"],
+                    base_model=form.cleaned_data["base_model"],
+                    hyperparameters=form.hyperparameters(),
+                )
+            except ValidationError as exc:
+                for message in exc.messages:
+                    form.add_error(None, message)
+            else:
+                messages.success(request, f"Retrieval job #{job.pk} queued.")
+                return redirect("training:retrieval_job", job_id=job.pk)
+    context = {
+        "form": form,
+        "defaults": DEFAULTS,
+        "jobs": RetrievalJob.objects.select_related("snapshot", "registered_model")[:50],
+        "models": RetrievalModel.objects.prefetch_related("manuals")[:50],
+        "manuals": Manual.objects.select_related("embedder"),
+        "runs": ReembedRun.objects.select_related("manual", "embedder")[:20],
+        "reembed_form": ReembedForm(),
+    }
+    return render(request, "training/retrieval_list.html", context)
+
+
+@login_required
+@permission_required("training.view_retrievaljob", raise_exception=True)
+@require_GET
+def retrieval_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(
+        RetrievalJob.objects.select_related("snapshot__manual", "registered_model"), pk=job_id
+    )
+    return render(request, "training/retrieval_job.html", {"job": job})
+
+
+@login_required
+@permission_required("training.view_retrievaljob", raise_exception=True)
+@require_GET
+def retrieval_job_status(request: HttpRequest, job_id: int) -> JsonResponse:
+    """What the job page polls."""
+    job = get_object_or_404(RetrievalJob, pk=job_id)
+    return JsonResponse(
+        {
+            **job.status_payload(),
+            "label": f"{job.step}/{job.total_steps or '?'} steps"
+            + (f", loss {job.loss:.4f}" if job.loss is not None else "")
+            + (f", about {job.eta_s:.0f} s left" if job.eta_s else ""),
+            "step": job.step,
+            "total_steps": job.total_steps,
+            "loss": job.loss,
+            "eta_s": job.eta_s,
+            "metrics": job.metrics,
+        }
+    )
+
+
+@login_required
+@require_POST
+def retrieval_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(RetrievalJob, pk=job_id)
+    try:
+        retrieval_jobs.retrieval_job_cancel(job=job, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Cancel requested.")
+    return redirect("training:retrieval_job", job_id=job.pk)
+
+
+@login_required
+@require_POST
+def reembed_launch(request: HttpRequest) -> HttpResponse:
+    """Re-embed a manual with an embedder, or switch it back (one action)."""
+    form = ReembedForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a manual and an embedder.")
+        return redirect("training:retrievers")
+    try:
+        run = embedders.reembed_run_create(
+            manual=form.cleaned_data["manual"],
+            embedder=form.cleaned_data["embedder"],
+            user=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("training:retrievers")
+    messages.success(request, f"Re-embed #{run.pk} queued; chat keeps the old vectors until it "
+                     "switches.")  # fmt: skip
+    return redirect("training:reembed_run", run_id=run.pk)
+
+
+@login_required
+@permission_required("curation.view_reembedrun", raise_exception=True)
+@require_GET
+def reembed_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ReembedRun.objects.select_related("manual", "embedder"), pk=run_id)
+    return render(request, "training/reembed_run.html", {"run": run})
+
+
+@login_required
+@permission_required("curation.view_reembedrun", raise_exception=True)
+@require_GET
+def reembed_run_status(request: HttpRequest, run_id: int) -> JsonResponse:
+    run = get_object_or_404(ReembedRun, pk=run_id)
+    return JsonResponse(
+        {**run.status_payload(), "label": f"{run.done}/{run.total} chunks", "done": run.done}
+    )
+
+
+@login_required
+@require_POST
+def reembed_run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(ReembedRun, pk=run_id)
+    try:
+        embedders.reembed_run_cancel(run=run, user=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Cancel requested.")
+    return redirect("training:reembed_run", run_id=run.pk)
