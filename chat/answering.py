@@ -72,13 +72,15 @@ GROUNDED_STYLE_INSTRUCTION: Final = (
 
 @dataclass(frozen=True)
 class AnswerPolicy:
-    """How an assistant answers: its style, the token budget of its answers, and its two
-    decline thresholds (retrieval similarity, key-term coverage)."""
+    """How an assistant answers: its style, the token budget of its answers, and its decline
+    thresholds (retrieval similarity, key-term coverage and, with a reranker, its score)."""
 
     style: str
     max_tokens: int
     min_score: float
     min_coverage: float
+    #: The assistant's reranker's threshold (``RetrievalModel.decline_below``); None: none.
+    decline_below: float | None = None
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:
@@ -103,13 +105,32 @@ def decide(
     vocabulary: Vocabulary,
     policy: AnswerPolicy,
     embed: Embed,
+    answerability: float | None = None,
 ) -> Decline | None:
-    """Why the manual does not answer ``question``, or None when it may."""
+    """Why the manual does not answer ``question``, or None when it may.
+
+    ``answerability``: the best passage's reranker score, with ``policy.decline_below`` set
+    (an assistant with a reranker). RERANKER_RULE
+    """
     if not passages or confidence is None or confidence < policy.min_score:
         return Decline(
             reason="similarity",
             message="Nothing in the manual is close to this question.",
             detail={"confidence": confidence, "min_score": policy.min_score},
+        )
+    if (
+        policy.decline_below is not None
+        and answerability is not None
+        and answerability < policy.decline_below
+    ):
+        return Decline(
+            reason="reranker",
+            message="No passage of the manual answers this question.",
+            detail={
+                "answerability": round(answerability, 4),
+                "decline_below": policy.decline_below,
+                "confidence": confidence,
+            },
         )
     return decline_reason(
         question,
