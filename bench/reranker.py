@@ -55,7 +55,7 @@ from chat import services as chat_services  # noqa: E402
 from chat.models import Assistant, Conversation  # noqa: E402
 from chat.owners import Owner  # noqa: E402
 from chat.retrieval import retrieve  # noqa: E402
-from curation.models import Manual, RetrievalModel  # noqa: E402
+from curation.models import Manual, QAPair, RetrievalModel  # noqa: E402
 from training.retrievers import reranker as reranker_trainer  # noqa: E402
 
 BASE = _django.BASE_DIR
@@ -83,9 +83,19 @@ def trained_reranker(manual: Manual) -> RetrievalModel:
         say(f"Reusing reranker #{model.pk} ({model.name}), decline_below {model.decline_below}")
         return model
     user = quality.bench_user()
-    quality.import_and_approve(
-        manual, _django.MODEL3_DIR / "qa_pairs.json", quality.knob("BENCH_QUALITY_PAIRS", 0), user
-    )
+    if QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED).exists():
+        # Importing again adds nothing, but embeds every question and answer first (minutes).
+        say(
+            "The manual's pairs are already imported and approved (UNREVIEWED: see "
+            "bench/quality.py)"
+        )
+    else:
+        quality.import_and_approve(
+            manual,
+            _django.MODEL3_DIR / "qa_pairs.json",
+            quality.knob("BENCH_QUALITY_PAIRS", 0),
+            user,
+        )
     snapshot = quality.snapshot_for(manual, user)
     steps = quality.knob("BENCH_RERANKER_MAX_STEPS", 150)
     output = Path(settings.VAR_DIR) / "bench" / f"reranker-{snapshot.pk}-{int(time.time())}"
