@@ -55,7 +55,10 @@ logger = logging.getLogger("training.retrievers")
 __all__ = ["DEFAULTS", "Example", "register", "train", "training_examples"]
 
 #: Hyperparameters and their defaults. Measured on the Model 3 snapshot (bench/reranker.py,
-#: 2-core CPU shared with other work): a step of 16 pairs of ~256 word pieces takes ~5 s.
+#: 2-core CPU shared with other work, load ~8): a step of 16 pairs of up to 256 word pieces took
+#: ~12.5 s (5 s on a quieter machine), so 200 steps are 15-40 minutes; 80 steps (a sixth of one
+#: pass over the 7,599 examples) were not enough to rank better than retrieval (eval hit@1
+#: 0.526 retrieved, 0.309 reranked), so more steps, or a GPU, are needed for a useful model.
 DEFAULTS: Final[dict[str, Any]] = {
     "max_steps": 200,
     "batch_size": 16,
