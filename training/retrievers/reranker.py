@@ -246,6 +246,7 @@ def train(
         len(evaluation),
     )
     started = time.monotonic()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".reranker-", dir=output_dir.parent))
     try:
         model, tokenizer, steps, loss = _fit(examples, base, values, progress, should_stop)
