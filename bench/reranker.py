@@ -40,7 +40,12 @@ retrieved, 0.30 reranked; declines with the reranker 6 of 8 unanswerable, false 
 hit@1 0.875 -> 0.542, declines 3 of 4 with and without, no false refusals. After 80 steps (a
 sixth of one pass over the examples) the cross-encoder is not yet better than the embedding's
 order, and the goal (85% declined, at most 5% false refusals) is not met; longer training (or
-a GPU) is what is left to try.
+a GPU) is what is left to try. A second run with ``BENCH_RERANKER_MAX_STEPS=150`` on a quieter
+machine (18 minutes; ~6.5 s a step): ``decline_below`` 0.193 (eval: 4.6% declined, 10.5%
+without the source page; eval hit@1 0.526 -> 0.368); owner questions hit@1 0.55 -> 0.35,
+declines 5 of 8 with false refusals 0.083 (without the reranker 5 of 8, 0.017), reranker alone
+2 of 8 and 0.067; reranking p50 267 ms, p95 282 ms; sample manual hit@1 0.875 -> 0.375, declines
+3 of 4, no false refusals.
 
 Usage: ``make bench-reranker`` (the database and Redis must be reachable: ``make services``).
 Skipped, with a JSON line saying so, where ``../shared/data/model3-manual`` is absent.

@@ -20,8 +20,8 @@ from manualqa.lib.reranking import load_scorer
 __all__ = ["RERANK_CANDIDATES", "candidates_for", "rerank"]
 
 #: Passages retrieved for the reranker to choose from. The cross-encoder reads each one with the
-#: question, so its cost grows with this number: scoring 10 took p50 1.0 s and p95 1.2 s per
-#: owner question on the 2-core CPU while other work kept it busy (load ~8; bench/reranker.py),
+#: question, so its cost grows with this number: scoring 10 took p50 267 ms and p95 282 ms per
+#: owner question on the 2-core CPU (p95 1.2 s while other work kept it busy; bench/reranker.py),
 #: and 20 would double that.
 RERANK_CANDIDATES: Final = 10
 
