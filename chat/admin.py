@@ -47,7 +47,7 @@ class AssistantAdmin(admin.ModelAdmin):
         "is_active",
         "conversation_count",
     )
-    list_select_related = ("endpoint",)
+    list_select_related = ("endpoint", "reranker")
     list_filter = ("mode", "answer_style", "is_active", "is_default", "retrieval")
     search_fields = ("name", "description")
     prepopulated_fields = {"slug": ("name",)}
@@ -61,7 +61,16 @@ class AssistantAdmin(admin.ModelAdmin):
         ("Generation", {"fields": ("system_prompt", "temperature", "max_tokens")}),
         (
             "Retrieval and declining",
-            {"fields": ("retrieval", "top_k", "min_score", "min_coverage", "match_questions")},
+            {
+                "fields": (
+                    "retrieval",
+                    "top_k",
+                    "min_score",
+                    "min_coverage",
+                    "match_questions",
+                    "reranker",
+                )
+            },
         ),
     ]
 

@@ -85,7 +85,7 @@ class Passage:
     ``similarity`` is the cosine similarity of the chunk's embedding to the question's (or, in a
     conversation, to the previous and current question together, whichever is higher);
     ``found_by`` names the lists that retrieved it (``vector``, ``conversation``, ``text``,
-    ``question``).
+    ``question``); ``rerank_score`` is set when an assistant's reranker reordered them.
     """
 
     chunk_id: int
@@ -101,6 +101,9 @@ class Passage:
     similarity: float
     fused_score: float
     found_by: tuple[str, ...]
+    #: The assistant's reranker's score (0-1) that this passage answers the question; None
+    #: without a reranker (``chat.reranking``).
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ class Retrieval:
     method: str
     matched_pair_id: int | None = None
     notes: list[str] = field(default_factory=list)
+    #: With a reranker: the best passage's reranker score, the answerability signal of the
+    #: decline decision (``chat.reranking``); None without one.
+    answerability: float | None = None
 
     def confident(self, min_score: float) -> bool:
         return self.confidence is not None and self.confidence >= min_score and bool(self.passages)

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from chat import answering, prompts, selectors
+from chat import answering, prompts, reranking, selectors
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -175,6 +175,7 @@ def answer_policy(assistant: Assistant) -> answering.AnswerPolicy:
         max_tokens=assistant.max_tokens,
         min_score=assistant.min_score,
         min_coverage=assistant.min_coverage,
+        decline_below=assistant.reranker.decline_below if assistant.reranker else None,
     )
 
 
@@ -196,14 +197,18 @@ def _answer_body(
 
     previous_question = _previous_question(conversation, question_message)
     release_connection()  # embedding the question is CPU work: no connection held meanwhile
+    reranker = assistant.reranker
     retrieval = retrieve(
         question=question,
         manual_ids=manual_ids,
-        k=assistant.top_k,
+        k=reranking.candidates_for(assistant.top_k, reranker),
         method=assistant.retrieval,
         match_questions=assistant.match_questions,
         previous_question=previous_question,
     )
+    if reranker is not None:
+        release_connection()  # the cross-encoder reads every candidate: CPU work
+        retrieval = reranking.rerank(retrieval, question, reranker, assistant.top_k)
     passages = _quote_passages(retrieval.passages)
     vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
     release_connection()  # and none while the quote is composed
@@ -214,6 +219,7 @@ def _answer_body(
         vocabulary=vocabulary,
         policy=policy,
         embed=embed_texts,
+        answerability=retrieval.answerability,
     )
     quote = None
     if decline is None:
@@ -354,6 +360,10 @@ def answering_warm_up() -> None:
             return
         manual_ids = list(assistant.manuals.values_list("pk", flat=True))
         selectors.manual_vocabulary(manual_ids=manual_ids)
+        if assistant.reranker is not None:
+            from manualqa.lib.reranking import load_scorer
+
+            load_scorer(assistant.reranker.path)
         endpoint = assistant.endpoint
         uses_model = assistant.answer_style != Assistant.AnswerStyle.QUOTED
         if uses_model and endpoint is not None and endpoint.kind == LLMEndpoint.Kind.LOCAL:
@@ -433,6 +443,8 @@ def _answer_record(
     completion_tokens: int | None = None,
 ) -> Message:
     """Store the answer, once, at the end (record stage)."""
+    if retrieval is not None and retrieval.answerability is not None:
+        checks = {**(checks or {}), "answerability": retrieval.answerability}
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,

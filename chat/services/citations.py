@@ -60,6 +60,12 @@ def passage_citations(
                 "title": passage.title,
                 "heading_path": passage.heading_path,
                 "score": passage.similarity,
+                # The reranker's score, where the assistant has one (``chat.reranking``).
+                **(
+                    {"rerank_score": passage.rerank_score}
+                    if passage.rerank_score is not None
+                    else {}
+                ),
                 "url": f"{url}?chunk={passage.chunk_id}#chunk-{passage.chunk_id}",
                 "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
                 "in_prompt": in_prompt,
