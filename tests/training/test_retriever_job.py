@@ -132,21 +132,42 @@ def test_bad_hyperparameters_are_named():
     assert hyperparameters_check({"batch_size": 4})["batch_size"] == 4
 
 
-def test_reranker_without_its_trainer_fails_with_a_clear_message(retriever_snapshot):
-    snapshot = retriever_snapshot
-    try:
-        import training.retrievers.reranker  # noqa: F401
-    except ModuleNotFoundError:
-        pass
-    else:
-        pytest.skip("the reranker trainer is installed")
+def test_a_reranker_job_trains_through_the_reranker_trainer_and_registers_it(
+    retriever_snapshot, retriever_output, settings
+):
+    settings.TRAINING_OUTPUT_DIR = retriever_output
     job = retrieval_jobs.retrieval_job_create(
-        snapshot=snapshot, user=None, kind="reranker", enqueue=False
+        snapshot=retriever_snapshot,
+        user=None,
+        kind="reranker",
+        hyperparameters={"max_steps": 1, "batch_size": 4, "max_length": 128, "eval_questions": 4},
+        enqueue=False,
+    )
+    assert retrieval_jobs.retrieval_job_claim(job_id=job.pk)
+    job = retrieval_jobs.retrieval_job_execute(job_id=job.pk)
+    assert job.status == RetrievalJob.Status.SUCCEEDED, job.message
+    model = job.registered_model
+    assert model.kind == RetrievalModel.Kind.RERANKER
+    assert model.decline_below is not None
+    assert Path(model.path).is_dir()
+
+
+def test_a_reranker_job_with_an_unknown_hyperparameter_fails_naming_it(
+    retriever_snapshot, retriever_output, settings
+):
+    settings.TRAINING_OUTPUT_DIR = retriever_output
+    job = retrieval_jobs.retrieval_job_create(
+        snapshot=retriever_snapshot,
+        user=None,
+        kind="reranker",
+        hyperparameters={"epochs": 3},
+        enqueue=False,
     )
     assert retrieval_jobs.retrieval_job_claim(job_id=job.pk)
     job = retrieval_jobs.retrieval_job_execute(job_id=job.pk)
     assert job.status == RetrievalJob.Status.FAILED
-    assert "No reranker (cross-encoder) trainer is installed" in job.message
+    assert "epochs" in job.message
+    assert job.registered_model is None
 
 
 def test_command_trains_here_and_prints_metrics(
