@@ -9,16 +9,16 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from curation import services
-from curation.models import GenerationRun, IngestionRun, LLMEndpoint
+from curation.models import GenerationRun, IngestionRun, LLMEndpoint, ReembedRun
 from manualqa.celery import app as celery_app
 from manualqa.jobs import lifecycle, runner
 from manualqa.jobs.models import CancellableJobRow, JobRow
 from manualqa.jobs.queues import enqueue
 from manualqa.tasks import reap_stale_jobs
 from tests.conftest import SAMPLE_SITE
-from training.models import DatasetSnapshot, EvaluationRun, TrainingJob
+from training.models import DatasetSnapshot, EvaluationRun, RetrievalJob, TrainingJob
 
-JOB_MODELS = [IngestionRun, GenerationRun, TrainingJob, EvaluationRun]
+JOB_MODELS = [IngestionRun, GenerationRun, TrainingJob, EvaluationRun, RetrievalJob, ReembedRun]
 
 
 @pytest.mark.parametrize("model", JOB_MODELS, ids=lambda m: m.__name__)
@@ -269,6 +269,8 @@ def silent_and_alive_rows(ingestion):
         ),
         TrainingJob: lambda: TrainingJob.objects.create(name="job", snapshot=snapshot),
         EvaluationRun: lambda: EvaluationRun.objects.create(name="run", question_source="upload"),
+        RetrievalJob: lambda: RetrievalJob.objects.create(name="retriever", snapshot=snapshot),
+        ReembedRun: lambda: ReembedRun.objects.create(manual=manual),
     }
     silent, alive = {}, {}
     long_ago = timezone.now() - timedelta(days=1)
@@ -287,7 +289,7 @@ def test_the_periodic_reaper_fails_silent_jobs_of_every_kind_and_only_those(
 
     marked = reap_stale_jobs()
 
-    assert sorted(marked.values()) == [1, 1, 1, 1]
+    assert sorted(marked.values()) == [1] * len(JOB_MODELS)
     for model, row in silent.items():
         row.refresh_from_db()
         assert row.status == "failed", model.__name__

@@ -95,7 +95,7 @@ def retriever_output(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("retrieval-jobs")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def retriever_snapshot(django_db_setup, django_db_blocker) -> Iterator[DatasetSnapshot]:
     """The sample manual, its answerable questions approved, frozen 60/20/20."""
     with django_db_blocker.unblock():
@@ -114,7 +114,7 @@ def retriever_snapshot(django_db_setup, django_db_blocker) -> Iterator[DatasetSn
         RetrievalModel.objects.filter(jobs__isnull=True).delete()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def retriever_job(retriever_snapshot, retriever_output, django_db_blocker) -> RetrievalJob:
     """One job trained for ``STEPS`` steps on the snapshot, run to its end in this process."""
     with django_db_blocker.unblock():
