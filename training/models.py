@@ -6,7 +6,13 @@ from django.conf import settings
 from django.db import models
 
 from curation.models import LLMEndpoint
-from manualqa.jobs.models import CancellableJobRow, JobStatus, progress_percent
+from manualqa.jobs.models import (
+    JOB_FINISHED,
+    JOB_TRANSITIONS,
+    CancellableJobRow,
+    JobStatus,
+    progress_percent,
+)
 
 
 class DatasetSnapshot(models.Model):
@@ -182,18 +188,9 @@ class RetrievalJob(CancellableJobRow):
         RETRIEVER = "retriever", "Retriever (embedding model)"
         RERANKER = "reranker", "Reranker (cross-encoder)"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    FINISHED = JOB_FINISHED
     # Running -> running is a takeover of a silent worker's job (it starts again).
-    TRANSITIONS = {
-        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
-        Status.RUNNING: frozenset(
-            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
-        ),
-        Status.SUCCEEDED: frozenset(),
-        Status.FAILED: frozenset(),
-        Status.CANCELLED: frozenset(),
-        Status.ERRORED: frozenset(),
-    }
+    TRANSITIONS = JOB_TRANSITIONS
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RETRIEVER)
@@ -278,18 +275,9 @@ class EvaluationRun(CancellableJobRow):
         UPLOAD = "upload", "Uploaded JSONL file"
         SAVED_SET = "saved_set", "Saved question set"
 
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    FINISHED = JOB_FINISHED
     # Running -> running is a takeover of a silent worker's run, which goes on where it stopped.
-    TRANSITIONS = {
-        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
-        Status.RUNNING: frozenset(
-            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
-        ),
-        Status.SUCCEEDED: frozenset(),
-        Status.FAILED: frozenset(),
-        Status.CANCELLED: frozenset(),
-        Status.ERRORED: frozenset(),
-    }
+    TRANSITIONS = JOB_TRANSITIONS
 
     name = models.CharField(max_length=200)
     question_source = models.CharField(max_length=10, choices=QuestionSource.choices)

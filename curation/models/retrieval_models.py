@@ -6,7 +6,13 @@ from django.conf import settings
 from django.db import models
 from pgvector.django import VectorField
 
-from manualqa.jobs.models import CancellableJobRow, JobStatus, progress_percent
+from manualqa.jobs.models import (
+    JOB_FINISHED,
+    JOB_TRANSITIONS,
+    CancellableJobRow,
+    JobStatus,
+    progress_percent,
+)
 
 
 class RetrievalModel(models.Model):
@@ -86,17 +92,8 @@ class ReembedRun(CancellableJobRow):
     """
 
     Status = JobStatus
-    FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
-    TRANSITIONS = {
-        Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
-        Status.RUNNING: frozenset(
-            {Status.RUNNING, Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED}
-        ),
-        Status.SUCCEEDED: frozenset(),
-        Status.FAILED: frozenset(),
-        Status.CANCELLED: frozenset(),
-        Status.ERRORED: frozenset(),
-    }
+    FINISHED = JOB_FINISHED
+    TRANSITIONS = JOB_TRANSITIONS
 
     manual = models.ForeignKey(
         "curation.Manual", on_delete=models.CASCADE, related_name="reembed_runs"

@@ -35,6 +35,22 @@ class JobStatus(models.TextChoices):
     ERRORED = "errored", "Errored"
 
 
+#: The final statuses of a job whose statuses are :class:`JobStatus`.
+JOB_FINISHED: tuple[str, ...] = (
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.ERRORED,
+)
+#: Its moves: a queued job runs or is cancelled; a running one ends in a final status, or runs
+#: again (a takeover of a silent worker's job); a final status never moves.
+JOB_TRANSITIONS: dict[str, frozenset[str]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, *JOB_FINISHED}),
+    **{status: frozenset() for status in JOB_FINISHED},
+}
+
+
 class JobRow(models.Model):
     """What every job's row holds besides its own status and counters."""
 
