@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-BENCHES := ingest chunking generation review training chat followups quality answers abuse local_runtime pdf_ingest retriever reranker
+BENCHES := ingest chunking generation review training chat followups quality answers abuse local_runtime pdf_ingest retriever reranker raft
 
 .PHONY: install install-llamacpp run test lint format services $(addprefix bench-,$(BENCHES))
 

@@ -162,7 +162,34 @@ def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config)
             "it cannot train on a chat_template snapshot; build the snapshot in the seed_inst "
             "or alpaca format."
         )
+    if config.dataset_format == "raft":
+        problems += _raft_problems(snapshot)
     return problems
+
+
+def _raft_problems(snapshot: DatasetSnapshot) -> list[str]:
+    """Why RAFT records cannot be built for ``snapshot``: they need its pairs' source chunks,
+    embedded for retrieval."""
+    from curation.models import DocumentChunk
+
+    with_source = snapshot.pairs.filter(
+        split=SnapshotPair.Split.TRAIN, qa_pair__chunk__document__manual=snapshot.manual_id
+    ).count()
+    if not with_source:
+        return [
+            "RAFT needs to know each pair's source passage, and none of the snapshot's train "
+            "pairs has one (their chunks were re-ingested, or the pairs were imported without "
+            "one). Train on pairs, or regenerate the pairs from this manual."
+        ]
+    embedded = DocumentChunk.objects.filter(
+        document__manual=snapshot.manual_id, embedding__isnull=False
+    ).exists()
+    if not embedded:
+        return [
+            f"RAFT retrieves passages from {snapshot.manual}, and its chunks are not embedded "
+            "yet. Embed the manual first."
+        ]
+    return []
 
 
 @transaction.atomic
@@ -284,7 +311,25 @@ def training_jobs_fail_stale() -> int:
     )
 
 
-def _records(snapshot: DatasetSnapshot, split: str) -> list[dict]:
+def _records(snapshot: DatasetSnapshot, split: str, config, log=None) -> list[dict]:
+    """The records a run trains (``train``) or evaluates (``eval``) on: the snapshot's pairs in
+    its format, or RAFT records built from them (``config.dataset_format``). ``log``, where
+    given, is told what a RAFT split holds."""
+    if config.dataset_format == "raft":
+        from training.raft import raft_records
+
+        built = raft_records(snapshot, split=split, options=config.raft_options())
+        if log is not None:
+            skipped = len(built.skipped_pair_ids)
+            log(
+                f"RAFT {split} records: {len(built.records)} ({built.with_oracle} with their "
+                f"source passage, {len(built.records) - built.with_oracle} answered with the "
+                f"decline), {config.raft_passages} passages each, {config.raft_distractors} "
+                "distractors"
+                + (f"; {skipped} pairs without a known source chunk left out" if skipped else "")
+                + "."
+            )
+        return built.records
     from training.services import snapshot_records
 
     return list(snapshot_records(snapshot, split=split))
@@ -379,10 +424,11 @@ def _train(job, config, output_dir, resume, **callbacks):
     """``training.trainer.train`` on the job's snapshot, as the job's row describes it."""
     from training.trainer import train
 
+    log = (lambda line: job_log_append(job.pk, line)) if is_main_rank() else None
     return train(
         base_model=job.base_model,
-        train_records=_records(job.snapshot, SnapshotPair.Split.TRAIN),
-        eval_records=_records(job.snapshot, SnapshotPair.Split.EVAL),
+        train_records=_records(job.snapshot, SnapshotPair.Split.TRAIN, config, log),
+        eval_records=_records(job.snapshot, SnapshotPair.Split.EVAL, config, log),
         prompt_format=job.snapshot.prompt_format,
         system_prompt=job.snapshot.system_prompt,
         config=config,
@@ -471,7 +517,12 @@ def _register(job: TrainingJob, merged_dir: Path) -> LLMEndpoint:
         defaults={
             "kind": LLMEndpoint.Kind.LOCAL,
             "model": str(merged_dir),
-            "description": f"Merged LoRA model from training job #{job.pk} on {job.snapshot}",
+            "description": f"Merged LoRA model from training job #{job.pk} on {job.snapshot}"
+            + (
+                " (RAFT: trained to answer from retrieved passages; serve it in a RAG assistant)"
+                if job.hyperparameters.get("dataset_format") == "raft"
+                else ""
+            ),
             "max_concurrency": 1,
             "max_tokens": 256,
             "temperature": 0.2,

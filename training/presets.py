@@ -16,11 +16,12 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Final
 
 __all__ = [
     "COMPUTE_DTYPES",
+    "DATASET_FORMATS",
     "LR_SCHEDULERS",
     "METHODS",
     "OPTIMIZERS",
@@ -73,6 +74,10 @@ OPTIMIZERS: Final = (
 # event files in the job's own folder (offline), Weights & Biases and MLflow where installed
 # and configured (:func:`tracker_problems`).
 TRACKERS: Final = ("tensorboard", "wandb", "mlflow")
+#: What a run trains on: the snapshot's pairs as they are (question -> answer), or RAFT records
+#: (the chat's grounded prompt over retrieved passages -> a cited answer or a decline;
+#: ``training.raft``), with the ``raft_*`` options.
+DATASET_FORMATS: Final = ("pairs", "raft")
 TRACKER_LABELS: Final = {"tensorboard": "TensorBoard", "wandb": "W&B", "mlflow": "MLflow"}
 # The environment variables that configure them: transformers' callbacks read these in the
 # worker, and the settings read the same ones, so a launch is checked against them.
@@ -96,6 +101,9 @@ class TrainingConfig:
     the run logs to (:data:`TRACKERS`, a tuple like ``target_modules``), or is ``"auto"`` (every
     one installed and configured where the run is launched: :func:`resolve_report_to`) or
     ``"none"``; a launched job stores the resolved tuple, so its row says what it logged to.
+    ``dataset_format`` is ``pairs`` (the snapshot's records) or ``raft`` (:mod:`training.raft`:
+    each question over ``raft_passages`` retrieved passages, its source chunk kept with
+    probability ``raft_oracle_p``, distractors from ``raft_distractors``).
     """
 
     method: str = "lora"
@@ -127,6 +135,20 @@ class TrainingConfig:
     eval_steps: int = 0
     logging_steps: int = 1
     report_to: str | tuple[str, ...] = "auto"
+    dataset_format: str = "pairs"
+    raft_oracle_p: float = 0.8
+    raft_passages: int = 4
+    raft_distractors: str = "retrieved"
+
+    def raft_options(self):
+        """The RAFT options of a ``dataset_format="raft"`` run (``training.raft``)."""
+        from training.raft import RaftOptions
+
+        return RaftOptions(
+            oracle_p=self.raft_oracle_p,
+            passages=self.raft_passages,
+            distractors=self.raft_distractors,
+        )
 
     def __post_init__(self) -> None:
         for name in ("target_modules", "report_to"):
@@ -193,6 +215,10 @@ _FIELD_TYPES: Final = {
     "eval_steps": int,
     "logging_steps": int,
     "report_to": "trackers",
+    "dataset_format": str,
+    "raft_oracle_p": float,
+    "raft_passages": int,
+    "raft_distractors": str,
 }
 
 
@@ -319,6 +345,20 @@ _SEED_QLORA: Final = TrainingConfig(
     logging_steps=10,
 )
 
+# RAFT on the CPU: cpu_quick's recipe on RAFT records. A record is the grounded prompt with four
+# passages (about 700-1,100 tokens on the Model 3 manual) and a short cited answer, so
+# max_length leaves room for the whole prompt: a prompt cut short would lose the answer, and
+# with it the record's loss. Batch 2 keeps a CPU step near cpu_quick's in tokens.
+_CPU_RAFT: Final = replace(
+    _CPU_QUICK,
+    dataset_format="raft",
+    raft_oracle_p=0.8,
+    raft_passages=4,
+    raft_distractors="retrieved",
+    max_length=1536,
+    per_device_train_batch_size=2,
+)
+
 PRESETS: Final[dict[str, Preset]] = {
     preset.name: preset
     for preset in (
@@ -332,6 +372,19 @@ PRESETS: Final[dict[str, Preset]] = {
                 "About 600 tokens/s on a 2-core CPU with native bf16 (a few minutes for 250 "
                 "pairs), several times slower on CPUs without it; for trying the pipeline end to "
                 "end, not for a production-quality assistant."
+            ),
+        ),
+        Preset(
+            name="cpu_raft",
+            label="RAFT LoRA on CPU (SmolLM2-135M)",
+            base_model="",
+            config=_CPU_RAFT,
+            description=(
+                "Teaches the bundled SmolLM2-135M-Instruct to answer from retrieved passages "
+                "(RAFT): each approved question comes with 4 passages from ManualQA's own "
+                "retrieval; with probability 0.8 one is the pair's source, cited in the answer "
+                "like [2], else all are distractors and the answer is the chat's decline. Serve "
+                "it in a RAG assistant. Slower per step than CPU quick (longer prompts)."
             ),
         ),
         Preset(
@@ -433,6 +486,14 @@ def validate_config(
             f"(use {', '.join(TRACKERS)}).",
         )
         need(len(set(report_to)) == len(report_to), "report_to names a tracker twice.")
+
+    need(
+        config.dataset_format in DATASET_FORMATS,
+        f"dataset_format must be one of {', '.join(DATASET_FORMATS)} "
+        f"(got {config.dataset_format!r}).",
+    )
+    if config.dataset_format == "raft":
+        problems.extend(config.raft_options().problems())
 
     # Ranges
     need(config.lora_r >= 1, f"lora_r must be at least 1 (got {config.lora_r}).")

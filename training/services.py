@@ -14,7 +14,7 @@ import math
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,9 @@ from curation.models import Manual, QAPair, QAPairRevision
 from manualqa import roles
 from manualqa.lib import prompt_formats
 from training.models import DatasetSnapshot, SnapshotPair
+
+if TYPE_CHECKING:
+    from training.raft import RaftOptions
 
 EXPORT_FORMATS = prompt_formats.FORMATS
 MIN_PAIRS = 1
@@ -298,17 +301,38 @@ def _check_export_format(fmt: str) -> None:
         )
 
 
-def snapshot_records(snapshot: DatasetSnapshot, *, split: str, fmt: str | None = None):
-    """Yield the records of one split, in a stable order."""
+def snapshot_records(
+    snapshot: DatasetSnapshot,
+    *,
+    split: str,
+    fmt: str | None = None,
+    raft: RaftOptions | None = None,
+):
+    """Yield the records of one split, in a stable order: the pairs in ``fmt``, or with
+    ``raft`` options their RAFT records (:mod:`training.raft`; pairs without a known source
+    chunk are left out of those)."""
     fmt = fmt or snapshot.prompt_format
+    if raft is not None:
+        from training.raft import raft_records
+
+        try:
+            yield from raft_records(snapshot, split=split, options=raft, fmt=fmt).records
+        except ValueError as exc:
+            raise ValidationError({"raft": str(exc)}) from None
+        return
     for pair in snapshot.pairs.filter(split=split).order_by("id").iterator(chunk_size=2000):
         yield format_record(pair, fmt=fmt, system_prompt=snapshot.system_prompt)
 
 
 def snapshot_export_jsonl(
-    *, snapshot: DatasetSnapshot, out_dir: Path, fmt: str | None = None
+    *,
+    snapshot: DatasetSnapshot,
+    out_dir: Path,
+    fmt: str | None = None,
+    raft: RaftOptions | None = None,
 ) -> dict[str, Path]:
-    """Write ``{split}.jsonl`` files (train, eval, test) in ``fmt``; return their paths."""
+    """Write ``{split}.jsonl`` files (train, eval, test) in ``fmt`` (RAFT records with ``raft``
+    options); return their paths."""
     fmt = fmt or snapshot.prompt_format
     _check_export_format(fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -316,15 +340,18 @@ def snapshot_export_jsonl(
     for split in SnapshotPair.Split.values:
         path = out_dir / f"{split}.jsonl"
         with path.open("w", encoding="utf-8") as handle:
-            for record in snapshot_records(snapshot, split=split, fmt=fmt):
+            for record in snapshot_records(snapshot, split=split, fmt=fmt, raft=raft):
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         paths[split] = path
     return paths
 
 
-def snapshot_metadata(snapshot: DatasetSnapshot, *, fmt: str | None = None) -> dict:
+def snapshot_metadata(
+    snapshot: DatasetSnapshot, *, fmt: str | None = None, raft: RaftOptions | None = None
+) -> dict:
     """What an export says about itself: which snapshot, which data, which format."""
     return {
+        "raft": raft.to_dict() if raft is not None else None,
         "snapshot_id": snapshot.pk,
         "name": snapshot.name,
         "manual": snapshot.manual.name,
@@ -386,7 +413,12 @@ def snapshot_export_zip(
 
 
 def snapshot_export_hf(
-    *, snapshot: DatasetSnapshot, out_dir: Path, fmt: str | None = None, push_to: str = ""
+    *,
+    snapshot: DatasetSnapshot,
+    out_dir: Path,
+    fmt: str | None = None,
+    push_to: str = "",
+    raft: RaftOptions | None = None,
 ) -> Path:
     """Save the snapshot as a Hugging Face ``DatasetDict`` (and push it when asked)."""
     fmt = fmt or snapshot.prompt_format
@@ -399,7 +431,9 @@ def snapshot_export_hf(
 
     dataset = DatasetDict(
         {
-            split: Dataset.from_list(list(snapshot_records(snapshot, split=split, fmt=fmt)))
+            split: Dataset.from_list(
+                list(snapshot_records(snapshot, split=split, fmt=fmt, raft=raft))
+            )
             for split in SnapshotPair.Split.values
             if snapshot.pairs.filter(split=split).exists()
         }

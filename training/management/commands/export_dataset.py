@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from training import services
 from training.models import DatasetSnapshot
+from training.raft import DISTRACTOR_SOURCES, RaftOptions
 
 
 class Command(BaseCommand):
@@ -35,6 +36,19 @@ class Command(BaseCommand):
             "--out",
             type=Path,
             help="Folder to write to (default: var/datasets/snapshot-ID-vVERSION).",
+        )
+        parser.add_argument(
+            "--raft",
+            action="store_true",
+            help="Write RAFT records: each question over retrieved passages, with its source "
+            "passage kept with probability --raft-p and cited, else answered with the decline.",
+        )
+        parser.add_argument("--raft-p", type=float, default=RaftOptions.oracle_p)
+        parser.add_argument("--raft-k", type=int, default=RaftOptions.passages)
+        parser.add_argument(
+            "--raft-distractors",
+            default=RaftOptions.distractors,
+            choices=DISTRACTOR_SOURCES,
         )
         parser.add_argument(
             "--hf", action="store_true", help="Also save a Hugging Face DatasetDict to OUT/hf."
@@ -63,23 +77,41 @@ class Command(BaseCommand):
         if push_to and not settings.HF_TOKEN:
             raise CommandError("--push-to needs HF_TOKEN set in the environment.")
         out: Path = options["out"] or services.snapshot_export_dir(snapshot)
+        raft = None
+        if options["raft"]:
+            raft = RaftOptions(
+                oracle_p=options["raft_p"],
+                passages=options["raft_k"],
+                distractors=options["raft_distractors"],
+            )
+            if problems := raft.problems():
+                raise CommandError(" ".join(problems))
 
         try:
-            paths = services.snapshot_export_jsonl(snapshot=snapshot, out_dir=out, fmt=fmt)
+            paths = services.snapshot_export_jsonl(
+                snapshot=snapshot, out_dir=out, fmt=fmt, raft=raft
+            )
             if options["hf"] or push_to:
                 hf_dir = services.snapshot_export_hf(
-                    snapshot=snapshot, out_dir=out / "hf", fmt=fmt, push_to=push_to
+                    snapshot=snapshot, out_dir=out / "hf", fmt=fmt, push_to=push_to, raft=raft
                 )
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-        metadata = services.snapshot_metadata(snapshot, fmt=fmt)
+        metadata = services.snapshot_metadata(snapshot, fmt=fmt, raft=raft)
         (out / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
 
         self.stdout.write(
-            f"{snapshot} (#{snapshot.pk}, hash {snapshot.content_hash[:12]}) as {fmt}:"
+            f"{snapshot} (#{snapshot.pk}, hash {snapshot.content_hash[:12]}) as {fmt}"
+            + (
+                f", RAFT (P={raft.oracle_p:g}, {raft.passages} passages, "
+                f"{raft.distractors} distractors):"
+                if raft
+                else ":"
+            )
         )
         for split, path in paths.items():
-            count = getattr(snapshot, f"{split}_count")
+            with path.open(encoding="utf-8") as handle:
+                count = sum(1 for _ in handle)
             self.stdout.write(f"  {split:<5} {count:>7,} records  {path}")
         if options["hf"] or push_to:
             self.stdout.write(f"  Hugging Face DatasetDict  {hf_dir}")

@@ -1,0 +1,198 @@
+"""Benchmark: four assistants side by side on owner questions: base + RAG, fine-tuned alone,
+fine-tuned + RAG, RAFT-tuned + RAG, all with the bundled SmolLM2-135M as the base.
+
+End to end on the Tesla Model 3 manual (``../shared/data/model3-manual``), through the services
+the pages and commands use:
+
+1. ingest the manual and import and approve its 2,078 generated pairs, as ``bench/quality.py``
+   does (UNREVIEWED: approved in bulk, and the snapshot says so), and build a snapshot
+   (80/10/10 by section, seed 42);
+2. train two models from the bundled SmolLM2-135M-Instruct for a bounded number of steps each:
+   *fine-tuned* with the ``cpu_quick`` preset (question -> answer) and *RAFT* with the
+   ``cpu_raft`` preset (the chat's grounded prompt over 4 retrieved passages -> a cited answer,
+   or the decline when the source passage was left out: ``training.raft``);
+3. evaluate, in one evaluation run, four assistants on ``bench/questions/model3-owners.jsonl``
+   (68 hand-written owner questions, 8 unanswerable; never trained on): *base + RAG* (the
+   bundled model over retrieved passages), *fine-tuned* (direct, no passages), *fine-tuned +
+   RAG* and *RAFT + RAG*. Every assistant answers in the ``generated`` style (verified model
+   text), so the table compares what the models write, not the quote the default style shows.
+   The RAG assistants use the manual's retrieval as it is (the default embedder: a tuned
+   retriever, issue 18's point 1, is a switch on the manual, ``manage.py reembed``, and is
+   not part of this run unless the manual was switched before it).
+
+It prints the evaluation's table, then one JSON line: {"base_rag_must_include",
+"ft_must_include", "ft_rag_must_include", "raft_rag_must_include",
+"raft_rag_supported_sentence_rate", "steps"}, plus each assistant's refusal accuracy, false
+refusals, model-supported rate and latency, the run and jobs, and the seconds.
+``*_supported_sentence_rate`` is the share of the model's OWN sentences that verification
+supports (``model_supported_rate``: before unsupported sentences are cut, which is what
+training changes), not of the text the owner finally reads.
+
+Knobs: ``BENCH_RAFT_STEPS`` (training steps of each model, default 100),
+``BENCH_RAFT_QUESTIONS`` (owner questions, 0 = all 68), ``BENCH_RAFT_MAX_TOKENS`` (answer
+budget, default 96), ``BENCH_RAFT_FT_JOB`` / ``BENCH_RAFT_JOB`` (ids of finished jobs to reuse),
+``BENCH_QUALITY_PAIRS`` and ``BENCH_QUALITY_MANUAL`` as in bench/quality.py.
+
+Usage: ``make bench-raft`` (the database and Redis must be reachable: ``make services``).
+Skipped, with a JSON line saying so, where ``../shared/data/model3-manual`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import _django
+
+_django.setup()
+
+import quality  # noqa: E402
+
+from chat.models import Assistant  # noqa: E402
+from curation.models import QAPair  # noqa: E402
+from training import jobs  # noqa: E402
+from training.models import TrainingJob  # noqa: E402
+
+OWNER_QUESTIONS = _django.BASE_DIR / "bench" / "questions" / "model3-owners.jsonl"
+SUBJECTS = (
+    ("base_rag", "RAFT bench: base + RAG"),
+    ("ft", "RAFT bench: fine-tuned"),
+    ("ft_rag", "RAFT bench: fine-tuned + RAG"),
+    ("raft_rag", "RAFT bench: RAFT + RAG"),
+)
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def trained(
+    snapshot, user, *, preset: str, steps: int, reuse_knob: str
+) -> tuple[TrainingJob, float]:
+    reuse = quality.knob(reuse_knob, 0)
+    if reuse:
+        job = TrainingJob.objects.get(pk=reuse)
+        if job.registered_endpoint is None:
+            raise SystemExit(f"job #{reuse} has no registered model ({job.status})")
+        say(f"Reusing training job #{job.pk} ({job.name})")
+        return job, 0.0
+    job = jobs.training_job_create(
+        snapshot=snapshot,
+        user=user,
+        name=f"RAFT bench: {preset}, {steps} steps",
+        preset=preset,
+        overrides={"max_steps": steps, "save_steps": 0},
+        enqueue=False,
+    )
+    say(f"Training job #{job.pk}: {preset}, max_steps {steps}")
+    started = time.perf_counter()
+    jobs.training_job_claim(job_id=job.pk)
+    job = jobs.training_job_execute(job_id=job.pk)
+    seconds = time.perf_counter() - started
+    say(
+        f"  {job.status} in {seconds:.0f} s: step {job.step}/{job.total_steps}, train loss "
+        f"{job.final_train_loss}, eval loss {job.eval_loss}, {job.tokens_per_s} tokens/s"
+    )
+    for line in job.log_tail.splitlines():
+        if line.startswith("RAFT"):
+            say(f"  {line}")
+    if job.status != TrainingJob.Status.SUCCEEDED or job.registered_endpoint is None:
+        raise SystemExit(f"training {job.status}: {job.message}")
+    return job, seconds
+
+
+def main() -> int:
+    docs = _django.MODEL3_DIR / "docs"
+    qa_file = _django.MODEL3_DIR / "qa_pairs.json"
+    if not docs.is_dir() or not qa_file.is_file():
+        say(f"skipped: the Model 3 data is not at {_django.MODEL3_DIR} (it lives in ../shared)")
+        print(json.dumps({"skipped": True}))
+        return 0
+    started = time.perf_counter()
+    steps = quality.knob("BENCH_RAFT_STEPS", 100)
+    max_tokens = quality.knob("BENCH_RAFT_MAX_TOKENS", 96)
+    manual = quality.ingest(docs)
+    user = quality.bench_user()
+    if QAPair.objects.filter(manual=manual, status=QAPair.Status.APPROVED).exists():
+        say("The manual's pairs are already imported and approved (UNREVIEWED: see quality.py)")
+    else:
+        quality.import_and_approve(manual, qa_file, quality.knob("BENCH_QUALITY_PAIRS", 0), user)
+    snapshot = quality.snapshot_for(manual, user)
+    ft, ft_s = trained(
+        snapshot, user, preset="cpu_quick", steps=steps, reuse_knob="BENCH_RAFT_FT_JOB"
+    )
+    raft, raft_s = trained(
+        snapshot, user, preset="cpu_raft", steps=steps, reuse_knob="BENCH_RAFT_JOB"
+    )
+
+    base = quality.base_endpoint()
+    common = {"max_tokens": max_tokens, "answer_style": Assistant.AnswerStyle.GENERATED}
+    rag = {"mode": Assistant.Mode.RAG, **common}
+    settings_by_key = {
+        "base_rag": {"endpoint": base, **rag},
+        "ft": {"endpoint": ft.registered_endpoint, "mode": Assistant.Mode.DIRECT, **common},
+        "ft_rag": {"endpoint": ft.registered_endpoint, **rag},
+        "raft_rag": {"endpoint": raft.registered_endpoint, **rag},
+    }
+    assistants = {
+        key: quality.bench_assistant(
+            name, f"raft-bench-{key.replace('_', '-')}", manual, **settings_by_key[key]
+        )
+        for key, name in SUBJECTS
+    }
+    run = quality.evaluate(
+        "Four assistants on model3-owners.jsonl",
+        questions_jsonl=OWNER_QUESTIONS.read_bytes(),
+        questions_name=OWNER_QUESTIONS.name,
+        manual=manual,
+        assistants=list(assistants.values()),
+        max_questions=quality.knob("BENCH_RAFT_QUESTIONS", 0) or None,
+        name=f"RAFT bench: four assistants, {steps} steps each",
+    )
+    summary = run.summary
+    result: dict = {}
+    for key, name in SUBJECTS:
+        figures = summary.get(assistants[key].name) or summary.get(name) or {}
+        result[f"{key}_must_include"] = _round(figures.get("must_include_rate"))
+        result[f"{key}_supported_sentence_rate"] = _round(figures.get("model_supported_rate"))
+        result[f"{key}_final_supported_sentence_rate"] = _round(
+            figures.get("supported_sentence_rate")
+        )
+        result[f"{key}_refusal_accuracy"] = _round(figures.get("refusal_accuracy"))
+        result[f"{key}_false_refusal_rate"] = _round(figures.get("false_refusal_rate"))
+        result[f"{key}_p50_latency_ms"] = _round(figures.get("latency_p50_ms"))
+        result[f"{key}_loop_rate"] = _round(figures.get("loop_rate"))
+    result.update(
+        steps=steps,
+        ft_job=ft.pk,
+        raft_job=raft.pk,
+        ft_train_s=round(ft_s, 1),
+        raft_train_s=round(raft_s, 1),
+        ft_eval_loss=ft.eval_loss,
+        raft_eval_loss=raft.eval_loss,
+        run=run.pk,
+        questions=len(run.questions),
+        seconds=round(time.perf_counter() - started, 1),
+    )
+    ordered = {
+        key: result.pop(key)
+        for key in (
+            "base_rag_must_include",
+            "ft_must_include",
+            "ft_rag_must_include",
+            "raft_rag_must_include",
+            "raft_rag_supported_sentence_rate",
+            "steps",
+        )
+    }
+    print(json.dumps({**ordered, **result}))
+    return 0
+
+
+def _round(value):
+    return round(value, 4) if isinstance(value, float) else value
+
+
+if __name__ == "__main__":
+    sys.exit(main())
