@@ -25,6 +25,7 @@ from curation.models import LLMEndpoint
 from manualqa import roles
 from manualqa.jobs import lifecycle, queues, runner
 from training.models import DatasetSnapshot, SavedPreset, SnapshotPair, TrainingJob
+from training.raft import raft_problems
 
 logger = logging.getLogger("training.jobs")
 
@@ -163,33 +164,8 @@ def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config)
             "or alpaca format."
         )
     if config.dataset_format == "raft":
-        problems += _raft_problems(snapshot)
+        problems += raft_problems(snapshot)
     return problems
-
-
-def _raft_problems(snapshot: DatasetSnapshot) -> list[str]:
-    """Why RAFT records cannot be built for ``snapshot``: they need its pairs' source chunks,
-    embedded for retrieval."""
-    from curation.models import DocumentChunk
-
-    with_source = snapshot.pairs.filter(
-        split=SnapshotPair.Split.TRAIN, qa_pair__chunk__document__manual=snapshot.manual_id
-    ).count()
-    if not with_source:
-        return [
-            "RAFT needs to know each pair's source passage, and none of the snapshot's train "
-            "pairs has one (their chunks were re-ingested, or the pairs were imported without "
-            "one). Train on pairs, or regenerate the pairs from this manual."
-        ]
-    embedded = DocumentChunk.objects.filter(
-        document__manual=snapshot.manual_id, embedding__isnull=False
-    ).exists()
-    if not embedded:
-        return [
-            f"RAFT retrieves passages from {snapshot.manual}, and its chunks are not embedded "
-            "yet. Embed the manual first."
-        ]
-    return []
 
 
 @transaction.atomic

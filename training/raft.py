@@ -34,6 +34,7 @@ __all__ = [
     "RaftOptions",
     "RaftRecords",
     "cite",
+    "raft_problems",
     "raft_records",
 ]
 
@@ -149,6 +150,32 @@ def _distractors(
         pool = [pk for pk in pool if pk in allowed]
         chosen += rng.sample(pool, min(count - len(chosen), len(pool)))
     return chosen
+
+
+def raft_problems(snapshot, *, split: str | None = "train") -> list[str]:
+    """Why RAFT records cannot be built for ``snapshot`` (its ``split``, or every split for
+    None): they need the pairs' source chunks, embedded for retrieval."""
+    from curation.models import DocumentChunk
+
+    pairs = snapshot.pairs.filter(qa_pair__chunk__document__manual=snapshot.manual_id)
+    if split is not None:
+        pairs = pairs.filter(split=split)
+    if not pairs.exists():
+        which = f"{split} pairs" if split else "pairs"
+        return [
+            f"RAFT needs to know each pair's source passage, and none of the snapshot's {which} "
+            "has one (their chunks were re-ingested, or the pairs were imported without one). "
+            "Use plain pairs, or regenerate the pairs from this manual."
+        ]
+    embedded = DocumentChunk.objects.filter(
+        document__manual=snapshot.manual_id, embedding__isnull=False
+    ).exists()
+    if not embedded:
+        return [
+            f"RAFT retrieves passages from {snapshot.manual}, and its chunks are not embedded "
+            "yet. Embed the manual first."
+        ]
+    return []
 
 
 def raft_records(

@@ -313,8 +313,10 @@ def snapshot_records(
     chunk are left out of those)."""
     fmt = fmt or snapshot.prompt_format
     if raft is not None:
-        from training.raft import raft_records
+        from training.raft import raft_problems, raft_records
 
+        if problems := raft.problems() + raft_problems(snapshot, split=None):
+            raise ValidationError({"raft": problems})
         try:
             yield from raft_records(snapshot, split=split, options=raft, fmt=fmt).records
         except ValueError as exc:
@@ -389,27 +391,49 @@ Dataset snapshot #{snapshot_id} of the manual "{manual}", exported by ManualQA.
 `metadata.json` holds the same facts for programs.
 """
 
+_RAFT_README = """
+## RAFT records
+
+Each record is the chat's grounded prompt over {passages} passages from ManualQA's retrieval
+({distractors} distractors). With probability {oracle_p:g} one of them is the pair's source
+passage and the answer cites it as [n]; otherwise the answer is the decline. Pairs whose source
+passage is unknown are left out. Records: {records}.
+"""
+
 
 def snapshot_export_zip(
-    *, snapshot: DatasetSnapshot, target: BinaryIO, fmt: str | None = None
+    *,
+    snapshot: DatasetSnapshot,
+    target: BinaryIO,
+    fmt: str | None = None,
+    raft: RaftOptions | None = None,
 ) -> None:
-    """Write a zip of ``{split}.jsonl`` in ``fmt`` plus ``metadata.json`` and ``README.md``.
+    """Write a zip of ``{split}.jsonl`` in ``fmt`` (RAFT records with ``raft`` options) plus
+    ``metadata.json`` and ``README.md``.
 
     Records are streamed into the archive, so a large snapshot never sits in memory whole.
     """
     fmt = fmt or snapshot.prompt_format
     _check_export_format(fmt)
-    metadata = snapshot_metadata(snapshot, fmt=fmt)
+    metadata = snapshot_metadata(snapshot, fmt=fmt, raft=raft)
+    written = {}
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for split in SnapshotPair.Split.values:
+            written[split] = 0
             with archive.open(f"{split}.jsonl", "w") as raw:
                 handle = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
-                for record in snapshot_records(snapshot, split=split, fmt=fmt):
+                for record in snapshot_records(snapshot, split=split, fmt=fmt, raft=raft):
                     handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    written[split] += 1
                 handle.flush()
                 handle.detach()
         archive.writestr("metadata.json", json.dumps(metadata, indent=2, ensure_ascii=False))
-        archive.writestr("README.md", _README.format(**{**metadata, **metadata["counts"]}))
+        readme = _README.format(**{**metadata, **metadata["counts"]})
+        if raft is not None:
+            readme += _RAFT_README.format(
+                **raft.to_dict(), records=", ".join(f"{k} {v}" for k, v in written.items())
+            )
+        archive.writestr("README.md", readme)
 
 
 def snapshot_export_hf(

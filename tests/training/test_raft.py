@@ -3,11 +3,14 @@ passage kept with probability P and cited, else only distractors and the decline
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.urls import reverse
 
 from chat import answering, prompts
 from chat.services import answering as chat_answering
@@ -249,3 +252,42 @@ def test_a_raft_job_trains_registers_and_its_rag_answers_are_verified(trainer):
         assert message.verification
         supported = [v["text"] for v in message.verification if v["supported"]]
         assert supported and all(sentence in message.content for sentence in supported)
+
+
+def test_the_admin_export_downloads_raft_records_in_a_zip(trainer, client, tmp_path):
+    snapshot = snapshot_in(embedded_manual(), trainer)
+    client.force_login(trainer)
+    url = reverse("admin:training_datasetsnapshot_export", args=[snapshot.pk])
+    assert "RAFT records" in client.get(url).content.decode()
+
+    response = client.post(
+        url,
+        {
+            "format": "chat_template",
+            "raft": "on",
+            "raft_oracle_p": "1",
+            "raft_passages": "3",
+            "raft_distractors": "random",
+        },
+    )
+    assert response.status_code == 200
+    assert "-raft-chat_template.zip" in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    train = [json.loads(line) for line in archive.read("train.jsonl").decode().splitlines()]
+    assert len(train) == snapshot.train_count
+    assert all(len(r["raft"]["chunk_ids"]) == 3 and r["raft"]["oracle"] for r in train)
+    assert json.loads(archive.read("metadata.json"))["raft"]["distractors"] == "random"
+    assert f"Records: train {snapshot.train_count}," in archive.read("README.md").decode()
+
+
+def test_the_admin_export_names_why_raft_records_cannot_be_built(trainer, client):
+    manual = embedded_manual()
+    snapshot = snapshot_in(manual, trainer)
+    DocumentChunk.objects.filter(document__manual=manual).update(embedding=None)
+    client.force_login(trainer)
+    url = reverse("admin:training_datasetsnapshot_export", args=[snapshot.pk])
+
+    response = client.post(url, {"format": "chat_template", "raft": "on"})
+
+    assert response.status_code == 200
+    assert "its chunks are not embedded yet. Embed the manual first." in response.content.decode()

@@ -41,6 +41,7 @@ from training.models import (
     SnapshotPair,
     TrainingJob,
 )
+from training.raft import DISTRACTOR_SOURCES, RaftOptions
 
 # A comparison shows at most this many pairs of each kind; the counts are always complete.
 DIFF_DISPLAY_LIMIT = 200
@@ -91,6 +92,45 @@ class ExportForm(forms.Form):
     format = forms.ChoiceField(
         choices=DatasetSnapshot.PromptFormat.choices, help_text="The format of every record."
     )
+    raft = forms.BooleanField(
+        required=False,
+        label="RAFT records",
+        help_text="Each question with passages from the manual's retrieval, as the chat's "
+        "grounded prompt: the source passage kept with probability P and cited, else the "
+        "answer is the decline. Needs the manual embedded.",
+    )
+    raft_oracle_p = forms.FloatField(
+        label="P (source kept)",
+        initial=RaftOptions.oracle_p,
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+    )
+    raft_passages = forms.IntegerField(
+        label="Passages (k)",
+        initial=RaftOptions.passages,
+        min_value=1,
+        max_value=10,
+        required=False,
+    )
+    raft_distractors = forms.ChoiceField(
+        label="Distractors",
+        choices=[(s, s) for s in DISTRACTOR_SOURCES],
+        initial=RaftOptions.distractors,
+        required=False,
+        help_text="retrieved: the passages retrieval ranks highest (hard); random: any others.",
+    )
+
+    def raft_options(self) -> RaftOptions | None:
+        data = self.cleaned_data
+        if not data.get("raft"):
+            return None
+        defaults = RaftOptions()
+        return RaftOptions(
+            oracle_p=defaults.oracle_p if data["raft_oracle_p"] is None else data["raft_oracle_p"],
+            passages=data["raft_passages"] or defaults.passages,
+            distractors=data["raft_distractors"] or defaults.distractors,
+        )
 
 
 @admin.register(DatasetSnapshot)
@@ -261,16 +301,18 @@ class DatasetSnapshotAdmin(ReadOnlyAdminMixin, ExtraViewsMixin, admin.ModelAdmin
         form = ExportForm(request.POST or None, initial={"format": snapshot.prompt_format})
         if request.method == "POST" and form.is_valid():
             fmt = form.cleaned_data["format"]
+            raft = form.raft_options()
             # Not a ``with`` block: FileResponse streams the file and closes it when sent.
             archive = tempfile.TemporaryFile()  # noqa: SIM115
             try:
-                services.snapshot_export_zip(snapshot=snapshot, target=archive, fmt=fmt)
+                services.snapshot_export_zip(snapshot=snapshot, target=archive, fmt=fmt, raft=raft)
             except ValidationError as exc:
                 archive.close()
                 add_service_errors(form, exc)
             else:
                 archive.seek(0)
-                filename = f"{slugify(snapshot.name) or 'dataset'}-v{snapshot.version}-{fmt}.zip"
+                kind = f"raft-{fmt}" if raft else fmt
+                filename = f"{slugify(snapshot.name) or 'dataset'}-v{snapshot.version}-{kind}.zip"
                 return FileResponse(
                     archive,
                     as_attachment=True,
