@@ -16,21 +16,27 @@ the pages and commands use:
    bundled model over retrieved passages), *fine-tuned* (direct, no passages), *fine-tuned +
    RAG* and *RAFT + RAG*. Every assistant answers in the ``generated`` style (verified model
    text), so the table compares what the models write, not the quote the default style shows.
-   The RAG assistants use the manual's retrieval as it is (the default embedder: a tuned
-   retriever, issue 18's point 1, is a switch on the manual, ``manage.py reembed``, and is
-   not part of this run unless the manual was switched before it).
+   The RAG assistants use the manual's retrieval with the default embedder;
+4. with the tuned retriever (issue 18's point 1): train a retrieval job on the same snapshot's
+   train split (``BENCH_RAFT_RETRIEVER_STEPS``, default 50 steps of 32; 0 skips this step),
+   re-embed the manual with it (built beside the old vectors, switched in one transaction),
+   evaluate *base + RAG* and *RAFT + RAG* again in a second run, and switch the manual back
+   to the default embedder (which embeds nothing).
 
 It prints the evaluation's table, then one JSON line: {"base_rag_must_include",
 "ft_must_include", "ft_rag_must_include", "raft_rag_must_include",
 "raft_rag_supported_sentence_rate", "steps"}, plus each assistant's refusal accuracy, false
-refusals, model-supported rate and latency, the run and jobs, and the seconds.
+refusals, model-supported rate, hit@1 and latency (``*_tuned_*`` for step 4), the runs and
+jobs, and the seconds.
 ``*_supported_sentence_rate`` is the share of the model's OWN sentences that verification
 supports (``model_supported_rate``: before unsupported sentences are cut, which is what
 training changes), not of the text the owner finally reads.
 
 Knobs: ``BENCH_RAFT_STEPS`` (training steps of each model, default 100),
 ``BENCH_RAFT_QUESTIONS`` (owner questions, 0 = all 68), ``BENCH_RAFT_MAX_TOKENS`` (answer
-budget, default 96), ``BENCH_RAFT_FT_JOB`` / ``BENCH_RAFT_JOB`` (ids of finished jobs to reuse),
+budget, default 96), ``BENCH_RAFT_FT_JOB`` / ``BENCH_RAFT_JOB`` / ``BENCH_RAFT_RETRIEVER_JOB``
+(ids of finished jobs to reuse), ``BENCH_RAFT_RUN`` (id of a finished four-assistant run to
+reuse), ``BENCH_RAFT_RETRIEVER_STEPS``,
 ``BENCH_QUALITY_PAIRS`` and ``BENCH_QUALITY_MANUAL`` as in bench/quality.py.
 
 Usage: ``make bench-raft`` (the database and Redis must be reachable: ``make services``).
@@ -50,9 +56,10 @@ _django.setup()
 import quality  # noqa: E402
 
 from chat.models import Assistant  # noqa: E402
-from curation.models import QAPair  # noqa: E402
-from training import jobs  # noqa: E402
-from training.models import TrainingJob  # noqa: E402
+from curation.models import Manual, QAPair  # noqa: E402
+from curation.services import embedders  # noqa: E402
+from training import jobs, retrieval_jobs  # noqa: E402
+from training.models import EvaluationRun, RetrievalJob, TrainingJob  # noqa: E402
 
 OWNER_QUESTIONS = _django.BASE_DIR / "bench" / "questions" / "model3-owners.jsonl"
 SUBJECTS = (
@@ -60,6 +67,10 @@ SUBJECTS = (
     ("ft", "RAFT bench: fine-tuned"),
     ("ft_rag", "RAFT bench: fine-tuned + RAG"),
     ("raft_rag", "RAFT bench: RAFT + RAG"),
+)
+TUNED_SUBJECTS = (
+    ("base_rag_tuned", "RAFT bench: base + RAG, tuned retriever"),
+    ("raft_rag_tuned", "RAFT bench: RAFT + RAG, tuned retriever"),
 )
 
 
@@ -102,6 +113,48 @@ def trained(
     return job, seconds
 
 
+def tuned_retriever(snapshot, user, *, steps: int):
+    """A retrieval job's embedder trained on ``snapshot``'s train split (or the one reused)."""
+    reuse = quality.knob("BENCH_RAFT_RETRIEVER_JOB", 0)
+    if reuse:
+        job = RetrievalJob.objects.get(pk=reuse)
+        say(f"Reusing retrieval job #{job.pk} ({job.name})")
+        return job.registered_model, 0.0
+    job = retrieval_jobs.retrieval_job_create(
+        snapshot=snapshot,
+        user=user,
+        name=f"RAFT bench: retriever, {steps} steps",
+        hyperparameters={"max_steps": steps, "batch_size": 32, "hard_negatives": 1, "epochs": 10},
+        enqueue=False,
+    )
+    say(f"Retrieval job #{job.pk}: max_steps {steps}")
+    started = time.perf_counter()
+    retrieval_jobs.retrieval_job_claim(job_id=job.pk)
+    job = retrieval_jobs.retrieval_job_execute(job_id=job.pk)
+    seconds = time.perf_counter() - started
+    if job.status != RetrievalJob.Status.SUCCEEDED or job.registered_model is None:
+        raise SystemExit(f"retrieval job {job.status}: {job.message}")
+    say(f"  {job.step} steps in {seconds:.0f} s; snapshot splits: {job.metrics}")
+    return job.registered_model, seconds
+
+
+def figures_of(summary: dict, subjects, assistants) -> dict:
+    result = {}
+    for key, name in subjects:
+        figures = summary.get(assistants[key].name) or summary.get(name) or {}
+        result[f"{key}_must_include"] = _round(figures.get("must_include_rate"))
+        result[f"{key}_supported_sentence_rate"] = _round(figures.get("model_supported_rate"))
+        result[f"{key}_final_supported_sentence_rate"] = _round(
+            figures.get("supported_sentence_rate")
+        )
+        result[f"{key}_refusal_accuracy"] = _round(figures.get("refusal_accuracy"))
+        result[f"{key}_false_refusal_rate"] = _round(figures.get("false_refusal_rate"))
+        result[f"{key}_hit_at_1"] = _round(figures.get("hit@1"))
+        result[f"{key}_p50_latency_ms"] = _round(figures.get("latency_p50_ms"))
+        result[f"{key}_loop_rate"] = _round(figures.get("loop_rate"))
+    return result
+
+
 def main() -> int:
     docs = _django.MODEL3_DIR / "docs"
     qa_file = _django.MODEL3_DIR / "qa_pairs.json"
@@ -141,28 +194,56 @@ def main() -> int:
         )
         for key, name in SUBJECTS
     }
-    run = quality.evaluate(
-        "Four assistants on model3-owners.jsonl",
-        questions_jsonl=OWNER_QUESTIONS.read_bytes(),
-        questions_name=OWNER_QUESTIONS.name,
-        manual=manual,
-        assistants=list(assistants.values()),
-        max_questions=quality.knob("BENCH_RAFT_QUESTIONS", 0) or None,
-        name=f"RAFT bench: four assistants, {steps} steps each",
-    )
-    summary = run.summary
-    result: dict = {}
-    for key, name in SUBJECTS:
-        figures = summary.get(assistants[key].name) or summary.get(name) or {}
-        result[f"{key}_must_include"] = _round(figures.get("must_include_rate"))
-        result[f"{key}_supported_sentence_rate"] = _round(figures.get("model_supported_rate"))
-        result[f"{key}_final_supported_sentence_rate"] = _round(
-            figures.get("supported_sentence_rate")
+    questions = quality.knob("BENCH_RAFT_QUESTIONS", 0) or None
+    reuse_run = quality.knob("BENCH_RAFT_RUN", 0)
+    if reuse_run:
+        run = EvaluationRun.objects.get(pk=reuse_run)
+        say(f"Reusing evaluation run #{run.pk} ({run.name})")
+    else:
+        run = quality.evaluate(
+            "Four assistants on model3-owners.jsonl",
+            questions_jsonl=OWNER_QUESTIONS.read_bytes(),
+            questions_name=OWNER_QUESTIONS.name,
+            manual=manual,
+            assistants=list(assistants.values()),
+            max_questions=questions,
+            name=f"RAFT bench: four assistants, {steps} steps each",
         )
-        result[f"{key}_refusal_accuracy"] = _round(figures.get("refusal_accuracy"))
-        result[f"{key}_false_refusal_rate"] = _round(figures.get("false_refusal_rate"))
-        result[f"{key}_p50_latency_ms"] = _round(figures.get("latency_p50_ms"))
-        result[f"{key}_loop_rate"] = _round(figures.get("loop_rate"))
+    result = figures_of(run.summary, SUBJECTS, assistants)
+
+    retriever_steps = quality.knob("BENCH_RAFT_RETRIEVER_STEPS", 50)
+    tuned_run = None
+    retriever_s = reembed_s = 0.0
+    if retriever_steps:
+        embedder, retriever_s = tuned_retriever(snapshot, user, steps=retriever_steps)
+        switched = time.perf_counter()
+        embedders.embedder_use(manual, embedder)
+        reembed_s = time.perf_counter() - switched
+        say(f"Re-embedded the manual with {embedder} in {reembed_s:.0f} s")
+        try:
+            tuned = {
+                "base_rag_tuned": settings_by_key["base_rag"],
+                "raft_rag_tuned": settings_by_key["raft_rag"],
+            }
+            tuned_assistants = {
+                key: quality.bench_assistant(
+                    name, f"raft-bench-{key.replace('_', '-')}", manual, **tuned[key]
+                )
+                for key, name in TUNED_SUBJECTS
+            }
+            tuned_run = quality.evaluate(
+                "Two assistants with the tuned retriever",
+                questions_jsonl=OWNER_QUESTIONS.read_bytes(),
+                questions_name=OWNER_QUESTIONS.name,
+                manual=Manual.objects.get(pk=manual.pk),
+                assistants=list(tuned_assistants.values()),
+                max_questions=questions,
+                name="RAFT bench: with the tuned retriever",
+            )
+        finally:
+            embedders.embedder_use(Manual.objects.get(pk=manual.pk), None)
+            say("Switched the manual back to the default embedder.")
+        result.update(figures_of(tuned_run.summary, TUNED_SUBJECTS, tuned_assistants))
     result.update(
         steps=steps,
         ft_job=ft.pk,
@@ -172,6 +253,10 @@ def main() -> int:
         ft_eval_loss=ft.eval_loss,
         raft_eval_loss=raft.eval_loss,
         run=run.pk,
+        tuned_run=tuned_run.pk if tuned_run else None,
+        retriever_steps=retriever_steps,
+        retriever_train_s=round(retriever_s, 1),
+        reembed_s=round(reembed_s, 1),
         questions=len(run.questions),
         seconds=round(time.perf_counter() - started, 1),
     )

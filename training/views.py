@@ -40,6 +40,22 @@ class LaunchForm(forms.Form):
     method = forms.ChoiceField(
         required=False, choices=[("", "Preset's"), *TrainingJob.Method.choices]
     )
+    dataset_format = forms.ChoiceField(
+        required=False,
+        label="Records",
+        choices=[("", "Preset's"), ("pairs", "Question -> answer"), ("raft", "RAFT")],
+    )
+    raft_oracle_p = forms.FloatField(
+        required=False, min_value=0, max_value=1, label="RAFT: P (source kept)"
+    )
+    raft_passages = forms.IntegerField(
+        required=False, min_value=1, max_value=10, label="RAFT: passages (k)"
+    )
+    raft_distractors = forms.ChoiceField(
+        required=False,
+        label="RAFT: distractors",
+        choices=[("", "Preset's"), ("retrieved", "Retrieved"), ("random", "Random")],
+    )
     save_as = forms.CharField(
         required=False,
         max_length=120,
@@ -57,6 +73,10 @@ class LaunchForm(forms.Form):
         "per_device_train_batch_size",
         "save_steps",
         "method",
+        "dataset_format",
+        "raft_oracle_p",
+        "raft_passages",
+        "raft_distractors",
     )
 
     def __init__(self, *args, **kwargs):

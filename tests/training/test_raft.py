@@ -291,3 +291,34 @@ def test_the_admin_export_names_why_raft_records_cannot_be_built(trainer, client
 
     assert response.status_code == 200
     assert "its chunks are not embedded yet. Embed the manual first." in response.content.decode()
+
+
+def test_the_launch_page_trains_on_raft_records_when_asked(trainer, client):
+    snapshot = snapshot_in(embedded_manual(), trainer)
+    client.force_login(trainer)
+    page = client.get(reverse("training:launch")).content.decode()
+    assert 'name="dataset_format"' in page and 'name="raft_passages"' in page
+
+    response = client.post(
+        reverse("training:launch"),
+        {
+            "snapshot": snapshot.pk,
+            "preset": "cpu_quick",
+            "max_steps": 2,
+            "dataset_format": "raft",
+            "raft_passages": 3,
+            "raft_distractors": "random",
+        },
+    )
+
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302
+    hp = job.hyperparameters
+    assert (hp["dataset_format"], hp["raft_passages"], hp["raft_distractors"]) == (
+        "raft",
+        3,
+        "random",
+    )
+    assert hp["raft_oracle_p"] == RaftOptions.oracle_p
+    detail = client.get(response.url).content.decode()
+    assert 'id="job-raft"' in detail and "RAFT: 3 passages" in detail
