@@ -243,3 +243,47 @@ def test_saved_models_load_with_one_output(trained):
     scorer = CrossEncoderScorer(Path(trained["model"].path))
     scores = scorer.score("tire pressure", ["Inflate the tires to 42 PSI.", "Open the trunk."])
     assert len(scores) == 2 and all(0.0 < s < 1.0 for s in scores)
+
+
+@pytest.mark.django_db
+def test_an_evaluation_measures_an_assistant_with_its_reranker(trained, sample_manual):  # noqa: F811
+    """A retrieval-only run ranks pages in the reranker's order and declines under its
+    threshold, as the chat does, so an assistant with a reranker is measured with it."""
+    from training import evaluation
+
+    registered = trainer.register(trained["model"], "Sample reranker (evaluation)")
+    scorer = load_scorer(registered.path)
+    questions = [
+        "what psi should my tires be? I have the 18 inch wheels",
+        "where is the 12 volt battery located on the Aster?",
+        "How do I open the charge port when the car has no power?",
+    ]
+    expected = {}
+    for question in questions:
+        candidates = retrieve(question=question, manual_ids=[sample_manual.pk], k=10).passages
+        scores = scorer.score(question, [p.text for p in candidates])
+        best = max(range(len(scores)), key=lambda i: scores[i])
+        expected[question] = (candidates[best].source_name, max(scores))
+    # A threshold between the best scores, so the run declines some and answers others.
+    ordered = sorted(score for _, score in expected.values())
+    registered.decline_below = (ordered[0] + ordered[1]) / 2
+    registered.save()
+    reranked = chat_services.assistant_create(
+        name="Reranked", manuals=[sample_manual], reranker=registered, min_score=0.0
+    )
+    plain = chat_services.assistant_create(name="Plain", manuals=[sample_manual], min_score=0.0)
+    lines = "".join(json.dumps({"question": q, "kind": "answerable"}) + "\n" for q in questions)
+
+    run = evaluation.evaluation_run_create(
+        user=None, questions_jsonl=lines, assistants=[reranked, plain], retrieval_only=True,
+        enqueue=False,
+    )  # fmt: skip
+    assert evaluation.evaluation_run_claim(run_id=run.pk)
+    run = evaluation.evaluation_run_execute(run_id=run.pk)
+
+    for item in run.items.filter(subject="Reranked"):
+        source, score = expected[item.question]
+        assert item.retrieved_sources[0] == source
+        assert item.refused == (score < registered.decline_below)
+    assert run.items.filter(subject="Reranked", refused=True).count() == 1
+    assert not run.items.filter(subject="Plain", refused=True).exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from django.conf import settings
@@ -49,13 +49,15 @@ class Subject:
     top_k: int
     min_score: float
     rag: bool
+    #: The assistant's reranker (``curation.RetrievalModel``), or None.
+    reranker: Any = None
 
 
 def _subjects(run: EvaluationRun) -> list[Subject]:
     from chat.models import Assistant
 
     subjects = []
-    for assistant in run.assistants.select_related("endpoint").order_by("name"):
+    for assistant in run.assistants.select_related("endpoint", "reranker").order_by("name"):
         subjects.append(
             Subject(
                 label=assistant.name,
@@ -66,6 +68,7 @@ def _subjects(run: EvaluationRun) -> list[Subject]:
                 top_k=assistant.top_k,
                 min_score=assistant.min_score,
                 rag=assistant.mode == Assistant.Mode.RAG,
+                reranker=assistant.reranker,
             )
         )
     if run.manual_id is not None:
@@ -277,7 +280,12 @@ class _Evaluator:
 
     def _retrieve(self, subject: Subject, question: str):
         """(the ranked documents over RETRIEVAL_DEPTH chunks, the passages the subject answers
-        from, whether it is confident enough to answer, seconds it took)."""
+        from, whether it is confident enough to answer, seconds it took).
+
+        With a reranker, as the chat does (``chat.reranking``): its candidates are reordered
+        by their scores, the best ``top_k`` answer, pages are ranked in the reranked order
+        first, and a best score under the reranker's threshold is not confident."""
+        from chat import reranking
         from chat.retrieval import embed_question, retrieve
 
         started = time.monotonic()
@@ -285,11 +293,21 @@ class _Evaluator:
         own = retrieve(
             question=question,
             manual_ids=subject.manual_ids,
-            k=subject.top_k,
+            k=reranking.candidates_for(subject.top_k, subject.reranker),
             method=subject.method,
             match_questions=subject.match_questions,
             query_embedding=vector,
         )
+        confident = own.confident(subject.min_score)
+        reranked = []
+        if subject.reranker is not None:
+            candidates = len(own.passages)
+            own = reranking.rerank(own, question, subject.reranker, candidates)
+            reranked = [passage.source_name for passage in own.passages]
+            threshold = subject.reranker.decline_below
+            if threshold is not None and own.answerability is not None:
+                confident = confident and own.answerability >= threshold
+            own = replace(own, passages=own.passages[: subject.top_k])
         seconds = time.monotonic() - started
         deep = retrieve(
             question=question,
@@ -299,8 +317,10 @@ class _Evaluator:
             match_questions=subject.match_questions,
             query_embedding=vector,
         )
-        documents = ranked_documents(passage.source_name for passage in deep.passages)
-        return documents, own.passages, own.confident(subject.min_score), seconds
+        documents = ranked_documents(
+            [*reranked, *(passage.source_name for passage in deep.passages)]
+        )
+        return documents, own.passages, confident, seconds
 
     @staticmethod
     def _retrieval_metrics(question, documents, passages) -> dict[str, Any]:
