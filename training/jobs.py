@@ -113,7 +113,7 @@ def saved_preset_create(
 
 def _tracking_environ() -> dict[str, str]:
     """The tracking variables (W&B, MLflow) as the settings read them from the environment."""
-    from training.presets import TRACKING_VARIABLES
+    from training.tracking import TRACKING_VARIABLES
 
     return {name: getattr(settings, name) for name in TRACKING_VARIABLES}
 
@@ -126,7 +126,8 @@ def _requested_trackers(config) -> str | tuple[str, ...]:
 def training_job_validate(*, snapshot: DatasetSnapshot, base_model: str, config) -> list[str]:
     """Every reason this launch cannot run, as messages naming the problem."""
     from training.capabilities import training_capabilities
-    from training.presets import tracker_problems, validate_config
+    from training.presets import validate_config
+    from training.tracking import tracker_problems
     from training.trainer import model_context_length, model_has_chat_template, resolve_base_model
 
     problems = []
@@ -184,7 +185,7 @@ def training_job_create(
     The job stores the experiment trackers it will log to, resolved now (``report_to`` "auto"
     becomes the list of those installed and configured), so its row says where its logs are.
     """
-    from training.presets import resolve_report_to
+    from training.tracking import resolve_report_to
 
     _require_launcher(user)
     preset_obj, config = _config_for(preset, overrides)
@@ -223,7 +224,7 @@ def training_job_tracking(job: TrainingJob) -> dict:
     """Where the job's run is logged, for its page and the API: ``report_to`` (the trackers, as
     the launch resolved them), ``tensorboard_dir`` (its event files, for ``tensorboard
     --logdir``; "" without TensorBoard) and ``run_name`` (the run's name in W&B and MLflow)."""
-    from training.presets import TENSORBOARD_DIR_NAME
+    from training.tracking import TENSORBOARD_DIR_NAME
 
     report_to = _job_hyperparameters(job)["report_to"]
     if isinstance(report_to, str):

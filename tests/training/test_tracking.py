@@ -17,13 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.training.conftest import add_pairs, build_manual
 from training import jobs
 from training.models import TrainingJob
-from training.presets import (
-    TrainingConfig,
-    resolve_report_to,
-    tracker_problems,
-    validate_config,
-)
+from training.presets import TrainingConfig, validate_config
 from training.services import snapshot_create
+from training.tracking import resolve_report_to, tracker_problems
 
 ALL_INSTALLED = {"tensorboard", "wandb", "mlflow"}
 CPU = {"cuda_available": False, "bnb_cpu_4bit_ok": False, "model_context": 8192}

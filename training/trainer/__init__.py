@@ -33,13 +33,12 @@ import torch
 from transformers import AutoTokenizer
 
 from manualqa.lib.prompt_formats import TrainExample, parse_training_record
-from training.presets import (
+from training.presets import TrainingConfig, validate_config
+from training.tracking import (
     TENSORBOARD_DIR_NAME,
     TRACKER_LABELS,
-    TrainingConfig,
     resolve_report_to,
     tracker_problems,
-    validate_config,
 )
 from training.trainer.artifacts import (
     _free_memory,

@@ -21,7 +21,8 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
-from training.presets import TENSORBOARD_DIR_NAME, TrainingConfig
+from training.presets import TrainingConfig
+from training.tracking import TENSORBOARD_DIR_NAME
 from training.trainer.callbacks import JobTensorBoardCallback
 
 #: Checkpoints a run keeps (adapter, optimizer and trainer state, enough to resume).
