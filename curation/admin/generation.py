@@ -116,8 +116,10 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
         for run in queryset:
             try:
                 service(run=run, user=request.user)
-            except (ValidationError, PermissionDenied) as exc:
+            except ValidationError as exc:
                 self.message_user(request, "; ".join(exc.messages), messages.WARNING)
+            except PermissionDenied as exc:  # carries its refusal as its text, not .messages
+                self.message_user(request, str(exc), messages.WARNING)
             else:
                 done += 1
         if done:
