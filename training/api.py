@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -18,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.models import Manual, ManualDocument
-from manualqa.api import ModelPermissionsWithView, django_errors, query_params
+from manualqa.api import JobViewSet, ModelPermissionsWithView, query_params, service_errors
 from manualqa.lib.gguf_export import QUANTS
 from training import evaluation, exports, jobs, services
 from training.models import (
@@ -151,14 +150,12 @@ class DatasetSnapshotViewSet(
         payload = DatasetSnapshotCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        try:
+        with service_errors():
             snapshot = services.snapshot_create_from(
                 data,
                 user=request.user,
                 document_ids=[document.pk for document in data["document_ids"]],
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response(DatasetSnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -298,12 +295,11 @@ class ModelExportRequestSerializer(serializers.Serializer):
     quant = serializers.ChoiceField(choices=QUANTS, default="q8_0")
 
 
-class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TrainingJobViewSet(JobViewSet):
     """Training jobs: read them, launch one (Trainer role), cancel or resume it."""
 
     queryset = TrainingJob.objects.select_related("snapshot", "created_by")
     serializer_class = TrainingJobSerializer
-
     permission_classes = [permissions.IsAuthenticated, TrainingJobPermissions]
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
@@ -311,7 +307,7 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         payload = TrainingJobCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        try:
+        with service_errors():
             job = jobs.training_job_create(
                 snapshot=data["snapshot"],
                 user=request.user,
@@ -320,26 +316,17 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 preset=data["preset"],
                 overrides=data["hyperparameters"],
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
-
-    def _transition(self, request: Request, service) -> Response:
-        try:
-            job = service(job=self.get_object(), user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(TrainingJobSerializer(job).data)
+        return self.created(job)
 
     @extend_schema(request=None, responses=TrainingJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
-        return self._transition(request, jobs.training_job_cancel)
+        return self.steer(jobs.training_job_cancel)
 
     @extend_schema(request=None, responses=TrainingJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
-        return self._transition(request, jobs.training_job_resume)
+        return self.steer(jobs.training_job_resume)
 
     @extend_schema(
         request=ModelExportRequestSerializer,
@@ -351,12 +338,10 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     def export(self, request: Request, pk=None) -> Response:
         data = ModelExportRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
+        with service_errors():
             exports.model_export_queue(
                 job=self.get_object(), quant=data.validated_data["quant"], user=request.user
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response(data.validated_data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -448,9 +433,7 @@ class EvaluationItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EvaluationRunViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class EvaluationRunViewSet(JobViewSet):
     """Evaluation runs, read only: their summary (``{assistant: {metric: value}}``) and
     answers (``items/``). Runs are launched from the evaluation pages or ``manage.py evaluate``."""
 
@@ -506,8 +489,6 @@ class EvaluationRunViewSet(
     def baseline(self, request: Request, pk=None) -> Response:
         """Make this run the baseline of the assistants it evaluated (Trainer role)."""
         run = self.get_object()
-        try:
+        with service_errors():
             baselines = evaluation.evaluation_baseline_set(run=run, user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response({"run": run.pk, "assistants": [b.assistant_id for b in baselines]})

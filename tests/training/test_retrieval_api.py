@@ -83,6 +83,8 @@ def test_reembed_refusals_name_the_problem(retriever_job, retriever_snapshot):
     )
     assert response.status_code == 201
     assert ReembedRun.objects.get(pk=response.json()["id"]).status == "queued"
+    cancelled = client.post(f"/api/reembed-runs/{response.json()['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     models = client.get("/api/retrieval-models/").json()["results"]
     assert retriever_job.registered_model_id in [model["id"] for model in models]
 
