@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from manualqa.commands import service_errors
 from training import services
 from training.models import DatasetSnapshot
 
@@ -64,14 +64,12 @@ class Command(BaseCommand):
             raise CommandError("--push-to needs HF_TOKEN set in the environment.")
         out: Path = options["out"] or services.snapshot_export_dir(snapshot)
 
-        try:
+        with service_errors(separator=" "):
             paths = services.snapshot_export_jsonl(snapshot=snapshot, out_dir=out, fmt=fmt)
             if options["hf"] or push_to:
                 hf_dir = services.snapshot_export_hf(
                     snapshot=snapshot, out_dir=out / "hf", fmt=fmt, push_to=push_to
                 )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         metadata = services.snapshot_metadata(snapshot, fmt=fmt)
         (out / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
 
