@@ -151,6 +151,12 @@ def progress_bar(percent: int, label: str) -> str:
     )
 
 
+def shortened(text: str, length: int) -> str:
+    """``text`` for a column or a message: whole when it fits in ``length`` characters, else cut
+    to ``length`` with an ellipsis as the last."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def sortable_column(attribute: str, description: str) -> Callable[[Any, Any], Any]:
     """A changelist column showing ``attribute`` (a field, or a value the admin's queryset
     annotates onto each row), sortable by it."""

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from manualqa.admin_tools import JobAdminMixin, html_table
+from manualqa.admin_tools import JobAdminMixin, html_table, shortened
 
 
 def test_a_read_only_table_escapes_every_heading_and_cell():
@@ -68,3 +68,9 @@ def test_an_action_that_went_nowhere_says_only_why():
 
     assert admin.act_on_each(SimpleNamespace(user=None), [1], refuse, done="Done {count}.") == 0
     assert admin.said == [("Run #1 is running.", messages.WARNING)]
+
+
+def test_shortened_text_keeps_what_fits_and_ends_what_does_not_with_an_ellipsis():
+    assert shortened("How do I charge?", 16) == "How do I charge?"
+    assert shortened("How do I charge it?", 16) == "How do I charge…"
+    assert len(shortened("x" * 500, 120)) == 120
