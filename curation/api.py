@@ -19,12 +19,16 @@ from curation.models import (
     QAPair,
     QAPairRevision,
 )
-from manualqa.api import JobViewSet, ModelPermissionsWithView, query_params, service_errors
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    query_params,
+    service_errors,
+)
 
 
-class GenerationRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-
+class GenerationRunSerializer(JobRowSerializer):
     class Meta:
         model = GenerationRun
         fields = [

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 __all__ = [
+    "JobRowSerializer",
     "JobViewSet",
     "ModelPermissionsWithView",
     "django_errors",
@@ -58,6 +59,14 @@ def query_params(serializer_class: type[serializers.Serializer], request: Reques
     query = serializer_class(data=request.query_params)
     query.is_valid(raise_exception=True)
     return query.validated_data
+
+
+# A job row as the API shows it: its progress in percent and who launched it (a username; a
+# subclass lists ``created_by`` in its fields where its row records one). A comment, not a
+# docstring: drf-spectacular would publish a docstring as every subclass's schema description.
+class JobRowSerializer(serializers.ModelSerializer):
+    progress_percent = serializers.IntegerField(read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -17,7 +17,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.models import Manual, ManualDocument
-from manualqa.api import JobViewSet, ModelPermissionsWithView, query_params, service_errors
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    query_params,
+    service_errors,
+)
 from manualqa.lib.gguf_export import QUANTS
 from training import evaluation, exports, jobs, services
 from training.models import (
@@ -231,9 +237,7 @@ class TrainingJobTrackingSerializer(serializers.Serializer):
     run_name = serializers.CharField(help_text="The run's name in W&B and MLflow.")
 
 
-class TrainingJobSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class TrainingJobSerializer(JobRowSerializer):
     tracking = serializers.SerializerMethodField()
 
     class Meta:
@@ -359,10 +363,7 @@ class EvaluationRunPermissions(permissions.BasePermission):
         return may_read and getattr(view, "action", None) == "baseline"
 
 
-class EvaluationRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class EvaluationRunSerializer(JobRowSerializer):
     class Meta:
         model = EvaluationRun
         fields = [

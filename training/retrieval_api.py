@@ -11,15 +11,12 @@ from rest_framework.response import Response
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
-from manualqa.api import JobViewSet, ModelPermissionsWithView, service_errors
+from manualqa.api import JobRowSerializer, JobViewSet, ModelPermissionsWithView, service_errors
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
 
-class RetrievalJobSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class RetrievalJobSerializer(JobRowSerializer):
     class Meta:
         model = RetrievalJob
         fields = [
@@ -104,10 +101,7 @@ class RetrievalModelViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
 
 
-class ReembedRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class ReembedRunSerializer(JobRowSerializer):
     class Meta:
         model = ReembedRun
         fields = [
