@@ -24,6 +24,7 @@ from manualqa.api import (
     JobViewSet,
     ModelPermissionsWithView,
     query_params,
+    request_body,
     service_errors,
 )
 
@@ -68,9 +69,7 @@ class GenerationRunViewSet(JobViewSet):
     row_argument = "run"
 
     def create(self, request: Request) -> Response:
-        payload = GenerationRunCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = request_body(GenerationRunCreateSerializer, request)
         with service_errors():
             run = services.generation_run_create(
                 manual=data["manual"],
@@ -384,14 +383,13 @@ class QAPairViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=QAPairEditSerializer, responses=QAPairDetailSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         pair = self.get_object()
-        payload = QAPairEditSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        edit = request_body(QAPairEditSerializer, request)
         with service_errors():
             pair = services.qa_pair_edit(
                 pair=pair,
                 reviewer=request.user,
-                question=payload.validated_data.get("question", pair.question),
-                answer=payload.validated_data.get("answer", pair.answer),
+                question=edit.get("question", pair.question),
+                answer=edit.get("answer", pair.answer),
             )
         return self._pair_response(pair)
 
@@ -420,9 +418,8 @@ class QAPairViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=QAPairBulkSerializer, responses=QAPairBulkResultSerializer)
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
-        payload = QAPairBulkSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        ids = set(payload.validated_data["ids"])
+        bulk = request_body(QAPairBulkSerializer, request)
+        ids = set(bulk["ids"])
         pairs = self.get_queryset().filter(id__in=ids)
         unknown = ids - set(pairs.values_list("id", flat=True))
         if unknown:
@@ -430,7 +427,7 @@ class QAPairViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         with service_errors():
             changed = services.qa_pairs_bulk_set_status(
                 pairs=pairs,
-                status=BULK_ACTIONS[payload.validated_data["action"]],
+                status=BULK_ACTIONS[bulk["action"]],
                 reviewer=request.user,
             )
         return Response({"changed": changed})

@@ -19,6 +19,7 @@ __all__ = [
     "ModelPermissionsWithView",
     "django_errors",
     "query_params",
+    "request_body",
     "service_errors",
 ]
 
@@ -59,6 +60,13 @@ def query_params(serializer_class: type[serializers.Serializer], request: Reques
     query = serializer_class(data=request.query_params)
     query.is_valid(raise_exception=True)
     return query.validated_data
+
+
+def request_body(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    """The request's body, validated by ``serializer_class`` (400 names the field)."""
+    body = serializer_class(data=request.data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
 
 
 # A job row as the API shows it: its progress in percent and who launched it (a username; a

@@ -22,6 +22,7 @@ from manualqa.api import (
     JobViewSet,
     ModelPermissionsWithView,
     query_params,
+    request_body,
     service_errors,
 )
 from manualqa.lib.gguf_export import QUANTS
@@ -153,9 +154,7 @@ class DatasetSnapshotViewSet(
 
     @extend_schema(request=DatasetSnapshotCreateSerializer, responses=DatasetSnapshotSerializer)
     def create(self, request: Request) -> Response:
-        payload = DatasetSnapshotCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = request_body(DatasetSnapshotCreateSerializer, request)
         with service_errors():
             snapshot = services.snapshot_create_from(
                 data,
@@ -308,9 +307,7 @@ class TrainingJobViewSet(JobViewSet):
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
     def create(self, request: Request) -> Response:
-        payload = TrainingJobCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = request_body(TrainingJobCreateSerializer, request)
         with service_errors():
             job = jobs.training_job_create(
                 snapshot=data["snapshot"],
@@ -340,13 +337,12 @@ class TrainingJobViewSet(JobViewSet):
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def export(self, request: Request, pk=None) -> Response:
-        data = ModelExportRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_body(ModelExportRequestSerializer, request)
         with service_errors():
             exports.model_export_queue(
-                job=self.get_object(), quant=data.validated_data["quant"], user=request.user
+                job=self.get_object(), quant=data["quant"], user=request.user
             )
-        return Response(data.validated_data, status=status.HTTP_202_ACCEPTED)
+        return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
 class EvaluationRunPermissions(permissions.BasePermission):

@@ -11,7 +11,13 @@ from rest_framework.response import Response
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
-from manualqa.api import JobRowSerializer, JobViewSet, ModelPermissionsWithView, service_errors
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    request_body,
+    service_errors,
+)
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
@@ -60,9 +66,7 @@ class RetrievalJobViewSet(JobViewSet):
 
     @extend_schema(request=RetrievalJobCreateSerializer, responses=RetrievalJobSerializer)
     def create(self, request: Request) -> Response:
-        payload = RetrievalJobCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
+        data = request_body(RetrievalJobCreateSerializer, request)
         with service_errors():
             job = retrieval_jobs.retrieval_job_create(user=request.user, **data)
         return self.created(job)
@@ -141,10 +145,9 @@ class ReembedRunViewSet(JobViewSet):
 
     @extend_schema(request=ReembedRunCreateSerializer, responses=ReembedRunSerializer)
     def create(self, request: Request) -> Response:
-        payload = ReembedRunCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
+        data = request_body(ReembedRunCreateSerializer, request)
         with service_errors():
-            run = embedders.reembed_run_create(user=request.user, **payload.validated_data)
+            run = embedders.reembed_run_create(user=request.user, **data)
         return self.created(run)
 
     @extend_schema(request=None, responses=ReembedRunSerializer)
