@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import mixins, permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -20,12 +19,17 @@ from curation.models import (
     QAPair,
     QAPairRevision,
 )
-from manualqa.api import ModelPermissionsWithView, django_errors, query_params
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    query_params,
+    request_body,
+    service_errors,
+)
 
 
-class GenerationRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-
+class GenerationRunSerializer(JobRowSerializer):
     class Meta:
         model = GenerationRun
         fields = [
@@ -55,22 +59,18 @@ class GenerationRunCreateSerializer(serializers.Serializer):
     prompts = serializers.DictField(child=serializers.CharField(), required=False)
 
 
-class GenerationRunViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class GenerationRunViewSet(JobViewSet):
     """Generation runs: list, read, create, and the cancel / resume / retry-failed actions."""
 
     queryset = GenerationRun.objects.select_related("manual", "endpoint").prefetch_related(
         "documents"
     )
     serializer_class = GenerationRunSerializer
-    permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
+    row_argument = "run"
 
     def create(self, request: Request) -> Response:
-        payload = GenerationRunCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        try:
+        data = request_body(GenerationRunCreateSerializer, request)
+        with service_errors():
             run = services.generation_run_create(
                 manual=data["manual"],
                 endpoint=data["endpoint"],
@@ -79,24 +79,15 @@ class GenerationRunViewSet(
                 prompts=data.get("prompts"),
                 user=request.user,
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(GenerationRunSerializer(run).data, status=status.HTTP_201_CREATED)
-
-    def _transition(self, request: Request, service) -> Response:
-        try:
-            run = service(run=self.get_object(), user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(GenerationRunSerializer(run).data)
+        return self.created(run)
 
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
-        return self._transition(request, services.generation_run_cancel)
+        return self.steer(services.generation_run_cancel)
 
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
-        return self._transition(request, services.generation_run_resume)
+        return self.steer(services.generation_run_resume)
 
     @action(
         detail=True,
@@ -105,7 +96,7 @@ class GenerationRunViewSet(
         permission_classes=[permissions.IsAuthenticated],
     )
     def retry_failed(self, request: Request, pk=None) -> Response:
-        return self._transition(request, services.generation_run_retry_failed)
+        return self.steer(services.generation_run_retry_failed)
 
 
 # --- Manuals, documents and chunks (read-only) ---------------------------------------------------
@@ -392,26 +383,21 @@ class QAPairViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=QAPairEditSerializer, responses=QAPairDetailSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         pair = self.get_object()
-        payload = QAPairEditSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        try:
+        edit = request_body(QAPairEditSerializer, request)
+        with service_errors():
             pair = services.qa_pair_edit(
                 pair=pair,
                 reviewer=request.user,
-                question=payload.validated_data.get("question", pair.question),
-                answer=payload.validated_data.get("answer", pair.answer),
+                question=edit.get("question", pair.question),
+                answer=edit.get("answer", pair.answer),
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return self._pair_response(pair)
 
     def _set_status(self, request: Request, status_value: str) -> Response:
-        try:
+        with service_errors():
             pair = services.qa_pair_set_status(
                 pair=self.get_object(), status=status_value, reviewer=request.user
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return self._pair_response(pair)
 
     @extend_schema(request=None, responses=QAPairDetailSerializer)
@@ -432,21 +418,18 @@ class QAPairViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @extend_schema(request=QAPairBulkSerializer, responses=QAPairBulkResultSerializer)
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
-        payload = QAPairBulkSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        ids = set(payload.validated_data["ids"])
+        bulk = request_body(QAPairBulkSerializer, request)
+        ids = set(bulk["ids"])
         pairs = self.get_queryset().filter(id__in=ids)
         unknown = ids - set(pairs.values_list("id", flat=True))
         if unknown:
             raise ValidationError({"ids": [f"No such QA pairs: {sorted(unknown)}."]})
-        try:
+        with service_errors():
             changed = services.qa_pairs_bulk_set_status(
                 pairs=pairs,
-                status=BULK_ACTIONS[payload.validated_data["action"]],
+                status=BULK_ACTIONS[bulk["action"]],
                 reviewer=request.user,
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response({"changed": changed})
 
     @extend_schema(responses=QAPairRevisionSerializer(many=True))

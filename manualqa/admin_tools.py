@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, QuerySet
 from django.http import HttpResponseRedirect
 from django.urls import path, reverse
@@ -106,7 +107,34 @@ class ForeignKeyFilter(admin.SimpleListFilter):
 
 class JobAdminMixin(ReadOnlyAdminMixin):
     """A job row's admin: read only (jobs are started on their own pages), with a progress
-    column that shows a bar and what :meth:`progress_label` counts."""
+    column that shows a bar and what :meth:`progress_label` counts, and :meth:`act_on_each`
+    for the actions that steer the selected jobs."""
+
+    def act_on_each(
+        self,
+        request,
+        queryset: QuerySet,
+        service: Callable[..., Any],
+        *,
+        row_argument: str = "run",
+        done: str = "",
+    ) -> int:
+        """Call ``service(<row_argument>=row, user=...)`` on each selected row; a refusal is a
+        warning that says why, and ``done`` (``{count}``: how many went through) is said once
+        when any did. Returns that count."""
+        count = 0
+        for row in queryset:
+            try:
+                service(**{row_argument: row}, user=request.user)
+            except ValidationError as exc:
+                self.message_user(request, "; ".join(exc.messages), messages.WARNING)
+            except PermissionDenied as exc:  # carries its refusal as its text, not .messages
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                count += 1
+        if count and done:
+            self.message_user(request, done.format(count=count), messages.SUCCESS)
+        return count
 
     @admin.display(description="Progress")
     def progress(self, obj) -> str:
@@ -121,6 +149,12 @@ def progress_bar(percent: int, label: str) -> str:
     return format_html(
         '<progress max="100" value="{}" style="width:8em"></progress> {}', percent, label
     )
+
+
+def shortened(text: str, length: int) -> str:
+    """``text`` for a column or a message: whole when it fits in ``length`` characters, else cut
+    to ``length`` with an ellipsis as the last."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def sortable_column(attribute: str, description: str) -> Callable[[Any, Any], Any]:

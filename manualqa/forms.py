@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
 
-__all__ = ["add_service_errors"]
+__all__ = ["add_service_errors", "flash_service"]
+
+Result = TypeVar("Result")
 
 
 def add_service_errors(
@@ -26,3 +31,20 @@ def add_service_errors(
     else:
         for message in exc.messages:
             form.add_error(None, message)
+
+
+def flash_service(
+    request: HttpRequest,
+    service: Callable[..., Result],
+    said: str | Callable[[Result], str],
+    **arguments: Any,
+) -> Result | None:
+    """For a page's button: call ``service(**arguments)``, flash ``said`` (or ``said(result)``)
+    and return the result; or flash the service's refusal as an error and return ``None``."""
+    try:
+        result = service(**arguments)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return None
+    messages.success(request, said(result) if callable(said) else said)
+    return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 
-__all__ = ["REVIEWER_GROUP", "TRAINER_GROUP", "require", "roles_ensure"]
+__all__ = ["REVIEWER_GROUP", "TRAINER_GROUP", "recorded_user", "require", "roles_ensure"]
 
 REVIEWER_GROUP = "Reviewer"
 TRAINER_GROUP = "Trainer"
@@ -67,6 +67,12 @@ def require(user, permission: str, refusal: str) -> None:
     """
     if user is not None and not (user.is_active and user.has_perm(permission)):
         raise PermissionDenied(refusal)
+
+
+def recorded_user(user):
+    """Who a row records as having made it (``created_by``): ``user`` when signed in; nobody
+    for the system itself (``user=None``) or an anonymous visitor."""
+    return user if user is not None and user.is_authenticated else None
 
 
 def roles_ensure() -> None:

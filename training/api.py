@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -18,7 +17,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.models import Manual, ManualDocument
-from manualqa.api import ModelPermissionsWithView, django_errors, query_params
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    query_params,
+    request_body,
+    service_errors,
+)
 from manualqa.lib.gguf_export import QUANTS
 from training import evaluation, exports, jobs, services
 from training.models import (
@@ -148,17 +154,13 @@ class DatasetSnapshotViewSet(
 
     @extend_schema(request=DatasetSnapshotCreateSerializer, responses=DatasetSnapshotSerializer)
     def create(self, request: Request) -> Response:
-        payload = DatasetSnapshotCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        try:
+        data = request_body(DatasetSnapshotCreateSerializer, request)
+        with service_errors():
             snapshot = services.snapshot_create_from(
                 data,
                 user=request.user,
                 document_ids=[document.pk for document in data["document_ids"]],
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response(DatasetSnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -234,9 +236,7 @@ class TrainingJobTrackingSerializer(serializers.Serializer):
     run_name = serializers.CharField(help_text="The run's name in W&B and MLflow.")
 
 
-class TrainingJobSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+class TrainingJobSerializer(JobRowSerializer):
     tracking = serializers.SerializerMethodField()
 
     class Meta:
@@ -298,20 +298,17 @@ class ModelExportRequestSerializer(serializers.Serializer):
     quant = serializers.ChoiceField(choices=QUANTS, default="q8_0")
 
 
-class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class TrainingJobViewSet(JobViewSet):
     """Training jobs: read them, launch one (Trainer role), cancel or resume it."""
 
     queryset = TrainingJob.objects.select_related("snapshot", "created_by")
     serializer_class = TrainingJobSerializer
-
     permission_classes = [permissions.IsAuthenticated, TrainingJobPermissions]
 
     @extend_schema(request=TrainingJobCreateSerializer, responses=TrainingJobSerializer)
     def create(self, request: Request) -> Response:
-        payload = TrainingJobCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        try:
+        data = request_body(TrainingJobCreateSerializer, request)
+        with service_errors():
             job = jobs.training_job_create(
                 snapshot=data["snapshot"],
                 user=request.user,
@@ -320,26 +317,17 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
                 preset=data["preset"],
                 overrides=data["hyperparameters"],
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(TrainingJobSerializer(job).data, status=status.HTTP_201_CREATED)
-
-    def _transition(self, request: Request, service) -> Response:
-        try:
-            job = service(job=self.get_object(), user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(TrainingJobSerializer(job).data)
+        return self.created(job)
 
     @extend_schema(request=None, responses=TrainingJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
-        return self._transition(request, jobs.training_job_cancel)
+        return self.steer(jobs.training_job_cancel)
 
     @extend_schema(request=None, responses=TrainingJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def resume(self, request: Request, pk=None) -> Response:
-        return self._transition(request, jobs.training_job_resume)
+        return self.steer(jobs.training_job_resume)
 
     @extend_schema(
         request=ModelExportRequestSerializer,
@@ -349,15 +337,12 @@ class TrainingJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     )
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def export(self, request: Request, pk=None) -> Response:
-        data = ModelExportRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
+        data = request_body(ModelExportRequestSerializer, request)
+        with service_errors():
             exports.model_export_queue(
-                job=self.get_object(), quant=data.validated_data["quant"], user=request.user
+                job=self.get_object(), quant=data["quant"], user=request.user
             )
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(data.validated_data, status=status.HTTP_202_ACCEPTED)
+        return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
 class EvaluationRunPermissions(permissions.BasePermission):
@@ -374,10 +359,7 @@ class EvaluationRunPermissions(permissions.BasePermission):
         return may_read and getattr(view, "action", None) == "baseline"
 
 
-class EvaluationRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class EvaluationRunSerializer(JobRowSerializer):
     class Meta:
         model = EvaluationRun
         fields = [
@@ -448,9 +430,7 @@ class EvaluationItemSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class EvaluationRunViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class EvaluationRunViewSet(JobViewSet):
     """Evaluation runs, read only: their summary (``{assistant: {metric: value}}``) and
     answers (``items/``). Runs are launched from the evaluation pages or ``manage.py evaluate``."""
 
@@ -506,8 +486,6 @@ class EvaluationRunViewSet(
     def baseline(self, request: Request, pk=None) -> Response:
         """Make this run the baseline of the assistants it evaluated (Trainer role)."""
         run = self.get_object()
-        try:
+        with service_errors():
             baselines = evaluation.evaluation_baseline_set(run=run, user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
         return Response({"run": run.pk, "assistants": [b.assistant_id for b in baselines]})

@@ -17,7 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from manualqa.forms import add_service_errors
+from manualqa.forms import add_service_errors, flash_service
 from training import evaluation
 from training.models import DatasetSnapshot, EvaluationRun, QuestionSetVersion, TrainingJob
 
@@ -193,12 +193,7 @@ def _steer(request: HttpRequest, run_id: int, act, said) -> HttpResponse:
     service's refusal, and go back to the run's page."""
     _require_launcher(request)
     run = get_object_or_404(EvaluationRun, pk=run_id)
-    try:
-        result = act(run=run, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, said(result))
+    flash_service(request, act, said, run=run, user=request.user)
     return redirect("training:evaluation", run_id=run_id)
 
 

@@ -107,7 +107,7 @@ def saved_preset_create(
         base_preset=base_preset,
         base_model=base_model.strip(),
         overrides=dict(overrides or {}),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
 
 
@@ -203,7 +203,7 @@ def training_job_create(
         preset=preset,
         method=config.method,
         hyperparameters=config.to_dict(),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     # A random suffix: a job must never resume another job's checkpoints, even when ids start
     # again (a rebuilt database) and the old output folders are still on the shared store.

@@ -146,7 +146,7 @@ def question_set_create(
         slug=slug,
         manual=manual,
         description=description.strip(),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
 
 
@@ -247,6 +247,6 @@ def question_set_add_pairs(
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
         question_count=len(questions),
         added_pairs=[pair.pk for pair in new_pairs],
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     return QuestionSetAddition(question_set, version, version.added_pairs, already)

@@ -3,24 +3,26 @@ with one (issue 18). Views parse input and call the services."""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, serializers, status, viewsets
+from rest_framework import permissions, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
-from manualqa.api import ModelPermissionsWithView, django_errors
+from manualqa.api import (
+    JobRowSerializer,
+    JobViewSet,
+    ModelPermissionsWithView,
+    request_body,
+    service_errors,
+)
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
 
-class RetrievalJobSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class RetrievalJobSerializer(JobRowSerializer):
     class Meta:
         model = RetrievalJob
         fields = [
@@ -56,34 +58,23 @@ class RetrievalJobCreateSerializer(serializers.Serializer):
     hyperparameters = serializers.DictField(required=False, default=dict)
 
 
-class RetrievalJobViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
-):
+class RetrievalJobViewSet(JobViewSet):
     """Retrieval jobs: read them, launch one (Trainer role), cancel it."""
 
     queryset = RetrievalJob.objects.select_related("snapshot", "created_by")
     serializer_class = RetrievalJobSerializer
-    permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
 
     @extend_schema(request=RetrievalJobCreateSerializer, responses=RetrievalJobSerializer)
     def create(self, request: Request) -> Response:
-        payload = RetrievalJobCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        try:
+        data = request_body(RetrievalJobCreateSerializer, request)
+        with service_errors():
             job = retrieval_jobs.retrieval_job_create(user=request.user, **data)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(RetrievalJobSerializer(job).data, status=status.HTTP_201_CREATED)
+        return self.created(job)
 
     @extend_schema(request=None, responses=RetrievalJobSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
-        try:
-            job = retrieval_jobs.retrieval_job_cancel(job=self.get_object(), user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(RetrievalJobSerializer(job).data)
+        return self.steer(retrieval_jobs.retrieval_job_cancel)
 
 
 class RetrievalModelSerializer(serializers.ModelSerializer):
@@ -114,10 +105,7 @@ class RetrievalModelViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
 
 
-class ReembedRunSerializer(serializers.ModelSerializer):
-    progress_percent = serializers.IntegerField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class ReembedRunSerializer(JobRowSerializer):
     class Meta:
         model = ReembedRun
         fields = [
@@ -146,30 +134,23 @@ class ReembedRunCreateSerializer(serializers.Serializer):
     )
 
 
-class ReembedRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ReembedRunViewSet(JobViewSet):
     """Re-embed a manual with an embedder (or back to the default): the new vectors are built
     beside the old ones, then switched in one transaction. Switching back to a model used
     before re-embeds nothing (its vectors were kept)."""
 
     queryset = ReembedRun.objects.select_related("manual", "embedder", "created_by")
     serializer_class = ReembedRunSerializer
-    permission_classes = [permissions.IsAuthenticated, ModelPermissionsWithView]
+    row_argument = "run"
 
     @extend_schema(request=ReembedRunCreateSerializer, responses=ReembedRunSerializer)
     def create(self, request: Request) -> Response:
-        payload = ReembedRunCreateSerializer(data=request.data)
-        payload.is_valid(raise_exception=True)
-        try:
-            run = embedders.reembed_run_create(user=request.user, **payload.validated_data)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(ReembedRunSerializer(run).data, status=status.HTTP_201_CREATED)
+        data = request_body(ReembedRunCreateSerializer, request)
+        with service_errors():
+            run = embedders.reembed_run_create(user=request.user, **data)
+        return self.created(run)
 
     @extend_schema(request=None, responses=ReembedRunSerializer)
     @action(detail=True, methods=["post"], permission_classes=[permissions.IsAuthenticated])
     def cancel(self, request: Request, pk=None) -> Response:
-        try:
-            run = embedders.reembed_run_cancel(run=self.get_object(), user=request.user)
-        except DjangoValidationError as exc:
-            raise django_errors(exc) from None
-        return Response(ReembedRunSerializer(run).data)
+        return self.steer(embedders.reembed_run_cancel)

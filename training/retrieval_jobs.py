@@ -117,7 +117,7 @@ def retrieval_job_create(
         snapshot=snapshot,
         base_model=base_model,
         hyperparameters=config,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     # A random suffix: a job never writes into another job's folder, even when ids restart.
     job.output_dir = str(

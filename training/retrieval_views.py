@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
+from manualqa.forms import flash_service
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 from training.retrievers.embedder import DEFAULTS
@@ -125,12 +126,13 @@ def retrieval_job_status(request: HttpRequest, job_id: int) -> JsonResponse:
 @require_POST
 def retrieval_job_cancel(request: HttpRequest, job_id: int) -> HttpResponse:
     job = get_object_or_404(RetrievalJob, pk=job_id)
-    try:
-        retrieval_jobs.retrieval_job_cancel(job=job, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Cancel requested.")
+    flash_service(
+        request,
+        retrieval_jobs.retrieval_job_cancel,
+        "Cancel requested.",
+        job=job,
+        user=request.user,
+    )
     return redirect("training:retrieval_job", job_id=job.pk)
 
 
@@ -142,17 +144,16 @@ def reembed_launch(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a manual and an embedder.")
         return redirect("training:retrievers")
-    try:
-        run = embedders.reembed_run_create(
-            manual=form.cleaned_data["manual"],
-            embedder=form.cleaned_data["embedder"],
-            user=request.user,
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+    run = flash_service(
+        request,
+        embedders.reembed_run_create,
+        lambda run: f"Re-embed #{run.pk} queued; chat keeps the old vectors until it switches.",
+        manual=form.cleaned_data["manual"],
+        embedder=form.cleaned_data["embedder"],
+        user=request.user,
+    )
+    if run is None:
         return redirect("training:retrievers")
-    messages.success(request, f"Re-embed #{run.pk} queued; chat keeps the old vectors until it "
-                     "switches.")  # fmt: skip
     return redirect("training:reembed_run", run_id=run.pk)
 
 
@@ -178,10 +179,7 @@ def reembed_run_status(request: HttpRequest, run_id: int) -> JsonResponse:
 @require_POST
 def reembed_run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(ReembedRun, pk=run_id)
-    try:
-        embedders.reembed_run_cancel(run=run, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, "Cancel requested.")
+    flash_service(
+        request, embedders.reembed_run_cancel, "Cancel requested.", run=run, user=request.user
+    )
     return redirect("training:reembed_run", run_id=run.pk)

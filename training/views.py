@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from manualqa.forms import flash_service
 from manualqa.lib.gguf_export import QUANTS
 from training import exports, jobs
 from training.models import DatasetSnapshot, SavedPreset, TrainingJob
@@ -205,10 +206,5 @@ def job_export(request: HttpRequest, job_id: int) -> HttpResponse:
 
 def _transition(request: HttpRequest, job_id: int, service, done: str) -> HttpResponse:
     job = get_object_or_404(TrainingJob, pk=job_id)
-    try:
-        service(job=job, user=request.user)
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-    else:
-        messages.success(request, done)
+    flash_service(request, service, done, job=job, user=request.user)
     return redirect("training:job", job_id=job.pk)

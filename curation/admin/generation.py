@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -111,29 +111,20 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     def has_steer_permission(self, request) -> bool:
         return request.user.has_perm("curation.change_generationrun")
 
-    def _each(self, request, queryset, service, verb: str) -> None:
-        done = 0
-        for run in queryset:
-            try:
-                service(run=run, user=request.user)
-            except (ValidationError, PermissionDenied) as exc:
-                self.message_user(request, "; ".join(exc.messages), messages.WARNING)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"{verb} {done} run(s).", messages.SUCCESS)
-
     @admin.action(description="Cancel", permissions=["steer"])
     def cancel_runs(self, request, queryset) -> None:
-        self._each(request, queryset, services.generation_run_cancel, "Cancelled")
+        cancel = services.generation_run_cancel
+        self.act_on_each(request, queryset, cancel, done="Cancelled {count} run(s).")
 
     @admin.action(description="Resume", permissions=["steer"])
     def resume_runs(self, request, queryset) -> None:
-        self._each(request, queryset, services.generation_run_resume, "Resumed")
+        resume = services.generation_run_resume
+        self.act_on_each(request, queryset, resume, done="Resumed {count} run(s).")
 
     @admin.action(description="Retry failed chunks", permissions=["steer"])
     def retry_failed_chunks(self, request, queryset) -> None:
-        self._each(request, queryset, services.generation_run_retry_failed, "Re-queued")
+        retry = services.generation_run_retry_failed
+        self.act_on_each(request, queryset, retry, done="Re-queued {count} run(s).")
 
     def start_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("curation.add_generationrun"):

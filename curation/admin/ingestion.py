@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
@@ -105,16 +105,8 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
     @admin.action(description="Ingest the source again", permissions=["ingest"])
     def ingest_again(self, request: HttpRequest, queryset) -> None:
         """For runs that failed, crashed, or whose worker died (review M5)."""
-        queued = 0
-        for run in queryset:
-            try:
-                services.ingestion_run_again(run=run, user=request.user)
-            except ValidationError as exc:
-                self.message_user(request, "; ".join(exc.messages), messages.WARNING)
-            else:
-                queued += 1
-        if queued:
-            self.message_user(request, f"Queued {queued} ingestion run(s).", messages.SUCCESS)
+        again = services.ingestion_run_again
+        self.act_on_each(request, queryset, again, done="Queued {count} ingestion run(s).")
 
     def ingest_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("curation.add_ingestionrun"):

@@ -23,11 +23,12 @@ from curation.admin.filters import (
     SourceChangedFilter,
 )
 from curation.admin.forms import DuplicateOfForm, QAPairChangeForm, RegenerateForm
-from curation.admin.review import ReviewPagesMixin, _short
+from curation.admin.review import ReviewPagesMixin
 from curation.highlighting import highlight_supporting_sentence
 from curation.models import (
     QAPair,
 )
+from manualqa.admin_tools import shortened
 
 
 def _count(count: int) -> str:
@@ -161,7 +162,7 @@ class QAPairAdmin(ReviewPagesMixin, admin.ModelAdmin):
 
     @admin.display(description="Question", ordering="question")
     def question_text(self, obj: QAPair) -> str:
-        return _short(obj.question, 140)
+        return shortened(obj.question, 140)
 
     @admin.display(description="Grounding", ordering="grounding_score")
     def grounding(self, obj: QAPair) -> str:

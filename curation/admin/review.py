@@ -17,11 +17,7 @@ from curation.highlighting import highlight_supporting_sentence
 from curation.models import (
     QAPair,
 )
-from manualqa.admin_tools import ExtraViewsMixin
-
-
-def _short(text: str, length: int = 80) -> str:
-    return text if len(text) <= length else text[: length - 1] + "…"
+from manualqa.admin_tools import ExtraViewsMixin, shortened
 
 
 class ReviewPagesMixin(ExtraViewsMixin):
@@ -132,14 +128,14 @@ class ReviewPagesMixin(ExtraViewsMixin):
                         form.add_error(field if field in form.fields else None, message)
                 return None
             if action == "edit":
-                self.message_user(request, f"Saved your edit of “{_short(pair.question)}”.")
+                self.message_user(request, f"Saved your edit of “{shortened(pair.question, 80)}”.")
                 return HttpResponseRedirect(
                     self._review_url(manual_id=manual_id, order=order, pair_id=pair.pk)
                 )
         status = QAPair.Status.REJECTED if action == "reject" else QAPair.Status.APPROVED
         services.qa_pair_set_status(pair=pair, status=status, reviewer=request.user)
         verb = "Rejected" if status == QAPair.Status.REJECTED else "Approved"
-        self.message_user(request, f"{verb} “{_short(pair.question)}”.", messages.SUCCESS)
+        self.message_user(request, f"{verb} “{shortened(pair.question, 80)}”.", messages.SUCCESS)
         return HttpResponseRedirect(
             self._review_url(manual_id=manual_id, order=order, pair_id=next_id)
         )

@@ -280,7 +280,7 @@ def reembed_run_create(
         embedder=embedder,
         previous_embedder=manual.embedder,
         total=_served(manual).count(),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     if enqueue:
         from curation.tasks import embed_reembed

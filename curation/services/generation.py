@@ -122,7 +122,7 @@ def generation_run_create(
         endpoint=endpoint,
         questions_per_chunk=questions_per_chunk,
         chunks_total=len(chunk_ids),
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
         **_validated_prompts(prompts),
     )
     if documents:

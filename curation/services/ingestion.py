@@ -206,7 +206,7 @@ def ingestion_run_create(
         source=source,
         source_kind=_source_kind(source),
         options=options,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     if enqueue:
         from curation.tasks import ingest_run

@@ -4,8 +4,12 @@ permissions, and the services refuse the same people when called from anywhere e
 from __future__ import annotations
 
 import pytest
+from django.contrib import messages
+from django.contrib.admin.sites import site
+from django.contrib.messages import get_messages
+from django.contrib.messages.storage.fallback import FallbackStorage
 from django.core.exceptions import PermissionDenied
-from django.test import Client
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
 from curation import services
@@ -141,3 +145,24 @@ def test_the_generation_api_refuses_a_reviewer_the_same_way(runs):
     assert response.status_code == 403
     assert "Trainer role" in response.json()["detail"]
     assert GenerationRun.objects.get(pk=runs["cancel_runs"].pk).status == "queued"
+
+
+def test_a_run_action_the_service_refuses_warns_instead_of_crashing(runs):
+    """The admin offers the run actions only to whoever the services let steer runs, so the
+    services' PermissionDenied is not reached from the changelist; should the two checks ever
+    part, the refusal is a warning on the page (a PermissionDenied has no ``messages``)."""
+    request = RequestFactory().post(reverse(RUNS))
+    request.user = reviewer("rita")
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    run = runs["cancel_runs"]
+
+    site._registry[GenerationRun].cancel_runs(request, GenerationRun.objects.filter(pk=run.pk))
+
+    assert [(m.level, m.message) for m in get_messages(request)] == [
+        (
+            messages.WARNING,
+            "Cancelling, resuming or retrying a generation run needs the Trainer role.",
+        )
+    ]
+    assert GenerationRun.objects.get(pk=run.pk).status == GenerationRun.Status.QUEUED

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from manualqa.admin_tools import html_table
+from types import SimpleNamespace
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from manualqa.admin_tools import JobAdminMixin, html_table, shortened
 
 
 def test_a_read_only_table_escapes_every_heading_and_cell():
@@ -20,3 +25,52 @@ def test_a_read_only_table_escapes_every_heading_and_cell():
     assert html_table(("Only",), []) == (
         "<table><thead><tr><th>Only</th></tr></thead><tbody></tbody></table>"
     )
+
+
+class Said(JobAdminMixin):
+    """A job admin that keeps what it says, for :meth:`JobAdminMixin.act_on_each`."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, int]] = []
+
+    def message_user(self, request, message: str, level: int = messages.INFO) -> None:
+        self.said.append((message, level))
+
+
+def test_an_action_on_each_job_warns_of_each_refusal_and_counts_the_rest():
+    def cancel(*, job, user):
+        if job == 2:
+            raise ValidationError(["No such job.", "Too late."])
+        if job == 3:
+            raise PermissionDenied("Cancelling needs the Trainer role.")
+        assert user == "tom"
+
+    admin = Said()
+    request = SimpleNamespace(user="tom")
+
+    count = admin.act_on_each(
+        request, [1, 2, 3, 4], cancel, row_argument="job", done="Cancelled {count} job(s)."
+    )
+
+    assert count == 2
+    assert admin.said == [
+        ("No such job.; Too late.", messages.WARNING),
+        ("Cancelling needs the Trainer role.", messages.WARNING),
+        ("Cancelled 2 job(s).", messages.SUCCESS),
+    ]
+
+
+def test_an_action_that_went_nowhere_says_only_why():
+    def refuse(*, run, user):
+        raise ValidationError("Run #1 is running.")
+
+    admin = Said()
+
+    assert admin.act_on_each(SimpleNamespace(user=None), [1], refuse, done="Done {count}.") == 0
+    assert admin.said == [("Run #1 is running.", messages.WARNING)]
+
+
+def test_shortened_text_keeps_what_fits_and_ends_what_does_not_with_an_ellipsis():
+    assert shortened("How do I charge?", 16) == "How do I charge?"
+    assert shortened("How do I charge it?", 16) == "How do I charge…"
+    assert len(shortened("x" * 500, 120)) == 120

@@ -265,3 +265,9 @@ def test_a_trainer_launches_training_through_the_api_and_a_reviewer_cannot(
     assert launched.status_code == 201, launched.content
     job = TrainingJob.objects.get()
     assert (job.pk, job.created_by, job.status) == (launched.json()["id"], trainer, "queued")
+
+    cancelled = as_trainer.post(f"/api/training-jobs/{job.pk}/cancel/")
+    again = as_trainer.post(f"/api/training-jobs/{job.pk}/cancel/")
+
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert again.status_code == 400 and "non_field_errors" in again.json()

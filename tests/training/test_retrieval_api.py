@@ -83,6 +83,8 @@ def test_reembed_refusals_name_the_problem(retriever_job, retriever_snapshot):
     )
     assert response.status_code == 201
     assert ReembedRun.objects.get(pk=response.json()["id"]).status == "queued"
+    cancelled = client.post(f"/api/reembed-runs/{response.json()['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     models = client.get("/api/retrieval-models/").json()["results"]
     assert retriever_job.registered_model_id in [model["id"] for model in models]
 
@@ -105,3 +107,31 @@ def test_pages_launch_and_follow_a_job(retriever_snapshot, retriever_job):
     assert status["status"] == "queued" and status["label"].startswith("0/")
     done = browser.get(f"/training/retrievers/{retriever_job.pk}/")
     assert b"hit@1" in done.content and b"job-metrics" in done.content
+
+
+def test_pages_cancel_a_job_and_start_and_cancel_a_reembed_saying_how_it_went(
+    retriever_snapshot, retriever_job
+):
+    browser = Client()
+    browser.force_login(trainer())
+    job = RetrievalJob.objects.create(name="queued", snapshot=retriever_snapshot)
+    manual = retriever_snapshot.manual_id
+    embedder = retriever_job.registered_model_id
+
+    cancelled = browser.post(f"/training/retrievers/{job.pk}/cancel/", follow=True)
+    again = browser.post(f"/training/retrievers/{job.pk}/cancel/", follow=True)
+    started = browser.post("/training/reembed/", {"manual": manual, "embedder": embedder})
+    run = ReembedRun.objects.get()
+    refused = browser.post(
+        "/training/reembed/", {"manual": manual, "embedder": embedder}, follow=True
+    )
+    stopped = browser.post(f"/training/reembed/{run.pk}/cancel/", follow=True)
+
+    assert b"Cancel requested." in cancelled.content
+    assert RetrievalJob.objects.get(pk=job.pk).status == "cancelled"
+    assert f"Job #{job.pk} is cancelled; too late.".encode() in again.content
+    assert started["Location"] == f"/training/reembed/{run.pk}/"
+    assert refused.redirect_chain == [("/training/retrievers/", 302)]
+    assert b"being re-embedded already" in refused.content
+    assert b"Cancel requested." in stopped.content
+    assert ReembedRun.objects.get(pk=run.pk).status == "cancelled"

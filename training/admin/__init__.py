@@ -27,6 +27,7 @@ from manualqa.admin_tools import (
     ExtraViewsMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInlineMixin,
+    shortened,
     sortable_column,
 )
 from manualqa.forms import add_service_errors
@@ -403,7 +404,7 @@ class SnapshotPairAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Question", ordering="question")
     def short_question(self, obj: SnapshotPair) -> str:
-        return obj.question if len(obj.question) <= 120 else obj.question[:119] + "…"
+        return shortened(obj.question, 120)
 
 
 @admin.register(TrainingJob)
@@ -448,7 +449,7 @@ class EvaluationItemInline(ReadOnlyInlineMixin, admin.TabularInline):
 
     @admin.display(description="Answer")
     def short_answer(self, obj: EvaluationItem) -> str:
-        return obj.answer if len(obj.answer) <= 120 else obj.answer[:119] + "…"
+        return shortened(obj.answer, 120)
 
 
 @admin.register(EvaluationRun)

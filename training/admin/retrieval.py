@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.contrib import admin
 
 from manualqa.admin_tools import JobAdminMixin
 from training import retrieval_jobs
@@ -23,11 +22,8 @@ class RetrievalJobAdmin(JobAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected jobs", permissions=["launch"])
     def cancel(self, request, queryset) -> None:
-        for job in queryset:
-            try:
-                retrieval_jobs.retrieval_job_cancel(job=job, user=request.user)
-            except ValidationError as exc:
-                self.message_user(request, " ".join(exc.messages), messages.WARNING)
+        # Its refusals are one message each ("Job #3 is succeeded; too late.").
+        self.act_on_each(request, queryset, retrieval_jobs.retrieval_job_cancel, row_argument="job")
 
     def has_launch_permission(self, request) -> bool:
         return request.user.has_perm("training.add_retrievaljob")

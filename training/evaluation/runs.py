@@ -148,7 +148,7 @@ def evaluation_run_create(
         judge_prompt=judge_prompt,
         judge_model=_endpoint_model(judge_endpoint) if judge_endpoint is not None else "",
         total=len(questions) * subjects,
-        created_by=user if user is not None and user.is_authenticated else None,
+        created_by=roles.recorded_user(user),
     )
     run.assistants.set(assistants)
     if enqueue:

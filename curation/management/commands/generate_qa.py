@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from curation import services
 from curation.models import GenerationRun, LLMEndpoint, Manual
+from manualqa.commands import service_errors
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         missing = set(options["document"]) - {doc.source_name for doc in documents}
         if missing:
             raise CommandError(f"No document named {', '.join(sorted(missing))} in {manual.name}.")
-        try:
+        with service_errors():
             run = services.generation_run_create(
                 manual=manual,
                 endpoint=endpoint,
@@ -50,8 +50,6 @@ class Command(BaseCommand):
                 questions_per_chunk=options["questions"],
                 enqueue=options["queue"],
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         if options["queue"]:
             self.stdout.write(f"Queued generation run #{run.pk} ({run.chunks_total} chunks).")
             return

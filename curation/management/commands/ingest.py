@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from curation import services
 from curation.models import IngestionRun
+from manualqa.commands import service_errors
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             run_options["max_pages"] = options["max_pages"]
         if options["min_delay"] is not None:
             run_options["min_delay_s"] = options["min_delay"]
-        try:
+        with service_errors():
             manual = services.manual_get_or_create(
                 name=options["manual"],
                 vehicle_make=options["make"],
@@ -49,8 +49,6 @@ class Command(BaseCommand):
             run = services.ingestion_run_create(
                 manual=manual, source=source, options=run_options, enqueue=options["queue"]
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         if options["queue"]:
             self.stdout.write(f"Queued ingestion run #{run.pk} for {manual.name}.")
             return

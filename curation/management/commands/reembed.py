@@ -8,11 +8,11 @@ embeds nothing again. Runs here unless ``--queue`` hands it to a gpu worker.
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
+from manualqa.commands import service_errors
 
 
 class Command(BaseCommand):
@@ -41,12 +41,10 @@ class Command(BaseCommand):
             embedder = RetrievalModel.objects.filter(pk=int(options["embedder"])).first()
             if embedder is None:
                 raise CommandError(f"No retrieval model #{options['embedder']}.")
-        try:
+        with service_errors():
             run = embedders.reembed_run_create(
                 manual=manual, embedder=embedder, user=None, enqueue=options["queue"]
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         if options["queue"]:
             self.stdout.write(f"Queued re-embed #{run.pk} of {manual}.")
             return

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
+from manualqa.commands import service_errors
 from training import evaluation, question_sets
 from training.evaluation import judge_check
 from training.models import (
@@ -166,10 +167,8 @@ class Command(BaseCommand):
         if options["gate"]:
             self._gate(run, options["gate"])
         if options["set_baseline"]:
-            try:
+            with service_errors(separator=" "):
                 baselines = evaluation.evaluation_baseline_set(run=run, user=None)
-            except ValidationError as exc:
-                raise CommandError(" ".join(exc.messages)) from None
             names = ", ".join(baseline.assistant.name for baseline in baselines)
             self.stdout.write(f"Run #{run.pk} is now the baseline of {names}.")
 

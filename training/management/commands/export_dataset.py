@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from manualqa.commands import service_errors
 from training import services
 from training.models import DatasetSnapshot
 from training.raft import DISTRACTOR_SOURCES, RaftOptions
@@ -87,7 +87,7 @@ class Command(BaseCommand):
             if problems := raft.problems():
                 raise CommandError(" ".join(problems))
 
-        try:
+        with service_errors(separator=" "):
             paths = services.snapshot_export_jsonl(
                 snapshot=snapshot, out_dir=out, fmt=fmt, raft=raft
             )
@@ -95,8 +95,6 @@ class Command(BaseCommand):
                 hf_dir = services.snapshot_export_hf(
                     snapshot=snapshot, out_dir=out / "hf", fmt=fmt, push_to=push_to, raft=raft
                 )
-        except ValidationError as exc:
-            raise CommandError(" ".join(exc.messages)) from None
         metadata = services.snapshot_metadata(snapshot, fmt=fmt, raft=raft)
         (out / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False))
 

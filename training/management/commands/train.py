@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import time
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from manualqa.commands import service_errors
 from training import jobs
 from training.models import DatasetSnapshot, TrainingJob
 
@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 overrides[key.strip()] = json.loads(raw)
             except json.JSONDecodeError:
                 overrides[key.strip()] = raw
-        try:
+        with service_errors():
             job = jobs.training_job_create(
                 snapshot=snapshot,
                 user=None,
@@ -73,8 +73,6 @@ class Command(BaseCommand):
                 overrides=overrides,
                 enqueue=options["queue"] and not options["create_only"],
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         if options["create_only"]:
             self.stdout.write(f"Created training job #{job.pk} (not queued).")
             return

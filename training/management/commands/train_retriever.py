@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import time
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from manualqa.commands import service_errors
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 overrides[key.strip()] = json.loads(raw)
             except json.JSONDecodeError:
                 raise CommandError(f"--set {item}: the value must be JSON.") from None
-        try:
+        with service_errors():
             job = retrieval_jobs.retrieval_job_create(
                 snapshot=snapshot,
                 user=None,
@@ -61,8 +61,6 @@ class Command(BaseCommand):
                 hyperparameters=overrides,
                 enqueue=not options["here"],
             )
-        except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from None
         self.stdout.write(f"Retrieval job #{job.pk}: {job.name}")
         if options["here"]:
             retrieval_jobs.retrieval_job_claim(job_id=job.pk)
