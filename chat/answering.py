@@ -31,7 +31,7 @@ from chat import prompts
 from chat.declines import Decline, decline_reason
 from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences
-from chat.verification import Verdict, Verification, rebuild, verify
+from chat.verification import Verdict, Verification, rebuild, verify, word_count
 from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
 from manualqa.lib.loop_guard import LoopGuard
 
@@ -57,7 +57,8 @@ STYLES: Final = ("generated", "quoted", "grounded")
 #: A ``grounded`` answer is a sentence or two before the quote; it never needs more tokens.
 GROUNDED_MAX_TOKENS: Final = 64
 #: When fewer words than this of the model's answer pass verification, a ``generated`` answer
-#: falls back to the quote: a fragment is not an answer.
+#: falls back to the quote: a fragment is not an answer. Citation and list markers are not words
+#: (:func:`chat.verification.word_count`).
 MIN_VERIFIED_WORDS: Final = 6
 
 _PROBE: Final = " Zz"
@@ -343,7 +344,7 @@ def compose(style: str, *, quote: Quote | None, verified: Verification | None) -
     if style == "quoted" or verified is None:
         return Composed(content=quote_text, show_quote=quote is not None)
     kept = verified.text.strip()
-    enough = len(kept.split()) >= MIN_VERIFIED_WORDS
+    enough = word_count(kept) >= MIN_VERIFIED_WORDS
     if style == "grounded":
         if enough:
             return Composed(content=kept, show_quote=quote is not None)

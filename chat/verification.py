@@ -35,6 +35,7 @@ __all__ = [
     "numbers_with_units",
     "rebuild",
     "verify",
+    "word_count",
 ]
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -344,6 +345,12 @@ def _plain(sentence: str) -> str:
     sentence = _CITATION.sub("", sentence)
     sentence = _LIST_MARKER.sub("", sentence)
     return re.sub(r"[*_`]+", "", sentence).strip()
+
+
+def word_count(text: str) -> int:
+    """How many words ``text`` says, its citation and list markers and emphasis left out: an
+    answer of "Charging [1] [1], [1] [1][1] [1]" says one word."""
+    return sum(len(words(_plain(line))) for line in text.splitlines())
 
 
 def rebuild(answer: str, verdicts: list[Verdict]) -> str:

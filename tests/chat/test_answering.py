@@ -28,7 +28,7 @@ from chat.answering import (
 )
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
-from chat.verification import verify
+from chat.verification import verify, word_count
 from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
 from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
 
@@ -560,3 +560,15 @@ def test_without_a_model_answer_the_quote_is_the_answer(release_quote):
 
     assert composed.content == release_quote.text
     assert composed.show_quote
+
+
+def test_citation_marks_are_not_words_so_a_fragment_made_of_them_falls_back(release_quote, embed):
+    # A RAFT-tuned 135M model once answered exactly this; its one word is supported, and the
+    # six markers had counted as words.
+    verified = verify("Charging [1] [1], [1] [1][1] [1]", CHECKED_AGAINST, embed=embed)
+
+    composed = compose("generated", quote=release_quote, verified=verified)
+
+    assert word_count(verified.text) <= 1
+    assert composed.content == release_quote.text
+    assert composed.fell_back
