@@ -57,7 +57,7 @@ def test_ipv6_clients_share_a_bucket_per_64():
 
 
 def test_an_owner_without_an_ip_cannot_reset_the_limit_with_new_sessions(assistant, settings):
-    settings.CHAT_RATE_LIMIT = "2/min"
+    settings.CHAT_RATE_LIMIT = "2/day"
     settings.TRUSTED_PROXIES = []
 
     codes = [ask(APIClient(REMOTE_ADDR=""), assistant).status_code for _ in range(3)]
@@ -67,7 +67,7 @@ def test_an_owner_without_an_ip_cannot_reset_the_limit_with_new_sessions(assista
 
 
 def test_owners_behind_one_trusted_proxy_get_their_own_buckets(assistant, settings):
-    settings.CHAT_RATE_LIMIT = "1/min"
+    settings.CHAT_RATE_LIMIT = "1/day"
     settings.TRUSTED_PROXIES = ["10.0.0.1"]
 
     def via_proxy(client_address: str):

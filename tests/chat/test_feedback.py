@@ -211,7 +211,7 @@ def test_a_preference_needs_two_answers_to_the_same_question(manual, fake):
 def test_anonymous_thumbs_down_is_rate_limited(assistant, settings):
     """Security review M4: the sixth rating in a minute is refused, and raises no pair."""
     settings.CHAT_RATE_LIMIT = "0/min"
-    settings.CHAT_FEEDBACK_RATE_LIMIT = "5/min"
+    settings.CHAT_FEEDBACK_RATE_LIMIT = "5/day"
     owner = Owner.for_session("f" * 64, client_ip="203.0.113.9")
     answers = [
         services.answer(assistant=assistant, question=f"{QUESTION} ({n})", owner=owner)
@@ -220,7 +220,7 @@ def test_anonymous_thumbs_down_is_rate_limited(assistant, settings):
 
     for message in answers[:5]:
         services.feedback_submit(owner=owner, message=message, rating="down")
-    with pytest.raises(services.RateLimited, match="Too many ratings: the limit is 5 per minute"):
+    with pytest.raises(services.RateLimited, match="Too many ratings: the limit is 5 per day"):
         services.feedback_submit(owner=owner, message=answers[5], rating="down")
 
     assert QAPair.objects.filter(origin=QAPair.Origin.CHAT_FEEDBACK).count() == 5

@@ -123,7 +123,7 @@ def test_errors_come_in_the_openai_shape_the_sdk_raises(sdk, owner_token, settin
         client.chat.completions.create(
             model="tiny-quotes", messages=[{"role": "user", "content": "  "}]
         )
-    settings.CHAT_RATE_LIMIT = "1/min"
+    settings.CHAT_RATE_LIMIT = "1/day"
     client.chat.completions.create(**ask)
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(**ask)

@@ -279,7 +279,7 @@ def test_evaluation_answers_belong_to_the_runs_own_session_not_to_any_owner(judg
 
 
 def test_the_chat_rate_limit_does_not_hold_back_an_evaluation(sample_manual, fake, settings):
-    settings.CHAT_RATE_LIMIT = "1/min"
+    settings.CHAT_RATE_LIMIT = "1/day"
     rag = assistant(sample_manual, endpoint=endpoint(fake))
 
     run = run_now(questions_jsonl=questions_jsonl(QUESTIONS[:3]), assistants=[rag])
