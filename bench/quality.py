@@ -143,8 +143,19 @@ def snapshot_for(manual: Manual, user: User) -> DatasetSnapshot:
     return snapshot
 
 
-def train(snapshot: DatasetSnapshot, user: User, max_steps: int) -> tuple[TrainingJob, float]:
-    reuse = knob("BENCH_QUALITY_JOB", 0)
+def train(
+    snapshot: DatasetSnapshot,
+    user: User,
+    max_steps: int,
+    *,
+    preset: str = "cpu_quick",
+    reuse_knob: str = "BENCH_QUALITY_JOB",
+    label: str = "Quality bench: CPU quick",
+    overrides: dict | None = None,
+) -> tuple[TrainingJob, float]:
+    """A ``preset`` job trained here for ``max_steps`` (or the finished one ``reuse_knob``
+    names), with its seconds; exits when it does not succeed with a registered model."""
+    reuse = knob(reuse_knob, 0)
     if reuse:
         job = TrainingJob.objects.get(pk=reuse)
         if job.registered_endpoint is None:
@@ -154,12 +165,12 @@ def train(snapshot: DatasetSnapshot, user: User, max_steps: int) -> tuple[Traini
     job = jobs.training_job_create(
         snapshot=snapshot,
         user=user,
-        name=f"Quality bench: CPU quick, {max_steps} steps",
-        preset="cpu_quick",
-        overrides={"max_steps": max_steps},
+        name=f"{label}, {max_steps} steps",
+        preset=preset,
+        overrides={"max_steps": max_steps, **(overrides or {})},
         enqueue=False,
     )
-    say(f"Training job #{job.pk}: cpu_quick, max_steps {max_steps}")
+    say(f"Training job #{job.pk}: {preset}, max_steps {max_steps}")
     started = time.perf_counter()
     jobs.training_job_claim(job_id=job.pk)
     job = jobs.training_job_execute(job_id=job.pk)

@@ -96,7 +96,7 @@ import quality  # noqa: E402
 from chat.models import Assistant  # noqa: E402
 from curation.models import Manual, QAPair  # noqa: E402
 from curation.services import embedders  # noqa: E402
-from training import jobs, retrieval_jobs  # noqa: E402
+from training import retrieval_jobs  # noqa: E402
 from training.models import EvaluationRun, RetrievalJob, TrainingJob  # noqa: E402
 
 OWNER_QUESTIONS = _django.BASE_DIR / "bench" / "questions" / "model3-owners.jsonl"
@@ -119,35 +119,18 @@ def say(message: str) -> None:
 def trained(
     snapshot, user, *, preset: str, steps: int, reuse_knob: str
 ) -> tuple[TrainingJob, float]:
-    reuse = quality.knob(reuse_knob, 0)
-    if reuse:
-        job = TrainingJob.objects.get(pk=reuse)
-        if job.registered_endpoint is None:
-            raise SystemExit(f"job #{reuse} has no registered model ({job.status})")
-        say(f"Reusing training job #{job.pk} ({job.name})")
-        return job, 0.0
-    job = jobs.training_job_create(
-        snapshot=snapshot,
-        user=user,
-        name=f"RAFT bench: {preset}, {steps} steps",
+    job, seconds = quality.train(
+        snapshot,
+        user,
+        steps,
         preset=preset,
-        overrides={"max_steps": steps, "save_steps": 0},
-        enqueue=False,
-    )
-    say(f"Training job #{job.pk}: {preset}, max_steps {steps}")
-    started = time.perf_counter()
-    jobs.training_job_claim(job_id=job.pk)
-    job = jobs.training_job_execute(job_id=job.pk)
-    seconds = time.perf_counter() - started
-    say(
-        f"  {job.status} in {seconds:.0f} s: step {job.step}/{job.total_steps}, train loss "
-        f"{job.final_train_loss}, eval loss {job.eval_loss}, {job.tokens_per_s} tokens/s"
+        reuse_knob=reuse_knob,
+        label=f"RAFT bench: {preset}",
+        overrides={"save_steps": 0},
     )
     for line in job.log_tail.splitlines():
         if line.startswith("RAFT"):
             say(f"  {line}")
-    if job.status != TrainingJob.Status.SUCCEEDED or job.registered_endpoint is None:
-        raise SystemExit(f"training {job.status}: {job.message}")
     return job, seconds
 
 
