@@ -123,12 +123,11 @@ def _distractors(
     count: int,
     source: str,
     rng: random.Random,
-    other_chunks: list[int],
+    chunk_documents: dict[int, int],
 ) -> list[int]:
     """``count`` chunk ids from other pages than ``exclude_documents``, best first for
     ``retrieved`` (topped up at random where retrieval found too few), at random for ``random``."""
     from chat.retrieval import retrieve
-    from curation.models import DocumentChunk
 
     chosen: list[int] = []
     if source == "retrieved" and count:
@@ -141,13 +140,11 @@ def _distractors(
         chosen = [p.chunk_id for p in found.passages if p.document_id not in exclude_documents]
         chosen = chosen[:count]
     if len(chosen) < count:
-        pool = [pk for pk in other_chunks if pk not in chosen]
-        allowed = set(
-            DocumentChunk.objects.filter(pk__in=pool)
-            .exclude(document_id__in=exclude_documents)
-            .values_list("pk", flat=True)
-        )
-        pool = [pk for pk in pool if pk in allowed]
+        pool = [
+            pk
+            for pk, document_id in chunk_documents.items()
+            if pk not in chosen and document_id not in exclude_documents
+        ]
         chosen += rng.sample(pool, min(count - len(chosen), len(pool)))
     return chosen
 
@@ -194,23 +191,19 @@ def raft_records(
     if problems := options.problems():
         raise ValueError(" ".join(problems))
     fmt = prompt_formats.canonical(fmt or snapshot.prompt_format)
-    every_chunk = list(
+    # Every chunk of the manual with its page, read once: random distractors are drawn from it.
+    chunk_documents = dict(
         DocumentChunk.objects.filter(document__manual=snapshot.manual_id)
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "document_id")
     )
     pairs = snapshot.pairs.filter(split=split).select_related("qa_pair").order_by("pk")
     out = RaftRecords(records=[], skipped_pair_ids=[])
     for pair in pairs:
         source_id = pair.qa_pair.chunk_id if pair.qa_pair is not None else None
-        source = (
-            DocumentChunk.objects.filter(pk=source_id, document__manual=snapshot.manual_id)
-            .select_related("document")
-            .first()
-            if source_id
-            else None
-        )
-        if source is None:
+        # The source chunk counts only while it is still a chunk of the snapshot's manual.
+        source_document = chunk_documents.get(source_id) if source_id else None
+        if source_document is None:
             out.skipped_pair_ids.append(pair.pk)
             continue
         rng = random.Random(f"raft:{snapshot.seed}:{pair.pk}")
@@ -218,15 +211,15 @@ def raft_records(
         distractor_ids = _distractors(
             question=pair.question,
             manual_id=snapshot.manual_id,
-            exclude_documents={source.document_id},
+            exclude_documents={source_document},
             count=options.passages - 1 if keep_oracle else options.passages,
             source=options.distractors,
             rng=rng,
-            other_chunks=every_chunk,
+            chunk_documents=chunk_documents,
         )
         chunk_ids = list(distractor_ids)
         if keep_oracle:
-            chunk_ids.insert(rng.randint(0, len(chunk_ids)), source.pk)
+            chunk_ids.insert(rng.randint(0, len(chunk_ids)), source_id)
         chunks = DocumentChunk.objects.in_bulk(chunk_ids)
         passages = [
             prompts.PromptPassage(
@@ -234,7 +227,7 @@ def raft_records(
             )
             for number, pk in enumerate(chunk_ids, start=1)
         ]
-        oracle = chunk_ids.index(source.pk) + 1 if keep_oracle else None
+        oracle = chunk_ids.index(source_id) + 1 if keep_oracle else None
         system, user = prompts.grounded_messages(question=pair.question, passages=passages)
         answer = cite(pair.answer, oracle) if oracle else DECLINE_ANSWER
         try:
