@@ -10,28 +10,44 @@ BENCHES := ingest chunking generation review training chat followups quality ans
 .PHONY: install install-llamacpp run test lint format services $(addprefix bench-,$(BENCHES))
 
 ## llama.cpp for GGUF models (manualqa/lib/llamacpp.py) is built from source for this CPU:
-## about 4-7 minutes the first time, then pip's wheel cache makes it seconds. A native build
-## crashes on its first token in VMs whose CPUs report AMX (ggml's AMX kernels), so those are
-## off and the portable AVX-512/AVX2 kernels on. A build that fails does not fail the install:
-## GGUF endpoints then say how to retry (make install-llamacpp) and their tests skip.
+## about 4-7 minutes the first time. A native build crashes on its first token in VMs whose
+## CPUs report AMX (ggml's AMX kernels), so those are off and the portable AVX-512/AVX2 kernels
+## on. OpenMP is off too: ggml then runs its own thread pool. With OpenMP, torch's libgomp
+## (loaded globally when torch is imported, as the chat's embedding model does) served
+## llama.cpp's parallel regions, and a generation in a worker thread decoded at less than half
+## speed (28 against 66 tokens/s on the bundled model here; bench/local_runtime.py).
+## The wheel is kept in a folder named after the version and these options, so a rebuild with
+## other options never picks up a wheel pip cached for the old ones, and a new checkout on the
+## same machine installs it in seconds. A build that fails does not fail the install: GGUF
+## endpoints then say how to retry (make install-llamacpp) and their tests skip.
 LLAMACPP_VERSION := 0.3.36
 LLAMACPP_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON \
 	-DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
-	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
-LLAMACPP_INSTALL = CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PY) -m pip install --quiet --no-deps \
-	--no-binary llama-cpp-python llama-cpp-python==$(LLAMACPP_VERSION) diskcache==5.6.3
+	-DGGML_OPENMP=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+LLAMACPP_BUILD := $(LLAMACPP_VERSION)-$(shell printf '%s' '$(LLAMACPP_CMAKE)' | sha1sum | cut -c1-10)
+LLAMACPP_WHEELS := $(HOME)/.cache/manualqa/llama-cpp-python-$(LLAMACPP_BUILD)
+LLAMACPP_STAMP := $(VENV)/.llamacpp-$(LLAMACPP_BUILD)
+LLAMACPP_INSTALL = { ls $(LLAMACPP_WHEELS)/*.whl >/dev/null 2>&1 \
+	|| CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PY) -m pip wheel --quiet --no-deps --no-cache-dir \
+		--no-binary llama-cpp-python -w $(LLAMACPP_WHEELS) llama-cpp-python==$(LLAMACPP_VERSION); } \
+	&& $(PY) -m pip install --quiet --no-deps --force-reinstall $(LLAMACPP_WHEELS)/*.whl \
+	&& $(PY) -m pip install --quiet --no-deps diskcache==5.6.3
 
 $(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
-	$(PY) -c "import llama_cpp" 2>/dev/null || $(LLAMACPP_INSTALL) \
-		|| echo "[install] llama-cpp-python did not build: GGUF models will not run here" \
-		"(make install-llamacpp tries again, printing the build's errors)."
 	touch $(STAMP)
 
-install: $(STAMP)
+$(LLAMACPP_STAMP): $(STAMP)
+	rm -f $(VENV)/.llamacpp-*
+	$(LLAMACPP_INSTALL) \
+		|| echo "[install] llama-cpp-python did not build: GGUF models will not run here" \
+		"(make install-llamacpp tries again, printing the build's errors)."
+	touch $@
+
+install: $(STAMP) $(LLAMACPP_STAMP)
 
 install-llamacpp: install
 	$(LLAMACPP_INSTALL)

@@ -128,6 +128,15 @@ def agreement(tokenizer, reference: list[str], other: list[str]) -> float:
     return round(same / total, 3) if total else 0.0
 
 
+def llamacpp_build() -> str | None:
+    """llama.cpp's own account of its CPU build (instruction sets, OpenMP), or None."""
+    if not llama_cpp_available():
+        return None
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info().decode().strip()
+
+
 def folder_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
@@ -190,6 +199,9 @@ def main() -> int:
         "q8_agreement": figure("q8_0", "agreement"),
         "f16_agreement": figure("f16", "agreement"),
         "transformers_answer_ms": hf["answer_ms"],
+        # How llama.cpp was built: OpenMP, when on, halves decode in a worker thread once torch
+        # is loaded (the Makefile's LLAMACPP_CMAKE says why it is off).
+        "llamacpp_build": llamacpp_build(),
         "prompt_tokens": hf["prompt_tokens"],
         "transformers_rss_mb": hf["rss_mb"],
         "transformers_file_mb": hf["file_mb"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from manualqa.lib.llamacpp import _NoRepeatNGram, llama_cpp_available
+from manualqa.lib.llamacpp import _NoRepeatNGram, llama_cpp_available, uses_flash_attention
 from manualqa.lib.local_models import Decoding, default_gguf_path, load_local, local_model_path
 
 BUNDLED = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -39,6 +39,12 @@ def test_the_no_repeat_rule_forbids_only_a_repeated_run_of_generated_tokens():
 def test_the_bundled_gguf_is_found_by_its_file_name(tmp_path):
     assert local_model_path(BUNDLED, tmp_path) == default_gguf_path()
     assert local_model_path("", tmp_path) is None
+
+
+def test_a_quantized_gguf_runs_with_flash_attention():
+    # The bundled file is Q4_1 (general.file_type 3); an f16 export keeps exact attention
+    # (test_gguf_export's greedy-agreement test).
+    assert uses_flash_attention(default_gguf_path())
 
 
 @needs_llama
