@@ -19,10 +19,11 @@ from chat import services as chat_services
 from chat.models import Assistant
 from chat.owners import Owner
 from chat.retrieval import retrieve
-from curation.models import RetrievalModel
+from curation.models import Manual, RetrievalModel
 from manualqa.lib.reranking import CrossEncoderScorer, RerankerError, load_scorer
 from tests.chat.conftest import sample_manual  # noqa: F401 - the module's manual
 from tests.training.conftest import add_pairs
+from tests.training.retriever_support import owner_question_set
 from training import services as training_services
 from training.models import DatasetSnapshot, SnapshotPair
 from training.retrievers import Stopped
@@ -99,6 +100,54 @@ def test_the_threshold_declines_at_most_the_allowed_share_of_eval_questions():
     assert threshold == 0.55
     assert sum(score < threshold for score in scores) == 2
     assert trainer.choose_threshold(scores, 0.0) == 0.2
+
+
+@pytest.mark.django_db
+def test_a_saved_owner_question_set_holds_the_threshold_to_its_refusal_share(
+    trained,
+    sample_manual,  # noqa: F811
+):
+    snapshot, model = trained["snapshot"], trained["model"]
+    owner_question_set(sample_manual)
+    questions = trainer._threshold_questions("retriever-sample-owners", snapshot)
+    # The set's 24 answerable questions; its unanswerable ones are not held to anything.
+    assert len(questions) == 24
+    scorer = CrossEncoderScorer(model.path, max_length=TINY["max_length"])
+    metrics: dict = {}
+    held = trainer.hold_threshold(
+        scorer, questions, snapshot.manual_id, 1.0, k=4, max_refusals=0.25, metrics=metrics
+    )
+    assert held <= 1.0
+    # At most a quarter of the set's questions would be declined: their best score is under it.
+    assert metrics["question_set_questions"] == 24
+    assert metrics["question_set_false_refusal_rate"] <= 0.25
+    assert metrics["threshold_from_eval"] == 1.0
+    assert metrics["question_set_refusals_at_eval_threshold"] == 1.0  # every score is < 1.0
+    # A lower threshold is kept: the set only ever lowers it.
+    assert (
+        trainer.hold_threshold(
+            scorer, questions, snapshot.manual_id, -1.0, k=4, max_refusals=0.25, metrics={}
+        )
+        == -1.0
+    )
+
+
+@pytest.mark.django_db
+def test_a_threshold_question_set_that_cannot_serve_is_refused_by_name(
+    trained,
+    sample_manual,  # noqa: F811
+):
+    snapshot = trained["snapshot"]
+    with pytest.raises(ValueError, match="no saved question set 'nowhere'"):
+        trainer._threshold_questions("nowhere", snapshot)
+    other = Manual.objects.create(name="Another manual")
+    question_set = owner_question_set(sample_manual)
+    question_set.manual = other
+    question_set.save()
+    with pytest.raises(ValueError, match="of another manual"):
+        trainer._threshold_questions(question_set.slug, snapshot)
+    with pytest.raises(ValueError, match="threshold_question_set must be"):
+        trainer._hyperparameters({"threshold_question_set": 3})
 
 
 @pytest.mark.django_db
