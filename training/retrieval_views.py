@@ -15,7 +15,7 @@ from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
 from manualqa.forms import flash_service
 from training import retrieval_jobs
-from training.models import DatasetSnapshot, RetrievalJob
+from training.models import DatasetSnapshot, QuestionSet, RetrievalJob
 from training.retrievers.embedder import DEFAULTS
 
 
@@ -33,15 +33,35 @@ class RetrievalLaunchForm(forms.Form):
     learning_rate = forms.FloatField(required=False, min_value=0)
     hard_negatives = forms.IntegerField(required=False, min_value=0, max_value=10)
     epochs = forms.IntegerField(required=False, min_value=1)
+    threshold_question_set = forms.ModelChoiceField(
+        queryset=QuestionSet.objects.order_by("name"),
+        required=False,
+        to_field_name="slug",
+        label="Threshold question set (rerankers)",
+        help_text=(
+            "A saved set of owners' questions that holds the decline threshold: at most the "
+            "allowed share (5%) of its answerable questions declined. Choose a development set, "
+            "not the one the assistant is judged on."
+        ),
+    )
 
     NUMBERS = ("max_steps", "batch_size", "learning_rate", "hard_negatives", "epochs")
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("threshold_question_set") and cleaned.get("kind") != "reranker":
+            self.add_error("threshold_question_set", "Only a reranker has a decline threshold.")
+        return cleaned
+
     def hyperparameters(self) -> dict:
-        return {
+        values = {
             key: self.cleaned_data[key]
             for key in self.NUMBERS
             if self.cleaned_data.get(key) not in (None, "")
         }
+        if question_set := self.cleaned_data.get("threshold_question_set"):
+            values["threshold_question_set"] = question_set.slug
+        return values
 
 
 class ReembedForm(forms.Form):

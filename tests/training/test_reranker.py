@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from chat import services as chat_services
@@ -24,6 +25,7 @@ from manualqa.lib.reranking import CrossEncoderScorer, RerankerError, load_score
 from tests.chat.conftest import sample_manual  # noqa: F401 - the module's manual
 from tests.training.conftest import add_pairs
 from tests.training.retriever_support import owner_question_set
+from training import retrieval_jobs
 from training import services as training_services
 from training.models import DatasetSnapshot, SnapshotPair
 from training.retrievers import Stopped
@@ -148,6 +150,21 @@ def test_a_threshold_question_set_that_cannot_serve_is_refused_by_name(
         trainer._threshold_questions(question_set.slug, snapshot)
     with pytest.raises(ValueError, match="threshold_question_set must be"):
         trainer._hyperparameters({"threshold_question_set": 3})
+    # A launch is refused at once, before any example is built.
+    with pytest.raises(ValidationError, match="no saved question set 'nowhere'"):
+        retrieval_jobs.retrieval_job_create(
+            snapshot=snapshot,
+            user=None,
+            kind="reranker",
+            hyperparameters={"threshold_question_set": "nowhere"},
+            enqueue=False,
+        )
+    assert (
+        trainer.hyperparameters_check({"threshold_question_set": question_set.slug})[
+            "threshold_question_set"
+        ]
+        == question_set.slug
+    )
 
 
 @pytest.mark.django_db
@@ -336,3 +353,24 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(trained, sample_m
         assert item.refused == (score < registered.decline_below)
     assert run.items.filter(subject="Reranked", refused=True).count() == 1
     assert not run.items.filter(subject="Plain", refused=True).exists()
+
+
+@pytest.mark.django_db
+def test_the_launch_form_offers_a_threshold_question_set_to_rerankers_only(
+    trained,
+    sample_manual,  # noqa: F811
+):
+    from training.retrieval_views import RetrievalLaunchForm
+
+    question_set = owner_question_set(sample_manual)
+    data = {
+        "snapshot": trained["snapshot"].pk,
+        "kind": "reranker",
+        "threshold_question_set": question_set.slug,
+    }
+    form = RetrievalLaunchForm(data=data)
+    assert form.is_valid(), form.errors
+    assert form.hyperparameters() == {"threshold_question_set": question_set.slug}
+    form = RetrievalLaunchForm(data={**data, "kind": "retriever"})
+    assert not form.is_valid()
+    assert "Only a reranker" in str(form.errors["threshold_question_set"])

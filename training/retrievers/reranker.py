@@ -58,7 +58,15 @@ from training.retrievers import Progress, Stopped, TrainedModel
 
 logger = logging.getLogger("training.retrievers")
 
-__all__ = ["DEFAULTS", "Example", "register", "train", "training_examples"]
+__all__ = [
+    "DEFAULTS",
+    "Example",
+    "hold_threshold",
+    "hyperparameters_check",
+    "register",
+    "train",
+    "training_examples",
+]
 
 #: Hyperparameters and their defaults. Measured on the Model 3 snapshot (bench/reranker.py,
 #: 2-core CPU shared with other work, load ~8): a step of 16 pairs of up to 256 word pieces took
@@ -131,6 +139,19 @@ def _hyperparameters(given: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError("reranker hyperparameter learning_rate must be positive")
     if not isinstance(values["threshold_question_set"], str):
         raise ValueError("reranker hyperparameter threshold_question_set must be a set's slug")
+    return values
+
+
+def hyperparameters_check(given: dict[str, Any] | None) -> dict[str, Any]:
+    """``DEFAULTS`` with ``given`` applied, checked when a job is launched: ``ValueError``
+    naming a bad value or a threshold question set that is not saved."""
+    values = _hyperparameters(given)
+    slug = values["threshold_question_set"]
+    if slug:
+        from training.question_sets import question_set_version_get
+
+        if question_set_version_get(slug=slug) is None:
+            raise ValueError(f"no saved question set {slug!r} to hold the reranker's threshold to")
     return values
 
 
