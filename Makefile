@@ -15,7 +15,7 @@ BENCHES := ingest chunking generation review training chat followups quality ans
 ## on. OpenMP is off too: ggml then runs its own thread pool. With OpenMP, torch's libgomp
 ## (loaded globally when torch is imported, as the chat's embedding model does) served
 ## llama.cpp's parallel regions, and a generation in a worker thread decoded at less than half
-## speed (28 against 66 tokens/s on the bundled model here; bench/local_runtime.py).
+## speed (28 against 66 tokens/s, the default model as q8_0, here; bench/local_runtime.py).
 ## The wheel is kept in a folder named after the version and these options, so a rebuild with
 ## other options never picks up a wheel pip cached for the old ones, and a new checkout on the
 ## same machine installs it in seconds. A build that fails does not fail the install: GGUF

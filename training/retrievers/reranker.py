@@ -146,24 +146,28 @@ def hyperparameters_check(given: dict[str, Any] | None) -> dict[str, Any]:
     """``DEFAULTS`` with ``given`` applied, checked when a job is launched: ``ValueError``
     naming a bad value or a threshold question set that is not saved."""
     values = _hyperparameters(given)
-    slug = values["threshold_question_set"]
-    if slug:
-        from training.question_sets import question_set_version_get
-
-        if question_set_version_get(slug=slug) is None:
-            raise ValueError(f"no saved question set {slug!r} to hold the reranker's threshold to")
+    if values["threshold_question_set"]:
+        _saved_question_set(values["threshold_question_set"])
     return values
+
+
+def _saved_question_set(slug: str):
+    """The newest version of the saved question set ``slug``; ``ValueError`` if there is none."""
+    from training.question_sets import question_set_version_get
+
+    version = question_set_version_get(slug=slug)
+    if version is None:
+        raise ValueError(f"no saved question set {slug!r} to hold the reranker's threshold to")
+    return version
 
 
 def _threshold_questions(slug: str, snapshot: DatasetSnapshot) -> list[_Question]:
     """The answerable questions of the saved question set ``slug`` (none for "")."""
     if not slug:
         return []
-    from training.question_sets import question_set_version_get, question_set_version_questions
+    from training.question_sets import question_set_version_questions
 
-    version = question_set_version_get(slug=slug)
-    if version is None:
-        raise ValueError(f"no saved question set {slug!r} to hold the reranker's threshold to")
+    version = _saved_question_set(slug)
     manual_id = version.question_set.manual_id
     if manual_id is not None and manual_id != snapshot.manual_id:
         raise ValueError(
