@@ -17,6 +17,7 @@ from manualqa.forms import flash_service
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, QuestionSet, RetrievalJob
 from training.retrievers.embedder import DEFAULTS
+from training.retrievers.reranker import DEFAULTS as RERANKER_DEFAULTS
 
 
 class RetrievalLaunchForm(forms.Form):
@@ -39,9 +40,9 @@ class RetrievalLaunchForm(forms.Form):
         to_field_name="slug",
         label="Threshold question set (rerankers)",
         help_text=(
-            "A saved set of owners' questions that holds the decline threshold: at most the "
-            "allowed share (5%) of its answerable questions declined. Choose a development set, "
-            "not the one the assistant is judged on."
+            "A saved set of owners' questions that holds the decline threshold: at most "
+            f"{RERANKER_DEFAULTS['max_false_refusals']:.0%} of its answerable questions "
+            "declined. Choose a development set, not the one the assistant is judged on."
         ),
     )
 

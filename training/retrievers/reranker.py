@@ -445,19 +445,30 @@ def _fit(
     return model, tokenizer, total, running
 
 
+def _scored(
+    scorer, questions: Sequence[_Question], manual_id: int, k: int
+) -> list[tuple[list, list[float]]]:
+    """Each question's ``k`` candidates as the chat retrieves them, and the scorer's score of
+    each (both empty when nothing is retrieved)."""
+    return [
+        (passages, scorer.score(q.question, [p.text for p in passages]))
+        for q, passages in zip(questions, _candidates(questions, manual_id, k), strict=True)
+    ]
+
+
 def _evaluate(
     scorer, snapshot: DatasetSnapshot, evaluation: list[_Question], k: int, max_refusals: float
 ) -> tuple[dict[str, float | None], float]:
     """Hit@1 (the source page first) before and after reranking, and the threshold (see the
     module docstring), on the eval questions."""
-    retrieved = _candidates(evaluation, snapshot.manual_id, k)
     before = after = 0
     best, best_elsewhere = [], []
-    for q, passages in zip(evaluation, retrieved, strict=True):
+    for q, (passages, scores) in zip(
+        evaluation, _scored(scorer, evaluation, snapshot.manual_id, k), strict=True
+    ):
         if not passages:
             best.append(0.0)
             continue
-        scores = scorer.score(q.question, [p.text for p in passages])
         top = max(range(len(passages)), key=lambda i: scores[i])
         before += passages[0].document_id == q.document_id
         after += passages[top].document_id == q.document_id
@@ -495,10 +506,7 @@ def hold_threshold(
     """``decline_below`` lowered, where needed, so that at most ``max_refusals`` of the
     (answerable) ``questions`` have their best passage under it; what it measured goes into
     ``metrics``."""
-    best = [
-        max(scorer.score(q.question, [p.text for p in passages])) if passages else 0.0
-        for q, passages in zip(questions, _candidates(questions, manual_id, k), strict=True)
-    ]
+    best = [max(scores, default=0.0) for _, scores in _scored(scorer, questions, manual_id, k)]
     held = min(decline_below, choose_threshold(best, max_refusals))
     metrics.update(
         threshold_from_eval=decline_below,
