@@ -11,11 +11,12 @@ import pytest
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
+    asked_terms,
     asks_for_procedure,
     asks_for_quantity,
     compose_quote,
 )
-from chat.text_units import Vocabulary, split_sentences
+from chat.text_units import Vocabulary, split_sentences, terms
 from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
 
 RELEASE_CABLE = (
@@ -60,6 +61,39 @@ KEY_FOB_BATTERY = "The key fob uses a CR2032 coin cell battery. Replace it about
 OPENING_THE_FOB = (
     "To open the key fob, pry the cover off with a plastic card at the notch. Snap the cover "
     "back on until it clicks."
+)
+
+# The sentence that answers stands before the one that matches the question best.
+WINTER_CHAINS = (
+    "For driving on snow and ice, Corvan recommends winter tires on all four wheels, in the "
+    "same size and load rating as the original tires. Snow chains may be fitted only on "
+    "18-inch wheels with 235/50 R18 tires, and only on the rear tires. Use low-profile chains "
+    "with no more than 9 mm of clearance, and do not exceed 50 km/h with chains fitted.\n\n"
+    "Warning: Do not fit snow chains on 19-inch wheels. There is not enough clearance, and the "
+    "chains can damage the suspension, brake lines and body."
+)
+# A bullet that matches the question, and the one after it that says what to do.
+TPMS_AFTER_INFLATING = (
+    "The alert clears once the tire pressure monitoring system measures every tire within "
+    "20 kPa of its recommended cold pressure.\n\n"
+    "- The alert and the tire pressure light may still be on right after you have inflated "
+    "the tires, but both clear once you have driven a short distance.\n"
+    "- You may need to drive faster than 25 km/h (15 mph) for at least 10 minutes before the "
+    "system reports the new pressures.\n"
+    "- Tire pressures read higher when the tires are warm, so check them cold.\n"
+    "- A flashing light means a fault in the system itself; see Tire pressure monitoring."
+)
+DIMENSIONS = (
+    "| Dimension | Metric | Imperial |\n| --- | --- | --- |\n"
+    "| Overall length | 4,695 mm | 184.8 in |\n"
+    "| Overall width, excluding mirrors | 1,890 mm | 74.4 in |\n"
+    "| Overall width, mirrors unfolded | 2,105 mm | 82.9 in |\n"
+    "| Overall height | 1,610 mm | 63.4 in |\n"
+    "| Wheelbase | 2,850 mm | 112.2 in |\n"
+    "| Ground clearance | 175 mm | 6.9 in |\n"
+    "| Turning circle (curb to curb) | 11.2 m | 36.7 ft |\n\n"
+    "Figure 1. Exterior dimensions.\n\n"
+    "Height is measured at curb weight with 18-inch wheels."
 )
 
 
@@ -268,3 +302,69 @@ def test_a_question_asking_how_to_do_something_is_recognised(question):
 )
 def test_a_question_not_asking_how_to_do_something_is_not_taken_for_one(question):
     assert not asks_for_procedure(question)
+
+
+def test_the_sentence_that_answers_is_quoted_when_it_stands_before_the_best_match(
+    embed, vocabulary
+):
+    chains = passage(1, "Cold Weather > Winter tires and snow chains", WINTER_CHAINS, 0.7)
+
+    quote = compose_quote(
+        "can i put chains on my 19 inch rims", [chains], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert "only on 18-inch wheels" in quote.text
+    assert "Do not fit snow chains on 19-inch wheels" in quote.text
+    assert quote.words <= QuoteSettings().word_budget
+
+
+def test_a_bullet_brings_the_bullet_after_it_that_says_what_to_do(embed, vocabulary):
+    tpms = passage(1, "Alerts > TPM-001 Tire pressure low", TPMS_AFTER_INFLATING, 0.6)
+
+    quote = compose_quote(
+        "pumped up all my tires but the pressure light wont go off",
+        [tpms],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "both clear once you have driven a short distance" in quote.text
+    assert "25 km/h (15 mph) for at least 10 minutes" in quote.text
+    assert "flashing light" not in quote.text  # the list is not quoted whole
+
+
+def test_how_long_the_car_is_quotes_the_length_row(embed, vocabulary):
+    dimensions = passage(1, "Specifications > Dimensions", DIMENSIONS, 0.36)
+
+    quote = compose_quote(
+        "How long is the car in inches? need to know if it fits my garage",
+        [dimensions],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "| Overall length | 4,695 mm | 184.8 in |" in quote.text
+
+
+@pytest.mark.parametrize(
+    ("question", "term"),
+    [
+        ("How long is the car, in inches?", "length"),
+        ("how wide is the aster with the mirrors out", "width"),
+        ("how heavy is the long range", "weight"),
+        ("i was like 3 min late", "minutes"),
+        ("charging stopped after 2 hrs", "hours"),
+    ],
+)
+def test_an_owners_words_for_a_measure_are_read_as_the_manuals(question, term):
+    assert terms(term)[0] in asked_terms(question)
+
+
+@pytest.mark.parametrize(
+    "question", ["How long does it take to charge?", "how long until the alert clears"]
+)
+def test_how_long_something_takes_is_not_read_as_a_length(question):
+    assert terms("length")[0] not in asked_terms(question)

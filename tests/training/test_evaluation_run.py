@@ -666,7 +666,9 @@ def test_the_report_marks_only_significant_winners_draws_the_chart_and_puts_fail
     assert "has not been checked against people" in page
     assert "Judge: correct" not in page[page.index('<svg id="metrics-chart"') :]
     assert '<svg id="metrics-chart"' in page and 'class="bar"' in page
-    assert "cdn" not in page.lower()
+    # The chart is drawn in the page: nothing is loaded from another host (a CSRF token may
+    # happen to spell "cdn", so look at the URLs rather than the text).
+    assert not re.search(r'(?:src|href)="(?:https?:)?//', page)
     # q13 (the model invented a figure, cut from both answers) comes before q02 (right).
     assert page.index("recommends a charge limit of 80%") < page.index("Set them to 42 PSI")
     assert "the model wrote sentences the manual does not support (cut)" in page
