@@ -15,6 +15,9 @@ look at what the question asks for, each cheap and explainable:
   unknown to the manual too. Their weight in meaning is how far the question's embedding
   moves when they are left out (:func:`meaning_shift`); below :data:`MIN_MEANING_SHIFT` they
   are the owner's phrasing, not the subject.
+* **another product.** A question that names a product designation the manual never does
+  ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
+  asks about another product, however close its words are to the manual's.
 * **a price.** An owner's manual states no prices: a question asking what something costs
   ("how much does ... cost", "price", "fee", "worth") is declined unless the passages hold an
   amount of money.
@@ -34,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.text_units import Vocabulary, terms, words
+from chat.text_units import Vocabulary, designations, terms, words
 from chat.verification import UNITS, numbers_with_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -49,6 +52,7 @@ __all__ = [
     "key_term_coverage",
     "key_terms",
     "meaning_shift",
+    "other_products",
 ]
 
 #: Decline when the manual's words cover less than this share of a question's key-term
@@ -120,8 +124,8 @@ _EXTRA_UNITS: Final = {"horsepower": "hp", "hp": "hp", "watts": "w", "watt": "w"
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a question is declined: ``reason`` ("coverage", "price" or "unit") and what was
-    measured, for the answer's record."""
+    """Why a question is declined: ``reason`` ("coverage", "product", "price" or "unit") and
+    what was measured, for the answer's record."""
 
     reason: str
     message: str
@@ -166,6 +170,15 @@ def meaning_shift(question: str, left_out: Iterable[str], embed: Embed) -> float
     return 1.0 - float(vectors[0] @ vectors[1])
 
 
+def other_products(question: str, vocabulary: Vocabulary) -> list[str]:
+    """The product designations ``question`` names that the manual never does, as the owner
+    wrote them ("Model Y"); none when the manual names none at all (nothing to compare with)."""
+    if not vocabulary.designations:
+        return []
+    named = designations(question)
+    return [written for name, written in named.items() if name not in vocabulary.designations]
+
+
 def asks_for_price(question: str) -> bool:
     """Whether the question asks what something costs (or is worth)."""
     return bool(_PRICE_WORDS.search(question) and _ASKS_AMOUNT.search(question))
@@ -195,6 +208,13 @@ def decline_reason(
     topic, or None (see the module docstring)."""
     passages = "\n".join(passage_texts)
     coverage, unknown = key_term_coverage(question, vocabulary)
+    others = other_products(question, vocabulary)
+    if others:
+        return Decline(
+            reason="product",
+            message="The manual never mentions " + ", ".join(f"“{name}”" for name in others) + ".",
+            detail={"coverage": round(coverage, 3), "products": others},
+        )
     if coverage < min_coverage:
         shift = meaning_shift(question, unknown, embed)
         if shift >= MIN_MEANING_SHIFT:

@@ -34,6 +34,7 @@ __all__ = [
     "passage_plain_units",
     "Unit",
     "Vocabulary",
+    "designations",
     "passage_blocks",
     "split_sentences",
     "terms",
@@ -47,6 +48,16 @@ _TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
+_DESIGNATION: Final = re.compile(
+    r"\b(model|series|gen|generation)\s+([a-z0-9][a-z0-9-]*)\b", re.IGNORECASE
+)
+# Words after "model" that do not name one ("which model do I have", "the model you drive").
+_NOT_A_NAME: Final = frozenset(
+    {"i", "you", "we", "they", "it", "my", "your", "our", "their", "this", "that", "these"}
+    | {"those", "which", "what", "do", "does", "did", "is", "are", "was", "were", "has", "have"}
+    | {"had", "can", "will", "would", "should", "could", "may", "might", "must", "of", "and"}
+    | {"or", "the", "a", "an", "for", "to", "in", "on", "with", "at", "from", "by", "as", "if"}
+)
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS: Final = frozenset(
@@ -102,6 +113,20 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """The stemmed content words of ``text``, in order (stopwords dropped, numbers kept)."""
     return [_stem(word) for word in words(text) if word not in STOPWORDS]
+
+
+def designations(text: str) -> dict[str, str]:
+    """The product designations ``text`` names: "model", "series", "gen" or "generation" and the
+    word or number after it ("Model 3", "Model Y", "Gen 2"), lower-cased and stemmed ("model
+    years" is "model year"), each with the words as written; "model of", "which model do I
+    have" name none."""
+    found: dict[str, str] = {}
+    for match in _DESIGNATION.finditer(text):
+        name = match.group(2).lower()
+        if name in _NOT_A_NAME:
+            continue
+        found.setdefault(f"{_stem(match.group(1).lower())} {_stem(name)}", match.group(0))
+    return found
 
 
 def split_sentences(text: str) -> list[str]:
@@ -279,17 +304,21 @@ class Vocabulary:
 
     document_frequency: Mapping[str, int]
     documents: int
+    #: The product designations the manual names ("model 3", "gen 2"; :func:`designations`).
+    designations: frozenset[str] = frozenset()
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
         frequency: dict[str, int] = {}
+        named: set[str] = set()
         count = 0
         for text in texts:
             count += 1
             for term in set(terms(text)):
                 frequency[term] = frequency.get(term, 0) + 1
-        return cls(document_frequency=frequency, documents=count)
+            named.update(designations(text))
+        return cls(document_frequency=frequency, documents=count, designations=frozenset(named))
 
     def idf(self, term: str) -> float:
         """``log((N + 1) / (df + 0.5))``: about 0 for a term in every chunk, highest for one in

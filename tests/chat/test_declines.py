@@ -19,8 +19,9 @@ from chat.declines import (
     key_term_coverage,
     key_terms,
     meaning_shift,
+    other_products,
 )
-from chat.text_units import Vocabulary
+from chat.text_units import Vocabulary, designations
 
 
 @pytest.fixture(scope="module")
@@ -256,3 +257,65 @@ def test_a_question_about_what_something_costs_is_told_apart(question, asks):
 )
 def test_the_unit_a_question_asks_in_is_read(question, units):
     assert asked_units(question) == units
+
+
+MODEL_3_TOWING = [
+    "Warning: Do not use Model 3 for towing purposes unless it has the towing package.",
+    "Model 3 can tow a braked trailer of up to 1,000 kg with the Model 3 towing hitch.",
+    "Gen 2 Mobile Connector status lights show whether charging can start.",
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        ("how much can a model y tow compared to the 3", ["model y"]),
+        ("would a Model S charge faster than my Model 3?", ["Model S"]),
+        ("does the gen 3 wall connector work with it", ["gen 3"]),
+    ],
+)
+def test_a_question_about_a_product_the_manual_never_names_is_declined(question, named, embed):
+    vocabulary = Vocabulary.from_texts(MODEL_3_TOWING)
+
+    decline = decline_reason(question, MODEL_3_TOWING, vocabulary, embed=embed)
+
+    assert decline is not None
+    assert decline.reason == "product"
+    assert decline.detail["products"] == named
+    assert decline.message == f"The manual never mentions “{named[0]}”."
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "how heavy a trailer can my model 3 tow",
+        "gen 2 mobile connector lights are all off",
+        "which model do I have, and can it tow?",
+    ],
+)
+def test_a_question_naming_the_manuals_own_product_is_not_declined_for_it(question, embed):
+    vocabulary = Vocabulary.from_texts(MODEL_3_TOWING)
+
+    assert other_products(question, vocabulary) == []
+    decline = decline_reason(question, MODEL_3_TOWING, vocabulary, embed=embed)
+    assert decline is None or decline.reason != "product"
+
+
+def test_a_manual_that_names_no_product_declines_nothing_for_a_product_name():
+    vocabulary = Vocabulary.from_texts(["Tow only with the factory hitch."])
+
+    assert other_products("how much can a model y tow", vocabulary) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Model 3 owners", {"model 3": "Model 3"}),
+        ("for Model Years 2024 and later", {"model year": "Model Years"}),
+        ("the Gen 2 Mobile Connector", {"gen 2": "Gen 2"}),
+        ("which model do I have", {}),
+        ("the model of the tire", {}),
+    ],
+)
+def test_product_designations_are_read_with_their_name(text, found):
+    assert designations(text) == found
