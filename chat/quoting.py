@@ -15,7 +15,8 @@ they need to be read alone:
   the word budget: in a manual the sentence that matches a question best often only restates
   it ("If the touchscreen stops responding, restart it."), and the answer follows. A title
   line before it (an alert's name) or a sentence it points back to ("This...", "Then...")
-  comes first. Every other window of sentences around it that reaches past it, fits the
+  comes first; it never ends on a line that introduces what it leaves out ("To install the
+  hitch:"). Every other window of sentences around it that reaches past it, fits the
   budget and does not start on a sentence that needs the one before is scored too: the
   sentence that answers may stand before the one that matches best ("Snow chains may be
   fitted only on 18-inch wheels." before "Do not fit snow chains on 19-inch wheels.").
@@ -452,6 +453,8 @@ def _span_around(
             forward += 1
         else:
             backward -= 1
+    while max(chosen) != position and _introduces(order[max(chosen)], blocks):
+        chosen.discard(max(chosen))  # "To install the hitch:" without what it introduces
     spans = [span(*_prose_pieces(order, chosen))]
     # Other windows of sentences around it, scored as a whole like the grown one: the sentence
     # that answers may stand before the best one, or past where growing stopped.
@@ -466,8 +469,12 @@ def _span_around(
                 total += sizes[hi]
                 if total > settings.word_budget:
                     break
+                if total < least or (hi == position and hi + 1 < len(order)):
+                    continue  # too short, or stops on the best match: answers follow it
+                if _introduces(order[hi], blocks):
+                    continue  # it would end on "To install the hitch:" without what follows
                 window = set(range(lo, hi + 1))
-                if total >= least and window != chosen and (hi > position or hi + 1 == len(order)):
+                if window != chosen:
                     spans.append(span(*_prose_pieces(order, window)))
     # A sentence at the end of its prose that a procedure, list or table follows ("You can use
     # the mobile app to open the door.", then the steps; "Inflate the tires to the pressures
@@ -499,6 +506,13 @@ def _leans_back(
     return bool(_POINTS_BACK.match(blocks[block].units[unit].plain)) or _is_title(
         blocks[before_block].units[before_unit], settings
     )
+
+
+def _introduces(place: tuple[int, int], blocks: list[Block]) -> bool:
+    """Whether the prose unit at ``place`` (block, unit) introduces what follows it ("To
+    install the trailer hitch:")."""
+    block, unit = place
+    return blocks[block].units[unit].plain.rstrip().endswith(":")
 
 
 def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[_Piece]:

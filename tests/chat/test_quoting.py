@@ -11,12 +11,15 @@ import pytest
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
+    _render,
+    _Scored,
+    _span_around,
     asked_terms,
     asks_for_procedure,
     asks_for_quantity,
     compose_quote,
 )
-from chat.text_units import Vocabulary, split_sentences, terms
+from chat.text_units import Vocabulary, passage_blocks, split_sentences, terms
 from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
 
 RELEASE_CABLE = (
@@ -368,3 +371,23 @@ def test_an_owners_words_for_a_measure_are_read_as_the_manuals(question, term):
 )
 def test_how_long_something_takes_is_not_read_as_a_length(question):
     assert terms("length")[0] not in asked_terms(question)
+
+
+def test_no_candidate_quote_ends_on_a_sentence_that_introduces_what_it_leaves_out():
+    # The chunk stops where the procedure starts: "To install the trailer hitch:", then the next
+    # page's text. A window of sentences may hold the line, never end on it.
+    blocks = passage_blocks(
+        "Keep the dust cover over the hitch housing whenever the hitch is removed, so that no "
+        "dirt or water gets in. The maximum permissible rear overhang for the coupling point "
+        "is 1053 mm, measured from the rear bumper. The trailer hitch assembly is attached to "
+        "the body of the vehicle with 6 nuts.\n\nTo install the trailer hitch:\nThe Aster "
+        "supports approved roof racks mounted with the Corvan roof rack accessory only."
+    )
+    units = [unit for block in blocks for unit in block.units]
+    assert "To install the trailer hitch:" in [unit.text for unit in units]
+    scores = {(0, unit.block, unit.index): 1.0 for unit in units}
+
+    for anchor in units:
+        item = _Scored(passage=0, unit=anchor, score=1.0)
+        for span in _span_around(item, blocks, scores, QuoteSettings()):
+            assert not _render(span, blocks).rstrip().endswith(":")
