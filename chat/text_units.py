@@ -48,16 +48,17 @@ _TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
+# "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
+# characters or with a digit; "model year", "model name", "generation capability" and the
+# short words of "which model do I have" or "a model a day" name no product.
 _DESIGNATION: Final = re.compile(
-    r"\b(model|series|gen|generation)\s+([a-z0-9][a-z0-9-]*)\b", re.IGNORECASE
+    r"\b(model|series|gen|generation)\s+"
+    r"((?!(?:a|i|am|an|as|at|be|by|do|go|if|in|is|it|me|my|no|of|on|or|so|to|up|us|we)\b)"
+    r"[a-z0-9]{1,2}|[a-z]*\d[a-z0-9-]*)\b",
+    re.IGNORECASE,
 )
-# Words after "model" that do not name one ("which model do I have", "the model you drive").
-_NOT_A_NAME: Final = frozenset(
-    {"i", "you", "we", "they", "it", "my", "your", "our", "their", "this", "that", "these"}
-    | {"those", "which", "what", "do", "does", "did", "is", "are", "was", "were", "has", "have"}
-    | {"had", "can", "will", "would", "should", "could", "may", "might", "must", "of", "and"}
-    | {"or", "the", "a", "an", "for", "to", "in", "on", "with", "at", "from", "by", "as", "if"}
-)
+# "Model 3s" are Model 3 cars.
+_PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS: Final = frozenset(
@@ -116,16 +117,13 @@ def terms(text: str) -> list[str]:
 
 
 def designations(text: str) -> dict[str, str]:
-    """The product designations ``text`` names: "model", "series", "gen" or "generation" and the
-    word or number after it ("Model 3", "Model Y", "Gen 2"), lower-cased and stemmed ("model
-    years" is "model year"), each with the words as written; "model of", "which model do I
-    have" name none."""
+    """The product designations ``text`` names: "model", "series", "gen" or "generation" and a
+    code of one or two characters or with a digit ("Model 3", "Model Y", "Gen 2"), lower-cased,
+    each with the words as written."""
     found: dict[str, str] = {}
     for match in _DESIGNATION.finditer(text):
-        name = match.group(2).lower()
-        if name in _NOT_A_NAME:
-            continue
-        found.setdefault(f"{_stem(match.group(1).lower())} {_stem(name)}", match.group(0))
+        code = _PLURAL_CODE.sub("", match.group(2).lower())
+        found.setdefault(f"{_stem(match.group(1).lower())} {code}", match.group(0))
     return found
 
 

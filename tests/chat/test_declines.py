@@ -311,10 +311,13 @@ def test_a_manual_that_names_no_product_declines_nothing_for_a_product_name():
     ("text", "found"),
     [
         ("Model 3 owners", {"model 3": "Model 3"}),
-        ("for Model Years 2024 and later", {"model year": "Model Years"}),
+        ("a Model S or a model x", {"model s": "Model S", "model x": "model x"}),
         ("the Gen 2 Mobile Connector", {"gen 2": "Gen 2"}),
+        ("Series 7 wall box", {"seri 7": "Series 7"}),
+        ("for Model Years 2024 and later", {}),
+        ("where is the model name printed", {}),
         ("which model do I have", {}),
-        ("the model of the tire", {}),
+        ("is a model a good choice", {}),
     ],
 )
 def test_product_designations_are_read_with_their_name(text, found):
