@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.text_units import Vocabulary, designations, terms, words
+from chat.text_units import MEASURE_NOUNS, Vocabulary, designations, terms, words
 from chat.verification import UNITS, numbers_with_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -84,17 +84,6 @@ _FUNCTION_WORDS: Final = frozenset(
     need needs want wants know think say says said tell way ways yes yeah would could might
     must shall may one ones""".split()  # noqa: SIM905 - a word list reads better this way
 )
-# "How wide is it?" asks for what a manual calls the width.
-_SAME_AS: Final = {
-    "wide": "width",
-    "tall": "height",
-    "high": "height",
-    "heavy": "weight",
-    "far": "distance",
-    "fast": "speed",
-    "deep": "depth",
-    "big": "size",
-}
 # "50k", "11pm", "2021", "3rd": figures that describe the owner's situation, not the subject.
 _FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
@@ -140,7 +129,7 @@ def key_terms(question: str) -> dict[str, str]:
         word = written.lower()
         if word in _FUNCTION_WORDS or _FIGURE.match(word) or word in UNITS:
             continue  # units are checked against the passages' figures instead
-        for term in terms(_SAME_AS.get(word, word)):
+        for term in terms(MEASURE_NOUNS.get(word, word)):
             found.setdefault(term, written)
     return found
 

@@ -41,6 +41,7 @@ from typing import Final
 import numpy as np
 
 from chat.text_units import (
+    MEASURE_NOUNS,
     Block,
     Unit,
     Vocabulary,
@@ -189,22 +190,13 @@ class _Scored:
     score: float
 
 
+# "How long is the car" asks for its length; "how long does it take", for a time.
+_MEASURE_NOUN: Final = {**MEASURE_NOUNS, "long": "length"}
 _MEASURE: Final = re.compile(
-    r"\bhow\s+(long|wide|tall|high|heavy|far|fast|deep|big)\b"
+    rf"\bhow\s+({'|'.join(_MEASURE_NOUN)})\b"
     r"(?!\s+(?:does|do|did|will|would|should|can|could|until|before|after|ago|to|for)\b)",
     re.IGNORECASE,
 )
-_MEASURE_NOUN: Final = {
-    "long": "length",
-    "wide": "width",
-    "tall": "height",
-    "high": "height",
-    "heavy": "weight",
-    "far": "distance",
-    "fast": "speed",
-    "deep": "depth",
-    "big": "size",
-}
 # What owners shorten and manuals spell out.
 _SHORT_FORMS: Final = {
     "min": "minutes",

@@ -30,6 +30,7 @@ import snowballstemmer
 from curation.qa import STOPWORDS
 
 __all__ = [
+    "MEASURE_NOUNS",
     "Block",
     "passage_plain_units",
     "Unit",
@@ -59,6 +60,19 @@ _DESIGNATION: Final = re.compile(
 )
 # "Model 3s" are Model 3 cars.
 _PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
+
+#: "How wide is it?" asks for what a manual calls the width ("how long" is left out: it asks
+#: for a time as often as for a length).
+MEASURE_NOUNS: Final = {
+    "wide": "width",
+    "tall": "height",
+    "high": "height",
+    "heavy": "weight",
+    "far": "distance",
+    "fast": "speed",
+    "deep": "depth",
+    "big": "size",
+}
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS: Final = frozenset(
