@@ -53,6 +53,7 @@ __all__ = [
     "key_terms",
     "meaning_shift",
     "other_products",
+    "question_parts",
 ]
 
 #: Decline when the manual's words cover less than this share of a question's key-term
@@ -84,6 +85,8 @@ _FUNCTION_WORDS: Final = frozenset(
     need needs want wants know think say says said tell way ways yes yeah would could might
     must shall may one ones""".split()  # noqa: SIM905 - a word list reads better this way
 )
+# Where one part of a question ends and the next begins.
+_PART_END: Final = re.compile(r"(?<=\?)\s+")
 # "50k", "11pm", "2021", "3rd": figures that describe the owner's situation, not the subject.
 _FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
@@ -194,7 +197,47 @@ def decline_reason(
     min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> Decline | None:
     """Why the manual does not answer ``question`` although retrieval found passages on its
-    topic, or None (see the module docstring)."""
+    topic, or None (see the module docstring).
+
+    A question in parts ("what does eco mode change? worth it for my commute?") is not declined
+    when the manual answers its first part, the question the owner asked first: what follows
+    is often a follow-on the quote cannot settle. Asked first, a question the manual does not
+    answer declines the whole ("How much is my Aster worth? What would a dealer give me?")."""
+    passage_texts = list(passage_texts)
+
+    def reason(text: str) -> Decline | None:
+        return _decline_reason(
+            text, passage_texts, vocabulary, embed=embed, min_coverage=min_coverage
+        )
+
+    decline = reason(question)
+    parts = question_parts(question)
+    if decline is not None and len(parts) > 1 and reason(parts[0]) is None:
+        return None
+    return decline
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a question asked in several ("what does eco mode change? worth it for my
+    commute?"), split after each question mark; parts without a key term ("why??") join the
+    part before them."""
+    parts: list[str] = []
+    for piece in _PART_END.split(question.strip()):
+        if parts and not key_terms(piece):
+            parts[-1] = f"{parts[-1]} {piece}".strip()
+        elif piece.strip():
+            parts.append(piece.strip())
+    return parts
+
+
+def _decline_reason(
+    question: str,
+    passage_texts: list[str],
+    vocabulary: Vocabulary,
+    *,
+    embed: Embed,
+    min_coverage: float,
+) -> Decline | None:
     passages = "\n".join(passage_texts)
     coverage, unknown = key_term_coverage(question, vocabulary)
     others = other_products(question, vocabulary)

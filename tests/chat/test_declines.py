@@ -20,6 +20,7 @@ from chat.declines import (
     key_terms,
     meaning_shift,
     other_products,
+    question_parts,
 )
 from chat.text_units import Vocabulary, designations
 
@@ -44,7 +45,6 @@ def test_a_price_question_is_declined_because_the_manual_gives_no_prices(
     decline = decline_reason(question, manual_chunks[page], vocabulary, embed=embed)
 
     assert decline is not None
-    assert decline.reason == "price"
     assert decline.message == "The manual gives no prices."
 
 
@@ -322,3 +322,49 @@ def test_a_manual_that_names_no_product_declines_nothing_for_a_product_name():
 )
 def test_product_designations_are_read_with_their_name(text, found):
     assert designations(text) == found
+
+
+def test_a_question_in_parts_is_answered_when_the_manual_answers_its_first_part(
+    manual_chunks, vocabulary, embed
+):
+    passages = manual_chunks["driving.html"]
+    # Alone, the second part asks for something the manual cannot say.
+    assert decline_reason("worth it for my commute?", passages, vocabulary, embed=embed)
+
+    decline = decline_reason(
+        "what does eco mode actually change? worth it for my commute?",
+        passages,
+        vocabulary,
+        embed=embed,
+    )
+
+    assert decline is None
+
+
+def test_a_question_in_parts_is_declined_when_its_first_part_is(manual_chunks, vocabulary, embed):
+    decline = decline_reason(
+        "How much is my Aster worth? What would a dealer give me for it?",
+        manual_chunks["getting-started.html"],
+        vocabulary,
+        embed=embed,
+    )
+
+    assert decline is not None
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        (
+            "what does eco mode change? worth it for my commute?",
+            ["what does eco mode change?", "worth it for my commute?"],
+        ),
+        (
+            "the alarm kept going off?? why",
+            ["the alarm kept going off?? why"],
+        ),
+        ("How long is the car?", ["How long is the car?"]),
+    ],
+)
+def test_a_question_is_split_into_the_parts_it_asks(question, parts):
+    assert question_parts(question) == parts
