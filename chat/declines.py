@@ -211,10 +211,10 @@ def decline_reason(
         )
 
     decline = reason(question)
-    parts = question_parts(question)
-    if decline is not None and len(parts) > 1 and reason(parts[0]) is None:
+    if decline is None:
         return None
-    return decline
+    parts = question_parts(question)
+    return None if len(parts) > 1 and reason(parts[0]) is None else decline
 
 
 def question_parts(question: str) -> list[str]:
@@ -224,9 +224,9 @@ def question_parts(question: str) -> list[str]:
     parts: list[str] = []
     for piece in _PART_END.split(question.strip()):
         if parts and not key_terms(piece):
-            parts[-1] = f"{parts[-1]} {piece}".strip()
-        elif piece.strip():
-            parts.append(piece.strip())
+            parts[-1] += f" {piece}"
+        elif piece:
+            parts.append(piece)
     return parts
 
 

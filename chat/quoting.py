@@ -49,7 +49,6 @@ from chat.text_units import (
     split_sentences,
     terms,
     weighted_coverage,
-    words,
 )
 
 __all__ = [
@@ -206,12 +205,13 @@ _SHORT_FORMS: Final = {
     "sec": "seconds",
     "secs": "seconds",
 }
+_SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
 
 
 def asked_terms(question: str) -> list[str]:
     """The question's terms, with an owner's words for a measure read as the manual's: "how
     long is the car" also asks for its length, "3 min" speaks of minutes."""
-    found = terms(" ".join(_SHORT_FORMS.get(word, word) for word in words(question)))
+    found = terms(_SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group(0).lower()], question))
     for match in _MEASURE.finditer(question):
         found.extend(terms(_MEASURE_NOUN[match.group(1).lower()]))
     return list(dict.fromkeys(found))
@@ -419,8 +419,7 @@ def _span_around(
         words += extra
         return True
 
-    previous = blocks[order[position - 1][0]].units[order[position - 1][1]] if position else None
-    if previous is not None and (_POINTS_BACK.match(unit.plain) or _is_title(previous, settings)):
+    if position and _leans_back(order, position, blocks, settings):
         take(position - 1, limit=settings.word_budget)
     # Grow towards the better neighbour (the one after wins near-ties: answers follow).
     forward, backward = position + 1, min(chosen) - 1
