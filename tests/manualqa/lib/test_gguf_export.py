@@ -246,7 +246,8 @@ def llama_tokenizer(proto: bytes):
 def train_tiny_llama(tokenizer, records: list[str], folder: Path) -> None:
     """A two-layer LlamaForCausalLM (grouped-query attention, untied output as Llama 2's)
     trained until it knows ``records`` by heart, so that its greedy choices are clear ones
-    rather than near ties that any rounding would flip."""
+    rather than near ties that any rounding would flip. 150 steps left a loss of 0.26 on an AMD
+    EPYC machine, and its q8_0 export agreed on 61% of greedy tokens; 300 steps reached 0.09 there, and all of them agreed."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -268,7 +269,7 @@ def train_tiny_llama(tokenizer, records: list[str], folder: Path) -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     window = 128
     generator = torch.Generator().manual_seed(0)
-    for _ in range(150):
+    for _ in range(300):
         starts = torch.randint(len(ids) - window, (8,), generator=generator)
         batch = torch.stack([ids[start : start + window] for start in starts])
         model(input_ids=batch, labels=batch).loss.backward()
