@@ -248,17 +248,11 @@ def _enqueue(job: TrainingJob) -> None:
 def training_job_claim(*, job_id: int, task_id: str = "", redelivered: bool = False) -> bool:
     """Take a queued job, or a running one whose worker stopped beating (or, redelivered, the
     one this task left). False: someone has it."""
-    return lifecycle.claim(
-        TrainingJob,
-        job_id,
-        task_id=task_id,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
-        redelivered=redelivered,
-    )
+    return lifecycle.claim(TrainingJob, job_id, task_id=task_id, redelivered=redelivered)
 
 
 def training_job_is_stale(job: TrainingJob) -> bool:
-    return lifecycle.is_stale(job, stale_after_s=settings.TRAINING_STALE_AFTER_S)
+    return lifecycle.is_stale(job)
 
 
 def training_jobs_fail_stale() -> int:
@@ -275,14 +269,13 @@ def training_jobs_fail_stale() -> int:
         beat = timezone.localtime(job.heartbeat_at)
         return (
             f"The worker stopped sending heartbeats at {beat:%H:%M:%S} "
-            f"({quiet:.0f} s of silence, more than the {settings.TRAINING_STALE_AFTER_S} s "
+            f"({quiet:.0f} s of silence, more than the {TrainingJob.stale_after_s()} s "
             f"allowed) at step {job.step}: it was probably killed or lost its machine. Resume "
             "continues from the last checkpoint."
         )
 
     return lifecycle.fail_stale(
         TrainingJob,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
         message=message,
         on_failed=lambda job, text: job_log_append(job.pk, text),
     )

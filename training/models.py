@@ -276,6 +276,7 @@ class EvaluationRun(CancellableJobRow):
         SAVED_SET = "saved_set", "Saved question set"
 
     FINISHED = JOB_FINISHED
+    STALE_AFTER_SETTING = "EVALUATION_STALE_AFTER_S"
     # Running -> running is a takeover of a silent worker's run, which goes on where it stopped.
     TRANSITIONS = JOB_TRANSITIONS
 

@@ -133,20 +133,13 @@ def retrieval_job_create(
 
 def retrieval_job_claim(*, job_id: int, task_id: str = "", redelivered: bool = False) -> bool:
     """Take a queued job, or a running one whose worker stopped beating."""
-    return lifecycle.claim(
-        RetrievalJob,
-        job_id,
-        task_id=task_id,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
-        redelivered=redelivered,
-    )
+    return lifecycle.claim(RetrievalJob, job_id, task_id=task_id, redelivered=redelivered)
 
 
 def retrieval_jobs_fail_stale() -> int:
     """Mark failed every running retrieval job whose worker stopped beating."""
     return lifecycle.fail_stale(
         RetrievalJob,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
         message=lambda job, quiet: (
             f"The worker stopped sending heartbeats ({quiet:.0f} s of silence) at step "
             f"{job.step}: it was probably killed or lost its machine. Launch it again."
@@ -260,7 +253,7 @@ def retrieval_job_cancel(*, job: RetrievalJob, user) -> RetrievalJob:
     """Cancel a queued job now; ask a running one to stop at its next step."""
     _require_launcher(user)
     job = RetrievalJob.objects.select_for_update().get(pk=job.pk)
-    stale = lifecycle.is_stale(job, stale_after_s=settings.TRAINING_STALE_AFTER_S)
+    stale = lifecycle.is_stale(job)
     if job.status == RetrievalJob.Status.QUEUED or stale:
         return lifecycle.finish(
             job,

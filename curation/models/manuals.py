@@ -251,6 +251,7 @@ class IngestionRun(JobRow):
         FOLDER = "folder", "Folder (not read yet)"  # its task finds which (security review M2)
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.ERRORED)
+    STALE_AFTER_SETTING = "INGESTION_STALE_AFTER_S"
     TRANSITIONS = {
         Status.QUEUED: frozenset({Status.RUNNING}),
         Status.RUNNING: frozenset({Status.EMBEDDING, Status.FAILED, Status.ERRORED}),

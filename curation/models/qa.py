@@ -33,6 +33,7 @@ class GenerationRun(CancellableJobRow):
         ERRORED = "errored", "Errored"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    STALE_AFTER_SETTING = "GENERATION_STALE_AFTER_S"
     # Running -> running is a takeover of a silent worker's run; -> queued is its resume.
     #: The run's counters, as pages and the API show them.
     COUNTS = (

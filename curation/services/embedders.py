@@ -290,13 +290,7 @@ def reembed_run_create(
 
 
 def reembed_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = False) -> bool:
-    return lifecycle.claim(
-        ReembedRun,
-        run_id,
-        task_id=task_id,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
-        redelivered=redelivered,
-    )
+    return lifecycle.claim(ReembedRun, run_id, task_id=task_id, redelivered=redelivered)
 
 
 def reembed_runs_fail_stale() -> int:
@@ -304,7 +298,6 @@ def reembed_runs_fail_stale() -> int:
     vectors it had: nothing switches before the build is whole)."""
     return lifecycle.fail_stale(
         ReembedRun,
-        stale_after_s=settings.TRAINING_STALE_AFTER_S,
         message=lambda run, quiet: (
             f"The worker stopped sending heartbeats ({quiet:.0f} s of silence); the manual "
             "keeps the vectors it had. Start the re-embed again: what was built is kept."

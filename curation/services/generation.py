@@ -11,7 +11,6 @@ import logging
 import time
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Value
@@ -137,7 +136,7 @@ def generation_run_create(
 
 def generation_run_is_stale(run: GenerationRun) -> bool:
     """A running run whose worker stopped writing heartbeats (it was killed or lost)."""
-    return lifecycle.is_stale(run, stale_after_s=settings.GENERATION_STALE_AFTER_S)
+    return lifecycle.is_stale(run)
 
 
 def generation_runs_fail_stale() -> int:
@@ -149,7 +148,6 @@ def generation_runs_fail_stale() -> int:
 
     return lifecycle.fail_silent(
         GenerationRun,
-        stale_after_s=settings.GENERATION_STALE_AFTER_S,
         progress=lambda run: f"after {run.chunks_done} of {run.chunks_total} chunks",
         then="Resume generates the chunks left.",
     )
@@ -161,12 +159,7 @@ def generation_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = 
     False means another live worker has it, so a redelivered task does nothing.
     """
     return lifecycle.claim(
-        GenerationRun,
-        run_id,
-        task_id=task_id,
-        stale_after_s=settings.GENERATION_STALE_AFTER_S,
-        keep_started_at=True,
-        redelivered=redelivered,
+        GenerationRun, run_id, task_id=task_id, keep_started_at=True, redelivered=redelivered
     )
 
 

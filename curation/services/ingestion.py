@@ -223,7 +223,7 @@ def ingestion_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = F
     idempotent), its counters from zero.
     """
     claimed = lifecycle.claim(
-        IngestionRun, run_id, task_id=task_id, stale_after_s=None, redelivered=redelivered
+        IngestionRun, run_id, task_id=task_id, takeover=False, redelivered=redelivered
     )
     if claimed and redelivered:
         IngestionRun.objects.filter(pk=run_id).update(
@@ -248,7 +248,6 @@ def ingestion_runs_fail_stale() -> int:
 
     return lifecycle.fail_silent(
         IngestionRun,
-        stale_after_s=settings.INGESTION_STALE_AFTER_S,
         progress=lambda run: f"after {run.pages_done} pages",
         then="Ingest the source again to finish.",
     )
@@ -262,7 +261,7 @@ def ingestion_run_again(*, run: IngestionRun, user=None) -> IngestionRun:
         user, "curation.add_ingestionrun", "Ingesting a manual needs the add ingestion run right."
     )
     run.refresh_from_db()
-    if lifecycle.is_stale(run, stale_after_s=settings.INGESTION_STALE_AFTER_S):
+    if lifecycle.is_stale(run):
         ingestion_runs_fail_stale()
         run.refresh_from_db()
     if run.status not in (IngestionRun.Status.FAILED, IngestionRun.Status.ERRORED):

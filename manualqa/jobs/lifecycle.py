@@ -107,10 +107,13 @@ def requeue(row: models.Model) -> models.Model:
     return row
 
 
-def is_stale(row: models.Model, *, stale_after_s: float) -> bool:
-    """Whether a running row's worker has stopped writing heartbeats (killed or lost)."""
+def is_stale(row: models.Model, *, stale_after_s: float | None = None) -> bool:
+    """Whether a running row's worker has stopped writing heartbeats (killed or lost), for
+    longer than ``stale_after_s`` (by default its kind's :meth:`~JobRow.stale_after_s`)."""
     if row.status != row.Status.RUNNING or row.heartbeat_at is None:
         return False
+    if stale_after_s is None:
+        stale_after_s = row.stale_after_s()
     return timezone.now() - row.heartbeat_at > timedelta(seconds=stale_after_s)
 
 
@@ -119,15 +122,18 @@ def claim(
     pk: int,
     *,
     task_id: str,
-    stale_after_s: float | None,
+    takeover: bool = True,
+    stale_after_s: float | None = None,
     keep_started_at: bool = False,
     redelivered: bool = False,
 ) -> bool:
     """Atomically take a queued row, or a running one whose worker stopped beating.
 
     One conditional UPDATE: False means another live worker has it, so a redelivered task does
-    nothing. ``stale_after_s=None`` takes queued rows only (a kind whose work cannot be taken
-    over halfway). ``keep_started_at`` keeps the first start time of a row that is taken over.
+    nothing. A worker is silent after ``stale_after_s`` (by default the kind's own
+    :meth:`~JobRow.stale_after_s`); ``takeover=False`` takes queued rows only (a kind whose
+    work cannot be taken over halfway). ``keep_started_at`` keeps the first start time of a
+    row that is taken over.
     ``redelivered`` (the broker delivered this task again: its first worker died before
     acknowledging it) also takes the row this very task left running, heartbeat fresh or not,
     instead of dropping the redelivery and leaving the row running for good (review M5).
@@ -135,7 +141,9 @@ def claim(
     Status = model.Status
     now = timezone.now()
     takeable = Q(status=Status.QUEUED)
-    if stale_after_s is not None:
+    if takeover:
+        if stale_after_s is None:
+            stale_after_s = model.stale_after_s()
         stale_before = now - timedelta(seconds=stale_after_s)
         takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before)
     if redelivered and task_id:
@@ -157,16 +165,19 @@ def claim(
 def fail_stale(
     model: type[models.Model],
     *,
-    stale_after_s: float,
     message: Callable[[models.Model, float], str],
     on_failed: Callable[[models.Model, str], None] | None = None,
+    stale_after_s: float | None = None,
 ) -> int:
-    """Mark failed every running row whose worker stopped beating; return how many.
+    """Mark failed every running row whose worker stopped beating for longer than
+    ``stale_after_s`` (by default the kind's own); return how many.
 
     ``message(row, quiet_s)`` says why, for the user. Each update is conditional on the
     heartbeat it read, so a worker that beats in between keeps its row.
     """
     Status = model.Status
+    if stale_after_s is None:
+        stale_after_s = model.stale_after_s()
     cutoff = timezone.now() - timedelta(seconds=stale_after_s)
     failed = 0
     for row in model.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
@@ -196,12 +207,12 @@ def silence_message(quiet_s: float, *, stale_after_s: float, progress: str, then
 def fail_silent(
     model: type[models.Model],
     *,
-    stale_after_s: float,
     progress: Callable[[models.Model], str],
     then: str = "",
 ) -> int:
     """:func:`fail_stale` with the :func:`silence_message` that names ``progress(row)`` (how far
     the row had got) and ``then`` (what the user can do next)."""
+    stale_after_s = model.stale_after_s()
 
     def message(row: models.Model, quiet_s: float) -> str:
         return silence_message(

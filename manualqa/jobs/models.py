@@ -66,6 +66,10 @@ class JobRow(models.Model):
         "created_by",
         *TIMES,
     )
+    #: The setting that says how many seconds of worker silence mark a running job of this kind
+    #: dead (its worker beats far more often than that); ``lifecycle`` reads it through
+    #: :meth:`stale_after_s`, so a kind's threshold is named once, here on its model.
+    STALE_AFTER_SETTING: ClassVar[str] = "TRAINING_STALE_AFTER_S"
 
     message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
@@ -80,6 +84,11 @@ class JobRow(models.Model):
 
     class Meta:
         abstract = True
+
+    @classmethod
+    def stale_after_s(cls) -> int:
+        """Seconds of worker silence after which a running job of this kind counts as dead."""
+        return getattr(settings, cls.STALE_AFTER_SETTING)
 
     @property
     def is_finished(self) -> bool:

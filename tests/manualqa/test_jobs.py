@@ -66,11 +66,11 @@ def test_finishing_a_row_in_a_status_that_is_not_final_is_refused(ingestion):
 
 
 def test_a_queued_only_claim_never_takes_a_silent_workers_row(ingestion):
-    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t1", stale_after_s=None)
+    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t1", takeover=False)
     long_ago = timezone.now() - timedelta(hours=1)
     IngestionRun.objects.filter(pk=ingestion.pk).update(heartbeat_at=long_ago)
 
-    assert not lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", stale_after_s=None)
+    assert not lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", takeover=False)
     # A kind that can be taken over takes the same silent row.
     assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", stale_after_s=60)
     ingestion.refresh_from_db()
@@ -78,7 +78,7 @@ def test_a_queued_only_claim_never_takes_a_silent_workers_row(ingestion):
 
 
 def test_the_reaper_fails_only_rows_whose_worker_went_silent(ingestion):
-    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", stale_after_s=None)
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", takeover=False)
     failed = []
 
     def reap() -> int:
@@ -159,7 +159,7 @@ def test_only_an_ended_or_stalled_row_resumes_and_resuming_wipes_its_last_outcom
 
 
 def test_a_crash_ends_the_row_errored_with_the_message_and_the_traceback(ingestion):
-    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", stale_after_s=None)
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", takeover=False)
     try:
         raise RuntimeError("disk full")
     except RuntimeError as exc:
@@ -184,7 +184,7 @@ def quiet_claimed_run(name: str):
     run = services.ingestion_run_create(
         manual=manual, source=str(SAMPLE_SITE / "manual"), enqueue=False
     )
-    lifecycle.claim(IngestionRun, run.pk, task_id="t", stale_after_s=None)
+    lifecycle.claim(IngestionRun, run.pk, task_id="t", takeover=False)
     long_ago = timezone.now() - timedelta(hours=1)
     IngestionRun.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
     return run, long_ago
@@ -232,7 +232,7 @@ def test_heartbeat_reconnects_after_a_dropped_connection():
 def test_a_superseded_worker_does_not_beat_or_finish_the_job(ingestion):
     """Security review M6: once another task has claimed the row (the job was reported dead
     and resumed), the first worker's heartbeat and outcome write nothing."""
-    lifecycle.claim(IngestionRun, ingestion.pk, task_id="first", stale_after_s=None)
+    lifecycle.claim(IngestionRun, ingestion.pk, task_id="first", takeover=False)
     IngestionRun.objects.filter(pk=ingestion.pk).update(celery_task_id="second")
     long_ago = timezone.now() - timedelta(hours=1)
     IngestionRun.objects.filter(pk=ingestion.pk).update(heartbeat_at=long_ago)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -180,13 +179,7 @@ def evaluation_run_claim(*, run_id: int, task_id: str = "", redelivered: bool = 
 
     A reclaimed run continues where it stopped: answers already stored are not asked again.
     """
-    return lifecycle.claim(
-        EvaluationRun,
-        run_id,
-        task_id=task_id,
-        stale_after_s=settings.EVALUATION_STALE_AFTER_S,
-        redelivered=redelivered,
-    )
+    return lifecycle.claim(EvaluationRun, run_id, task_id=task_id, redelivered=redelivered)
 
 
 def evaluation_runs_fail_stale() -> int:
@@ -200,7 +193,6 @@ def evaluation_runs_fail_stale() -> int:
 
     return lifecycle.fail_silent(
         EvaluationRun,
-        stale_after_s=settings.EVALUATION_STALE_AFTER_S,
         progress=lambda run: f"after {run.done} of {run.total} answers",
     )
 
