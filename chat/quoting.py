@@ -47,6 +47,7 @@ from chat.text_units import (
     Vocabulary,
     passage_blocks,
     split_sentences,
+    term_set,
     terms,
     weighted_coverage,
 )
@@ -254,11 +255,11 @@ def compose_quote(
     wants_steps = asks_for_procedure(question)
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]
-    heading_terms = [set(terms(passage.heading_path)) for passage in passages]
+    heading_terms = [term_set(passage.heading_path) for passage in passages]
 
     def relevance(similarity: float, text: str, passage: int) -> tuple[float, float]:
         coverage = weighted_coverage(
-            question_terms, heading_terms[passage] | set(terms(text)), vocabulary
+            question_terms, heading_terms[passage] | term_set(text), vocabulary
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
         score = (
@@ -548,6 +549,6 @@ def _coverage(
 ) -> float:
     covered: set[str] = set()
     for span in chosen:
-        covered.update(terms(span.text))
-        covered.update(terms(passages[span.passage].heading_path))
+        covered.update(term_set(span.text))
+        covered.update(term_set(passages[span.passage].heading_path))
     return weighted_coverage(question_terms, covered, vocabulary)

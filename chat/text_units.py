@@ -17,6 +17,7 @@ Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 import threading
@@ -128,6 +129,14 @@ def words(text: str) -> list[str]:
 def terms(text: str) -> list[str]:
     """The stemmed content words of ``text``, in order (stopwords dropped, numbers kept)."""
     return [_stem(word) for word in words(text) if word not in STOPWORDS]
+
+
+def term_set(text: str) -> set[str]:
+    """The terms of ``text``, and every two neighbouring terms run together, so that an owner's
+    "seatbelt", "dashcam" or "headrest" is found where the manual writes "seat belt", "dash
+    cam" or "head rest"."""
+    found = terms(text)
+    return {*found, *(first + second for first, second in itertools.pairwise(found))}
 
 
 def designations(text: str) -> dict[str, str]:
