@@ -21,6 +21,37 @@ from training.models import DatasetSnapshot, EvaluationRun, RetrievalJob, Traini
 JOB_MODELS = [IngestionRun, GenerationRun, TrainingJob, EvaluationRun, RetrievalJob, ReembedRun]
 
 
+def test_each_kind_of_job_reads_its_own_stale_threshold_from_the_settings(settings):
+    settings.INGESTION_STALE_AFTER_S = 601
+    settings.GENERATION_STALE_AFTER_S = 121
+    settings.EVALUATION_STALE_AFTER_S = 302
+    settings.TRAINING_STALE_AFTER_S = 303
+    assert {model.__name__: model.stale_after_s() for model in JOB_MODELS} == {
+        "IngestionRun": 601,
+        "GenerationRun": 121,
+        "TrainingJob": 303,
+        "EvaluationRun": 302,
+        "RetrievalJob": 303,
+        "ReembedRun": 303,
+    }
+
+
+def test_a_claim_takes_over_a_row_silent_for_longer_than_its_kinds_threshold(ingestion, settings):
+    settings.GENERATION_STALE_AFTER_S = 60
+    endpoint = LLMEndpoint.objects.create(name="Jobs endpoint", kind="local")
+    run = GenerationRun.objects.create(manual=ingestion.manual, endpoint=endpoint)
+    assert lifecycle.claim(GenerationRun, run.pk, task_id="first")
+    GenerationRun.objects.filter(pk=run.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=30)
+    )
+    assert not lifecycle.claim(GenerationRun, run.pk, task_id="second")
+    run.refresh_from_db()
+    assert not lifecycle.is_stale(run)
+    settings.GENERATION_STALE_AFTER_S = 20
+    assert lifecycle.is_stale(run)
+    assert lifecycle.claim(GenerationRun, run.pk, task_id="second")
+
+
 @pytest.mark.parametrize("model", JOB_MODELS, ids=lambda m: m.__name__)
 def test_every_job_model_declares_a_transition_table_over_its_own_statuses(model):
     statuses = set(model.Status.values)
