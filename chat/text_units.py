@@ -318,7 +318,8 @@ def _plain(text: str) -> str:
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """How many of a manual's ``documents`` (chunks) hold each stemmed term, for IDF weights.
+    """How many of a manual's ``documents`` (chunks) hold each stemmed term (and each two
+    neighbouring terms run together, :func:`term_set`), for IDF weights.
 
     A term the manual never uses gets the highest weight: an owner's question that hinges on
     one ("resale", "insurance") asks about something the manual does not cover."""
@@ -336,7 +337,7 @@ class Vocabulary:
         count = 0
         for text in texts:
             count += 1
-            for term in set(terms(text)):
+            for term in term_set(text):
                 frequency[term] = frequency.get(term, 0) + 1
             named.update(designations(text))
         return cls(document_frequency=frequency, documents=count, designations=frozenset(named))

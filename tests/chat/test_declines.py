@@ -226,6 +226,21 @@ def test_key_term_coverage_names_the_words_the_manual_never_uses(vocabulary):
     assert key_term_coverage("what is it?", vocabulary) == (1.0, [])
 
 
+def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
+    vocabulary = Vocabulary.from_texts(
+        [
+            "Dash cam footage is saved to the USB drive.",
+            "Fasten your seat belt. Play music from your phone.",
+            "Unlock the car with the mobile app.",
+        ]
+    )
+    assert key_term_coverage("where does my dashcam footage go", vocabulary) == (1.0, [])
+    assert key_term_coverage("is my seatbelt fastened", vocabulary) == (1.0, [])
+    # "car" and "play" are the manual's words, but never side by side.
+    coverage, unknown = key_term_coverage("does the car do carplay", vocabulary)
+    assert coverage < 1.0 and unknown == ["carplay"]
+
+
 @pytest.mark.parametrize(
     ("question", "asks"),
     [
