@@ -23,7 +23,8 @@ they need to be read alone:
 
 A unit's score adds its embedding similarity to the question, the share of the question's
 IDF weight that its words and its passage's headings cover (an owner's words for a measure
-read as the manual's: "how long is the car" asks for its length, "3 min" for minutes), its
+read as the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word
+run together, "seatbelt", found where the manual writes two, "seat belt"), its
 passage's retrieval similarity, and, for a question asking for an amount ("how long", "what
 psi"), a bonus when it holds a number. Spans are built around the best few units and scored
 again as a whole; a second span from elsewhere joins when it scores nearly as well and covers

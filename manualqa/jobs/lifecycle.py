@@ -107,14 +107,12 @@ def requeue(row: models.Model) -> models.Model:
     return row
 
 
-def is_stale(row: models.Model, *, stale_after_s: float | None = None) -> bool:
+def is_stale(row: models.Model) -> bool:
     """Whether a running row's worker has stopped writing heartbeats (killed or lost), for
-    longer than ``stale_after_s`` (by default its kind's :meth:`~JobRow.stale_after_s`)."""
+    longer than its kind allows (:meth:`~manualqa.jobs.models.JobRow.stale_after_s`)."""
     if row.status != row.Status.RUNNING or row.heartbeat_at is None:
         return False
-    if stale_after_s is None:
-        stale_after_s = row.stale_after_s()
-    return timezone.now() - row.heartbeat_at > timedelta(seconds=stale_after_s)
+    return timezone.now() - row.heartbeat_at > timedelta(seconds=row.stale_after_s())
 
 
 def claim(
@@ -123,17 +121,16 @@ def claim(
     *,
     task_id: str,
     takeover: bool = True,
-    stale_after_s: float | None = None,
     keep_started_at: bool = False,
     redelivered: bool = False,
 ) -> bool:
     """Atomically take a queued row, or a running one whose worker stopped beating.
 
     One conditional UPDATE: False means another live worker has it, so a redelivered task does
-    nothing. A worker is silent after ``stale_after_s`` (by default the kind's own
-    :meth:`~JobRow.stale_after_s`); ``takeover=False`` takes queued rows only (a kind whose
-    work cannot be taken over halfway). ``keep_started_at`` keeps the first start time of a
-    row that is taken over.
+    nothing. A worker is silent after its kind's
+    :meth:`~manualqa.jobs.models.JobRow.stale_after_s`; ``takeover=False`` takes queued rows
+    only (a kind whose work cannot be taken over halfway). ``keep_started_at`` keeps the first
+    start time of a row that is taken over.
     ``redelivered`` (the broker delivered this task again: its first worker died before
     acknowledging it) also takes the row this very task left running, heartbeat fresh or not,
     instead of dropping the redelivery and leaving the row running for good (review M5).
@@ -142,9 +139,7 @@ def claim(
     now = timezone.now()
     takeable = Q(status=Status.QUEUED)
     if takeover:
-        if stale_after_s is None:
-            stale_after_s = model.stale_after_s()
-        stale_before = now - timedelta(seconds=stale_after_s)
+        stale_before = now - timedelta(seconds=model.stale_after_s())
         takeable |= Q(status=Status.RUNNING, heartbeat_at__lt=stale_before)
     if redelivered and task_id:
         takeable |= Q(status=Status.RUNNING, celery_task_id=task_id)
@@ -167,18 +162,15 @@ def fail_stale(
     *,
     message: Callable[[models.Model, float], str],
     on_failed: Callable[[models.Model, str], None] | None = None,
-    stale_after_s: float | None = None,
 ) -> int:
-    """Mark failed every running row whose worker stopped beating for longer than
-    ``stale_after_s`` (by default the kind's own); return how many.
+    """Mark failed every running row whose worker stopped beating for longer than its kind
+    allows; return how many.
 
     ``message(row, quiet_s)`` says why, for the user. Each update is conditional on the
     heartbeat it read, so a worker that beats in between keeps its row.
     """
     Status = model.Status
-    if stale_after_s is None:
-        stale_after_s = model.stale_after_s()
-    cutoff = timezone.now() - timedelta(seconds=stale_after_s)
+    cutoff = timezone.now() - timedelta(seconds=model.stale_after_s())
     failed = 0
     for row in model.objects.filter(status=Status.RUNNING, heartbeat_at__lt=cutoff):
         quiet = (timezone.now() - row.heartbeat_at).total_seconds()
@@ -219,4 +211,4 @@ def fail_silent(
             quiet_s, stale_after_s=stale_after_s, progress=progress(row), then=then
         )
 
-    return fail_stale(model, stale_after_s=stale_after_s, message=message)
+    return fail_stale(model, message=message)

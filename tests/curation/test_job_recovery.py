@@ -49,9 +49,9 @@ def test_the_one_claim_takes_back_its_own_redelivered_task_only():
     stale-after: a redelivery comes within seconds, while the dead worker's heartbeat is still
     fresh, so without this it would be dropped and the run would wait for a person."""
     run = queued_run()
-    assert lifecycle.claim(IngestionRun, run.pk, task_id="T", stale_after_s=600)
-    assert not lifecycle.claim(IngestionRun, run.pk, task_id="T", stale_after_s=600)
-    assert lifecycle.claim(IngestionRun, run.pk, task_id="T", stale_after_s=600, redelivered=True)
+    assert lifecycle.claim(IngestionRun, run.pk, task_id="T")
+    assert not lifecycle.claim(IngestionRun, run.pk, task_id="T")
+    assert lifecycle.claim(IngestionRun, run.pk, task_id="T", redelivered=True)
 
 
 def test_a_stale_ingestion_run_can_be_run_again_from_the_admin(admin_client, settings):

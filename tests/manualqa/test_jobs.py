@@ -103,19 +103,19 @@ def test_a_queued_only_claim_never_takes_a_silent_workers_row(ingestion):
 
     assert not lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", takeover=False)
     # A kind that can be taken over takes the same silent row.
-    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2", stale_after_s=60)
+    assert lifecycle.claim(IngestionRun, ingestion.pk, task_id="t2")
     ingestion.refresh_from_db()
-    assert ingestion.celery_task_id == "t2" and not lifecycle.is_stale(ingestion, stale_after_s=60)
+    assert ingestion.celery_task_id == "t2" and not lifecycle.is_stale(ingestion)
 
 
-def test_the_reaper_fails_only_rows_whose_worker_went_silent(ingestion):
+def test_the_reaper_fails_only_rows_whose_worker_went_silent(ingestion, settings):
+    settings.INGESTION_STALE_AFTER_S = 60
     lifecycle.claim(IngestionRun, ingestion.pk, task_id="t", takeover=False)
     failed = []
 
     def reap() -> int:
         return lifecycle.fail_stale(
             IngestionRun,
-            stale_after_s=60,
             message=lambda row, quiet: f"silent for {quiet:.0f} s",
             on_failed=lambda row, text: failed.append((row.pk, text)),
         )
