@@ -112,6 +112,7 @@ class TrainingJob(CancellableJobRow):
         EIGHT_BIT = "8bit", "LoRA on an 8-bit base"
 
     FINISHED = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.ERRORED)
+    STALE_AFTER_SETTING = "TRAINING_STALE_AFTER_S"
     # Running -> running is a takeover of a silent worker's job; -> queued is its resume.
     TRANSITIONS = {
         Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED}),
@@ -189,6 +190,7 @@ class RetrievalJob(CancellableJobRow):
         RERANKER = "reranker", "Reranker (cross-encoder)"
 
     FINISHED = JOB_FINISHED
+    STALE_AFTER_SETTING = "TRAINING_STALE_AFTER_S"
     # Running -> running is a takeover of a silent worker's job (it starts again).
     TRANSITIONS = JOB_TRANSITIONS
 

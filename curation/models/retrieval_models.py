@@ -93,6 +93,7 @@ class ReembedRun(CancellableJobRow):
 
     Status = JobStatus
     FINISHED = JOB_FINISHED
+    STALE_AFTER_SETTING = "TRAINING_STALE_AFTER_S"
     TRANSITIONS = JOB_TRANSITIONS
 
     manual = models.ForeignKey(

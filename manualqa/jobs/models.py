@@ -68,8 +68,9 @@ class JobRow(models.Model):
     )
     #: The setting that says how many seconds of worker silence mark a running job of this kind
     #: dead (its worker beats far more often than that); ``lifecycle`` reads it through
-    #: :meth:`stale_after_s`, so a kind's threshold is named once, here on its model.
-    STALE_AFTER_SETTING: ClassVar[str] = "TRAINING_STALE_AFTER_S"
+    #: :meth:`stale_after_s`, so a kind's threshold is named once, on its own model (each
+    #: concrete model sets it: a new kind cannot silently borrow another's).
+    STALE_AFTER_SETTING: ClassVar[str]
 
     message = models.TextField(blank=True)
     traceback = models.TextField(blank=True)
