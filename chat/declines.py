@@ -14,7 +14,8 @@ look at what the question asks for, each cheap and explainable:
   words for the situation ("totally dead", "the charging flap", "my wife and kids") are
   unknown to the manual too. Their weight in meaning is how far the question's embedding
   moves when they are left out (:func:`meaning_shift`); below :data:`MIN_MEANING_SHIFT` they
-  are the owner's phrasing, not the subject.
+  are the owner's phrasing, not the subject. Initials that stand for a name the manual uses
+  ("FSD", "TACC") are read as that name (``Vocabulary.spell_out``), not as unknown words.
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
@@ -239,7 +240,7 @@ def _decline_reason(
     min_coverage: float,
 ) -> Decline | None:
     passages = "\n".join(passage_texts)
-    coverage, unknown = key_term_coverage(question, vocabulary)
+    coverage, unknown = key_term_coverage(vocabulary.spell_out(question), vocabulary)
     others = other_products(question, vocabulary)
     if others:
         return Decline(

@@ -7,7 +7,9 @@ they need to be read alone:
 
 * a **step** brings its whole procedure, with the sentence that introduces it and the
   Note/Warning lines between steps: half a procedure is not safe to follow;
-* a **table row** brings the table's header (and the next best row);
+* a **table row** brings the table's header (and the next best row). Rows and items named by
+  a short label ("AMBER - SOLID", "BLUE: ...") are picked by the name the question gives:
+  "solid blue" is not "AMBER - SOLID", however close the rest of the row reads;
 * a **bullet** brings its list when the list is short, else the sentence that introduces it,
   the items that score nearly as well, and the items after it up to the target length (like
   a sentence, an item is often explained by the next one);
@@ -16,16 +18,19 @@ they need to be read alone:
   it ("If the touchscreen stops responding, restart it."), and the answer follows. A title
   line before it (an alert's name) or a sentence it points back to ("This...", "Then...")
   comes first; it never ends on a line that introduces what it leaves out ("To install the
-  hitch:"). Every other window of sentences around it that reaches past it, fits the
-  budget and does not start on a sentence that needs the one before is scored too: the
-  sentence that answers may stand before the one that matches best ("Snow chains may be
-  fitted only on 18-inch wheels." before "Do not fit snow chains on 19-inch wheels.").
+  hitch:"), and a procedure whose lead-in goes on from it ("If it still does not release,
+  follow these steps:") comes with it. Every other window of sentences around it that
+  reaches past it, fits the budget and does not start on a sentence that needs the one
+  before is scored too: the sentence that answers may stand before the one that matches best
+  ("Snow chains may be fitted only on 18-inch wheels." before "Do not fit snow chains on
+  19-inch wheels.").
 
 A unit's score adds its embedding similarity to the question, the share of the question's
 IDF weight that its words and its passage's headings cover (an owner's words for a measure
 read as the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word
 run together, "seatbelt", found where the manual writes two, "seat belt"), its
-passage's retrieval similarity, and, for a question asking for an amount ("how long", "what
+passage's retrieval similarity (an owner's initials, "FSD", read as the manual's name for
+them), and, for a question asking for an amount ("how long", "what
 psi"), a bonus when it holds a number. Spans are built around the best few units and scored
 again as a whole; a second span from elsewhere joins when it scores nearly as well and covers
 question terms the first does not. The settings and the figures they were chosen on are in
@@ -41,27 +46,19 @@ from typing import Final
 
 import numpy as np
 
+from chat.asking import asked_terms, asks_for_procedure, asks_for_quantity
 from chat.text_units import (
-    MEASURE_NOUNS,
     Block,
     Unit,
     Vocabulary,
+    label_mismatch,
     passage_blocks,
     split_sentences,
     term_set,
-    terms,
     weighted_coverage,
 )
 
-__all__ = [
-    "Quote",
-    "QuotePassage",
-    "QuoteSettings",
-    "asked_terms",
-    "asks_for_procedure",
-    "asks_for_quantity",
-    "compose_quote",
-]
+__all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -71,20 +68,7 @@ _POINTS_BACK: Final = re.compile(
     r"to do so|once|after that|if not|if this|if it)\b",
     re.IGNORECASE,
 )
-_QUANTITY: Final = re.compile(
-    r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
-    r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:\w+\s+)?(?:size|temp\w*|"
-    r"pressure|psi|percent\w*|speed|distance|weight|capacity|number|voltage|amps?|amperage|"
-    r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
-    r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b",
-    re.IGNORECASE,
-)
 _NUMBER: Final = re.compile(r"\d")
-_PROCEDURE: Final = re.compile(
-    r"\bhow\s+(?:do|can|should|would|could)\s+(?:i|you|we|u)\b|\bhow\s+to\b|"
-    r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -143,6 +127,14 @@ class QuoteSettings:
     #: A line this short without closing punctuation is a title (an alert's name): the text
     #: after it explains it, and a sentence after it brings it along.
     title_words: int = 10
+    #: Rows and items named by a short label ("AMBER - SOLID", "BLINKING GREEN:"; at most
+    #: ``label_words`` words, in a table or list of at least ``labelled`` such units) are
+    #: picked by name when the question names one: when it uses a word of the block's labels,
+    #: a unit loses this weight times the share of its own label's IDF weight the question
+    #: does not use ("solid blue" is not "AMBER - SOLID").
+    label_weight: float = 0.3
+    label_words: int = 6
+    labelled: int = 2
 
 
 @dataclass(frozen=True)
@@ -191,46 +183,6 @@ class _Scored:
     score: float
 
 
-# "How long is the car" asks for its length; "how long does it take", for a time.
-_MEASURE_NOUN: Final = {**MEASURE_NOUNS, "long": "length"}
-_MEASURE: Final = re.compile(
-    rf"\bhow\s+({'|'.join(_MEASURE_NOUN)})\b"
-    r"(?!\s+(?:does|do|did|will|would|should|can|could|until|before|after|ago|to|for)\b)",
-    re.IGNORECASE,
-)
-# What owners shorten and manuals spell out.
-_SHORT_FORMS: Final = {
-    "min": "minutes",
-    "mins": "minutes",
-    "hr": "hours",
-    "hrs": "hours",
-    "sec": "seconds",
-    "secs": "seconds",
-}
-_SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
-
-
-def asked_terms(question: str) -> list[str]:
-    """The question's terms, with an owner's words for a measure read as the manual's: "how
-    long is the car" also asks for its length, "3 min" speaks of minutes."""
-    found = terms(_SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group(0).lower()], question))
-    for match in _MEASURE.finditer(question):
-        found.extend(terms(_MEASURE_NOUN[match.group(1).lower()]))
-    return list(dict.fromkeys(found))
-
-
-def asks_for_procedure(question: str) -> bool:
-    """Whether ``question`` asks how to do something ("how do I...", "what should I do"): its
-    answer is then often a procedure."""
-    return bool(_PROCEDURE.search(question))
-
-
-def asks_for_quantity(question: str) -> bool:
-    """Whether ``question`` asks for an amount, a size, a time or a frequency ("how long",
-    "what psi", "how often"): its answer then holds a number."""
-    return bool(_QUANTITY.search(question))
-
-
 def compose_quote(
     question: str,
     passages: Sequence[QuotePassage],
@@ -251,7 +203,7 @@ def compose_quote(
     ]
     if not units:
         return None
-    question_terms = asked_terms(question)
+    question_terms = asked_terms(vocabulary.spell_out(question))
     wants_number = asks_for_quantity(question)
     wants_steps = asks_for_procedure(question)
     vectors = embed([question, *[unit.plain for _, unit in units]])
@@ -271,8 +223,20 @@ def compose_quote(
         )
         return score, coverage
 
+    mismatch = label_mismatch(
+        parsed,
+        set(question_terms),
+        vocabulary,
+        label_words=settings.label_words,
+        labelled=settings.labelled,
+    )
     scored = [
-        _Scored(passage=index, unit=unit, score=relevance(float(similarity), unit.plain, index)[0])
+        _Scored(
+            passage=index,
+            unit=unit,
+            score=relevance(float(similarity), unit.plain, index)[0]
+            - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0),
+        )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
     scored.sort(key=lambda item: -item.score)
@@ -288,6 +252,7 @@ def compose_quote(
     span_vectors = embed([_plain_text(span.text) for span in pool])
     for span, similarity in zip(pool, span_vectors @ question_vector, strict=True):
         whole, span.coverage = relevance(float(similarity), span.text, span.passage)
+        whole -= settings.label_weight * _span_mismatch(span, mismatch)
         span.score = span.anchor_score + settings.span_weight * whole
         if wants_steps and any(
             parsed[span.passage][piece.block].kind == "steps" for piece in span.pieces
@@ -321,6 +286,17 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
+
+
+def _span_mismatch(span: _Span, mismatch: dict[tuple[int, int, int], float]) -> float:
+    """The label mismatch of the best-named row or item ``span`` quotes (0 without one)."""
+    found = [
+        mismatch[(span.passage, piece.block, unit)]
+        for piece in span.pieces
+        for unit in piece.units
+        if (span.passage, piece.block, unit) in mismatch
+    ]
+    return min(found, default=0.0)
 
 
 def _scorable(block: Block) -> list[Unit]:
@@ -473,18 +449,24 @@ def _span_around(
     # the mobile app to open the door.", then the steps; "Inflate the tires to the pressures
     # below.", then the table) is often answered by what follows.
     following = last + 1
-    if (
-        position >= len(order) - 2
-        and following < len(blocks)
-        and blocks[following].kind in ("steps", "items", "table")
-    ):
+    if following < len(blocks) and blocks[following].kind in ("steps", "items", "table"):
         listed = blocks[following]
         size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
         limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
-        if size <= limit:
+        whole = _Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
+        if size > limit:
+            pass
+        elif _POINTS_BACK.match(listed.lead_in):
+            # "If it still doesn't release, follow these steps:": what follows goes on from
+            # the prose before it, and a span that ends there stops halfway through the answer.
+            tail = len(order) - 1
+            spans = [
+                span(*candidate.pieces, whole) if _holds(candidate, order[tail]) else candidate
+                for candidate in spans
+            ]
+        elif position >= len(order) - 2:
             lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
             pieces = _prose_pieces(order, lead)
-            whole = _Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
             spans.append(span(*pieces, whole))
     return spans
 
@@ -506,6 +488,12 @@ def _introduces(place: tuple[int, int], blocks: list[Block]) -> bool:
     install the trailer hitch:")."""
     block, unit = place
     return blocks[block].units[unit].plain.rstrip().endswith(":")
+
+
+def _holds(span: _Span, place: tuple[int, int]) -> bool:
+    """Whether ``span`` quotes the unit at ``place`` (block, unit)."""
+    block, unit = place
+    return any(piece.block == block and unit in piece.units for piece in span.pieces)
 
 
 def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[_Piece]:

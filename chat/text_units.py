@@ -8,10 +8,12 @@ Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer 
   sentence that introduces them), bullet lists, and tables (a header and rows). A table row
   is quoted with its header, a procedure whole.
 * :func:`split_sentences` splits prose into sentences without breaking "e.g.", "approx.",
-  "1.5" or "184.8 in." apart, and keeps a numbered step or a bullet as one sentence.
+  "1.5" or "184.8 in." apart (a unit only after a number: "fully plugged in. Then" is two),
+  and keeps a numbered step or a bullet as one sentence.
 * :func:`terms` gives the stemmed content words of a text (English Snowball stemmer and the QA
   gate's stopwords), so "charging" in a question meets "charge" in the manual; IDF weights
-  come from :class:`Vocabulary`.
+  come from :class:`Vocabulary`, which also knows the initials of the manual's names
+  (:func:`acronyms`), so an owner's "FSD" is spelled out as its "Full Self-Driving".
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ __all__ = [
     "passage_plain_units",
     "Unit",
     "Vocabulary",
+    "acronyms",
     "designations",
+    "label_mismatch",
     "passage_blocks",
     "split_sentences",
     "terms",
@@ -48,6 +52,10 @@ _BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
 _HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
 _TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 _TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+# "<br>" at the end of a prose line is only a line break ("To burnish the brakes: <br>").
+_TRAILING_BREAK: Final = re.compile(r"(?:\s*<br\s*/?>)+\s*$", re.IGNORECASE)
+# "SOLID AMBER: The connector is not fully plugged in.": an item named by its first words.
+_ITEM_LABEL: Final = re.compile(r"^([^:.!?]{1,60}):\s+\S")
 _CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
 # "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
@@ -59,6 +67,17 @@ _DESIGNATION: Final = re.compile(
     r"[a-z0-9]{1,2}|[a-z]*\d[a-z0-9-]*)\b",
     re.IGNORECASE,
 )
+# "Full Self-Driving", "Traffic-Aware Cruise Control", "Navigate on Autopilot": capitalised
+# words in a row (short linking words allowed), whose initials owners type as a word.
+_NAME: Final = re.compile(
+    r"\b[A-Z][A-Za-z]*(?:(?:[ -]+(?:on|of|and|to|for|in|the))?[ -]+[A-Z][A-Za-z]*){2,5}\b"
+)
+_NAME_PART: Final = re.compile(r"[A-Za-z]+")
+_LINKING: Final = frozenset({"on", "of", "and", "to", "for", "in", "the"})
+# A word an owner writes as initials: in capitals ("FSD", "TACCs"), or without a vowel ("fsd").
+_INITIALS: Final = re.compile(r"[A-Z]{3,6}s?")
+_VOWEL: Final = re.compile(r"[aeiouy]", re.IGNORECASE)
+_WORD_TOKEN: Final = re.compile(r"\b[A-Za-z]{3,7}\b")
 # "Model 3s" are Model 3 cars.
 _PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
 
@@ -77,9 +96,11 @@ MEASURE_NOUNS: Final = {
 
 # Words after which a period does not end a sentence.
 _ABBREVIATIONS: Final = frozenset(
-    "e.g i.e etc approx vs no nos fig figs in ft lb lbs oz mr mrs ms dr st sec min hr hrs max "  # noqa: SIM905
-    "incl esp ca cf al".split()
+    "e.g i.e etc approx vs nos fig figs mr mrs ms dr st max incl esp ca cf al".split()  # noqa: SIM905
 )
+# ... and units, after a number only: "184.8 in. Overall" goes on, "fully plugged in. Then" ends.
+_UNIT_ABBREVIATIONS: Final = frozenset("no in ft lb lbs oz sec min hr hrs".split())  # noqa: SIM905
+_NUMBER_WORD: Final = re.compile(r"[\d.,/-]*\d[\d.,/-]*")
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
 
@@ -94,6 +115,9 @@ class Unit:
     plain: str
     block: int
     index: int
+    #: What names a row or an item among its siblings: a row's first cell ("AMBER - SOLID"),
+    #: the words before an item's colon ("SOLID AMBER: The connector is not..."); else "".
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,27 @@ def designations(text: str) -> dict[str, str]:
     return found
 
 
+def acronyms(text: str) -> dict[str, str]:
+    """The initials an owner could type for the capitalised names in ``text``, at least three
+    letters, stemmed like a question's words, each with the name ("fsd" -> "Full Self-Driving";
+    "noa" and "na" -> "Navigate on Autopilot"). A name that starts a sentence may have its
+    first word left out: "Touch Full Self-Driving" gives "fsd" too."""
+    found: dict[str, str] = {}
+    for match in _NAME.finditer(text):
+        parts = _NAME_PART.findall(match.group(0))
+        for run in (parts, parts[1:]):
+            if not run or run[0] in _LINKING:
+                continue  # "and Transport Mode" is no name
+            name = " ".join(run)
+            for initials in (
+                "".join(part[0] for part in run),
+                "".join(part[0] for part in run if part not in _LINKING),
+            ):
+                if len(initials) >= 3:
+                    found.setdefault(_stem(initials.lower()), name)
+    return found
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of ``text``; every line that is a step, bullet, callout or table row stays one
     sentence of its own, and paragraphs split at sentence punctuation."""
@@ -170,9 +215,15 @@ def _prose_sentences(paragraph: str) -> list[str]:
     start = 0
     for match in _SENTENCE_END.finditer(paragraph):
         before = paragraph[start : match.start()].rstrip("\"')]")
-        last_word = before.rsplit(None, 1)[-1].lower().rstrip(".") if before.split() else ""
+        words_before = before.split()
+        last_word = words_before[-1].lower().rstrip(".") if words_before else ""
         if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
             continue  # "e.g. the", "approx. 5", "Fig. 2", "J. Smith"
+        if last_word in _UNIT_ABBREVIATIONS:
+            after_number = len(words_before) > 1 and _NUMBER_WORD.fullmatch(words_before[-2])
+            numbered = last_word == "no" and paragraph[match.end() : match.end() + 1].isdigit()
+            if after_number or numbered:
+                continue  # "184.8 in. Overall", "5 min. Then", "No. 2"
         pieces.append(paragraph[start : match.start()].strip())
         start = match.end()
     pieces.append(paragraph[start:].strip())
@@ -195,15 +246,20 @@ def passage_blocks(body: str) -> list[Block]:
             blocks.append(current)
         current = None
 
-    def add(kind: str, text: str, plain: str | None = None) -> None:
+    def add(kind: str, text: str, plain: str | None = None, label: str = "") -> None:
         assert current is not None
+        plain = plain if plain is not None else _plain(text)
+        if kind == "item" and not label:
+            named = _ITEM_LABEL.match(plain)
+            label = named.group(1) if named else ""
         current.units.append(
             Unit(
                 kind=kind,
                 text=text,
-                plain=plain if plain is not None else _plain(text),
+                plain=plain,
                 block=len(blocks),
                 index=len(current.units),
+                label=label,
             )
         )
 
@@ -221,7 +277,7 @@ def passage_blocks(body: str) -> list[Block]:
 
     header_cells: list[str] = []
     for raw_line in body.splitlines():
-        line = raw_line.strip()
+        line = _TRAILING_BREAK.sub("", raw_line).strip()
         if not line:
             previous_blank = True
             if current is not None and current.kind in ("paragraph", "table"):
@@ -249,7 +305,7 @@ def passage_blocks(body: str) -> list[Block]:
                     for name, value in zip(header_cells, cells, strict=False)
                     if value
                 )
-                add("row", line, plain)
+                add("row", line, plain, label=cells[0] if cells else "")
                 continue
         step = _STEP.match(line)
         if step:
@@ -300,13 +356,19 @@ def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
         block = blocks[-1]
     if block.kind != "paragraph":
         return ""
-    last = block.units[-1]
-    if not last.text.rstrip().endswith(":"):
+    # The sentence may stand before Notes and Warnings that precede the first step ("To
+    # burnish the brakes:", "Note: Be sure to comply with local traffic laws.", "1. Drive...");
+    # they come along with it.
+    at = len(block.units) - 1
+    while at > 0 and block.units[at].kind == "callout":
+        at -= 1
+    if not block.units[at].text.rstrip().endswith(":"):
         return ""
-    block.units.pop()
+    taken = block.units[at:]
+    del block.units[at:]
     if not block.units and blocks and blocks[-1] is block:
         blocks.pop()
-    return last.text
+    return "\n\n".join(unit.text for unit in taken)
 
 
 def _plain(text: str) -> str:
@@ -328,19 +390,50 @@ class Vocabulary:
     documents: int
     #: The product designations the manual names ("model 3", "gen 2"; :func:`designations`).
     designations: frozenset[str] = frozenset()
+    #: Initials of the names the manual uses that it never writes as a word, with the name
+    #: ("fsd" -> "Full Self Driving"; :func:`acronyms`): an owner's "FSD" is the manual's name.
+    acronyms: Mapping[str, str] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> Vocabulary:
         frequency: dict[str, int] = {}
         named: set[str] = set()
+        initials: dict[str, str] = {}
         count = 0
         for text in texts:
             count += 1
             for term in term_set(text):
                 frequency[term] = frequency.get(term, 0) + 1
             named.update(designations(text))
-        return cls(document_frequency=frequency, documents=count, designations=frozenset(named))
+            for short, name in acronyms(text).items():
+                initials.setdefault(short, name)
+        return cls(
+            document_frequency=frequency,
+            documents=count,
+            designations=frozenset(named),
+            acronyms={
+                short: name
+                for short, name in initials.items()
+                if short not in frequency  # a word the manual writes is that word
+            },
+        )
+
+    def spell_out(self, question: str) -> str:
+        """``question`` with each word that reads as initials ("FSD", "fsd": capitals, or no
+        vowel) and that the manual never writes, but that stands for one of its names, replaced
+        by the name ("Full Self-Driving")."""
+
+        def name(match: re.Match) -> str:
+            written = match.group(0)
+            if not _INITIALS.fullmatch(written) and _VOWEL.search(written):
+                return written
+            term = _stem(written.lower())
+            if term in self.document_frequency or term not in self.acronyms:
+                return written
+            return self.acronyms[term]
+
+        return _WORD_TOKEN.sub(name, question)
 
     def idf(self, term: str) -> float:
         """``log((N + 1) / (df + 0.5))``: about 0 for a term in every chunk, highest for one in
@@ -377,6 +470,52 @@ def weighted_coverage(
         return 1.0
     present = set(text_terms)
     return sum(vocabulary.idf(term) for term in unique if term in present) / total
+
+
+def label_mismatch(
+    parsed: Sequence[Sequence[Block]],
+    question_terms: set[str],
+    vocabulary: Vocabulary,
+    *,
+    label_words: int,
+    labelled: int,
+) -> dict[tuple[int, int, int], float]:
+    """Per labelled row or item (passage, block, unit) of a table or list that the question
+    picks from by name (it uses a word of some of their labels, not of all): the share of the
+    unit's label's IDF weight the question does not use, less the least such share among them
+    all, so that the best-named ones lose nothing. Only labels of at most ``label_words``
+    words count, in tables and lists with at least ``labelled`` of them (``chat.quoting``'s
+    ``QuoteSettings.label_weight`` says how much it weighs)."""
+    found: dict[tuple[int, int, int], float] = {}
+    for passage, blocks in enumerate(parsed):
+        for number, block in enumerate(blocks):
+            if block.kind not in ("table", "items"):
+                continue
+            labels = [_label_terms(unit, label_words) for unit in block.units]
+            named = [label for label in labels if label]
+            if len(named) < labelled:
+                continue
+            if not question_terms & (set().union(*named) - set.intersection(*named)):
+                continue  # no word of the question tells the rows apart ("weight" in each)
+            for unit, label in zip(block.units, labels, strict=True):
+                weight = sum(vocabulary.idf(term) for term in label)
+                if weight > 0:
+                    missing = sum(vocabulary.idf(term) for term in label - question_terms)
+                    found[(passage, number, unit.index)] = missing / weight
+    least = min(found.values(), default=0.0)
+    return {place: share - least for place, share in found.items()}
+
+
+_ASIDE: Final = re.compile(r"\([^)]*\)|<br\s*/?>", re.IGNORECASE)
+
+
+def _label_terms(unit: Unit, label_words: int) -> set[str]:
+    """The terms of a unit's label, asides in brackets left out ("WHITE (OR LIGHT BLUE)" is
+    white); none for a label longer than ``label_words`` (a description, not a name)."""
+    label = _ASIDE.sub(" ", unit.label)
+    if not label.strip() or len(label.split()) > label_words:
+        return set()
+    return set(terms(label))
 
 
 def passage_plain_units(body: str) -> list[tuple[str, str]]:

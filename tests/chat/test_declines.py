@@ -383,3 +383,13 @@ def test_a_question_in_parts_is_declined_when_its_first_part_is(manual_chunks, v
 )
 def test_a_question_is_split_into_the_parts_it_asks(question, parts):
     assert question_parts(question) == parts
+
+
+def test_initials_of_a_name_the_manual_uses_are_no_unknown_word(manual_chunks, vocabulary, embed):
+    # The sample manual writes "Auto High Beam", never "AHB"; the owner's initials are its name.
+    question = "how do i turn on AHB"
+    passages = manual_chunks["lights-and-wipers.html"]
+
+    assert key_term_coverage(question, vocabulary)[0] < DEFAULT_MIN_COVERAGE
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
+    assert decline_reason("how do i turn on XQZ", passages, vocabulary, embed=embed) is not None

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import pytest
 
+from chat.asking import asked_terms, asks_for_procedure, asks_for_quantity
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
     _render,
     _Scored,
     _span_around,
-    asked_terms,
-    asks_for_procedure,
-    asks_for_quantity,
     compose_quote,
 )
-from chat.text_units import Vocabulary, passage_blocks, split_sentences, term_set, terms
+from chat.text_units import (
+    Vocabulary,
+    label_mismatch,
+    passage_blocks,
+    split_sentences,
+    term_set,
+    terms,
+)
 from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
 
 RELEASE_CABLE = (
@@ -433,3 +438,93 @@ def test_an_owners_compound_word_finds_the_passage_that_writes_it_in_two(embed, 
     assert quote is not None
     assert quote.numbers[0] == 2
     assert "current drive only" in quote.text
+
+
+CHARGE_LIGHT_ROWS = passage(
+    1,
+    "Charging > Charge port light",
+    "| Color of the charge port light | What it means | What to do |\n| --- | --- | --- |\n"
+    "| AMBER - SOLID <br><br>(action required) | The connector is not fully plugged in to the "
+    "charge port. | Push the connector fully in. If the light stays amber, try another cable. |\n"
+    "| AMBER - BLINKING <br><br>(action required) | The Aster charges at reduced current "
+    "because the connector is not fully plugged in. | Push the connector fully in. |",
+    0.61,
+)
+CHARGE_LIGHT_LIST = passage(
+    2,
+    "Charging > Charge port light",
+    "The charge port light shows what charging is doing:\n\n"
+    "- WHITE: The charge port door is open and ready for a connector.\n"
+    "- BLUE: A connector is plugged in, but the Aster is not charging because a charging "
+    "session is scheduled for later.\n"
+    "- BLINKING GREEN: Charging is in progress.\n"
+    "- SOLID GREEN: Charging is complete.\n"
+    "- SOLID AMBER: The connector is not fully plugged in.\n"
+    "- RED: A fault stopped charging. Check the touchscreen for an alert.",
+    0.56,
+)
+
+
+def test_a_row_or_item_is_picked_by_the_name_the_question_gives_it(embed, vocabulary):
+    # "Not fully plugged in" reads closest to "plugged in ... not charging"; the owner named the
+    # light, and the only one named blue says why it does not charge.
+    question = "plugged in at home, charge port light is solid blue but its not charging??"
+    passages = [CHARGE_LIGHT_ROWS, CHARGE_LIGHT_LIST]
+
+    quote = compose_quote(question, passages, embed=embed, vocabulary=vocabulary)
+    unnamed = compose_quote(
+        question,
+        passages,
+        embed=embed,
+        vocabulary=vocabulary,
+        settings=QuoteSettings(label_weight=0.0),
+    )
+
+    assert quote is not None and unnamed is not None
+    assert "scheduled for later" in quote.text
+    assert "AMBER - SOLID" not in quote.text
+    assert "AMBER - SOLID" in unnamed.text  # what the quote was without names
+
+
+def test_a_word_every_label_shares_picks_no_row(vocabulary):
+    settings = QuoteSettings()
+    cargo = passage_blocks(
+        "| Description | Total |\n| --- | --- |\n"
+        "| Vehicle capacity weight | 430 kg |\n"
+        "| Occupant weight (5 x 68 kg) | 340 kg |\n"
+        "| Available cargo weight | 90 kg |"
+    )
+    lights = passage_blocks(CHARGE_LIGHT_LIST.body)
+
+    sizes = {"label_words": settings.label_words, "labelled": settings.labelled}
+
+    assert label_mismatch([cargo], set(terms("luggage weight")), vocabulary, **sizes) == {}
+    mismatch = label_mismatch([lights], set(terms("solid blue light")), vocabulary, **sizes)
+    names = {lights[block].units[unit].label: share for (_, block, unit), share in mismatch.items()}
+    assert names["BLUE"] == 0.0  # the best-named loses nothing
+    assert 0.0 < names["SOLID AMBER"] < names["RED"] == 1.0 - min(mismatch.values()) == 1.0
+
+
+def test_a_procedure_that_goes_on_from_the_sentence_before_is_quoted_with_it(embed, vocabulary):
+    body = (
+        "If the connector does not unlock with the button on its handle, the touchscreen or "
+        "the Corvan Connect app, press and hold the rear trunk button on the key fob for two "
+        "seconds. If it still does not release, follow these steps:\n"
+        "1. Make sure the Aster is not charging.\n"
+        "2. Open the rear trunk and pull the release cable down.\n"
+        "3. Pull the connector out of the charge port."
+    )
+    stuck = passage(1, "Charging > Connector stuck in the charge port", body, 0.6)
+
+    quote = compose_quote(
+        "charge cable is stuck, the button on the handle does nothing and the app unlock "
+        "doesnt work either",
+        [stuck],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("If the connector does not unlock")
+    assert "If it still does not release, follow these steps:" in quote.text
+    assert quote.text.endswith("3. Pull the connector out of the charge port.")

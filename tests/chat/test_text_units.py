@@ -6,6 +6,7 @@ import pytest
 
 from chat.text_units import (
     Vocabulary,
+    acronyms,
     passage_blocks,
     passage_plain_units,
     split_sentences,
@@ -231,6 +232,62 @@ def test_terms_drop_function_words_and_keep_numbers():
         "inch",
         "wheel",
     ]
+
+
+def test_a_line_break_tag_or_a_note_does_not_part_a_procedure_from_its_lead_in():
+    body = (
+        "New brake pads stop best once they are bedded in. To bed in new brake pads: <br>\n"
+        "Note: Only do this on an empty road where it is allowed.\n"
+        "1. Drive at about 80 km/h.\n"
+        "2. Brake firmly down to 15 km/h, then release.\n"
+        "3. Repeat six times, 30 seconds apart."
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["paragraph", "steps"]
+    assert [unit.text for unit in blocks[0].units] == [
+        "New brake pads stop best once they are bedded in."
+    ]
+    assert blocks[1].lead_in == (
+        "To bed in new brake pads:\n\nNote: Only do this on an empty road where it is allowed."
+    )
+    assert kinds(blocks[1]) == ["step", "step", "step"]
+
+
+def test_rows_and_items_carry_the_label_that_names_them():
+    body = (
+        "| Light | What it means |\n| --- | --- |\n"
+        "| AMBER - SOLID <br><br>(action required) | The connector is not fully in. |\n\n"
+        "- BLINKING GREEN: Charging.\n"
+        "- The light turns off after a while."
+    )
+
+    table, items = passage_blocks(body)
+
+    assert table.units[0].label == "AMBER - SOLID <br><br>(action required)"
+    assert [unit.label for unit in items.units] == ["BLINKING GREEN", ""]  # a sentence, no name
+
+
+def test_initials_stand_for_the_names_the_manual_uses():
+    vocabulary = Vocabulary.from_texts(
+        [
+            "Touch Controls > Autopilot > Full Self-Driving (Beta) to turn it on.",
+            "Traffic-Aware Cruise Control keeps a set distance. Use Navigate on Autopilot.",
+            "Wheel And Tire Terms are listed below. The ABS light means a fault.",
+        ]
+    )
+
+    assert acronyms("Touch Full Self-Driving")["fsd"] == "Full Self Driving"
+    assert vocabulary.spell_out("can FSD be calmer") == "can Full Self Driving be calmer"
+    assert vocabulary.spell_out("fsd is too jumpy") == "Full Self Driving is too jumpy"
+    assert vocabulary.spell_out("is TACC on?") == "is Traffic Aware Cruise Control on?"
+    assert vocabulary.spell_out("NoA") == "NoA"  # neither capitals nor vowel-less
+    assert vocabulary.spell_out("NOA lane changes") == "Navigate on Autopilot lane changes"
+    # A word with a vowel, in small letters, is a word ("watts", not Wheel And Tire Terms);
+    # initials the manual writes itself ("ABS") are its own word.
+    assert vocabulary.spell_out("how many watts") == "how many watts"
+    assert vocabulary.spell_out("the ABS light") == "the ABS light"
 
 
 def test_a_word_the_manual_never_uses_weighs_most():
