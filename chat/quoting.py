@@ -454,17 +454,14 @@ def _span_around(
         size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
         limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
         whole = _Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
-        if size > limit:
-            pass
-        elif _POINTS_BACK.match(listed.lead_in):
+        if size <= limit and _POINTS_BACK.match(listed.lead_in):
             # "If it still doesn't release, follow these steps:": what follows goes on from
             # the prose before it, and a span that ends there stops halfway through the answer.
-            tail = len(order) - 1
             spans = [
-                span(*candidate.pieces, whole) if _holds(candidate, order[tail]) else candidate
+                span(*candidate.pieces, whole) if _holds(candidate, order[-1]) else candidate
                 for candidate in spans
             ]
-        elif position >= len(order) - 2:
+        elif size <= limit and position >= len(order) - 2:
             lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
             pieces = _prose_pieces(order, lead)
             spans.append(span(*pieces, whole))
