@@ -11,7 +11,7 @@ from typing import Final
 
 from chat.text_units import MEASURE_NOUNS, terms
 
-__all__ = ["asked_terms", "asks_for_procedure", "asks_for_quantity"]
+__all__ = ["asked_terms", "asked_units", "asks_for_procedure", "asks_for_quantity"]
 
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
@@ -64,3 +64,50 @@ def asks_for_quantity(question: str) -> bool:
     """Whether ``question`` asks for an amount, a size, a time or a frequency ("how long",
     "what psi", "how often"): its answer then holds a number."""
     return bool(_QUANTITY.search(question))
+
+
+_TIMES: Final = frozenset({"s", "min", "h", "day", "week", "month", "year"})
+_LENGTHS: Final = frozenset({"mi", "km", "m", "mm", "cm", "ft", "in"})
+# What a question asks an amount of, and the units (``chat.verification.UNITS``' names) an
+# answer gives it in.
+_DIMENSIONS: Final = (
+    (re.compile(r"\b(?:temp\w*|degrees?|hot|cold|freez\w*)\b", re.IGNORECASE), {"deg"}),
+    (
+        re.compile(
+            r"\bhow\s+(?:far|wide|tall|high|deep|big|long\s+(?:is|are)\b)|"
+            r"\b(?:distance|length|width|height|clearance|dimensions?|range|miles?)\b",
+            re.IGNORECASE,
+        ),
+        _LENGTHS,
+    ),
+    (
+        re.compile(
+            r"\bhow\s+(?:often|soon|quickly|long(?!\s+(?:is|are)\b))|"
+            r"\b(?:seconds|minutes|hours|days|weeks|months|years|interval)\b",
+            re.IGNORECASE,
+        ),
+        _TIMES,
+    ),
+    (
+        re.compile(r"\b(?:weigh\w*|heavy|load|payload|lbs?|kg|pounds)\b", re.IGNORECASE),
+        {"lb", "kg"},
+    ),
+    (re.compile(r"\b(?:psi|pressure|kpa)\b", re.IGNORECASE), {"psi", "kpa", "bar"}),
+    (re.compile(r"\b(?:how\s+fast|speed|mph|km/?h)\b", re.IGNORECASE), {"mph", "km/h"}),
+    (re.compile(r"%|\bpercent\w*", re.IGNORECASE), {"%"}),
+    (re.compile(r"\bvolt\w*", re.IGNORECASE), {"v"}),
+    (re.compile(r"\b(?:amps?|amperage|current)\b", re.IGNORECASE), {"a"}),
+)
+
+
+def asked_units(question: str) -> frozenset[str]:
+    """The units an answer to ``question`` gives its amount in, when it asks for an amount of
+    something ("what temp" -> degrees, "how far" -> miles, feet or metres, "how long does it
+    take" -> a time); empty when it asks for none."""
+    if not asks_for_quantity(question):
+        return frozenset()
+    found: set[str] = set()
+    for pattern, units in _DIMENSIONS:
+        if pattern.search(question):
+            found |= units
+    return frozenset(found)

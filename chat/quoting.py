@@ -25,15 +25,16 @@ they need to be read alone:
   ("Snow chains may be fitted only on 18-inch wheels." before "Do not fit snow chains on
   19-inch wheels.").
 
-A unit's score adds its embedding similarity to the question, the share of the question's
-IDF weight that its words and its passage's headings cover (an owner's words for a measure
-read as the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word
-run together, "seatbelt", found where the manual writes two, "seat belt"), its
-passage's retrieval similarity (an owner's initials, "FSD", read as the manual's name for
-them), and, for a question asking for an amount ("how long", "what
-psi"), a bonus when it holds a number. Spans are built around the best few units and scored
-again as a whole; a second span from elsewhere joins when it scores nearly as well and covers
-question terms the first does not. The settings and the figures they were chosen on are in
+A unit's score adds its embedding similarity to the question, the share of the question's IDF
+weight that its words and its passage's headings cover (an owner's words for a measure read as
+the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word run
+together, "seatbelt", found where the manual writes two, "seat belt"), its passage's retrieval
+similarity (an owner's initials, "FSD", read as the manual's name for them), and, for a
+question asking for an amount ("how long", "what psi"), a bonus when it holds a number, and
+another when the number is in a unit of what is asked ("what temp": degrees;
+``chat.asking.asked_units``). Spans are built around the best few units and scored again as a
+whole; a second span from elsewhere joins when it scores nearly as well and covers question
+terms the first does not. The settings and the figures they were chosen on are in
 :class:`QuoteSettings`.
 """
 
@@ -46,7 +47,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.asking import asked_terms, asks_for_procedure, asks_for_quantity
+from chat.asking import asked_terms, asked_units, asks_for_procedure, asks_for_quantity
 from chat.text_units import (
     Block,
     Unit,
@@ -57,6 +58,7 @@ from chat.text_units import (
     term_set,
     weighted_coverage,
 )
+from chat.verification import numbers_with_units
 
 __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
 
@@ -91,8 +93,10 @@ class QuoteSettings:
     semantic_weight: float = 0.5
     term_weight: float = 0.3
     passage_weight: float = 0.4
-    #: Added for a number, when the question asks for an amount.
+    #: Added for a number, when the question asks for an amount; and again when the number is
+    #: in a unit of what it asks for ("what temp": degrees, not the hours beside them).
     number_bonus: float = 0.1
+    unit_bonus: float = 0.1
     #: Added to a span holding a procedure, when the question asks how to do something.
     procedure_bonus: float = 0.05
     #: Weight of the whole span's own embedding similarity, added to its best unit's score.
@@ -205,6 +209,7 @@ def compose_quote(
         return None
     question_terms = asked_terms(vocabulary.spell_out(question))
     wants_number = asks_for_quantity(question)
+    wants_units = asked_units(question)
     wants_steps = asks_for_procedure(question)
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]
@@ -215,6 +220,8 @@ def compose_quote(
             question_terms, heading_terms[passage] | term_set(text), vocabulary
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
+        if wants_units and wants_units & {unit for _, unit in numbers_with_units(text)}:
+            bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity
             + settings.term_weight * coverage

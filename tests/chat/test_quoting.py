@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import asked_terms, asks_for_procedure, asks_for_quantity
+from chat.asking import asked_terms, asked_units, asks_for_procedure, asks_for_quantity
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
@@ -528,3 +528,51 @@ def test_a_procedure_that_goes_on_from_the_sentence_before_is_quoted_with_it(emb
     assert quote.text.startswith("If the connector does not unlock")
     assert "If it still does not release, follow these steps:" in quote.text
     assert quote.text.endswith("3. Pull the connector out of the charge port.")
+
+
+@pytest.mark.parametrize(
+    ("question", "units"),
+    [
+        ("what temp does cabin overheat protection kick in at", {"deg"}),
+        ("how far away can i stand and still use summon", {"ft", "m", "mi"}),
+        ("how long is the car", {"in", "mm"}),
+        ("how long do i leave the jump pack on", {"s", "min"}),
+        ("what psi should the tires be", {"psi", "kpa"}),
+        ("how much weight can i put in the front trunk", {"lb", "kg"}),
+    ],
+)
+def test_a_question_for_an_amount_asks_for_it_in_units_of_what_it_names(question, units):
+    assert units <= asked_units(question)
+    assert not asked_units(question) & {"%", "v", "a"}
+
+
+def test_a_question_asking_how_to_asks_for_no_unit():
+    assert asked_units("how do i open the charge port door") == frozenset()
+
+
+def test_the_number_in_the_unit_asked_for_wins_over_numbers_beside_it(embed, vocabulary):
+    # Both passages hold numbers; only one holds a temperature.
+    guard = passage(
+        1,
+        "Climate > Cabin Heat Guard",
+        "Cabin Heat Guard runs for up to 12 hours after you leave the Aster, or until the "
+        "battery drops below 20%, whichever comes first. Using it takes energy from the "
+        "battery, which may reduce range.",
+        0.74,
+    )
+    settings = passage(
+        2,
+        "Climate > Cabin Heat Guard",
+        "To turn it on, touch Controls > Safety > Cabin Heat Guard and choose:\n\n"
+        "- On: The air conditioning runs when the cabin is hotter than 40 degrees C "
+        "(105 degrees F).\n"
+        "- No A/C: Only the fan runs when the cabin is hotter than 40 degrees C.\n"
+        "- Off: Cabin Heat Guard is off.",
+        0.72,
+    )
+    question = "what temp does cabin heat guard kick in at"
+
+    quote = compose_quote(question, [guard, settings], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert "105 degrees F" in quote.text
