@@ -9,6 +9,7 @@ tested without a database, and ``chat.services`` reads as the list of stages it 
    terms the manual never uses, a price, a unit it has no figure in; ``chat.declines``);
 3. :func:`quote` composes the quote from the manual (``chat.quoting``): the whole answer of
    the ``quoted`` style, the second half of ``grounded``, the fallback of ``generated``;
+   :func:`quote_declines` declines when it holds no figure of the amount asked for;
 4. :func:`build_prompt` renders the grounded (or direct) prompt within the endpoint's context;
 5. :class:`GuardedStream` generates: it reads any endpoint's stream through a
    ``LoopGuard`` and stops it at the first loop;
@@ -28,7 +29,7 @@ from typing import Final
 import numpy as np
 
 from chat import prompts
-from chat.declines import Decline, decline_reason
+from chat.declines import Decline, decline_reason, missing_amount
 from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences
 from chat.verification import Verdict, Verification, rebuild, verify, word_count
@@ -47,6 +48,7 @@ __all__ = [
     "compose",
     "decide",
     "quote",
+    "quote_declines",
 ]
 
 Embed = Callable[[list[str]], np.ndarray]
@@ -156,6 +158,9 @@ def decide(
 
 #: The quote from the manual that best answers a question: ``chat.quoting.compose_quote``.
 quote = compose_quote
+#: Why that quote does not answer after all (an amount asked for that it holds no figure of):
+#: ``chat.declines.missing_amount``.
+quote_declines = missing_amount
 
 
 # -- 4. build the prompt -------------------------------------------------------------------------

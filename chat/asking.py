@@ -11,12 +11,13 @@ from typing import Final
 
 from chat.text_units import MEASURE_NOUNS, terms
 
-__all__ = ["asked_terms", "asked_units", "asks_for_procedure", "asks_for_quantity"]
+__all__ = ["amount_units", "asked_terms", "asks_for_procedure", "asks_for_quantity"]
 
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
-    r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:\w+\s+)?(?:size|temp\w*|"
-    r"pressure|psi|percent\w*|speed|distance|weight|capacity|number|voltage|amps?|amperage|"
+    r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
+    r"(?:size|temp\w*|time|pressure|psi|percent\w*|speed|distance|weight|capacity|number|"
+    r"voltage|amps?|amperage|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
     r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b",
     re.IGNORECASE,
@@ -83,10 +84,19 @@ _DIMENSIONS: Final = (
     (
         re.compile(
             r"\bhow\s+(?:often|soon|quickly|long(?!\s+(?:is|are)\b))|"
-            r"\b(?:seconds|minutes|hours|days|weeks|months|years|interval)\b",
+            r"\b(?:seconds|minutes|hours|days|weeks|months|years|time)\b",
             re.IGNORECASE,
         ),
         _TIMES,
+    ),
+    # How often, or how long until: a manual gives it in time or in distance driven ("every
+    # 6,250 miles", "after 20-25 miles of driving").
+    (
+        re.compile(
+            r"\bhow\s+often\b|\bintervals?\b|\bhow\s+long\s+(?:till|until|before)\b",
+            re.IGNORECASE,
+        ),
+        _TIMES | _LENGTHS,
     ),
     (
         re.compile(r"\b(?:weigh\w*|heavy|load|payload|lbs?|kg|pounds)\b", re.IGNORECASE),
@@ -100,7 +110,7 @@ _DIMENSIONS: Final = (
 )
 
 
-def asked_units(question: str) -> frozenset[str]:
+def amount_units(question: str) -> frozenset[str]:
     """The units an answer to ``question`` gives its amount in, when it asks for an amount of
     something ("what temp" -> degrees, "how far" -> miles, feet or metres, "how long does it
     take" -> a time); empty when it asks for none."""

@@ -23,7 +23,10 @@ look at what the question asks for, each cheap and explainable:
   ("how much does ... cost", "price", "fee", "worth") is declined unless the passages hold an
   amount of money.
 * **a unit.** A question asking for an amount in a unit ("in inches", "how many kWh", "how much
-  horsepower") is declined when the passages hold no number in that unit.
+  horsepower") is declined when the passages hold no number in that unit; and, once the quote
+  is composed (:func:`missing_amount`), a question asking for an amount of something ("what's
+  the 0-60 time", "what tint percentage", "what amp rating") when the quote holds no number
+  in a unit of it: the passages it would show talk around the question.
 
 The figures these were set on are in ``bench/answers.py``'s docstring and the README.
 """
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
+from chat.asking import amount_units
 from chat.text_units import MEASURE_NOUNS, Vocabulary, designations, terms, words
 from chat.verification import UNITS, numbers_with_units
 
@@ -53,6 +57,7 @@ __all__ = [
     "key_term_coverage",
     "key_terms",
     "meaning_shift",
+    "missing_amount",
     "other_products",
     "question_parts",
 ]
@@ -276,3 +281,17 @@ def _decline_reason(
             detail={"coverage": round(coverage, 3), "units": sorted(units)},
         )
     return None
+
+
+def missing_amount(question: str, quote_text: str) -> Decline | None:
+    """Why the quote composed for ``question`` does not answer it after all: the question asks
+    for an amount of something (``chat.asking.amount_units``: "what's the 0-60 time", "what
+    tint percentage") and the quote holds no number in a unit of it; else None."""
+    units = amount_units(question)
+    if not units or units & {unit for _, unit in numbers_with_units(quote_text) if unit}:
+        return None
+    return Decline(
+        reason="amount",
+        message="The passage that comes closest gives no such figure.",
+        detail={"units": sorted(units)},
+    )

@@ -32,7 +32,7 @@ together, "seatbelt", found where the manual writes two, "seat belt"), its passa
 similarity (an owner's initials, "FSD", read as the manual's name for them), and, for a
 question asking for an amount ("how long", "what psi"), a bonus when it holds a number, and
 another when the number is in a unit of what is asked ("what temp": degrees;
-``chat.asking.asked_units``). Spans are built around the best few units and scored again as a
+``chat.asking.amount_units``). Spans are built around the best few units and scored again as a
 whole; a second span from elsewhere joins when it scores nearly as well and covers question
 terms the first does not. The settings and the figures they were chosen on are in
 :class:`QuoteSettings`.
@@ -47,7 +47,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.asking import asked_terms, asked_units, asks_for_procedure, asks_for_quantity
+from chat.asking import amount_units, asked_terms, asks_for_procedure, asks_for_quantity
 from chat.text_units import (
     Block,
     Unit,
@@ -209,7 +209,7 @@ def compose_quote(
         return None
     question_terms = asked_terms(vocabulary.spell_out(question))
     wants_number = asks_for_quantity(question)
-    wants_units = asked_units(question)
+    wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]

@@ -226,6 +226,8 @@ def _answer_body(
         quote = answering.quote(question, passages, embed=embed_texts, vocabulary=vocabulary)
         if quote is None:  # passages without a sentence to quote (a page of figures only)
             decline = Decline(reason="no_text", message="The passages found hold no text.")
+        else:
+            decline = answering.quote_declines(question, quote.text)
     if decline is not None:
         text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
         nearest = passage_citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)

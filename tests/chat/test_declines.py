@@ -19,6 +19,7 @@ from chat.declines import (
     key_term_coverage,
     key_terms,
     meaning_shift,
+    missing_amount,
     other_products,
     question_parts,
 )
@@ -393,3 +394,30 @@ def test_initials_of_a_name_the_manual_uses_are_no_unknown_word(manual_chunks, v
     assert key_term_coverage(question, vocabulary)[0] < DEFAULT_MIN_COVERAGE
     assert decline_reason(question, passages, vocabulary, embed=embed) is None
     assert decline_reason("how do i turn on XQZ", passages, vocabulary, embed=embed) is not None
+
+
+@pytest.mark.parametrize(
+    ("question", "quote"),
+    [
+        ("whats the 0-60 time", "Acceleration is smooth. Choose Chill for gentler starts."),
+        ("what tint percentage can i put on the windows", "The glass blocks UV rays (UV index 2)."),
+        ("how often do i rotate the tires", "Rotate the tires as shown in the figure."),
+    ],
+)
+def test_a_quote_without_a_figure_of_the_amount_asked_for_declines(question, quote):
+    decline = missing_amount(question, quote)
+
+    assert decline is not None and decline.reason == "amount"
+
+
+@pytest.mark.parametrize(
+    ("question", "quote"),
+    [
+        ("whats the 0-60 time", "It accelerates from 0 to 60 mph in 4.2 seconds."),
+        ("how often do i rotate the tires", "Rotate the tires every 10,000 km (6,250 miles)."),
+        ("how long till autopilot is calibrated", "Calibration takes 20-25 miles of driving."),
+        ("how do i open the charge port", "Press the charge port door to open it."),
+    ],
+)
+def test_a_quote_with_a_figure_of_the_amount_asked_for_or_no_amount_asked_stands(question, quote):
+    assert missing_amount(question, quote) is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import asked_terms, asked_units, asks_for_procedure, asks_for_quantity
+from chat.asking import amount_units, asked_terms, asks_for_procedure, asks_for_quantity
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
@@ -542,12 +542,12 @@ def test_a_procedure_that_goes_on_from_the_sentence_before_is_quoted_with_it(emb
     ],
 )
 def test_a_question_for_an_amount_asks_for_it_in_units_of_what_it_names(question, units):
-    assert units <= asked_units(question)
-    assert not asked_units(question) & {"%", "v", "a"}
+    assert units <= amount_units(question)
+    assert not amount_units(question) & {"%", "v", "a"}
 
 
 def test_a_question_asking_how_to_asks_for_no_unit():
-    assert asked_units("how do i open the charge port door") == frozenset()
+    assert amount_units("how do i open the charge port door") == frozenset()
 
 
 def test_the_number_in_the_unit_asked_for_wins_over_numbers_beside_it(embed, vocabulary):
