@@ -1,7 +1,9 @@
 """What a question asks for: its terms, with an owner's words read as a manual's ("how long is
-the car" asks for its length, "3 min" speaks of minutes), and whether it asks for an amount or
-for a procedure. Plain Python (no Django); the quote composer (``chat.quoting``) scores units
-with them.
+the car" asks for its length, "3 min" speaks of minutes), whether it asks for an amount or for
+a procedure, and the units an amount is asked in (named, "how many kWh", or those of what is
+asked for, "what temp"). Plain Python (no Django); the quote composer (``chat.quoting``)
+scores units with them, and the decline (``chat.declines``) checks passages and quotes for a
+figure in those units.
 """
 
 from __future__ import annotations
@@ -10,8 +12,15 @@ import re
 from typing import Final
 
 from chat.text_units import MEASURE_NOUNS, terms
+from chat.verification import UNITS
 
-__all__ = ["amount_units", "asked_terms", "asks_for_procedure", "asks_for_quantity"]
+__all__ = [
+    "amount_units",
+    "asked_terms",
+    "asks_for_procedure",
+    "asks_for_quantity",
+    "named_units",
+]
 
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
@@ -121,3 +130,24 @@ def amount_units(question: str) -> frozenset[str]:
         if pattern.search(question):
             found |= units
     return frozenset(found)
+
+
+_ASKED_UNIT: Final = re.compile(
+    r"\bhow\s+many\s+([a-z%/]+)|\bin\s+([a-z%/]+)\s*[?.!]*\s*$|\bhow\s+much\s+([a-z]+)",
+    re.IGNORECASE,
+)
+# Units asked for that the verification table does not name.
+_EXTRA_UNITS: Final = {"horsepower": "hp", "hp": "hp", "watts": "w", "watt": "w"}
+
+
+def named_units(question: str) -> set[str]:
+    """The units the question names for the amount it asks ("how many kWh" -> {"kwh"}, "in
+    inches" -> {"in"}), by the verification's unit names; :func:`amount_units` gives the units
+    of what is asked for ("what temp" -> degrees) instead."""
+    found = set()
+    for match in _ASKED_UNIT.finditer(question.lower()):
+        word = next(group for group in match.groups() if group)
+        unit = UNITS.get(word) or _EXTRA_UNITS.get(word)
+        if unit:
+            found.add(unit)
+    return found

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.asking import amount_units
+from chat.asking import amount_units, named_units
 from chat.text_units import MEASURE_NOUNS, Vocabulary, designations, terms, words
 from chat.verification import UNITS, numbers_with_units
 
@@ -51,7 +51,6 @@ __all__ = [
     "DEFAULT_MIN_COVERAGE",
     "MIN_MEANING_SHIFT",
     "Decline",
-    "asked_units",
     "asks_for_price",
     "decline_reason",
     "key_term_coverage",
@@ -112,12 +111,6 @@ _ASKS_AMOUNT: Final = re.compile(
 _MONEY: Final = re.compile(
     r"[$\u20ac\u00a3]\s?\d|\d\s?(?:dollars|usd|eur|euros?|gbp|pounds sterling)\b", re.IGNORECASE
 )
-_ASKED_UNIT: Final = re.compile(
-    r"\bhow\s+many\s+([a-z%/]+)|\bin\s+([a-z%/]+)\s*[?.!]*\s*$|\bhow\s+much\s+([a-z]+)",
-    re.IGNORECASE,
-)
-# Units asked for that the verification table does not name.
-_EXTRA_UNITS: Final = {"horsepower": "hp", "hp": "hp", "watts": "w", "watt": "w"}
 
 
 @dataclass(frozen=True)
@@ -180,18 +173,6 @@ def other_products(question: str, vocabulary: Vocabulary) -> list[str]:
 def asks_for_price(question: str) -> bool:
     """Whether the question asks what something costs (or is worth)."""
     return bool(_PRICE_WORDS.search(question) and _ASKS_AMOUNT.search(question))
-
-
-def asked_units(question: str) -> set[str]:
-    """The units an amount is asked in ("how many kWh" -> {"kwh"}), by the verification's unit
-    names."""
-    found = set()
-    for match in _ASKED_UNIT.finditer(question.lower()):
-        word = next(group for group in match.groups() if group)
-        unit = UNITS.get(word) or _EXTRA_UNITS.get(word)
-        if unit:
-            found.add(unit)
-    return found
 
 
 def decline_reason(
@@ -273,7 +254,7 @@ def _decline_reason(
             message="The manual gives no prices.",
             detail={"coverage": round(coverage, 3)},
         )
-    units = asked_units(question)
+    units = named_units(question)
     if units and not units & {unit for _, unit in numbers_with_units(passages) if unit}:
         return Decline(
             reason="unit",

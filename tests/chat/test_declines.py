@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
+from chat.asking import named_units
 from chat.declines import (
     DEFAULT_MIN_COVERAGE,
     MIN_MEANING_SHIFT,
-    asked_units,
     asks_for_price,
     decline_reason,
     key_term_coverage,
@@ -272,7 +272,7 @@ def test_a_question_about_what_something_costs_is_told_apart(question, asks):
     ],
 )
 def test_the_unit_a_question_asks_in_is_read(question, units):
-    assert asked_units(question) == units
+    assert named_units(question) == units
 
 
 MODEL_3_TOWING = [
