@@ -48,7 +48,7 @@ and items were picked by the name the question gives them, a procedure that goes
 sentence before it ("If it still does not release, follow these steps:") came with it, a
 "<br>" or a Note no longer parted a procedure from its lead-in (0.750 then), and a number in
 the unit asked for ("what temp": degrees) won over numbers beside it. The blind set: 0.656,
-7 of 12, false refusals 0.044 (0.567, 4 of 12 and 0.067 before those, owners' initials, "FSD"
+8 of 12, false refusals 0.044 (0.567, 4 of 12 and 0.067 before those, owners' initials, "FSD"
 for the manual's "Full Self-Driving", and the decline of a quote without a figure of the
 amount asked for; 0.611 before the units). On the development sets: ``quoted`` 0.747
 must-include (0.741 before run-together words such as "seatbelt" were found in "seat belt"),

@@ -119,15 +119,24 @@ _DIMENSIONS: Final = (
 )
 
 
+_FIGURE_WITH_UNIT: Final = re.compile(r"\d[\d.,/-]*\s*(%|[a-z/]+\.?)", re.IGNORECASE)
+
+
 def amount_units(question: str) -> frozenset[str]:
     """The units an answer to ``question`` gives its amount in, when it asks for an amount of
     something ("what temp" -> degrees, "how far" -> miles, feet or metres, "how long does it
     take" -> a time); empty when it asks for none."""
     if not asks_for_quantity(question):
         return frozenset()
+    # "from 10% to 80%", "at 20 degrees", "for 3 weeks": the owner's figures tell the
+    # situation, not what is asked for.
+    asked = _FIGURE_WITH_UNIT.sub(
+        lambda match: " " if match.group(1).lower().rstrip(".") in UNITS else match.group(0),
+        question,
+    )
     found: set[str] = set()
     for pattern, units in _DIMENSIONS:
-        if pattern.search(question):
+        if pattern.search(asked):
             found |= units
     return frozenset(found)
 

@@ -402,6 +402,11 @@ def test_initials_of_a_name_the_manual_uses_are_no_unknown_word(manual_chunks, v
         ("whats the 0-60 time", "Acceleration is smooth. Choose Chill for gentler starts."),
         ("what tint percentage can i put on the windows", "The glass blocks UV rays (UV index 2)."),
         ("how often do i rotate the tires", "Rotate the tires as shown in the figure."),
+        # The owner's own figures tell the situation: a time is asked for, not a percentage.
+        (
+            "how long does it take to supercharge from 10% to 80%",
+            "You may be limited to a maximum charge of 80% at busy sites.",
+        ),
     ],
 )
 def test_a_quote_without_a_figure_of_the_amount_asked_for_declines(question, quote):

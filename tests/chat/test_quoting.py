@@ -550,6 +550,11 @@ def test_a_question_asking_how_to_asks_for_no_unit():
     assert amount_units("how do i open the charge port door") == frozenset()
 
 
+def test_the_owners_own_figures_are_not_what_is_asked_for():
+    assert "%" not in amount_units("how long does it take to charge from 10% to 80%")
+    assert "deg" not in amount_units("its 20 degrees out, how long should i precondition")
+
+
 def test_the_number_in_the_unit_asked_for_wins_over_numbers_beside_it(embed, vocabulary):
     # Both passages hold numbers; only one holds a temperature.
     guard = passage(
