@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 from chat.asking import amount_units, named_units
 from chat.text_units import MEASURE_NOUNS, Vocabulary, designations, terms, words
-from chat.verification import UNITS, numbers_with_units
+from chat.verification import UNITS, figure_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
 
@@ -255,7 +255,7 @@ def _decline_reason(
             detail={"coverage": round(coverage, 3)},
         )
     units = named_units(question)
-    if units and not units & {unit for _, unit in numbers_with_units(passages) if unit}:
+    if units and not units & figure_units(passages):
         return Decline(
             reason="unit",
             message="The manual gives no figure in " + ", ".join(sorted(units)) + ".",
@@ -269,7 +269,7 @@ def missing_amount(question: str, quote_text: str) -> Decline | None:
     for an amount of something (``chat.asking.amount_units``: "what's the 0-60 time", "what
     tint percentage") and the quote holds no number in a unit of it; else None."""
     units = amount_units(question)
-    if not units or units & {unit for _, unit in numbers_with_units(quote_text) if unit}:
+    if not units or units & figure_units(quote_text):
         return None
     return Decline(
         reason="amount",

@@ -58,7 +58,7 @@ from chat.text_units import (
     term_set,
     weighted_coverage,
 )
-from chat.verification import numbers_with_units
+from chat.verification import figure_units
 
 __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
 
@@ -220,7 +220,7 @@ def compose_quote(
             question_terms, heading_terms[passage] | term_set(text), vocabulary
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
-        if wants_units and wants_units & {unit for _, unit in numbers_with_units(text)}:
+        if wants_units and wants_units & figure_units(text):
             bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity

@@ -176,9 +176,10 @@ def designations(text: str) -> dict[str, str]:
 
 def acronyms(text: str) -> dict[str, str]:
     """The initials an owner could type for the capitalised names in ``text``, at least three
-    letters, stemmed like a question's words, each with the name ("fsd" -> "Full Self-Driving";
-    "noa" and "na" -> "Navigate on Autopilot"). A name that starts a sentence may have its
-    first word left out: "Touch Full Self-Driving" gives "fsd" too."""
+    letters, stemmed like a question's words, each with the name ("fsd" -> "Full Self Driving";
+    "noa" -> "Navigate on Autopilot", with its linking word or without when that leaves three
+    letters). A name that starts a sentence may have its first word left out: "Touch Full
+    Self-Driving" gives "fsd" too."""
     found: dict[str, str] = {}
     for match in _NAME.finditer(text):
         parts = _NAME_PART.findall(match.group(0))

@@ -32,6 +32,7 @@ __all__ = [
     "UNITS",
     "Verdict",
     "Verification",
+    "figure_units",
     "numbers_with_units",
     "rebuild",
     "verify",
@@ -165,6 +166,12 @@ def numbers_with_units(text: str) -> list[tuple[str, str | None]]:
             continue  # "one of the doors", "two ways": a word, not a figure
         found.append((number, unit))
     return found
+
+
+def figure_units(text: str) -> set[str]:
+    """The units of the figures ``text`` gives ("42 PSI (290 kPa)" -> {"psi", "kpa"}), by
+    :data:`UNITS`' names; a bare number has none."""
+    return {unit for _, unit in numbers_with_units(text) if unit}
 
 
 def _missing_numbers(sentence: str, source: str) -> list[str]:
