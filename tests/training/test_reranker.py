@@ -314,11 +314,19 @@ def test_saved_models_load_with_one_output(trained):
 
 
 @pytest.mark.django_db
-def test_an_evaluation_measures_an_assistant_with_its_reranker(trained, sample_manual):  # noqa: F811
+def test_an_evaluation_measures_an_assistant_with_its_reranker(
+    trained,
+    sample_manual,  # noqa: F811
+    settings,
+):
     """A retrieval-only run ranks pages in the reranker's order and declines under its
     threshold, as the chat does, so an assistant with a reranker is measured with it."""
     from training import evaluation
 
+    # The reranker reads the 10 nearest passages, and the 10th is a near tie on this manual;
+    # an HNSW candidate list this wide makes the search exact in effect, so the run and this
+    # test see the same ten whatever else the suite has put into the index meanwhile.
+    settings.HNSW_EF_SEARCH = 1000
     registered = trainer.register(trained["model"], "Sample reranker (evaluation)")
     scorer = load_scorer(registered.path)
     questions = [
@@ -330,8 +338,12 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(trained, sample_m
     for question in questions:
         candidates = retrieve(question=question, manual_ids=[sample_manual.pk], k=10).passages
         scores = scorer.score(question, [p.text for p in candidates])
-        best = max(range(len(scores)), key=lambda i: scores[i])
-        expected[question] = (candidates[best].source_name, max(scores))
+        # A reranker trained for two steps scores passages within a few thousandths of each
+        # other: pages whose passage scores the best within float noise are all the best.
+        best_pages = {
+            p.source_name for p, s in zip(candidates, scores, strict=True) if s > max(scores) - 1e-6
+        }
+        expected[question] = (best_pages, max(scores))
     # A threshold between the best scores, so the run declines some and answers others.
     ordered = sorted(score for _, score in expected.values())
     registered.decline_below = (ordered[0] + ordered[1]) / 2
@@ -350,8 +362,8 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(trained, sample_m
     run = evaluation.evaluation_run_execute(run_id=run.pk)
 
     for item in run.items.filter(subject="Reranked"):
-        source, score = expected[item.question]
-        assert item.retrieved_sources[0] == source
+        best_pages, score = expected[item.question]
+        assert item.retrieved_sources[0] in best_pages
         assert item.refused == (score < registered.decline_below)
     assert run.items.filter(subject="Reranked", refused=True).count() == 1
     assert not run.items.filter(subject="Plain", refused=True).exists()

@@ -221,8 +221,12 @@ def test_answer_token_loss_equals_trls_loss_and_gradients(default_model, tokeniz
     assert math.isfinite(ours) and ours > 0
     assert ours == pytest.approx(trls, rel=1e-4)
     assert our_grads.keys() == trl_grads.keys() and len(our_grads) > 0
+    # The two losses sum the same terms in another order, so an element near zero can differ
+    # by more than 0.1% of itself (an AMD CPU without AVX-512 did); each gradient as a whole
+    # must stay within 0.1% of TRL's.
     for name, grad in our_grads.items():
-        assert torch.allclose(grad, trl_grads[name], rtol=1e-3, atol=1e-6), name
+        error = float((grad - trl_grads[name]).norm())
+        assert error <= 1e-3 * float(trl_grads[name].norm()) + 1e-9, (name, error)
     # Divided by the tokens of the whole accumulated batch when the Trainer says how many.
     halved = AnswerTokenSFTTrainer.compute_loss(
         trainer,
