@@ -35,6 +35,7 @@ chosen on the other sets holds on questions nobody tuned for).
 
 Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, ``dev`` or ``blind``),
 ``BENCH_ANSWERS_STYLE`` (``quoted``, ``grounded`` or ``generated``; default: the assistant's),
+``BENCH_ANSWERS_RETRIEVAL`` (``vector`` or ``hybrid``; default: the assistant's),
 ``BENCH_ANSWERS_BASELINE`` (0 skips the old path: it takes 15-30 minutes),
 ``BENCH_ANSWERS_LIMIT`` (questions per set, 0 = all).
 
@@ -150,6 +151,8 @@ def assistant_for(manual: Manual, style: str) -> Assistant:
     Conversation.objects.filter(assistant__slug=slug).delete()  # the bench's own answers
     Assistant.objects.filter(slug=slug).delete()
     fields = {"answer_style": style} if style else {}
+    if method := os.environ.get("BENCH_ANSWERS_RETRIEVAL", "").strip():
+        fields["retrieval"] = method
     return chat_services.assistant_create(
         name=f"Answers bench: {manual.name}",
         slug=slug,

@@ -35,7 +35,7 @@ class Assistant(models.Model):
 
     class Retrieval(models.TextChoices):
         VECTOR = "vector", "Vector (pgvector HNSW, cosine)"
-        HYBRID = "hybrid", "Hybrid (vector + PostgreSQL full text, reciprocal rank fusion)"
+        HYBRID = "hybrid", "Hybrid (vector + keyword BM25, reciprocal rank fusion)"
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)

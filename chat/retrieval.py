@@ -5,8 +5,9 @@ Three ranked lists can be fused by reciprocal rank (RRF, Cormack et al. 2009: ea
 
 * **vector**: the chunks nearest to the question's embedding through the HNSW cosine index
   (``curation.selectors.chunks_nearest``); always on;
-* **text**: PostgreSQL full-text search over the chunk text (English stemming, any of the
-  question's words, ranked by ``ts_rank_cd``); on with ``method="hybrid"``;
+* **terms**: BM25 over the chunks' stemmed terms for the question's key terms
+  (``chat.lexical``: the words that name its subject, without the owner's fillers and
+  figures); on with ``method="hybrid"``, at a lower weight (:data:`LIST_WEIGHTS`);
 * **question**: approved QA pairs whose *question* is nearly the owner's question point to
   their source chunk (a reviewer has confirmed that chunk answers it); on with
   ``match_questions``, and only for matches at or above :data:`QUESTION_MATCH_MIN`.
@@ -17,13 +18,22 @@ higher. Ranks say which passage is best; only the similarity says whether any is
 
 Measured (all-MiniLM-L6-v2; numbers in ``tests/chat/test_retrieval_quality.py``): on the
 sample manual's 24 answerable questions vector and hybrid both put the right page in the top 4
-for 24/24 (top 1: 21 vs 22); on the Model 3 manual (1,142 chunks, 200 generated questions)
-MRR@5 is 0.745 vector vs 0.742 hybrid, and hybrid costs ~140 ms more per question without a
-text index. Hybrid does not measure better, so assistants default to vector; it stays an
-option per assistant. No similarity threshold separates the sample's answerable questions
-from its unanswerable ones completely; 0.35 answers all 24 answerable ones, declines 2 of the
-4 unanswerable ones and every off-topic question tried, and leaves the on-topic rest (a
-dealer's loaner cars, insurance cost) to the grounded prompt's "The manual does not say."
+for 24/24. On owner questions (bench/questions, development sets: 85 answerable), BM25 alone
+puts the right page in the top 4 for 0.929 of them, vector 0.906, both fused at full weight
+0.965 (top 1: 0.741, 0.765, 0.800); on the blind set (45) 0.822, 0.933, 0.956. Yet the
+answers owners read gain little: quoted must-include 0.765 hybrid against 0.747 vector on the
+development sets, 0.656 both on the blind set, where one more unanswerable question got an
+answer (bench/answers.py, ``BENCH_ANSWERS_RETRIEVAL``). (PostgreSQL's ``ts_rank_cd`` over
+any of the question's words, the keyword list before BM25, scored 0.706: without IDF, an
+owner's common words outranked the one that names the subject.) So assistants default to
+vector; hybrid is an option per assistant.
+
+No similarity threshold separates the sample's answerable questions from its unanswerable
+ones completely; 0.35 answers all 24 answerable ones, declines 2 of the 4 unanswerable ones
+and every off-topic question tried, and leaves the on-topic rest (a dealer's loaner cars,
+insurance cost) to the later checks (``chat.declines``). The confidence counts the vector
+list's best similarity also when fusion leaves that passage out of the top ``k``: which
+passages are shown must not decide whether the manual is close.
 """
 
 from __future__ import annotations
@@ -37,15 +47,17 @@ from typing import Final
 
 import numpy as np
 from django.conf import settings
-from django.db import connection
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
+from chat.declines import key_terms
+from chat.selectors import manual_term_index
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
 from curation.selectors import chunks_nearest
 
 __all__ = [
     "FOLLOW_UP_BELOW",
+    "LIST_WEIGHTS",
     "METHODS",
     "QUESTION_MATCH_MIN",
     "RRF_K",
@@ -65,6 +77,12 @@ RRF_K: Final = 60
 QUESTION_MATCH_MIN: Final = 0.7
 #: How many candidates each ranked list contributes before fusion.
 CANDIDATES: Final = 20
+#: Weight of each ranked list in the fusion (others: 1). The BM25 list at 0.3 moves a passage
+#: that both lists rank well above one only the vector list ranks a little higher; at full
+#: weight its keyword matches ("washer" for a pressure washer) pushed the passages that answer
+#: out of the top four (development sets, quoted answers: must-include 0.741 at 1.0, 0.753 at
+#: 0.5, 0.765 at 0.3; vector alone 0.747).
+LIST_WEIGHTS: Final = {"terms": 0.3}
 #: A question whose best passage is at least this similar stands on its own; below it, the
 #: previous question of the conversation is read with it (``retrieve(previous_question=...)``).
 #: Measured by bench/followups.py on the Model 3 manual: 30 follow-ups (best similarity alone
@@ -84,7 +102,7 @@ class Passage:
 
     ``similarity`` is the cosine similarity of the chunk's embedding to the question's (or, in a
     conversation, to the previous and current question together, whichever is higher);
-    ``found_by`` names the lists that retrieved it (``vector``, ``conversation``, ``text``,
+    ``found_by`` names the lists that retrieved it (``vector``, ``conversation``, ``terms``,
     ``question``); ``rerank_score`` is set when an assistant's reranker reordered them.
     """
 
@@ -233,7 +251,7 @@ def retrieve(
             chunk.pk for chunk in _merged_nearest(context_vectors, groups, candidates)
         ]
     if method == "hybrid":
-        ranked["text"] = _text_ranked(question, manual_ids, CANDIDATES)
+        ranked["terms"] = _terms_ranked(question, manual_ids, CANDIDATES)
     matched_pair_id, question_similarity = None, None
     if match_questions:
         # Approved questions are embedded with the configured model (curation), so they are
@@ -249,7 +267,8 @@ def retrieve(
     found_by: dict[int, list[str]] = {}
     for name, chunk_ids in ranked.items():
         for rank, chunk_id in enumerate(chunk_ids, start=1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+            weight = LIST_WEIGHTS.get(name, 1.0)
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (RRF_K + rank)
             found_by.setdefault(chunk_id, []).append(name)
     # Ties (a chunk found by one list only, at the same rank as another) go to the earlier
     # list's order, which the stable sort keeps.
@@ -278,6 +297,8 @@ def retrieve(
         if chunk_id in chunks
     ]
     similarities = [p.similarity for p in passages]
+    if nearest:
+        similarities.append(round(alone_best, 4))  # as a passage's similarity is
     if question_similarity is not None:
         similarities.append(question_similarity)
     return Retrieval(
@@ -364,30 +385,10 @@ def refers_back(question: str) -> bool:
     return bool(_REFERS_BACK.search(question))
 
 
-def _text_ranked(question: str, manual_ids: list[int], limit: int) -> list[int]:
-    """Chunk ids by full-text rank: any of the question's (stemmed, non-stop) words.
-
-    ``plainto_tsquery`` ANDs every word, which an owner's chatty question ("my car is totally
-    dead and...") almost never matches in full; OR-ing them and ranking by ``ts_rank_cd``
-    (cover density: matched words close together rank higher) suits questions better.
-    """
-    chunk_table = DocumentChunk._meta.db_table
-    document_table = ManualDocument._meta.db_table
-    sql = f"""
-        SELECT chunk.id
-        FROM {chunk_table} AS chunk
-        JOIN {document_table} AS document ON document.id = chunk.document_id,
-             to_tsquery('english',
-                        replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')) AS query
-        WHERE document.manual_id = ANY(%s)
-          AND chunk.embedding IS NOT NULL
-          AND to_tsvector('english', chunk.text) @@ query
-        ORDER BY ts_rank_cd(to_tsvector('english', chunk.text), query) DESC, chunk.id
-        LIMIT %s
-    """  # noqa: S608 - table names come from the models, values are parameters
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [question, manual_ids, limit])
-        return [row[0] for row in cursor.fetchall()]
+def _terms_ranked(question: str, manual_ids: list[int], limit: int) -> list[int]:
+    """Chunk ids by BM25 over the question's key terms (``chat.lexical``): the words that say
+    what it is about, without the owner's fillers and figures (``chat.declines.key_terms``)."""
+    return manual_term_index(manual_ids=manual_ids).search(list(key_terms(question)), limit)
 
 
 def _question_matches(vector: list[float], manual_ids: list[int]) -> list[tuple[int, int, float]]:

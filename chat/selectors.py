@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 
+from chat.lexical import TermIndex
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner
 from chat.text_units import Vocabulary
@@ -114,26 +116,56 @@ def preferences_for_export() -> QuerySet[Preference]:
     )
 
 
-# A manual's vocabulary changes only when it is (re-)ingested; the chunk count and the newest
-# chunk id tell when that happened.
-_VOCABULARIES: OrderedDict[tuple, Vocabulary] = OrderedDict()
-_VOCABULARIES_LOCK = threading.Lock()
+# A manual's vocabulary and term index change only when it is (re-)ingested or re-embedded;
+# the chunk counts and the newest chunk id tell when that happened.
+_BUILT: OrderedDict[tuple, Any] = OrderedDict()
+_BUILT_LOCK = threading.Lock()
+
+
+def _built(kind: str, manual_ids: Sequence[int], chunks: QuerySet, build: Callable[[], Any]):
+    """What ``build`` makes of ``chunks`` (of ``manual_ids``), once per state of them per
+    process (the last 16 kept)."""
+    state = chunks.aggregate(
+        count=Count("id"), newest=Max("id"), served=Count("id", filter=Q(embedding__isnull=False))
+    )
+    key = (kind, tuple(sorted(manual_ids)), state["count"], state["newest"], state["served"])
+    with _BUILT_LOCK:
+        found = _BUILT.get(key)
+        if found is not None:
+            _BUILT.move_to_end(key)
+            return found
+    found = build()
+    with _BUILT_LOCK:
+        _BUILT[key] = found
+        while len(_BUILT) > 16:
+            _BUILT.popitem(last=False)
+    return found
 
 
 def manual_vocabulary(*, manual_ids: Sequence[int]) -> Vocabulary:
     """How many chunks of ``manual_ids`` hold each stemmed term (``chat.text_units``), for the
     IDF weights of quoting and declining; built once per state of the manuals per process."""
     chunks = DocumentChunk.objects.filter(document__manual_id__in=list(manual_ids))
-    state = chunks.aggregate(count=Count("id"), newest=Max("id"))
-    key = (tuple(sorted(manual_ids)), state["count"], state["newest"])
-    with _VOCABULARIES_LOCK:
-        vocabulary = _VOCABULARIES.get(key)
-        if vocabulary is not None:
-            _VOCABULARIES.move_to_end(key)
-            return vocabulary
-    vocabulary = Vocabulary.from_texts(chunks.values_list("text", flat=True).iterator(2000))
-    with _VOCABULARIES_LOCK:
-        _VOCABULARIES[key] = vocabulary
-        while len(_VOCABULARIES) > 8:
-            _VOCABULARIES.popitem(last=False)
-    return vocabulary
+    return _built(
+        "vocabulary",
+        manual_ids,
+        chunks,
+        lambda: Vocabulary.from_texts(chunks.values_list("text", flat=True).iterator(2000)),
+    )
+
+
+def manual_term_index(*, manual_ids: Sequence[int]) -> TermIndex:
+    """The BM25 index (``chat.lexical``) of the chunks of ``manual_ids`` that retrieval serves:
+    those with a vector of their manual's embedder (``DocumentChunk.embedder``; None: the
+    configured model), so a chunk left from before a switch of embedders is never found."""
+    chunks = DocumentChunk.objects.filter(document__manual_id__in=list(manual_ids))
+    served = chunks.filter(embedding__isnull=False).filter(
+        Q(embedder_id=F("document__manual__embedder_id"))
+        | Q(embedder__isnull=True, document__manual__embedder__isnull=True)
+    )
+    return _built(
+        "terms",
+        manual_ids,
+        chunks,
+        lambda: TermIndex.from_texts(served.values_list("id", "text").iterator(2000)),
+    )
