@@ -9,7 +9,8 @@ tested without a database, and ``chat.services`` reads as the list of stages it 
    terms the manual never uses, a price, a unit it has no figure in; ``chat.declines``);
 3. :func:`quote` composes the quote from the manual (``chat.quoting``): the whole answer of
    the ``quoted`` style, the second half of ``grounded``, the fallback of ``generated``;
-   :func:`quote_declines` declines when it holds no figure of the amount asked for;
+   :func:`quote_declines` declines when it holds no figure of the amount asked for, or
+   shares almost none of the question's key words;
 4. :func:`build_prompt` renders the grounded (or direct) prompt within the endpoint's context;
 5. :class:`GuardedStream` generates: it reads any endpoint's stream through a
    ``LoopGuard`` and stops it at the first loop;
@@ -29,7 +30,7 @@ from typing import Final
 import numpy as np
 
 from chat import prompts
-from chat.declines import Decline, decline_reason, missing_amount
+from chat.declines import Decline, decline_reason, missing_amount, off_the_point
 from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences
 from chat.verification import Verdict, Verification, rebuild, verify, word_count
@@ -158,9 +159,13 @@ def decide(
 
 #: The quote from the manual that best answers a question: ``chat.quoting.compose_quote``.
 quote = compose_quote
-#: Why that quote does not answer after all (an amount asked for that it holds no figure of):
-#: ``chat.declines.missing_amount``.
-quote_declines = missing_amount
+
+
+def quote_declines(question: str, quote: Quote) -> Decline | None:
+    """Why ``quote`` does not answer ``question`` after all: an amount asked for that it holds
+    no figure of (``chat.declines.missing_amount``), or it is off the point
+    (``chat.declines.off_the_point``)."""
+    return missing_amount(question, quote.text) or off_the_point(quote.coverage, quote.score)
 
 
 # -- 4. build the prompt -------------------------------------------------------------------------

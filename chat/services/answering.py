@@ -227,7 +227,7 @@ def _answer_body(
         if quote is None:  # passages without a sentence to quote (a page of figures only)
             decline = Decline(reason="no_text", message="The passages found hold no text.")
         else:
-            decline = answering.quote_declines(question, quote.text)
+            decline = answering.quote_declines(question, quote)
     if decline is not None:
         text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
         nearest = passage_citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)

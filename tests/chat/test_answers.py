@@ -129,6 +129,7 @@ def test_an_out_of_manual_question_is_declined_without_calling_the_model(sample_
         "How much does a replacement key fob cost at a Corvan dealer?",
         "How many watts is the Aster's sound system?",
         "whats the aster's 0-60 time",  # the quote found talks of driving, with no time in it
+        "whats the screen size on the aster's main display",  # the quote: the dimensions table
     ],
 )
 def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manual, fake, question):
@@ -146,6 +147,7 @@ def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manu
         "price": "The manual gives no prices.",
         "unit": "The manual gives no figure in w.",
         "amount": "The passage that comes closest gives no such figure.",
+        "off_point": "The passage that comes closest speaks of something else.",
     }
     assert reasons[message.checks["decline"]["reason"]] in message.content
     assert message.citations and all(c["in_prompt"] is False for c in message.citations)

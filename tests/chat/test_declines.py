@@ -20,6 +20,7 @@ from chat.declines import (
     key_terms,
     meaning_shift,
     missing_amount,
+    off_the_point,
     other_products,
     question_parts,
 )
@@ -426,3 +427,24 @@ def test_a_quote_without_a_figure_of_the_amount_asked_for_declines(question, quo
 )
 def test_a_quote_with_a_figure_of_the_amount_asked_for_or_no_amount_asked_stands(question, quote):
     assert missing_amount(question, quote) is None
+
+
+@pytest.mark.parametrize(
+    ("coverage", "score", "declined"),
+    [
+        (0.0, 0.94, True),  # "screen size on the main display": the dimensions table
+        (0.09, 1.09, True),
+        (0.1, 0.9, False),  # a tenth of the question's key words is enough
+        (0.02, 1.1, False),  # and so is a quote that reads like the question
+        (0.5, 2.0, False),
+    ],
+)
+def test_a_quote_sharing_almost_no_key_word_and_reading_unlike_the_question_is_off_the_point(
+    coverage, score, declined
+):
+    decline = off_the_point(coverage, score)
+    assert (decline is not None) is declined
+    if declined:
+        assert decline.reason == "off_point"
+        assert decline.message == "The passage that comes closest speaks of something else."
+        assert decline.detail == {"quote_coverage": coverage, "quote_score": score}
