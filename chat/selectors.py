@@ -19,7 +19,7 @@ from chat.lexical import TermIndex
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner
 from chat.text_units import Vocabulary
-from curation.models import DocumentChunk
+from curation.models import DocumentChunk, Manual
 
 
 def assistants_available() -> QuerySet[Assistant]:
@@ -122,13 +122,20 @@ _BUILT: OrderedDict[tuple, Any] = OrderedDict()
 _BUILT_LOCK = threading.Lock()
 
 
-def _built(kind: str, manual_ids: Sequence[int], chunks: QuerySet, build: Callable[[], Any]):
-    """What ``build`` makes of ``chunks`` (of ``manual_ids``), once per state of them per
-    process (the last 16 kept)."""
+def _built(
+    kind: str,
+    manual_ids: Sequence[int],
+    chunks: QuerySet,
+    build: Callable[[], Any],
+    *,
+    also: tuple = (),
+):
+    """What ``build`` makes of ``chunks`` (of ``manual_ids``), once per state of them (and of
+    ``also``) per process (the last 16 kept)."""
     state = chunks.aggregate(
         count=Count("id"), newest=Max("id"), served=Count("id", filter=Q(embedding__isnull=False))
     )
-    key = (kind, tuple(sorted(manual_ids)), state["count"], state["newest"], state["served"])
+    key = (kind, tuple(sorted(manual_ids)), state["count"], state["newest"], state["served"], also)
     with _BUILT_LOCK:
         found = _BUILT.get(key)
         if found is not None:
@@ -163,9 +170,14 @@ def manual_term_index(*, manual_ids: Sequence[int]) -> TermIndex:
         Q(embedder_id=F("document__manual__embedder_id"))
         | Q(embedder__isnull=True, document__manual__embedder__isnull=True)
     )
+    # A manual that switches embedders serves other chunks without any chunk changing.
+    embedders = tuple(
+        Manual.objects.filter(pk__in=list(manual_ids)).order_by("pk").values_list("pk", "embedder")
+    )
     return _built(
         "terms",
         manual_ids,
         chunks,
         lambda: TermIndex.from_texts(served.values_list("id", "text").iterator(2000)),
+        also=embedders,
     )

@@ -22,7 +22,7 @@ import pytest
 
 from chat.models import Assistant
 from chat.retrieval import embed_question, refers_back, retrieve
-from curation.models import DocumentChunk, QAPair
+from curation.models import DocumentChunk, Manual, QAPair, RetrievalModel
 from tests.chat.conftest import sample_questions
 
 pytestmark = pytest.mark.django_db
@@ -110,6 +110,13 @@ def test_the_keyword_index_is_rebuilt_when_a_manual_changes(sample_manual):
     assert after is not before
     assert after.search(["zeppelin"], 4) == [chunk.pk]
     assert before.search(["zeppelin"], 4) == []
+    # Switched to a tuned embedder whose vectors no chunk holds yet, the manual serves none.
+    tuned = RetrievalModel.objects.create(
+        name="Tuned (index test)", kind=RetrievalModel.Kind.EMBEDDER, path="/nonexistent"
+    )
+    Manual.objects.filter(pk=sample_manual.pk).update(embedder=tuned)
+    switched = manual_term_index(manual_ids=[sample_manual.pk])
+    assert switched.search(["zeppelin"], 4) == [] and not switched.lengths
 
 
 def test_an_approved_question_leads_retrieval_to_its_passage(sample_manual):
