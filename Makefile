@@ -15,7 +15,7 @@ BENCHES := ingest chunking generation review training chat followups quality ans
 ## FMA, F16C and the AVX-512 kernels are on where /proc/cpuinfo lists them (forcing AVX-512
 ## on made the build die with "Illegal instruction" on CPUs without it, such as AMD EPYC VMs
 ## before Zen 4; without /proc/cpuinfo the build is native). After the build, a subprocess
-## loads the bundled GGUF model and generates two tokens; a build that crashes there is
+## loads the bundled GGUF model and generates two tokens; a build that fails there is
 ## uninstalled, so GGUF endpoints say it is missing instead of killing their process. OpenMP
 ## is off too: ggml then runs its own thread pool. With OpenMP, torch's libgomp
 ## (loaded globally when torch is imported, as the chat's embedding model does) served
@@ -44,7 +44,7 @@ LLAMACPP_INSTALL = { ls $(LLAMACPP_WHEELS)/*.whl >/dev/null 2>&1 \
 	&& $(PY) -m pip install --quiet --no-deps diskcache==5.6.3 \
 	&& { $(PY) -c "$$LLAMACPP_SMOKE" >/dev/null 2>&1 \
 		|| { $(PY) -m pip uninstall --quiet -y llama-cpp-python; \
-			echo "[install] the llama.cpp build crashed generating a token on this CPU;" \
+			echo "[install] the llama.cpp build failed to generate a token on this CPU;" \
 				"uninstalled it (options: $(LLAMACPP_CMAKE))"; false; }; }
 export LLAMACPP_SMOKE := from manualqa.lib.llamacpp import load_gguf; \
 	from manualqa.lib.local_models import default_gguf_path; \

@@ -161,11 +161,13 @@ def decide(
 quote = compose_quote
 
 
-def quote_declines(question: str, quote: Quote) -> Decline | None:
-    """Why ``quote`` does not answer ``question`` after all: an amount asked for that it holds
-    no figure of (``chat.declines.missing_amount``), or it is off the point
+def quote_declines(question: str, composed: Quote) -> Decline | None:
+    """Why the ``composed`` quote does not answer ``question`` after all: an amount asked for
+    that it holds no figure of (``chat.declines.missing_amount``), or it is off the point
     (``chat.declines.off_the_point``)."""
-    return missing_amount(question, quote.text) or off_the_point(quote.coverage, quote.score)
+    return missing_amount(question, composed.text) or off_the_point(
+        composed.coverage, composed.score
+    )
 
 
 # -- 4. build the prompt -------------------------------------------------------------------------

@@ -298,7 +298,7 @@ def retrieve(
     ]
     similarities = [p.similarity for p in passages]
     if nearest:
-        similarities.append(round(alone_best, 4))  # as a passage's similarity is
+        similarities.append(round(alone_best, 4))  # rounded as passages' similarities are
     if question_similarity is not None:
         similarities.append(question_similarity)
     return Retrieval(
