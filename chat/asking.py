@@ -1,9 +1,10 @@
 """What a question asks for: its terms, with an owner's words read as a manual's ("how long is
 the car" asks for its length, "3 min" speaks of minutes), whether it asks for an amount or for
-a procedure, and the units an amount is asked in (named, "how many kWh", or those of what is
-asked for, "what temp"). Plain Python (no Django); the quote composer (``chat.quoting``)
-scores units with them, and the decline (``chat.declines``) checks passages and quotes for a
-figure in those units.
+a procedure, the units an amount is asked in (named, "how many kWh", or those of what is
+asked for, "what temp"), and its key terms (its content words without the owner's fillers and
+figures, which retrieval's keyword list searches for and the decline weighs). Plain Python (no
+Django); the quote composer (``chat.quoting``) scores units with them, and the decline
+(``chat.declines``) checks passages and quotes for a figure in those units.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "asked_terms",
     "asks_for_procedure",
     "asks_for_quantity",
+    "key_terms",
     "named_units",
 ]
 
@@ -159,4 +161,40 @@ def named_units(question: str) -> set[str]:
         unit = UNITS.get(word) or _EXTRA_UNITS.get(word)
         if unit:
             found.add(unit)
+    return found
+
+
+# Function words and chat fillers that carry no subject (NLTK's English list plus the forms
+# owners type without apostrophes); the QA gate's small stopword list is kept small on purpose.
+_FUNCTION_WORDS: Final = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his
+    himself she her hers herself it its itself they them their theirs themselves what which who
+    whom this that these those am is are was were be been being have has had having do does did
+    doing a an the and but if or because as until while of at by for with about against between
+    into through during before after above below to from up down in out on off over under again
+    further then once here there when where why how all any both each few more most other some
+    such no nor not only own same so than too very s t can will just don should now d ll m o re
+    ve y ain aren couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn
+    weren won wouldn whats hows wheres whens whos im ive id dont cant wont doesnt didnt isnt
+    arent wasnt werent shouldnt couldnt wouldnt thats theres theyre youre u ur ya pls plz thx
+    thanks like really gonna wanna gotta kinda sorta ok okay hey hi please anyone anybody
+    someone something anything everything thing things stuff actually basically ever also still
+    even much many lot lots bit get got gets getting go goes going went gone make makes made
+    need needs want wants know think say says said tell way ways yes yeah would could might
+    must shall may one ones""".split()  # noqa: SIM905 - a word list reads better this way
+)
+# "50k", "11pm", "2021", "3rd": figures that describe the owner's situation, not the subject.
+_FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
+
+
+def key_terms(question: str) -> dict[str, str]:
+    """The question's key terms: stemmed content word -> the word as the owner wrote it, without
+    function words, fillers and figures."""
+    found: dict[str, str] = {}
+    for written in re.findall(r"\w+", question):
+        word = written.lower()
+        if word in _FUNCTION_WORDS or _FIGURE.match(word) or word in UNITS:
+            continue  # units are checked against the passages' figures instead
+        for term in terms(MEASURE_NOUNS.get(word, word)):
+            found.setdefault(term, written)
     return found

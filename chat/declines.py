@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.asking import amount_units, named_units
-from chat.text_units import MEASURE_NOUNS, Vocabulary, designations, terms, words
-from chat.verification import UNITS, figure_units
+from chat.asking import amount_units, key_terms, named_units
+from chat.text_units import Vocabulary, designations, words
+from chat.verification import figure_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
 
@@ -58,7 +58,6 @@ __all__ = [
     "asks_for_price",
     "decline_reason",
     "key_term_coverage",
-    "key_terms",
     "meaning_shift",
     "missing_amount",
     "off_the_point",
@@ -86,29 +85,8 @@ MIN_MEANING_SHIFT: Final = 0.12
 QUOTE_MIN_COVERAGE: Final = 0.1
 QUOTE_MIN_SCORE: Final = 1.1
 
-# Function words and chat fillers that carry no subject (NLTK's English list plus the forms
-# owners type without apostrophes); the QA gate's small stopword list is kept small on purpose.
-_FUNCTION_WORDS: Final = frozenset(
-    """i me my myself we our ours ourselves you your yours yourself yourselves he him his
-    himself she her hers herself it its itself they them their theirs themselves what which who
-    whom this that these those am is are was were be been being have has had having do does did
-    doing a an the and but if or because as until while of at by for with about against between
-    into through during before after above below to from up down in out on off over under again
-    further then once here there when where why how all any both each few more most other some
-    such no nor not only own same so than too very s t can will just don should now d ll m o re
-    ve y ain aren couldn didn doesn hadn hasn haven isn ma mightn mustn needn shan shouldn wasn
-    weren won wouldn whats hows wheres whens whos im ive id dont cant wont doesnt didnt isnt
-    arent wasnt werent shouldnt couldnt wouldnt thats theres theyre youre u ur ya pls plz thx
-    thanks like really gonna wanna gotta kinda sorta ok okay hey hi please anyone anybody
-    someone something anything everything thing things stuff actually basically ever also still
-    even much many lot lots bit get got gets getting go goes going went gone make makes made
-    need needs want wants know think say says said tell way ways yes yeah would could might
-    must shall may one ones""".split()  # noqa: SIM905 - a word list reads better this way
-)
 # Where one part of a question ends and the next begins.
 _PART_END: Final = re.compile(r"(?<=\?)\s+")
-# "50k", "11pm", "2021", "3rd": figures that describe the owner's situation, not the subject.
-_FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
 _PRICE_WORDS: Final = re.compile(
     r"\b(?:cost|costs|costing|price|prices|pricing|priced|fee|fees|pay|paid|cheaper|cheapest|"
@@ -137,19 +115,6 @@ class Decline:
     reason: str
     message: str
     detail: dict = field(default_factory=dict)
-
-
-def key_terms(question: str) -> dict[str, str]:
-    """The question's key terms: stemmed content word -> the word as the owner wrote it, without
-    function words, fillers and figures."""
-    found: dict[str, str] = {}
-    for written in re.findall(r"\w+", question):
-        word = written.lower()
-        if word in _FUNCTION_WORDS or _FIGURE.match(word) or word in UNITS:
-            continue  # units are checked against the passages' figures instead
-        for term in terms(MEASURE_NOUNS.get(word, word)):
-            found.setdefault(term, written)
-    return found
 
 
 def key_term_coverage(question: str, vocabulary: Vocabulary) -> tuple[float, list[str]]:

@@ -6,7 +6,7 @@ circle", "Slip Start"), which the embedding of a chatty question ("whats the gro
 on the model 3? my driveway has a nasty dip at the bottom") ranks below passages that read
 like the rest of it. BM25 (Robertson and Zaragoza, 2009) weighs each term by its IDF over
 the chunks, so the rare term that names the subject counts most, and the owner's fillers,
-function words and figures (``chat.declines.key_terms``) are not searched for at all.
+function words and figures (``chat.asking.key_terms``) are not searched for at all.
 """
 
 from __future__ import annotations

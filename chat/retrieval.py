@@ -50,7 +50,7 @@ from django.conf import settings
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
-from chat.declines import key_terms
+from chat.asking import key_terms
 from chat.selectors import manual_term_index
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
 from curation.selectors import chunks_nearest
@@ -387,7 +387,7 @@ def refers_back(question: str) -> bool:
 
 def _terms_ranked(question: str, manual_ids: list[int], limit: int) -> list[int]:
     """Chunk ids by BM25 over the question's key terms (``chat.lexical``): the words that say
-    what it is about, without the owner's fillers and figures (``chat.declines.key_terms``)."""
+    what it is about, without the owner's fillers and figures (``chat.asking.key_terms``)."""
     return manual_term_index(manual_ids=manual_ids).search(list(key_terms(question)), limit)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import named_units
+from chat.asking import key_terms, named_units
 from chat.declines import (
     DEFAULT_MIN_COVERAGE,
     MIN_MEANING_SHIFT,
     asks_for_price,
     decline_reason,
     key_term_coverage,
-    key_terms,
     meaning_shift,
     missing_amount,
     off_the_point,
