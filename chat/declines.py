@@ -19,9 +19,12 @@ look at what the question asks for, each cheap and explainable:
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
+* **a maker's plans.** No owner's manual speaks of models to come or of when to buy ("is
+  Tesla going to release a refreshed Model 3", "should I wait to buy"): such a question is
+  declined whatever the passages.
 * **a price.** An owner's manual states no prices: a question asking what something costs
-  ("how much does ... cost", "price", "fee", "worth") is declined unless the passages hold an
-  amount of money.
+  ("how much does ... cost", "price", "fee", "worth", "charge per kWh") is declined unless the
+  passages hold an amount of money.
 * **a unit.** A question asking for an amount in a unit ("in inches", "how many kWh", "how much
   horsepower") is declined when the passages hold no number in that unit; and, once the quote
   is composed (:func:`missing_amount`), a question asking for an amount of something ("what's
@@ -91,7 +94,8 @@ _PART_END: Final = re.compile(r"(?<=\?)\s+")
 _PRICE_WORDS: Final = re.compile(
     r"\b(?:cost|costs|costing|price|prices|pricing|priced|fee|fees|pay|paid|cheaper|cheapest|"
     r"expensive|worth|dollars?|insurance|insure|resale|trade-?in|tax\s+credits?|subscriptions?|"
-    r"per\s+month|monthly)\b|\$|\bcharge\s+(?:for|to\s+(?:replace|install|fix|repair))\b",
+    r"per\s+month|monthly)\b|\$|\bcharge\s+(?:for|to\s+(?:replace|install|fix|repair))\b|"
+    r"\bcharge\s+per\s+kwh\b",
     re.IGNORECASE,
 )
 _ASKS_AMOUNT: Final = re.compile(
@@ -101,6 +105,17 @@ _ASKS_AMOUNT: Final = re.compile(
     r"\bexpensive\b|\bworth\b|\bballpark\b|\broughly\b",
     re.IGNORECASE,
 )
+# A maker's plans or when to buy: what no owner's manual holds ("is Tesla going to release a
+# refreshed Model 3 next year", "should I wait to buy").
+_PLANS: Final = re.compile(
+    r"\b(?:going\s+to|gonna|plan(?:s|ning)?\s+to|expected\s+to)\s+(?:release|launch|announce|"
+    r"unveil|bring\s+out)\s+(?:a|an|the)?\s*(?:new|refreshed|redesigned|updated|next)\b|"
+    r"\b(?:release|launch)\s+date\s+(?:of|for)\s+(?:the\s+)?(?:new|next)\b|"
+    r"\bshould\s+i\s+(?:wait|hold\s+off)\s+(?:to\s+buy|before\s+buying|"
+    r"for\s+(?:the\s+)?(?:new|next|refreshed|updated))\b|"
+    r"\bnext\s+year'?s\s+model\b",
+    re.IGNORECASE,
+)
 _MONEY: Final = re.compile(
     r"[$\u20ac\u00a3]\s?\d|\d\s?(?:dollars|usd|eur|euros?|gbp|pounds sterling)\b", re.IGNORECASE
 )
@@ -108,9 +123,9 @@ _MONEY: Final = re.compile(
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a question is declined: ``reason`` ("coverage", "product", "price", "unit", or on
-    the composed quote "amount" or "off_point") and what was measured, for the answer's
-    record."""
+    """Why a question is declined: ``reason`` ("coverage", "product", "plans", "price",
+    "unit", or on the composed quote "amount" or "off_point") and what was measured, for the
+    answer's record."""
 
     reason: str
     message: str
@@ -229,6 +244,12 @@ def _decline_reason(
                     "unknown_terms": unknown,
                 },
             )
+    if _PLANS.search(question):
+        return Decline(
+            reason="plans",
+            message="The manual does not speak of models to come or of when to buy.",
+            detail={"coverage": round(coverage, 3)},
+        )
     if asks_for_price(question) and not _MONEY.search(passages):
         return Decline(
             reason="price",

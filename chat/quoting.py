@@ -25,6 +25,11 @@ they need to be read alone:
   ("Snow chains may be fitted only on 18-inch wheels." before "Do not fit snow chains on
   19-inch wheels.").
 
+A sentence that only sends the reader elsewhere ("For instructions on how to lift Model 3, see
+Jacking and Lifting.") shares the question's words without answering it: it loses
+``pointer_penalty``, and when it was among the best units, the passages of the section it names
+gain it.
+
 A unit's score adds its embedding similarity to the question, the share of the question's IDF
 weight that its words and its passage's headings cover (an owner's words for a measure read as
 the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word run
@@ -70,7 +75,23 @@ _POINTS_BACK: Final = re.compile(
     r"to do so|once|after that|if not|if this|if it)\b",
     re.IGNORECASE,
 )
+# The section such a sentence sends the reader to.
+_POINTED_AT: Final = re.compile(
+    r"\b(?:see|refer to|provided in|described in|given in|available in)\s+(?:the\s+)?"
+    r"(?P<target>[^.()]+?)\s*(?:\bfor (?:more |further )?(?:information|details)\b|[.]|$)",
+    re.IGNORECASE,
+)
 _NUMBER: Final = re.compile(r"\d")
+# A sentence that only sends the reader elsewhere ("For more information, see Charging.",
+# "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...").
+_POINTER: Final = re.compile(
+    r"^(?:(?:note|tip):\s*)?(?:"
+    r"(?:for (?:more |further |additional |detailed )?(?:information|details|instructions|help)\b"
+    r"[^.]*?,\s*)?(?:see|refer to)\s+(?:(?-i:[A-Z])|the\b[^.]*?\b(?:guide|manual|section)\b)"
+    r"|(?:detailed )?(?:instructions|information|details)\b[^.]*?\b(?:are|is) (?:provided|given|"
+    r"described|available) in\b)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,10 @@ class QuoteSettings:
     label_weight: float = 0.3
     label_words: int = 6
     labelled: int = 2
+    #: Taken off a unit that only sends the reader elsewhere ("For instructions on how to lift
+    #: Model 3, see Jacking and Lifting."), and off a span that holds nothing else: it names
+    #: the question's words without answering it.
+    pointer_penalty: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -242,11 +267,15 @@ def compose_quote(
             passage=index,
             unit=unit,
             score=relevance(float(similarity), unit.plain, index)[0]
-            - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0),
+            - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0)
+            - (settings.pointer_penalty if _POINTER.match(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
     scored.sort(key=lambda item: -item.score)
+    pointed_at = _follow_pointers(scored, passages, settings)
+    if pointed_at:
+        scored.sort(key=lambda item: -item.score)
     unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
 
     spans: dict[tuple, _Span] = {}
@@ -260,6 +289,10 @@ def compose_quote(
     for span, similarity in zip(pool, span_vectors @ question_vector, strict=True):
         whole, span.coverage = relevance(float(similarity), span.text, span.passage)
         whole -= settings.label_weight * _span_mismatch(span, mismatch)
+        if _only_pointers(span, parsed[span.passage]):
+            whole -= settings.pointer_penalty
+        elif span.passage in pointed_at:
+            whole += settings.pointer_penalty
         span.score = span.anchor_score + settings.span_weight * whole
         if wants_steps and any(
             parsed[span.passage][piece.block].kind == "steps" for piece in span.pieces
@@ -304,6 +337,42 @@ def _span_mismatch(span: _Span, mismatch: dict[tuple[int, int, int], float]) -> 
         if (span.passage, piece.block, unit) in mismatch
     ]
     return min(found, default=0.0)
+
+
+def _follow_pointers(
+    scored: list[_Scored], passages: Sequence[QuotePassage], settings: QuoteSettings
+) -> set[int]:
+    """Give what a pointer among the best units lost to the passages of the section it names
+    ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."); their
+    indexes."""
+    targets = set()
+    least = scored[min(settings.anchors, len(scored)) - 1].score  # scored is sorted
+    for item in scored:
+        if item.score + settings.pointer_penalty < least or not _POINTER.match(item.unit.plain):
+            continue  # (a pointer's score has its penalty taken off already)
+        if found := _POINTED_AT.search(item.unit.plain):
+            targets.add(" ".join(found.group("target").lower().split()))
+    if not targets:
+        return set()
+    named = {
+        index
+        for index, passage in enumerate(passages)
+        if targets & {" ".join(part.lower().split()) for part in passage.heading_path.split(">")}
+    }
+    for item in scored:
+        if item.passage in named:
+            item.score += settings.pointer_penalty
+    return named
+
+
+def _only_pointers(span: _Span, blocks: list[Block]) -> bool:
+    """Whether every unit ``span`` quotes only sends the reader elsewhere."""
+    return all(
+        _POINTER.match(blocks[piece.block].units[unit].plain)
+        for piece in span.pieces
+        for unit in piece.units
+        if unit >= 0
+    )
 
 
 def _scorable(block: Block) -> list[Unit]:

@@ -133,6 +133,62 @@ class Block:
     header: str = ""
 
 
+#: Past forms an owner writes about what happened ("I forgot my PIN", "the handle froze"), with
+#: the word a manual uses ("If you forget your PIN"): a stemmer leaves them apart. Only forms
+#: that are no other word in a manual ("left", "ground", "led", "saw", "bit" stay as written).
+_IRREGULAR: Final = {
+    form: base
+    for base, forms in {
+        "forget": "forgot forgotten",
+        "break": "broke broken",
+        "freeze": "froze frozen",
+        "stick": "stuck",
+        "drive": "drove driven",
+        "run": "ran",
+        "get": "got gotten",
+        "begin": "began begun",
+        "bring": "brought",
+        "buy": "bought",
+        "catch": "caught",
+        "choose": "chose chosen",
+        "fall": "fell fallen",
+        "feel": "felt",
+        "find": "found",
+        "keep": "kept",
+        "lose": "lost",
+        "make": "made",
+        "pay": "paid",
+        "send": "sent",
+        "sell": "sold",
+        "spend": "spent",
+        "steal": "stole stolen",
+        "take": "took taken",
+        "throw": "threw thrown",
+        "wake": "woke woken",
+        "wear": "wore worn",
+        "write": "wrote written",
+        "blow": "blew blown",
+        "bend": "bent",
+        "spin": "spun",
+        "strike": "struck",
+        "ride": "rode ridden",
+        "hang": "hung",
+        "hold": "held",
+        "tell": "told",
+        "shake": "shook shaken",
+        "give": "gave given",
+        "sit": "sat",
+        "stand": "stood",
+        "slide": "slid",
+        "hide": "hid hidden",
+        "hear": "heard",
+        "fly": "flew flown",
+        "grow": "grew grown",
+        "eat": "ate eaten",
+    }.items()
+    for form in forms.split()
+}
+
 # A Snowball stemmer keeps state while it works: one per thread.
 _local = threading.local()
 
@@ -142,7 +198,7 @@ def _stem(word: str) -> str:
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:
         stemmer = _local.stemmer = snowballstemmer.stemmer("english")
-    return stemmer.stemWord(word)
+    return stemmer.stemWord(_IRREGULAR.get(word, word))
 
 
 def words(text: str) -> list[str]:

@@ -12,6 +12,7 @@ import pytest
 
 from chat.asking import key_terms, named_units
 from chat.declines import (
+    _PLANS,
     DEFAULT_MIN_COVERAGE,
     MIN_MEANING_SHIFT,
     asks_for_price,
@@ -249,9 +250,11 @@ def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_tw
         ("what's the price of a new key card", True),
         ("How much is my Aster worth?", True),
         ("is the home charger cheaper than the mobile connector", True),
+        ("what do fast chargers in ontario charge per kWh right now", True),
         ("What is the resale value of my Aster after five years?", True),
         ("What is the value shown for the tire pressure?", False),
         ("How much does the Aster charge at a DC fast charger?", False),
+        ("how many kWh does the Aster use per 100 km", False),
         ("How do I charge for the first time?", False),
         ("Where do I pay attention to the tire pressure?", False),
     ],
@@ -447,3 +450,34 @@ def test_a_quote_sharing_almost_no_key_word_and_reading_unlike_the_question_is_o
         assert decline.reason == "off_point"
         assert decline.message == "The passage that comes closest speaks of something else."
         assert decline.detail == {"quote_coverage": coverage, "quote_score": score}
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "is corvan going to release a refreshed aster next year, should i wait to buy",
+        "should i wait for the new model before buying an aster",
+        "when is the release date for the next aster",
+        "is next year's model getting a bigger battery",
+    ],
+)
+def test_a_question_about_a_makers_plans_is_declined(question, manual_chunks, vocabulary, embed):
+    # However close the passages retrieved for it, no owner's manual speaks of models to come.
+    decline = decline_reason(
+        question, manual_chunks["getting-started.html"], vocabulary, embed=embed
+    )
+
+    assert decline is not None
+    assert decline.reason == "plans"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "will the charge port release the connector if i unlock the car",
+        "how do i release the parking brake",
+        "should i wait for the battery to warm up before fast charging",
+    ],
+)
+def test_a_question_about_the_car_is_no_question_about_plans(question):
+    assert not _PLANS.search(question)

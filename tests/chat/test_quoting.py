@@ -10,6 +10,8 @@ import pytest
 
 from chat.asking import amount_units, asked_terms, asks_for_procedure, asks_for_quantity
 from chat.quoting import (
+    _POINTED_AT,
+    _POINTER,
     QuotePassage,
     QuoteSettings,
     _render,
@@ -581,3 +583,90 @@ def test_the_number_in_the_unit_asked_for_wins_over_numbers_beside_it(embed, voc
 
     assert quote is not None
     assert "105 degrees F" in quote.text
+
+
+LIFT_POINTER = passage(
+    1,
+    "Wheels and Tires > Wheel specifications",
+    "| Wheel | Width (in) | Offset (mm) |\n| --- | --- | --- |\n| 18-inch | 8.5 | 40 |\n\n"
+    "Note: For instructions on how to jack or lift the Aster, see Jacking and Lifting.",
+    0.49,
+)
+LIFT_POINTS = passage(
+    2,
+    "Jacking and Lifting > Lifting procedure",
+    "Warning: Never work under a vehicle that is not supported correctly.\n\n"
+    "Caution: Do not lift the Aster from under the battery or the side sills. Place the lift "
+    "arm pads under the four marked lift points only.",
+    0.42,
+)
+TOWING = passage(
+    3,
+    "Towing > Approved methods",
+    "Tow the Aster on a flatbed truck, or with the front wheels lifted and the rear wheels on "
+    "dollies. Never lift the vehicle by its bumpers.",
+    0.43,
+)
+
+
+def test_a_sentence_that_only_points_elsewhere_is_followed_to_the_section_it_names(
+    embed, vocabulary
+):
+    # The pointer shares the question's words ("lift") and its passage was retrieved first,
+    # but tells the owner nothing; the section it names, retrieved too, answers.
+    question = "tire shop wants to put it on a lift, where can they lift it from"
+
+    quote = compose_quote(
+        question, [LIFT_POINTER, TOWING, LIFT_POINTS], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers[0] == LIFT_POINTS.number
+    assert "marked lift points" in quote.text
+    assert "see Jacking and Lifting" not in quote.text
+    # Without the pointer's penalty and what it gives the section it names, the pointer is
+    # what the owner would read.
+    unfollowed = compose_quote(
+        question,
+        [LIFT_POINTER, TOWING, LIFT_POINTS],
+        embed=embed,
+        vocabulary=vocabulary,
+        settings=QuoteSettings(pointer_penalty=0.0),
+    )
+    assert unfollowed is not None
+    assert "see Jacking and Lifting" in unfollowed.text
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Note: For instructions on how to jack or lift the Aster, see Jacking and Lifting.",
+        "For more information, see the installation guide for your Wall Connector.",
+        "See Sentry Mode for more information.",
+        "Instructions for changing the battery are provided in Replacing the Key Fob Battery.",
+    ],
+)
+def test_a_pointer_to_another_section_is_recognised_with_the_section(sentence):
+    assert _POINTER.match(sentence)
+    assert _POINTED_AT.search(sentence).group("target")
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The seat heaters turn off after 30 minutes (see Seats).",
+        "Refer to the label on the door pillar for the tire pressures.",
+        "Seeing the road clearly matters: keep the windshield clean.",
+    ],
+)
+def test_a_sentence_with_content_is_no_pointer(sentence):
+    assert not _POINTER.match(sentence)
+
+
+def test_an_owners_past_tense_is_read_as_the_manuals_word():
+    # "I forgot my PIN" is what the manual's "If you forget your PIN" answers; a stemmer
+    # leaves irregular forms apart. A form that is another word in a manual stays as written.
+    assert terms("forgot my pin") == terms("forget my pin")
+    assert terms("the handle froze") == terms("the handle freezes")
+    assert terms("worn tires") == terms("tire wear")[::-1]
+    assert terms("left mirror") != terms("leave mirror")
