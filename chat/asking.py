@@ -38,6 +38,15 @@ _PROCEDURE: Final = re.compile(
     r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b",
     re.IGNORECASE,
 )
+# "Can I make it only unlock the driver's door", "what do I turn on", "is there a setting":
+# the answer names a setting, and where to find it.
+_SETTING: Final = re.compile(
+    r"\b(?:settings?|option|turn(?:ed)?\s+(?:\w+\s+)?(?:on|off)|switch\s+(?:\w+\s+)?(?:on|off)|"
+    r"shut\s+(?:\w+\s+)?off|disable|enable|make\s+it|"
+    r"can\s+i\s+(?:make|set|change|get|have|stop|turn|keep)|is\s+there\s+a\s+(?:way|setting|mode)|"
+    r"how\s+do\s+i\s+(?:turn|set|change|stop|make|get|enable|disable))\b",
+    re.IGNORECASE,
+)
 # "How long is the car" asks for its length; "how long does it take", for a time.
 _MEASURE_NOUN: Final = {**MEASURE_NOUNS, "long": "length"}
 _MEASURE: Final = re.compile(
@@ -70,6 +79,12 @@ def asks_for_procedure(question: str) -> bool:
     """Whether ``question`` asks how to do something ("how do I...", "what should I do"): its
     answer is then often a procedure."""
     return bool(_PROCEDURE.search(question))
+
+
+def asks_for_setting(question: str) -> bool:
+    """Whether ``question`` asks for a setting ("can I turn it off", "is there a setting", "what
+    do I turn on so it stays in neutral"): its answer then says where the setting is."""
+    return bool(_SETTING.search(question))
 
 
 def asks_for_quantity(question: str) -> bool:

@@ -30,6 +30,10 @@ Jacking and Lifting.") shares the question's words without answering it: it lose
 ``pointer_penalty``, and when it was among the best units, the passages of the section it names
 gain it.
 
+A question asking for a setting ("can I make it only unlock the driver's door", "what do I turn
+on") prefers a span that says where the setting is ("Controls > Locks > Driver Door Unlock
+Mode") to one that only describes what the car does.
+
 A unit's score adds its embedding similarity to the question, the share of the question's IDF
 weight that its words and its passage's headings cover (an owner's words for a measure read as
 the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word run
@@ -52,7 +56,15 @@ from typing import Final
 
 import numpy as np
 
-from chat.asking import amount_units, asked_terms, asks_for_procedure, asks_for_quantity
+from chat.asking import (
+    amount_units,
+    asked_terms,
+    asks_for_procedure,
+    asks_for_quantity,
+    asks_for_setting,
+)
+from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
+from chat.quote_settings import QuoteSettings
 from chat.text_units import (
     Block,
     Unit,
@@ -75,23 +87,7 @@ _POINTS_BACK: Final = re.compile(
     r"to do so|once|after that|if not|if this|if it)\b",
     re.IGNORECASE,
 )
-# The section such a sentence sends the reader to.
-_POINTED_AT: Final = re.compile(
-    r"\b(?:see|refer to|provided in|described in|given in|available in)\s+(?:the\s+)?"
-    r"(?P<target>[^.()]+?)\s*(?:\bfor (?:more |further )?(?:information|details)\b|[.]|$)",
-    re.IGNORECASE,
-)
 _NUMBER: Final = re.compile(r"\d")
-# A sentence that only sends the reader elsewhere ("For more information, see Charging.",
-# "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...").
-_POINTER: Final = re.compile(
-    r"^(?:(?:note|tip):\s*)?(?:"
-    r"(?:for (?:more |further |additional |detailed )?(?:information|details|instructions|help)\b"
-    r"[^.]*?,\s*)?(?:see|refer to)\s+(?:(?-i:[A-Z])|the\b[^.]*?\b(?:guide|manual|section)\b)"
-    r"|(?:detailed )?(?:instructions|information|details)\b[^.]*?\b(?:are|is) (?:provided|given|"
-    r"described|available) in\b)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -103,67 +99,6 @@ class QuotePassage:
     heading_path: str
     body: str
     similarity: float
-
-
-@dataclass(frozen=True)
-class QuoteSettings:
-    """How units and spans are scored and sized."""
-
-    #: Weights of a unit's embedding similarity to the question, of the question-term
-    #: coverage of its words and headings, and of its passage's retrieval similarity.
-    semantic_weight: float = 0.5
-    term_weight: float = 0.3
-    passage_weight: float = 0.4
-    #: Added for a number, when the question asks for an amount; and again when the number is
-    #: in a unit of what it asks for ("what temp": degrees, not the hours beside them).
-    number_bonus: float = 0.1
-    unit_bonus: float = 0.1
-    #: Added to a span holding a procedure, when the question asks how to do something.
-    procedure_bonus: float = 0.05
-    #: Weight of the whole span's own embedding similarity, added to its best unit's score.
-    span_weight: float = 1.2
-    #: Words a quote grows to around its best unit, and may hold in all (a procedure apart:
-    #: it is quoted whole up to ``procedure_max_words``).
-    target_words: int = 55
-    word_budget: int = 70
-    procedure_max_words: int = 220
-    #: How many of the best units spans are built around.
-    anchors: int = 6
-    #: A second span joins when it scores at least this share of the first's and covers this
-    #: much more of the question's weight.
-    second_ratio: float = 0.9
-    second_gain: float = 0.1
-    #: Growing a prose span, the sentence after it is preferred to the one before unless that
-    #: one scores this much better.
-    forward_bias: float = 0.05
-    #: Other rows of a table, or items of a list, that score at least this share of the best
-    #: one join it, up to this many.
-    sibling_ratio: float = 0.9
-    siblings: int = 2
-    #: Besides the span grown around a prose unit, every window of up to ``window_reach``
-    #: units before and after it that fits the word budget and holds at least this share of
-    #: ``target_words`` is a candidate. Measured on the development sets (85 answerable
-    #: questions, the quote alone over the top 4 passages): must-include 0.729 without windows,
-    #: 0.735 with a share of 0.6, 0.741 with 0.8 (and with items growing like sentences);
-    #: a longer budget (80 or 90 words) gained nothing.
-    windows: bool = True
-    window_reach: int = 3
-    window_min_share: float = 0.8
-    #: A line this short without closing punctuation is a title (an alert's name): the text
-    #: after it explains it, and a sentence after it brings it along.
-    title_words: int = 10
-    #: Rows and items named by a short label ("AMBER - SOLID", "BLINKING GREEN:"; at most
-    #: ``label_words`` words, in a table or list of at least ``labelled`` such units) are
-    #: picked by name when the question names one: when it uses a word of the block's labels,
-    #: a unit loses this weight times the share of its own label's IDF weight the question
-    #: does not use ("solid blue" is not "AMBER - SOLID").
-    label_weight: float = 0.3
-    label_words: int = 6
-    labelled: int = 2
-    #: Taken off a unit that only sends the reader elsewhere ("For instructions on how to lift
-    #: Model 3, see Jacking and Lifting."), and off a span that holds nothing else: it names
-    #: the question's words without answering it.
-    pointer_penalty: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -236,6 +171,7 @@ def compose_quote(
     wants_number = asks_for_quantity(question)
     wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
+    wants_setting = asks_for_setting(question)
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
@@ -268,7 +204,7 @@ def compose_quote(
             unit=unit,
             score=relevance(float(similarity), unit.plain, index)[0]
             - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0)
-            - (settings.pointer_penalty if _POINTER.match(unit.plain) else 0.0),
+            - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
@@ -298,6 +234,8 @@ def compose_quote(
             parsed[span.passage][piece.block].kind == "steps" for piece in span.pieces
         ):
             span.score += settings.procedure_bonus
+        if wants_setting and names_a_setting(span.text):
+            span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
     best = pool[0]
 
@@ -345,19 +283,20 @@ def _follow_pointers(
     """Give what a pointer among the best units lost to the passages of the section it names
     ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."); their
     indexes."""
-    targets = set()
     least = scored[min(settings.anchors, len(scored)) - 1].score  # scored is sorted
-    for item in scored:
-        if item.score + settings.pointer_penalty < least or not _POINTER.match(item.unit.plain):
-            continue  # (a pointer's score has its penalty taken off already)
-        if found := _POINTED_AT.search(item.unit.plain):
-            targets.add(" ".join(found.group("target").lower().split()))
+    targets = {
+        target
+        for item in scored
+        # (a pointer's score has its penalty taken off already)
+        if item.score + settings.pointer_penalty >= least
+        and (target := pointed_at(item.unit.plain)) is not None
+    }
     if not targets:
         return set()
     named = {
         index
         for index, passage in enumerate(passages)
-        if targets & {" ".join(part.lower().split()) for part in passage.heading_path.split(">")}
+        if section_named(passage.heading_path, targets)
     }
     for item in scored:
         if item.passage in named:
@@ -368,7 +307,7 @@ def _follow_pointers(
 def _only_pointers(span: _Span, blocks: list[Block]) -> bool:
     """Whether every unit ``span`` quotes only sends the reader elsewhere."""
     return all(
-        _POINTER.match(blocks[piece.block].units[unit].plain)
+        is_pointer(blocks[piece.block].units[unit].plain)
         for piece in span.pieces
         for unit in piece.units
         if unit >= 0

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import amount_units, asked_terms, asks_for_procedure, asks_for_quantity
+from chat.asking import (
+    amount_units,
+    asked_terms,
+    asks_for_procedure,
+    asks_for_quantity,
+    asks_for_setting,
+)
+from chat.pointers import is_pointer, pointed_at
 from chat.quoting import (
-    _POINTED_AT,
-    _POINTER,
     QuotePassage,
     QuoteSettings,
     _render,
@@ -647,8 +652,8 @@ def test_a_sentence_that_only_points_elsewhere_is_followed_to_the_section_it_nam
     ],
 )
 def test_a_pointer_to_another_section_is_recognised_with_the_section(sentence):
-    assert _POINTER.match(sentence)
-    assert _POINTED_AT.search(sentence).group("target")
+    assert is_pointer(sentence)
+    assert pointed_at(sentence)
 
 
 @pytest.mark.parametrize(
@@ -660,7 +665,8 @@ def test_a_pointer_to_another_section_is_recognised_with_the_section(sentence):
     ],
 )
 def test_a_sentence_with_content_is_no_pointer(sentence):
-    assert not _POINTER.match(sentence)
+    assert not is_pointer(sentence)
+    assert pointed_at(sentence) is None
 
 
 def test_an_owners_past_tense_is_read_as_the_manuals_word():
@@ -670,3 +676,39 @@ def test_an_owners_past_tense_is_read_as_the_manuals_word():
     assert terms("the handle froze") == terms("the handle freezes")
     assert terms("worn tires") == terms("tire wear")[::-1]
     assert terms("left mirror") != terms("leave mirror")
+
+
+DOOR_UNLOCK = passage(
+    1,
+    "Doors > Unlocking",
+    "The driver door unlocks only if a key is present on the driver side of the vehicle and "
+    "not the passenger side. To unlock the remaining doors, press the button at the top of "
+    "the interior driver door handle, or use the mobile app.\n\n"
+    "Enabling Controls > Locks > Driver Door Unlock Mode only unlocks the driver door when you "
+    "first unlock the Aster.",
+    0.62,
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("can i make it only unlock the drivers door when i walk up", True),
+        ("is there a setting so the mirrors fold when i lock", True),
+        ("what do i turn on so it stays in neutral in a car wash", True),
+        ("the seatbelt chime keeps going, can i shut it off", True),
+        ("how much weight can the roof take", False),
+        ("why does the car hum when parked", False),
+    ],
+)
+def test_a_question_asking_for_a_setting_is_recognised(question, asks):
+    assert asks_for_setting(question) is asks
+
+
+def test_a_question_asking_for_a_setting_quotes_where_the_setting_is(embed, vocabulary):
+    question = "can i make it only unlock the drivers door when i walk up? dont like all 4 opening"
+
+    quote = compose_quote(question, [DOOR_UNLOCK], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert "Controls > Locks > Driver Door Unlock Mode" in quote.text
