@@ -34,10 +34,16 @@ and every off-topic question tried, and leaves the on-topic rest (a dealer's loa
 insurance cost) to the later checks (``chat.declines``). The confidence counts the vector
 list's best similarity also when fusion leaves that passage out of the top ``k``: which
 passages are shown must not decide whether the manual is close.
+
+A passage that starts inside a procedure (at step 5) or ends on a step or table row that the
+next chunk of its section goes on with carries that neighbour's text too (``chat.continuation``;
+``chunk_ids`` then lists the chunks it spans): chunking splits a long procedure or table, and
+an owner should not read half of one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections import OrderedDict
@@ -47,10 +53,18 @@ from typing import Final
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
 from chat.asking import key_terms
+from chat.continuation import (
+    continued_from,
+    continues_after,
+    joined,
+    may_continue_after,
+    may_continue_before,
+)
 from chat.selectors import manual_term_index
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
 from curation.selectors import chunks_nearest
@@ -122,6 +136,10 @@ class Passage:
     #: The assistant's reranker's score (0-1) that this passage answers the question; None
     #: without a reranker (``chat.reranking``).
     rerank_score: float | None = None
+    #: The chunks ``body`` spans, in order, when it goes on into a neighbour of its section
+    #: (a procedure or table the chunker split; ``chat.continuation``); empty when it is
+    #: ``chunk_id``'s text alone.
+    chunk_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -291,11 +309,13 @@ def retrieve(
             .defer("embedding", "document__markdown")
             .annotate(distance=distance)
         )
-    passages = [
-        _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
-        for chunk_id in best_ids
-        if chunk_id in chunks
-    ]
+    passages = _continued(
+        [
+            _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
+            for chunk_id in best_ids
+            if chunk_id in chunks
+        ]
+    )
     similarities = [p.similarity for p in passages]
     if nearest:
         similarities.append(round(alone_best, 4))  # rounded as passages' similarities are
@@ -364,6 +384,71 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
         fused_score=fused_score,
         found_by=tuple(found_by),
     )
+
+
+def _continued(passages: list[Passage]) -> list[Passage]:
+    """``passages``, each that a procedure or table goes on from or into with the text of its
+    neighbour in its section (one query for all of them); a passage that another, better
+    ranked, now holds whole is left out."""
+    wanted = {
+        p.chunk_id: (may_continue_before(p.body), may_continue_after(p.body)) for p in passages
+    }
+    wanted = {chunk_id: sides for chunk_id, sides in wanted.items() if any(sides)}
+    if not wanted:
+        return passages
+    places = {
+        pk: (document_id, version, position)
+        for pk, document_id, version, position in DocumentChunk.objects.filter(
+            pk__in=wanted
+        ).values_list("pk", "document_id", "version", "position")
+    }
+    around = Q()
+    for passage in passages:
+        if passage.chunk_id not in places:
+            continue
+        document_id, version, position = places[passage.chunk_id]
+        before, after = wanted[passage.chunk_id]
+        around |= Q(
+            document_id=document_id,
+            version=version,
+            heading_path=passage.heading_path,
+            position__in=[position + step for step, wants in ((-1, before), (1, after)) if wants],
+        )
+    neighbours = {
+        (chunk.document_id, chunk.version, chunk.position): chunk
+        for chunk in DocumentChunk.objects.filter(around).only(
+            "document_id", "version", "position", "heading_path", "text"
+        )
+    }
+    continued = []
+    for passage in passages:
+        if passage.chunk_id not in places:
+            continued.append(passage)
+            continue
+        document_id, version, position = places[passage.chunk_id]
+        body, ids = passage.body, [passage.chunk_id]
+        before = neighbours.get((document_id, version, position - 1))
+        after = neighbours.get((document_id, version, position + 1))
+        if before is not None and continued_from(before.body, passage.body):
+            body, ids = joined(before.body, body), [before.pk, *ids]
+        if after is not None and continues_after(passage.body, after.body):
+            body, ids = joined(body, after.body), [*ids, after.pk]
+        if len(ids) == 1:
+            continued.append(passage)
+            continue
+        continued.append(
+            dataclasses.replace(
+                passage, body=body, text=f"{passage.heading_path}\n\n{body}", chunk_ids=tuple(ids)
+            )
+        )
+    # Two retrieved halves of one procedure become the same passage: it is shown once, where
+    # the better of them ranked.
+    shown: list[Passage] = []
+    for passage in continued:
+        spans = set(passage.chunk_ids or (passage.chunk_id,))
+        if not any(spans <= set(other.chunk_ids or (other.chunk_id,)) for other in shown):
+            shown.append(passage)
+    return shown
 
 
 # Words by which an English question leans on an earlier one ("can it...", "what about...").

@@ -44,12 +44,12 @@ def document_detail(request: HttpRequest, manual_id: int, document_id: int) -> H
         pk=document_id,
         manual_id=manual_id,
     )
-    highlighted = request.GET.get("chunk")
-    highlighted = int(highlighted) if highlighted and highlighted.isdigit() else None
+    # A citation may span neighbouring passages (a procedure chunking split): ?chunk=1&chunk=2.
+    highlighted = [int(pk) for pk in request.GET.getlist("chunk") if pk.isdigit()]
     chunks = list(selectors.document_chunks(document=document))
     pdf = None
     if document.source_file_id is not None:
-        cited = next((c for c in chunks if c.pk == highlighted and c.pages), None)
+        cited = next((c for c in chunks if c.pk in highlighted and c.pages), None)
         page = cited.pages[0] if cited is not None else document.first_page or 1
         url = reverse("curation:source_file", args=[document.manual_id, document.source_file_id])
         pdf = {"url": url, "page": page, "name": document.source_file.name}

@@ -40,16 +40,21 @@ def passage_citations(
         if wanted is None or index in wanted
     ]
     figures = chunk_figures(
-        chunk_ids=[passage.chunk_id for _, passage in chosen], per_chunk=CITATION_FIGURES
+        chunk_ids=[pk for _, passage in chosen for pk in passage.chunk_ids or [passage.chunk_id]],
+        per_chunk=CITATION_FIGURES,
     )
     citations = []
     for index, passage in chosen:
         url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
+        # A passage that goes on into its neighbours (chat.continuation) highlights them all.
+        spans = list(passage.chunk_ids or [passage.chunk_id])
+        query = "&".join(f"chunk={pk}" for pk in spans)
         excerpt = plain_excerpt(passage.body)
         citations.append(
             {
                 "n": index,
                 "chunk_id": passage.chunk_id,
+                "chunk_ids": spans,
                 "document_id": passage.document_id,
                 "manual_id": passage.manual_id,
                 "source_name": passage.source_name,
@@ -66,10 +71,10 @@ def passage_citations(
                     if passage.rerank_score is not None
                     else {}
                 ),
-                "url": f"{url}?chunk={passage.chunk_id}#chunk-{passage.chunk_id}",
+                "url": f"{url}?{query}#chunk-{spans[0]}",
                 "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
                 "in_prompt": in_prompt,
-                "figures": figures.get(passage.chunk_id, []),
+                "figures": [f for pk in spans for f in figures.get(pk, [])][:CITATION_FIGURES],
             }
         )
     return citations

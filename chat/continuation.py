@@ -1,0 +1,108 @@
+"""Procedures and tables that chunking split in two, put back together for the answer.
+
+A chunk holds at most the embedding model's token budget, so a long procedure or table, or a
+short one after a long paragraph, goes on in the next chunk of its section. Retrieval may find
+only one half: a passage that starts at step 5, or that ends on a table's first rows while the
+row the owner asks about is in the next chunk. Quoted like that, an owner reads half a
+procedure. :func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a
+passage's neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
+they hold the rest; :func:`joined` puts two neighbours' bodies together,
+without the text the chunker repeated at the seam (its overlap, a table's header row).
+
+Plain Python; ``chat.retrieval`` fetches the neighbours.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = [
+    "continued_from",
+    "continues_after",
+    "joined",
+    "may_continue_after",
+    "may_continue_before",
+]
+
+_STEP: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+\S", re.MULTILINE)
+_TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
+_TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+#: The shortest run of text taken for the chunker's overlap at a seam.
+_MIN_OVERLAP: Final = 16
+
+
+def _steps(body: str) -> list[int]:
+    return [int(number) for number in _STEP.findall(body)]
+
+
+def _last_line(body: str) -> str:
+    lines = [line for line in body.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _table_header(body: str, *, last: bool) -> str | None:
+    """The header row of the first (or ``last``) table of ``body``: the line above a
+    separator line."""
+    lines = body.splitlines()
+    headers = [
+        lines[index - 1].strip()
+        for index, line in enumerate(lines)
+        if index and _TABLE_SEPARATOR.match(line) and _TABLE_LINE.match(lines[index - 1])
+    ]
+    if not headers:
+        return None
+    return headers[-1] if last else headers[0]
+
+
+def may_continue_before(body: str) -> bool:
+    """Whether ``body`` starts inside a procedure: its first numbered step is not step 1."""
+    steps = _steps(body)
+    return bool(steps) and steps[0] > 1
+
+
+def continued_from(preceding: str, body: str) -> bool:
+    """Whether ``body`` goes on with the procedure of ``preceding``, the chunk before it in its
+    section: that one's last step comes just before ``body``'s first (or is repeated by the
+    chunker's overlap)."""
+    steps, earlier = _steps(body), _steps(preceding)
+    return may_continue_before(body) and bool(earlier) and steps[0] - 1 <= earlier[-1] <= steps[0]
+
+
+def may_continue_after(body: str) -> bool:
+    """Whether ``body`` ends on a step or a table row, so that the next chunk may go on with
+    the procedure or the table."""
+    last = _last_line(body)
+    return bool(_STEP.match(last) or _TABLE_LINE.match(last))
+
+
+def continues_after(body: str, following: str) -> bool:
+    """Whether ``following``, the next chunk of ``body``'s section, goes on with the
+    procedure or table ``body`` ends on: its first step is the next one, or it starts with a
+    table under the same header."""
+    if not may_continue_after(body):
+        return False
+    steps, next_steps = _steps(body), _steps(following)
+    if _STEP.match(_last_line(body)):
+        return bool(steps and next_steps) and steps[-1] <= next_steps[0] <= steps[-1] + 1
+    header = _table_header(body, last=True)
+    return header is not None and _table_header(following, last=False) == header
+
+
+def joined(first: str, second: str) -> str:
+    """The bodies of two neighbouring chunks as one text: what the chunker repeated at the seam
+    (the end of ``first`` at the start of ``second``; a table's header row) appears once."""
+    first, second = first.rstrip(), second.lstrip()
+    header = _table_header(first, last=True)
+    if header is not None and _table_header(second, last=False) == header:
+        lines = second.splitlines()
+        at = next(index for index, line in enumerate(lines) if line.strip() == header)
+        if at + 1 < len(lines) and _TABLE_SEPARATOR.match(lines[at + 1]):
+            before = "\n".join(lines[:at]).strip()
+            rows = "\n".join(lines[at + 2 :])
+            if not before or first.endswith(before):
+                return f"{first}\n{rows}"
+    for size in range(min(len(first), len(second)), _MIN_OVERLAP - 1, -1):
+        if first.endswith(second[:size]):
+            return first + second[size:]
+    return f"{first}\n\n{second}"

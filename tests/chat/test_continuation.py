@@ -1,0 +1,129 @@
+"""Procedures and tables that chunking split in two, put back together for the answer: the
+rules on text (no database), then retrieval, the citation and the document page with the
+real database and embedding model."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from chat.continuation import (
+    continued_from,
+    continues_after,
+    joined,
+    may_continue_after,
+    may_continue_before,
+)
+from chat.retrieval import embed_question, retrieve
+from chat.services.citations import passage_citations
+from curation.models import DocumentChunk, Manual, ManualDocument
+
+FIRST_HALF = (
+    "To replace the wiper blades:\n\n"
+    "1. Touch Controls > Service > Wiper Service Mode.\n"
+    "2. Lift the wiper arm away from the windshield.\n"
+    "3. Press the locking tab and slide the blade off the arm."
+)
+# The chunker repeats the last step at the start of the next piece (its overlap).
+SECOND_HALF = (
+    "3. Press the locking tab and slide the blade off the arm.\n"
+    "4. Slide the new blade onto the arm until it clicks.\n"
+    "5. Lower the wiper arm onto the windshield and exit Wiper Service Mode."
+)
+HEADER = "| Light | What it means |\n| --- | --- |"
+TABLE_START = f"The charge port light shows what charging is doing:\n\n{HEADER}\n| WHITE | Ready |"
+TABLE_REST = f"{HEADER}\n| BLUE | Charging is scheduled for later |\n| GREEN | Charging |"
+
+
+def test_a_passage_that_starts_at_a_later_step_goes_on_from_the_chunk_before():
+    assert may_continue_before(SECOND_HALF)
+    assert continued_from(FIRST_HALF, SECOND_HALF)
+    assert not may_continue_before(FIRST_HALF)
+    # A chunk before it without the earlier steps holds another text, not the procedure.
+    assert not continued_from("Keep the windshield clean.", SECOND_HALF)
+
+
+def test_a_passage_that_ends_on_a_step_goes_on_into_the_next_steps():
+    assert may_continue_after(FIRST_HALF)
+    assert continues_after(FIRST_HALF, SECOND_HALF)
+    # A new procedure after it is not its continuation.
+    assert not continues_after(FIRST_HALF, "1. Open the hood.\n2. Check the fluid level.")
+    assert not may_continue_after("1. Open the hood.\n\nThen close it again.")
+
+
+def test_joined_neighbours_hold_the_repeated_step_once():
+    whole = joined(FIRST_HALF, SECOND_HALF)
+
+    assert whole.count("3. Press the locking tab") == 1
+    assert [line[:2] for line in whole.splitlines() if line[:1].isdigit()] == [
+        "1.",
+        "2.",
+        "3.",
+        "4.",
+        "5.",
+    ]
+
+
+def test_a_table_split_by_rows_goes_on_under_its_header_once():
+    assert continues_after(TABLE_START, TABLE_REST)
+
+    whole = joined(TABLE_START, TABLE_REST)
+
+    assert whole.count("| Light | What it means |") == 1
+    assert whole.endswith("| BLUE | Charging is scheduled for later |\n| GREEN | Charging |")
+
+
+@pytest.mark.django_db
+def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_chunks(client):
+    manual = Manual.objects.create(name="Continuation manual")
+    now = timezone.now()
+    document = ManualDocument.objects.create(
+        manual=manual,
+        title="Wipers",
+        source_name="wipers.md",
+        markdown="x",
+        content_hash="0" * 64,
+        fetched_at=now,
+        updated_at=now,
+    )
+    path = "Wipers > Replacing the wiper blades"
+    first, second = (
+        DocumentChunk.objects.create(
+            document=document,
+            position=position,
+            heading_path=path,
+            text=f"{path}\n\n{body}",
+            token_count=60,
+            embedding=embed_question(f"{path}\n\n{body}"),
+        )
+        for position, body in enumerate([FIRST_HALF, SECOND_HALF])
+    )
+    DocumentChunk.objects.create(
+        document=document,
+        position=2,
+        heading_path="Wipers > Washer fluid",
+        text="Wipers > Washer fluid\n\nTop up the washer fluid when the level is low.",
+        token_count=12,
+        embedding=embed_question("Top up the washer fluid when the level is low."),
+    )
+
+    found = retrieve(
+        question="how do i put the new wiper blade on so it clicks", manual_ids=[manual.pk], k=1
+    )
+
+    passage = found.passages[0]
+    assert passage.chunk_id == second.pk
+    assert passage.chunk_ids == (first.pk, second.pk)
+    assert "1. Touch Controls > Service > Wiper Service Mode." in passage.body
+    assert passage.body.count("3. Press the locking tab") == 1
+    assert passage.text.startswith(f"{path}\n\n")
+
+    citation = passage_citations([passage], in_prompt=True)[0]
+    assert citation["chunk_ids"] == [first.pk, second.pk]
+    page = reverse("curation:document", args=[manual.pk, document.pk])
+    assert citation["url"] == f"{page}?chunk={first.pk}&chunk={second.pk}#chunk-{first.pk}"
+
+    html = client.get(citation["url"]).content.decode()
+    assert html.count('class="chunk highlighted"') == 2
+    assert f'id="chunk-{first.pk}" class="chunk highlighted"' in html
