@@ -6,8 +6,9 @@ only one half: a passage that starts at step 5, or that ends on a table's first 
 row the owner asks about is in the next chunk. Quoted like that, an owner reads half a
 procedure. :func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a
 passage's neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
-they hold the rest; :func:`joined` puts two neighbours' bodies together,
-without the text the chunker repeated at the seam (its overlap, a table's header row).
+they hold the rest, and :func:`joined` puts two neighbours' bodies together without the text
+the chunker repeated at the seam (its overlap, a table's header row). Only one neighbour on
+each side is joined: a procedure over three chunks still starts or ends in the middle.
 
 Plain Python; ``chat.retrieval`` fetches the neighbours.
 """

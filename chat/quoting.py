@@ -209,8 +209,8 @@ def compose_quote(
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
     scored.sort(key=lambda item: -item.score)
-    pointed_at = _follow_pointers(scored, passages, settings)
-    if pointed_at:
+    referred = _follow_pointers(scored, passages, settings)
+    if referred:
         scored.sort(key=lambda item: -item.score)
     unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
 
@@ -227,7 +227,7 @@ def compose_quote(
         whole -= settings.label_weight * _span_mismatch(span, mismatch)
         if _only_pointers(span, parsed[span.passage]):
             whole -= settings.pointer_penalty
-        elif span.passage in pointed_at:
+        elif span.passage in referred:
             whole += settings.pointer_penalty
         span.score = span.anchor_score + settings.span_weight * whole
         if wants_steps and any(
