@@ -43,7 +43,7 @@ Usage: ``make bench-answers`` (the database and Redis must be reachable: ``make 
 
 Measured here (2 cores, quiet machine, 20 minutes): old path must-include 0.131, 4 of 12
 unanswerable declined, false refusals 0.476, loops 0.646, supported sentences 0.362, median 137
-words, p95 21.6 s (first text 2.4 s); new path (``quoted``) 0.786, 12 of 12, 0.024, 0, 0.986, 58
+words, p95 21.6 s (first text 2.4 s); new path (``quoted``) 0.786, 12 of 12, 0.024, 0, 0.998, 58
 words, p95 0.31 s (first text 0.30 s; 0.48 s on a 2-core AMD VM); 0.774 before a question asking
 for a setting preferred the sentence saying where it is (``Controls > ...``) and split
 procedures and tables were put back together (``chat.continuation``). The declines were 10 of 12

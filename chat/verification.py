@@ -307,8 +307,11 @@ _NEGATION: Final = re.compile(
 )
 
 
+# A table row's cells are statements of their own: "|BLUE - SOLID|... Not actively charging.|If
+# you want to charge immediately, ...|" holds a "not" in one cell only.
 _CLAUSE_BREAK: Final = re.compile(
-    r"[.;:!?]\s+|,\s+|\s+(?=(?:if|because|when|unless|while|but|or|and then)\s)", re.IGNORECASE
+    r"[.;:!?]\s+|,\s+|\s*\|\s*|\s+(?=(?:if|because|when|unless|while|but|or|and then)\s)",
+    re.IGNORECASE,
 )
 
 

@@ -166,6 +166,35 @@ def test_a_sentence_that_drops_the_manuals_do_not_is_not_supported(embed):
     assert not verdict.supported
 
 
+CHARGE_LIGHTS = """\
+|Color of charge port light|What it means|What to do|
+|--------|--------|--------|
+|BLUE - SOLID <br><br>(action may be required)|A connector is plugged in and charging is \
+scheduled to begin later. Not actively charging.|If you want to charge immediately, touch Start \
+Charging on the touchscreen.|
+|GREEN - BLINKING <br><br>(normal behavior)|Charging is in progress.|Nothing.|"""
+
+
+def test_a_table_row_quoted_as_it_stands_is_supported(embed):
+    # "Not actively charging." and "If you want to charge immediately" are cells of one row: read
+    # as one clause, the row's "not" stood against the passage's "If you want to charge
+    # immediately", and the row was taken for a contradiction of itself.
+    row = CHARGE_LIGHTS.splitlines()[2]
+
+    verdicts = verify(row, [(1, CHARGE_LIGHTS)], embed=embed).verdicts
+
+    assert [(v.supported, v.reason) for v in verdicts] == [(True, "supported")]
+
+
+def test_a_cell_that_drops_the_rows_not_is_still_caught(embed):
+    changed = "|BLUE - SOLID|A connector is plugged in and charging is scheduled to begin later. "
+    changed += "Actively charging.|"
+
+    verdicts = verify(changed, [(1, CHARGE_LIGHTS)], embed=embed).verdicts
+
+    assert not verdicts[0].supported
+
+
 @pytest.mark.parametrize(
     "sentence",
     [
