@@ -15,8 +15,9 @@ Plain Python; ``chat.retrieval`` fetches the neighbours.
 
 from __future__ import annotations
 
-import re
 from typing import Final
+
+from chat.text_units import STEP_LINE, TABLE_LINE, TABLE_SEPARATOR
 
 __all__ = [
     "continued_from",
@@ -26,15 +27,12 @@ __all__ = [
     "may_continue_before",
 ]
 
-_STEP: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+\S", re.MULTILINE)
-_TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
-_TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 #: The shortest run of text taken for the chunker's overlap at a seam.
 _MIN_OVERLAP: Final = 16
 
 
 def _steps(body: str) -> list[int]:
-    return [int(number) for number in _STEP.findall(body)]
+    return [int(found.group(1)) for line in body.splitlines() if (found := STEP_LINE.match(line))]
 
 
 def _last_line(body: str) -> str:
@@ -49,7 +47,7 @@ def _table_header(body: str, *, last: bool) -> str | None:
     headers = [
         lines[index - 1].strip()
         for index, line in enumerate(lines)
-        if index and _TABLE_SEPARATOR.match(line) and _TABLE_LINE.match(lines[index - 1])
+        if index and TABLE_SEPARATOR.match(line) and TABLE_LINE.match(lines[index - 1])
     ]
     if not headers:
         return None
@@ -74,7 +72,7 @@ def may_continue_after(body: str) -> bool:
     """Whether ``body`` ends on a step or a table row, so that the next chunk may go on with
     the procedure or the table."""
     last = _last_line(body)
-    return bool(_STEP.match(last) or _TABLE_LINE.match(last))
+    return bool(STEP_LINE.match(last) or TABLE_LINE.match(last))
 
 
 def continues_after(body: str, following: str) -> bool:
@@ -84,7 +82,7 @@ def continues_after(body: str, following: str) -> bool:
     if not may_continue_after(body):
         return False
     steps, next_steps = _steps(body), _steps(following)
-    if _STEP.match(_last_line(body)):
+    if STEP_LINE.match(_last_line(body)):
         return bool(steps and next_steps) and steps[-1] <= next_steps[0] <= steps[-1] + 1
     header = _table_header(body, last=True)
     return header is not None and _table_header(following, last=False) == header
@@ -98,7 +96,7 @@ def joined(first: str, second: str) -> str:
     if header is not None and _table_header(second, last=False) == header:
         lines = second.splitlines()
         at = next(index for index, line in enumerate(lines) if line.strip() == header)
-        if at + 1 < len(lines) and _TABLE_SEPARATOR.match(lines[at + 1]):
+        if at + 1 < len(lines) and TABLE_SEPARATOR.match(lines[at + 1]):
             before = "\n".join(lines[:at]).strip()
             rows = "\n".join(lines[at + 2 :])
             if not before or first.endswith(before):

@@ -47,11 +47,12 @@ __all__ = [
     "words",
 ]
 
-_STEP: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
+# A numbered step, a table row and the line under a table's header (``chat.continuation`` too).
+STEP_LINE: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
 _BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
 _HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
-_TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
-_TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
+TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
+TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
 # "<br>" at the end of a prose line is only a line break ("To burnish the brakes: <br>").
 _TRAILING_BREAK: Final = re.compile(r"(?:\s*<br\s*/?>)+\s*$", re.IGNORECASE)
 # "SOLID AMBER: The connector is not fully plugged in.": an item named by its first words.
@@ -258,9 +259,9 @@ def split_sentences(text: str) -> list[str]:
     sentences: list[str] = []
     for line in text.splitlines():
         line = line.strip()
-        if not line or _TABLE_SEPARATOR.match(line):
+        if not line or TABLE_SEPARATOR.match(line):
             continue
-        if _STEP.match(line) or _BULLET.match(line) or _TABLE_LINE.match(line):
+        if STEP_LINE.match(line) or _BULLET.match(line) or TABLE_LINE.match(line):
             sentences.append(line)
             continue
         sentences.extend(_prose_sentences(line))
@@ -344,16 +345,16 @@ def passage_blocks(body: str) -> list[Block]:
             close()
             previous_blank = True
             continue
-        if _TABLE_LINE.match(line) or (current is not None and current.kind == "table"):
+        if TABLE_LINE.match(line) or (current is not None and current.kind == "table"):
             if current is None or current.kind != "table":
                 close()
                 current = Block(kind="table", header=line)
                 header_cells = _cells(line)
                 continue
-            if _TABLE_SEPARATOR.match(line):
+            if TABLE_SEPARATOR.match(line):
                 current = Block(kind="table", header=f"{current.header}\n{line}")
                 continue
-            if not _TABLE_LINE.match(line):
+            if not TABLE_LINE.match(line):
                 close()
             else:
                 cells = _cells(line)
@@ -364,7 +365,7 @@ def passage_blocks(body: str) -> list[Block]:
                 )
                 add("row", line, plain, label=cells[0] if cells else "")
                 continue
-        step = _STEP.match(line)
+        step = STEP_LINE.match(line)
         if step:
             open_list("steps")
             add("step", line)
@@ -430,7 +431,7 @@ def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
 
 def _plain(text: str) -> str:
     """Markdown emphasis and list markers removed: the words a reader sees."""
-    text = _STEP.sub(r"\2", text)
+    text = STEP_LINE.sub(r"\2", text)
     text = _BULLET.sub(r"\1", text)
     return re.sub(r"[*_`]+", "", text).strip()
 
