@@ -141,6 +141,11 @@ class Passage:
     #: ``chunk_id``'s text alone.
     chunk_ids: tuple[int, ...] = ()
 
+    @property
+    def spanned(self) -> tuple[int, ...]:
+        """The chunks ``body`` holds text of: ``chunk_ids``, or ``chunk_id`` alone."""
+        return self.chunk_ids or (self.chunk_id,)
+
 
 @dataclass(frozen=True)
 class Retrieval:
@@ -314,7 +319,8 @@ def retrieve(
             _passage(chunks[chunk_id], fused[chunk_id], found_by[chunk_id])
             for chunk_id in best_ids
             if chunk_id in chunks
-        ]
+        ],
+        chunks,
     )
     similarities = [p.similarity for p in passages]
     if nearest:
@@ -386,67 +392,57 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
     )
 
 
-def _continued(passages: list[Passage]) -> list[Passage]:
+def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> list[Passage]:
     """``passages``, each that a procedure or table goes on from or into with the text of its
-    neighbour in its section (one query for all of them); a passage that another, better
-    ranked, now holds whole is left out."""
+    neighbour in its section (one query for all of them; ``chunks``: the retrieved chunks, by
+    id); a passage that another, better ranked, now holds whole is left out."""
     wanted = {
         p.chunk_id: (may_continue_before(p.body), may_continue_after(p.body)) for p in passages
     }
     wanted = {chunk_id: sides for chunk_id, sides in wanted.items() if any(sides)}
     if not wanted:
         return passages
-    places = {
-        pk: (document_id, version, position)
-        for pk, document_id, version, position in DocumentChunk.objects.filter(
-            pk__in=wanted
-        ).values_list("pk", "document_id", "version", "position")
-    }
+
+    def place(chunk: DocumentChunk, step: int = 0) -> tuple[int, int, int]:
+        return (chunk.document_id, chunk.version, chunk.position + step)
+
     around = Q()
-    for passage in passages:
-        if passage.chunk_id not in places:
-            continue
-        document_id, version, position = places[passage.chunk_id]
-        before, after = wanted[passage.chunk_id]
+    for chunk_id, (before, after) in wanted.items():
+        chunk = chunks[chunk_id]
         around |= Q(
-            document_id=document_id,
-            version=version,
-            heading_path=passage.heading_path,
-            position__in=[position + step for step, wants in ((-1, before), (1, after)) if wants],
+            document_id=chunk.document_id,
+            version=chunk.version,
+            heading_path=chunk.heading_path,
+            position__in=[
+                chunk.position + step for step, wants in ((-1, before), (1, after)) if wants
+            ],
         )
     neighbours = {
-        (chunk.document_id, chunk.version, chunk.position): chunk
+        place(chunk): chunk
         for chunk in DocumentChunk.objects.filter(around).only(
             "document_id", "version", "position", "heading_path", "text"
         )
     }
     continued = []
     for passage in passages:
-        if passage.chunk_id not in places:
-            continued.append(passage)
-            continue
-        document_id, version, position = places[passage.chunk_id]
         body, ids = passage.body, [passage.chunk_id]
-        before = neighbours.get((document_id, version, position - 1))
-        after = neighbours.get((document_id, version, position + 1))
-        if before is not None and continued_from(before.body, passage.body):
-            body, ids = joined(before.body, body), [before.pk, *ids]
-        if after is not None and continues_after(passage.body, after.body):
-            body, ids = joined(body, after.body), [*ids, after.pk]
-        if len(ids) == 1:
-            continued.append(passage)
-            continue
-        continued.append(
-            dataclasses.replace(
+        if passage.chunk_id in wanted:
+            chunk = chunks[passage.chunk_id]
+            before, after = neighbours.get(place(chunk, -1)), neighbours.get(place(chunk, 1))
+            if before is not None and continued_from(before.body, passage.body):
+                body, ids = joined(before.body, body), [before.pk, *ids]
+            if after is not None and continues_after(passage.body, after.body):
+                body, ids = joined(body, after.body), [*ids, after.pk]
+        if len(ids) > 1:
+            passage = dataclasses.replace(
                 passage, body=body, text=f"{passage.heading_path}\n\n{body}", chunk_ids=tuple(ids)
             )
-        )
+        continued.append(passage)
     # Two retrieved halves of one procedure become the same passage: it is shown once, where
     # the better of them ranked.
     shown: list[Passage] = []
     for passage in continued:
-        spans = set(passage.chunk_ids or (passage.chunk_id,))
-        if not any(spans <= set(other.chunk_ids or (other.chunk_id,)) for other in shown):
+        if not any(set(passage.spanned) <= set(other.spanned) for other in shown):
             shown.append(passage)
     return shown
 

@@ -40,14 +40,14 @@ def passage_citations(
         if wanted is None or index in wanted
     ]
     figures = chunk_figures(
-        chunk_ids=[pk for _, passage in chosen for pk in passage.chunk_ids or [passage.chunk_id]],
+        chunk_ids=[pk for _, passage in chosen for pk in passage.spanned],
         per_chunk=CITATION_FIGURES,
     )
     citations = []
     for index, passage in chosen:
         url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
         # A passage that goes on into its neighbours (chat.continuation) highlights them all.
-        spans = list(passage.chunk_ids or [passage.chunk_id])
+        spans = list(passage.spanned)
         query = "&".join(f"chunk={pk}" for pk in spans)
         excerpt = plain_excerpt(passage.body)
         citations.append(
