@@ -22,14 +22,11 @@ import bisect
 import itertools
 import math
 import re
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Final
 
-import snowballstemmer
-
+from chat.stemming import stem
 from curation.qa import STOPWORDS
 
 __all__ = [
@@ -58,6 +55,10 @@ _TRAILING_BREAK: Final = re.compile(r"(?:\s*<br\s*/?>)+\s*$", re.IGNORECASE)
 # "SOLID AMBER: The connector is not fully plugged in.": an item named by its first words.
 _ITEM_LABEL: Final = re.compile(r"^([^:.!?]{1,60}):\s+\S")
 _CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
+# A callout's word alone on its line, its text on the next ("Note" then "On some phones, ...").
+_CALLOUT_WORD: Final = re.compile(
+    r"^\s*\**(note|warning|caution|tip|important)\**\s*$", re.IGNORECASE
+)
 _WORD: Final = re.compile(r"\w+")
 # "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
 # characters or with a digit; "model year", "model name", "generation capability" and the
@@ -134,74 +135,6 @@ class Block:
     header: str = ""
 
 
-#: Past forms an owner writes about what happened ("I forgot my PIN", "the handle froze"), with
-#: the word a manual uses ("If you forget your PIN"): a stemmer leaves them apart. Only forms
-#: that are no other word in a manual ("left", "ground", "led", "saw", "bit" stay as written).
-_IRREGULAR: Final = {
-    form: base
-    for base, forms in {
-        "forget": "forgot forgotten",
-        "break": "broke broken",
-        "freeze": "froze frozen",
-        "stick": "stuck",
-        "drive": "drove driven",
-        "run": "ran",
-        "get": "got gotten",
-        "begin": "began begun",
-        "bring": "brought",
-        "buy": "bought",
-        "catch": "caught",
-        "choose": "chose chosen",
-        "fall": "fell fallen",
-        "feel": "felt",
-        "find": "found",
-        "keep": "kept",
-        "lose": "lost",
-        "make": "made",
-        "pay": "paid",
-        "send": "sent",
-        "sell": "sold",
-        "spend": "spent",
-        "steal": "stole stolen",
-        "take": "took taken",
-        "throw": "threw thrown",
-        "wake": "woke woken",
-        "wear": "wore worn",
-        "write": "wrote written",
-        "blow": "blew blown",
-        "bend": "bent",
-        "spin": "spun",
-        "strike": "struck",
-        "ride": "rode ridden",
-        "hang": "hung",
-        "hold": "held",
-        "tell": "told",
-        "shake": "shook shaken",
-        "give": "gave given",
-        "sit": "sat",
-        "stand": "stood",
-        "slide": "slid",
-        "hide": "hid hidden",
-        "hear": "heard",
-        "fly": "flew flown",
-        "grow": "grew grown",
-        "eat": "ate eaten",
-    }.items()
-    for form in forms.split()
-}
-
-# A Snowball stemmer keeps state while it works: one per thread.
-_local = threading.local()
-
-
-@lru_cache(maxsize=65536)
-def _stem(word: str) -> str:
-    stemmer = getattr(_local, "stemmer", None)
-    if stemmer is None:
-        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
-    return stemmer.stemWord(_IRREGULAR.get(word, word))
-
-
 def words(text: str) -> list[str]:
     """Lower-cased word tokens of ``text``."""
     return _WORD.findall(text.lower())
@@ -209,7 +142,7 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """The stemmed content words of ``text``, in order (stopwords dropped, numbers kept)."""
-    return [_stem(word) for word in words(text) if word not in STOPWORDS]
+    return [stem(word) for word in words(text) if word not in STOPWORDS]
 
 
 def term_set(text: str) -> set[str]:
@@ -227,7 +160,7 @@ def designations(text: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for match in _DESIGNATION.finditer(text):
         code = _PLURAL_CODE.sub("", match.group(2).lower())
-        found.setdefault(f"{_stem(match.group(1).lower())} {code}", match.group(0))
+        found.setdefault(f"{stem(match.group(1).lower())} {code}", match.group(0))
     return found
 
 
@@ -249,7 +182,7 @@ def acronyms(text: str) -> dict[str, str]:
                 "".join(part[0] for part in run if part not in _LINKING),
             ):
                 if len(initials) >= 3:
-                    found.setdefault(_stem(initials.lower()), name)
+                    found.setdefault(stem(initials.lower()), name)
     return found
 
 
@@ -334,7 +267,7 @@ def passage_blocks(body: str) -> list[Block]:
         current = Block(kind=kind, lead_in=lead_in)
 
     header_cells: list[str] = []
-    for raw_line in body.splitlines():
+    for raw_line in _callouts_joined(body.splitlines()):
         line = _TRAILING_BREAK.sub("", raw_line).strip()
         if not line:
             previous_blank = True
@@ -429,6 +362,33 @@ def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
     return "\n\n".join(unit.text for unit in taken)
 
 
+def _callouts_joined(lines: list[str]) -> list[str]:
+    """``lines`` with a callout's word on a line of its own joined to the text on the next
+    ("Note" + "On some phones, ..." as "Note: On some phones, ..."): a Note between two steps
+    belongs to the procedure, and reads as one."""
+    joined: list[str] = []
+    index = 0
+    while index < len(lines):
+        word = _CALLOUT_WORD.match(lines[index])
+        following = lines[index + 1].strip() if index + 1 < len(lines) else ""
+        if (
+            word
+            and following
+            and not (
+                _HEADING.match(following)
+                or STEP_LINE.match(following)
+                or _BULLET.match(following)
+                or TABLE_LINE.match(following)
+            )
+        ):
+            joined.append(f"{word.group(1).capitalize()}: {following}")
+            index += 2
+            continue
+        joined.append(lines[index])
+        index += 1
+    return joined
+
+
 def _plain(text: str) -> str:
     """Markdown emphasis and list markers removed: the words a reader sees."""
     text = STEP_LINE.sub(r"\2", text)
@@ -486,7 +446,7 @@ class Vocabulary:
             written = match.group(0)
             if not _INITIALS.fullmatch(written) and _VOWEL.search(written):
                 return written
-            term = _stem(written.lower())
+            term = stem(written.lower())
             if term in self.document_frequency or term not in self.acronyms:
                 return written
             return self.acronyms[term]

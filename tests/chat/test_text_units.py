@@ -65,6 +65,30 @@ def test_a_procedure_keeps_its_notes_and_warnings_between_steps_and_its_lead_in(
     assert blocks[2].units[0].text == "Push the charge port door gently until it latches."
 
 
+def test_a_note_whose_word_stands_on_its_own_line_stays_inside_the_procedure():
+    # Some manuals print the callout's word on a line and its text on the next.
+    body = (
+        "To pair a phone, follow these steps:\n"
+        "1. Turn Bluetooth on.\n"
+        "2. Make the phone discoverable.\n"
+        "Note\n"
+        "On some phones, this is under Bluetooth Settings.\n"
+        "3. Touch Add New Device.\n"
+        "\n"
+        "Warning\n"
+        "\n"
+        "Never pair while driving."
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["steps", "paragraph", "paragraph"]
+    assert kinds(blocks[0]) == ["step", "step", "callout", "step"]
+    assert blocks[0].units[2].text == "Note: On some phones, this is under Bluetooth Settings."
+    # A word with nothing after it on the next line is left as it is.
+    assert [unit.text for unit in blocks[1].units] == ["Warning"]
+
+
 def test_a_lead_in_separated_by_a_blank_line_still_introduces_the_procedure():
     body = (
         "The charge port door cannot be opened electrically. In that situation, use the "
