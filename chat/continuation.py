@@ -7,8 +7,10 @@ row the owner asks about is in the next chunk. Quoted like that, an owner reads 
 procedure. :func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a
 passage's neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
 they hold the rest, and :func:`joined` puts two neighbours' bodies together without the text
-the chunker repeated at the seam (its overlap, a table's header row). Only one neighbour on
-each side is joined: a procedure over three chunks still starts or ends in the middle.
+the chunker repeated at the seam (its overlap, a table's header row). Up to
+:data:`MAX_CONTINUED` neighbours on each side are joined, one after the other: a procedure
+over three chunks ("where are the cabin air filters": steps 1-3, 4-5 and 6-10) is read whole
+from whichever of them retrieval found.
 
 Plain Python; ``chat.retrieval`` fetches the neighbours.
 """
@@ -20,6 +22,7 @@ from typing import Final
 from chat.text_units import STEP_LINE, TABLE_LINE, TABLE_SEPARATOR
 
 __all__ = [
+    "MAX_CONTINUED",
     "continued_from",
     "continues_after",
     "joined",
@@ -27,6 +30,8 @@ __all__ = [
     "may_continue_before",
 ]
 
+#: How many neighbouring chunks a passage may be joined with on each side.
+MAX_CONTINUED: Final = 2
 #: The shortest run of text taken for the chunker's overlap at a seam.
 _MIN_OVERLAP: Final = 16
 

@@ -59,6 +59,7 @@ from pgvector.django import CosineDistance
 
 from chat.asking import key_terms
 from chat.continuation import (
+    MAX_CONTINUED,
     continued_from,
     continues_after,
     joined,
@@ -394,8 +395,9 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
 
 def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> list[Passage]:
     """``passages``, each that a procedure or table goes on from or into with the text of its
-    neighbour in its section (one query for all of them; ``chunks``: the retrieved chunks, by
-    id); a passage that another, better ranked, now holds whole is left out."""
+    neighbours in its section, up to :data:`MAX_CONTINUED` on each side (one query for all of
+    them; ``chunks``: the retrieved chunks, by id); a passage that another, better ranked, now
+    holds whole is left out."""
     wanted = {
         p.chunk_id: (may_continue_before(p.body), may_continue_after(p.body)) for p in passages
     }
@@ -414,7 +416,10 @@ def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> lis
             version=chunk.version,
             heading_path=chunk.heading_path,
             position__in=[
-                chunk.position + step for step, wants in ((-1, before), (1, after)) if wants
+                chunk.position + side * step
+                for side, wants in ((-1, before), (1, after))
+                if wants
+                for step in range(1, MAX_CONTINUED + 1)
             ],
         )
     neighbours = {
@@ -428,11 +433,17 @@ def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> lis
         body, ids = passage.body, [passage.chunk_id]
         if passage.chunk_id in wanted:
             chunk = chunks[passage.chunk_id]
-            before, after = neighbours.get(place(chunk, -1)), neighbours.get(place(chunk, 1))
-            if before is not None and continued_from(before.body, passage.body):
+            for step in range(1, MAX_CONTINUED + 1):
+                before = neighbours.get(place(chunk, -step))
+                if before is None or not continued_from(before.body, body):
+                    break
                 body, ids = joined(before.body, body), [before.pk, *ids]
-            if after is not None and continues_after(passage.body, after.body):
-                body, ids = joined(body, after.body), [*ids, after.pk]
+            tail = passage.body
+            for step in range(1, MAX_CONTINUED + 1):
+                after = neighbours.get(place(chunk, step))
+                if after is None or not continues_after(tail, after.body):
+                    break
+                body, ids, tail = joined(body, after.body), [*ids, after.pk], after.body
         if len(ids) > 1:
             passage = dataclasses.replace(
                 passage, body=body, text=f"{passage.heading_path}\n\n{body}", chunk_ids=tuple(ids)

@@ -127,3 +127,62 @@ def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_ch
     html = client.get(citation["url"]).content.decode()
     assert html.count('class="chunk highlighted"') == 2
     assert f'id="chunk-{first.pk}" class="chunk highlighted"' in html
+
+
+@pytest.mark.django_db
+def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_side():
+    manual = Manual.objects.create(name="Long procedure manual")
+    now = timezone.now()
+    document = ManualDocument.objects.create(
+        manual=manual,
+        title="Cabin air filter",
+        source_name="filter.md",
+        markdown="x",
+        content_hash="1" * 64,
+        fetched_at=now,
+        updated_at=now,
+    )
+    path = "Cabin Air Filter > Replacing the filter"
+    pieces = [
+        "To replace the cabin air filter:\n\n1. Open the glovebox.\n2. Remove the glovebox.",
+        "3. Unscrew the filter cover.\n4. Remove the cover.",
+        "5. Fold the filter tabs.\n6. Pull the old filters out.",
+        "7. Slide the new filters in.\n8. Refit the cover, the screws and the glovebox.",
+    ]
+    chunks = [
+        DocumentChunk.objects.create(
+            document=document,
+            position=position,
+            heading_path=path,
+            text=f"{path}\n\n{body}",
+            token_count=20,
+            embedding=embed_question(f"{path}\n\n{body}"),
+        )
+        for position, body in enumerate(pieces)
+    ]
+
+    found = retrieve(
+        question="how do i slide the new cabin filters in and refit the cover",
+        manual_ids=[manual.pk],
+        k=1,
+    )
+
+    passage = found.passages[0]
+    assert passage.chunk_id == chunks[3].pk
+    # Two chunks before it are joined, one after the other; the first step stays out of reach.
+    assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[1:])
+    assert passage.body.startswith("3. Unscrew the filter cover.")
+    assert passage.body.endswith("8. Refit the cover, the screws and the glovebox.")
+    assert "1. Open the glovebox." not in passage.body
+
+    # And forward from the first chunk: steps 1 to 6.
+    found = retrieve(
+        question="to replace the cabin air filter do i open the glovebox first",
+        manual_ids=[manual.pk],
+        k=1,
+    )
+
+    passage = found.passages[0]
+    assert passage.chunk_id == chunks[0].pk
+    assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[:3])
+    assert passage.body.endswith("6. Pull the old filters out.")
