@@ -29,7 +29,8 @@ look at what the question asks for, each cheap and explainable:
   horsepower") is declined when the passages hold no number in that unit; and, once the quote
   is composed (:func:`missing_amount`), a question asking for an amount of something ("what's
   the 0-60 time", "what tint percentage", "what amp rating") when the quote holds no number
-  in a unit of it: the passages it would show talk around the question.
+  in a unit of it, or in the unit the question names ("how many years"): the passages it
+  would show talk around the question.
 * **a quote off the point.** Once composed, a quote that shares almost none of the question's
   key words and reads little like it (:func:`off_the_point`) answers something else.
 
@@ -116,6 +117,14 @@ _PLANS: Final = re.compile(
     r"\bnext\s+year'?s\s+model\b",
     re.IGNORECASE,
 )
+# The units' names as an owner reads them, for a decline's message ("no figure in years").
+_UNIT_NAMES: Final = {
+    "s": "seconds", "min": "minutes", "h": "hours", "day": "days", "week": "weeks",
+    "month": "months", "year": "years", "mi": "miles", "m": "metres", "ft": "feet",
+    "in": "inches", "lb": "pounds", "deg": "degrees", "%": "percent", "v": "volts",
+    "hp": "horsepower", "a": "amps", "kw": "kW", "kwh": "kWh", "w": "watts", "l": "litres",
+    "gb": "GB", "kpa": "kPa", "mb/s": "MB/s",
+}  # fmt: skip
 _MONEY: Final = re.compile(
     r"[$\u20ac\u00a3]\s?\d|\d\s?(?:dollars|usd|eur|euros?|gbp|pounds sterling)\b", re.IGNORECASE
 )
@@ -260,10 +269,15 @@ def _decline_reason(
     if units and not units & figure_units(passages):
         return Decline(
             reason="unit",
-            message="The manual gives no figure in " + ", ".join(sorted(units)) + ".",
+            message=f"The manual gives no figure in {_unit_names(units)}.",
             detail={"coverage": round(coverage, 3), "units": sorted(units)},
         )
     return None
+
+
+def _unit_names(units: Iterable[str]) -> str:
+    """``units`` (the verification's unit names) as an owner reads them: "years", "hp or kW"."""
+    return " or ".join(sorted(_UNIT_NAMES.get(unit, unit) for unit in units))
 
 
 def off_the_point(coverage: float, score: float) -> Decline | None:
@@ -283,9 +297,20 @@ def off_the_point(coverage: float, score: float) -> Decline | None:
 def missing_amount(question: str, quote_text: str) -> Decline | None:
     """Why the quote composed for ``question`` does not answer it after all: the question asks
     for an amount of something (``chat.asking.amount_units``: "what's the 0-60 time", "what
-    tint percentage") and the quote holds no number in a unit of it; else None."""
+    tint percentage") and the quote holds no number in a unit of it, or it names the unit
+    it wants ("how many years", ``chat.asking.named_units``) and the quote holds no number in
+    that unit ("how many years is the battery warranty": a storage note's "24 hours" and
+    "140 degrees F" are figures of time, not of years); else None."""
+    figures = figure_units(quote_text)
+    named = named_units(question)
+    if named and not named & figures:
+        return Decline(
+            reason="amount",
+            message=f"The passage that comes closest gives no figure in {_unit_names(named)}.",
+            detail={"units": sorted(named)},
+        )
     units = amount_units(question)
-    if not units or units & figure_units(quote_text):
+    if not units or units & figures:
         return None
     return Decline(
         reason="amount",

@@ -145,7 +145,7 @@ def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manu
     reasons = {
         "coverage": "The manual never mentions",
         "price": "The manual gives no prices.",
-        "unit": "The manual gives no figure in w.",
+        "unit": "The manual gives no figure in watts.",
         "amount": "The passage that comes closest gives no such figure.",
         "off_point": "The passage that comes closest speaks of something else.",
     }

@@ -81,7 +81,7 @@ def test_a_horsepower_question_is_declined_when_the_manual_gives_no_power_figure
     # "horsepower" is a unit: it is looked for among the passages' figures, not the words.
     assert decline is not None
     assert decline.reason == "unit"
-    assert decline.message == "The manual gives no figure in hp."
+    assert decline.message == "The manual gives no figure in horsepower."
 
 
 def test_a_question_for_a_unit_the_passages_have_no_figure_in_is_declined(
@@ -93,7 +93,7 @@ def test_a_question_for_a_unit_the_passages_have_no_figure_in_is_declined(
 
     assert decline is not None
     assert decline.reason == "unit"
-    assert decline.message == "The manual gives no figure in kwh."
+    assert decline.message == "The manual gives no figure in kWh."
 
 
 @pytest.mark.parametrize(
@@ -405,6 +405,11 @@ def test_initials_of_a_name_the_manual_uses_are_no_unknown_word(manual_chunks, v
         ("whats the 0-60 time", "Acceleration is smooth. Choose Chill for gentler starts."),
         ("what tint percentage can i put on the windows", "The glass blocks UV rays (UV index 2)."),
         ("how often do i rotate the tires", "Rotate the tires as shown in the figure."),
+        # A figure of time is not the years the question names.
+        (
+            "how many years is the battery warranty",
+            "Do not leave it below -30 degrees C (-22 degrees F) for more than 24 hours.",
+        ),
         # The owner's own figures tell the situation: a time is asked for, not a percentage.
         (
             "how long does it take to supercharge from 10% to 80%",
@@ -418,12 +423,23 @@ def test_a_quote_without_a_figure_of_the_amount_asked_for_declines(question, quo
     assert decline is not None and decline.reason == "amount"
 
 
+def test_a_quote_without_a_figure_in_the_unit_the_question_names_says_which():
+    decline = missing_amount(
+        "how many years or miles is the battery warranty", "Keep it above 20% for 24 hours."
+    )
+
+    assert decline is not None and decline.reason == "amount"
+    assert decline.detail == {"units": ["year"]}
+    assert decline.message == "The passage that comes closest gives no figure in years."
+
+
 @pytest.mark.parametrize(
     ("question", "quote"),
     [
         ("whats the 0-60 time", "It accelerates from 0 to 60 mph in 4.2 seconds."),
         ("how often do i rotate the tires", "Rotate the tires every 10,000 km (6,250 miles)."),
         ("how long till autopilot is calibrated", "Calibration takes 20-25 miles of driving."),
+        ("how many psi do the tires lose in the cold", "They lose about 1 PSI per 10 degrees F."),
         ("how do i open the charge port", "Press the charge port door to open it."),
     ],
 )
