@@ -6,7 +6,9 @@ splits the retrieved passages into sentences, steps, bullets and table rows
 they need to be read alone:
 
 * a **step** brings its whole procedure, with the sentence that introduces it and the
-  Note/Warning lines between steps: half a procedure is not safe to follow;
+  Note/Warning lines between steps: half a procedure is not safe to follow; when that
+  sentence names no situation of its own ("In that situation, use the release cable:"), the
+  sentence before it, which does, comes too;
 * a **table row** brings the table's header (and the next best row). Rows and items named by
   a short label ("AMBER - SOLID", "BLUE: ...") are picked by the name the question gives:
   "solid blue" is not "AMBER - SOLID", however close the rest of the row reads;
@@ -84,7 +86,14 @@ Embed = Callable[[list[str]], np.ndarray]
 # A sentence starting like this leans on the one before it.
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|if so|in this case|"
-    r"to do so|once|after that|if not|if this|if it)\b",
+    r"in (?:that|such a) (?:case|situation)|in such cases|to do so|once|after that|if not|"
+    r"if this|if it)\b",
+    re.IGNORECASE,
+)
+# A lead-in starting like this says when its list applies only with the sentence before it
+# ("In that situation, use the emergency release cable:").
+_NAMES_THE_SITUATION: Final = re.compile(
+    r"^(?:in (?:this|that|such a) (?:case|situation)|in such cases|if so|to do so)\b",
     re.IGNORECASE,
 )
 _NUMBER: Final = re.compile(r"\d")
@@ -350,18 +359,26 @@ def _span_around(
     def span(*pieces: _Piece) -> _Span:
         return _Span(passage=item.passage, pieces=pieces, anchor_score=item.score)
 
+    # A lead-in that leans on the sentence before it ("In that situation, use the release
+    # cable:") brings that sentence along, so that the list says when it applies.
+    context = ()
+    if lead_in and unit.block and _NAMES_THE_SITUATION.match(block.lead_in):
+        before = blocks[unit.block - 1]
+        if before.kind == "paragraph" and before.units:
+            context = (_Piece(unit.block - 1, (len(before.units) - 1,)),)
+
     if block.kind == "steps":
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.procedure_max_words:
-            return [span(_Piece(unit.block, everything, lead_in))]
+            return [span(*context, _Piece(unit.block, everything, lead_in))]
         upto = min(max(unit.index, 0) + 2, len(block.units))
-        return [span(_Piece(unit.block, tuple(range(upto)), lead_in))]
+        return [span(*context, _Piece(unit.block, tuple(range(upto)), lead_in))]
     if block.kind in ("table", "items"):
         # A short table or list whole; else the rows or items that score nearly as well as
         # the best (with the header or the sentence that introduces the list).
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.target_words:
-            return [span(_Piece(unit.block, everything, lead_in))]
+            return [span(*context, _Piece(unit.block, everything, lead_in))]
         floor = settings.sibling_ratio * item.score
         anchor = max(unit.index, 0)
         siblings = sorted(
@@ -387,7 +404,7 @@ def _span_around(
                 if index not in chosen:
                     chosen.append(index)
                     total += extra
-        return [span(_Piece(unit.block, tuple(sorted(chosen)), lead_in))]
+        return [span(*context, _Piece(unit.block, tuple(sorted(chosen)), lead_in))]
 
     # Prose: grow within the passage's prose blocks, forward first, to the target length.
     first = last = unit.block

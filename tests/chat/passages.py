@@ -1,5 +1,10 @@
 """Passages of the sample manual's kind that several chat tests quote, verify and answer from."""
 
+RELEASE_SITUATION = (
+    "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
+    "discharged - the charge port door cannot be opened electrically and a plugged-in "
+    "connector stays locked."
+)
 RELEASE_LEAD_IN = "In that situation, use the emergency release cable in the trunk:"
 RELEASE_STEPS = [
     "1. Open the trunk. If the trunk will not open because the vehicle has no power, fold the "

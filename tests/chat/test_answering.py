@@ -30,13 +30,9 @@ from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify, word_count
 from manualqa.lib.llm import Completion, StreamDelta, StreamEnd
-from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
+from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_SITUATION, RELEASE_STEPS
 
-RELEASE_CABLE = (
-    "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
-    "discharged - the charge port door cannot be opened electrically and a plugged-in "
-    f"connector stays locked. {RELEASE_LEAD_IN}\n\n" + "\n".join(RELEASE_STEPS)
-)
+RELEASE_CABLE = f"{RELEASE_SITUATION} {RELEASE_LEAD_IN}\n\n" + "\n".join(RELEASE_STEPS)
 TIRE_PRESSURES = """\
 Inflate the tires to the pressures below. Always check and adjust pressures when the tires are \
 cold - that is, after the vehicle has been parked for at least three hours.
@@ -206,7 +202,7 @@ def test_the_quote_stage_quotes_the_procedure_a_how_to_question_asks_for(vocabul
     )
 
     assert found is not None
-    assert found.text == RELEASE_LEAD_IN + "\n\n" + "\n".join(RELEASE_STEPS)
+    assert found.text == "\n\n".join([RELEASE_SITUATION, RELEASE_LEAD_IN, "\n".join(RELEASE_STEPS)])
     assert found.numbers == [1]
 
 

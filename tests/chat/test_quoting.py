@@ -32,12 +32,10 @@ from chat.text_units import (
     term_set,
     terms,
 )
-from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_STEPS
+from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_SITUATION, RELEASE_STEPS
 
 RELEASE_CABLE = (
-    "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
-    "discharged - the charge port door cannot be opened electrically and a plugged-in "
-    f"connector stays locked. {RELEASE_LEAD_IN}\n\n"
+    f"{RELEASE_SITUATION} {RELEASE_LEAD_IN}\n\n"
     + "\n".join(RELEASE_STEPS)
     + "\n\nCaution: Only use the release cable when the vehicle has no power or when alert "
     "CHG-055 appears and the connector will not unlock in the normal way."
@@ -142,7 +140,8 @@ def test_a_how_to_question_quotes_the_whole_procedure_with_its_warning(question,
     quote = compose_quote(question, [RELEASE_PASSAGE, other], embed=embed, vocabulary=vocabulary)
 
     assert quote is not None
-    assert quote.text == RELEASE_LEAD_IN + "\n\n" + "\n".join(RELEASE_STEPS)
+    # "In that situation, ..." comes with the sentence that says which situation.
+    assert quote.text == "\n\n".join([RELEASE_SITUATION, RELEASE_LEAD_IN, "\n".join(RELEASE_STEPS)])
     assert quote.numbers == [1]
     assert quote.words == len(quote.text.split())
 
@@ -712,3 +711,28 @@ def test_a_question_asking_for_a_setting_quotes_where_the_setting_is(embed, voca
 
     assert quote is not None
     assert "Controls > Locks > Driver Door Unlock Mode" in quote.text
+
+
+@pytest.mark.parametrize(
+    ("lead_in", "with_situation"),
+    [
+        ("In that situation, silence it from the mobile app:", True),
+        ("In such cases, silence it from the mobile app:", True),
+        ("To silence it from the mobile app:", False),
+        ("If this happens often, silence it from the mobile app:", False),
+    ],
+)
+def test_a_lead_in_that_names_no_situation_of_its_own_comes_with_the_sentence_that_does(
+    lead_in, with_situation, embed, vocabulary
+):
+    situation = "The alarm sounds when a door is opened and no key is detected nearby."
+    body = f"{situation}\n\n{lead_in}\n\n1. Open the mobile app.\n2. Touch Security > Alarm Off."
+    alarm = passage(1, "Security > Alarm", body, 0.6)
+
+    quote = compose_quote(
+        "how do I silence the alarm with the app", [alarm], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.text.startswith(situation) is with_situation
+    assert f"{lead_in}\n\n1. Open the mobile app.\n2. Touch Security > Alarm Off." in quote.text
