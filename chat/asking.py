@@ -202,6 +202,25 @@ _FUNCTION_WORDS: Final = frozenset(
 _FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
 
+def label_phrases(question: str) -> list[str]:
+    """Runs of two or three key words the question writes together ("ground clearance",
+    "turning circle"), lower-cased, longest first: what a table row may be labelled."""
+    content = {word.lower() for word in key_terms(question).values()}
+    runs: list[list[str]] = [[]]
+    for token in re.findall(r"[a-z]+|[^a-z\s]", question.lower()):
+        if token in content and len(token) > 2:
+            runs[-1].append(token)
+        elif runs[-1]:
+            runs.append([])
+    phrases = {
+        " ".join(run[start : start + size])
+        for run in runs
+        for size in (3, 2)
+        for start in range(len(run) - size + 1)
+    }
+    return sorted(phrases, key=lambda phrase: (-len(phrase.split()), phrase))
+
+
 def key_terms(question: str) -> dict[str, str]:
     """The question's key terms: stemmed content word -> the word as the owner wrote it, without
     function words, fillers and figures."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat.asking import label_phrases
 from chat.models import Assistant
 from chat.retrieval import embed_question, refers_back, retrieve
 from curation.models import DocumentChunk, Manual, QAPair, RetrievalModel
@@ -73,7 +74,9 @@ def test_the_default_threshold_answers_manual_questions_and_declines_off_topic_o
 def test_hybrid_retrieval_adds_the_keyword_ranking_and_keeps_the_vector_confidence(
     sample_manual,
 ):
-    question = "ground clearance on the aster?"
+    # (Two key words written together, "ground clearance", would find the table by its row
+    # label in either method: see the next test.)
+    question = "how much clearance is under the aster?"
     ids = [sample_manual.pk]
     vector = retrieve(question=question, manual_ids=ids, k=20)
     hybrid = retrieve(question=question, manual_ids=ids, k=20, method="hybrid")
@@ -90,6 +93,34 @@ def test_hybrid_retrieval_adds_the_keyword_ranking_and_keeps_the_vector_confiden
     # Whatever fusion shows in the top 4, the confidence is the vector list's best similarity.
     shown = retrieve(question=question, manual_ids=ids, k=4, method="hybrid")
     assert shown.confidence == pytest.approx(vector.passages[0].similarity, abs=1e-6)
+
+
+def test_a_table_whose_row_is_labelled_with_the_questions_words_joins_the_passages(
+    sample_manual,
+):
+    found = retrieve(question="ground clearance on the aster?", manual_ids=[sample_manual.pk], k=4)
+
+    table = [p for p in found.passages if "| Ground clearance | 175 mm |" in p.body]
+    assert table and "label" in table[0].found_by
+    assert found.passages.index(table[0]) <= 1
+    # Its similarity is its own, and the confidence still the vector list's best.
+    assert table[0].similarity < found.confidence
+
+
+@pytest.mark.parametrize(
+    ("question", "phrases"),
+    [
+        ("whats the ground clearance? my driveway has a dip", ["ground clearance"]),
+        ("turning circle on a model 3? for a u-turn", ["turning circle"]),
+        (
+            "rear cargo volume with the seats down",
+            ["rear cargo volume", "cargo volume", "rear cargo"],
+        ),
+        ("how do i open the trunk", []),
+    ],
+)
+def test_the_words_a_question_writes_together_are_read_as_a_row_label(question, phrases):
+    assert label_phrases(question) == phrases
 
 
 def test_the_keyword_index_is_rebuilt_when_a_manual_changes(sample_manual):
