@@ -8,4 +8,5 @@ training jobs and evaluation runs.
 * :mod:`.lifecycle`: claim a row for a worker, finish it (only in a final status), tell whether
   its worker went silent, and mark silent rows failed.
 * :mod:`.runner`: the heartbeat thread and the crash branch (ERRORED with the traceback).
+* :mod:`.views`: the status JSON a job's page polls.
 """
