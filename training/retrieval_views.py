@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
-from manualqa.forms import flash_service
+from manualqa.forms import add_errors_above, flash_service
 from manualqa.jobs.views import job_status_view
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, QuestionSet, RetrievalJob
@@ -96,8 +96,7 @@ def retrieval_home(request: HttpRequest) -> HttpResponse:
                     hyperparameters=form.hyperparameters(),
                 )
             except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error(None, message)
+                add_errors_above(form, exc)
             else:
                 messages.success(request, f"Retrieval job #{job.pk} queued.")
                 return redirect("training:retrieval_job", job_id=job.pk)

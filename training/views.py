@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from manualqa.forms import flash_service
+from manualqa.forms import add_errors_above, flash_service
 from manualqa.jobs.views import job_status_view
 from manualqa.lib.gguf_export import QUANTS
 from training import exports, jobs
@@ -133,8 +133,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                     overrides=form.overrides(),
                 )
         except ValidationError as exc:
-            for message in exc.messages:
-                form.add_error(None, message)
+            add_errors_above(form, exc)
         else:
             if saved is not None:
                 messages.success(request, f"Preset “{saved.label}” saved.")
