@@ -22,6 +22,14 @@ from chat.text_units import Vocabulary
 from curation.models import DocumentChunk, Manual
 
 
+def _first_or_404(rows: QuerySet, missing: str):
+    """The first of ``rows``; ``Http404`` saying ``missing`` when there is none."""
+    row = rows.first()
+    if row is None:
+        raise Http404(missing)
+    return row
+
+
 def assistants_available() -> QuerySet[Assistant]:
     """The active assistants an owner can choose, the default first, with what a list shows."""
     return (
@@ -42,10 +50,7 @@ def assistant_get(*, ref: int | str) -> Assistant:
     lookup = Q(slug=str(ref))
     if isinstance(ref, int) or str(ref).isdigit():
         lookup |= Q(pk=int(ref))
-    assistant = assistants.filter(lookup).first()
-    if assistant is None:
-        raise Http404(f"No active assistant {ref!r}.")
-    return assistant
+    return _first_or_404(assistants.filter(lookup), f"No active assistant {ref!r}.")
 
 
 def conversations_for(*, owner: Owner) -> QuerySet[Conversation]:
@@ -60,14 +65,8 @@ def conversations_for(*, owner: Owner) -> QuerySet[Conversation]:
 
 def conversation_get(*, owner: Owner, conversation_id: int) -> Conversation:
     """One of the owner's conversations; ``Http404`` for anyone else's or a missing one."""
-    conversation = (
-        Conversation.objects.filter(owner.conversations_q(), pk=conversation_id)
-        .select_related("assistant")
-        .first()
-    )
-    if conversation is None:
-        raise Http404("No such conversation.")
-    return conversation
+    conversations = Conversation.objects.filter(owner.conversations_q(), pk=conversation_id)
+    return _first_or_404(conversations.select_related("assistant"), "No such conversation.")
 
 
 def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
@@ -81,14 +80,10 @@ def conversation_messages(*, conversation: Conversation) -> QuerySet[Message]:
 
 def message_get(*, owner: Owner, message_id: int) -> Message:
     """One message of one of the owner's conversations; ``Http404`` otherwise."""
-    message = (
-        Message.objects.filter(owner.conversations_q("conversation__"), pk=message_id)
-        .select_related("conversation", "assistant", "reply_to")
-        .first()
+    messages = Message.objects.filter(owner.conversations_q("conversation__"), pk=message_id)
+    return _first_or_404(
+        messages.select_related("conversation", "assistant", "reply_to"), "No such message."
     )
-    if message is None:
-        raise Http404("No such message.")
-    return message
 
 
 def feedback_for(*, owner: Owner) -> QuerySet[Feedback]:

@@ -1,14 +1,18 @@
-"""What every management command does with a service's refusal."""
+"""What management commands share: finding the rows they are given, reading ``--set`` options,
+and ending on a service's refusal."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
+from django.db import models
 
-__all__ = ["service_errors"]
+__all__ = ["add_set_argument", "get_or_fail", "overrides_from", "service_errors"]
 
 
 @contextmanager
@@ -19,3 +23,32 @@ def service_errors(separator: str = "; ") -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise CommandError(separator.join(exc.messages)) from None
+
+
+def get_or_fail(model: type[models.Model], missing: str, **lookup: Any) -> Any:
+    """The ``model`` row that ``lookup`` names; when there is none the command ends saying
+    ``missing``."""
+    try:
+        return model.objects.get(**lookup)
+    except model.DoesNotExist:
+        raise CommandError(missing) from None
+
+
+def add_set_argument(parser, *, help: str) -> None:
+    """A repeatable ``--set KEY=JSON`` option, read with :func:`overrides_from`."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help=help)
+
+
+def overrides_from(items: Iterable[str], *, json_only: bool = False) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as ``{KEY: VALUE}``, each value read as JSON; a value that is
+    not JSON is kept as text, or with ``json_only`` ends the command."""
+    overrides = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            if json_only:
+                raise CommandError(f"--set {item}: the value must be JSON.") from None
+            overrides[key.strip()] = raw
+    return overrides

@@ -10,9 +10,15 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
-__all__ = ["add_service_errors", "flash_service"]
+__all__ = ["add_errors_above", "add_service_errors", "flash_service"]
 
 Result = TypeVar("Result")
+
+
+def add_errors_above(form: forms.Form, exc: ValidationError) -> None:
+    """Show every message of a service's ValidationError above the form."""
+    for message in exc.messages:
+        form.add_error(None, message)
 
 
 def add_service_errors(
@@ -29,8 +35,7 @@ def add_service_errors(
             for message in errors:
                 form.add_error(field if field in form.fields else None, message)
     else:
-        for message in exc.messages:
-            form.add_error(None, message)
+        add_errors_above(form, exc)
 
 
 def flash_service(

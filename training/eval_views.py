@@ -13,11 +13,12 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from manualqa.forms import add_service_errors, flash_service
+from manualqa.jobs.views import job_status_view
 from training import evaluation
 from training.models import DatasetSnapshot, EvaluationRun, QuestionSetVersion, TrainingJob
 
@@ -179,13 +180,14 @@ def evaluation_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "training/eval_detail.html", context)
 
 
-@login_required
-@permission_required("training.view_trainingjob", raise_exception=True)
-@require_GET
-def evaluation_status(request: HttpRequest, run_id: int) -> JsonResponse:
-    """What the report page polls while the run is going."""
-    run = get_object_or_404(EvaluationRun, pk=run_id)
-    return JsonResponse({**run.status_payload(), "done": run.done, "total": run.total})
+def _evaluation_progress(run: EvaluationRun) -> dict:
+    """What the report page polls while the run is going, besides the status."""
+    return {"done": run.done, "total": run.total}
+
+
+evaluation_status = job_status_view(
+    EvaluationRun, "run_id", permission="training.view_trainingjob", extra=_evaluation_progress
+)
 
 
 def _steer(request: HttpRequest, run_id: int, act, said) -> HttpResponse:

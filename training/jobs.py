@@ -11,8 +11,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import time
-import traceback
 from pathlib import Path
 
 from django.conf import settings
@@ -332,23 +330,15 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
     output_dir = Path(job.output_dir)
     # A worker killed while saving leaves a half-written checkpoint: only complete ones count.
     resume = latest_complete_checkpoint(output_dir / "checkpoints") is not None
-    last_check = 0.0
-    cancelled = False
-
-    def should_stop() -> bool:
-        nonlocal last_check, cancelled
-        now = time.monotonic()
-        if now - last_check >= heartbeat_s:
-            last_check = now
-            row = TrainingJob.objects.filter(pk=job.pk).values("cancel_requested", "celery_task_id")
-            state = row.first() or {"cancel_requested": True, "celery_task_id": None}
-            # Cancelled by a user, or superseded: another task claimed the job since (it was
-            # reported dead and resumed), so this worker stops and writes nothing more.
-            superseded = state["celery_task_id"] != job.celery_task_id
-            if superseded:
-                logger.warning("training job %s was claimed by another task; stopping", job.pk)
-            cancelled = state["cancel_requested"] or superseded
-        return cancelled
+    should_stop = runner.stop_check(
+        TrainingJob,
+        job.pk,
+        heartbeat_s,
+        fence=job.celery_task_id,
+        on_superseded=lambda: logger.warning(
+            "training job %s was claimed by another task; stopping", job.pk
+        ),
+    )
 
     def on_progress(event) -> None:
         point = {
@@ -375,14 +365,8 @@ def training_job_execute(*, job_id: int, heartbeat_s: float = 2.0) -> TrainingJo
         _train(job, config, output_dir, resume)
         return TrainingJob.objects.get(pk=job.pk)
     job_log_append(job.pk, f"{'Resuming' if resume else 'Starting'} {job.name} on {job.snapshot}")
-    heartbeat = runner.Heartbeat(
-        TrainingJob, job.pk, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id
-    )
-    heartbeat.start()
-    try:
+    with runner.beating(job, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id):
         return _run(job, config, output_dir, resume, on_progress, should_stop)
-    finally:
-        heartbeat.stop()
 
 
 def is_main_rank() -> bool:
@@ -462,12 +446,9 @@ def _run(job, config, output_dir, resume, on_progress, should_stop) -> TrainingJ
             )
     except Exception as exc:  # the model is on disk; say where, so nothing is lost
         logger.exception("training job %s could not register its model", job.pk)
-        return _finish(
-            job,
-            TrainingJob.Status.ERRORED,
-            message=f"Training finished and the merged model is in {result.merged_dir}, but "
-            f"registering it failed: {type(exc).__name__}: {exc}",
-            trace=traceback.format_exc(),
+        saved_in = f"the merged model is in {result.merged_dir}"
+        return runner.unregistered(
+            job, exc, saved_in=saved_in, fence=job.celery_task_id, eta_s=None
         )
     job_log_append(job.pk, f"Merged model saved to {result.merged_dir}; registered as {endpoint}.")
     try:

@@ -12,7 +12,6 @@ import importlib
 import logging
 import secrets
 import time
-import traceback
 from pathlib import Path
 
 from django.conf import settings
@@ -157,19 +156,7 @@ def retrieval_job_execute(*, job_id: int, check_every_s: float = 1.0) -> Retriev
     """Train a claimed job to the end (or a cancel), then register its model."""
     job = RetrievalJob.objects.select_related("snapshot", "snapshot__manual").get(pk=job_id)
     started = time.monotonic()
-    last_check = 0.0
-    cancelled = False
-
-    def should_stop() -> bool:
-        nonlocal last_check, cancelled
-        if time.monotonic() - last_check >= check_every_s:
-            last_check = time.monotonic()
-            state = RetrievalJob.objects.filter(pk=job.pk).values(
-                "cancel_requested", "celery_task_id"
-            )
-            row = state.first() or {"cancel_requested": True, "celery_task_id": None}
-            cancelled = row["cancel_requested"] or row["celery_task_id"] != job.celery_task_id
-        return cancelled
+    should_stop = runner.stop_check(RetrievalJob, job.pk, check_every_s, fence=job.celery_task_id)
 
     def progress(step: int, total: int, loss: float | None) -> None:
         elapsed = time.monotonic() - started
@@ -182,11 +169,7 @@ def retrieval_job_execute(*, job_id: int, check_every_s: float = 1.0) -> Retriev
             heartbeat_at=timezone.now(),
         )
 
-    heartbeat = runner.Heartbeat(
-        RetrievalJob, job.pk, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id
-    )
-    heartbeat.start()
-    try:
+    with runner.beating(job, settings.TRAINING_HEARTBEAT_S, fence=job.celery_task_id):
         try:
             trainer = _trainer(job.kind)
             result = trainer.train(
@@ -216,16 +199,11 @@ def retrieval_job_execute(*, job_id: int, check_every_s: float = 1.0) -> Retriev
                 )
         except Exception as exc:  # the model is on disk; say where, so nothing is lost
             logger.exception("retrieval job %s could not register its model", job.pk)
-            return _finish(
-                job,
-                RetrievalJob.Status.ERRORED,
-                message=f"Training finished and the model is in {result.path}, but registering "
-                f"it failed: {type(exc).__name__}: {exc}",
-                trace=traceback.format_exc(),
+            saved_in = f"the model is in {result.path}"
+            return runner.unregistered(
+                job, exc, saved_in=saved_in, fence=job.celery_task_id, eta_s=None
             )
         return _finish(job, RetrievalJob.Status.SUCCEEDED)
-    finally:
-        heartbeat.stop()
 
 
 def _register(job: RetrievalJob, result) -> RetrievalModel:

@@ -7,13 +7,14 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from curation.models import Manual, ReembedRun, RetrievalModel
 from curation.services import embedders
-from manualqa.forms import flash_service
+from manualqa.forms import add_errors_above, flash_service
+from manualqa.jobs.views import job_status_view
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, QuestionSet, RetrievalJob
 from training.retrievers.embedder import DEFAULTS
@@ -95,8 +96,7 @@ def retrieval_home(request: HttpRequest) -> HttpResponse:
                     hyperparameters=form.hyperparameters(),
                 )
             except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error(None, message)
+                add_errors_above(form, exc)
             else:
                 messages.success(request, f"Retrieval job #{job.pk} queued.")
                 return redirect("training:retrieval_job", job_id=job.pk)
@@ -122,25 +122,26 @@ def retrieval_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "training/retrieval_job.html", {"job": job})
 
 
-@login_required
-@permission_required("training.view_retrievaljob", raise_exception=True)
-@require_GET
-def retrieval_job_status(request: HttpRequest, job_id: int) -> JsonResponse:
-    """What the job page polls."""
-    job = get_object_or_404(RetrievalJob, pk=job_id)
-    return JsonResponse(
-        {
-            **job.status_payload(),
-            "label": f"{job.step}/{job.total_steps or '?'} steps"
-            + (f", loss {job.loss:.4f}" if job.loss is not None else "")
-            + (f", about {job.eta_s:.0f} s left" if job.eta_s else ""),
-            "step": job.step,
-            "total_steps": job.total_steps,
-            "loss": job.loss,
-            "eta_s": job.eta_s,
-            "metrics": job.metrics,
-        }
-    )
+def _retrieval_job_progress(job: RetrievalJob) -> dict:
+    """What the job page polls besides the status."""
+    return {
+        "label": f"{job.step}/{job.total_steps or '?'} steps"
+        + (f", loss {job.loss:.4f}" if job.loss is not None else "")
+        + (f", about {job.eta_s:.0f} s left" if job.eta_s else ""),
+        "step": job.step,
+        "total_steps": job.total_steps,
+        "loss": job.loss,
+        "eta_s": job.eta_s,
+        "metrics": job.metrics,
+    }
+
+
+retrieval_job_status = job_status_view(
+    RetrievalJob,
+    "job_id",
+    permission="training.view_retrievaljob",
+    extra=_retrieval_job_progress,
+)
 
 
 @login_required
@@ -186,14 +187,13 @@ def reembed_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return render(request, "training/reembed_run.html", {"run": run})
 
 
-@login_required
-@permission_required("curation.view_reembedrun", raise_exception=True)
-@require_GET
-def reembed_run_status(request: HttpRequest, run_id: int) -> JsonResponse:
-    run = get_object_or_404(ReembedRun, pk=run_id)
-    return JsonResponse(
-        {**run.status_payload(), "label": f"{run.done}/{run.total} chunks", "done": run.done}
-    )
+def _reembed_run_progress(run: ReembedRun) -> dict:
+    return {"label": f"{run.done}/{run.total} chunks", "done": run.done}
+
+
+reembed_run_status = job_status_view(
+    ReembedRun, "run_id", permission="curation.view_reembedrun", extra=_reembed_run_progress
+)
 
 
 @login_required

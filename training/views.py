@@ -9,11 +9,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from manualqa.forms import flash_service
+from manualqa.forms import add_errors_above, flash_service
+from manualqa.jobs.views import job_status_view
 from manualqa.lib.gguf_export import QUANTS
 from training import exports, jobs
 from training.models import DatasetSnapshot, SavedPreset, TrainingJob
@@ -132,8 +133,7 @@ def job_launch(request: HttpRequest) -> HttpResponse:
                     overrides=form.overrides(),
                 )
         except ValidationError as exc:
-            for message in exc.messages:
-                form.add_error(None, message)
+            add_errors_above(form, exc)
         else:
             if saved is not None:
                 messages.success(request, f"Preset “{saved.label}” saved.")
@@ -157,27 +157,26 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     return render(request, "training/job_detail.html", context)
 
 
-@login_required
-@permission_required("training.view_trainingjob", raise_exception=True)
-@require_GET
-def job_status(request: HttpRequest, job_id: int) -> JsonResponse:
-    """What the job page polls: progress, metrics for the loss curve, and the log tail."""
-    job = get_object_or_404(TrainingJob, pk=job_id)
-    return JsonResponse(
-        {
-            **job.status_payload(),
-            "step": job.step,
-            "total_steps": job.total_steps,
-            "epoch": job.epoch,
-            "eta_s": job.eta_s,
-            "metrics": job.metrics,
-            "log_tail": job.log_tail[-4000:],
-            "final_train_loss": job.final_train_loss,
-            "eval_loss": job.eval_loss,
-            "tokens_per_s": job.tokens_per_s,
-            "cancel_requested": job.cancel_requested,
-        }
-    )
+def _job_progress(job: TrainingJob) -> dict:
+    """What the job page polls besides the status: progress, metrics for the loss curve, and
+    the log tail."""
+    return {
+        "step": job.step,
+        "total_steps": job.total_steps,
+        "epoch": job.epoch,
+        "eta_s": job.eta_s,
+        "metrics": job.metrics,
+        "log_tail": job.log_tail[-4000:],
+        "final_train_loss": job.final_train_loss,
+        "eval_loss": job.eval_loss,
+        "tokens_per_s": job.tokens_per_s,
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+job_status = job_status_view(
+    TrainingJob, "job_id", permission="training.view_trainingjob", extra=_job_progress
+)
 
 
 @login_required

@@ -17,18 +17,19 @@ class ChatError(Exception):
 
     status = 400
     code = "invalid"
+    #: The field at fault when the raiser names none.
+    field = "non_field_errors"
 
-    def __init__(self, message: str, *, field: str = "non_field_errors") -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.field = field
+        if field is not None:
+            self.field = field
 
 
 class QuestionInvalid(ChatError):
     code = "question_invalid"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, field="question")
+    field = "question"
 
 
 class QuestionTooLong(QuestionInvalid):
@@ -37,16 +38,12 @@ class QuestionTooLong(QuestionInvalid):
 
 class AssistantUnavailable(ChatError):
     code = "assistant_unavailable"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, field="assistant")
+    field = "assistant"
 
 
 class ConversationMismatch(ChatError):
     code = "conversation_mismatch"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, field="conversation")
+    field = "conversation"
 
 
 class RateLimited(ChatError):

@@ -22,6 +22,7 @@ from manualqa.admin_tools import (
     JobAdminMixin,
     ReadOnlyInlineMixin,
 )
+from manualqa.forms import add_errors_above
 
 
 class GenerateForm(forms.Form):
@@ -151,8 +152,7 @@ class GenerationRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                     user=request.user,
                 )
             except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error(None, message)
+                add_errors_above(form, exc)
             else:
                 return self.to_created(
                     request,

@@ -15,6 +15,7 @@ from curation.models import (
     Manual,
 )
 from manualqa.admin_tools import ChoicesFilter, ExtraViewsMixin, JobAdminMixin, html_table
+from manualqa.forms import add_errors_above
 
 
 class IngestForm(forms.Form):
@@ -124,8 +125,7 @@ class IngestionRunAdmin(JobAdminMixin, ExtraViewsMixin, admin.ModelAdmin):
                     user=request.user,
                 )
             except ValidationError as exc:
-                for message in exc.messages:
-                    form.add_error(None, message)
+                add_errors_above(form, exc)
             else:
                 return self.to_created(
                     request, run, f"Ingestion #{run.pk} queued for {manual.name}."

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
 
+from curation.models.vectors import cosine_hnsw_index, embedding_field
 from manualqa.jobs.models import JobRow, progress_percent
 
 
@@ -144,7 +143,7 @@ class DocumentChunk(models.Model):
         blank=True,
         help_text="The PDF pages the passage spans (empty for web pages and markdown)",
     )
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True)
+    embedding = embedding_field(null=True, blank=True)
     embedding_model = models.CharField(max_length=300, blank=True)
     #: Which model's vector ``embedding`` is (empty: the configured default). Written in the same
     #: UPDATE as the vector, so retrieval can ask for one model's vectors only.
@@ -167,15 +166,7 @@ class DocumentChunk(models.Model):
                 name="unique_chunk_position_per_document_version",
             ),
         ]
-        indexes = [
-            HnswIndex(
-                name="chunk_embedding_hnsw_cosine",
-                fields=["embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-        ]
+        indexes = [cosine_hnsw_index("chunk_embedding_hnsw_cosine", "embedding")]
 
     def __str__(self) -> str:
         return f"{self.heading_path} #{self.position}"

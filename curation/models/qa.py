@@ -7,10 +7,10 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
 
 from curation.models.endpoints import LLMEndpoint
 from curation.models.manuals import DocumentChunk, Manual, ManualDocument
+from curation.models.vectors import cosine_hnsw_index, embedding_field
 from manualqa.jobs.models import CancellableJobRow, progress_percent
 
 
@@ -183,9 +183,7 @@ class QAPair(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
     flags = ArrayField(models.CharField(max_length=30), default=list, blank=True)
-    question_embedding = VectorField(
-        dimensions=settings.EMBEDDING_DIMENSIONS, null=True, blank=True
-    )
+    question_embedding = embedding_field(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -226,13 +224,7 @@ class QAPair(models.Model):
             ),
             models.Index(fields=["status", "grounding_score"]),
             GinIndex(fields=["flags"], name="qapair_flags_gin"),
-            HnswIndex(
-                name="qapair_question_hnsw_cosine",
-                fields=["question_embedding"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
+            cosine_hnsw_index("qapair_question_hnsw_cosine", "question_embedding"),
         ]
 
     def __str__(self) -> str:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
-from pgvector.django import VectorField
 
+from curation.models.vectors import embedding_field
 from manualqa.jobs.models import (
     JOB_FINISHED,
     JOB_TRANSITIONS,
@@ -68,7 +67,7 @@ class ChunkVector(models.Model):
     embedder = models.ForeignKey(
         RetrievalModel, null=True, blank=True, on_delete=models.CASCADE, related_name="vectors"
     )
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding = embedding_field()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

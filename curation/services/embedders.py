@@ -18,7 +18,6 @@ embedded again (only chunks ingested since are). :class:`ReembedRun` does both s
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -308,16 +307,7 @@ def reembed_runs_fail_stale() -> int:
 def reembed_run_execute(*, run_id: int, check_every_s: float = 1.0) -> ReembedRun:
     """Build the run's vectors (progress on its row), then switch; a cancel keeps the old ones."""
     run = ReembedRun.objects.select_related("manual", "embedder").get(pk=run_id)
-    last_check = 0.0
-    cancelled = False
-
-    def should_stop() -> bool:
-        nonlocal last_check, cancelled
-        if time.monotonic() - last_check >= check_every_s:
-            last_check = time.monotonic()
-            state = ReembedRun.objects.filter(pk=run.pk).values("cancel_requested").first()
-            cancelled = state is None or state["cancel_requested"]
-        return cancelled
+    should_stop = runner.stop_check(ReembedRun, run.pk, check_every_s)
 
     def on_batch(count: int) -> None:
         ReembedRun.objects.filter(pk=run.pk).update(
@@ -325,11 +315,7 @@ def reembed_run_execute(*, run_id: int, check_every_s: float = 1.0) -> ReembedRu
             heartbeat_at=timezone.now(),
         )
 
-    heartbeat = runner.Heartbeat(
-        ReembedRun, run.pk, settings.TRAINING_HEARTBEAT_S, fence=run.celery_task_id
-    )
-    heartbeat.start()
-    try:
+    with runner.beating(run, settings.TRAINING_HEARTBEAT_S, fence=run.celery_task_id):
         try:
             switched = embedder_use(
                 run.manual, run.embedder, on_batch=on_batch, should_stop=should_stop
@@ -347,8 +333,6 @@ def reembed_run_execute(*, run_id: int, check_every_s: float = 1.0) -> ReembedRu
             )
         ReembedRun.objects.filter(pk=run.pk).update(done=_served(run.manual).count())
         return lifecycle.finish(run, ReembedRun.Status.SUCCEEDED)
-    finally:
-        heartbeat.stop()
 
 
 @transaction.atomic

@@ -7,5 +7,7 @@ training jobs and evaluation runs.
   own ``Status`` choices, its ``FINISHED`` statuses and its ``TRANSITIONS`` table.
 * :mod:`.lifecycle`: claim a row for a worker, finish it (only in a final status), tell whether
   its worker went silent, and mark silent rows failed.
-* :mod:`.runner`: the heartbeat thread and the crash branch (ERRORED with the traceback).
+* :mod:`.runner`: the heartbeat thread, the check for a stop, and the crash branch (ERRORED with
+  the traceback).
+* :mod:`.views`: the status JSON a job's page polls.
 """

@@ -103,14 +103,13 @@ def evaluation_run_execute(
     run = EvaluationRun.objects.select_related("manual", "judge_endpoint").get(pk=run_id)
     if run.status != EvaluationRun.Status.RUNNING:
         return run  # only a claimed run is executed
-    heartbeat = runner.Heartbeat(EvaluationRun, run.pk, settings.EVALUATION_HEARTBEAT_S)
-    heartbeat.start()
-    try:
-        return _execute(run, on_item)
-    except Exception as exc:
-        return runner.errored(run, exc, doing="The evaluation crashed: ", summary=_summary_of(run))
-    finally:
-        heartbeat.stop()
+    with runner.beating(run, settings.EVALUATION_HEARTBEAT_S):
+        try:
+            return _execute(run, on_item)
+        except Exception as exc:
+            return runner.errored(
+                run, exc, doing="The evaluation crashed: ", summary=_summary_of(run)
+            )
 
 
 def _summary_of(run: EvaluationRun) -> dict[str, dict[str, float | int]]:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from curation import services
 from curation.models import GenerationRun, LLMEndpoint, Manual
-from manualqa.commands import service_errors
+from manualqa.commands import get_or_fail, service_errors
 
 
 class Command(BaseCommand):
@@ -27,10 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="Queue it for the workers")
 
     def handle(self, *args, **options) -> None:
-        try:
-            manual = Manual.objects.get(name=options["manual"])
-        except Manual.DoesNotExist:
-            raise CommandError(f"No manual named {options['manual']!r}.") from None
+        manual = get_or_fail(
+            Manual, f"No manual named {options['manual']!r}.", name=options["manual"]
+        )
         try:
             endpoint = LLMEndpoint.objects.get(name=options["endpoint"])
         except LLMEndpoint.DoesNotExist:

@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from curation import services
 from curation.models import Manual
+from manualqa.commands import get_or_fail
 
 
 class Command(BaseCommand):
@@ -28,10 +29,9 @@ class Command(BaseCommand):
         path: Path = options["file"]
         if not path.is_file():
             raise CommandError(f"No file at {path}.")
-        try:
-            manual = Manual.objects.get(name=options["manual"])
-        except Manual.DoesNotExist:
-            raise CommandError(f"No manual named {options['manual']!r}.") from None
+        manual = get_or_fail(
+            Manual, f"No manual named {options['manual']!r}.", name=options["manual"]
+        )
         try:
             report = services.qa_pairs_import(
                 manual=manual, raw=path.read_bytes(), fmt=options["format"]

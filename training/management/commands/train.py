@@ -8,12 +8,11 @@ writes its progress; the other ranks wait for the claim and train alongside it.
 
 from __future__ import annotations
 
-import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from manualqa.commands import service_errors
+from manualqa.commands import add_set_argument, get_or_fail, overrides_from, service_errors
 from training import jobs
 from training.models import DatasetSnapshot, TrainingJob
 
@@ -36,10 +35,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-steps", type=int, default=None)
         parser.add_argument("--epochs", type=float, default=None)
         parser.add_argument("--max-length", type=int, default=None)
-        parser.add_argument(
-            "--set", action="append", default=[], metavar="KEY=JSON",
-            help="Override any hyperparameter, e.g. --set lora_r=16 --set packing=true",
-        )  # fmt: skip
+        add_set_argument(
+            parser, help="Override any hyperparameter, e.g. --set lora_r=16 --set packing=true"
+        )
         parser.add_argument("--queue", action="store_true")
 
     def handle(self, *args, **options) -> None:
@@ -47,22 +45,16 @@ class Command(BaseCommand):
             return self._run_existing(options["job"])
         if options["snapshot"] is None:
             raise CommandError("Give a dataset snapshot id, or --job ID to run an existing job.")
-        try:
-            snapshot = DatasetSnapshot.objects.get(pk=options["snapshot"])
-        except DatasetSnapshot.DoesNotExist:
-            raise CommandError(f"No dataset snapshot #{options['snapshot']}.") from None
+        snapshot = get_or_fail(
+            DatasetSnapshot, f"No dataset snapshot #{options['snapshot']}.", pk=options["snapshot"]
+        )
         overrides = {}
         for key, flag in (("max_steps", "max_steps"), ("num_train_epochs", "epochs")):
             if options[flag] is not None:
                 overrides[key] = options[flag]
         if options["max_length"] is not None:
             overrides["max_length"] = options["max_length"]
-        for item in options["set"]:
-            key, _, raw = item.partition("=")
-            try:
-                overrides[key.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                overrides[key.strip()] = raw
+        overrides.update(overrides_from(options["set"]))
         with service_errors():
             job = jobs.training_job_create(
                 snapshot=snapshot,

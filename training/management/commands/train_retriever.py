@@ -12,7 +12,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from manualqa.commands import service_errors
+from manualqa.commands import add_set_argument, get_or_fail, overrides_from, service_errors
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
@@ -29,28 +29,22 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--base-model", default="", help="Local model folder")
         parser.add_argument("--max-steps", type=int, default=None)
-        parser.add_argument(
-            "--set", action="append", default=[], metavar="KEY=JSON",
+        add_set_argument(
+            parser,
             help="Override a hyperparameter, e.g. --set batch_size=32 --set hard_negatives=2",
-        )  # fmt: skip
+        )
         how = parser.add_mutually_exclusive_group()
         how.add_argument("--wait", action="store_true", help="Follow the queued job to its end")
         how.add_argument("--here", action="store_true", help="Train in this process")
 
     def handle(self, *args, **options) -> None:
-        try:
-            snapshot = DatasetSnapshot.objects.get(pk=options["snapshot"])
-        except DatasetSnapshot.DoesNotExist:
-            raise CommandError(f"No dataset snapshot #{options['snapshot']}.") from None
+        snapshot = get_or_fail(
+            DatasetSnapshot, f"No dataset snapshot #{options['snapshot']}.", pk=options["snapshot"]
+        )
         overrides = {}
         if options["max_steps"] is not None:
             overrides["max_steps"] = options["max_steps"]
-        for item in options["set"]:
-            key, _, raw = item.partition("=")
-            try:
-                overrides[key.strip()] = json.loads(raw)
-            except json.JSONDecodeError:
-                raise CommandError(f"--set {item}: the value must be JSON.") from None
+        overrides.update(overrides_from(options["set"], json_only=True))
         with service_errors():
             job = retrieval_jobs.retrieval_job_create(
                 snapshot=snapshot,
