@@ -61,7 +61,7 @@ from typing import Final
 
 import numpy as np
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Q
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
@@ -507,13 +507,8 @@ def _labels_ranked(question: str, manual_ids: list[int]) -> list[int]:
         return []
     pattern = r"\|\s*(?:" + "|".join(r"\s+".join(phrase.split()) for phrase in phrases) + r")\M"
     return list(
-        DocumentChunk.objects.filter(
-            document__manual_id__in=manual_ids, embedding__isnull=False, text__iregex=pattern
-        )
-        .filter(
-            Q(embedder_id=F("document__manual__embedder_id"))
-            | Q(embedder__isnull=True, document__manual__embedder__isnull=True)
-        )
+        DocumentChunk.objects.filter(document__manual_id__in=manual_ids, text__iregex=pattern)
+        .served()
         .order_by("document_id", "position")
         .values_list("pk", flat=True)[:LABEL_MATCHES]
     )

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db.models import Count, F, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from chat.lexical import TermIndex
@@ -161,10 +161,7 @@ def manual_term_index(*, manual_ids: Sequence[int]) -> TermIndex:
     those with a vector of their manual's embedder (``DocumentChunk.embedder``; None: the
     configured model), so a chunk left from before a switch of embedders is never found."""
     chunks = DocumentChunk.objects.filter(document__manual_id__in=list(manual_ids))
-    served = chunks.filter(embedding__isnull=False).filter(
-        Q(embedder_id=F("document__manual__embedder_id"))
-        | Q(embedder__isnull=True, document__manual__embedder__isnull=True)
-    )
+    served = chunks.served()
     # A manual that switches embedders serves other chunks without any chunk changing.
     embedders = tuple(
         Manual.objects.filter(pk__in=list(manual_ids)).order_by("pk").values_list("pk", "embedder")

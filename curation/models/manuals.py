@@ -121,6 +121,15 @@ class DocumentChunkQuerySet(models.QuerySet):
         (chat reads the embedded ones: see ``services.documents.chunks_embed_pending``)."""
         return self.filter(version=models.F("document__version"))
 
+    def served(self) -> DocumentChunkQuerySet:
+        """The chunks retrieval serves: embedded by their manual's embedder (``embedder``;
+        None: the configured model), so that a chunk left from before a switch of embedders is
+        never found."""
+        return self.filter(embedding__isnull=False).filter(
+            models.Q(embedder_id=models.F("document__manual__embedder_id"))
+            | models.Q(embedder__isnull=True, document__manual__embedder__isnull=True)
+        )
+
 
 class DocumentChunk(models.Model):
     """A passage of a document, sized for embedding and retrieval.

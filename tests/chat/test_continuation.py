@@ -74,21 +74,24 @@ def test_a_table_split_by_rows_goes_on_under_its_header_once():
     assert whole.endswith("| BLUE | Charging is scheduled for later |\n| GREEN | Charging |")
 
 
-@pytest.mark.django_db
-def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_chunks(client):
-    manual = Manual.objects.create(name="Continuation manual")
+def one_page_manual(name: str, title: str) -> tuple[Manual, ManualDocument]:
+    manual = Manual.objects.create(name=name)
     now = timezone.now()
     document = ManualDocument.objects.create(
         manual=manual,
-        title="Wipers",
-        source_name="wipers.md",
+        title=title,
+        source_name=f"{title.lower()}.md",
         markdown="x",
         content_hash="0" * 64,
         fetched_at=now,
         updated_at=now,
     )
-    path = "Wipers > Replacing the wiper blades"
-    first, second = (
+    return manual, document
+
+
+def chunks_of(document: ManualDocument, path: str, bodies: list[str]) -> list[DocumentChunk]:
+    """``bodies`` as the chunks of one section of ``document``, in order, embedded."""
+    return [
         DocumentChunk.objects.create(
             document=document,
             position=position,
@@ -97,8 +100,15 @@ def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_ch
             token_count=60,
             embedding=embed_question(f"{path}\n\n{body}"),
         )
-        for position, body in enumerate([FIRST_HALF, SECOND_HALF])
-    )
+        for position, body in enumerate(bodies)
+    ]
+
+
+@pytest.mark.django_db
+def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_chunks(client):
+    manual, document = one_page_manual("Continuation manual", "Wipers")
+    path = "Wipers > Replacing the wiper blades"
+    first, second = chunks_of(document, path, [FIRST_HALF, SECOND_HALF])
     DocumentChunk.objects.create(
         document=document,
         position=2,
@@ -131,17 +141,7 @@ def test_retrieval_gives_the_whole_procedure_and_the_citation_highlights_both_ch
 
 @pytest.mark.django_db
 def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_side():
-    manual = Manual.objects.create(name="Long procedure manual")
-    now = timezone.now()
-    document = ManualDocument.objects.create(
-        manual=manual,
-        title="Cabin air filter",
-        source_name="filter.md",
-        markdown="x",
-        content_hash="1" * 64,
-        fetched_at=now,
-        updated_at=now,
-    )
+    manual, document = one_page_manual("Long procedure manual", "Filter")
     path = "Cabin Air Filter > Replacing the filter"
     pieces = [
         "To replace the cabin air filter:\n\n1. Open the glovebox.\n2. Remove the glovebox.",
@@ -149,17 +149,7 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
         "5. Fold the filter tabs.\n6. Pull the old filters out.",
         "7. Slide the new filters in.\n8. Refit the cover, the screws and the glovebox.",
     ]
-    chunks = [
-        DocumentChunk.objects.create(
-            document=document,
-            position=position,
-            heading_path=path,
-            text=f"{path}\n\n{body}",
-            token_count=20,
-            embedding=embed_question(f"{path}\n\n{body}"),
-        )
-        for position, body in enumerate(pieces)
-    ]
+    chunks = chunks_of(document, path, pieces)
 
     found = retrieve(
         question="how do i slide the new cabin filters in and refit the cover",
