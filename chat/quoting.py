@@ -83,17 +83,15 @@ __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
 
 Embed = Callable[[list[str]], np.ndarray]
 
+# Openings that name the situation only by pointing at the sentence before: a lead-in starting
+# so ("In that situation, use the emergency release cable:") says when its list applies only
+# with that sentence.
+_SITUATION: Final = r"in (?:this|that|such a) (?:case|situation)|in such cases|if so|to do so"
+_NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 # A sentence starting like this leans on the one before it.
 _POINTS_BACK: Final = re.compile(
-    r"^(?:this|that|these|those|it|they|then|otherwise|however|also|if so|in this case|"
-    r"in (?:that|such a) (?:case|situation)|in such cases|to do so|once|after that|if not|"
-    r"if this|if it)\b",
-    re.IGNORECASE,
-)
-# A lead-in starting like this says when its list applies only with the sentence before it
-# ("In that situation, use the emergency release cable:").
-_NAMES_THE_SITUATION: Final = re.compile(
-    r"^(?:in (?:this|that|such a) (?:case|situation)|in such cases|if so|to do so)\b",
+    r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
+    rf"if this|if it|{_SITUATION})\b",
     re.IGNORECASE,
 )
 _NUMBER: Final = re.compile(r"\d")
