@@ -221,6 +221,13 @@ def label_phrases(question: str) -> list[str]:
     return sorted(phrases, key=lambda phrase: (-len(phrase.split()), phrase))
 
 
+def label_pattern(phrases: list[str], *, word_end: str = r"\b") -> str:
+    """A regular expression for a table cell that starts with one of ``phrases`` ("|Ground
+    Clearance|"), ending on ``word_end``: Python's ``\\b``, or PostgreSQL's ``\\M``."""
+    alternatives = "|".join(r"\s+".join(map(re.escape, phrase.split())) for phrase in phrases)
+    return rf"\|\s*(?:{alternatives}){word_end}"
+
+
 def key_terms(question: str) -> dict[str, str]:
     """The question's key terms: stemmed content word -> the word as the owner wrote it, without
     function words, fillers and figures."""

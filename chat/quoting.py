@@ -32,6 +32,10 @@ Jacking and Lifting.") shares the question's words without answering it: it lose
 ``pointer_penalty``, and when it was among the best units, the passages of the section it names
 gain it.
 
+A table row with a cell that starts with words the question writes together ("turning
+circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Circle (curb to
+curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
+
 A question asking for a setting ("can I make it only unlock the driver's door", "what do I turn
 on") prefers a span that says where the setting is ("Controls > Locks > Driver Door Unlock
 Mode") to one that only describes what the car does.
@@ -64,6 +68,8 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    label_pattern,
+    label_phrases,
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
 from chat.quote_settings import QuoteSettings
@@ -179,6 +185,7 @@ def compose_quote(
     wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
     wants_setting = asks_for_setting(question)
+    named_row = _named_row(label_phrases(question))
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
@@ -211,7 +218,8 @@ def compose_quote(
             unit=unit,
             score=relevance(float(similarity), unit.plain, index)[0]
             - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0)
-            - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0),
+            - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
+            + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
@@ -271,6 +279,16 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
+
+
+def _named_row(phrases: list[str]) -> Callable[[str], bool]:
+    """Whether a table row has a cell that starts with one of ``phrases`` (the words the
+    question writes together, ``chat.asking.label_phrases``): "turning circle" names the row
+    "|Turning Circle (curb to curb)|38 ft (11.6 m)|"."""
+    if not phrases:
+        return lambda row: False
+    pattern = re.compile(label_pattern(phrases), re.IGNORECASE)
+    return lambda row: bool(pattern.search(row))
 
 
 def _span_mismatch(span: _Span, mismatch: dict[tuple[int, int, int], float]) -> float:

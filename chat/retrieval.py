@@ -65,7 +65,7 @@ from django.db.models import Q
 from django.db.models.functions import Least
 from pgvector.django import CosineDistance
 
-from chat.asking import key_terms, label_phrases
+from chat.asking import key_terms, label_pattern, label_phrases
 from chat.continuation import (
     MAX_CONTINUED,
     continued_from,
@@ -505,7 +505,7 @@ def _labels_ranked(question: str, manual_ids: list[int]) -> list[int]:
     phrases = label_phrases(question)
     if not phrases:
         return []
-    pattern = r"\|\s*(?:" + "|".join(r"\s+".join(phrase.split()) for phrase in phrases) + r")\M"
+    pattern = label_pattern(phrases, word_end=r"\M")
     return list(
         DocumentChunk.objects.filter(document__manual_id__in=manual_ids, text__iregex=pattern)
         .served()

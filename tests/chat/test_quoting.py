@@ -736,3 +736,33 @@ def test_a_lead_in_that_names_no_situation_of_its_own_comes_with_the_sentence_th
     assert quote is not None
     assert quote.text.startswith(situation) is with_situation
     assert f"{lead_in}\n\n1. Open the mobile app.\n2. Touch Security > Alarm Off." in quote.text
+
+
+def test_a_row_named_by_words_the_question_writes_together_is_quoted(embed, vocabulary):
+    steering = passage(
+        2,
+        "Subsystems > Steering",
+        "| Steering | Specifications |\n| --- | --- |\n"
+        "| Type | Rack and pinion with electronic power steering |\n"
+        "| Number of turns lock to lock | 2.00 |\n"
+        "| Turning Circle (curb to curb) | 38 ft (11.6 m) |",
+        0.38,
+    )
+    signals = passage(
+        1,
+        "Lights > Turn Signals",
+        "Push the stalk up or down to signal a turn. The turn signal stops when the steering "
+        "wheel returns after the turn. Make sure the street is clear before you turn.",
+        0.5,
+    )
+
+    quote = compose_quote(
+        "turning circle on my car? trying to see if i can pull a u-turn on my street",
+        [signals, steering],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "38 ft (11.6 m)" in quote.text
+    assert quote.numbers[0] == 2
