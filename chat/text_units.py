@@ -54,11 +54,10 @@ TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*
 _TRAILING_BREAK: Final = re.compile(r"(?:\s*<br\s*/?>)+\s*$", re.IGNORECASE)
 # "SOLID AMBER: The connector is not fully plugged in.": an item named by its first words.
 _ITEM_LABEL: Final = re.compile(r"^([^:.!?]{1,60}):\s+\S")
-_CALLOUT: Final = re.compile(r"^\s*(?:note|warning|caution|tip|important)\b\s*:", re.IGNORECASE)
+_CALLOUTS: Final = "note|warning|caution|tip|important"
+_CALLOUT: Final = re.compile(rf"^\s*(?:{_CALLOUTS})\b\s*:", re.IGNORECASE)
 # A callout's word alone on its line, its text on the next ("Note" then "On some phones, ...").
-_CALLOUT_WORD: Final = re.compile(
-    r"^\s*\**(note|warning|caution|tip|important)\**\s*$", re.IGNORECASE
-)
+_CALLOUT_WORD: Final = re.compile(rf"^\s*\**({_CALLOUTS})\**\s*$", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
 # "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
 # characters or with a digit; "model year", "model name", "generation capability" and the

@@ -151,13 +151,10 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
     ]
     chunks = chunks_of(document, path, pieces)
 
-    found = retrieve(
-        question="how do i slide the new cabin filters in and refit the cover",
-        manual_ids=[manual.pk],
-        k=1,
-    )
+    def best(question: str):
+        return retrieve(question=question, manual_ids=[manual.pk], k=1).passages[0]
 
-    passage = found.passages[0]
+    passage = best("how do i slide the new cabin filters in and refit the cover")
     assert passage.chunk_id == chunks[3].pk
     # Two chunks before it are joined, one after the other; the first step stays out of reach.
     assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[1:])
@@ -166,13 +163,7 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
     assert "1. Open the glovebox." not in passage.body
 
     # And forward from the first chunk: steps 1 to 6.
-    found = retrieve(
-        question="to replace the cabin air filter do i open the glovebox first",
-        manual_ids=[manual.pk],
-        k=1,
-    )
-
-    passage = found.passages[0]
+    passage = best("to replace the cabin air filter do i open the glovebox first")
     assert passage.chunk_id == chunks[0].pk
     assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[:3])
     assert passage.body.endswith("6. Pull the old filters out.")
