@@ -26,6 +26,9 @@ they need to be read alone:
   before is scored too: the sentence that answers may stand before the one that matches best
   ("Snow chains may be fitted only on 18-inch wheels." before "Do not fit snow chains on
   19-inch wheels.").
+  Once chosen, a prose quote that stops in the middle of a paragraph takes the sentence
+  after it when that keeps it within ``run_on_budget`` words: that sentence often completes
+  it ("When Model 3 is in Park, touching the Dashcam icon displays the Viewer.").
 
 A sentence that only sends the reader elsewhere ("For instructions on how to lift Model 3, see
 Jacking and Lifting.") shares the question's words without answering it: it loses
@@ -73,6 +76,7 @@ from chat.asking import (
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
 from chat.quote_settings import QuoteSettings
+from chat.spans import Scored, Span, render, run_on, spans_around
 from chat.text_units import (
     Block,
     Unit,
@@ -89,17 +93,6 @@ __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
 
 Embed = Callable[[list[str]], np.ndarray]
 
-# Openings that name the situation only by pointing at the sentence before: a lead-in starting
-# so ("In that situation, use the emergency release cable:") says when its list applies only
-# with that sentence.
-_SITUATION: Final = r"in (?:this|that|such a) (?:case|situation)|in such cases|if so|to do so"
-_NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
-# A sentence starting like this leans on the one before it.
-_POINTS_BACK: Final = re.compile(
-    r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
-    rf"if this|if it|{_SITUATION})\b",
-    re.IGNORECASE,
-)
 _NUMBER: Final = re.compile(r"\d")
 
 
@@ -127,37 +120,6 @@ class Quote:
     coverage: float
     score: float
     parts: list[dict] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Piece:
-    """Units of one block that a span quotes."""
-
-    block: int
-    units: tuple[int, ...]
-    lead_in: bool = False
-
-
-@dataclass
-class _Span:
-    passage: int
-    pieces: tuple[_Piece, ...]
-    anchor_score: float
-    text: str = ""
-    words: int = 0
-    score: float = 0.0
-    coverage: float = 0.0
-
-    @property
-    def key(self) -> tuple:
-        return (self.passage, self.pieces)
-
-
-@dataclass
-class _Scored:
-    passage: int
-    unit: Unit
-    score: float
 
 
 def compose_quote(
@@ -213,7 +175,7 @@ def compose_quote(
         labelled=settings.labelled,
     )
     scored = [
-        _Scored(
+        Scored(
             passage=index,
             unit=unit,
             score=relevance(float(similarity), unit.plain, index)[0]
@@ -229,10 +191,10 @@ def compose_quote(
         scored.sort(key=lambda item: -item.score)
     unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
 
-    spans: dict[tuple, _Span] = {}
+    spans: dict[tuple, Span] = {}
     for item in scored[: settings.anchors]:
-        for span in _span_around(item, parsed[item.passage], unit_scores, settings):
-            span.text = _render(span, parsed[span.passage])
+        for span in spans_around(item, parsed[item.passage], unit_scores, settings):
+            span.text = render(span, parsed[span.passage])
             span.words = len(span.text.split())
             spans.setdefault(span.key, span)
     pool = list(spans.values())
@@ -252,7 +214,7 @@ def compose_quote(
         if wants_setting and names_a_setting(span.text):
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
-    best = pool[0]
+    best = run_on(pool[0], parsed[pool[0].passage], settings)
 
     chosen = [best]
     for span in pool[1:]:
@@ -291,7 +253,7 @@ def _named_row(phrases: list[str]) -> Callable[[str], bool]:
     return lambda row: bool(pattern.search(row))
 
 
-def _span_mismatch(span: _Span, mismatch: dict[tuple[int, int, int], float]) -> float:
+def _span_mismatch(span: Span, mismatch: dict[tuple[int, int, int], float]) -> float:
     """The label mismatch of the best-named row or item ``span`` quotes (0 without one)."""
     found = [
         mismatch[(span.passage, piece.block, unit)]
@@ -303,7 +265,7 @@ def _span_mismatch(span: _Span, mismatch: dict[tuple[int, int, int], float]) -> 
 
 
 def _follow_pointers(
-    scored: list[_Scored], passages: Sequence[QuotePassage], settings: QuoteSettings
+    scored: list[Scored], passages: Sequence[QuotePassage], settings: QuoteSettings
 ) -> set[int]:
     """Give what a pointer among the best units lost to the passages of the section it names
     ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."); their
@@ -329,7 +291,7 @@ def _follow_pointers(
     return named
 
 
-def _only_pointers(span: _Span, blocks: list[Block]) -> bool:
+def _only_pointers(span: Span, blocks: list[Block]) -> bool:
     """Whether every unit ``span`` quotes only sends the reader elsewhere."""
     return all(
         is_pointer(blocks[piece.block].units[unit].plain)
@@ -351,220 +313,6 @@ def _scorable(block: Block) -> list[Unit]:
     return units
 
 
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _is_title(unit: Unit, settings: QuoteSettings) -> bool:
-    text = unit.plain.rstrip()
-    return _words(text) <= settings.title_words and not text.endswith((".", "!", "?", ":"))
-
-
-def _span_around(
-    item: _Scored,
-    blocks: list[Block],
-    scores: dict[tuple[int, int, int], float],
-    settings: QuoteSettings,
-) -> list[_Span]:
-    """The spans a quote built on ``item`` could hold (see the module docstring)."""
-    unit = item.unit
-    block = blocks[unit.block]
-    everything = tuple(range(len(block.units)))
-    lead_in = bool(block.lead_in)
-
-    def span(*pieces: _Piece) -> _Span:
-        return _Span(passage=item.passage, pieces=pieces, anchor_score=item.score)
-
-    # A lead-in that leans on the sentence before it ("In that situation, use the release
-    # cable:") brings that sentence along, so that the list says when it applies.
-    context = ()
-    if lead_in and unit.block and _NAMES_THE_SITUATION.match(block.lead_in):
-        before = blocks[unit.block - 1]
-        if before.kind == "paragraph" and before.units:
-            context = (_Piece(unit.block - 1, (len(before.units) - 1,)),)
-
-    if block.kind == "steps":
-        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
-        if words <= settings.procedure_max_words:
-            return [span(*context, _Piece(unit.block, everything, lead_in))]
-        upto = min(max(unit.index, 0) + 2, len(block.units))
-        return [span(*context, _Piece(unit.block, tuple(range(upto)), lead_in))]
-    if block.kind in ("table", "items"):
-        # A short table or list whole; else the rows or items that score nearly as well as
-        # the best (with the header or the sentence that introduces the list).
-        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
-        if words <= settings.target_words:
-            return [span(*context, _Piece(unit.block, everything, lead_in))]
-        floor = settings.sibling_ratio * item.score
-        anchor = max(unit.index, 0)
-        siblings = sorted(
-            (
-                i
-                for i in everything
-                if i != anchor and scores.get((item.passage, unit.block, i), 0) >= floor
-            ),
-            key=lambda i: -scores[(item.passage, unit.block, i)],
-        )
-        chosen, total = [anchor], _words(block.units[anchor].text) + _words(block.lead_in)
-        for index in siblings[: settings.siblings]:
-            extra = _words(block.units[index].text)
-            if total + extra <= settings.word_budget:
-                chosen.append(index)
-                total += extra
-        if block.kind == "items":
-            # Like a sentence, an item is often explained by the items after it.
-            for index in range(anchor + 1, len(block.units)):
-                extra = _words(block.units[index].text)
-                if total >= settings.target_words or total + extra > settings.word_budget:
-                    break
-                if index not in chosen:
-                    chosen.append(index)
-                    total += extra
-        return [span(*context, _Piece(unit.block, tuple(sorted(chosen)), lead_in))]
-
-    # Prose: grow within the passage's prose blocks, forward first, to the target length.
-    first = last = unit.block
-    while first > 0 and blocks[first - 1].kind == "paragraph":
-        first -= 1
-    while last + 1 < len(blocks) and blocks[last + 1].kind == "paragraph":
-        last += 1
-    order = [(b, i) for b in range(first, last + 1) for i in range(len(blocks[b].units))]
-    position = order.index((unit.block, unit.index))
-    chosen = {position}
-    words = _words(unit.text)
-
-    def take(index: int, *, limit: int) -> bool:
-        nonlocal words
-        if not 0 <= index < len(order) or index in chosen:
-            return False
-        b, i = order[index]
-        extra = _words(blocks[b].units[i].text)
-        if words + extra > limit:
-            return False
-        chosen.add(index)
-        words += extra
-        return True
-
-    if position and _leans_back(order, position, blocks, settings):
-        take(position - 1, limit=settings.word_budget)
-    # Grow towards the better neighbour (the one after wins near-ties: answers follow).
-    forward, backward = position + 1, min(chosen) - 1
-
-    def unit_score(index: int) -> float:
-        if not 0 <= index < len(order):
-            return float("-inf")
-        b, i = order[index]
-        return scores.get((item.passage, b, i), float("-inf"))
-
-    while words < settings.target_words:
-        ahead = unit_score(forward) + settings.forward_bias
-        behind = unit_score(backward)
-        first, second = (forward, backward) if ahead >= behind else (backward, forward)
-        if take(first, limit=settings.word_budget):
-            pass
-        elif take(second, limit=settings.word_budget):
-            first = second
-        else:
-            break
-        if first == forward:
-            forward += 1
-        else:
-            backward -= 1
-    while max(chosen) != position and _introduces(order[max(chosen)], blocks):
-        chosen.discard(max(chosen))  # "To install the hitch:" without what it introduces
-    spans = [span(*_prose_pieces(order, chosen))]
-    # Other windows of sentences around it, scored as a whole like the grown one: the sentence
-    # that answers may stand before the best one, or past where growing stopped.
-    if settings.windows:
-        sizes = [_words(blocks[b].units[i].text) for b, i in order]
-        least = min(settings.target_words * settings.window_min_share, sum(sizes))
-        for lo in range(max(0, position - settings.window_reach), position + 1):
-            if lo and _leans_back(order, lo, blocks, settings):
-                continue  # it would start on a sentence that needs the one left out
-            total = sum(sizes[lo:position])
-            for hi in range(position, min(len(order), position + settings.window_reach + 1)):
-                total += sizes[hi]
-                if total > settings.word_budget:
-                    break
-                if total < least or (hi == position and hi + 1 < len(order)):
-                    continue  # too short, or stops on the best match: answers follow it
-                if _introduces(order[hi], blocks):
-                    continue  # it would end on "To install the hitch:" without what follows
-                window = set(range(lo, hi + 1))
-                if window != chosen:
-                    spans.append(span(*_prose_pieces(order, window)))
-    # A sentence at the end of its prose that a procedure, list or table follows ("You can use
-    # the mobile app to open the door.", then the steps; "Inflate the tires to the pressures
-    # below.", then the table) is often answered by what follows.
-    following = last + 1
-    if following < len(blocks) and blocks[following].kind in ("steps", "items", "table"):
-        listed = blocks[following]
-        size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
-        limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
-        whole = _Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
-        if size <= limit and _POINTS_BACK.match(listed.lead_in):
-            # "If it still doesn't release, follow these steps:": what follows goes on from
-            # the prose before it, and a span that ends there stops halfway through the answer.
-            spans = [
-                span(*candidate.pieces, whole) if _holds(candidate, order[-1]) else candidate
-                for candidate in spans
-            ]
-        elif size <= limit and position >= len(order) - 2:
-            lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
-            pieces = _prose_pieces(order, lead)
-            spans.append(span(*pieces, whole))
-    return spans
-
-
-def _leans_back(
-    order: list[tuple[int, int]], index: int, blocks: list[Block], settings: QuoteSettings
-) -> bool:
-    """Whether the prose unit at ``index`` needs the one before it: it points back ("This...",
-    "Then..."), or that one is a title (an alert's name)."""
-    block, unit = order[index]
-    before_block, before_unit = order[index - 1]
-    return bool(_POINTS_BACK.match(blocks[block].units[unit].plain)) or _is_title(
-        blocks[before_block].units[before_unit], settings
-    )
-
-
-def _introduces(place: tuple[int, int], blocks: list[Block]) -> bool:
-    """Whether the prose unit at ``place`` (block, unit) introduces what follows it ("To
-    install the trailer hitch:")."""
-    block, unit = place
-    return blocks[block].units[unit].plain.rstrip().endswith(":")
-
-
-def _holds(span: _Span, place: tuple[int, int]) -> bool:
-    """Whether ``span`` quotes the unit at ``place`` (block, unit)."""
-    block, unit = place
-    return any(piece.block == block and unit in piece.units for piece in span.pieces)
-
-
-def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[_Piece]:
-    pieces: dict[int, list[int]] = {}
-    for index in sorted(chosen):
-        block, unit = order[index]
-        pieces.setdefault(block, []).append(unit)
-    return [_Piece(block, tuple(units)) for block, units in pieces.items()]
-
-
-def _render(span: _Span, blocks: list[Block]) -> str:
-    parts = []
-    for piece in span.pieces:
-        block = blocks[piece.block]
-        texts = [block.units[index].text for index in piece.units]
-        if block.kind == "table":
-            parts.append("\n".join([block.header, *texts]))
-        elif block.kind in ("steps", "items"):
-            # Markdown needs a blank line between the sentence that introduces a list and it.
-            listed = "\n".join(texts)
-            parts.append(f"{block.lead_in}\n\n{listed}" if piece.lead_in else listed)
-        else:
-            parts.append(" ".join(texts))
-    return "\n\n".join(parts)
-
-
 def _repeats(text: str, other: str) -> bool:
     """Whether ``text`` repeats a line or sentence of ``other``."""
     seen = {" ".join(sentence.split()).lower() for sentence in split_sentences(other)}
@@ -576,7 +324,7 @@ def _plain_text(text: str) -> str:
 
 
 def _coverage(
-    chosen: list[_Span],
+    chosen: list[Span],
     passages: Sequence[QuotePassage],
     question_terms: list[str],
     vocabulary: Vocabulary,

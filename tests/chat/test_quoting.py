@@ -19,11 +19,9 @@ from chat.pointers import is_pointer, pointed_at
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
-    _render,
-    _Scored,
-    _span_around,
     compose_quote,
 )
+from chat.spans import Scored, render, spans_around
 from chat.text_units import (
     Vocabulary,
     label_mismatch,
@@ -178,12 +176,61 @@ def test_a_prose_quote_holds_the_answer_within_the_word_budget(question, holds, 
 
     assert quote is not None
     assert holds in quote.text
-    assert quote.words <= QuoteSettings().word_budget < len(FROZEN_SCREEN.split())
+    assert quote.words <= QuoteSettings().run_on_budget < len(FROZEN_SCREEN.split())
     # Whole sentences of the passage, in the passage's order.
     sentences = split_sentences(quote.text)
     assert all(sentence in FROZEN_SCREEN for sentence in sentences)
     positions = [FROZEN_SCREEN.index(sentence) for sentence in sentences]
     assert positions == sorted(positions)
+
+
+DASHCAM_INTRO = (
+    "Dashcam records video of the Aster's surroundings while you drive, from the cameras "
+    "around the car. Use it to keep a record of incidents or other notable events on the road, "
+    "as you would with a dashcam fitted to any other car that you have owned before. The "
+    "Dashcam icon is in the app launcher, and you can add it to the bottom bar."
+)
+DASHCAM_QUESTION = "can i watch my dashcam footage right on the car screen?"
+
+
+def dashcam_quote(after: str, embed, vocabulary, settings: QuoteSettings | None = None):
+    body = f"{DASHCAM_INTRO} {after} Recordings are kept on the USB drive and never sent to Corvan."
+    quote = compose_quote(
+        DASHCAM_QUESTION,
+        [passage(1, "Dashcam", body, 0.6)],
+        embed=embed,
+        vocabulary=vocabulary,
+        settings=settings,
+    )
+    assert quote is not None
+    return quote
+
+
+def test_a_quote_that_stops_mid_paragraph_brings_the_sentence_after_it(embed, vocabulary):
+    viewer = "When the Aster is in Park, touching the Dashcam icon opens the Viewer."
+
+    quote = dashcam_quote(viewer, embed, vocabulary)
+    without = dashcam_quote(viewer, embed, vocabulary, QuoteSettings(run_on_budget=0))
+
+    # Growing stops at the target length, one sentence short of the answer ...
+    assert without.text == DASHCAM_INTRO
+    # ... which the sentence after it completes, within the run-on budget.
+    assert quote.text == f"{DASHCAM_INTRO} {viewer}"
+    assert QuoteSettings().word_budget < quote.words <= QuoteSettings().run_on_budget
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "For more information, see Viewing Video Recordings.",  # only sends the reader elsewhere
+        "When the Aster is in Park, touching the Dashcam icon opens the Viewer, where clips are "
+        "listed by place and time and can be played, paused, rewound or deleted one by one.",
+    ],
+)
+def test_the_sentence_after_a_quote_stays_out_when_it_points_elsewhere_or_is_too_long(
+    after, embed, vocabulary
+):
+    assert dashcam_quote(after, embed, vocabulary).text == DASHCAM_INTRO
 
 
 def test_a_second_passage_joins_when_it_answers_what_the_first_does_not(embed, vocabulary):
@@ -399,9 +446,9 @@ def test_no_candidate_quote_ends_on_a_sentence_that_introduces_what_it_leaves_ou
     scores = {(0, unit.block, unit.index): 1.0 for unit in units}
 
     for anchor in units:
-        item = _Scored(passage=0, unit=anchor, score=1.0)
-        for span in _span_around(item, blocks, scores, QuoteSettings()):
-            assert not _render(span, blocks).rstrip().endswith(":")
+        item = Scored(passage=0, unit=anchor, score=1.0)
+        for span in spans_around(item, blocks, scores, QuoteSettings()):
+            assert not render(span, blocks).rstrip().endswith(":")
 
 
 AIRBAG_INDICATOR = (

@@ -1,0 +1,306 @@
+"""The spans a quote could hold around one of its best units (``chat.quoting``), and how a span
+reads. Plain Python (no Django).
+
+A step brings its whole procedure (with the sentence that introduces it, and the sentence
+before that when the lead-in names no situation of its own); a table row brings its header and
+the rows that score nearly as well; an item brings its list when short, else its siblings and
+the items after it; a sentence grows within its prose, forward first, and every window of
+sentences around it that fits the budget is a candidate too. :func:`run_on` lets the chosen
+prose span take the sentence after it. The rules, with the questions they were chosen on, are
+in ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from chat.pointers import is_pointer
+from chat.quote_settings import QuoteSettings
+from chat.text_units import Block, Unit
+
+__all__ = ["Piece", "Scored", "Span", "render", "run_on", "spans_around"]
+
+# Openings that name the situation only by pointing at the sentence before: a lead-in starting
+# so ("In that situation, use the emergency release cable:") says when its list applies only
+# with that sentence.
+_SITUATION: Final = r"in (?:this|that|such a) (?:case|situation)|in such cases|if so|to do so"
+_NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
+# A sentence starting like this leans on the one before it.
+_POINTS_BACK: Final = re.compile(
+    r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
+    rf"if this|if it|{_SITUATION})\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Units of one block that a span quotes."""
+
+    block: int
+    units: tuple[int, ...]
+    lead_in: bool = False
+
+
+@dataclass
+class Span:
+    passage: int
+    pieces: tuple[Piece, ...]
+    anchor_score: float
+    text: str = ""
+    words: int = 0
+    score: float = 0.0
+    coverage: float = 0.0
+
+    @property
+    def key(self) -> tuple:
+        return (self.passage, self.pieces)
+
+
+@dataclass
+class Scored:
+    passage: int
+    unit: Unit
+    score: float
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _is_title(unit: Unit, settings: QuoteSettings) -> bool:
+    text = unit.plain.rstrip()
+    return _words(text) <= settings.title_words and not text.endswith((".", "!", "?", ":"))
+
+
+def spans_around(
+    item: Scored,
+    blocks: list[Block],
+    scores: dict[tuple[int, int, int], float],
+    settings: QuoteSettings,
+) -> list[Span]:
+    """The spans a quote built on ``item`` could hold (see the module docstring)."""
+    unit = item.unit
+    block = blocks[unit.block]
+    everything = tuple(range(len(block.units)))
+    lead_in = bool(block.lead_in)
+
+    def span(*pieces: Piece) -> Span:
+        return Span(passage=item.passage, pieces=pieces, anchor_score=item.score)
+
+    # A lead-in that leans on the sentence before it ("In that situation, use the release
+    # cable:") brings that sentence along, so that the list says when it applies.
+    context = ()
+    if lead_in and unit.block and _NAMES_THE_SITUATION.match(block.lead_in):
+        before = blocks[unit.block - 1]
+        if before.kind == "paragraph" and before.units:
+            context = (Piece(unit.block - 1, (len(before.units) - 1,)),)
+
+    if block.kind == "steps":
+        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
+        if words <= settings.procedure_max_words:
+            return [span(*context, Piece(unit.block, everything, lead_in))]
+        upto = min(max(unit.index, 0) + 2, len(block.units))
+        return [span(*context, Piece(unit.block, tuple(range(upto)), lead_in))]
+    if block.kind in ("table", "items"):
+        # A short table or list whole; else the rows or items that score nearly as well as
+        # the best (with the header or the sentence that introduces the list).
+        words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
+        if words <= settings.target_words:
+            return [span(*context, Piece(unit.block, everything, lead_in))]
+        floor = settings.sibling_ratio * item.score
+        anchor = max(unit.index, 0)
+        siblings = sorted(
+            (
+                i
+                for i in everything
+                if i != anchor and scores.get((item.passage, unit.block, i), 0) >= floor
+            ),
+            key=lambda i: -scores[(item.passage, unit.block, i)],
+        )
+        chosen, total = [anchor], _words(block.units[anchor].text) + _words(block.lead_in)
+        for index in siblings[: settings.siblings]:
+            extra = _words(block.units[index].text)
+            if total + extra <= settings.word_budget:
+                chosen.append(index)
+                total += extra
+        if block.kind == "items":
+            # Like a sentence, an item is often explained by the items after it.
+            for index in range(anchor + 1, len(block.units)):
+                extra = _words(block.units[index].text)
+                if total >= settings.target_words or total + extra > settings.word_budget:
+                    break
+                if index not in chosen:
+                    chosen.append(index)
+                    total += extra
+        return [span(*context, Piece(unit.block, tuple(sorted(chosen)), lead_in))]
+
+    # Prose: grow within the passage's prose blocks, forward first, to the target length.
+    first = last = unit.block
+    while first > 0 and blocks[first - 1].kind == "paragraph":
+        first -= 1
+    while last + 1 < len(blocks) and blocks[last + 1].kind == "paragraph":
+        last += 1
+    order = [(b, i) for b in range(first, last + 1) for i in range(len(blocks[b].units))]
+    position = order.index((unit.block, unit.index))
+    chosen = {position}
+    words = _words(unit.text)
+
+    def take(index: int, *, limit: int) -> bool:
+        nonlocal words
+        if not 0 <= index < len(order) or index in chosen:
+            return False
+        b, i = order[index]
+        extra = _words(blocks[b].units[i].text)
+        if words + extra > limit:
+            return False
+        chosen.add(index)
+        words += extra
+        return True
+
+    if position and _leans_back(order, position, blocks, settings):
+        take(position - 1, limit=settings.word_budget)
+    # Grow towards the better neighbour (the one after wins near-ties: answers follow).
+    forward, backward = position + 1, min(chosen) - 1
+
+    def unit_score(index: int) -> float:
+        if not 0 <= index < len(order):
+            return float("-inf")
+        b, i = order[index]
+        return scores.get((item.passage, b, i), float("-inf"))
+
+    while words < settings.target_words:
+        ahead = unit_score(forward) + settings.forward_bias
+        behind = unit_score(backward)
+        first, second = (forward, backward) if ahead >= behind else (backward, forward)
+        if take(first, limit=settings.word_budget):
+            pass
+        elif take(second, limit=settings.word_budget):
+            first = second
+        else:
+            break
+        if first == forward:
+            forward += 1
+        else:
+            backward -= 1
+    while max(chosen) != position and _introduces(order[max(chosen)], blocks):
+        chosen.discard(max(chosen))  # "To install the hitch:" without what it introduces
+    spans = [span(*_prose_pieces(order, chosen))]
+    # Other windows of sentences around it, scored as a whole like the grown one: the sentence
+    # that answers may stand before the best one, or past where growing stopped.
+    if settings.windows:
+        sizes = [_words(blocks[b].units[i].text) for b, i in order]
+        least = min(settings.target_words * settings.window_min_share, sum(sizes))
+        for lo in range(max(0, position - settings.window_reach), position + 1):
+            if lo and _leans_back(order, lo, blocks, settings):
+                continue  # it would start on a sentence that needs the one left out
+            total = sum(sizes[lo:position])
+            for hi in range(position, min(len(order), position + settings.window_reach + 1)):
+                total += sizes[hi]
+                if total > settings.word_budget:
+                    break
+                if total < least or (hi == position and hi + 1 < len(order)):
+                    continue  # too short, or stops on the best match: answers follow it
+                if _introduces(order[hi], blocks):
+                    continue  # it would end on "To install the hitch:" without what follows
+                window = set(range(lo, hi + 1))
+                if window != chosen:
+                    spans.append(span(*_prose_pieces(order, window)))
+    # A sentence at the end of its prose that a procedure, list or table follows ("You can use
+    # the mobile app to open the door.", then the steps; "Inflate the tires to the pressures
+    # below.", then the table) is often answered by what follows.
+    following = last + 1
+    if following < len(blocks) and blocks[following].kind in ("steps", "items", "table"):
+        listed = blocks[following]
+        size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
+        limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
+        whole = Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
+        if size <= limit and _POINTS_BACK.match(listed.lead_in):
+            # "If it still doesn't release, follow these steps:": what follows goes on from
+            # the prose before it, and a span that ends there stops halfway through the answer.
+            spans = [
+                span(*candidate.pieces, whole) if _holds(candidate, order[-1]) else candidate
+                for candidate in spans
+            ]
+        elif size <= limit and position >= len(order) - 2:
+            lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
+            pieces = _prose_pieces(order, lead)
+            spans.append(span(*pieces, whole))
+    return spans
+
+
+def _leans_back(
+    order: list[tuple[int, int]], index: int, blocks: list[Block], settings: QuoteSettings
+) -> bool:
+    """Whether the prose unit at ``index`` needs the one before it: it points back ("This...",
+    "Then..."), or that one is a title (an alert's name)."""
+    block, unit = order[index]
+    before_block, before_unit = order[index - 1]
+    return bool(_POINTS_BACK.match(blocks[block].units[unit].plain)) or _is_title(
+        blocks[before_block].units[before_unit], settings
+    )
+
+
+def _introduces(place: tuple[int, int], blocks: list[Block]) -> bool:
+    """Whether the prose unit at ``place`` (block, unit) introduces what follows it ("To
+    install the trailer hitch:")."""
+    block, unit = place
+    return blocks[block].units[unit].plain.rstrip().endswith(":")
+
+
+def _holds(span: Span, place: tuple[int, int]) -> bool:
+    """Whether ``span`` quotes the unit at ``place`` (block, unit)."""
+    block, unit = place
+    return any(piece.block == block and unit in piece.units for piece in span.pieces)
+
+
+def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[Piece]:
+    pieces: dict[int, list[int]] = {}
+    for index in sorted(chosen):
+        block, unit = order[index]
+        pieces.setdefault(block, []).append(unit)
+    return [Piece(block, tuple(units)) for block, units in pieces.items()]
+
+
+def render(span: Span, blocks: list[Block]) -> str:
+    parts = []
+    for piece in span.pieces:
+        block = blocks[piece.block]
+        texts = [block.units[index].text for index in piece.units]
+        if block.kind == "table":
+            parts.append("\n".join([block.header, *texts]))
+        elif block.kind in ("steps", "items"):
+            # Markdown needs a blank line between the sentence that introduces a list and it.
+            listed = "\n".join(texts)
+            parts.append(f"{block.lead_in}\n\n{listed}" if piece.lead_in else listed)
+        else:
+            parts.append(" ".join(texts))
+    return "\n\n".join(parts)
+
+
+def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
+    """The chosen ``span`` with the sentence after it, when it stops in the middle of a
+    paragraph and that sentence keeps it within ``settings.run_on_budget`` words: in a manual
+    the sentence after the last one quoted often completes it ("When Model 3 is in Park,
+    touching the Dashcam icon displays the Viewer", after where the icon is). Not a sentence
+    that introduces what the quote leaves out ("To install the hitch:") or only sends the
+    reader elsewhere."""
+    last = span.pieces[-1]
+    block = blocks[last.block]
+    after = last.units[-1] + 1 if last.units else len(block.units)
+    if block.kind != "paragraph" or after >= len(block.units):
+        return span
+    following = block.units[after]
+    if (
+        span.words + _words(following.text) > settings.run_on_budget
+        or _introduces((last.block, after), blocks)
+        or is_pointer(following.plain)
+    ):
+        return span
+    pieces = (*span.pieces[:-1], Piece(last.block, (*last.units, after)))
+    grown = Span(span.passage, pieces, span.anchor_score, score=span.score, coverage=span.coverage)
+    grown.text = render(grown, blocks)
+    grown.words = _words(grown.text)
+    return grown
