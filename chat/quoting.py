@@ -215,6 +215,7 @@ def compose_quote(
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)
+    best.coverage = _coverage([best], passages, question_terms, vocabulary)  # grown, it may gain
 
     chosen = [best]
     for span in pool[1:]:

@@ -46,6 +46,10 @@ class Piece:
 
 @dataclass
 class Span:
+    """A candidate quote from one passage (its index): the ``pieces`` it quotes, the score of
+    the unit it was built around, and, once rendered and scored by ``chat.quoting``, its
+    ``text``, ``words``, ``score`` and question-term ``coverage``."""
+
     passage: int
     pieces: tuple[Piece, ...]
     anchor_score: float
@@ -61,6 +65,8 @@ class Span:
 
 @dataclass
 class Scored:
+    """A unit of a passage (its index) with its score against the question."""
+
     passage: int
     unit: Unit
     score: float
