@@ -215,7 +215,8 @@ def compose_quote(
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)
-    best.coverage = _coverage([best], passages, question_terms, vocabulary)  # grown, it may gain
+    if best is not pool[0]:  # grown: it may cover more of the question
+        best.coverage = _coverage([best], passages, question_terms, vocabulary)
 
     chosen = [best]
     for span in pool[1:]:

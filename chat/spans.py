@@ -13,7 +13,7 @@ in ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from chat.pointers import is_pointer
@@ -295,7 +295,7 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
     reader elsewhere."""
     last = span.pieces[-1]
     block = blocks[last.block]
-    after = last.units[-1] + 1 if last.units else len(block.units)
+    after = last.units[-1] + 1
     if block.kind != "paragraph" or after >= len(block.units):
         return span
     following = block.units[after]
@@ -305,8 +305,7 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
         or is_pointer(following.plain)
     ):
         return span
-    pieces = (*span.pieces[:-1], Piece(last.block, (*last.units, after)))
-    grown = Span(span.passage, pieces, span.anchor_score, score=span.score, coverage=span.coverage)
+    grown = replace(span, pieces=(*span.pieces[:-1], Piece(last.block, (*last.units, after))))
     grown.text = render(grown, blocks)
     grown.words = _words(grown.text)
     return grown
