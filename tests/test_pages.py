@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
+from django.views.csrf import csrf_failure
+from django.views.defaults import permission_denied, server_error
 
 from curation import services
 from curation.models import DocumentChunk, ManualDocument
@@ -67,6 +70,49 @@ def test_manual_pages_list_documents(client, document):
 def test_unknown_document_is_404(client, document):
     url = reverse("curation:document", args=[document.manual_id, 999999])
     assert client.get(url).status_code == 404
+
+
+def test_an_unknown_address_gets_the_sites_own_not_found_page(client):
+    response = client.get("/no-such-page/")
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "There is no page at this address." in html
+    assert "<code>/no-such-page/</code>" in html
+    # The site's own page: its navigation and a way back to the chat.
+    assert 'aria-label="Main"' in html and 'href="/chat/"' in html
+
+
+def test_a_server_error_gets_a_page_that_says_so_plainly(rf):
+    response = server_error(rf.get("/chat/"))
+
+    assert response.status_code == 500
+    html = response.content.decode()
+    assert "Something went wrong on our side." in html
+    assert 'href="/"' in html
+
+
+def test_a_refusal_gets_a_page_that_names_it(rf, django_user_model):
+    request = rf.get("/training/launch/")
+    request.user = django_user_model.objects.create_user("reviewer", password="x")
+
+    response = permission_denied(
+        request, PermissionDenied("Launching training needs the Trainer role.")
+    )
+
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Launching training needs the Trainer role." in html
+    assert "You are signed in as reviewer." in html
+
+
+def test_an_expired_form_gets_a_page_that_says_to_reload(rf):
+    response = csrf_failure(rf.post("/chat/ask/"), reason="CSRF token missing.")
+
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Please reload the page and send it again." in html
+    assert 'aria-label="Main"' in html  # the site's own page, with its navigation
 
 
 def test_chunks_are_rebuilt_from_the_document(document):
