@@ -82,9 +82,13 @@
     }
   }
 
-  /* The message to show for a refused question (a JSON error from the server). */
+  /* The message to show for a refused question: the server's JSON error; a refusal that is
+   * not JSON with 403 is the form's CSRF check (the page outlived its cookie): say so. */
   async function refusalText(response) {
-    var text = "The question could not be sent (HTTP " + response.status + ").";
+    var text =
+      response.status === 403
+        ? "This page has expired. Reload it and ask again."
+        : "The question could not be sent (HTTP " + response.status + ").";
     try {
       var body = await response.json();
       if (body && body.error) text = body.error;

@@ -215,6 +215,26 @@ def test_a_fresh_install_answers_the_example_question_with_the_manuals_procedure
     assert "release cable" in seen["highlighted_text"]
 
 
+def test_a_question_sent_from_an_expired_page_says_to_reload_it(live_server):
+    fresh_install()
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"{live_server.url}/chat/")
+            context.clear_cookies()  # the CSRF cookie is gone, as when the page outlived it
+            page.locator("#chat-question").fill(EXAMPLE_QUESTION)
+            page.click("#chat-send")
+            alert = page.locator("#chat-alert")
+            expect(alert).to_have_text("This page has expired. Reload it and ask again.")
+            expect(page.locator(".chat-answer")).to_have_count(0)
+        finally:
+            browser.close()
+
+    assert not Message.objects.exists()
+
+
 def test_the_local_model_answers_grounded_with_only_what_the_manual_supports(live_server):
     assistant = fresh_install()
     Assistant.objects.filter(pk=assistant.pk).update(answer_style="grounded")
