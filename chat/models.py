@@ -234,7 +234,7 @@ class Message(models.Model):
         null=True,
         blank=True,
         help_text="The quote from the manual: {text, numbers (citations), words, coverage, "
-        "score, parts}.",
+        "score, parts, see_also (links to the other close sections)}.",
     )
     raw_content = models.TextField(
         blank=True, help_text="What the model wrote, before loops were cut and sentences checked."

@@ -31,7 +31,7 @@ from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve
 from chat.services.checks import question_validate, rate_limit_check, releasing, stream_slot_take
-from chat.services.citations import passage_citations
+from chat.services.citations import passage_citations, see_also
 from chat.services.clients import _client_for, model_label, release_connection
 from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
 from curation.models import LLMEndpoint
@@ -248,6 +248,10 @@ def _answer_body(
     endpoint = assistant.endpoint
     if policy.style == Assistant.AnswerStyle.QUOTED or endpoint is None or not endpoint.is_active:
         citations = passage_citations(retrieval.passages, in_prompt=True, only=quote.numbers)
+        # The quote alone cites only its own passages: the other close ones are listed under it.
+        quote_record["see_also"] = see_also(
+            retrieval.passages, quoted=quote.numbers, min_score=policy.min_score
+        )
         yield Citations(citations)
         state.shown()
         yield QuoteEvent(quote_record)

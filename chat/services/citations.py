@@ -1,5 +1,6 @@
 """What an answer cites: its passages as stored in ``Message.citations``, each with a plain
-excerpt, the link to the passage on its document's page, and the figures of its chunk."""
+excerpt, the link to the passage on its document's page, and the figures of its chunk; and
+where else the manual speaks of the question (:func:`see_also`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from chat.retrieval import Passage
 EXCERPT_CHARS = 300
 #: A citation shows at most this many figures of its passage, as thumbnails.
 CITATION_FIGURES = 4
+#: A quote lists at most this many other sections of the manual close to the question.
+SEE_ALSO = 3
+#: What a "see also" link keeps of a citation.
+_SEE_ALSO_FIELDS = ("n", "chunk_id", "document_id", "heading_path", "title", "source_name", "url")
 
 
 def plain_excerpt(body: str) -> str:
@@ -78,3 +83,31 @@ def passage_citations(
             }
         )
     return citations
+
+
+def see_also(
+    passages: Sequence[Passage], *, quoted: Iterable[int], min_score: float
+) -> list[dict[str, Any]]:
+    """Where else the manual speaks of the question: the retrieved ``passages`` a quote does
+    not come from (``quoted``: its citation numbers) that are as close to the question as an
+    answer must be (``min_score``), one per section and none of the quote's own sections, at
+    most :data:`SEE_ALSO`, each as a link (``{"n", "chunk_id", "document_id", "heading_path",
+    "title", "source_name", "url"}``). The quote is one span of one or two passages; when it
+    is the wrong one, the section that answers is often the next passage retrieval found
+    ("Car Wash Mode" under a car-wash caution), and the owner can open it from here."""
+    quoted = set(quoted)
+    seen = {passages[n - 1].heading_path for n in quoted if 0 < n <= len(passages)}
+    wanted = []
+    for number, passage in enumerate(passages, start=1):
+        if number in quoted or passage.similarity < min_score or passage.heading_path in seen:
+            continue
+        seen.add(passage.heading_path)
+        wanted.append(number)
+        if len(wanted) == SEE_ALSO:
+            break
+    if not wanted:
+        return []
+    return [
+        {field: citation[field] for field in _SEE_ALSO_FIELDS}
+        for citation in passage_citations(passages, in_prompt=False, only=wanted)
+    ]

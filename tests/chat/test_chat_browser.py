@@ -170,6 +170,7 @@ def ask_the_example_question(
     seen["lines"] = answer.evaluate(ANSWER_LINES_JS)
     seen["ttft"] = answer.locator(".chat-ttft").text_content().strip()
     seen["phone_fits"] = page.evaluate("document.documentElement.scrollWidth") <= 390
+    seen["see_also"] = answer.locator(".chat-see-also a").all_inner_texts()
 
     # The quote's source opens the manual's page on the passage it was taken from.
     source = answer.locator(".chat-quote .chat-quote-source").first
@@ -205,6 +206,9 @@ def test_a_fresh_install_answers_the_example_question_with_the_manuals_procedure
     assert not repeated(sentences(seen["lines"])), seen["lines"]
     assert seen["text"].count("release cable") == seen["quote"].count("release cable")
     assert seen["phone_fits"], "the page scrolls sideways on a phone"
+    # Under the quote, the other sections on the charge port, as links.
+    assert seen["see_also"] == [item["heading_path"] for item in answer.quote["see_also"]]
+    assert seen["see_also"] and all("Charging" in title for title in seen["see_also"])
     # Its link opened the passage it was taken from, highlighted.
     cited = next(c for c in answer.citations if c["n"] == answer.quote["numbers"][0])
     assert seen["source_label"].startswith(f"[{cited['n']}]")
