@@ -35,6 +35,10 @@ Jacking and Lifting.") shares the question's words without answering it: it lose
 ``pointer_penalty``, and when it was among the best units, the passages of the section it names
 gain it.
 
+A footnote ("*Increase the tire pressure to 44 PSI prior to driving 136 mph or faster.")
+qualifies an entry marked elsewhere: it loses ``footnote_penalty``, so that it is quoted only
+when nothing else answers as well.
+
 A table row with a cell that starts with words the question writes together ("turning
 circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Circle (curb to
 curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
@@ -81,6 +85,7 @@ from chat.text_units import (
     Block,
     Unit,
     Vocabulary,
+    is_footnote,
     label_mismatch,
     passage_blocks,
     split_sentences,
@@ -181,6 +186,7 @@ def compose_quote(
             score=relevance(float(similarity), unit.plain, index)[0]
             - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0)
             - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
+            - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)

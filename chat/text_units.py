@@ -37,6 +37,7 @@ __all__ = [
     "Vocabulary",
     "acronyms",
     "designations",
+    "is_footnote",
     "label_mismatch",
     "passage_blocks",
     "split_sentences",
@@ -59,6 +60,10 @@ _CALLOUT: Final = re.compile(rf"^\s*(?:{_CALLOUTS})\b\s*:", re.IGNORECASE)
 # A callout's word alone on its line, its text on the next ("Note" then "On some phones, ...").
 _CALLOUT_WORD: Final = re.compile(rf"^\s*\**({_CALLOUTS})\**\s*$", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
+# A footnote: a line that starts with the mark of an entry elsewhere ("*Increase the tire
+# pressure to 44 PSI ...", "**A/C desiccant bag replacement ...", "†..."), not a bullet ("* item")
+# nor emphasis ("**Note:** ...", "*italic* words"), whose mark closes on the line.
+_FOOTNOTE: Final = re.compile(r"\s*(?:\*{1,3}|\u2020|\u2021)(?=[A-Za-z0-9(])(?![^*\n]*\*)")
 # "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
 # characters or with a digit; "model year", "model name", "generation capability" and the
 # short words of "which model do I have" or "a model a day" name no product.
@@ -487,6 +492,13 @@ def weighted_coverage(
         return 1.0
     present = set(text_terms)
     return sum(vocabulary.idf(term) for term in unique if term in present) / total
+
+
+def is_footnote(text: str) -> bool:
+    """Whether ``text`` (a unit as written) is a footnote: it qualifies an entry marked
+    elsewhere, a table's row or a figure ("*Increase the tire pressure to 44 PSI prior to
+    driving 136 mph or faster."), and read alone it answers another question."""
+    return bool(_FOOTNOTE.match(text))
 
 
 def label_mismatch(

@@ -24,6 +24,7 @@ from chat.quoting import (
 from chat.spans import Scored, render, spans_around
 from chat.text_units import (
     Vocabulary,
+    is_footnote,
     label_mismatch,
     passage_blocks,
     split_sentences,
@@ -813,3 +814,62 @@ def test_a_row_named_by_words_the_question_writes_together_is_quoted(embed, voca
     assert quote is not None
     assert "38 ft (11.6 m)" in quote.text
     assert quote.numbers[0] == 2
+
+
+ACCESSORY_WHEELS = passage(
+    1,
+    "Parts and Accessories > Accessory wheels > 20-inch wheels",
+    "| Wheels | Location | Width (in) | Offset (mm) |\n| --- | --- | --- | --- |\n"
+    '| 20" | Front/Rear | 8.5 | 40 |\n\n'
+    "| Tires (front/rear) | Size | Tire Pressure |\n| --- | --- | --- |\n"
+    "| Michelin, Pilot Sport 4S (PS4S) | 235/35ZR20 | 42 PSI (290 kPa)* |\n\n"
+    "*Increase the tire pressure to 44 PSI (300 kPa) prior to driving 136 mph (220 kph) or "
+    "faster.",
+    0.54,
+)
+TIRE_LABEL = passage(
+    2,
+    "Tire Care and Maintenance > Maintaining tire pressures",
+    "Keep tires inflated to the pressures shown on the Tire and Loading Information label, even "
+    "if it differs from the pressure printed on the tire itself. The label is on the center "
+    "door pillar and is visible when the driver door is open.",
+    0.47,
+)
+
+
+def test_a_footnote_is_not_quoted_as_the_answer_when_another_passage_gives_it(embed, vocabulary):
+    # The footnote to an accessory wheel's table reads most like the question, but answers
+    # another one (what to do before driving very fast).
+    question = "what tire pressure should i use"
+
+    quote = compose_quote(
+        question, [ACCESSORY_WHEELS, TIRE_LABEL], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert not quote.text.startswith("*Increase")
+    assert "42 PSI" in quote.text or "Tire and Loading Information label" in quote.text
+    unpenalised = compose_quote(
+        question,
+        [ACCESSORY_WHEELS, TIRE_LABEL],
+        embed=embed,
+        vocabulary=vocabulary,
+        settings=QuoteSettings(footnote_penalty=0.0),
+    )
+    assert unpenalised is not None and unpenalised.text.startswith("*Increase")
+
+
+@pytest.mark.parametrize(
+    ("text", "footnote"),
+    [
+        ("*Increase the tire pressure to 44 PSI prior to driving 136 mph or faster.", True),
+        ("**A/C desiccant bag replacement can be extended to 6 years.", True),
+        ("\u2020Available on some vehicles only.", True),
+        ("**Note:** Check the pressure when the tires are cold.", False),  # emphasis
+        ("*Cold* tires read lower.", False),
+        ("* Check the pressure.", False),  # a bullet
+        ("Check the pressure monthly.", False),
+    ],
+)
+def test_a_footnote_is_told_from_a_bullet_and_emphasis(text, footnote):
+    assert is_footnote(text) is footnote
