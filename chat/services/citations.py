@@ -16,8 +16,6 @@ EXCERPT_CHARS = 300
 CITATION_FIGURES = 4
 #: A quote lists at most this many other sections of the manual close to the question.
 SEE_ALSO = 3
-#: What a "see also" link keeps of a citation.
-_SEE_ALSO_FIELDS = ("n", "chunk_id", "document_id", "heading_path", "title", "source_name", "url")
 
 
 def plain_excerpt(body: str) -> str:
@@ -28,14 +26,23 @@ def plain_excerpt(body: str) -> str:
     return re.sub(r"(?:\s*·\s*){2,}", " · ", text).strip(" ·")
 
 
+def passage_url(passage: Passage) -> str:
+    """The link to ``passage`` on its document's page, highlighted (a passage that goes on into
+    its neighbours, ``chat.continuation``, highlights them all)."""
+    from django.urls import reverse
+
+    page = reverse("curation:document", args=[passage.manual_id, passage.document_id])
+    spans = passage.spanned
+    query = "&".join(f"chunk={pk}" for pk in spans)
+    return f"{page}?{query}#chunk-{spans[0]}"
+
+
 def passage_citations(
     passages: Sequence[Passage], *, in_prompt: bool, only: Iterable[int] | None = None
 ) -> list[dict[str, Any]]:
     """Passages as stored in ``Message.citations``, numbered as in the prompt (``only``: just
     those numbers), each with the figures of its chunk (``figures``: url, caption, width and
     height of at most ``CITATION_FIGURES``)."""
-    from django.urls import reverse
-
     from curation.selectors import chunk_figures
 
     wanted = set(only) if only is not None else None
@@ -50,10 +57,7 @@ def passage_citations(
     )
     citations = []
     for index, passage in chosen:
-        url = reverse("curation:document", args=[passage.manual_id, passage.document_id])
-        # A passage that goes on into its neighbours (chat.continuation) highlights them all.
         spans = list(passage.spanned)
-        query = "&".join(f"chunk={pk}" for pk in spans)
         excerpt = plain_excerpt(passage.body)
         citations.append(
             {
@@ -76,7 +80,7 @@ def passage_citations(
                     if passage.rerank_score is not None
                     else {}
                 ),
-                "url": f"{url}?{query}#chunk-{spans[0]}",
+                "url": passage_url(passage),
                 "excerpt": excerpt[:EXCERPT_CHARS] + ("…" if len(excerpt) > EXCERPT_CHARS else ""),
                 "in_prompt": in_prompt,
                 "figures": [f for pk in spans for f in figures.get(pk, [])][:CITATION_FIGURES],
@@ -97,17 +101,22 @@ def see_also(
     ("Car Wash Mode" under a car-wash caution), and the owner can open it from here."""
     quoted = set(quoted)
     seen = {passages[n - 1].heading_path for n in quoted if 0 < n <= len(passages)}
-    wanted = []
+    links = []
     for number, passage in enumerate(passages, start=1):
         if number in quoted or passage.similarity < min_score or passage.heading_path in seen:
             continue
         seen.add(passage.heading_path)
-        wanted.append(number)
-        if len(wanted) == SEE_ALSO:
+        links.append(
+            {
+                "n": number,
+                "chunk_id": passage.chunk_id,
+                "document_id": passage.document_id,
+                "heading_path": passage.heading_path,
+                "title": passage.title,
+                "source_name": passage.source_name,
+                "url": passage_url(passage),
+            }
+        )
+        if len(links) == SEE_ALSO:
             break
-    if not wanted:
-        return []
-    return [
-        {field: citation[field] for field in _SEE_ALSO_FIELDS}
-        for citation in passage_citations(passages, in_prompt=False, only=wanted)
-    ]
+    return links
