@@ -31,7 +31,7 @@ class QuoteSettings:
     #: Weight of the whole span's own embedding similarity, added to its best unit's score.
     span_weight: float = 1.2
     #: Words a quote grows to around its best unit, and may hold in all (a procedure apart:
-    #: it is quoted whole up to ``procedure_max_words``).
+    #: it is quoted whole up to ``procedure_max_words``, and so is a list offering a choice).
     target_words: int = 55
     word_budget: int = 70
     procedure_max_words: int = 220

@@ -12,9 +12,12 @@ they need to be read alone:
 * a **table row** brings the table's header (and the next best row). Rows and items named by
   a short label ("AMBER - SOLID", "BLUE: ...") are picked by the name the question gives:
   "solid blue" is not "AMBER - SOLID", however close the rest of the row reads;
-* a **bullet** brings its list when the list is short, else the sentence that introduces it,
-  the items that score nearly as well, and the items after it up to the target length (like
-  a sentence, an item is often explained by the next one);
+* a **bullet** brings its list when the list is short, or when its lead-in offers a choice
+  ("choose either of these options:", "do one of the following:"; whole up to
+  ``procedure_max_words``, like a procedure): one option alone reads as the only one, and
+  "can I get updates sooner" is answered by the second of two; else the sentence that
+  introduces it, the items that score nearly as well, and the items after it up to the
+  target length (like a sentence, an item is often explained by the next one);
 * a **sentence** brings the sentences after it, then before it, within its passage, up to
   the word budget: in a manual the sentence that matches a question best often only restates
   it ("If the touchscreen stops responding, restart it."), and the answer follows. A title

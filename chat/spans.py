@@ -3,11 +3,12 @@ reads. Plain Python (no Django).
 
 A step brings its whole procedure (with the sentence that introduces it, and the sentence
 before that when the lead-in names no situation of its own); a table row brings its header and
-the rows that score nearly as well; an item brings its list when short, else its siblings and
-the items after it; a sentence grows within its prose, forward first, and every window of
-sentences around it that fits the budget is a candidate too. :func:`run_on` lets the chosen
-prose span take the sentence after it. The rules, with the questions they were chosen on, are
-in ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
+the rows that score nearly as well; an item brings its list when short or when the list
+offers a choice ("choose either of these options:"), else its siblings and the items after it;
+a sentence grows within its prose, forward first, and every window of sentences around it
+that fits the budget is a candidate too. :func:`run_on` lets the chosen prose span take the
+sentence after it. The rules, with the questions they were chosen on, are in
+``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ _NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
     rf"if this|if it|{_SITUATION})\b",
+    re.IGNORECASE,
+)
+
+# A lead-in that offers a choice ("choose either of these options:", "do one of the
+# following:"): its items are alternatives, and one of them alone reads as the only way.
+_OFFERS_A_CHOICE: Final = re.compile(
+    r"\b(?:either|one|between|from) (?:of )?(?:these|the following)\b|"
+    r"\bthese (?:options|modes|settings)\b",
     re.IGNORECASE,
 )
 
@@ -104,7 +113,7 @@ def spans_around(
         if before.kind == "paragraph" and before.units:
             context = (Piece(unit.block - 1, (len(before.units) - 1,)),)
 
-    if block.kind == "steps":
+    if block.kind == "steps" or (block.kind == "items" and _OFFERS_A_CHOICE.search(block.lead_in)):
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.procedure_max_words:
             return [span(*context, Piece(unit.block, everything, lead_in))]

@@ -873,3 +873,44 @@ def test_a_footnote_is_not_quoted_as_the_answer_when_another_passage_gives_it(em
 )
 def test_a_footnote_is_told_from_a_bullet_and_emphasis(text, footnote):
     assert is_footnote(text) is footnote
+
+
+UPDATE_PREFERENCES = (
+    "You can choose how quickly you receive software updates. To change your preference, "
+    "touch Controls > Software > Update Preferences and choose either of these options:\n"
+    "- Standard: Receive updates on the normal rollout schedule for your region and vehicle. "
+    "A release made available this way has usually been running on other customers' vehicles "
+    "for a while.\n"
+    "- Early: Receive the latest updates for your region and vehicle as soon as they are "
+    "available. You may still not be among the first owners to receive an update, and "
+    "choosing Early does not enroll the vehicle in any test program."
+)
+
+
+@pytest.mark.parametrize(
+    ("lead_in", "whole"),
+    [
+        ("choose either of these options:", True),
+        ("do one of the following:", True),
+        ("toggle between these modes:", True),
+        ("the screen shows these details:", False),
+    ],
+)
+def test_a_list_of_alternatives_is_quoted_whole(lead_in, whole):
+    # Each option alone reads as the only way: "can I get updates sooner" quoted the first of
+    # two options, and the second is the one that answers. A list of details is not a choice:
+    # the best item comes with what fits beside it.
+    blocks = passage_blocks(UPDATE_PREFERENCES.replace("choose either of these options:", lead_in))
+    items = next(block for block in blocks if block.kind == "items")
+    assert items.lead_in.endswith(lead_in)
+    first, second = items.units
+    scores = {(0, first.block, 0): 1.0, (0, second.block, 1): 0.2}
+
+    (span,) = spans_around(
+        Scored(passage=0, unit=first, score=1.0), blocks, scores, QuoteSettings()
+    )
+    text = render(span, blocks)
+
+    assert "- Standard:" in text
+    assert ("- Early:" in text) is whole
+    assert len(text.split()) > QuoteSettings().word_budget or not whole
