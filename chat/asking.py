@@ -21,6 +21,7 @@ __all__ = [
     "asks_for_procedure",
     "asks_for_quantity",
     "key_terms",
+    "named_sides",
     "named_units",
 ]
 
@@ -64,6 +65,19 @@ _SHORT_FORMS: Final = {
     "secs": "seconds",
 }
 _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
+
+
+# Which end of the car a text names: "the front headrests", "rear doors", "the back seat".
+_SIDES: Final = {
+    "front": re.compile(r"\bfront\b|\bfrunk\b", re.IGNORECASE),
+    "rear": re.compile(r"\brear\b|\bback\s*seats?\b", re.IGNORECASE),
+}
+
+
+def named_sides(text: str) -> frozenset[str]:
+    """The ends of the car ``text`` names ("front", "rear"), for telling a question about the
+    front headrests from a passage about the rear one."""
+    return frozenset(side for side, pattern in _SIDES.items() if pattern.search(text))
 
 
 def asked_terms(question: str) -> list[str]:

@@ -42,6 +42,10 @@ A footnote ("*Increase the tire pressure to 44 PSI prior to driving 136 mph or f
 qualifies an entry marked elsewhere: it loses ``footnote_penalty``, so that it is quoted only
 when nothing else answers as well.
 
+A unit that speaks of the other end of the car than the question ("the frunk", "the front
+headrests": the rear trunk's load limit, the rear center head support), by its words or its
+section's heading, loses ``side_penalty``.
+
 A table row with a cell that starts with words the question writes together ("turning
 circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Circle (curb to
 curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
@@ -80,6 +84,7 @@ from chat.asking import (
     asks_for_setting,
     label_pattern,
     label_phrases,
+    named_sides,
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
 from chat.quote_settings import QuoteSettings
@@ -159,6 +164,7 @@ def compose_quote(
     vectors = embed([question, *[unit.plain for _, unit in units]])
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
+    other_side = _other_side(question, passages)
 
     def relevance(similarity: float, text: str, passage: int) -> tuple[float, float]:
         coverage = weighted_coverage(
@@ -190,6 +196,7 @@ def compose_quote(
             - settings.label_weight * mismatch.get((index, unit.block, unit.index), 0.0)
             - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
             - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
+            - (settings.side_penalty if other_side(index, unit.plain) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
@@ -252,6 +259,20 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
+
+
+def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:
+    """Whether a unit of passage ``index`` speaks of the other end of the car than the
+    question (it asks about the front headrests; the unit, or its section's heading, names
+    the rear only); never when the question names neither end, or both."""
+    asked = named_sides(question)
+    sections = [named_sides(passage.heading_path.rsplit(">", 1)[-1]) for passage in passages]
+
+    def other(index: int, text: str) -> bool:
+        named = sections[index] | named_sides(text)
+        return len(asked) == 1 and bool(named) and not named & asked
+
+    return other
 
 
 def _named_row(phrases: list[str]) -> Callable[[str], bool]:

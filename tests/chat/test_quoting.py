@@ -14,6 +14,7 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    named_sides,
 )
 from chat.pointers import is_pointer, pointed_at
 from chat.quoting import (
@@ -914,3 +915,45 @@ def test_a_list_of_alternatives_is_quoted_whole(lead_in, whole):
     assert "- Standard:" in text
     assert ("- Early:" in text) is whole
     assert len(text.split()) > QuoteSettings().word_budget or not whole
+
+
+@pytest.mark.parametrize(
+    ("question", "side"),
+    [
+        ("whats the max weight i can put in the frunk", "front"),
+        ("how much can i load in the rear trunk", "rear"),
+    ],
+)
+def test_a_question_about_one_end_of_the_car_is_not_answered_from_the_other(
+    question, side, embed, vocabulary
+):
+    # "the frunk" was answered with the rear trunk's load limit, a sentence that reads much
+    # like the front trunk's.
+    front = passage(
+        2,
+        "Front Trunk > Front Trunk Load Limit",
+        "CAUTION: Never load more than 50 kg (110 lbs) in the front trunk. Doing so can cause "
+        "damage.",
+        0.44,
+    )
+    rear = passage(
+        1,
+        "Rear Trunk > Cargo",
+        "CAUTION: Never load more than 40 kg (88 lbs) in the lower compartment of the rear "
+        "trunk or more than 130 kg (287 lbs) on the upper compartment. Doing so can cause damage.",
+        0.48,
+    )
+
+    quote = compose_quote(question, [rear, front], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert ("110 lbs" in quote.text) is (side == "front")
+    assert ("88 lbs" in quote.text) is (side == "rear")
+
+
+def test_the_end_of_the_car_a_text_names():
+    assert named_sides("can the front headrests be raised?") == {"front"}
+    assert named_sides("whats the max weight i can put in the frunk") == {"front"}
+    assert named_sides("my laptop bag on the back seat") == {"rear"}
+    assert named_sides("Front and Rear Seats") == {"front", "rear"}
+    assert named_sides("how far can i lean my seat back") == set()
