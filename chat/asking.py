@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from chat.text_units import MEASURE_NOUNS, terms
+from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "key_terms",
     "named_sides",
     "named_units",
+    "owner_words",
 ]
 
 _QUANTITY: Final = re.compile(
@@ -65,6 +66,48 @@ _SHORT_FORMS: Final = {
     "secs": "seconds",
 }
 _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
+
+
+# An owner's everyday words for parts a manual names otherwise (general motoring English, US
+# and UK): "blinker" is the manual's "turn signal".
+_OWNER_WORDS: Final = {
+    "blinkers?": "turn signal",
+    "e-?brake|hand-?brake|emergency brake": "parking brake",
+    "gas pedal": "accelerator pedal",
+    "tyres?": "tire",
+    "windscreen": "windshield",
+    "bonnet": "hood",
+    "boot": "trunk",
+    "frunk": "front trunk",
+    "squirters?|washer nozzles?": "washer jets",
+    "charg(?:ing|e|er) (?:flap|door|lid|cover)": "charge port door",
+    "back-?up camera|reverse camera|reversing camera": "rear camera",
+    "sun-?roof|moon-?roof": "glass roof",
+    "seat warmers?": "seat heaters",
+    "a/?c|air-?con": "air conditioning",
+    "defog|demist": "defrost",
+    "head-?rests?": "head support",
+    "wing mirrors?": "side mirrors",
+    "parking sensors?|backup sensors?": "park assist",
+}
+_OWNER_WORD: Final = {
+    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): name for words, name in _OWNER_WORDS.items()
+}
+
+
+def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, frozenset]]:
+    """The everyday words for a part that ``question`` uses, each with the manual's name for
+    it, as terms (``({"blinker"}, {"turn", "signal"})``), where the manual uses every word of
+    that name: a text that holds the name speaks of what the owner's word names."""
+    found = []
+    for pattern, name in _OWNER_WORD.items():
+        written = pattern.search(question)
+        named = frozenset(terms(name))
+        if written and named and all(vocabulary.known(term) for term in named):
+            owner = frozenset(terms(written.group(0))) - named
+            if owner:
+                found.append((owner, named))
+    return found
 
 
 # Which end of the car a text names: "the front headrests", "rear doors", "the back seat".

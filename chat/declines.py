@@ -15,7 +15,9 @@ look at what the question asks for, each cheap and explainable:
   unknown to the manual too. Their weight in meaning is how far the question's embedding
   moves when they are left out (:func:`meaning_shift`); below :data:`MIN_MEANING_SHIFT` they
   are the owner's phrasing, not the subject. Initials that stand for a name the manual uses
-  ("FSD", "TACC") are read as that name (``Vocabulary.spell_out``), not as unknown words.
+  ("FSD", "TACC") are read as that name (``Vocabulary.spell_out``), not as unknown words,
+  and so is an owner's everyday word for a part the manual names otherwise ("blinker": "turn
+  signal"; ``chat.asking.owner_words``).
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.asking import amount_units, key_terms, named_units
+from chat.asking import amount_units, key_terms, named_units, owner_words
 from chat.text_units import Vocabulary, designations, words
 from chat.verification import figure_units
 
@@ -146,7 +148,12 @@ def key_term_coverage(question: str, vocabulary: Vocabulary) -> tuple[float, lis
     terms), and the key words it never uses, as the owner wrote them."""
     question_terms = key_terms(question)
     total = sum(vocabulary.idf(term) for term in question_terms)
-    unknown = [term for term in question_terms if not vocabulary.known(term, prefix=True)]
+    named = set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
+    unknown = [
+        term
+        for term in question_terms
+        if term not in named and not vocabulary.known(term, prefix=True)
+    ]
     if total <= 0:
         return 1.0, [question_terms[term] for term in unknown]
     share = sum(vocabulary.idf(term) for term in unknown) / total

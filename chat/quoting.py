@@ -57,7 +57,9 @@ Mode") to one that only describes what the car does.
 A unit's score adds its embedding similarity to the question, the share of the question's IDF
 weight that its words and its passage's headings cover (an owner's words for a measure read as
 the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word run
-together, "seatbelt", found where the manual writes two, "seat belt"), its passage's retrieval
+together, "seatbelt", found where the manual writes two, "seat belt"; an owner's everyday word
+for a part, "blinker", "frunk", "headrests", found where the manual writes its name, "turn
+signal", ``chat.asking.owner_words``), its passage's retrieval
 similarity (an owner's initials, "FSD", read as the manual's name for them), and, for a
 question asking for an amount ("how long", "what psi"), a bonus when it holds a number, and
 another when the number is in a unit of what is asked ("what temp": degrees;
@@ -85,6 +87,7 @@ from chat.asking import (
     label_pattern,
     label_phrases,
     named_sides,
+    owner_words,
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
 from chat.quote_settings import QuoteSettings
@@ -156,6 +159,7 @@ def compose_quote(
     if not units:
         return None
     question_terms = asked_terms(vocabulary.spell_out(question))
+    aliases = owner_words(question, vocabulary)
     wants_number = asks_for_quantity(question)
     wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
@@ -168,7 +172,7 @@ def compose_quote(
 
     def relevance(similarity: float, text: str, passage: int) -> tuple[float, float]:
         coverage = weighted_coverage(
-            question_terms, heading_terms[passage] | term_set(text), vocabulary
+            question_terms, heading_terms[passage] | term_set(text), vocabulary, aliases
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
         if wants_units and wants_units & figure_units(text):
@@ -232,7 +236,7 @@ def compose_quote(
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)
     if best is not pool[0]:  # grown: it may cover more of the question
-        best.coverage = _coverage([best], passages, question_terms, vocabulary)
+        best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
 
     chosen = [best]
     for span in pool[1:]:
@@ -244,7 +248,7 @@ def compose_quote(
             continue  # overlapping chunks hold the same sentences
         if best.words + span.words > settings.word_budget:
             continue
-        covered = _coverage([best, span], passages, question_terms, vocabulary)
+        covered = _coverage([best, span], passages, question_terms, vocabulary, aliases)
         if covered - best.coverage < settings.second_gain:
             continue
         chosen.append(span)
@@ -255,7 +259,7 @@ def compose_quote(
         text=text,
         numbers=list(dict.fromkeys(passages[span.passage].number for span in chosen)),
         words=len(text.split()),
-        coverage=round(_coverage(chosen, passages, question_terms, vocabulary), 4),
+        coverage=round(_coverage(chosen, passages, question_terms, vocabulary, aliases), 4),
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
@@ -360,9 +364,10 @@ def _coverage(
     passages: Sequence[QuotePassage],
     question_terms: list[str],
     vocabulary: Vocabulary,
+    aliases: list[tuple[frozenset, frozenset]],
 ) -> float:
     covered: set[str] = set()
     for span in chosen:
         covered.update(term_set(span.text))
         covered.update(term_set(passages[span.passage].heading_path))
-    return weighted_coverage(question_terms, covered, vocabulary)
+    return weighted_coverage(question_terms, covered, vocabulary, aliases)

@@ -482,15 +482,20 @@ class Vocabulary:
 
 
 def weighted_coverage(
-    question_terms: Sequence[str], text_terms: Iterable[str], vocabulary: Vocabulary
+    question_terms: Sequence[str],
+    text_terms: Iterable[str],
+    vocabulary: Vocabulary,
+    aliases: Iterable[tuple[frozenset, frozenset]] = (),
 ) -> float:
     """Share of the question's IDF weight whose terms occur in ``text_terms`` (0..1; 1.0 for a
-    question without content words)."""
+    question without content words). ``aliases``: ``(owner's terms, manual's terms)``; a text
+    holding all of the manual's holds the owner's too ("turn signal" for "blinker")."""
     unique = list(dict.fromkeys(question_terms))
     total = sum(vocabulary.idf(term) for term in unique)
     if total <= 0:
         return 1.0
     present = set(text_terms)
+    present.update(*(owner for owner, name in aliases if name <= present))
     return sum(vocabulary.idf(term) for term in unique if term in present) / total
 
 

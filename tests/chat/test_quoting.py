@@ -15,6 +15,7 @@ from chat.asking import (
     asks_for_quantity,
     asks_for_setting,
     named_sides,
+    owner_words,
 )
 from chat.pointers import is_pointer, pointed_at
 from chat.quoting import (
@@ -31,6 +32,7 @@ from chat.text_units import (
     split_sentences,
     term_set,
     terms,
+    weighted_coverage,
 )
 from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_SITUATION, RELEASE_STEPS
 
@@ -957,3 +959,60 @@ def test_the_end_of_the_car_a_text_names():
     assert named_sides("my laptop bag on the back seat") == {"rear"}
     assert named_sides("Front and Rear Seats") == {"front", "rear"}
     assert named_sides("how far can i lean my seat back") == set()
+
+
+def test_an_owners_everyday_word_for_a_part_is_read_as_the_manuals_name():
+    manual = Vocabulary.from_texts(
+        [
+            "When you engage a turn signal, the side camera view appears on the touchscreen.",
+            "The front seats include integrated head supports.",
+        ]
+    )
+
+    assert owner_words("it pops up when i put my blinker on", manual) == [
+        ({"blinker"}, {"turn", "signal"})
+    ]
+    assert owner_words("can the front headrests be raised", manual) == [
+        ({"headrest"}, {"head", "support"})
+    ]
+    assert owner_words("does it have a sunroof", manual) == []  # no "glass roof" here
+
+    # A text holding the manual's name covers the owner's word; one without it, no more than
+    # before: the name is another way to write the owner's word, not one more thing asked.
+    asked = terms("can the front headrests be raised")
+    aliases = owner_words("can the front headrests be raised", manual)
+    support = term_set("The front seats include integrated head supports.")
+    plain = weighted_coverage(asked, support, manual)
+    assert weighted_coverage(asked, support, manual, aliases) > plain
+    other = term_set("The front seats can be raised.")
+    assert weighted_coverage(asked, other, manual, aliases) == weighted_coverage(
+        asked, other, manual
+    )
+
+
+def test_a_question_in_an_owners_words_finds_the_passage_in_the_manuals(embed, vocabulary):
+    # "When i put my blinker on": the manual says "turn signal".
+    signal = passage(
+        2,
+        "Driver Assistance > Blind Spot View",
+        "When you engage a turn signal, the view from the side camera on that side appears "
+        "on the touchscreen.",
+        0.5,
+    )
+    camera = passage(
+        1,
+        "Cameras > Camera App",
+        "To show the view from the cameras at any time, open the Camera app on the "
+        "touchscreen. Swipe to hide or show the side camera views.",
+        0.56,
+    )
+
+    quote = compose_quote(
+        "can the side camera view pop up on the screen when i put my blinker on",
+        [camera, signal],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("When you engage a turn signal")
