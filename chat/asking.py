@@ -90,8 +90,10 @@ _OWNER_WORDS: Final = {
     "wing mirrors?": "side mirrors",
     "parking sensors?|backup sensors?": "park assist",
 }
+# Each way an owner writes it, with the manual's name as terms.
 _OWNER_WORD: Final = {
-    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): name for words, name in _OWNER_WORDS.items()
+    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): frozenset(terms(name))
+    for words, name in _OWNER_WORDS.items()
 }
 
 
@@ -100,10 +102,9 @@ def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, 
     it, as terms (``({"blinker"}, {"turn", "signal"})``), where the manual uses every word of
     that name: a text that holds the name speaks of what the owner's word names."""
     found = []
-    for pattern, name in _OWNER_WORD.items():
+    for pattern, named in _OWNER_WORD.items():
         written = pattern.search(question)
-        named = frozenset(terms(name))
-        if written and named and all(vocabulary.known(term) for term in named):
+        if written and all(vocabulary.known(term) for term in named):
             owner = frozenset(terms(written.group(0))) - named
             if owner:
                 found.append((owner, named))
