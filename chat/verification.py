@@ -88,10 +88,14 @@ UNITS: Final = {
     "a": "a", "amp": "a", "amps": "a", "kw": "kw", "kwh": "kwh", "w": "w", "l": "l",
     "liters": "l", "litres": "l", "gb": "gb", "mb/s": "mb/s",
 }  # fmt: skip
+# A number and its unit: apart ("42 PSI", "5-minute", "ten seconds") or, after digits, written
+# on to it ("12A", "240V", "10mm"), which only a unit's own name may be ("3rd" is no figure).
 _NUMBER_TOKEN: Final = re.compile(
-    r"(?<![\w/.])(\d+(?:[,.]\d+)*(?:/\d+)?|"
+    r"(?<![\w/.])(?:(\d+(?:[,.]\d+)*)("
+    + "|".join(sorted((re.escape(unit) for unit in UNITS if unit[0].isalpha()), key=len)[::-1])
+    + r")(?![\w/])|(\d+(?:[,.]\d+)*(?:/\d+)?|"
     + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-    + r")(?![\w/])(?:-|\s*)(%|[a-z]+(?:/[a-z]+)?\.?)?",
+    + r")(?![\w/])(?:-|\s*)(%|[a-z]+(?:/[a-z]+)?\.?)?)",
     re.IGNORECASE,
 )
 
@@ -159,10 +163,11 @@ def numbers_with_units(text: str) -> list[tuple[str, str | None]]:
     text = "\n".join(_LIST_MARKER.sub("", line) for line in text.splitlines())
     found = []
     for match in _NUMBER_TOKEN.finditer(text):
-        number = _normal_number(match.group(1))
-        unit_word = (match.group(2) or "").lower()
+        written = match.group(1) or match.group(3)
+        number = _normal_number(written)
+        unit_word = (match.group(2) or match.group(4) or "").lower()
         unit = UNITS.get(unit_word) or UNITS.get(unit_word.rstrip("."))
-        if match.group(1).lower() in _NUMBER_WORDS and unit is None:
+        if written.lower() in _NUMBER_WORDS and unit is None:
             continue  # "one of the doors", "two ways": a word, not a figure
         found.append((number, unit))
     return found

@@ -458,6 +458,10 @@ def test_a_quote_without_a_figure_in_the_unit_the_question_names_says_which():
         ("how long till autopilot is calibrated", "Calibration takes 20-25 miles of driving."),
         ("how many psi do the tires lose in the cold", "They lose about 1 PSI per 10 degrees F."),
         ("how do i open the charge port", "Press the charge port door to open it."),
+        (  # the unit written on to the number, as manuals print amps and volts
+            "how much current can the 12v outlet in the console handle",
+            "The power socket is suitable for accessories requiring up to 12A continuous draw.",
+        ),
     ],
 )
 def test_a_quote_with_a_figure_of_the_amount_asked_for_or_no_amount_asked_stands(question, quote):

@@ -345,6 +345,10 @@ def test_supported_rate_counts_only_sentences_that_state_something(embed):
         ("Drive above 25 km/h for 1.6 km.", [("25", "km/h"), ("1.6", "km")]),
         ("Charge to 80 percent, or 80%.", [("80", "%"), ("80", "%")]),
         ("1. Open one of the doors.\n2. Use two hands.", []),
+        # A unit written on to the number is still its unit; other letters make no figure.
+        ("Up to 12A continuous draw (16A peak).", [("12", "a"), ("16", "a")]),
+        ("A 240V outlet, a 10mm socket, 11kW.", [("240", "v"), ("10", "mm"), ("11", "kw")]),
+        ("The 3rd row, a T20 Torx bit, 4WD.", []),
     ],
 )
 def test_numbers_are_read_with_their_units(text, found):
