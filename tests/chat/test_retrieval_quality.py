@@ -9,11 +9,14 @@ unanswerable questions in ``curation/sample_manual/questions.jsonl``):
   gain little (``chat.retrieval``'s docstring), so vector is the default and hybrid is an
   option per assistant.
 * best cosine similarity of answerable questions: 0.358 (q21, car length in inches) to 0.726;
-  of the unanswerable ones: q25 0.347, q27 0.349, q26 0.384, q28 0.413. No threshold separates
-  them all: the two most on-topic unanswerable questions (insurance cost, a Lisbon dealer's
-  loaners) score above the weakest answerable ones. The default 0.35 answers all 24 answerable
-  questions and declines q25 and q27 (and off-topic questions score 0.11-0.30); q26 and q28
-  reach the model, whose grounded prompt tells it to say "The manual does not say."
+  of the unanswerable ones: q25 0.347, q27 0.349, q26 0.384, q28 0.413; off-topic questions
+  0.11-0.30. No threshold separates them all: the most on-topic unanswerable questions
+  (insurance cost, a Lisbon dealer's loaners) score above the weakest answerable ones. So the
+  similarity gate only turns away what is off the manual's topic, and the default 0.30 leaves
+  every question on it to the later checks (``chat.declines``): 0.35 had declined q25 and q27
+  by similarity, which the key-term check declines too, and an owner's answerable question
+  worded far from the manual with them ("how much current can the 12v outlet in the console
+  handle", 0.334 over the Model 3 manual: its "up to 12A" is the answer).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from __future__ import annotations
 import pytest
 
 from chat.asking import label_phrases
+from chat.declines import decline_reason
 from chat.models import Assistant
 from chat.retrieval import embed_question, refers_back, retrieve
+from chat.selectors import manual_vocabulary
 from curation.models import DocumentChunk, Manual, QAPair, RetrievalModel
 from tests.chat.conftest import sample_questions
 
@@ -53,22 +58,32 @@ def test_the_right_page_is_retrieved_for_nearly_every_answerable_question(sample
 
 
 def test_the_default_threshold_answers_manual_questions_and_declines_off_topic_ones(
-    sample_manual,
+    sample_manual, embed
 ):
+    vocabulary = manual_vocabulary(manual_ids=[sample_manual.pk])
+
     def confidence(text: str) -> float:
         return retrieve(question=text, manual_ids=[sample_manual.pk], k=4).confidence
 
+    def declined(text: str) -> bool:
+        """Declined before anything is quoted: by the gate or by the checks after it."""
+        found = retrieve(question=text, manual_ids=[sample_manual.pk], k=4)
+        if found.confidence < DEFAULT_MIN_SCORE:
+            return True
+        passages = [f"{p.heading_path}\n{p.body}" for p in found.passages]
+        return decline_reason(text, passages, vocabulary, embed=embed) is not None
+
     questions = sample_questions()
-    answerable_declined = [
+    answerable_below = [
         q.id for q in questions if q.answerable and confidence(q.question) < DEFAULT_MIN_SCORE
     ]
-    unanswerable_declined = [
-        q.id for q in questions if not q.answerable and confidence(q.question) < DEFAULT_MIN_SCORE
-    ]
+    unanswerable_declined = [q.id for q in questions if not q.answerable and declined(q.question)]
 
-    assert len(answerable_declined) <= 1, answerable_declined  # measured: none
-    assert len(unanswerable_declined) >= 1, unanswerable_declined  # measured: q25, q27
-    assert all(confidence(text) < DEFAULT_MIN_SCORE - 0.04 for text in OFF_TOPIC)
+    assert answerable_below == []  # measured: none (the lowest, q21, 0.358)
+    # measured: q25, q26 and q27 by their key terms; q28 once its quote is off the point
+    assert len(unanswerable_declined) >= 3, unanswerable_declined
+    assert all(declined(text) for text in OFF_TOPIC)
+    assert sum(confidence(text) < DEFAULT_MIN_SCORE for text in OFF_TOPIC) >= 4  # measured: 4
 
 
 def test_hybrid_retrieval_adds_the_keyword_ranking_and_keeps_the_vector_confidence(

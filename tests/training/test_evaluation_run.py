@@ -38,8 +38,8 @@ pytestmark = pytest.mark.django_db
 _names = itertools.count(1)
 
 # Five questions about the sample manual (ids from curation/sample_manual/questions.jsonl),
-# with short reference answers written from its pages. q27's best passage scores below the
-# assistants' min_score (0.35), so it is declined without a model; q26 reaches the model.
+# with short reference answers written from its pages. q27 asks what the manual never speaks
+# of (a trade-in's worth), so the chat declines it without a model; q26 reaches the model.
 QUESTIONS = [
     {
         "id": "q02",
@@ -233,7 +233,7 @@ def test_the_summary_aggregates_each_assistant_and_leaves_out_what_does_not_appl
     assert rag["supported_sentence_rate"] == 1.0 and rag["loop_rate"] == 0.0
     answer_words = sorted(items[q]["answer_words"] for q in ("q02", "q05", "q13"))
     assert rag["answer_words"] == answer_words[1]  # the median over answerable questions
-    assert rag["refusal_accuracy"] == 1.0  # q26 said so, q27 was declined by retrieval
+    assert rag["refusal_accuracy"] == 1.0  # q26 said so, q27 was declined before the model
     assert rag["false_refusal_rate"] == 0.0
     # The right page is in the top 5 documents for all three (measured: top 1 for all).
     assert rag["hit@5"] == 1.0 and 0 < rag["mrr"] <= 1
@@ -378,9 +378,10 @@ def test_retrieval_only_over_a_manual_needs_no_assistant_and_no_generator(
     # 0.931), in the top 3 for all (documents, not chunks); the chat's retrieval tests measure
     # the same retrieval.
     assert summary["hit@5"] == 1.0 and summary["hit@1"] >= 0.85 and summary["mrr"] >= 0.9
-    # Declining is the 0.35 confidence threshold: it declines q25 and q27 of the four
-    # unanswerable questions, and none of the answerable ones.
-    assert summary["refusal_accuracy"] == 0.5 and summary["false_refusal_rate"] == 0.0
+    # Declining is the chat's decision before it quotes (the similarity gate, then the key
+    # terms, product, price and unit checks): q25, q26 and q27 of the four unanswerable
+    # questions (q28 only once its quote is off the point), none of the answerable ones.
+    assert summary["refusal_accuracy"] == 0.75 and summary["false_refusal_rate"] == 0.0
     assert summary["count"] == 28 and summary["latency_p50_ms"] > 0
     for key in ("token_f1", "rouge_l", "semantic_similarity", "must_include_rate"):
         assert key not in summary  # no answers, so no answer metrics

@@ -49,11 +49,13 @@ What is measured (``EvaluationItem.metrics``)
     failed answer is a wrong one), and counts in ``errors``; it has no latency or refusal.
 
 Retrieval only
-    No generator runs: each subject's retrieval ranks the pages (hit@k, MRR) and its confidence
-    decides whether it would decline (``refused``: below the assistant's ``min_score``, where
-    the chat declines without calling a model). With a manual instead of assistants the subject
-    is the retrieval RAG assistants get by default (the ``Assistant`` model's defaults: vector,
-    question matching on, top 4, ``min_score`` 0.35).
+    No generator runs: each subject's retrieval ranks the pages (hit@k, MRR), and ``refused``
+    is whether the chat would decline on what it found before quoting, without a model: a
+    confidence below the assistant's ``min_score``, or the checks after it (key terms the
+    manual never uses, another product, a price, a unit; ``chat.declines.decline_reason``).
+    With a manual instead of assistants the subject is the retrieval RAG assistants get by
+    default (the ``Assistant`` model's defaults: vector, question matching on, top 4,
+    ``min_score`` 0.30, ``min_coverage`` 0.45).
 
 Matching sources
     Expected sources are page file names (``charging_instructions.md``, ``charging.html``);

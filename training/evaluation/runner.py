@@ -48,6 +48,7 @@ class Subject:
     match_questions: bool
     top_k: int
     min_score: float
+    min_coverage: float
     rag: bool
     #: The assistant's reranker (``curation.RetrievalModel``), or None.
     reranker: Any = None
@@ -67,6 +68,7 @@ def _subjects(run: EvaluationRun) -> list[Subject]:
                 match_questions=assistant.match_questions,
                 top_k=assistant.top_k,
                 min_score=assistant.min_score,
+                min_coverage=assistant.min_coverage,
                 rag=assistant.mode == Assistant.Mode.RAG,
                 reranker=assistant.reranker,
             )
@@ -85,6 +87,7 @@ def _subjects(run: EvaluationRun) -> list[Subject]:
                 match_questions=default("match_questions"),
                 top_k=default("top_k"),
                 min_score=default("min_score"),
+                min_coverage=default("min_coverage"),
                 rag=True,
             )
         )
@@ -335,9 +338,10 @@ class _Evaluator:
         documents, passages, confident, seconds = self._retrieve(subject, question["question"])
         unanswerable = question["kind"] == "unanswerable"
         latency_ms = round(1000 * seconds)
+        refused = not confident or self._declines(subject, question["question"], passages)
         item_metrics = {
             **self._retrieval_metrics(question, documents, passages),
-            "refused": not confident,
+            "refused": refused,
             "unanswerable": unanswerable,
             "latency_ms": latency_ms,
         }
@@ -345,8 +349,28 @@ class _Evaluator:
             "retrieved_sources": documents[:10],
             "metrics": item_metrics,
             "latency_ms": latency_ms,
-            "refused": not confident,
+            "refused": refused,
         }
+
+    @staticmethod
+    def _declines(subject: Subject, question: str, passages: Sequence) -> bool:
+        """Whether the chat declines ``question`` on what retrieval found, before it quotes:
+        key terms the manual never uses, another product, a price, a unit it has no figure in
+        (``chat.declines.decline_reason``, the checks after the similarity gate)."""
+        from chat import selectors
+        from chat.declines import decline_reason
+        from chat.retrieval import embed_texts
+
+        return (
+            decline_reason(
+                question,
+                [f"{passage.heading_path}\n{passage.body}" for passage in passages],
+                selectors.manual_vocabulary(manual_ids=list(subject.manual_ids)),
+                embed=embed_texts,
+                min_coverage=subject.min_coverage,
+            )
+            is not None
+        )
 
     # -- answering ---------------------------------------------------------------------------
 
