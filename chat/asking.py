@@ -216,6 +216,29 @@ def amount_units(question: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# A rate's period: "per year", "1% a day", "once a month", "/yr", "yearly", "annually" (not
+# "wait a day").
+_PERIODS: Final = {
+    "hour": "hour", "hr": "hour", "hourly": "hour", "day": "day", "daily": "day",
+    "week": "week", "weekly": "week", "month": "month", "monthly": "month", "mo": "month",
+    "year": "year", "yr": "year", "yearly": "year", "annually": "year", "annual": "year",
+}  # fmt: skip
+_PERIOD: Final = re.compile(
+    r"(?:\b(?:per|each|every)\s+|(?:\d\S*|\btimes|\btwice|\bonce)\s+an?\s+|/)"
+    r"(hour|hr|day|week|month|mo|year|yr)\b|"
+    r"\b(hourly|daily|weekly|monthly|yearly|annually)\b(?!\s+(?:basis|check))",
+    re.IGNORECASE,
+)
+
+
+def rate_periods(text: str) -> frozenset[str]:
+    """The periods of the rates ``text`` speaks of ("lose per year" -> {"year"}, "1% per day"
+    -> {"day"}, "/yr", "annually")."""
+    return frozenset(
+        _PERIODS[(match.group(1) or match.group(2)).lower()] for match in _PERIOD.finditer(text)
+    )
+
+
 _ASKED_UNIT: Final = re.compile(
     r"\bhow\s+many\s+([a-z%/]+)|\bin\s+([a-z%/]+)\s*[?.!]*\s*$|\bhow\s+much\s+([a-z]+)",
     re.IGNORECASE,

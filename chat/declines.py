@@ -31,7 +31,8 @@ look at what the question asks for, each cheap and explainable:
   horsepower") is declined when the passages hold no number in that unit; and, once the quote
   is composed (:func:`missing_amount`), a question asking for an amount of something ("what's
   the 0-60 time", "what tint percentage", "what amp rating") when the quote holds no number
-  in a unit of it, or in the unit the question names ("how many years"): the passages it
+  in a unit of it, or in the unit the question names ("how many years"), or it gives a rate
+  over another period than the one asked ("lose per year": "1% per day"): the passages it
   would show talk around the question.
 * **a quote off the point.** Once composed, a quote that shares few of the question's key
   words and reads little like it (:func:`off_the_point`: the two together) answers something
@@ -50,7 +51,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.asking import amount_units, key_terms, named_units, owner_words
+from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
 from chat.text_units import Vocabulary, designations, words
 from chat.verification import figure_units
 
@@ -292,6 +293,10 @@ def _decline_reason(
     return None
 
 
+def _or(names: Iterable[str]) -> str:
+    return " or ".join(sorted(names))
+
+
 def _unit_names(units: Iterable[str]) -> str:
     """``units`` (the verification's unit names) as an owner reads them: "years", "hp or kW"."""
     return " or ".join(sorted(_UNIT_NAMES.get(unit, unit) for unit in units))
@@ -316,7 +321,9 @@ def missing_amount(question: str, quote_text: str) -> Decline | None:
     tint percentage") and the quote holds no number in a unit of it, or it names the unit
     it wants ("how many years", ``chat.asking.named_units``) and the quote holds no number in
     that unit ("how many years is the battery warranty": a storage note's "24 hours" and
-    "140 degrees F" are figures of time, not of years); else None."""
+    "140 degrees F" are figures of time, not of years), or it asks for a rate over a period
+    and the quote gives rates over others only ("lose per year": "1% per day",
+    ``chat.asking.rate_periods``); else None."""
     figures = figure_units(quote_text)
     named = named_units(question)
     if named and not named & figures:
@@ -324,6 +331,14 @@ def missing_amount(question: str, quote_text: str) -> Decline | None:
             reason="amount",
             message=f"The passage that comes closest gives no figure in {_unit_names(named)}.",
             detail={"units": sorted(named)},
+        )
+    asked, given = rate_periods(question), rate_periods(quote_text)
+    if asked and given and not asked & given:
+        return Decline(
+            reason="amount",
+            message=f"The passage that comes closest gives a rate per {_or(given)}, "
+            f"not per {_or(asked)}.",
+            detail={"periods": sorted(asked), "quote_periods": sorted(given)},
         )
     units = amount_units(question)
     if not units or units & figures:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import key_terms, named_units
+from chat.asking import key_terms, named_units, rate_periods
 from chat.declines import (
     _PLANS,
     DEFAULT_MIN_COVERAGE,
@@ -448,6 +448,33 @@ def test_a_quote_without_a_figure_in_the_unit_the_question_names_says_which():
     assert decline is not None and decline.reason == "amount"
     assert decline.detail == {"units": ["year"]}
     assert decline.message == "The passage that comes closest gives no figure in years."
+
+
+def test_a_quote_giving_a_rate_over_another_period_than_asked_declines():
+    decline = missing_amount(
+        "on average how many % of capacity does a model 3 battery lose per year",
+        "The Battery can discharge at a rate of approximately 1% per day.",
+    )
+
+    assert decline is not None and decline.reason == "amount"
+    assert decline.message == "The passage that comes closest gives a rate per day, not per year."
+    assert decline.detail == {"periods": ["year"], "quote_periods": ["day"]}
+    # The same period, or a quote that speaks of no rate at all, stands.
+    assert missing_amount("how much will it lose a day", "It loses about 1% a day.") is None
+    assert missing_amount("do i check it once a year", "Check it before a long trip.") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "periods"),
+    [
+        ("lose 2%/yr, or annually", {"year"}),
+        ("twice a month, 1% per day", {"month", "day"}),
+        ("wait a day or two", set()),  # no rate
+        ("every 2 years", set()),
+    ],
+)
+def test_a_rate_is_read_with_its_period(text, periods):
+    assert rate_periods(text) == periods
 
 
 @pytest.mark.parametrize(
