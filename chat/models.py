@@ -357,3 +357,25 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.assistant_a} vs {self.assistant_b}: {self.get_chosen_display()}"
+
+
+class SentenceVector(models.Model):
+    """The embedding of one sentence, step, list item or table row of a manual (the units a
+    quote is composed of, ``chat.quote_vectors``), stored when the manual has been embedded so
+    that composing a quote embeds only the question and its candidate spans.
+
+    Keyed by the embedding model and the SHA-256 of the text: a sentence that several chunks
+    or manuals share is stored once, and a vector is never read under another model. A cache:
+    what is missing is embedded when needed, and rows can be deleted at any time."""
+
+    model = models.CharField(max_length=500, help_text="The embedding model (EMBEDDING_MODEL)")
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the text, hex")
+    vector = models.BinaryField(help_text="Unit-length float32 values")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "digest"], name="one_vector_per_model_text")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.digest[:12]} ({self.model})"

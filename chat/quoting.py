@@ -105,7 +105,7 @@ from chat.text_units import (
 )
 from chat.verification import figure_units
 
-__all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote"]
+__all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_texts"]
 
 Embed = Callable[[list[str]], np.ndarray]
 
@@ -263,6 +263,12 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
+
+
+def unit_texts(body: str) -> list[str]:
+    """The texts of a passage with this ``body`` that :func:`compose_quote` embeds, one per
+    unit it scores: what ``chat.quote_vectors`` stores ahead of the questions."""
+    return [unit.plain for block in passage_blocks(body) for unit in _scorable(block)]
 
 
 def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:

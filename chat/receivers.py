@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from chat import services
+import logging
+import time
+
+from django.conf import settings
+
+from chat import quote_vectors, services
 from chat.owners import ANONYMOUS_SESSION_FIELD, is_session_digest, session_digest
+
+logger = logging.getLogger("manualqa.chat")
 
 
 def claim_anonymous_conversations(sender, request, user, **kwargs) -> None:
@@ -21,3 +28,15 @@ def claim_anonymous_conversations(sender, request, user, **kwargs) -> None:
         if not is_session_digest(session_key):
             session_key = session_digest(session_key)
         services.conversations_claim(user=user, session_key=session_key)
+
+
+def store_sentence_vectors(sender, manual, **kwargs) -> None:
+    """Once ``manual`` is embedded, store its quotable units' vectors (``chat.quote_vectors``),
+    unless ``QUOTE_VECTORS_ON_INGEST`` is off."""
+    if not settings.QUOTE_VECTORS_ON_INGEST:
+        return
+    started = time.perf_counter()
+    stored = quote_vectors.sentence_vectors_store(manual_ids=[manual.pk])
+    logger.info(
+        "stored %s sentence vectors of %s in %.0f s", stored, manual, time.perf_counter() - started
+    )

@@ -305,6 +305,11 @@ EMBEDDING_DIMENSIONS = _embedding_dimensions(EMBEDDING_MODEL)
 # ~25-30 for 32-64 (less padding and better cache use); raise it on a GPU.
 EMBEDDING_BATCH_SIZE = env_int("EMBEDDING_BATCH_SIZE", 8, minimum=1)
 EMBEDDING_DEVICE = env_str("EMBEDDING_DEVICE", "cpu")
+# Once a manual is embedded, the worker also embeds and stores its sentences, steps, items and
+# rows (chat.quote_vectors), so that composing a quote embeds only the question and its spans:
+# answers twice as fast on a CPU, for about as long again as embedding the chunks took. The
+# tests turn it off (each ingestion would pay it) and try it where it is the subject.
+QUOTE_VECTORS_ON_INGEST = env_bool("QUOTE_VECTORS_ON_INGEST", True)
 # A chunk is embedded whole, so its budget stays within the embedding model's input window
 # (256 word pieces for all-MiniLM-L6-v2, special tokens included).
 CHUNK_MAX_TOKENS = env_int("CHUNK_MAX_TOKENS", 240, minimum=32)

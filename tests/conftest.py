@@ -36,6 +36,14 @@ def database_url(settings_dict: dict) -> str:
     return f"postgresql://{user}:{password}@{host}:{port}/{name}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_sentence_vectors_on_ingest() -> None:
+    """Ingestion does not store its sentences' vectors in tests (each of the many ingestions
+    would pay for it; ``tests/chat/test_quote_vectors.py`` turns it on where it is tried).
+    Answers embed what is not stored, so they are the same either way."""
+    settings.QUOTE_VECTORS_ON_INGEST = False
+
+
 @pytest.fixture(scope="session")
 def sample_site() -> Iterator[LocalHTTPServer]:
     """The bundled sample manual served over real HTTP on 127.0.0.1."""
@@ -67,6 +75,7 @@ class WorkerProcess:
             "DATABASE_URL": database_url,
             "REDIS_URL": settings.REDIS_URL,
             "DATABASE_CONN_MAX_AGE": "0",
+            "QUOTE_VECTORS_ON_INGEST": "0",
         }
         self.node = f"test-{os.getpid()}@localhost"
         self.log_path = Path(settings.VAR_DIR) / "test-celery-worker.log"

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils import timezone
 
-from chat import answering, prompts, reranking, selectors
+from chat import answering, prompts, quote_vectors, reranking, selectors
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -211,6 +211,7 @@ def _answer_body(
         retrieval = reranking.rerank(retrieval, question, reranker, assistant.top_k)
     passages = _quote_passages(retrieval.passages)
     vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
+    embed_units = quote_vectors.embedder(quote_vectors.stored_vectors(p.body for p in passages))
     release_connection()  # and none while the quote is composed
     decline = answering.decide(
         question,
@@ -223,7 +224,7 @@ def _answer_body(
     )
     quote = None
     if decline is None:
-        quote = answering.quote(question, passages, embed=embed_texts, vocabulary=vocabulary)
+        quote = answering.quote(question, passages, embed=embed_units, vocabulary=vocabulary)
         if quote is None:  # passages without a sentence to quote (a page of figures only)
             decline = Decline(reason="no_text", message="The passages found hold no text.")
         else:

@@ -27,6 +27,7 @@ from curation.services.documents import (
     document_upsert,
 )
 from curation.services.pdfs import clean_pdf
+from curation.signals import manual_embedded
 from curation.sources import (
     PDF_CONTENT_TYPE,
     CrawlOptions,
@@ -385,7 +386,24 @@ def ingestion_run_embed(
         chunks_embed_pending(manual=run.manual, on_batch=progress)
     except Exception as exc:
         return runner.errored(run, exc, doing="embedding failed: ")
-    return _finish(run, IngestionRun.Status.SUCCEEDED)
+    run = _finish(run, IngestionRun.Status.SUCCEEDED)
+    if run.status == IngestionRun.Status.SUCCEEDED:
+        _manual_embedded(run.manual)
+    return run
+
+
+def _manual_embedded(manual: Manual) -> None:
+    """Tell other apps (chat: its quotable units' vectors) that ``manual`` is embedded; what
+    they keep of it is theirs to fail: the run has succeeded."""
+    for receiver, outcome in manual_embedded.send_robust(sender=Manual, manual=manual):
+        if isinstance(outcome, Exception):
+            logger.error(
+                "after embedding %s, %s failed: %s",
+                manual,
+                getattr(receiver, "__qualname__", receiver),
+                outcome,
+                exc_info=outcome,
+            )
 
 
 def _finish(run: IngestionRun, status: str, *, message: str = "", trace: str = "") -> IngestionRun:

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from chat import quote_vectors
 from chat import services as chat_services
 from curation import services
 from curation.models import IngestionRun, LLMEndpoint, Manual
@@ -96,6 +97,11 @@ class Command(BaseCommand):
         assistant = chat_services.assistant_ensure_default(manual=manual, endpoint=endpoint)
         generator = assistant.endpoint.name if assistant.endpoint else "no generator (extractive)"
         self.stdout.write(f"Default chat assistant: {assistant.name} ({generator}).")
+        if settings.QUOTE_VECTORS_ON_INGEST:
+            # Ingestion stores them; an install from before they were stored gets them here.
+            stored = quote_vectors.sentence_vectors_store(manual_ids=[manual.pk])
+            if stored:
+                self.stdout.write(f"Sample manual: {stored} sentence vectors stored.")
 
     def _demo_superuser(self) -> None:
         """Create ``admin`` with a random password, printed this once and kept (0600) in
