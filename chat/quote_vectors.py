@@ -15,8 +15,6 @@ computes them, so a quote is composed the same with or without them.
 
 from __future__ import annotations
 
-import hashlib
-import logging
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -26,18 +24,13 @@ from chat.models import SentenceVector
 from chat.quoting import unit_texts
 from chat.retrieval import embed_texts
 from curation.models import DocumentChunk
+from curation.services.documents import content_hash as _digest
 
 __all__ = ["embedder", "sentence_vectors_store", "stored_vectors"]
-
-logger = logging.getLogger("manualqa.chat")
 
 #: Texts embedded and written per step of :func:`sentence_vectors_store`: a crash loses at
 #: most this many, and progress is reported as often.
 STORE_BATCH = 256
-
-
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def sentence_vectors_store(
@@ -87,10 +80,10 @@ def embedder(known: dict[str, np.ndarray]) -> Callable[[list[str]], np.ndarray]:
     and embeds only the others (no database access: it runs while the quote is composed)."""
 
     def embed(texts: list[str]) -> np.ndarray:
+        if not known.keys() & set(texts):  # nothing stored (or nothing asked)
+            return embed_texts(texts)
         missing = [text for text in dict.fromkeys(texts) if text not in known]
         fresh = dict(zip(missing, embed_texts(missing), strict=True)) if missing else {}
-        if not texts:
-            return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
         return np.stack([known[text] if text in known else fresh[text] for text in texts])
 
     return embed
