@@ -731,7 +731,9 @@ def test_gunicorn_passes_tokens_on_as_they_come(manual, fake, tmp_path):
             try:
                 chat_page = browser.get(f"{base}/chat/", timeout=5)
                 break
-            except requests.ConnectionError:
+            # Refused before gunicorn listens; or accepted, and not read in time while its
+            # worker still loads the site (over 5 s on a busy 2-core machine).
+            except (requests.ConnectionError, requests.Timeout):
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail(
                         f"gunicorn did not serve: {(tmp_path / 'gunicorn.log').read_text()}"
