@@ -283,6 +283,20 @@ _FUNCTION_WORDS: Final = frozenset(
 _FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
 
+# An identifier an owner copies off a screen or a label: an alert's code ("BRK-040", "CHG031",
+# "APP_w224"), a fault code ("P0420"): letters, then digits, joined or not by "-" or "_".
+_CODE: Final = re.compile(r"\b([a-z]{1,5})[-_]?([a-z]?\d{3,4})\b", re.IGNORECASE)
+
+
+def named_codes(question: str) -> list[str]:
+    """The codes ``question`` gives ("BRK-040"), as patterns that find them in the manual
+    written with or without their "-" or "_" ("BRK-040", "brk040"); none without one."""
+    return [
+        rf"\b{re.escape(letters)}[-_]?{re.escape(digits)}\b"
+        for letters, digits in dict.fromkeys(_CODE.findall(question))
+    ]
+
+
 def label_phrases(question: str) -> list[str]:
     """Runs of two or three key words the question writes together ("ground clearance",
     "turning circle"), lower-cased, longest first: what a table row may be labelled."""

@@ -99,3 +99,7 @@ class QuoteSettings:
     #: rest of a chatty question shares with it. Development sets: must-include 0.788 -> 0.800
     #: (that question; no other answer changed there, on the blind or the held-out set).
     named_row_bonus: float = 0.2
+    #: Added to a unit that holds a code the question gives ("red BRK-040 came up on the
+    #: display": the alert "BRK-040 - Brake fluid level low (red)"): an owner copies the code
+    #: off the screen, and it names the entry, however little else of a chatty question does.
+    code_bonus: float = 0.2

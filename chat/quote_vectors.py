@@ -45,7 +45,7 @@ def sentence_vectors_store(
         "text", "heading_path"
     )
     for chunk in bodies.iterator(chunk_size=500):
-        for text in unit_texts(chunk.body):
+        for text in unit_texts(chunk.body, chunk.heading_path):
             texts.setdefault(_digest(text), text)
     stored = _stored_digests(model, list(texts))
     missing = [digest for digest in texts if digest not in stored]
@@ -66,9 +66,12 @@ def sentence_vectors_store(
     return len(missing)
 
 
-def stored_vectors(bodies: Iterable[str]) -> dict[str, np.ndarray]:
-    """The stored vectors of the units of passages with these ``bodies``, by text (one query)."""
-    by_digest = {_digest(text): text for body in bodies for text in unit_texts(body)}
+def stored_vectors(passages: Iterable[tuple[str, str]]) -> dict[str, np.ndarray]:
+    """The stored vectors of the units of ``passages`` (``(body, heading_path)`` pairs), by
+    text (one query)."""
+    by_digest = {
+        _digest(text): text for body, heading in passages for text in unit_texts(body, heading)
+    }
     rows = SentenceVector.objects.filter(
         model=settings.EMBEDDING_MODEL, digest__in=list(by_digest)
     ).values_list("digest", "vector")

@@ -46,6 +46,12 @@ A unit that speaks of the other end of the car than the question ("the frunk", "
 headrests": the rear trunk's load limit, the rear center head support), by its words or its
 section's heading, loses ``side_penalty``.
 
+A table row is embedded after its section's title ("Recommended tire pressures: Wheel: 18-inch
+Aero wheel; ...; Front (cold): 290 kPa (42 PSI)"): its cells name the columns, not what the
+table is of, and "what tire pressure should I use" read closer to a Note beside the table.
+A unit that holds a code the question gives ("red BRK-040 came up on the display") gains
+``code_bonus``: the owner copied it off the screen, and it names the entry.
+
 A table row with a cell that starts with words the question writes together ("turning
 circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Circle (curb to
 curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
@@ -86,6 +92,7 @@ from chat.asking import (
     asks_for_setting,
     label_pattern,
     label_phrases,
+    named_codes,
     named_sides,
     owner_words,
 )
@@ -165,7 +172,10 @@ def compose_quote(
     wants_steps = asks_for_procedure(question)
     wants_setting = asks_for_setting(question)
     named_row = _named_row(label_phrases(question))
-    vectors = embed([question, *[unit.plain for _, unit in units]])
+    named_code = _named_code(named_codes(question))
+    vectors = embed(
+        [question, *[_embedded(unit, passages[index].heading_path) for index, unit in units]]
+    )
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
     other_side = _other_side(question, passages)
@@ -201,7 +211,8 @@ def compose_quote(
             - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
             - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
             - (settings.side_penalty if other_side(index, unit.plain) else 0.0)
-            + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0),
+            + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
+            + (settings.code_bonus if named_code(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
@@ -265,10 +276,27 @@ def compose_quote(
     )
 
 
-def unit_texts(body: str) -> list[str]:
-    """The texts of a passage with this ``body`` that :func:`compose_quote` embeds, one per
-    unit it scores: what ``chat.quote_vectors`` stores ahead of the questions."""
-    return [unit.plain for block in passage_blocks(body) for unit in _scorable(block)]
+def unit_texts(body: str, heading_path: str) -> list[str]:
+    """The texts of a passage with this ``body`` and ``heading_path`` that
+    :func:`compose_quote` embeds, one per unit it scores: what ``chat.quote_vectors`` stores
+    ahead of the questions."""
+    return [
+        _embedded(unit, heading_path) for block in passage_blocks(body) for unit in _scorable(block)
+    ]
+
+
+def _embedded(unit: Unit, heading_path: str) -> str:
+    """The text a unit's embedding is computed on: its plain text, a table row's after the
+    title of its section ("Recommended tire pressures: Wheel: 18-inch Aero wheel; ...; Front
+    (cold): 290 kPa (42 PSI)"). A row names its columns, not what the table is of: "what tire
+    pressure should I use" read closer to a Note below the table ("Tire pressure changes by
+    about 7 kPa (1 PSI) for every 6 degrees C ...") than to the table's rows."""
+    if unit.kind != "row":
+        return unit.plain
+    section = heading_path.rsplit(">", 1)[-1].strip()
+    if not section or unit.plain.lower().startswith(section.lower()):
+        return unit.plain  # its first column is named for the section already ("Steering: ...")
+    return f"{section}: {unit.plain}"
 
 
 def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:
@@ -293,6 +321,15 @@ def _named_row(phrases: list[str]) -> Callable[[str], bool]:
         return lambda row: False
     pattern = re.compile(label_pattern(phrases), re.IGNORECASE)
     return lambda row: bool(pattern.search(row))
+
+
+def _named_code(patterns: list[str]) -> Callable[[str], bool]:
+    """Whether a unit holds one of the codes the question gives (``chat.asking.named_codes``:
+    "red BRK-040 came up": the alert "BRK-040 - Brake fluid level low (red)")."""
+    if not patterns:
+        return lambda text: False
+    pattern = re.compile("|".join(patterns), re.IGNORECASE)
+    return lambda text: bool(pattern.search(text))
 
 
 def _span_mismatch(span: Span, mismatch: dict[tuple[int, int, int], float]) -> float:

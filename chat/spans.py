@@ -6,7 +6,9 @@ before that when the lead-in names no situation of its own); a table row brings 
 the rows that score nearly as well; an item brings its list when short or when the list
 offers a choice ("choose either of these options:"), else its siblings and the items after it;
 a sentence grows within its prose, forward first, and every window of sentences around it
-that fits the budget is a candidate too. :func:`run_on` lets the chosen prose span take the
+that fits the budget is a candidate too; neither reaches back past a title (an alert's name
+on a line of its own): what stands before it is another entry ("BRK-012 - ...", its text,
+then "BRK-040 - Brake fluid level low (red)"). :func:`run_on` lets the chosen prose span take the
 sentence after it. The rules, with the questions they were chosen on, are in
 ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
 """
@@ -186,8 +188,15 @@ def spans_around(
         b, i = order[index]
         return scores.get((item.passage, b, i), float("-inf"))
 
+    def titled(index: int) -> bool:
+        """Whether the unit at ``index`` is a title: what stands before it is another entry."""
+        b, i = order[index]
+        return _is_title(blocks[b].units[i], settings)
+
     while words < settings.target_words:
         ahead = unit_score(forward) + settings.forward_bias
+        if titled(min(chosen)):
+            backward = -1  # no further back than the title that starts its entry
         behind = unit_score(backward)
         first, second = (forward, backward) if ahead >= behind else (backward, forward)
         if take(first, limit=settings.word_budget):
@@ -211,6 +220,8 @@ def spans_around(
         for lo in range(max(0, position - settings.window_reach), position + 1):
             if lo and _leans_back(order, lo, blocks, settings):
                 continue  # it would start on a sentence that needs the one left out
+            if any(titled(index) for index in range(lo + 1, position + 1)):
+                continue  # it would start in the entry before a title (another alert's)
             total = sum(sizes[lo:position])
             for hi in range(position, min(len(order), position + settings.window_reach + 1)):
                 total += sizes[hi]

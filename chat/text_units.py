@@ -6,7 +6,8 @@ Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer 
 * :func:`passage_blocks` splits a chunk's markdown into blocks: paragraphs (split into
   sentences), numbered procedures (steps, with the Note/Warning lines between them and the
   sentence that introduces them), bullet lists, and tables (a header and rows). A table row
-  is quoted with its header, a procedure whole.
+  is quoted with its header, a procedure whole. A figure's caption on a line of its own
+  ("Figure 1. ...") is left out: it labels a picture that a quote does not show.
 * :func:`split_sentences` splits prose into sentences without breaking "e.g.", "approx.",
   "1.5" or "184.8 in." apart (a unit only after a number: "fully plugged in. Then" is two),
   and keeps a numbered step or a bullet as one sentence.
@@ -48,6 +49,11 @@ __all__ = [
 # A numbered step, a table row and the line under a table's header (``chat.continuation`` too).
 STEP_LINE: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
 _BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
+# A figure's caption on a line of its own: "Figure 1. Tire and Loading Information label." (an
+# HTML page whose picture was not kept), or the "*Figure 3. ...*" / "*Figure: ...*" line that
+# ingestion writes under a picture it keeps (``curation.scraping.figures.figure_caption_line``).
+_CAPTION: Final = re.compile(r"^[*_]?(?:(?:figure|fig\.)\s*[a-z]?-?\d+[a-z]?\b|figure:)", re.I)
+_CAPTION_WORDS: Final = 25
 _HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
 TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -281,6 +287,12 @@ def passage_blocks(body: str) -> list[Block]:
         if _HEADING.match(line):
             close()
             previous_blank = True
+            continue
+        if _CAPTION.match(line) and len(line.split()) <= _CAPTION_WORDS:
+            # It labels a picture that a quote does not show, and the text around it says what
+            # the picture shows; quoted, it read as the answer's opening line ("what tire
+            # pressure should I use": "Tire and Loading Information label.", a caption split
+            # after "Figure 1."). A procedure or list it stands in goes on after it.
             continue
         if TABLE_LINE.match(line) or (current is not None and current.kind == "table"):
             if current is None or current.kind != "table":

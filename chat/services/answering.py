@@ -211,7 +211,9 @@ def _answer_body(
         retrieval = reranking.rerank(retrieval, question, reranker, assistant.top_k)
     passages = _quote_passages(retrieval.passages)
     vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
-    embed_units = quote_vectors.embedder(quote_vectors.stored_vectors(p.body for p in passages))
+    embed_units = quote_vectors.embedder(
+        quote_vectors.stored_vectors((p.body, p.heading_path) for p in passages)
+    )
     release_connection()  # and none while the quote is composed
     decline = answering.decide(
         question,

@@ -69,7 +69,11 @@ def _ingest(tmp_path, name: str = "Vector manual") -> Manual:
 
 def _units(manual: Manual) -> list[str]:
     chunks = DocumentChunk.objects.filter(document__manual=manual)
-    return list(dict.fromkeys(text for chunk in chunks for text in unit_texts(chunk.body)))
+    return list(
+        dict.fromkeys(
+            text for chunk in chunks for text in unit_texts(chunk.body, chunk.heading_path)
+        )
+    )
 
 
 def test_an_embedded_manual_stores_its_units_vectors_once(tmp_path, settings):
@@ -79,11 +83,13 @@ def test_an_embedded_manual_stores_its_units_vectors_once(tmp_path, settings):
     units = _units(manual)
     assert "Check tire pressure when the tires are cold." in units
     assert "Pull the release cable toward the rear of the car." in units
+    # A table row as the composer embeds it: after its section's title.
+    assert "Tire pressure: Tire: Front; Pressure: 42 psi (290 kPa)" in units
     assert SentenceVector.objects.count() == len(units)
     # The model's own vectors, as an answer would embed them.
     expected = embed_texts(units)
     chunks = DocumentChunk.objects.filter(document__manual=manual)
-    by_text = quote_vectors.stored_vectors(chunk.body for chunk in chunks)
+    by_text = quote_vectors.stored_vectors((chunk.body, chunk.heading_path) for chunk in chunks)
     assert sorted(by_text) == sorted(units)
     for text, vector in zip(units, expected, strict=True):
         np.testing.assert_allclose(by_text[text], vector, atol=1e-5)
@@ -119,7 +125,9 @@ def test_the_embedder_takes_what_is_stored_and_embeds_the_rest():
 def test_vectors_of_another_model_are_not_read(tmp_path, settings):
     settings.QUOTE_VECTORS_ON_INGEST = True
     manual = _ingest(tmp_path)
-    bodies = [c.body for c in DocumentChunk.objects.filter(document__manual=manual)]
+    bodies = [
+        (c.body, c.heading_path) for c in DocumentChunk.objects.filter(document__manual=manual)
+    ]
     assert quote_vectors.stored_vectors(bodies)
 
     settings.EMBEDDING_MODEL = "another-embedding-model"
@@ -137,7 +145,7 @@ def test_a_quote_and_an_answer_are_the_same_with_stored_vectors(tmp_path, settin
         for n, c in enumerate(chunks, start=1)
     ]
     vocabulary = manual_vocabulary(manual_ids=[manual.pk])
-    known = quote_vectors.stored_vectors(c.body for c in chunks)
+    known = quote_vectors.stored_vectors((c.body, c.heading_path) for c in chunks)
 
     fresh = compose_quote(question, passages, embed=embed_texts, vocabulary=vocabulary)
     stored = compose_quote(

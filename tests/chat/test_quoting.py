@@ -6,6 +6,8 @@ embedding model is the real one, loaded once for the module.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from chat.asking import (
@@ -14,6 +16,7 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    named_codes,
     named_sides,
     owner_words,
 )
@@ -1016,3 +1019,95 @@ def test_a_question_in_an_owners_words_finds_the_passage_in_the_manuals(embed, v
 
     assert quote is not None
     assert quote.text.startswith("When you engage a turn signal")
+
+
+# The sample manual's tire pressure section as ingestion chunks it: the table, then the figure's
+# caption and a Note in an overlapping chunk.
+RECOMMENDED_PRESSURES = "Tires and Wheels > Recommended tire pressures"
+PRESSURE_TABLE = (
+    "Inflate the tires to the pressures below. Always check and adjust pressures when the tires "
+    "are cold - that is, after the vehicle has been parked for at least three hours, or driven "
+    "less than 1.6 km (1 mile).\n\n" + TIRE_HEADER + "\n" + "\n".join(TIRE_ROWS[:2]) + "\n\n"
+    "These pressures also apply when the vehicle is fully loaded. They are printed on the Tire "
+    "and Loading Information label on the driver's side door pillar (B-pillar), visible when "
+    "the driver's door is open.\n\nFigure 1. Tire and Loading Information label."
+)
+PRESSURE_NOTE = (
+    "Figure 1. Tire and Loading Information label.\n\n"
+    "Note: Tire pressure changes by about 7 kPa (1 PSI) for every 6 degrees C (10 degrees F) "
+    "change in outside temperature. Pressures drop noticeably in the first cold days of autumn, "
+    "so check them more often then.\n\n"
+    "Caution: Do not let air out of hot tires to reach the recommended pressure. After driving, "
+    "pressures are higher than the cold values; this is normal. Never exceed the maximum "
+    "pressure molded on the tire sidewall."
+)
+
+
+def test_what_pressure_to_use_is_answered_by_the_table_not_a_caption_or_a_note(embed, vocabulary):
+    # A row is embedded after its section's title: its cells name wheels and sizes, not what
+    # the table is of. Quoted before: "Tire and Loading Information label." (the caption,
+    # split after "Figure 1.") and the Note on temperature.
+    passages = [
+        passage(1, RECOMMENDED_PRESSURES, PRESSURE_TABLE, 0.69),
+        passage(2, RECOMMENDED_PRESSURES, PRESSURE_NOTE, 0.65),
+    ]
+
+    quote = compose_quote(
+        "what tire pressure should I use?", passages, embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [1]
+    assert TIRE_ROWS[0] in quote.text and TIRE_ROWS[1] in quote.text
+    assert "Figure" not in quote.text and "Information label." not in quote.text
+
+
+BRAKE_ALERTS = (
+    "BRK-012 - Regenerative braking reduced (gray)\n\n"
+    "The battery is full or cold and cannot accept as much energy. The vehicle slows down less "
+    "when you lift off the accelerator; use the brake pedal as needed.\n\n"
+    "BRK-040 - Brake fluid level low (red)\n\n"
+    "Stop safely and do not continue driving. Contact Corvan Roadside Assistance; braking "
+    "performance may be reduced."
+)
+POWERING_ON = (
+    "Sit in the driver's seat with an authenticated key inside the vehicle and press the brake "
+    "pedal. The Aster powers on, the touchscreen wakes up and the driver display shows READY in "
+    "green. The vehicle is now ready to drive.\n\n"
+    'If the driver display shows "No key detected", place a key card on the card reader in the '
+    "center console (see Key card) and press the brake pedal again.\n\n"
+    "To power off, shift into Park and walk away - the Aster switches itself off."
+)
+
+
+def test_an_alert_named_by_its_code_is_quoted_from_its_title_on(embed, vocabulary):
+    passages = [
+        passage(1, "Starting and Driving > Powering on and off", POWERING_ON, 0.43),
+        passage(2, "Driver Alerts > 12 V, tire and brake alerts > Brakes (BRK)", BRAKE_ALERTS, 0.4),
+    ]
+
+    quote = compose_quote(
+        "red BRK-040 came up on the display. can i keep driving to the shop?",
+        passages,
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    # The entry starts at its title: nothing of the alert before it.
+    assert quote.text.startswith("BRK-040 - Brake fluid level low (red)")
+    assert "Stop safely and do not continue driving." in quote.text
+    assert "BRK-012" not in quote.text
+
+
+def test_the_codes_a_question_gives():
+    def found(question: str, text: str) -> bool:
+        return any(re.search(pattern, text, re.IGNORECASE) for pattern in named_codes(question))
+
+    assert found("got CHG-031 overnight", "CHG-031 - Charging interrupted")
+    assert found("what is chg031", "CHG-031 - Charging interrupted")
+    assert found("the screen says APP_w224", "APP_w224 Autopilot unavailable")
+    assert not found("got CHG-031 overnight", "CHG-0311 is another")
+    for question in ["is the model 3 ok in 2021", "my 10 yr old", "at 50k miles", "42 psi"]:
+        assert named_codes(question) == []

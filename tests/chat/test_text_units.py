@@ -357,3 +357,28 @@ def test_coverage_weighs_the_rare_terms_of_a_question_more():
     common_only = weighted_coverage(question, terms("The tires."), vocabulary)
     assert rare_only > 0.5 > common_only > 0.0
     assert weighted_coverage(terms("what is it?"), [], vocabulary) == 1.0
+
+
+def test_a_figure_caption_is_no_unit_and_does_not_break_a_procedure():
+    body = (
+        "Inflate the tires to the pressures below.\n\n"
+        "Figure 1. Tire and Loading Information label.\n\n"
+        "To reach the label:\n"
+        "1. Open the driver's door.\n\n"
+        "*Figure 2. The door pillar.*\n\n"
+        "2. Read the label on the pillar.\n\n"
+        "*Figure: Where the label is.*\n\n"
+        "Figure 3 shows where the label is on left-hand drive vehicles, and the label itself "
+        "gives the pressures in kPa and PSI for every wheel and tire the vehicle was built with."
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["paragraph", "steps", "paragraph"]
+    assert kinds(blocks[1]) == ["step", "step"]
+    assert blocks[1].lead_in == "To reach the label:"
+    texts = [unit.text for block in blocks for unit in block.units]
+    assert not any("Loading Information" in text or "door pillar." in text for text in texts)
+    assert not any("Where the label is" in text for text in texts)
+    # A sentence that starts with "Figure 3" and goes on is prose, not a caption.
+    assert blocks[2].units[0].text.startswith("Figure 3 shows where the label is")
