@@ -477,11 +477,16 @@ class Vocabulary:
 
     def known(self, term: str, *, prefix: bool = False) -> bool:
         """Whether the manual uses ``term``; with ``prefix``, also a term of four letters or
-        more that starts a word the manual uses ("temp" for "temperature", "config")."""
+        more that starts a word the manual uses ("temp" for "temperature", "config"), and a
+        noun in "-er" for what does what the manual names ("heater": the manual's "heat",
+        "heating"; "wiper": "wipe")."""
         if self.document_frequency.get(term, 0) > 0:
             return True
         if not prefix or len(term) < 4:
             return False
+        bases = (term[:-2], term[:-1]) if len(term) >= 6 and term.endswith("er") else ()
+        if any(self.document_frequency.get(base, 0) > 0 for base in bases):
+            return True
         ordered = self._ordered()
         index = bisect.bisect_left(ordered, term)
         return index < len(ordered) and ordered[index].startswith(term)

@@ -245,6 +245,21 @@ def test_an_owners_word_for_a_part_the_manual_names_is_not_an_unknown_word():
     assert coverage < 1.0
 
 
+def test_a_noun_in_er_is_known_where_the_manual_names_what_it_does(vocabulary, embed):
+    # The sample manual writes "seat heating" and "heat levels", never "heater".
+    assert key_term_coverage("how do I turn on the seat heaters", vocabulary) == (1.0, [])
+    passages = ["Climate > Seat heating\nTouch the seat icons to cycle through three heat levels."]
+    assert (
+        decline_reason("how do I turn on the seat heaters", passages, vocabulary, embed=embed)
+        is None
+    )
+    # Only a word of six letters or more ("power" is not "pow"), and only where the manual
+    # uses the word it comes from.
+    bare = Vocabulary.from_texts(["Check the charge level."])
+    assert bare.known("power", prefix=True) is False
+    assert bare.known("heater", prefix=True) is False
+
+
 def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
     vocabulary = Vocabulary.from_texts(
         [
