@@ -20,6 +20,7 @@ from chat.asking import (
     named_sides,
     owner_words,
 )
+from chat.declines import off_the_point
 from chat.pointers import is_pointer, pointed_at
 from chat.quoting import (
     QuotePassage,
@@ -1111,3 +1112,31 @@ def test_the_codes_a_question_gives():
     assert not found("got CHG-031 overnight", "CHG-0311 is another")
     for question in ["is the model 3 ok in 2021", "my 10 yr old", "at 50k miles", "42 psi"]:
         assert named_codes(question) == []
+
+
+OCCUPANT_MODE = (
+    "Occupant Mode keeps the climate system running after you leave the vehicle, so that a pet "
+    "or a passenger can stay comfortable for a short time. To use it, shift into Park and touch "
+    "Occupant Mode on the climate panel.\n\n"
+    "Occupant Mode stays on while you are away, and notifies your phone if the cabin temperature "
+    "changes significantly. It switches off when the battery charge drops to 20%, so check the "
+    "charge before using it for longer periods.\n\n"
+    "Caution: Some places do not allow animals to be left in a parked vehicle at all. Always "
+    "stay nearby."
+)
+
+
+@pytest.mark.parametrize(
+    "question", ["can I leave the dog in the car", "is it ok to leave my cat in the car"]
+)
+def test_an_owners_dog_or_cat_is_the_manuals_pet(question, embed, vocabulary):
+    # The sample manual never writes "dog" or "cat". Before, the quote was the caution about
+    # animals, and it was declined as off the point ("The passage that comes closest speaks of
+    # something else").
+    occupant = passage(1, "Climate Controls > Occupant Mode", OCCUPANT_MODE, 0.46)
+
+    quote = compose_quote(question, [occupant], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text.startswith("Occupant Mode keeps the climate system running")
+    assert off_the_point(quote.coverage, quote.score) is None
