@@ -29,6 +29,7 @@ from typing import Final
 
 from chat.stemming import stem
 from curation.qa import STOPWORDS
+from manualqa.lib.captions import is_caption_line
 
 __all__ = [
     "MEASURE_NOUNS",
@@ -49,11 +50,6 @@ __all__ = [
 # A numbered step, a table row and the line under a table's header (``chat.continuation`` too).
 STEP_LINE: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
 _BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
-# A figure's caption on a line of its own: "Figure 1. Tire and Loading Information label." (an
-# HTML page whose picture was not kept), or the "*Figure 3. ...*" / "*Figure: ...*" line that
-# ingestion writes under a picture it keeps (``curation.scraping.figures.figure_caption_line``).
-_CAPTION: Final = re.compile(r"^[*_]?(?:(?:figure|fig\.)\s*[a-z]?-?\d+[a-z]?\b|figure:)", re.I)
-_CAPTION_WORDS: Final = 25
 _HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
 TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -288,7 +284,7 @@ def passage_blocks(body: str) -> list[Block]:
             close()
             previous_blank = True
             continue
-        if _CAPTION.match(line) and len(line.split()) <= _CAPTION_WORDS:
+        if is_caption_line(line):
             # It labels a picture that a quote does not show, and the text around it says what
             # the picture shows; quoted, it read as the answer's opening line ("what tire
             # pressure should I use": "Tire and Loading Information label.", a caption split

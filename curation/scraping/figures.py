@@ -16,6 +16,7 @@ from bs4 import BeautifulSoup, Tag
 from curation.images import image_size, is_icon
 from curation.scraping.text import normalize_text
 from curation.sources.pages import ImageUnavailable, LoadedImage
+from manualqa.lib.captions import NUMBERED_CAPTION
 
 if TYPE_CHECKING:
     from curation.scraping.markdown import _Renderer
@@ -41,7 +42,6 @@ ImageReader = Callable[[str], LoadedImage]
 MAX_FIGURES_PER_PAGE: Final = 60
 MAX_FIGURE_BYTES_PER_PAGE: Final = 60_000_000
 _FIGURE_LINE: Final = "<!-- figure {key} -->"
-_NUMBERED_CAPTION_RE: Final = re.compile(r"(?i)^(?:figure|fig\.)\s*[a-z]?-?\d")
 
 
 def figure_caption_line(caption: str) -> str:
@@ -51,7 +51,7 @@ def figure_caption_line(caption: str) -> str:
     caption = caption.strip().replace("*", "\\*")
     if not caption:
         return ""
-    return f"*{caption}*" if _NUMBERED_CAPTION_RE.match(caption) else f"*Figure: {caption}*"
+    return f"*{caption}*" if NUMBERED_CAPTION.match(caption) else f"*Figure: {caption}*"
 
 
 @dataclass
