@@ -11,7 +11,7 @@ look at what the question asks for, each cheap and explainable:
   "CarPlay", "horsepower", "Cybertruck"), the manual does not cover what is asked.
   :func:`key_term_coverage` is the share it does use; an assistant declines below its
   ``min_coverage``, but only when those words carry the question's meaning: an owner's own
-  words for the situation ("totally dead", "the charging flap", "my wife and kids") are
+  words for the situation ("totally busted", "the charging flap", "my wife and kids") are
   unknown to the manual too. Their weight in meaning is how far the question's embedding
   moves when they are left out (:func:`meaning_shift`); below :data:`MIN_MEANING_SHIFT` they
   are the owner's phrasing, not the subject. Initials that stand for a name the manual uses

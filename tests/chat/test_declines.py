@@ -165,18 +165,19 @@ def test_a_casually_written_question_the_manual_answers_is_not_declined(
 def test_an_owners_own_words_for_the_situation_do_not_make_a_decline(
     manual_chunks, vocabulary, embed
 ):
-    # The manual never says "totally", "dead" or "hatch", but they are not what is asked.
+    # The manual never says "totally", "busted" or "hatch", but they are not what is asked.
+    # (Nor "dead", but that is its "discharged": test_an_owners_dead_battery_...)
     question = (
-        "My car is totally dead and the charging hatch won't open - is there a manual way to "
+        "My car is totally busted and the charging hatch won't open - is there a manual way to "
         "get it open?"
     )
     coverage, unknown = key_term_coverage(question, vocabulary)
     assert coverage < DEFAULT_MIN_COVERAGE
-    assert unknown == ["totally", "dead", "hatch"]
+    assert unknown == ["totally", "busted", "hatch"]
     # "The charging flap" is the manual's "charge port door" (chat.asking.owner_words).
     assert key_term_coverage(question.replace("hatch", "flap"), vocabulary)[1] == [
         "totally",
-        "dead",
+        "busted",
     ]
 
     assert meaning_shift(question, unknown, embed) < MIN_MEANING_SHIFT
@@ -258,6 +259,18 @@ def test_a_noun_in_er_is_known_where_the_manual_names_what_it_does(vocabulary, e
     bare = Vocabulary.from_texts(["Check the charge level."])
     assert bare.known("power", prefix=True) is False
     assert bare.known("heater", prefix=True) is False
+
+
+def test_an_owners_dead_battery_is_the_manuals_discharged_one(vocabulary, embed):
+    # The sample manual writes "the 12 V battery is probably completely discharged", never
+    # "dead"; before, "The manual never mentions “dead”".
+    question = "the 12v battery is dead"
+    assert key_term_coverage(question, vocabulary) == (1.0, [])
+    passages = [
+        "Troubleshooting > Vehicle is completely unresponsive (no 12 V power)\nIf the door "
+        "handles do not present, the 12 V battery is probably completely discharged."
+    ]
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
 
 
 def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
