@@ -71,7 +71,8 @@ _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNOREC
 # An owner's everyday words for parts a manual names otherwise (general motoring English, US
 # and UK): "blinker" is the manual's "turn signal"; and for who rides along: an owner's dog or
 # cat is a manual's "pet" ("can I leave the dog in the car": Occupant Mode, "so that a pet or a
-# passenger can stay comfortable"); and a "dead" battery is a manual's "discharged" one.
+# passenger can stay comfortable"); a "dead" battery is a manual's "discharged" one, and a
+# "yellow" or "orange" light its "amber" one.
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -93,6 +94,7 @@ _OWNER_WORDS: Final = {
     "parking sensors?|backup sensors?": "park assist",
     "dogs?|cats?|pupp(?:y|ies)|kittens?": "pet",
     "dead|drained": "discharged",
+    "yellow|orange": "amber",
 }
 # Each way an owner writes it, with the manual's name as terms.
 _OWNER_WORD: Final = {

@@ -1140,3 +1140,28 @@ def test_an_owners_dog_or_cat_is_the_manuals_pet(question, embed, vocabulary):
     assert quote is not None
     assert quote.text.startswith("Occupant Mode keeps the climate system running")
     assert off_the_point(quote.coverage, quote.score) is None
+
+
+ALERT_COLOURS = (
+    "- Red alerts mean a serious fault. Stop the vehicle as soon as it is safe to do so.\n"
+    "- Amber alerts mean a function is limited or a service is due. You can continue driving, "
+    "but deal with the cause soon.\n"
+    "- Gray alerts are for information only.\n\n"
+    "Touch the bell icon at the top of the touchscreen to see all current alerts and their "
+    "details.\n\n"
+    "Warning: Never ignore a red alert. Continuing to drive can cause further damage to the "
+    "vehicle and may put you and others at risk."
+)
+
+
+def test_an_owners_yellow_light_is_the_manuals_amber_one(embed, vocabulary):
+    # Before, the quote was declined as off the point: the manual never writes "yellow" here.
+    alerts = passage(1, "Driver Alerts > How alerts are shown", ALERT_COLOURS, 0.42)
+
+    quote = compose_quote(
+        "what does the yellow exclamation mark mean", [alerts], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert "Amber alerts mean a function is limited" in quote.text
+    assert off_the_point(quote.coverage, quote.score) is None
