@@ -8,7 +8,9 @@ offers a choice ("choose either of these options:"), else its siblings and the i
 a sentence grows within its prose, forward first, and every window of sentences around it
 that fits the budget is a candidate too; neither reaches back past a title (an alert's name
 on a line of its own): what stands before it is another entry ("BRK-012 - ...", its text,
-then "BRK-040 - Brake fluid level low (red)"). :func:`run_on` lets the chosen prose span take the
+then "BRK-040 - Brake fluid level low (red)"), and neither starts on a first sentence that points
+back at what the passage does not hold ("Failure to do so ...", a Warning's end that chunking
+split from its start). :func:`run_on` lets the chosen prose span take the
 sentence after it. The rules, with the questions they were chosen on, are in
 ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
 """
@@ -33,7 +35,7 @@ _NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 # A sentence starting like this leans on the one before it.
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
-    rf"if this|if it|{_SITUATION})\b",
+    rf"if this|if it|failure to|doing so|{_SITUATION})\b",
     re.IGNORECASE,
 )
 
@@ -211,6 +213,12 @@ def spans_around(
             backward -= 1
     while max(chosen) != position and _introduces(order[max(chosen)], blocks):
         chosen.discard(max(chosen))  # "To install the hitch:" without what it introduces
+    # The first sentence of the prose may point back at what is not there ("Failure to do so
+    # may result in damage or serious injury.": the end of a Warning whose start chunking left
+    # in the passage before): it is not quoted ahead of the one that matches.
+    dangling = bool(_POINTS_BACK.match(blocks[order[0][0]].units[order[0][1]].plain))
+    if dangling and position and min(chosen) == 0:
+        chosen.discard(0)
     spans = [span(*_prose_pieces(order, chosen))]
     # Other windows of sentences around it, scored as a whole like the grown one: the sentence
     # that answers may stand before the best one, or past where growing stopped.
@@ -218,7 +226,7 @@ def spans_around(
         sizes = [_words(blocks[b].units[i].text) for b, i in order]
         least = min(settings.target_words * settings.window_min_share, sum(sizes))
         for lo in range(max(0, position - settings.window_reach), position + 1):
-            if lo and _leans_back(order, lo, blocks, settings):
+            if lo and _leans_back(order, lo, blocks, settings) or not lo and dangling:
                 continue  # it would start on a sentence that needs the one left out
             if any(titled(index) for index in range(lo + 1, position + 1)):
                 continue  # it would start in the entry before a title (another alert's)

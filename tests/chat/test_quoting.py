@@ -1165,3 +1165,25 @@ def test_an_owners_yellow_light_is_the_manuals_amber_one(embed, vocabulary):
     assert quote is not None
     assert "Amber alerts mean a function is limited" in quote.text
     assert off_the_point(quote.coverage, quote.score) is None
+
+
+def test_a_passage_that_starts_at_the_end_of_a_warning_is_not_quoted_from_there(embed, vocabulary):
+    # Chunking left the start of the Warning ("Warning: Never ... Make sure that ...") in the
+    # passage before; "Failure to do so" points back at it.
+    trunk = passage(
+        1,
+        "Opening the Trunk > Interior release",
+        "Failure to do so may result in damage or serious injury.\n\n"
+        "To open the rear trunk from inside the vehicle when it has no power, pull the glow-in-"
+        "the-dark release handle on the inside of the trunk lid. The trunk unlatches and can be "
+        "pushed open.",
+        0.55,
+    )
+
+    quote = compose_quote(
+        "can i open the trunk from inside", [trunk], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("To open the rear trunk from inside the vehicle")
+    assert "Failure to do so" not in quote.text
