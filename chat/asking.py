@@ -95,6 +95,7 @@ _OWNER_WORDS: Final = {
     "dogs?|cats?|pupp(?:y|ies)|kittens?": "pet",
     "dead|drained": "discharged",
     "yellow|orange": "amber",
+    "tow(?:ing)?[- ]?hooks?": "tow eye",
 }
 # Each way an owner writes it, with the manual's name as terms.
 _OWNER_WORD: Final = {

@@ -273,6 +273,11 @@ def test_an_owners_dead_battery_is_the_manuals_discharged_one(vocabulary, embed)
     assert decline_reason(question, passages, vocabulary, embed=embed) is None
 
 
+def test_an_owners_tow_hook_is_the_manuals_towing_eye(vocabulary):
+    # The sample manual writes "towing eye"; before, "The manual never mentions “hook”".
+    assert key_term_coverage("where is the tow hook", vocabulary) == (1.0, [])
+
+
 def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
     vocabulary = Vocabulary.from_texts(
         [
