@@ -171,8 +171,9 @@ def compose_quote(
     wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
     wants_setting = asks_for_setting(question)
-    named_row = _named_row(label_phrases(question))
-    named_code = _named_code(named_codes(question))
+    phrases, codes = label_phrases(question), named_codes(question)
+    named_row = _finds(label_pattern(phrases) if phrases else None)
+    named_code = _finds("|".join(codes) if codes else None)
     vectors = embed(
         [question, *[_embedded(unit, passages[index].heading_path) for index, unit in units]]
     )
@@ -313,23 +314,16 @@ def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[in
     return other
 
 
-def _named_row(phrases: list[str]) -> Callable[[str], bool]:
-    """Whether a table row has a cell that starts with one of ``phrases`` (the words the
-    question writes together, ``chat.asking.label_phrases``): "turning circle" names the row
-    "|Turning Circle (curb to curb)|38 ft (11.6 m)|"."""
-    if not phrases:
-        return lambda row: False
-    pattern = re.compile(label_pattern(phrases), re.IGNORECASE)
-    return lambda row: bool(pattern.search(row))
-
-
-def _named_code(patterns: list[str]) -> Callable[[str], bool]:
-    """Whether a unit holds one of the codes the question gives (``chat.asking.named_codes``:
-    "red BRK-040 came up": the alert "BRK-040 - Brake fluid level low (red)")."""
-    if not patterns:
+def _finds(pattern: str | None) -> Callable[[str], bool]:
+    """Whether a text holds ``pattern`` (in any case); never without one. Used for a table row
+    with a cell that starts with words the question writes together (``chat.asking.
+    label_pattern``: "turning circle" names "|Turning Circle (curb to curb)|38 ft (11.6 m)|"),
+    and for a unit that holds a code the question gives (``chat.asking.named_codes``: "red
+    BRK-040 came up", the alert "BRK-040 - Brake fluid level low (red)")."""
+    if not pattern:
         return lambda text: False
-    pattern = re.compile("|".join(patterns), re.IGNORECASE)
-    return lambda text: bool(pattern.search(text))
+    compiled = re.compile(pattern, re.IGNORECASE)
+    return lambda text: bool(compiled.search(text))
 
 
 def _span_mismatch(span: Span, mismatch: dict[tuple[int, int, int], float]) -> float:
