@@ -68,11 +68,17 @@ _SHORT_FORMS: Final = {
 _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
 
 
+_SWITCH: Final = r"(?:turn|switch|shut)(?:s|ed|ing)?"
+_THE_CAR: Final = r"(?:the|my|your|our)\s+(?:car|vehicle)"
+_WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # An owner's everyday words for parts a manual names otherwise (general motoring English, US
 # and UK): "blinker" is the manual's "turn signal"; and for who rides along: an owner's dog or
 # cat is a manual's "pet" ("can I leave the dog in the car": Occupant Mode, "so that a pet or a
 # passenger can stay comfortable"); a "dead" battery is a manual's "discharged" one, and a
-# "yellow" or "orange" light its "amber" one.
+# "yellow" or "orange" light its "amber" one; turning the car on or off, or a car that won't
+# turn on, is what a manual calls powering it on or off ("how do i turn off the car" was
+# declined in the sample manual, and quoted "Stopping Charging" in the Model 3 one, whose
+# "Powering Off" never says "turn" or "car").
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -96,6 +102,9 @@ _OWNER_WORDS: Final = {
     "dead|drained": "discharged",
     "yellow|orange": "amber",
     "tow(?:ing)?[- ]?hooks?": "tow eye",
+    rf"{_SWITCH}\s+(?:on|off|down)\s+{_THE_CAR}": "power",
+    rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",
+    rf"(?:car|vehicle)\s+{_WONT}\s+turn(?:ing)?\s+on": "power",
 }
 # Each way an owner writes it, with the manual's name as terms.
 _OWNER_WORD: Final = {

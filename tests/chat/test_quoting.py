@@ -1187,3 +1187,36 @@ def test_a_passage_that_starts_at_the_end_of_a_warning_is_not_quoted_from_there(
     assert quote is not None
     assert quote.text.startswith("To open the rear trunk from inside the vehicle")
     assert "Failure to do so" not in quote.text
+
+
+def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, vocabulary):
+    # The sample manual's "Powering on and off" never says "turn" or "car": before, its
+    # "Turn it on in Controls > Lights > Auto High Beam" shared more of the question's words.
+    assert owner_words("how do i turn off the car", vocabulary) == [({"turn", "car"}, {"power"})]
+    assert owner_words("my car won't turn on", vocabulary) == [({"car", "turn"}, {"power"})]
+    assert owner_words("how do i turn off the wipers", vocabulary) == []
+    powering = passage(
+        2,
+        "Starting and Driving > Powering on and off",
+        "Sit in the driver's seat with an authenticated key inside the vehicle and press the "
+        "brake pedal. The Aster powers on, the touchscreen wakes up and the driver display shows "
+        "READY in green.\n\nTo power off, shift into Park and walk away - the Aster switches "
+        "itself off. To power off while staying seated, touch Controls > Safety > Power Off.",
+        0.45,
+    )
+    high_beams = passage(
+        1,
+        "Lights, Wipers and Washers > High beams and Auto High Beam",
+        "Push the left stalk away from you to turn on the high beams; pull it back to return "
+        "to low beams. Turn it on in Controls > Lights > Auto High Beam, then push the left "
+        "stalk away once.",
+        0.47,
+    )
+
+    quote = compose_quote(
+        "how do i turn off the car", [high_beams, powering], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "To power off" in quote.text
