@@ -54,6 +54,12 @@ _DROP_TAGS: Final = frozenset(
 # ARIA landmark roles equivalent to <nav>, <header>, <footer> and a search box.
 _DROP_ROLES: Final = frozenset({"navigation", "banner", "contentinfo", "search"})
 _BREADCRUMB_MAX_WORDS: Final = 40
+# A page's own metadata line ("Updated 14 March 2025 - AST-OM-25-EN rev. C"): a short element
+# marked by a class or id segment such as "page-meta", "last-updated", "entry-meta". It is the
+# same on every page, chrome like a breadcrumb trail, and quoted as part of an answer it is
+# noise ("To stop children from opening the rear doors ... Updated 14 March 2025 - ...").
+_PAGE_META_SEGMENTS: Final = frozenset({"meta", "updated", "lastmod", "modified", "byline"})
+_PAGE_META_MAX_WORDS: Final = 25
 _HIDDEN_STYLE_RE: Final = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 # Tags that start a new block; everything else is rendered inline.
@@ -199,7 +205,11 @@ def _is_dropped(tag: Tag) -> bool:
     if _HIDDEN_STYLE_RE.search(str(attrs.get("style", ""))):
         return True
     marker = " ".join([*_classes(tag), str(attrs.get("id", "")), str(attrs.get("aria-label", ""))])
-    return "breadcrumb" in marker.lower() and _looks_like_trail(tag)
+    if "breadcrumb" in marker.lower() and _looks_like_trail(tag):
+        return True
+    return bool(_PAGE_META_SEGMENTS & set(_CLASS_SPLIT_RE.split(marker.lower()))) and (
+        _looks_like_a_stamp(tag)
+    )
 
 
 def _looks_like_trail(tag: Tag) -> bool:
@@ -208,6 +218,14 @@ def _looks_like_trail(tag: Tag) -> bool:
     if tag.find(_HEADING_TAGS) is not None:
         return False
     return len(tag.get_text(" ").split()) <= _BREADCRUMB_MAX_WORDS
+
+
+def _looks_like_a_stamp(tag: Tag) -> bool:
+    # A date or revision line is a few words; an element marked "meta" that holds headings or
+    # paragraphs of text is content (a box of a page's key facts): keep it.
+    if tag.find(_HEADING_TAGS) is not None:
+        return False
+    return len(tag.get_text(" ").split()) <= _PAGE_META_MAX_WORDS
 
 
 def _classes(tag: Tag) -> list[str]:

@@ -149,6 +149,32 @@ def test_keeps_wrapper_whose_class_mentions_breadcrumbs() -> None:
     assert "charge port is located" in html_to_markdown(html).markdown
 
 
+def test_drops_the_pages_own_date_and_revision_stamp() -> None:
+    # The sample manual ends every page with this line; before, it was quoted with the last
+    # sentence of a section ("... see Installing child seats. Updated 14 March 2025 - ...").
+    html = page(
+        "<article><h1>Charging</h1>" + FILLER + "<p class='page-meta'>Updated <time "
+        "datetime='2025-03-14'>14 March 2025</time> - AST-OM-25-EN rev. C</p>"
+        "<div id='last-updated'>Last modified 2 May 2024</div>"
+        "<span class='entry-meta'>Posted by the service team</span></article>"
+    )
+    markdown = html_to_markdown(html).markdown
+    for gone in ("14 March 2025", "Last modified", "Posted by"):
+        assert gone not in markdown
+    assert "charge port is located" in markdown
+
+
+def test_keeps_content_in_an_element_marked_meta_that_is_more_than_a_stamp() -> None:
+    facts = "The charge port is on the driver's side, behind the rear wheel. " * 4
+    html = page(
+        "<h1>Charging</h1>" + FILLER + "<div class='meta-box'><h2>Quick facts</h2>"
+        f"<p>{facts}</p></div><p class='page-meta'>{facts}</p>"
+    )
+    markdown = html_to_markdown(html).markdown
+    assert "## Quick facts" in markdown
+    assert markdown.count("behind the rear wheel") == 8
+
+
 def test_converts_only_main_when_page_has_one() -> None:
     html = page(
         "<div class='sidebar'>Related articles list</div>"
