@@ -78,7 +78,7 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # "yellow" or "orange" light its "amber" one; turning the car on or off, or a car that won't
 # turn on, is what a manual calls powering it on or off ("how do i turn off the car" was
 # declined in the sample manual, and quoted "Stopping Charging" in the Model 3 one, whose
-# "Powering Off" never says "turn" or "car").
+# "Powering Off" never says "turn" or "car"); and to reboot a screen is to restart it.
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -102,6 +102,7 @@ _OWNER_WORDS: Final = {
     "dead|drained": "discharged",
     "yellow|orange": "amber",
     "tow(?:ing)?[- ]?hooks?": "tow eye",
+    "reboot(?:s|ed|ing)?": "restart",
     rf"{_SWITCH}\s+(?:on|off|down)\s+{_THE_CAR}": "power",
     rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",
     rf"(?:car|vehicle)\s+{_WONT}\s+turn(?:ing)?\s+on": "power",

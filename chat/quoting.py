@@ -31,7 +31,10 @@ they need to be read alone:
   19-inch wheels.").
   Once chosen, a prose quote that stops in the middle of a paragraph takes the sentence
   after it when that keeps it within ``run_on_budget`` words: that sentence often completes
-  it ("When Model 3 is in Park, touching the Dashcam icon displays the Viewer.").
+  it ("When Model 3 is in Park, touching the Dashcam icon displays the Viewer."); and, for a
+  question asking how to do something, a prose quote that the steps of a procedure follow
+  takes them (``chat.spans.into_procedure``: "You can restart your touchscreen if ...",
+  its Warning, then "1. Shift into Park.").
 
 A sentence that only sends the reader elsewhere ("For instructions on how to lift Model 3, see
 Jacking and Lifting.") shares the question's words without answering it: it loses
@@ -98,7 +101,7 @@ from chat.asking import (
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
 from chat.quote_settings import QuoteSettings
-from chat.spans import Scored, Span, render, run_on, spans_around
+from chat.spans import Scored, Span, into_procedure, render, run_on, spans_around
 from chat.text_units import (
     Block,
     Unit,
@@ -247,6 +250,8 @@ def compose_quote(
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)
+    if wants_steps:
+        best = into_procedure(best, parsed[best.passage], settings)
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
 

@@ -337,3 +337,36 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
     grown.text = render(grown, blocks)
     grown.words = _words(grown.text)
     return grown
+
+
+def into_procedure(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
+    """The chosen prose ``span`` with the procedure that comes right after it in its passage,
+    for a question asking how to do something: a section often opens on what the procedure is
+    for, and a Note or Warning, before its steps ("You can restart your touchscreen if it is
+    unresponsive ..." then "Warning: Only restart the touchscreen while ..." then "1. Shift
+    into Park."); quoting the opening alone leaves out how. Only when the span quotes its last
+    block to the end, the procedure is whole within ``settings.procedure_max_words`` with it,
+    and the span holds no list of its own."""
+    last = span.pieces[-1]
+    after = last.block + 1
+    if (
+        after >= len(blocks)
+        or blocks[after].kind != "steps"
+        or any(blocks[piece.block].kind != "paragraph" for piece in span.pieces)
+        or last.units[-1] != len(blocks[last.block].units) - 1
+    ):
+        return span
+    steps = blocks[after]
+    words = sum(_words(unit.text) for unit in steps.units) + _words(steps.lead_in)
+    if span.words + words > settings.procedure_max_words:
+        return span
+    grown = replace(
+        span,
+        pieces=(
+            *span.pieces,
+            Piece(after, tuple(range(len(steps.units))), lead_in=bool(steps.lead_in)),
+        ),
+    )
+    grown.text = render(grown, blocks)
+    grown.words = _words(grown.text)
+    return grown

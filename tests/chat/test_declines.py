@@ -278,6 +278,11 @@ def test_an_owners_tow_hook_is_the_manuals_towing_eye(vocabulary):
     assert key_term_coverage("where is the tow hook", vocabulary) == (1.0, [])
 
 
+def test_an_owners_reboot_is_the_manuals_restart(vocabulary):
+    # The sample manual writes "restart it"; before, "The manual never mentions “reboot”".
+    assert key_term_coverage("how do i reboot the screen", vocabulary) == (1.0, [])
+
+
 def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
     vocabulary = Vocabulary.from_texts(
         [

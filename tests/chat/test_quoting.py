@@ -1220,3 +1220,34 @@ def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, voc
     assert quote is not None
     assert quote.numbers == [2]
     assert "To power off" in quote.text
+
+
+def test_a_how_to_question_gets_the_steps_that_follow_the_sections_opening(embed, vocabulary):
+    # The Model 3 manual's "Restarting the Touchscreen": what it is for, a Warning, then the
+    # steps. Before, the quote stopped after the Warning, without how to do it.
+    restarting = passage(
+        1,
+        "Touchscreen > Restarting the Touchscreen",
+        "You can restart your touchscreen if it is unresponsive or demonstrates unusual "
+        "behavior.\n\nWarning: Only restart the touchscreen while the vehicle is stopped and in "
+        "Park. The car status display, safety warnings, backup camera, etc. will not be "
+        "visible during the restart.\n\n1. Shift into Park.\n2. Hold down both scroll buttons "
+        "on the steering wheel until the touchscreen turns black.\n3. After a few seconds, the "
+        "Tesla logo appears. Wait approximately 30 seconds for the touchscreen to restart.",
+        0.6,
+    )
+
+    how = compose_quote(
+        "how do i reboot the touchscreen", [restarting], embed=embed, vocabulary=vocabulary
+    )
+    what = compose_quote(
+        "is it safe to restart the touchscreen while driving",
+        [restarting],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert how is not None and what is not None
+    assert how.text.startswith("You can restart your touchscreen")
+    assert "1. Shift into Park." in how.text and "3. After a few seconds" in how.text
+    assert "1. Shift into Park." not in what.text  # not asked how: the Warning answers it
