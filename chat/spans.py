@@ -35,7 +35,9 @@ _NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 # A sentence starting like this leans on the one before it.
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
-    rf"if this|if it|failure to|doing so|{_SITUATION})\b",
+    rf"if this|if it|failure to|doing so|{_SITUATION}|"
+    # the result of what came before: "The vehicle is now ready to drive."
+    r"(?:the\s+|your\s+)?[\w-]+(?:\s+\w+)?\s+(?:is|are)\s+now)\b",
     re.IGNORECASE,
 )
 

@@ -1200,8 +1200,11 @@ def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, voc
         "Starting and Driving > Powering on and off",
         "Sit in the driver's seat with an authenticated key inside the vehicle and press the "
         "brake pedal. The Aster powers on, the touchscreen wakes up and the driver display shows "
-        "READY in green.\n\nTo power off, shift into Park and walk away - the Aster switches "
-        "itself off. To power off while staying seated, touch Controls > Safety > Power Off.",
+        "READY in green. The vehicle is now ready to drive.\n\nIf the driver display shows "
+        '"No key detected", place a key card on the card reader in the center console (see Key '
+        "card) and press the brake pedal again.\n\nTo power off, shift into Park and walk away "
+        "- the Aster switches itself off. To power off while staying seated, touch Controls > "
+        "Safety > Power Off.",
         0.45,
     )
     high_beams = passage(
@@ -1220,6 +1223,8 @@ def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, voc
     assert quote is not None
     assert quote.numbers == [2]
     assert "To power off" in quote.text
+    # Nor does it start on what follows from the sentence before ("... is now ready").
+    assert not quote.text.startswith("The vehicle is now")
 
 
 def test_a_how_to_question_gets_the_steps_that_follow_the_sections_opening(embed, vocabulary):
