@@ -9,6 +9,7 @@ Django); the quote composer (``chat.quoting``) scores units with them, and the d
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -78,7 +79,10 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # "yellow" or "orange" light its "amber" one; turning the car on or off, or a car that won't
 # turn on, is what a manual calls powering it on or off ("how do i turn off the car" was
 # declined in the sample manual, and quoted "Stopping Charging" in the Model 3 one, whose
-# "Powering Off" never says "turn" or "car"); and to reboot a screen is to restart it.
+# "Powering Off" never says "turn" or "car"); to reboot a screen is to restart it; and an
+# owner's "12v battery" is the Model 3 manual's "low voltage battery" (its "12V" is a figure
+# to the decline, and "got an alert saying 12V battery needs service" quoted the high voltage
+# battery's alert).
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -103,13 +107,14 @@ _OWNER_WORDS: Final = {
     "yellow|orange": "amber",
     "tow(?:ing)?[- ]?hooks?": "tow eye",
     "reboot(?:s|ed|ing)?": "restart",
+    r"12\s?v(?:olts?)?\s+batter(?:y|ies)|12-volt\s+batter(?:y|ies)": "low voltage battery",
     rf"{_SWITCH}\s+(?:on|off|down)\s+{_THE_CAR}": "power",
     rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",
     rf"(?:car|vehicle)\s+{_WONT}\s+turn(?:ing)?\s+on": "power",
 }
-# Each way an owner writes it, with the manual's name as terms.
+# Each way an owner writes it, with the manual's name as terms, in order.
 _OWNER_WORD: Final = {
-    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): frozenset(terms(name))
+    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): tuple(terms(name))
     for words, name in _OWNER_WORDS.items()
 }
 
@@ -117,14 +122,21 @@ _OWNER_WORD: Final = {
 def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, frozenset]]:
     """The everyday words for a part that ``question`` uses, each with the manual's name for
     it, as terms (``({"blinker"}, {"turn", "signal"})``), where the manual uses every word of
-    that name: a text that holds the name speaks of what the owner's word names."""
+    that name, and writes its words together: a text that holds the name speaks of what the
+    owner's word names. ("low voltage battery" is the Model 3 manual's name for an owner's
+    "12v battery"; a manual that writes "high-voltage battery" and "low" elsewhere does not
+    name it.)"""
     found = []
-    for pattern, named in _OWNER_WORD.items():
+    for pattern, name in _OWNER_WORD.items():
         written = pattern.search(question)
-        if written and all(vocabulary.known(term) for term in named):
-            owner = frozenset(terms(written.group(0))) - named
-            if owner:
-                found.append((owner, named))
+        if not written or not all(vocabulary.known(term) for term in name):
+            continue
+        if not all(vocabulary.known(a + b) for a, b in itertools.pairwise(name)):
+            continue
+        named = frozenset(name)
+        owner = frozenset(terms(written.group(0))) - named
+        if owner:
+            found.append((owner, named))
     return found
 
 

@@ -981,6 +981,15 @@ def test_an_owners_everyday_word_for_a_part_is_read_as_the_manuals_name():
     ]
     assert owner_words("does it have a sunroof", manual) == []  # no "glass roof" here
 
+    # The Model 3 manual's name for an owner's "12v battery" is "low voltage battery"; a manual
+    # that uses each of its words, but never together, does not name it.
+    low_voltage = Vocabulary.from_texts(["Replace the low voltage battery every few years."])
+    apart = Vocabulary.from_texts(["The high-voltage battery is low on charge."])
+    assert owner_words("got an alert saying 12V battery needs service", low_voltage) == [
+        ({"12v"}, {"low", "voltag", "batteri"})
+    ]
+    assert owner_words("got an alert saying 12V battery needs service", apart) == []
+
     # A text holding the manual's name covers the owner's word; one without it, no more than
     # before: the name is another way to write the owner's word, not one more thing asked.
     asked = terms("can the front headrests be raised")
