@@ -205,27 +205,20 @@ def _is_dropped(tag: Tag) -> bool:
     if _HIDDEN_STYLE_RE.search(str(attrs.get("style", ""))):
         return True
     marker = " ".join([*_classes(tag), str(attrs.get("id", "")), str(attrs.get("aria-label", ""))])
-    if "breadcrumb" in marker.lower() and _looks_like_trail(tag):
-        return True
-    return bool(_PAGE_META_SEGMENTS & set(_CLASS_SPLIT_RE.split(marker.lower()))) and (
-        _looks_like_a_stamp(tag)
-    )
+    if "breadcrumb" in marker.lower():
+        return _is_short(tag, _BREADCRUMB_MAX_WORDS)
+    if _PAGE_META_SEGMENTS & set(_CLASS_SPLIT_RE.split(marker.lower())):
+        return _is_short(tag, _PAGE_META_MAX_WORDS)
+    return False
 
 
-def _looks_like_trail(tag: Tag) -> bool:
-    # A breadcrumb trail is a few short links. A "breadcrumb" class on an element holding
-    # headings or a lot of text marks a page wrapper (class="page has-breadcrumbs"): keep it.
+def _is_short(tag: Tag, max_words: int) -> bool:
+    # A breadcrumb trail is a few short links, a date or revision stamp a few words. Such a
+    # class on an element holding headings or a lot of text marks a page wrapper
+    # (class="page has-breadcrumbs") or content (a box of a page's key facts): keep it.
     if tag.find(_HEADING_TAGS) is not None:
         return False
-    return len(tag.get_text(" ").split()) <= _BREADCRUMB_MAX_WORDS
-
-
-def _looks_like_a_stamp(tag: Tag) -> bool:
-    # A date or revision line is a few words; an element marked "meta" that holds headings or
-    # paragraphs of text is content (a box of a page's key facts): keep it.
-    if tag.find(_HEADING_TAGS) is not None:
-        return False
-    return len(tag.get_text(" ").split()) <= _PAGE_META_MAX_WORDS
+    return len(tag.get_text(" ").split()) <= max_words
 
 
 def _classes(tag: Tag) -> list[str]:
