@@ -193,13 +193,24 @@ def spans_around(
         return scores.get((item.passage, b, i), float("-inf"))
 
     def titled(index: int) -> bool:
-        """Whether the unit at ``index`` is a title: what stands before it is another entry."""
+        """Whether the unit at ``index`` starts an entry with its title: what stands before it
+        is another entry. A title of two lines ("Electrical system is unable to support all
+        features" / "Schedule service", an alert's name and what to do) starts at its first."""
         b, i = order[index]
-        return _is_title(blocks[b].units[i], settings)
+        if not _is_title(blocks[b].units[i], settings):
+            return False
+        return not (i and _is_title(blocks[b].units[i - 1], settings))
+
+    def title_line(index: int) -> bool:
+        """Whether the unit at ``index`` is a later line of a title of several."""
+        b, i = order[index]
+        return bool(i) and _is_title(blocks[b].units[i], settings) and not titled(index)
 
     while words < settings.target_words:
         ahead = unit_score(forward) + settings.forward_bias
-        if titled(min(chosen)):
+        while title_line(min(chosen)) and take(min(chosen) - 1, limit=settings.word_budget):
+            pass  # the whole title of its entry, from its first line
+        if titled(min(chosen)) or title_line(min(chosen)):
             backward = -1  # no further back than the title that starts its entry
         behind = unit_score(backward)
         first, second = (forward, backward) if ahead >= behind else (backward, forward)

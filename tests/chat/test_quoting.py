@@ -1265,3 +1265,29 @@ def test_a_how_to_question_gets_the_steps_that_follow_the_sections_opening(embed
     assert how.text.startswith("You can restart your touchscreen")
     assert "1. Shift into Park." in how.text and "3. After a few seconds" in how.text
     assert "1. Shift into Park." not in what.text  # not asked how: the Warning answers it
+
+
+def test_a_title_of_two_lines_is_quoted_from_its_first(embed, vocabulary):
+    # A Model 3 alert's name and what to do are two short lines; before, the quote took the
+    # second ("Schedule service") and left out the name the owner sees on the screen.
+    alert = passage(
+        1,
+        "Troubleshooting Alerts Page 4 > Alert: VCFRONT_a220",
+        "Electrical system is unable to support all features\nSchedule service\n\n"
+        "What this alert means:\nThe low voltage battery is not available and cannot provide "
+        "electrical support for vehicle features.\nIt is possible your vehicle will shut down "
+        "unexpectedly.\n\nWhat to do:\nIt is recommended that you eliminate or reduce your use "
+        "of any nonessential features.",
+        0.55,
+    )
+
+    quote = compose_quote(
+        "alert says the low voltage battery is not available, what does it mean",
+        [alert],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("Electrical system is unable to support all features")
+    assert "The low voltage battery is not available" in quote.text
