@@ -229,7 +229,7 @@ def compose_quote(
     spans: dict[tuple, Span] = {}
     for item in scored[: settings.anchors]:
         for span in spans_around(item, parsed[item.passage], unit_scores, settings):
-            span.text = render(span, parsed[span.passage])
+            span.text = render(span, parsed[span.passage], settings)
             span.words = len(span.text.split())
             spans.setdefault(span.key, span)
     pool = list(spans.values())

@@ -17,6 +17,7 @@ sentence after it. The rules, with the questions they were chosen on, are in
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, replace
 from typing import Final
@@ -311,7 +312,11 @@ def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[Piece]
     return [Piece(block, tuple(units)) for block, units in pieces.items()]
 
 
-def render(span: Span, blocks: list[Block]) -> str:
+def render(span: Span, blocks: list[Block], settings: QuoteSettings | None = None) -> str:
+    """The markdown of ``span``. A title stands on a line of its own ("Electrical system is
+    unable to support all features", then "Schedule service", then what the alert means):
+    run into the sentence after it, it reads as one garbled sentence."""
+    settings = settings or QuoteSettings()
     parts = []
     for piece in span.pieces:
         block = blocks[piece.block]
@@ -323,7 +328,11 @@ def render(span: Span, blocks: list[Block]) -> str:
             listed = "\n".join(texts)
             parts.append(f"{block.lead_in}\n\n{listed}" if piece.lead_in else listed)
         else:
-            parts.append(" ".join(texts))
+            units = [block.units[index] for index in piece.units]
+            joined = texts[0]
+            for before, unit in itertools.pairwise(units):
+                joined += ("\n\n" if _is_title(before, settings) else " ") + unit.text
+            parts.append(joined)
     return "\n\n".join(parts)
 
 
@@ -347,7 +356,7 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
     ):
         return span
     grown = replace(span, pieces=(*span.pieces[:-1], Piece(last.block, (*last.units, after))))
-    grown.text = render(grown, blocks)
+    grown.text = render(grown, blocks, settings)
     grown.words = _words(grown.text)
     return grown
 
@@ -380,6 +389,6 @@ def into_procedure(span: Span, blocks: list[Block], settings: QuoteSettings) -> 
             Piece(after, tuple(range(len(steps.units))), lead_in=bool(steps.lead_in)),
         ),
     )
-    grown.text = render(grown, blocks)
+    grown.text = render(grown, blocks, settings)
     grown.words = _words(grown.text)
     return grown

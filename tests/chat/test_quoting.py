@@ -1291,3 +1291,7 @@ def test_a_title_of_two_lines_is_quoted_from_its_first(embed, vocabulary):
     assert quote is not None
     assert quote.text.startswith("Electrical system is unable to support all features")
     assert "The low voltage battery is not available" in quote.text
+    # Each title line stands on its own: run together they read as one garbled sentence.
+    assert quote.text.startswith(
+        "Electrical system is unable to support all features\n\nSchedule service\n\n"
+    )
