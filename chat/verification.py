@@ -264,7 +264,9 @@ def _judge(
         span = _window(units, int(index), WINDOW_REACH)
         # A row is read with its table's header and the sentence before the table, a step with
         # the line that introduces its procedure.
-        window = " ".join([units[int(index)][2], *(units[i][1] for i in span)])
+        # (One unit a line: a title without a full stop ends a clause, "Unable to charge -
+        # Too many Wall Connectors" is not one with the "Ensure no more than 3 ..." after it.)
+        window = "\n".join([units[int(index)][2], *(units[i][1] for i in span)]).strip()
         lexical = qa.lexical_grounding(plain, window)
         semantic = float(max(similarities[i] for i in span))
         score = qa.grounding_score(lexical=lexical, semantic=semantic)
@@ -315,7 +317,7 @@ _NEGATION: Final = re.compile(
 # A table row's cells are statements of their own: "|BLUE - SOLID|... Not actively charging.|If
 # you want to charge immediately, ...|" holds a "not" in one cell only.
 _CLAUSE_BREAK: Final = re.compile(
-    r"[.;:!?]\s+|,\s+|\s*\|\s*|\s+(?=(?:if|because|when|unless|while|but|or|and then)\s)",
+    r"[.;:!?]\s+|,\s+|\s*\|\s*|\s*\n\s*|\s+(?=(?:if|because|when|unless|while|but|or|and then)\s)",
     re.IGNORECASE,
 )
 

@@ -166,6 +166,31 @@ def test_a_sentence_that_drops_the_manuals_do_not_is_not_supported(embed):
     assert not verdict.supported
 
 
+def test_a_title_quoted_on_its_own_line_is_supported(embed):
+    # A Model 3 alert's title and the line after it: read as one clause, the next line's "no"
+    # stood against the title, and the verbatim title was marked as saying the opposite.
+    alert = (
+        "Unable to charge - Too many Wall Connectors\n"
+        "Ensure no more than 3 units paired with primary\n\n"
+        "What this alert means:\nYour vehicle is unable to charge because too many Wall "
+        "Connectors are linked together."
+    )
+
+    verdicts = verify(
+        "Unable to charge - Too many Wall Connectors\n\n"
+        "Ensure no more than 3 units paired with primary",
+        [(1, alert)],
+        embed=embed,
+    ).verdicts
+
+    assert [verdict.supported for verdict in verdicts] == [True, True], verdicts
+    # The line's own "no" still counts: dropped, the claim says the opposite.
+    (dropped,) = verify(
+        "Ensure more than 3 units paired with primary", [(1, alert)], embed=embed
+    ).verdicts
+    assert not dropped.supported and dropped.reason == "negation", dropped
+
+
 CHARGE_LIGHTS = """\
 |Color of charge port light|What it means|What to do|
 |--------|--------|--------|
