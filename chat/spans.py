@@ -312,15 +312,15 @@ def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[Piece]
     return [Piece(block, tuple(units)) for block, units in pieces.items()]
 
 
-def render(span: Span, blocks: list[Block], settings: QuoteSettings | None = None) -> str:
+def render(span: Span, blocks: list[Block], settings: QuoteSettings) -> str:
     """The markdown of ``span``. A title stands on a line of its own ("Electrical system is
     unable to support all features", then "Schedule service", then what the alert means):
     run into the sentence after it, it reads as one garbled sentence."""
-    settings = settings or QuoteSettings()
     parts = []
     for piece in span.pieces:
         block = blocks[piece.block]
-        texts = [block.units[index].text for index in piece.units]
+        units = [block.units[index] for index in piece.units]
+        texts = [unit.text for unit in units]
         if block.kind == "table":
             parts.append("\n".join([block.header, *texts]))
         elif block.kind in ("steps", "items"):
@@ -328,7 +328,6 @@ def render(span: Span, blocks: list[Block], settings: QuoteSettings | None = Non
             listed = "\n".join(texts)
             parts.append(f"{block.lead_in}\n\n{listed}" if piece.lead_in else listed)
         else:
-            units = [block.units[index] for index in piece.units]
             joined = texts[0]
             for before, unit in itertools.pairwise(units):
                 joined += ("\n\n" if _is_title(before, settings) else " ") + unit.text

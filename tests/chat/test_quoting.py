@@ -456,7 +456,7 @@ def test_no_candidate_quote_ends_on_a_sentence_that_introduces_what_it_leaves_ou
     for anchor in units:
         item = Scored(passage=0, unit=anchor, score=1.0)
         for span in spans_around(item, blocks, scores, QuoteSettings()):
-            assert not render(span, blocks).rstrip().endswith(":")
+            assert not render(span, blocks, QuoteSettings()).rstrip().endswith(":")
 
 
 AIRBAG_INDICATOR = (
@@ -916,7 +916,7 @@ def test_a_list_of_alternatives_is_quoted_whole(lead_in, whole):
     (span,) = spans_around(
         Scored(passage=0, unit=first, score=1.0), blocks, scores, QuoteSettings()
     )
-    text = render(span, blocks)
+    text = render(span, blocks, QuoteSettings())
 
     assert "- Standard:" in text
     assert ("- Early:" in text) is whole
