@@ -13,7 +13,8 @@ Each chunk is what gets embedded and retrieved, so it must (a) fit the embedding
   words and (for a pathological run of symbols) characters, so no chunk ever exceeds the
   budget. Lists, tables and code blocks stay whole while they fit; a table split by rows repeats
   its header row. Consecutive pieces overlap by up to ``overlap_tokens`` of repeated trailing
-  paragraphs or sentences, so an answer that straddles a split is still found.
+  paragraphs or sentences (never sentences cut from a step or a bullet), so an answer that
+  straddles a split is still found.
 * No text is lost: every non-heading line of the page appears in at least one chunk.
 
 Plain Python (no Django import), deterministic, and tokenizer-agnostic: token counts always come
@@ -275,6 +276,8 @@ def _render(units: list[_Unit]) -> str:
     return units[0].text + "".join(unit.sep + unit.text for unit in units[1:])
 
 
+# A step ("4. ") or a bullet ("- ") of a markdown list.
+_LIST_ITEM_RE: Final = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _SENTENCE_END_RE: Final = re.compile(r"[.!?][\"')\]]*[ \t]+(?=\S)")
 
 
@@ -560,10 +563,16 @@ class _Chunker:
 
         Never a sentence's last few words: a chunk opening mid-sentence embeds badly. (A
         sentence split into words is already a run of word units, so its overlap is words.)
+        Nor the last sentences of a step or a bullet: cut from its item, "Follow the prompts on
+        the mobile app and vehicle touchscreen to set up your phone key." opened the next chunk
+        as if it were prose of its own (44 of the Model 3 manual's 1,104 chunks opened so),
+        and an answer quoted it as the whole of how to set up a phone key.
         """
         lines = text.split("\n")
         if len(lines) > 1:
             parts, sep = lines, "\n"
+        elif _LIST_ITEM_RE.match(text):
+            return []
         else:
             parts, sep = _split_sentences(text), " "
         if len(parts) <= 1:

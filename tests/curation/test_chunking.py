@@ -345,6 +345,19 @@ def test_overlap_uses_last_sentences_when_the_last_paragraph_is_longer_than_the_
     assert body(chunks[1]) == f"{sentence(6, 300)}\n\n{following}"
 
 
+@pytest.mark.parametrize("marker", ["4. ", "- "])
+def test_overlap_never_cuts_sentences_out_of_a_step_or_bullet(marker: str) -> None:
+    # A sentence taken from the end of a list item opens the next chunk as if it were prose of
+    # its own: "Follow the prompts ... to set up your phone key." without the step it ends.
+    first = sentence(40)
+    item = marker + " ".join([sentence(20, 100), sentence(20, 200), sentence(6, 300)])
+    following = sentence(40, 400)
+    markdown = f"# Doc\n\n## Part\n\n{first}\n\n{item}\n\n{following}\n"
+    chunks = chunk_markdown(markdown, title="Doc", max_tokens=130, overlap_tokens=12)
+    assert body(chunks[0]) == f"{first}\n\n{item}"
+    assert body(chunks[1]) == following
+
+
 def test_overlap_zero_disables_overlap() -> None:
     paragraphs = [sentence(10, 100 * i) for i in range(12)]
     markdown = "# Doc\n\n## Part\n\n" + "\n\n".join(paragraphs) + "\n"
