@@ -8,10 +8,12 @@ offers a choice ("choose either of these options:"), else its siblings and the i
 a sentence grows within its prose, forward first, and every window of sentences around it
 that fits the budget is a candidate too; neither reaches back past a title (an alert's name
 on a line of its own): what stands before it is another entry ("BRK-012 - ...", its text,
-then "BRK-040 - Brake fluid level low (red)"), and neither starts on a first sentence that points
-back at what the passage does not hold ("Failure to do so ...", a Warning's end that chunking
-split from its start). :func:`run_on` lets the chosen prose span take the
-sentence after it. The rules, with the questions they were chosen on, are in
+then "BRK-040 - Brake fluid level low (red)"), nor, quoting an entry from its title, on into
+the next entry's title ("CHG-055 - ...", its text, then "CHG-062 - Adapter not recognized"; a
+title that a span reaches from prose, "Regional Phone Number(s)", is read on into), and neither
+starts on a first sentence that points back at what the passage does not hold ("Failure to do
+so ...", a Warning's end that chunking split from its start). :func:`run_on` lets the chosen
+prose span take the sentence after it. The rules, with the questions they were chosen on, are in
 ``chat.quoting``'s docstring and :class:`chat.quote_settings.QuoteSettings`.
 """
 
@@ -208,6 +210,8 @@ def spans_around(
         return bool(i) and _is_title(blocks[b].units[i], settings) and not titled(index)
 
     while words < settings.target_words:
+        if forward < len(order) and titled(forward) and titled(min(chosen)):
+            forward = len(order)  # an entry quoted from its title ends at the next entry's
         ahead = unit_score(forward) + settings.forward_bias
         while title_line(min(chosen)) and take(min(chosen) - 1, limit=settings.word_budget):
             pass  # the whole title of its entry, from its first line
@@ -246,6 +250,8 @@ def spans_around(
                 continue  # it would start in the entry before a title (another alert's)
             total = sum(sizes[lo:position])
             for hi in range(position, min(len(order), position + settings.window_reach + 1)):
+                if hi > position and titled(hi) and titled(lo):
+                    break  # an entry from its title: it would end in the next entry
                 total += sizes[hi]
                 if total > settings.word_budget:
                     break
@@ -352,12 +358,26 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
         span.words + _words(following.text) > settings.run_on_budget
         or _introduces((last.block, after), blocks)
         or is_pointer(following.plain)
+        or _next_entry(span, blocks, following, settings)
     ):
         return span
     grown = replace(span, pieces=(*span.pieces[:-1], Piece(last.block, (*last.units, after))))
     grown.text = render(grown, blocks, settings)
     grown.words = _words(grown.text)
     return grown
+
+
+def _next_entry(span: Span, blocks: list[Block], following: Unit, settings: QuoteSettings) -> bool:
+    """Whether ``following``, the unit after ``span``, is the title of the next entry of a span
+    that quotes an entry from its own title (an alert's name, its text, then the next alert's
+    name)."""
+    first = span.pieces[0]
+    last = span.pieces[-1]
+    return (
+        _is_title(blocks[first.block].units[first.units[0]], settings)
+        and _is_title(following, settings)
+        and not _is_title(blocks[last.block].units[last.units[-1]], settings)
+    )
 
 
 def into_procedure(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:

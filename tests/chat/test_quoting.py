@@ -1111,6 +1111,28 @@ def test_an_alert_named_by_its_code_is_quoted_from_its_title_on(embed, vocabular
     assert "BRK-012" not in quote.text
 
 
+CHARGING_ALERTS = (
+    "CHG-055 - Charge connector cannot be unlocked (amber)\n\n"
+    "The connector lock did not release. Unlock the vehicle, touch Stop Charging and try again. "
+    "If the connector still will not come out, use the manual release cable.\n\n"
+    "CHG-062 - Adapter not recognized (amber)\n\n"
+    "The vehicle cannot communicate through the adapter. Remove it, check that it is clean, dry "
+    "and Corvan-approved, and reinsert it firmly."
+)
+
+
+def test_an_alert_quoted_from_its_title_ends_where_the_next_alert_begins(embed, vocabulary):
+    # Its text is shorter than a quote's target length: growing on, it took the next alert too.
+    passages = [passage(1, "Driver Alerts > Charging (CHG)", CHARGING_ALERTS, 0.39)]
+
+    quote = compose_quote("what does CHG-055 mean", passages, embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text.startswith("CHG-055 - Charge connector cannot be unlocked (amber)")
+    assert quote.text.endswith("use the manual release cable.")
+    assert "CHG-062" not in quote.text
+
+
 def test_the_codes_a_question_gives():
     def found(question: str, text: str) -> bool:
         return any(re.search(pattern, text, re.IGNORECASE) for pattern in named_codes(question))
