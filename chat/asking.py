@@ -13,6 +13,7 @@ import itertools
 import re
 from typing import Final
 
+from chat.spelling import corrected
 from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
@@ -25,6 +26,7 @@ __all__ = [
     "named_sides",
     "named_units",
     "owner_words",
+    "spelling_corrected",
 ]
 
 _QUANTITY: Final = re.compile(
@@ -66,6 +68,7 @@ _SHORT_FORMS: Final = {
     "sec": "seconds",
     "secs": "seconds",
 }
+_LETTERS: Final = re.compile(r"\b[A-Za-z]+\b")
 _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNORECASE)
 
 
@@ -138,6 +141,20 @@ def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, 
         if owner:
             found.append((owner, named))
     return found
+
+
+def spelling_corrected(question: str, vocabulary: Vocabulary) -> str:
+    """``question`` with each misspelt word read as the manual's word it misses by a letter
+    ("whats the recomended tire presure": "recommended", "pressure"; ``chat.spelling``), but
+    for an owner's own word for a part (:func:`owner_words`: "frunk" is no "trunk")."""
+    owners = [found.span() for pattern in _OWNER_WORD for found in pattern.finditer(question)]
+
+    def read(word: re.Match) -> str:
+        if any(start <= word.start() < end for start, end in owners):
+            return word.group(0)
+        return corrected(word.group(0), vocabulary)
+
+    return _LETTERS.sub(read, question)
 
 
 # Which end of the car a text names: "the front headrests", "rear doors", "the back seat".

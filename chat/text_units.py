@@ -86,6 +86,7 @@ _LINKING: Final = frozenset({"on", "of", "and", "to", "for", "in", "the"})
 _INITIALS: Final = re.compile(r"[A-Z]{3,6}s?")
 _VOWEL: Final = re.compile(r"[aeiouy]", re.IGNORECASE)
 _WORD_TOKEN: Final = re.compile(r"\b[A-Za-z]{3,7}\b")
+_SPELT: Final = re.compile(r"\b[a-z]{4,}\b")
 # "Model 3s" are Model 3 cars.
 _PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
 
@@ -423,6 +424,8 @@ class Vocabulary:
     #: Initials of the names the manual uses that it never writes as a word, with the name
     #: ("fsd" -> "Full Self Driving"; :func:`acronyms`): an owner's "FSD" is the manual's name.
     acronyms: Mapping[str, str] = field(default_factory=dict)
+    #: The words the manual writes, of four letters or more (``chat.spelling``).
+    spellings: frozenset[str] = frozenset()
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -430,11 +433,13 @@ class Vocabulary:
         frequency: dict[str, int] = {}
         named: set[str] = set()
         initials: dict[str, str] = {}
+        spellings: set[str] = set()
         count = 0
         for text in texts:
             count += 1
             for term in term_set(text):
                 frequency[term] = frequency.get(term, 0) + 1
+            spellings.update(_SPELT.findall(text.lower()))
             named.update(designations(text))
             for short, name in acronyms(text).items():
                 initials.setdefault(short, name)
@@ -447,6 +452,7 @@ class Vocabulary:
                 for short, name in initials.items()
                 if short not in frequency  # a word the manual writes is that word
             },
+            spellings=frozenset(spellings),
         )
 
     def spell_out(self, question: str) -> str:

@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat import answering, prompts, quote_vectors, reranking, selectors
+from chat.asking import spelling_corrected
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -34,6 +35,7 @@ from chat.services.checks import question_validate, rate_limit_check, releasing,
 from chat.services.citations import passage_citations, see_also
 from chat.services.clients import _client_for, model_label, release_connection
 from chat.services.errors import AssistantUnavailable, ConversationMismatch, owner_error
+from chat.spelling import is_english
 from curation.models import LLMEndpoint
 from manualqa.lib import prompt_formats
 from manualqa.lib.llm import LLMError
@@ -196,10 +198,15 @@ def _answer_body(
     )
 
     previous_question = _previous_question(conversation, question_message)
+    vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
+    # The question as the manual would spell it ("recomended tire presure"): what it is
+    # searched, checked and quoted by; the owner's own words go to a model's prompt.
+    reading = spelling_corrected(question, vocabulary)
+    read_as = {"read_as": reading} if reading != question else {}
     release_connection()  # embedding the question is CPU work: no connection held meanwhile
     reranker = assistant.reranker
     retrieval = retrieve(
-        question=question,
+        question=reading,
         manual_ids=manual_ids,
         k=reranking.candidates_for(assistant.top_k, reranker),
         method=assistant.retrieval,
@@ -208,15 +215,14 @@ def _answer_body(
     )
     if reranker is not None:
         release_connection()  # the cross-encoder reads every candidate: CPU work
-        retrieval = reranking.rerank(retrieval, question, reranker, assistant.top_k)
+        retrieval = reranking.rerank(retrieval, reading, reranker, assistant.top_k)
     passages = _quote_passages(retrieval.passages)
-    vocabulary = selectors.manual_vocabulary(manual_ids=manual_ids)
     embed_units = quote_vectors.embedder(
         quote_vectors.stored_vectors((p.body, p.heading_path) for p in passages)
     )
     release_connection()  # and none while the quote is composed
     decline = answering.decide(
-        question,
+        reading,
         passages,
         confidence=retrieval.confidence,
         vocabulary=vocabulary,
@@ -226,11 +232,11 @@ def _answer_body(
     )
     quote = None
     if decline is None:
-        quote = answering.quote(question, passages, embed=embed_units, vocabulary=vocabulary)
+        quote = answering.quote(reading, passages, embed=embed_units, vocabulary=vocabulary)
         if quote is None:  # passages without a sentence to quote (a page of figures only)
             decline = Decline(reason="no_text", message="The passages found hold no text.")
         else:
-            decline = answering.quote_declines(question, quote)
+            decline = answering.quote_declines(reading, quote)
     if decline is not None:
         text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
         nearest = passage_citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)
@@ -242,7 +248,7 @@ def _answer_body(
             citations=nearest,
             retrieval=retrieval,
             declined=True,
-            checks={"decline": {"reason": decline.reason, **decline.detail}},
+            checks={"decline": {"reason": decline.reason, **decline.detail}, **read_as},
         )
         yield Done(message)
         return
@@ -265,7 +271,7 @@ def _answer_body(
             extractive=True,
             quote=quote_record,
             style=Assistant.AnswerStyle.QUOTED,
-            checks={"coverage": quote.coverage},
+            checks={"coverage": quote.coverage, **read_as},
         )
         yield Done(message)
         return
@@ -335,7 +341,7 @@ def _answer_body(
         cited |= set(prompts.cited_numbers(composed.content))
     citations = [c for c in citations if c["n"] in cited] or citations
     completion = generation.completion if generation else None
-    checks: dict[str, Any] = {"coverage": quote.coverage}
+    checks: dict[str, Any] = {"coverage": quote.coverage, **read_as}
     if composed.fell_back:
         checks["fell_back"] = "too little of the model's answer was supported"
     message = record(
@@ -359,9 +365,9 @@ def _answer_body(
 
 def answering_warm_up() -> None:
     """Load what the default assistant's first answer needs (the embedding model, its
-    manuals' vocabulary, and the local model when its answers use one), so that a web
-    worker's first owner does not wait for it. Failures are logged, never raised: the first
-    answer then loads what it needs itself."""
+    manuals' vocabulary, the English word list, and the local model when its answers use
+    one), so that a web worker's first owner does not wait for it. Failures are logged, never
+    raised: the first answer then loads what it needs itself."""
     try:
         assistant = selectors.assistant_default()
         embed_texts(["warm up"])
@@ -369,6 +375,7 @@ def answering_warm_up() -> None:
             return
         manual_ids = list(assistant.manuals.values_list("pk", flat=True))
         selectors.manual_vocabulary(manual_ids=manual_ids)
+        is_english("warm")  # the English word list (chat.spelling)
         if assistant.reranker is not None:
             from manualqa.lib.reranking import load_scorer
 

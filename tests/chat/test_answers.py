@@ -154,6 +154,26 @@ def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manu
     assert fake.requests == []
 
 
+def test_a_misspelt_question_is_answered_as_the_manual_would_spell_it(sample_manual):
+    # "recomended" and "presure" are words the manual never uses: read as written, they carried
+    # the question's weight to a decline ("The manual never mentions 'recomended', 'presure'").
+    assistant = make_assistant(sample_manual, endpoint=None)  # quoted
+    spelt = services.answer(
+        assistant=assistant, question="whats the recommended tire pressure", owner=session_owner()
+    )
+
+    message = services.answer(
+        assistant=assistant, question="whats the recomended tire presure", owner=session_owner()
+    )
+
+    assert not message.declined
+    assert message.checks["read_as"] == "whats the recommended tire pressure"
+    assert message.content == spelt.content and message.citations == spelt.citations
+    assert "read_as" not in spelt.checks
+    # The owner's words are what is stored as the question.
+    assert message.reply_to.content == "whats the recomended tire presure"
+
+
 def test_a_quoted_answer_is_the_smallest_span_that_answers_with_its_citation(sample_manual):
     assistant = make_assistant(sample_manual, endpoint=None)  # no generator: quoted
 

@@ -1,0 +1,89 @@
+"""An owner's misspelt word read as the manual's word it misses by a letter ("presure":
+"pressure", "recomended": "recommended", "batery": "battery").
+
+Plain Python (no Django). An owner types fast; a word the manual never uses weighs most in the
+decline (``chat.declines``: "The manual never mentions 'presure'"), so a misspelling declined a
+question whose best passage retrieval had found ("whats the recomended tire presure": the
+recommended tire pressures, at similarity 0.70). A word is read as the manual's when all of
+these hold:
+
+* the manual does not use it (its stem, or a word it starts);
+* it is no English word (pyspellchecker's English word list, 160,000 words): "resale", "tint"
+  or "horsepower" are what the owner meant, and a manual that never uses them does not cover
+  them, however close "recall" is to "resale";
+* it is long enough to carry a slip (:data:`MIN_LETTERS`);
+* one edit of it (a letter left out, added or changed, two swapped: Norvig's corrector) is a
+  word the manual writes, whose stem at least :data:`MIN_CHUNKS` of its chunks use; the most
+  used one where several are. ("extention" is not read as "extended", whose stem is one edit
+  from its stem "extent", in a manual that never writes "extension".)
+
+Owners' own words for parts ("frunk") are not misspellings; ``chat.asking.spelling_corrected``
+leaves them to ``chat.asking.owner_words``.
+"""
+
+from __future__ import annotations
+
+import string
+import threading
+from functools import cache
+from typing import TYPE_CHECKING, Final
+
+from spellchecker import SpellChecker
+
+from chat.stemming import stem
+
+if TYPE_CHECKING:
+    from chat.text_units import Vocabulary
+
+__all__ = ["MIN_CHUNKS", "MIN_LETTERS", "corrected", "edits", "is_english"]
+
+#: The shortest word read as a misspelling ("cost" and "coat" are two words).
+MIN_LETTERS: Final = 5
+#: How many of the manual's chunks must use the word it is read as: a word the manual uses once
+#: is too rare to be what the owner meant to write.
+MIN_CHUNKS: Final = 2
+
+_LOCK = threading.Lock()
+
+
+@cache
+def _english() -> SpellChecker:
+    with _LOCK:  # about 0.5 s and 35 MB, once per process
+        return SpellChecker(language="en", distance=1)
+
+
+def is_english(word: str) -> bool:
+    """Whether ``word`` (lower case) is an English word."""
+    return word in _english()
+
+
+def edits(term: str) -> set[str]:
+    """Every string one edit from ``term``: a letter deleted, two neighbours swapped, a letter
+    replaced, or one inserted."""
+    splits = [(term[:i], term[i:]) for i in range(len(term) + 1)]
+    letters = string.ascii_lowercase
+    return (
+        {a + b[1:] for a, b in splits if b}
+        | {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+        | {a + c + b[1:] for a, b in splits if b for c in letters}
+        | {a + c + b for a, b in splits for c in letters}
+    ) - {term}
+
+
+def corrected(word: str, vocabulary: Vocabulary) -> str:
+    """``word`` as ``vocabulary``'s manual writes the word it misspells, or ``word`` itself
+    (see the module docstring for when)."""
+    lower = word.lower()
+    if len(lower) < MIN_LETTERS or not lower.isalpha():
+        return word
+    if vocabulary.known(stem(lower), prefix=True) or is_english(lower):
+        return word
+    frequency = vocabulary.document_frequency
+    found = {
+        near: frequency.get(stem(near), 0)
+        for near in edits(lower) & vocabulary.spellings
+        if frequency.get(stem(near), 0) >= MIN_CHUNKS
+    }
+    if not found:
+        return word
+    return max(found, key=lambda near: (found[near], near))

@@ -1,0 +1,72 @@
+"""An owner's misspelt word read as the manual's word (``chat.spelling``,
+``chat.asking.spelling_corrected``): plain Python, no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.asking import spelling_corrected
+from chat.spelling import corrected, edits, is_english
+from chat.text_units import Vocabulary
+
+CHUNKS = [
+    "Recommended tire pressures: inflate the tires to 42 PSI when they are cold.",
+    "Check the tire pressure once a month. The recommended pressure is on the door pillar.",
+    "Replace the wiper blades every year. The blades slide off the wiper arm.",
+    "The 12 V battery is under the front trunk. The battery is replaced by service.",
+    "Open the front trunk with the button on the key fob. Never load more in the trunk.",
+    "Extended Range models charge faster. Extended warranty terms are listed below.",
+    "Recalls are listed on the web site. A recall notice is sent to the owner.",
+    "A discharged battery can be jump started. Wiper blades freeze to the windshield in winter.",
+]
+
+
+@pytest.fixture(scope="module")
+def vocabulary() -> Vocabulary:
+    return Vocabulary.from_texts(CHUNKS)
+
+
+@pytest.mark.parametrize(
+    ("word", "read"),
+    [
+        ("presure", "pressure"),  # a letter left out
+        ("recomended", "recommended"),
+        ("batery", "battery"),
+        ("tirres", "tires"),  # one added
+        ("bladse", "blades"),  # two swapped
+        ("Presure", "pressure"),
+    ],
+)
+def test_a_misspelt_word_is_read_as_the_manuals_word_one_edit_away(vocabulary, word, read):
+    assert corrected(word, vocabulary) == read
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "pressure",  # the manual's own word
+        "resale",  # an English word the manual never uses: what the owner meant ("recall")
+        "extention",  # its stem is one edit from "extend"'s, but no word of the manual is
+        "carplay",  # nothing close
+        "pillr",  # close to a word the manual uses in one chunk only
+        "tyre",  # too short to read as a slip
+    ],
+)
+def test_a_word_is_left_as_written_unless_it_misspells_a_word_the_manual_uses(vocabulary, word):
+    assert corrected(word, vocabulary) == word
+
+
+def test_edits_are_one_letter_away():
+    found = edits("tire")
+    assert {"tie", "tier", "tires", "itre", "fire"} <= found
+    assert "tire" not in found and "tyres" not in found
+    assert is_english("resale") and not is_english("presure")
+
+
+def test_a_question_keeps_an_owners_own_word_for_a_part(vocabulary):
+    # "frunk" is one letter from "trunk", but it is the owner's word for the front trunk.
+    assert spelling_corrected("how do i open the frunk", vocabulary) == "how do i open the frunk"
+    assert (
+        spelling_corrected("whats the recomended tire presure?", vocabulary)
+        == "whats the recommended tire pressure?"
+    )
