@@ -51,7 +51,8 @@ section's heading, loses ``side_penalty``.
 
 A table row is embedded after its section's title ("Recommended tire pressures: Wheel: 18-inch
 Aero wheel; ...; Front (cold): 290 kPa (42 PSI)"): its cells name the columns, not what the
-table is of, and "what tire pressure should I use" read closer to a Note beside the table.
+table is of, and "what tire pressure should I use" read closer to a Note beside the table. So
+is a span that quotes a table, for its whole-span score ("whats the recommended tire pressure").
 A unit that holds a code the question gives ("red BRK-040 came up on the display") gains
 ``code_bonus``: the owner copied it off the screen, and it names the entry.
 
@@ -233,7 +234,9 @@ def compose_quote(
             span.words = len(span.text.split())
             spans.setdefault(span.key, span)
     pool = list(spans.values())
-    span_vectors = embed([_plain_text(span.text) for span in pool])
+    span_vectors = embed(
+        [_span_embedded(span, parsed[span.passage], passages[span.passage]) for span in pool]
+    )
     for span, similarity in zip(pool, span_vectors @ question_vector, strict=True):
         whole, span.coverage = relevance(float(similarity), span.text, span.passage)
         whole -= settings.label_weight * _span_mismatch(span, mismatch)
@@ -399,6 +402,17 @@ def _repeats(text: str, other: str) -> bool:
 
 def _plain_text(text: str) -> str:
     return re.sub(r"[*_`|]+", " ", text)
+
+
+def _span_embedded(span: Span, blocks: list[Block], passage: QuotePassage) -> str:
+    """The text a span's embedding is computed on: its plain text, a table's after the title of
+    its section, as its rows are (:func:`_embedded`): a table names its columns, not what it
+    is of, and "whats the recommended tire pressure" read closer to the Note beside it."""
+    text = _plain_text(span.text)
+    if blocks[span.pieces[0].block].kind != "table":
+        return text
+    section = passage.heading_path.rsplit(">", 1)[-1].strip()
+    return f"{section}: {text}" if section else text
 
 
 def _coverage(

@@ -174,6 +174,21 @@ def test_a_misspelt_question_is_answered_as_the_manual_would_spell_it(sample_man
     assert message.reply_to.content == "whats the recomended tire presure"
 
 
+def test_the_recommended_tire_pressure_is_answered_by_the_table(sample_manual):
+    # A table's span is embedded after its section's title, as its rows are: as bare cells it
+    # read less like the question than the Note on temperature beside it, which was quoted.
+    assistant = make_assistant(sample_manual, endpoint=None)  # quoted
+
+    message = services.answer(
+        assistant=assistant, question="whats the recommended tire pressure", owner=session_owner()
+    )
+
+    assert not message.declined
+    assert message.content.startswith("| Wheel | Tire size | Front (cold) | Rear (cold) |")
+    assert "| 18-inch Aero wheel | 235/50 R18 101V | 290 kPa (42 PSI) |" in message.content
+    assert "Note:" not in message.content
+
+
 def test_a_quoted_answer_is_the_smallest_span_that_answers_with_its_citation(sample_manual):
     assistant = make_assistant(sample_manual, endpoint=None)  # no generator: quoted
 
