@@ -234,6 +234,16 @@ _DIMENSIONS: Final = (
     ),
     (re.compile(r"\b(?:psi|pressure|kpa)\b", re.IGNORECASE), {"psi", "kpa", "bar"}),
     (re.compile(r"\b(?:how\s+fast|speed|mph|km/?h)\b", re.IGNORECASE), {"mph", "km/h"}),
+    # How fast a car charges: in power, current, time, or range gained per hour ("what is the
+    # max charging speed": "DC fast charging, peak: 150 kW"; a speed in km/h would miss it).
+    (
+        re.compile(
+            r"\b(?:how\s+(?:fast|quickly)|speed|rate|power)\b.*\bcharg|"
+            r"\bcharg\w*\b.*\b(?:how\s+(?:fast|quickly)|speed|rate|power)\b",
+            re.IGNORECASE,
+        ),
+        {"kw", "a"} | _TIMES,
+    ),
     (re.compile(r"%|\bpercent\w*", re.IGNORECASE), {"%"}),
     (re.compile(r"\bvolt\w*", re.IGNORECASE), {"v"}),
     (re.compile(r"\b(?:amps?|amperage|current)\b", re.IGNORECASE), {"a"}),

@@ -607,6 +607,19 @@ def test_a_question_for_an_amount_asks_for_it_in_units_of_what_it_names(question
     assert not amount_units(question) & {"%", "v", "a"}
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["what is the max charging speed", "how fast does the aster charge", "how fast can i charge"],
+)
+def test_how_fast_a_car_charges_is_asked_in_power_current_or_time(question):
+    # Not only in km/h: "DC fast charging, peak: 150 kW" answers it.
+    assert {"kw", "a", "min", "h"} <= amount_units(question)
+
+
+def test_how_fast_a_car_drives_is_asked_in_a_speed():
+    assert amount_units("whats the top speed") == {"mph", "km/h"}
+
+
 def test_a_question_asking_how_to_asks_for_no_unit():
     assert amount_units("how do i open the charge port door") == frozenset()
 
