@@ -15,7 +15,9 @@ these hold:
 * one edit of it (a letter left out, added or changed, two swapped: Norvig's corrector) is a
   word the manual writes, whose stem at least :data:`MIN_CHUNKS` of its chunks use; the most
   used one where several are. ("extention" is not read as "extended", whose stem is one edit
-  from its stem "extent", in a manual that never writes "extension".)
+  from its stem "extent", in a manual that never writes "extension".) A word of
+  :data:`TWO_EDITS_FROM` letters or more may miss by two edits ("reccomended", "tempature"),
+  when it starts with the same letter; the closest, then the most used, is taken.
 
 Owners' own words for parts ("frunk") are not misspellings; ``chat.asking.spelling_corrected``
 leaves them to ``chat.asking.owner_words``.
@@ -35,13 +37,24 @@ from chat.stemming import stem
 if TYPE_CHECKING:
     from chat.text_units import Vocabulary
 
-__all__ = ["MIN_CHUNKS", "MIN_LETTERS", "corrected", "edits", "is_english"]
+__all__ = [
+    "MIN_CHUNKS",
+    "MIN_LETTERS",
+    "TWO_EDITS_FROM",
+    "corrected",
+    "edit_distance",
+    "edits",
+    "is_english",
+]
 
 #: The shortest word read as a misspelling ("cost" and "coat" are two words).
 MIN_LETTERS: Final = 5
 #: How many of the manual's chunks must use the word it is read as: a word the manual uses once
 #: is too rare to be what the owner meant to write.
 MIN_CHUNKS: Final = 2
+
+#: The shortest word read as a misspelling two edits away.
+TWO_EDITS_FROM: Final = 8
 
 _LOCK = threading.Lock()
 
@@ -84,6 +97,36 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
         for near in edits(lower) & vocabulary.spellings
         if frequency.get(stem(near), 0) >= MIN_CHUNKS
     }
-    if not found:
+    if found:
+        return max(found, key=lambda near: (found[near], near))
+    if len(lower) < TWO_EDITS_FROM:
         return word
-    return max(found, key=lambda near: (found[near], near))
+    distances = {
+        near: distance
+        for near in vocabulary.spellings
+        if near[0] == lower[0]
+        and abs(len(near) - len(lower)) <= 2
+        and frequency.get(stem(near), 0) >= MIN_CHUNKS
+        and (distance := edit_distance(lower, near, limit=2)) <= 2
+    }
+    if not distances:
+        return word
+    return min(distances, key=lambda near: (distances[near], -frequency[stem(near)], near))
+
+
+def edit_distance(a: str, b: str, *, limit: int) -> int:
+    """The edits (a letter deleted, inserted or replaced, two neighbours swapped) that turn
+    ``a`` into ``b``, or ``limit + 1`` once it is sure to be more than ``limit``."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        if min(row) > limit:
+            return limit + 1
+        previous2, previous = previous, row
+    return min(previous[-1], limit + 1)

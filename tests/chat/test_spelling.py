@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat.asking import spelling_corrected
-from chat.spelling import corrected, edits, is_english
+from chat.spelling import corrected, edit_distance, edits, is_english
 from chat.text_units import Vocabulary
 
 CHUNKS = [
@@ -18,6 +18,8 @@ CHUNKS = [
     "Extended Range models charge faster. Extended warranty terms are listed below.",
     "Recalls are listed on the web site. A recall notice is sent to the owner.",
     "A discharged battery can be jump started. Wiper blades freeze to the windshield in winter.",
+    "The cabin temperature is kept below 40 degrees. Set the temperature on the climate panel.",
+    "Keep the temperature of the battery in range: it is recommended to plug in overnight.",
 ]
 
 
@@ -35,6 +37,8 @@ def vocabulary() -> Vocabulary:
         ("tirres", "tires"),  # one added
         ("bladse", "blades"),  # two swapped
         ("Presure", "pressure"),
+        ("reccomended", "recommended"),  # two edits, in a word of eight letters or more
+        ("tempature", "temperature"),
     ],
 )
 def test_a_misspelt_word_is_read_as_the_manuals_word_one_edit_away(vocabulary, word, read):
@@ -54,6 +58,13 @@ def test_a_misspelt_word_is_read_as_the_manuals_word_one_edit_away(vocabulary, w
 )
 def test_a_word_is_left_as_written_unless_it_misspells_a_word_the_manual_uses(vocabulary, word):
     assert corrected(word, vocabulary) == word
+
+
+def test_edit_distance_counts_deletions_insertions_replacements_and_swaps():
+    assert edit_distance("reccomended", "recommended", limit=2) == 2
+    assert edit_distance("abcd", "abdc", limit=2) == 1
+    assert edit_distance("kitten", "sitting", limit=5) == 3
+    assert edit_distance("kitten", "sitting", limit=1) == 2  # past the limit: limit + 1
 
 
 def test_edits_are_one_letter_away():
