@@ -300,12 +300,16 @@ def _embedded(unit: Unit, heading_path: str) -> str:
     (cold): 290 kPa (42 PSI)"). A row names its columns, not what the table is of: "what tire
     pressure should I use" read closer to a Note below the table ("Tire pressure changes by
     about 7 kPa (1 PSI) for every 6 degrees C ...") than to the table's rows."""
-    if unit.kind != "row":
-        return unit.plain
+    return _after_section(unit.plain, heading_path) if unit.kind == "row" else unit.plain
+
+
+def _after_section(text: str, heading_path: str) -> str:
+    """``text`` (a table's, or a row's) after the title of its section, unless it starts with
+    it already (a row whose first column is named for the section: "Steering: ...")."""
     section = heading_path.rsplit(">", 1)[-1].strip()
-    if not section or unit.plain.lower().startswith(section.lower()):
-        return unit.plain  # its first column is named for the section already ("Steering: ...")
-    return f"{section}: {unit.plain}"
+    if not section or text.lower().startswith(section.lower()):
+        return text
+    return f"{section}: {text}"
 
 
 def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:
@@ -411,8 +415,7 @@ def _span_embedded(span: Span, blocks: list[Block], passage: QuotePassage) -> st
     text = _plain_text(span.text)
     if blocks[span.pieces[0].block].kind != "table":
         return text
-    section = passage.heading_path.rsplit(">", 1)[-1].strip()
-    return f"{section}: {text}" if section else text
+    return _after_section(text, passage.heading_path)
 
 
 def _coverage(

@@ -99,6 +99,15 @@ def _is_title(unit: Unit, settings: QuoteSettings) -> bool:
     return _words(text) <= settings.title_words and not text.endswith((".", "!", "?", ":"))
 
 
+def _starts_entry(block: Block, index: int, settings: QuoteSettings) -> bool:
+    """Whether unit ``index`` of ``block`` starts an entry with its title: what stands before
+    it is another entry. A title of two lines ("Electrical system is unable to support all
+    features" / "Schedule service", an alert's name and what to do) starts at its first."""
+    if not _is_title(block.units[index], settings):
+        return False
+    return not (index and _is_title(block.units[index - 1], settings))
+
+
 def spans_around(
     item: Scored,
     blocks: list[Block],
@@ -196,13 +205,8 @@ def spans_around(
         return scores.get((item.passage, b, i), float("-inf"))
 
     def titled(index: int) -> bool:
-        """Whether the unit at ``index`` starts an entry with its title: what stands before it
-        is another entry. A title of two lines ("Electrical system is unable to support all
-        features" / "Schedule service", an alert's name and what to do) starts at its first."""
         b, i = order[index]
-        if not _is_title(blocks[b].units[i], settings):
-            return False
-        return not (i and _is_title(blocks[b].units[i - 1], settings))
+        return _starts_entry(blocks[b], i, settings)
 
     def title_line(index: int) -> bool:
         """Whether the unit at ``index`` is a later line of a title of several."""
@@ -358,26 +362,16 @@ def run_on(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
         span.words + _words(following.text) > settings.run_on_budget
         or _introduces((last.block, after), blocks)
         or is_pointer(following.plain)
-        or _next_entry(span, blocks, following, settings)
+        or (
+            _starts_entry(block, after, settings)
+            and _starts_entry(blocks[span.pieces[0].block], span.pieces[0].units[0], settings)
+        )  # an entry quoted from its title ends where the next one starts
     ):
         return span
     grown = replace(span, pieces=(*span.pieces[:-1], Piece(last.block, (*last.units, after))))
     grown.text = render(grown, blocks, settings)
     grown.words = _words(grown.text)
     return grown
-
-
-def _next_entry(span: Span, blocks: list[Block], following: Unit, settings: QuoteSettings) -> bool:
-    """Whether ``following``, the unit after ``span``, is the title of the next entry of a span
-    that quotes an entry from its own title (an alert's name, its text, then the next alert's
-    name)."""
-    first = span.pieces[0]
-    last = span.pieces[-1]
-    return (
-        _is_title(blocks[first.block].units[first.units[0]], settings)
-        and _is_title(following, settings)
-        and not _is_title(blocks[last.block].units[last.units[-1]], settings)
-    )
 
 
 def into_procedure(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:

@@ -56,18 +56,19 @@ MIN_CHUNKS: Final = 2
 #: The shortest word read as a misspelling two edits away.
 TWO_EDITS_FROM: Final = 8
 
-_LOCK = threading.Lock()
+_load_lock = threading.Lock()
 
 
 @cache
 def _english() -> SpellChecker:
-    with _LOCK:  # about 0.5 s and 35 MB, once per process
-        return SpellChecker(language="en", distance=1)
+    return SpellChecker(language="en", distance=1)  # about 0.5 s and 35 MB
 
 
 def is_english(word: str) -> bool:
-    """Whether ``word`` (lower case) is an English word."""
-    return word in _english()
+    """Whether ``word`` (lower case) is an English word (the list loads once per process)."""
+    with _load_lock:
+        english = _english()
+    return word in english
 
 
 def edits(term: str) -> set[str]:
