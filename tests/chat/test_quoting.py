@@ -1146,6 +1146,28 @@ def test_an_alert_quoted_from_its_title_ends_where_the_next_alert_begins(embed, 
     assert "CHG-062" not in quote.text
 
 
+def test_an_alert_title_of_eleven_words_ends_the_entry_before_it(embed, vocabulary):
+    # "LVB-009 - 12 V system fault, vehicle may not restart (red)" has 11 words: at a limit of
+    # 10 it read as a sentence, and "i got LVB-003" was quoted on into it.
+    alerts = passage(
+        1,
+        "Driver Alerts > 12 V system (LVB)",
+        "LVB-003 - 12 V battery needs replacement soon (amber)\n\n"
+        "The 12 V battery is aging. The vehicle can still be driven, but schedule a replacement "
+        "with Corvan Service within the next few weeks.\n\n"
+        "LVB-009 - 12 V system fault, vehicle may not restart (red)\n\n"
+        "The 12 V system is not being charged. Drive to a safe place and contact Corvan "
+        "Roadside Assistance.",
+        0.49,
+    )
+
+    quote = compose_quote("i got LVB-003", [alerts], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text.startswith("LVB-003 - 12 V battery needs replacement soon (amber)")
+    assert "LVB-009" not in quote.text
+
+
 def test_the_codes_a_question_gives():
     def found(question: str, text: str) -> bool:
         return any(re.search(pattern, text, re.IGNORECASE) for pattern in named_codes(question))
