@@ -92,27 +92,32 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
         return word
     if vocabulary.known(stem(lower), prefix=True) or is_english(lower):
         return word
-    frequency = vocabulary.document_frequency
+
+    def chunks_using(near: str) -> int:
+        return vocabulary.document_frequency.get(stem(near), 0)
+
+    # One edit: every string one edit away, looked up (fast); two: the manual's words that
+    # could be two away, measured.
     found = {
-        near: frequency.get(stem(near), 0)
+        near: used
         for near in edits(lower) & vocabulary.spellings
-        if frequency.get(stem(near), 0) >= MIN_CHUNKS
+        if (used := chunks_using(near)) >= MIN_CHUNKS
     }
     if found:
         return max(found, key=lambda near: (found[near], near))
     if len(lower) < TWO_EDITS_FROM:
         return word
-    distances = {
-        near: distance
+    two_away = {
+        near: (distance, -used)
         for near in vocabulary.spellings
         if near[0] == lower[0]
         and abs(len(near) - len(lower)) <= 2
-        and frequency.get(stem(near), 0) >= MIN_CHUNKS
+        and (used := chunks_using(near)) >= MIN_CHUNKS
         and (distance := edit_distance(lower, near, limit=2)) <= 2
     }
-    if not distances:
+    if not two_away:
         return word
-    return min(distances, key=lambda near: (distances[near], -frequency[stem(near)], near))
+    return min(two_away, key=lambda near: (*two_away[near], near))
 
 
 def edit_distance(a: str, b: str, *, limit: int) -> int:
