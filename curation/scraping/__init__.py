@@ -23,12 +23,18 @@ Two steps, one module each: :mod:`.text` (decoding and normalisation) and :mod:`
 """
 
 from curation.scraping.markdown import CleanedPage, html_to_markdown
-from curation.scraping.text import PageRejected, decode_html, normalize_text
+from curation.scraping.text import (
+    PageRejected,
+    decode_html,
+    drop_lost_references,
+    normalize_text,
+)
 
 __all__ = [
     "CleanedPage",
     "PageRejected",
     "decode_html",
+    "drop_lost_references",
     "html_to_markdown",
     "normalize_text",
 ]

@@ -245,3 +245,32 @@ def _ascii_char(char: str) -> str:
     if decomposed and decomposed.isascii():
         return decomposed
     return char
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-references that lost their target
+# --------------------------------------------------------------------------------------------
+
+# A link's text is where a cross-reference names its target; a page whose links were filled in
+# by a script, or a converter that dropped them, leaves "See for more information." (the Model 3
+# manual's Normal Operating Sounds, nine times). Read as an answer, it says nothing, and looks
+# broken: the sentence, or the empty parenthesis "(see )", is dropped.
+_LOST_REFERENCE_RE: Final = re.compile(
+    r"(?:^|(?<=[.!?]) )See for\b[^.!?\n]*[.!?](?= |$)"
+    r"|\s?\((?:see|refer to)\s*\)",
+    re.MULTILINE,
+)
+
+
+def drop_lost_references(markdown: str) -> str:
+    """``markdown`` without the cross-references whose target was lost ("See for more
+    information.", "(see )"); a paragraph that was nothing else goes with them."""
+    if "ee " not in markdown and "efer to" not in markdown:
+        return markdown
+    kept: list[str] = []
+    for line in markdown.split("\n"):
+        dropped = _LOST_REFERENCE_RE.sub("", line).rstrip() if line.strip() else line
+        if dropped or not line.strip():
+            kept.append(dropped)
+    text = _BLANK_LINES_RE.sub("\n\n", "\n".join(kept))
+    return text if markdown.startswith("\n") else text.lstrip("\n")

@@ -20,7 +20,13 @@ from django.utils import timezone
 from curation.chunking import chunk_markdown
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair, SourceFile
 from curation.qa import FLAG_SOURCE_CHANGED
-from curation.scraping import PageRejected, decode_html, html_to_markdown, normalize_text
+from curation.scraping import (
+    PageRejected,
+    decode_html,
+    drop_lost_references,
+    html_to_markdown,
+    normalize_text,
+)
 from curation.services import embedders
 from curation.services.figures import figure_files_delete, figures_create, figures_retire
 from curation.sources import RawPage
@@ -77,7 +83,7 @@ def clean_page(page: RawPage, *, on_note: Callable[[str], None] | None = None) -
             text = page.content.decode(page.charset or "utf-8-sig")
         except (UnicodeDecodeError, LookupError) as exc:
             raise PageRejected(f"undecodable: {exc}") from None
-        markdown = normalize_text(text).strip()
+        markdown = drop_lost_references(normalize_text(text)).strip()
         title = _markdown_title(markdown) or Path(page.source_name).stem.replace("_", " ").title()
         if not markdown.startswith("# "):
             markdown = f"# {title}\n\n{markdown}"
@@ -95,7 +101,7 @@ def clean_page(page: RawPage, *, on_note: Callable[[str], None] | None = None) -
         page.source_name,
         page.source_url,
         title,
-        cleaned.markdown,
+        drop_lost_references(cleaned.markdown),
         cleaned.word_count,
         figures=tuple(
             FigureImage(key=f.key, data=f.data, caption=f.caption, source_url=f.url)

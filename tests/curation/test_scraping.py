@@ -10,6 +10,7 @@ from curation.scraping import (
     CleanedPage,
     PageRejected,
     decode_html,
+    drop_lost_references,
     html_to_markdown,
     normalize_text,
 )
@@ -523,3 +524,72 @@ def test_merge_with_next_joins_pairs_and_never_joins_a_joined_item_again() -> No
     merged = merge_with_next(["a", "b:", "c:", "d", "e:"], join, keep=str.upper)
     assert merged == ["A", "b:+c:", "D", "E:"]
     assert merge_with_next([], join) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Cross-references that lost their target
+# --------------------------------------------------------------------------------------------
+
+
+def test_drops_a_cross_reference_whose_link_text_was_lost() -> None:
+    text = (
+        "Park Assist: This chime occurs when you park near an object. See for more information.\n"
+        "\n"
+        "Chimes sound to draw your attention. See for more information on feature details and "
+        "limitations. Keep your hands on the steering wheel.\n"
+        "\n"
+        "See for more information.\n"
+        "\n"
+        "- Forward Collision Warning (see ) warns you of a possible collision."
+    )
+    assert drop_lost_references(text) == (
+        "Park Assist: This chime occurs when you park near an object.\n"
+        "\n"
+        "Chimes sound to draw your attention. Keep your hands on the steering wheel.\n"
+        "\n"
+        "- Forward Collision Warning warns you of a possible collision."
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "See Jacking and Lifting for more information.",
+        "See on-screen prompts for details.",
+        "For details, see Charging (see Charge Port).",
+        "Oversee for a while. Then go.",
+        "| Code | See for details |",
+    ],
+)
+def test_keeps_cross_references_that_name_their_target(text: str) -> None:
+    assert drop_lost_references(text) == text
+
+
+def test_clean_page_drops_lost_cross_references_from_markdown_and_html() -> None:
+    from curation.services.documents import clean_page
+    from curation.sources import RawPage
+
+    markdown = RawPage(
+        source_name="sounds.md",
+        source_url="",
+        content=b"# Sounds\n\nSpeed Limit Warning: A chime sounds. See for more information.\n",
+        content_type="text/markdown",
+        charset="utf-8",
+        error=None,
+    )
+    html = RawPage(
+        source_name="sounds.html",
+        source_url="https://example.com/sounds.html",
+        content=page(
+            "<main><h1>Sounds</h1><p>Speed Limit Warning: A chime sounds when you exceed the"
+            ' speed limit. See <a href="limits.html"></a> for more information.</p></main>'
+        ).encode(),
+        content_type="text/html",
+        charset="utf-8",
+        error=None,
+    )
+    assert "See for" not in clean_page(markdown).markdown
+    assert clean_page(markdown).markdown.endswith("Speed Limit Warning: A chime sounds.\n")
+    cleaned = clean_page(html).markdown
+    assert "exceed the speed limit." in cleaned
+    assert "See for" not in cleaned and "information" not in cleaned
