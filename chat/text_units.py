@@ -4,8 +4,9 @@ Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer 
 (``chat.verification``) read passages this way:
 
 * :func:`passage_blocks` splits a chunk's markdown into blocks: paragraphs (split into
-  sentences), numbered procedures (steps, with the Note/Warning lines between them and the
-  sentence that introduces them), bullet lists, and tables (a header and rows). A table row
+  sentences), numbered procedures (steps, with the Note/Warning lines between them, the text
+  on the lines after a step when the next step follows, and the sentence that introduces
+  them), bullet lists, and tables (a header and rows). A table row
   is quoted with its header, a procedure whole. A figure's caption on a line of its own
   ("Figure 1. ...") is left out: it labels a picture that a quote does not show.
 * :func:`split_sentences` splits prose into sentences without breaking "e.g.", "approx.",
@@ -119,7 +120,7 @@ class Unit:
     table row. ``text`` is as written (markdown for rows and items); ``plain`` is what is
     embedded and matched (a row as "Column: value; ..." so its numbers keep their meaning)."""
 
-    kind: str  # "sentence", "step", "substep", "item", "row", "callout"
+    kind: str  # "sentence", "step", "substep", "item", "row", "callout", "text" (of a step)
     text: str
     plain: str
     block: int
@@ -274,7 +275,8 @@ def passage_blocks(body: str) -> list[Block]:
         current = Block(kind=kind, lead_in=lead_in)
 
     header_cells: list[str] = []
-    for raw_line in _callouts_joined(body.splitlines()):
+    lines = _callouts_joined(body.splitlines())
+    for number, raw_line in enumerate(lines):
         line = _TRAILING_BREAK.sub("", raw_line).strip()
         if not line:
             previous_blank = True
@@ -339,6 +341,12 @@ def passage_blocks(body: str) -> list[Block]:
             if _CALLOUT.match(line) and not previous_blank:
                 add("callout", line)
                 continue
+            if current.kind == "steps" and not previous_blank and _step_resumes(lines, number):
+                # Text on the line after a step, with the next step further on in the same
+                # run of lines, goes on with that step (a markdown "lazy" line): "1. Touch
+                # Controls > Track Mode.", "When enabled, TRACK displays ...", "2. ...".
+                add("text", line)
+                continue
             close()
         if current is None or current.kind != "paragraph":
             close()
@@ -373,6 +381,22 @@ def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
     if not block.units and blocks and blocks[-1] is block:
         blocks.pop()
     return "\n\n".join(unit.text for unit in taken)
+
+
+def _step_resumes(lines: list[str], at: int) -> bool:
+    """Whether a numbered step follows ``lines[at]`` before the next blank line, numbered one
+    more than the last step before it."""
+    before = next(
+        (found for line in reversed(lines[:at]) if (found := STEP_LINE.match(line))), None
+    )
+    if before is None:
+        return False
+    for line in lines[at + 1 :]:
+        if not line.strip() or _HEADING.match(line):
+            return False
+        if found := STEP_LINE.match(line):
+            return int(found.group(1)) == int(before.group(1)) + 1
+    return False
 
 
 def _callouts_joined(lines: list[str]) -> list[str]:

@@ -382,3 +382,42 @@ def test_a_figure_caption_is_no_unit_and_does_not_break_a_procedure():
     assert not any("Where the label is" in text for text in texts)
     # A sentence that starts with "Figure 3" and goes on is prose, not a caption.
     assert blocks[2].units[0].text.startswith("Figure 3 shows where the label is")
+
+
+TRACK_MODE = """\
+To turn on Track Mode, shift into Park and follow these steps:
+1. Touch Controls > Pedals & Steering > Track Mode.
+When enabled, TRACK displays on the touchscreen above the driving speed.
+Note: Track Mode is available only on Performance vehicles.
+2. If desired, customize the Track Mode settings.
+3. Shift into Drive.
+The car status area shows the temperatures of the motors and brakes.
+
+Track Mode turns off when you shift into Park again."""
+
+
+def test_text_on_the_line_after_a_step_goes_on_with_it_when_the_next_step_follows():
+    # A markdown "lazy" line: the Model 3 manual's Track Mode and Wi-Fi procedures, whose quote
+    # stopped after step 1, as the line after it ended the procedure.
+    blocks = passage_blocks(TRACK_MODE)
+
+    assert [block.kind for block in blocks] == ["steps", "paragraph", "paragraph"]
+    assert kinds(blocks[0]) == ["step", "text", "callout", "step", "step"]
+    assert blocks[0].units[1].text == (
+        "When enabled, TRACK displays on the touchscreen above the driving speed."
+    )
+    # After the last step no step follows: the text is prose of its own, as before.
+    assert blocks[1].units[0].text.startswith("The car status area shows")
+    assert blocks[2].units[0].text.startswith("Track Mode turns off")
+
+
+def test_text_after_a_step_ends_the_procedure_when_the_next_step_is_not_the_following_one():
+    body = (
+        "To pair a key:\n1. Touch Controls > Locks > Keys.\nA new procedure starts below.\n"
+        "1. Open the app.\n2. Touch Keys."
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["steps", "paragraph", "steps"]
+    assert kinds(blocks[0]) == ["step"]
