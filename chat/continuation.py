@@ -2,8 +2,9 @@
 
 A chunk holds at most the embedding model's token budget, so a long procedure or table, or a
 short one after a long paragraph, goes on in the next chunk of its section. Retrieval may find
-only one half: a passage that starts at step 5, or that ends on a table's first rows while the
-row the owner asks about is in the next chunk. Quoted like that, an owner reads half a
+only one half: a passage that starts at step 5, that ends on step 3 or on the Warning after it
+while step 4 opens the next chunk, or that ends on a table's first rows while the row the owner
+asks about is in the next chunk. Quoted like that, an owner reads half a
 procedure. :func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a
 passage's neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
 they hold the rest, and :func:`joined` puts two neighbours' bodies together without the text
@@ -73,22 +74,44 @@ def continued_from(preceding: str, body: str) -> bool:
     return may_continue_before(body) and bool(earlier) and steps[0] - 1 <= earlier[-1] <= steps[0]
 
 
+def _ends_in_steps(body: str) -> bool:
+    """Whether ``body`` ends inside a procedure: on a step, or on the Notes, Warnings, options
+    or text that follow a step with no blank line between ("3. Pull the release cable.",
+    "Warning: Do not pull ..."; the chunk ends there, and step 4 is in the next one)."""
+    last_run = body.rstrip().rsplit("\n\n", 1)[-1]
+    lines = [line for line in last_run.splitlines() if line.strip()]
+    return (
+        bool(lines)
+        and not TABLE_LINE.match(lines[-1])
+        and any(STEP_LINE.match(line) for line in lines)
+    )
+
+
 def may_continue_after(body: str) -> bool:
-    """Whether ``body`` ends on a step or a table row, so that the next chunk may go on with
-    the procedure or the table."""
+    """Whether ``body`` ends on a step or a table row, or inside a procedure (on what follows
+    a step), so that the next chunk may go on with the procedure or the table."""
     last = _last_line(body)
-    return bool(STEP_LINE.match(last) or TABLE_LINE.match(last))
+    return bool(STEP_LINE.match(last) or TABLE_LINE.match(last) or _ends_in_steps(body))
 
 
 def continues_after(body: str, following: str) -> bool:
     """Whether ``following``, the next chunk of ``body``'s section, goes on with the
-    procedure or table ``body`` ends on: its first step is the next one, or it starts with a
-    table under the same header."""
+    procedure or table ``body`` ends on: its first step is the next one (or the last one,
+    repeated by the chunker's overlap, when ``body`` ends on it), or it starts with a table
+    under the same header."""
     if not may_continue_after(body):
         return False
     steps, next_steps = _steps(body), _steps(following)
     if STEP_LINE.match(_last_line(body)):
         return bool(steps and next_steps) and steps[-1] <= next_steps[0] <= steps[-1] + 1
+    if _ends_in_steps(body):
+        if not (steps and next_steps):
+            return False
+        last_step = next(line for line in reversed(body.splitlines()) if STEP_LINE.match(line))
+        # The same step again is the chunker's overlap only when it is the same line.
+        return next_steps[0] == steps[-1] + 1 or (
+            next_steps[0] == steps[-1] and last_step.strip() in following
+        )
     header = _table_header(body, last=True)
     return header is not None and _table_header(following, last=False) == header
 

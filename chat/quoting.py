@@ -8,7 +8,8 @@ they need to be read alone:
 * a **step** brings its whole procedure, with the sentence that introduces it and the
   Note/Warning lines between steps: half a procedure is not safe to follow; when that
   sentence names no situation of its own ("In that situation, use the release cable:"), the
-  sentence before it, which does, comes too;
+  sentence before it, which does, comes too; a procedure longer than ``procedure_max_words``
+  comes from its first step as far as it fits (and at least to the step after this one);
 * a **table row** brings the table's header (and the next best row). Rows and items named by
   a short label ("AMBER - SOLID", "BLUE: ...") are picked by the name the question gives:
   "solid blue" is not "AMBER - SOLID", however close the rest of the row reads;

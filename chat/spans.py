@@ -135,7 +135,15 @@ def spans_around(
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.procedure_max_words:
             return [span(*context, Piece(unit.block, everything, lead_in))]
-        upto = min(max(unit.index, 0) + 2, len(block.units))
+        # Too long to quote whole: its steps from the start as far as they fit, and at least
+        # up to the one after the best.
+        upto, total = 0, _words(block.lead_in)
+        while upto < len(block.units):
+            total += _words(block.units[upto].text)
+            if total > settings.procedure_max_words:
+                break
+            upto += 1
+        upto = max(upto, min(max(unit.index, 0) + 2, len(block.units)))
         return [span(*context, Piece(unit.block, tuple(range(upto)), lead_in))]
     if block.kind in ("table", "items"):
         # A short table or list whole; else the rows or items that score nearly as well as

@@ -52,6 +52,23 @@ def test_a_passage_that_ends_on_a_step_goes_on_into_the_next_steps():
     assert not may_continue_after("1. Open the hood.\n\nThen close it again.")
 
 
+def test_a_passage_that_ends_on_what_follows_a_step_goes_on_into_the_next_step():
+    # The Model 3 manual's "Removing Ice From Door Handle" and 23 other seams: the chunk ends
+    # on the Warning (or Note, option, line of text) after step 3, and step 4 opens the next.
+    first = FIRST_HALF + "\nWarning: Never lift the wiper arm beyond its intended position."
+    second = SECOND_HALF.split("\n", 1)[1]  # from step 4
+
+    assert may_continue_after(first)
+    assert continues_after(first, second)
+    # Nor when the chunker's overlap repeats step 3; a new procedure is not its continuation,
+    # nor is another step 3.
+    assert continues_after(first, SECOND_HALF)
+    assert not continues_after(first, "1. Open the hood.\n2. Check the fluid level.")
+    assert not continues_after(first, "3. Open the hood.\n4. Check the fluid level.")
+    # After a blank line, the text is no longer the procedure's.
+    assert not may_continue_after(FIRST_HALF + "\n\nKeep the windshield clean.")
+
+
 def test_joined_neighbours_hold_the_repeated_step_once():
     whole = joined(FIRST_HALF, SECOND_HALF)
 

@@ -1352,3 +1352,33 @@ def test_a_title_of_two_lines_is_quoted_from_its_first(embed, vocabulary):
     assert quote.text.startswith(
         "Electrical system is unable to support all features\n\nSchedule service\n\n"
     )
+
+
+def test_a_procedure_too_long_to_quote_whole_is_quoted_from_its_start_as_far_as_it_fits():
+    # Joined across chunks, a long procedure ("Installing Mud Flaps and Splash Guards", 12
+    # steps) passed the word limit and was quoted up to the step after the best one: two of
+    # the six steps its first chunk alone had shown.
+    steps = [
+        f"{number}. Remove the push clip number {number} that secures the wheel arch liner to "
+        "the body of the vehicle."
+        for number in range(1, 9)
+    ]
+    blocks = passage_blocks("To install the mud flaps:\n" + "\n".join(steps))
+    settings = QuoteSettings(procedure_max_words=70)
+    lead_in = blocks[0].units[0]
+    assert blocks[0].lead_in == "To install the mud flaps:" and lead_in.index == 0
+
+    [span] = spans_around(Scored(passage=0, unit=lead_in, score=1.0), blocks, {}, settings)
+    quoted = render(span, blocks, settings)
+
+    assert quoted.startswith("To install the mud flaps:")
+    assert [line[:2] for line in quoted.splitlines() if line[:1].isdigit()] == [
+        "1.",
+        "2.",
+        "3.",
+    ]  # 5 + 3 x 19 words; a fourth step would pass 70
+    assert len(quoted.split()) <= 70
+    # The best step further on is always reached, and the one after it.
+    later = Scored(passage=0, unit=blocks[0].units[6], score=1.0)
+    [span] = spans_around(later, blocks, {}, settings)
+    assert span.pieces[-1].units[-1] == 7
