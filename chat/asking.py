@@ -14,7 +14,7 @@ import re
 from typing import Final
 
 from chat.spelling import corrected
-from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
+from chat.text_units import CODE, MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
 __all__ = [
@@ -339,17 +339,12 @@ _FUNCTION_WORDS: Final = frozenset(
 _FIGURE: Final = re.compile(r"^\d+(?:[a-z]{1,2})?$")
 
 
-# An identifier an owner copies off a screen or a label: an alert's code ("BRK-040", "CHG031",
-# "APP_w224"), a fault code ("P0420"): letters, then digits, joined or not by "-" or "_".
-_CODE: Final = re.compile(r"\b([a-z]{1,5})[-_]?([a-z]?\d{3,4})\b", re.IGNORECASE)
-
-
 def named_codes(question: str) -> list[str]:
     """The codes ``question`` gives ("BRK-040"), as patterns that find them in the manual
     written with or without their "-" or "_" ("BRK-040", "brk040"); none without one."""
     return [
         rf"\b{re.escape(letters)}[-_]?{re.escape(digits)}\b"
-        for letters, digits in dict.fromkeys(_CODE.findall(question))
+        for letters, digits in dict.fromkeys(CODE.findall(question))
     ]
 
 

@@ -21,6 +21,9 @@ look at what the question asks for, each cheap and explainable:
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
+* **a code the manual does not give.** A question that names codes ("what is BAT-020"), none
+  of which a manual listing codes gives, asks about an entry it does not have: the nearest
+  entry is another code's ("BAT-102 - Low battery"), and quoted, it read as the answer.
 * **a maker's plans.** No owner's manual speaks of models to come or of when to buy ("is
   Tesla going to release a refreshed Model 3", "should I wait to buy"): such a question is
   declined whatever the passages.
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
-from chat.text_units import Vocabulary, designations, words
+from chat.text_units import Vocabulary, codes, designations, words
 from chat.verification import figure_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -68,6 +71,7 @@ __all__ = [
     "meaning_shift",
     "missing_amount",
     "off_the_point",
+    "other_codes",
     "other_products",
     "question_parts",
 ]
@@ -193,6 +197,16 @@ def other_products(question: str, vocabulary: Vocabulary) -> list[str]:
     return [written for name, written in named.items() if name not in vocabulary.designations]
 
 
+def other_codes(question: str, vocabulary: Vocabulary) -> list[str]:
+    """The codes ``question`` names ("BAT-020"), as the owner wrote them, when the manual gives
+    none of them; none when it gives one (that one is answered), or no codes at all (nothing
+    to compare with)."""
+    named = codes(question)
+    if not vocabulary.codes or named.keys() & vocabulary.codes:
+        return []
+    return list(named.values())
+
+
 def asks_for_price(question: str) -> bool:
     """Whether the question asks what something costs (or is worth)."""
     return bool(_PRICE_WORDS.search(question) and _ASKS_AMOUNT.search(question))
@@ -271,6 +285,13 @@ def _decline_reason(
                     "unknown_terms": unknown,
                 },
             )
+    missing = other_codes(question, vocabulary)
+    if missing:
+        return Decline(
+            reason="code",
+            message="The manual never mentions " + ", ".join(f"“{code}”" for code in missing) + ".",
+            detail={"coverage": round(coverage, 3), "codes": missing},
+        )
     if _PLANS.search(question):
         return Decline(
             reason="plans",

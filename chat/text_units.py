@@ -90,6 +90,9 @@ _WORD_TOKEN: Final = re.compile(r"\b[A-Za-z]{3,7}\b")
 _SPELT: Final = re.compile(r"\b[a-z]{4,}\b")
 # "Model 3s" are Model 3 cars.
 _PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
+# An identifier an owner copies off a screen or a label: an alert's code ("BRK-040", "CHG031",
+# "APP_w224"), a fault code ("P0420"): letters, then digits, joined or not by "-" or "_".
+CODE: Final = re.compile(r"\b([a-z]{1,5})[-_]?([a-z]?\d{3,4})\b", re.IGNORECASE)
 
 #: "How wide is it?" asks for what a manual calls the width ("how long" is left out: it asks
 #: for a time as often as for a length).
@@ -170,6 +173,14 @@ def designations(text: str) -> dict[str, str]:
         code = _PLURAL_CODE.sub("", match.group(2).lower())
         found.setdefault(f"{stem(match.group(1).lower())} {code}", match.group(0))
     return found
+
+
+def codes(text: str) -> dict[str, str]:
+    """The codes ``text`` names (:data:`CODE`), lower-cased without their "-" or "_"
+    ("brk040"), each as written ("BRK-040")."""
+    return {
+        f"{match.group(1)}{match.group(2)}".lower(): match.group(0) for match in CODE.finditer(text)
+    }
 
 
 def acronyms(text: str) -> dict[str, str]:
@@ -450,6 +461,8 @@ class Vocabulary:
     acronyms: Mapping[str, str] = field(default_factory=dict)
     #: The words the manual writes, of four letters or more (``chat.spelling``).
     spellings: frozenset[str] = frozenset()
+    #: The codes the manual gives ("brk040"; :func:`codes`).
+    codes: frozenset[str] = frozenset()
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -458,6 +471,7 @@ class Vocabulary:
         named: set[str] = set()
         initials: dict[str, str] = {}
         spellings: set[str] = set()
+        given: set[str] = set()
         count = 0
         for text in texts:
             count += 1
@@ -465,6 +479,7 @@ class Vocabulary:
                 frequency[term] = frequency.get(term, 0) + 1
             spellings.update(_SPELT.findall(text.lower()))
             named.update(designations(text))
+            given.update(codes(text))
             for short, name in acronyms(text).items():
                 initials.setdefault(short, name)
         return cls(
@@ -477,6 +492,7 @@ class Vocabulary:
                 if short not in frequency  # a word the manual writes is that word
             },
             spellings=frozenset(spellings),
+            codes=frozenset(given),
         )
 
     def spell_out(self, question: str) -> str:

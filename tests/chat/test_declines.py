@@ -21,6 +21,7 @@ from chat.declines import (
     meaning_shift,
     missing_amount,
     off_the_point,
+    other_codes,
     other_products,
     question_parts,
 )
@@ -584,3 +585,49 @@ def test_a_question_about_a_makers_plans_is_declined(question, manual_chunks, vo
 )
 def test_a_question_about_the_car_is_no_question_about_plans(question):
     assert not _PLANS.search(question)
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        ("what is BAT-020", ["BAT-020"]),
+        ("my screen says brk999 and CHG-777, what now", ["brk999", "CHG-777"]),
+    ],
+)
+def test_a_code_the_manual_never_gives_is_declined_not_answered_with_another(
+    question, named, manual_chunks, vocabulary, embed
+):
+    # The sample manual's alerts: "what is BAT-020" was quoted "BAT-102 - Low battery, charge
+    # now", the nearest entry, as if it were the one asked about.
+    alerts = manual_chunks["driver-alerts.html"]
+
+    decline = decline_reason(question, alerts, vocabulary, embed=embed)
+
+    assert decline is not None
+    assert decline.reason == "code"
+    assert decline.detail["codes"] == named
+    assert (
+        decline.message
+        == "The manual never mentions " + ", ".join(f"“{code}”" for code in named) + "."
+    )
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "what does BRK-040 mean",
+        "got brk040 on the display",
+        # One of them is in the manual: that one is answered.
+        "my screen says brk999 and BRK-040, what now",
+    ],
+)
+def test_a_code_the_manual_gives_is_not_declined_for_it(question, manual_chunks, vocabulary, embed):
+    assert other_codes(question, vocabulary) == []
+    decline = decline_reason(question, manual_chunks["driver-alerts.html"], vocabulary, embed=embed)
+    assert decline is None or decline.reason != "code"
+
+
+def test_a_manual_that_gives_no_codes_declines_nothing_for_a_code():
+    vocabulary = Vocabulary.from_texts(["Stop safely when the brake fluid warning appears."])
+
+    assert other_codes("what is BAT-020", vocabulary) == []
