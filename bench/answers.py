@@ -44,7 +44,7 @@ Usage: ``make bench-answers`` (the database and Redis must be reachable: ``make 
 Measured here (2 cores, 20 minutes): old path must-include 0.131, 4 of 12 unanswerable declined,
 false refusals 0.476, loops 0.646, supported sentences 0.362, median 137 words, p95 21.6 s (first
 text 2.4 s), on a quiet machine; new path (``quoted``, a 2-core Intel Xeon VM with AVX-512): 0.798,
-12 of 12, 0.024, 0, 1.0, 61.5 words, p95 0.22 s (first text 0.22 s; 1.13 s on a 2-core AMD EPYC VM
+12 of 12, 0.012, 0, 1.0, 62.5 words, p95 0.22 s (first text 0.22 s; 1.13 s on a 2-core AMD EPYC VM
 without AVX-512, and 2.25 s there before answers read the stored sentence vectors,
 ``chat.quote_vectors``). On the development sets: 0.835, 51 of 55, 0.035, 58 words; on the blind
 set: 0.744, 11 of 12, 0.022, 59 words. The held-out must-include was 0.810 (and 1 of 84 false
