@@ -13,8 +13,9 @@ import itertools
 import re
 from typing import Final
 
+from chat.names import CODE
 from chat.spelling import corrected
-from chat.text_units import CODE, MEASURE_NOUNS, Vocabulary, terms
+from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
 __all__ = [

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
-from chat.text_units import Vocabulary, codes, designations, words
+from chat.names import codes, designations
+from chat.text_units import Vocabulary, words
 from chat.verification import figure_units
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -149,7 +150,7 @@ _MONEY: Final = re.compile(
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a question is declined: ``reason`` ("coverage", "product", "plans", "price",
+    """Why a question is declined: ``reason`` ("coverage", "product", "code", "plans", "price",
     "unit", or on the composed quote "amount" or "off_point") and what was measured, for the
     answer's record."""
 
@@ -266,32 +267,20 @@ def _decline_reason(
     coverage, unknown = key_term_coverage(vocabulary.spell_out(question), vocabulary)
     others = other_products(question, vocabulary)
     if others:
-        return Decline(
-            reason="product",
-            message="The manual never mentions " + ", ".join(f"“{name}”" for name in others) + ".",
-            detail={"coverage": round(coverage, 3), "products": others},
-        )
+        return _never_mentions("product", others, coverage=round(coverage, 3), products=others)
     if coverage < min_coverage:
         shift = meaning_shift(question, unknown, embed)
         if shift >= MIN_MEANING_SHIFT:
-            return Decline(
-                reason="coverage",
-                message="The manual never mentions "
-                + ", ".join(f"“{word}”" for word in unknown[:4])
-                + ".",
-                detail={
-                    "coverage": round(coverage, 3),
-                    "meaning_shift": round(shift, 3),
-                    "unknown_terms": unknown,
-                },
+            return _never_mentions(
+                "coverage",
+                unknown[:4],
+                coverage=round(coverage, 3),
+                meaning_shift=round(shift, 3),
+                unknown_terms=unknown,
             )
     missing = other_codes(question, vocabulary)
     if missing:
-        return Decline(
-            reason="code",
-            message="The manual never mentions " + ", ".join(f"“{code}”" for code in missing) + ".",
-            detail={"coverage": round(coverage, 3), "codes": missing},
-        )
+        return _never_mentions("code", missing, coverage=round(coverage, 3), codes=missing)
     if _PLANS.search(question):
         return Decline(
             reason="plans",
@@ -312,6 +301,15 @@ def _decline_reason(
             detail={"coverage": round(coverage, 3), "units": sorted(units)},
         )
     return None
+
+
+def _never_mentions(reason: str, names: list[str], **detail) -> Decline:
+    """A decline for what the question names and the manual never does."""
+    return Decline(
+        reason=reason,
+        message="The manual never mentions " + ", ".join(f"“{name}”" for name in names) + ".",
+        detail=detail,
+    )
 
 
 def _or(names: Iterable[str]) -> str:

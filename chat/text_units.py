@@ -15,7 +15,7 @@ Plain Python (no Django). Both the quote composer (``chat.quoting``) and answer 
 * :func:`terms` gives the stemmed content words of a text (English Snowball stemmer and the QA
   gate's stopwords), so "charging" in a question meets "charge" in the manual; IDF weights
   come from :class:`Vocabulary`, which also knows the initials of the manual's names
-  (:func:`acronyms`), so an owner's "FSD" is spelled out as its "Full Self-Driving".
+  (``chat.names.acronyms``), so an owner's "FSD" is spelled out as its "Full Self-Driving".
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from chat.names import acronyms, codes, designations
 from chat.stemming import stem
 from curation.qa import STOPWORDS
 from manualqa.lib.captions import is_caption_line
@@ -38,8 +39,6 @@ __all__ = [
     "passage_plain_units",
     "Unit",
     "Vocabulary",
-    "acronyms",
-    "designations",
     "is_footnote",
     "label_mismatch",
     "passage_blocks",
@@ -67,32 +66,11 @@ _WORD: Final = re.compile(r"\w+")
 # pressure to 44 PSI ...", "**A/C desiccant bag replacement ...", "†..."), not a bullet ("* item")
 # nor emphasis ("**Note:** ...", "*italic* words"), whose mark closes on the line.
 _FOOTNOTE: Final = re.compile(r"\s*(?:\*{1,3}|\u2020|\u2021)(?=[A-Za-z0-9(])(?![^*\n]*\*)")
-# "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
-# characters or with a digit; "model year", "model name", "generation capability" and the
-# short words of "which model do I have" or "a model a day" name no product.
-_DESIGNATION: Final = re.compile(
-    r"\b(model|series|gen|generation)\s+"
-    r"((?!(?:a|i|am|an|as|at|be|by|do|go|if|in|is|it|me|my|no|of|on|or|so|to|up|us|we)\b)"
-    r"[a-z0-9]{1,2}|[a-z]*\d[a-z0-9-]*)\b",
-    re.IGNORECASE,
-)
-# "Full Self-Driving", "Traffic-Aware Cruise Control", "Navigate on Autopilot": capitalised
-# words in a row (short linking words allowed), whose initials owners type as a word.
-_NAME: Final = re.compile(
-    r"\b[A-Z][A-Za-z]*(?:(?:[ -]+(?:on|of|and|to|for|in|the))?[ -]+[A-Z][A-Za-z]*){2,5}\b"
-)
-_NAME_PART: Final = re.compile(r"[A-Za-z]+")
-_LINKING: Final = frozenset({"on", "of", "and", "to", "for", "in", "the"})
 # A word an owner writes as initials: in capitals ("FSD", "TACCs"), or without a vowel ("fsd").
 _INITIALS: Final = re.compile(r"[A-Z]{3,6}s?")
 _VOWEL: Final = re.compile(r"[aeiouy]", re.IGNORECASE)
 _WORD_TOKEN: Final = re.compile(r"\b[A-Za-z]{3,7}\b")
 _SPELT: Final = re.compile(r"\b[a-z]{4,}\b")
-# "Model 3s" are Model 3 cars.
-_PLURAL_CODE: Final = re.compile(r"(?<=\d)s$")
-# An identifier an owner copies off a screen or a label: an alert's code ("BRK-040", "CHG031",
-# "APP_w224"), a fault code ("P0420"): letters, then digits, joined or not by "-" or "_".
-CODE: Final = re.compile(r"\b([a-z]{1,5})[-_]?([a-z]?\d{3,4})\b", re.IGNORECASE)
 
 #: "How wide is it?" asks for what a manual calls the width ("how long" is left out: it asks
 #: for a time as often as for a length).
@@ -162,47 +140,6 @@ def term_set(text: str) -> set[str]:
     cam" or "head rest"."""
     found = terms(text)
     return {*found, *(first + second for first, second in itertools.pairwise(found))}
-
-
-def designations(text: str) -> dict[str, str]:
-    """The product designations ``text`` names: "model", "series", "gen" or "generation" and a
-    code of one or two characters or with a digit ("Model 3", "Model Y", "Gen 2"), lower-cased,
-    each with the words as written."""
-    found: dict[str, str] = {}
-    for match in _DESIGNATION.finditer(text):
-        code = _PLURAL_CODE.sub("", match.group(2).lower())
-        found.setdefault(f"{stem(match.group(1).lower())} {code}", match.group(0))
-    return found
-
-
-def codes(text: str) -> dict[str, str]:
-    """The codes ``text`` names (:data:`CODE`), lower-cased without their "-" or "_"
-    ("brk040"), each as written ("BRK-040")."""
-    return {
-        f"{match.group(1)}{match.group(2)}".lower(): match.group(0) for match in CODE.finditer(text)
-    }
-
-
-def acronyms(text: str) -> dict[str, str]:
-    """The initials an owner could type for the capitalised names in ``text``, at least three
-    letters, stemmed like a question's words, each with the name ("fsd" -> "Full Self Driving";
-    "noa" -> "Navigate on Autopilot", with its linking word or without when that leaves three
-    letters). A name that starts a sentence may have its first word left out: "Touch Full
-    Self-Driving" gives "fsd" too."""
-    found: dict[str, str] = {}
-    for match in _NAME.finditer(text):
-        parts = _NAME_PART.findall(match.group(0))
-        for run in (parts, parts[1:]):
-            if not run or run[0] in _LINKING:
-                continue  # "and Transport Mode" is no name
-            name = " ".join(run)
-            for initials in (
-                "".join(part[0] for part in run),
-                "".join(part[0] for part in run if part not in _LINKING),
-            ):
-                if len(initials) >= 3:
-                    found.setdefault(stem(initials.lower()), name)
-    return found
 
 
 def split_sentences(text: str) -> list[str]:
@@ -454,14 +391,14 @@ class Vocabulary:
 
     document_frequency: Mapping[str, int]
     documents: int
-    #: The product designations the manual names ("model 3", "gen 2"; :func:`designations`).
+    #: The product designations the manual names ("model 3", "gen 2"; ``chat.names``).
     designations: frozenset[str] = frozenset()
     #: Initials of the names the manual uses that it never writes as a word, with the name
-    #: ("fsd" -> "Full Self Driving"; :func:`acronyms`): an owner's "FSD" is the manual's name.
+    #: ("fsd" -> "Full Self Driving"; ``chat.names``): an owner's "FSD" is the manual's name.
     acronyms: Mapping[str, str] = field(default_factory=dict)
     #: The words the manual writes, of four letters or more (``chat.spelling``).
     spellings: frozenset[str] = frozenset()
-    #: The codes the manual gives ("brk040"; :func:`codes`).
+    #: The codes the manual gives ("brk040"; ``chat.names.codes``).
     codes: frozenset[str] = frozenset()
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 

@@ -25,7 +25,8 @@ from chat.declines import (
     other_products,
     question_parts,
 )
-from chat.text_units import Vocabulary, designations
+from chat.names import designations
+from chat.text_units import Vocabulary
 
 
 @pytest.fixture(scope="module")

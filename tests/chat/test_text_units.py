@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from chat.names import acronyms
 from chat.text_units import (
     Vocabulary,
-    acronyms,
     passage_blocks,
     passage_plain_units,
     split_sentences,
