@@ -88,10 +88,9 @@ def _ends_in_steps(body: str) -> bool:
 
 
 def may_continue_after(body: str) -> bool:
-    """Whether ``body`` ends on a step or a table row, or inside a procedure (on what follows
-    a step), so that the next chunk may go on with the procedure or the table."""
-    last = _last_line(body)
-    return bool(STEP_LINE.match(last) or TABLE_LINE.match(last) or _ends_in_steps(body))
+    """Whether ``body`` ends on a table row or inside a procedure (on a step, or on what
+    follows one), so that the next chunk may go on with the table or the procedure."""
+    return bool(TABLE_LINE.match(_last_line(body)) or _ends_in_steps(body))
 
 
 def continues_after(body: str, following: str) -> bool:
@@ -99,19 +98,19 @@ def continues_after(body: str, following: str) -> bool:
     procedure or table ``body`` ends on: its first step is the next one (or the last one,
     repeated by the chunker's overlap, when ``body`` ends on it), or it starts with a table
     under the same header."""
-    if not may_continue_after(body):
-        return False
-    steps, next_steps = _steps(body), _steps(following)
-    if STEP_LINE.match(_last_line(body)):
-        return bool(steps and next_steps) and steps[-1] <= next_steps[0] <= steps[-1] + 1
     if _ends_in_steps(body):
-        if not (steps and next_steps):
+        steps, next_steps = _steps(body), _steps(following)
+        if not next_steps:
             return False
         last_step = next(line for line in reversed(body.splitlines()) if STEP_LINE.match(line))
-        # The same step again is the chunker's overlap only when it is the same line.
-        return next_steps[0] == steps[-1] + 1 or (
-            next_steps[0] == steps[-1] and last_step.strip() in following
+        # The same step again is the chunker's overlap: always when ``body`` ends on it, and
+        # after its Notes only when it is the same line.
+        repeated = next_steps[0] == steps[-1] and (
+            last_step == _last_line(body) or last_step.strip() in following
         )
+        return next_steps[0] == steps[-1] + 1 or repeated
+    if not TABLE_LINE.match(_last_line(body)):
+        return False
     header = _table_header(body, last=True)
     return header is not None and _table_header(following, last=False) == header
 
