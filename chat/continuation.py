@@ -128,6 +128,15 @@ def joined(first: str, second: str) -> str:
             rows = "\n".join(lines[at + 2 :])
             if not before or first.endswith(before):
                 return f"{first}\n{rows}"
+    # The overlap in whole lines, however short ("2. Hand Wash", a step that is only its
+    # title), then in characters, at least _MIN_OVERLAP of them.
+    first_lines, second_lines = first.splitlines(), second.splitlines()
+    for size in range(min(len(first_lines), len(second_lines)), 0, -1):
+        if [line.strip() for line in first_lines[-size:]] == [
+            line.strip() for line in second_lines[:size]
+        ]:
+            rest = "\n".join(second_lines[size:])  # a blank line after the seam stays
+            return f"{first}\n{rest}" if rest else first
     for size in range(min(len(first), len(second)), _MIN_OVERLAP - 1, -1):
         if first.endswith(second[:size]):
             return first + second[size:]

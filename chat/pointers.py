@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["is_pointer", "names_a_setting", "pointed_at", "section_named"]
+__all__ = ["is_pointer", "names_a_setting", "pointed_at", "referred_to", "section_named"]
 
 # A sentence that only sends the reader elsewhere ("For more information, see Charging.",
 # "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...").
@@ -27,6 +27,11 @@ _POINTED_AT: Final = re.compile(
     r"(?P<target>[^.()]+?)\s*(?:\bfor (?:more |further )?(?:information|details)\b|[.]|$)",
     re.IGNORECASE,
 )
+# A reference in brackets at the end of a sentence with content of its own: "If the touchscreen
+# is unresponsive, you can restart it (see Restarting the Touchscreen)."
+_REFERENCE: Final = re.compile(
+    r"\((?:see|refer to)\s+(?:the\s+)?(?P<target>[^()]+?)\)\s*[.!]?\s*$", re.IGNORECASE
+)
 # Where a setting is on the touchscreen: "Controls > Locks > Driver Door Unlock Mode".
 _SETTING_PATH: Final = re.compile(r"\b[A-Z][\w-]*(?: [\w&/-]+){0,3} > [A-Z0-9]")
 
@@ -41,6 +46,14 @@ def pointed_at(sentence: str) -> str | None:
     """The section a pointer names, lower-cased ("jacking and lifting"); None for a sentence
     that is no pointer."""
     if not is_pointer(sentence) or not (found := _POINTED_AT.search(sentence)):
+        return None
+    return _normal(found.group("target"))
+
+
+def referred_to(sentence: str) -> str | None:
+    """The section a sentence with content of its own refers to at its end, in brackets,
+    lower-cased ("restarting the touchscreen"); None for a pointer or a sentence without."""
+    if is_pointer(sentence) or not (found := _REFERENCE.search(sentence)):
         return None
     return _normal(found.group("target"))
 

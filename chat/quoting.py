@@ -40,7 +40,9 @@ they need to be read alone:
 A sentence that only sends the reader elsewhere ("For instructions on how to lift Model 3, see
 Jacking and Lifting.") shares the question's words without answering it: it loses
 ``pointer_penalty``, and when it was among the best units, the passages of the section it names
-gain it.
+gain it. So do those of a section that a sentence or Note among the best units refers to in
+brackets ("If the touchscreen is unresponsive ..., you can restart it (see Restarting the
+Touchscreen)."): the manual says that section tells how.
 
 A footnote ("*Increase the tire pressure to 44 PSI prior to driving 136 mph or faster.")
 qualifies an entry marked elsewhere: it loses ``footnote_penalty``, so that it is quoted only
@@ -101,7 +103,7 @@ from chat.asking import (
     named_sides,
     owner_words,
 )
-from chat.pointers import is_pointer, names_a_setting, pointed_at, section_named
+from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
 from chat.quote_settings import QuoteSettings
 from chat.spans import Scored, Span, into_procedure, render, run_on, spans_around
 from chat.text_units import (
@@ -354,8 +356,10 @@ def _follow_pointers(
     scored: list[Scored], passages: Sequence[QuotePassage], settings: QuoteSettings
 ) -> set[int]:
     """Give what a pointer among the best units lost to the passages of the section it names
-    ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."); their
-    indexes."""
+    ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."), and as
+    much to those of a section that a sentence or a Note among the best units refers to in
+    brackets ("..., you can restart it (see Restarting the Touchscreen)": the manual says where
+    it tells how); their indexes."""
     least = scored[min(settings.anchors, len(scored)) - 1].score  # scored is sorted
     targets = {
         target
@@ -363,6 +367,17 @@ def _follow_pointers(
         # (a pointer's score has its penalty taken off already)
         if item.score + settings.pointer_penalty >= least
         and (target := pointed_at(item.unit.plain)) is not None
+    }
+    # Only from a sentence or a Note: a step that refers elsewhere ("If it is not, set it up
+    # again (see Setting up your phone as a key).") is part of a procedure that answers, and
+    # its reference is for a case within it.
+    targets |= {
+        target
+        for item in scored
+        if item.score >= least
+        and item.unit.kind in ("sentence", "callout")
+        and (target := referred_to(item.unit.plain)) is not None
+        and not section_named(passages[item.passage].heading_path, {target})
     }
     if not targets:
         return set()

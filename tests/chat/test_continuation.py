@@ -82,6 +82,30 @@ def test_joined_neighbours_hold_the_repeated_step_once():
     ]
 
 
+def test_a_repeated_step_shorter_than_a_sentence_is_held_once():
+    # The Model 3 manual's "Cleaning the Exterior": the chunk ends on "2. Hand Wash", a step
+    # that is only its title, and the next one opens with it again.
+    first = "1. Rinse Thoroughly\nFlush grime and grit from the vehicle.\n2. Hand Wash"
+    second = "2. Hand Wash\nHand wash using a soft cloth.\n3. Rinse with Clean Water"
+
+    whole = joined(first, second)
+
+    assert whole.count("2. Hand Wash") == 1
+    assert whole.splitlines() == [
+        "1. Rinse Thoroughly",
+        "Flush grime and grit from the vehicle.",
+        "2. Hand Wash",
+        "Hand wash using a soft cloth.",
+        "3. Rinse with Clean Water",
+    ]
+    # What stood apart from the repeated step after a blank line still does.
+    assert joined("1. Open the hood.\n2. Close it.", "2. Close it.\n\nNote: Mind your hands.") == (
+        "1. Open the hood.\n2. Close it.\n\nNote: Mind your hands."
+    )
+    # A short line that is not the seam's overlap stays where it is.
+    assert joined("1. Open the hood.", "Hand Wash").endswith("1. Open the hood.\n\nHand Wash")
+
+
 def test_a_table_split_by_rows_goes_on_under_its_header_once():
     assert continues_after(TABLE_START, TABLE_REST)
 

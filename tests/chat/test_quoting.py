@@ -21,7 +21,7 @@ from chat.asking import (
     owner_words,
 )
 from chat.declines import off_the_point
-from chat.pointers import is_pointer, pointed_at
+from chat.pointers import is_pointer, pointed_at, referred_to
 from chat.quoting import (
     QuotePassage,
     QuoteSettings,
@@ -734,6 +734,66 @@ def test_a_pointer_to_another_section_is_recognised_with_the_section(sentence):
 def test_a_sentence_with_content_is_no_pointer(sentence):
     assert not is_pointer(sentence)
     assert pointed_at(sentence) is None
+
+
+def test_a_sentence_that_refers_to_a_section_in_brackets_names_it():
+    assert referred_to("The seat heaters turn off after 30 minutes (see Seats).") == "seats"
+    assert (
+        referred_to("If it is unresponsive, you can restart it (see Restarting the Touchscreen).")
+        == "restarting the touchscreen"
+    )
+    # A bracket in the middle of the sentence, and a pointer, are none.
+    assert referred_to("Turn on child locks (see Child Locks) before a long trip.") is None
+    assert referred_to("See Sentry Mode for more information.") is None
+
+
+RESTART_SUMMARY = passage(
+    1,
+    "Touchscreen > Overview",
+    "The touchscreen shows the map, media and climate controls. If the touchscreen is "
+    "unresponsive or shows unusual behavior, you can restart it (see Restarting the "
+    "Touchscreen).",
+    0.6,
+)
+RESTART_STEPS = passage(
+    2,
+    "Restarting the Touchscreen",
+    "You can restart the touchscreen when it stops responding.\n\n"
+    "1. Shift into Park.\n"
+    "2. Hold down both scroll buttons on the steering wheel until the screen turns black.\n"
+    "3. Wait about 30 seconds for the Aster logo and the screen to come back.",
+    0.58,
+)
+
+
+def test_a_section_the_best_sentence_refers_to_is_quoted_for_it(embed, vocabulary):
+    # The Model 3 manual's Touchscreen page says the touchscreen can be restarted and where
+    # the manual tells how; that section was retrieved too, and it is what the owner needs.
+    question = "how do i reset the touchscreen, it is unresponsive"
+
+    quote = compose_quote(
+        question, [RESTART_SUMMARY, RESTART_STEPS], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers[0] == RESTART_STEPS.number
+    assert "1. Shift into Park." in quote.text
+    # A step's reference is for a case within its procedure, which answers: not followed.
+    steps = passage(
+        1,
+        "Touchscreen > Overview",
+        "If the map does not load:\n\n"
+        "1. Check that the car is in Park and connected to Wi-Fi.\n"
+        "2. If the touchscreen is unresponsive, restart it (see Restarting the Touchscreen).",
+        0.6,
+    )
+    kept = compose_quote(question, [steps, RESTART_STEPS], embed=embed, vocabulary=vocabulary)
+    assert kept is not None
+    assert kept.numbers[0] == steps.number
+    # Nothing is given where the best sentence refers to no retrieved section.
+    alone = compose_quote(question, [RESTART_SUMMARY], embed=embed, vocabulary=vocabulary)
+    assert alone is not None
+    assert "see Restarting the Touchscreen" in alone.text
 
 
 def test_an_owners_past_tense_is_read_as_the_manuals_word():
