@@ -248,7 +248,7 @@ def score(outcome: Outcome) -> dict:
     scores = {
         "declined": declined,
         "unanswerable": unanswerable,
-        "loops": metrics.loops(outcome.text),
+        "loops": metrics.loops(outcome.text, outcome.resting_on),
         "words": metrics.answer_words(outcome.text),
         "latency_ms": outcome.latency_ms,
         "first_text_ms": outcome.first_text_ms,

@@ -279,6 +279,40 @@ def test_a_line_break_tag_or_a_note_does_not_part_a_procedure_from_its_lead_in()
     assert kinds(blocks[1]) == ["step", "step", "step"]
 
 
+def test_a_lead_in_keeps_the_sentence_that_names_the_case_its_procedure_is_for():
+    # The Model 3 manual's "Removing Ice From Door Handle": two procedures, one for black
+    # handles, one for silver ones, the second's case in the sentence before its lead-in.
+    body = (
+        "If the door handles are black: Perform the following to remove ice:\n"
+        "1. Press the front of the handle.\n"
+        "2. Press the rear of the handle.\n\n"
+        "If the door handles are silver: You can usually remove the ice with a few bumps of "
+        "your fist. Perform the following to remove ice:\n"
+        "1. Press the rear of the handle.\n"
+        "2. Bump the handle with the bottom of your fist."
+    )
+
+    blocks = passage_blocks(body)
+
+    assert [block.kind for block in blocks] == ["steps", "steps"]
+    assert (
+        blocks[0].lead_in == "If the door handles are black: Perform the following to remove ice:"
+    )
+    assert blocks[1].lead_in == (
+        "If the door handles are silver: You can usually remove the ice with a few bumps of "
+        "your fist. Perform the following to remove ice:"
+    )
+    # A sentence before the lead-in that names no case stays in its paragraph; nor does a
+    # clause with a colon in it.
+    plain = passage_blocks("The handle can freeze. Perform the following:\n1. Press it.")
+    assert [unit.text for unit in plain[0].units] == ["The handle can freeze."]
+    clause = passage_blocks(
+        "When you lift your foot, the motor works as a generator: it slows the car. "
+        "To choose how strongly, touch Controls > Driving:\n- Low\n- Hold"
+    )
+    assert clause[1].lead_in == "To choose how strongly, touch Controls > Driving:"
+
+
 def test_rows_and_items_carry_the_label_that_names_them():
     body = (
         "| Light | What it means |\n| --- | --- |\n"

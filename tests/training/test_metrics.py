@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from training import metrics
 from training.metrics import (
     aggregate,
     cosine,
@@ -424,3 +425,23 @@ def test_aggregate_treats_items_without_unanswerable_as_answerable():
 
 def test_aggregate_of_no_items_only_counts():
     assert aggregate([]) == {"count": 0}
+
+
+SILVER_HANDLE = (
+    "2. Working in a circular pattern around the perimeter of the door handle, use the bottom "
+    "of your fist to forcefully bump the door handle to break and release the ice buildup.\n"
+    "3. Aiming for the rearmost end of the wide part of the door handle, use the bottom of your "
+    "fist to forcefully bump the door handle. Increase the intensity of the bumps as necessary."
+)
+
+
+def test_a_long_run_the_manual_repeats_is_no_loop_when_quoted_from_it():
+    # Steps 2 and 3 share 16 words ("of the door handle, use the bottom of your fist to
+    # forcefully bump the door handle"): a loop by the guard's rule, but the manual's own text.
+    assert metrics.loops(SILVER_HANDLE) == 1
+    assert metrics.loops(SILVER_HANDLE, [f"To remove the ice:\n{SILVER_HANDLE}"]) == 0
+    # A line written more often than the passages hold it is a loop all the same.
+    step = SILVER_HANDLE.splitlines()[0]
+    assert metrics.loops(f"{step}\n{step}", [SILVER_HANDLE]) == 1
+    # Text the passages do not hold is checked as before.
+    assert metrics.loops("Press the handle. " * 3, [SILVER_HANDLE]) == 1

@@ -205,13 +205,12 @@ def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -
     from chat.verification import verify
 
     checks: dict[str, Any] = {"answer_words": metrics.answer_words(answer)}
-    checks["loops"] = metrics.loops(answer)
-    if not declined and answer.strip():
-        texts = _resting_texts(message) or [passage.text for passage in passages]
-        if texts:
-            rate = verify(answer, list(enumerate(texts, start=1)), embed=embed_texts).supported_rate
-            if rate is not None:
-                checks["supported_sentence_rate"] = rate
+    texts = _resting_texts(message) or [passage.text for passage in passages]
+    checks["loops"] = metrics.loops(answer, texts)
+    if not declined and answer.strip() and texts:
+        rate = verify(answer, list(enumerate(texts, start=1)), embed=embed_texts).supported_rate
+        if rate is not None:
+            checks["supported_sentence_rate"] = rate
     counted = [v for v in message.verification or [] if v.get("reason") not in ("empty", "decline")]
     if counted:
         checks["model_supported_rate"] = sum(bool(v.get("supported")) for v in counted) / len(
@@ -221,12 +220,20 @@ def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -
 
 
 def _resting_texts(message) -> list[str]:
-    """The texts of the passages an answer cites (what it rests on), in citation order."""
-    ids = [c.get("chunk_id") for c in message.citations or [] if c.get("chunk_id")]
-    if not ids:
+    """The texts of the passages an answer cites (what it rests on), in citation order; a
+    passage joined with its neighbours (``chat.continuation``) with theirs."""
+    spans = [
+        c.get("chunk_ids") or [c["chunk_id"]] for c in message.citations or [] if c.get("chunk_id")
+    ]
+    if not spans:
         return []
-    texts = dict(DocumentChunk.objects.filter(pk__in=ids).values_list("pk", "text"))
-    return [texts[pk] for pk in ids if pk in texts]
+    texts = dict(
+        DocumentChunk.objects.filter(pk__in=[pk for ids in spans for pk in ids]).values_list(
+            "pk", "text"
+        )
+    )
+    found = ["\n\n".join(texts[pk] for pk in ids if pk in texts) for ids in spans]
+    return [text for text in found if text]
 
 
 def _chat_answer(*, assistant, question: str, owner):
