@@ -41,7 +41,9 @@ _QUANTITY: Final = re.compile(
 )
 _PROCEDURE: Final = re.compile(
     r"\bhow\s+(?:do|can|should|would|could)\s+(?:i|you|we|u)\b|\bhow\s+to\b|"
-    r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b",
+    r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b|"
+    # a fault described: "door handle frozen shut", "the trunk wont open", "stuck in park"
+    r"\b(?:won'?t|wont|will\s+not|doesn'?t|does\s+not|not\s+working|stuck|frozen|jammed)\b",
     re.IGNORECASE,
 )
 # "Can I make it only unlock the driver's door", "what do I turn on", "is there a setting":

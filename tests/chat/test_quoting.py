@@ -354,6 +354,11 @@ def test_an_amount_question_typed_without_an_apostrophe_is_recognised(question):
         "What should I do if the car won't charge?",
         "Is there a way to leave the AC on for my dog?",
         "What are the steps to replace the cabin filter?",
+        # A fault described asks what to do about it.
+        "door handle frozen shut",
+        "the trunk wont open",
+        "charge cable is stuck in the port",
+        "bluetooth not working",
     ],
 )
 def test_a_question_asking_how_to_do_something_is_recognised(question):
