@@ -47,8 +47,8 @@ _POINTS_BACK: Final = re.compile(
 # A lead-in that offers a choice ("choose either of these options:", "do one of the
 # following:"): its items are alternatives, and one of them alone reads as the only way.
 _OFFERS_A_CHOICE: Final = re.compile(
-    r"\b(?:either|one|between|from) (?:of )?(?:these|the following)\b|"
-    r"\bthese (?:options|modes|settings)\b",
+    r"\b(?:either|one|any|between|from) (?:of )?(?:these|the following)\b|"
+    r"\bthese (?:options|modes|settings|ways|methods)\b",
     re.IGNORECASE,
 )
 

@@ -978,6 +978,9 @@ UPDATE_PREFERENCES = (
         ("choose either of these options:", True),
         ("do one of the following:", True),
         ("toggle between these modes:", True),
+        # The sample manual's charge port door: "how do i charge at home" read one of three.
+        ("open it in any of these ways:", True),
+        ("use one of these methods:", True),
         ("the screen shows these details:", False),
     ],
 )
