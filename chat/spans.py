@@ -39,6 +39,8 @@ _NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
     rf"if this|if it|failure to|doing so|{_SITUATION}|"
+    # what was named before: "Both procedures are provided ...", "You can also control ..."
+    r"both|you\s+(?:can\s+|may\s+|will\s+)?also|"
     # the result of what came before: "The vehicle is now ready to drive."
     r"(?:the\s+|your\s+)?[\w-]+(?:\s+\w+)?\s+(?:is|are)\s+now)\b",
     re.IGNORECASE,

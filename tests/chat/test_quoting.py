@@ -1323,6 +1323,37 @@ def test_a_passage_that_starts_at_the_end_of_a_warning_is_not_quoted_from_there(
     assert "Failure to do so" not in quote.text
 
 
+@pytest.mark.parametrize(
+    "opening",
+    ["Both procedures are provided in this section.", "You can also jump start it from the app."],
+)
+def test_a_quote_does_not_start_on_a_sentence_that_leans_on_the_one_before(opening):
+    # The Model 3 manual's "Jump Starting": "jump start" was quoted from "Both procedures are
+    # provided in this section.", which names what the sentence before it says.
+    body = (
+        "The procedure for jump starting differs depending on whether the low voltage battery is "
+        "lead-acid or lithium-ion. To determine which battery your vehicle uses, touch Controls "
+        f"> Software > Additional Vehicle Information. {opening}\n\n"
+        "The following instructions assume you are using an external low voltage power supply "
+        "such as a portable jump starter. If jump starting with another vehicle, refer to that "
+        "vehicle manufacturer's instructions.\n\n"
+        "Caution: The Aster cannot be used to jump start another vehicle. Doing so can result "
+        "in damage.\n\n"
+        "Caution: Avoid short circuits when jump starting. Connecting cables to the wrong jump "
+        "post or touching leads together can damage the vehicle."
+    )
+    blocks = passage_blocks(body)
+    order = [(b, u.index) for b, block in enumerate(blocks) for u in block.units]
+    best = blocks[1].units[0]  # "The following instructions assume ..."
+    scores = {(0, b, i): 0.5 for b, i in order} | {(0, best.block, best.index): 1.0}
+
+    spans = spans_around(Scored(passage=0, unit=best, score=1.0), blocks, scores, QuoteSettings())
+    texts = [render(span, blocks, QuoteSettings()) for span in spans]
+
+    assert texts
+    assert not any(text.startswith(opening) for text in texts)
+
+
 def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, vocabulary):
     # The sample manual's "Powering on and off" never says "turn" or "car": before, its
     # "Turn it on in Controls > Lights > Auto High Beam" shared more of the question's words.
