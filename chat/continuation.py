@@ -140,4 +140,6 @@ def joined(first: str, second: str) -> str:
     for size in range(min(len(first), len(second)), _MIN_OVERLAP - 1, -1):
         if first.endswith(second[:size]):
             return first + second[size:]
-    return f"{first}\n\n{second}"
+    # A procedure the chunker parted goes on without a blank line, which would end it at the
+    # seam ("- For the speaker, ...", "CAUTION: Do not pull on the wires ...", "4. ...").
+    return f"{first}\n{second}" if _ends_in_steps(first) else f"{first}\n\n{second}"

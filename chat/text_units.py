@@ -278,9 +278,19 @@ def passage_blocks(body: str) -> list[Block]:
                 current is not None
                 and current.kind == "steps"
                 and current.units
-                and (current.units[-1].kind == "substep" or current.units[-1].text.endswith(":"))
+                and (
+                    current.units[-1].kind == "substep"
+                    or current.units[-1].text.endswith(":")
+                    or (
+                        current.units[-1].kind == "step"
+                        and not previous_blank
+                        and _step_resumes(lines, number)
+                    )
+                )
             ):
-                # "2. Choose a steering option:" followed by the options: one procedure.
+                # "2. Choose a steering option:" followed by the options: one procedure; so
+                # are bullets on the line after a step when the next step follows them ("3.
+                # ... disconnect the two electrical connectors.", "- For the light, ...", "4.").
                 add("substep", f"   {line}", _plain(line))
                 previous_blank = False
                 continue

@@ -17,6 +17,7 @@ from chat.continuation import (
 )
 from chat.retrieval import embed_question, retrieve
 from chat.services.citations import passage_citations
+from chat.text_units import passage_blocks
 from curation.models import DocumentChunk, Manual, ManualDocument
 
 FIRST_HALF = (
@@ -103,7 +104,23 @@ def test_a_repeated_step_shorter_than_a_sentence_is_held_once():
         "1. Open the hood.\n2. Close it.\n\nNote: Mind your hands."
     )
     # A short line that is not the seam's overlap stays where it is.
-    assert joined("1. Open the hood.", "Hand Wash").endswith("1. Open the hood.\n\nHand Wash")
+    assert joined("1. Open the hood.", "Hand Wash") == "1. Open the hood.\nHand Wash"
+
+
+def test_a_procedure_the_chunker_parted_goes_on_across_the_seam():
+    # The Model 3 manual's "Replacing Cabin Filters": the chunk ends on step 3's bullets, the
+    # next opens with the Caution before step 4. A blank line at the seam would end the
+    # procedure there and leave step 4 on in a procedure of its own.
+    first = "To replace the filters:\n1. Turn off the climate.\n2. Remove the cover.\n- Unplug it."
+    second = "CAUTION: Do not pull on the wires.\n3. Remove the T20 screw."
+
+    whole = joined(first, second)
+
+    assert whole == f"{first}\n{second}"
+    (procedure,) = [block for block in passage_blocks(whole) if block.kind == "steps"]
+    assert [unit.kind for unit in procedure.units][-2:] == ["callout", "step"]
+    # Text after a paragraph stays apart.
+    assert joined("Keep the cover closed.", second) == f"Keep the cover closed.\n\n{second}"
 
 
 def test_a_table_split_by_rows_goes_on_under_its_header_once():

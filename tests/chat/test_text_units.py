@@ -313,6 +313,28 @@ def test_a_lead_in_keeps_the_sentence_that_names_the_case_its_procedure_is_for()
     assert clause[1].lead_in == "To choose how strongly, touch Controls > Driving:"
 
 
+def test_bullets_on_the_line_after_a_step_belong_to_it_when_the_procedure_goes_on():
+    # The Model 3 manual's "Replacing Cabin Filters": step 3 ends with a full stop, its two
+    # bullets say how for each connector, a Caution follows, then step 4.
+    body = (
+        "To replace the cabin filters:\n"
+        "1. Turn off the climate control system.\n"
+        "2. Remove the footwell cover and disconnect the two electrical connectors.\n"
+        "- For the light, press down on the tab while releasing the connector.\n"
+        "- For the speaker, angle the connector so that the small tab releases.\n"
+        "CAUTION: Do not pull on the wires.\n"
+        "3. Remove the T20 screw that secures the cabin filter cover."
+    )
+
+    (procedure,) = passage_blocks(body)
+
+    assert procedure.kind == "steps"
+    assert kinds(procedure) == ["step", "step", "substep", "substep", "callout", "step"]
+    # After a blank line, or with no step after them, bullets are a list of their own.
+    apart = passage_blocks("1. Open the hood.\n- Use both hands.\n- Mind the latch.")
+    assert [block.kind for block in apart] == ["steps", "items"]
+
+
 def test_rows_and_items_carry_the_label_that_names_them():
     body = (
         "| Light | What it means |\n| --- | --- |\n"
