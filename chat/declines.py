@@ -124,6 +124,12 @@ _ASKS_AMOUNT: Final = re.compile(
     r"\bexpensive\b|\bworth\b|\bballpark\b|\broughly\b",
     re.IGNORECASE,
 )
+# "How much is a Tesla?", "how much is a new key fob": how much a thing is, its price (an
+# amount of something is asked of it: "how much is the cargo volume").
+_HOW_MUCH_IS_A: Final = re.compile(
+    r"\bhow\s+much\s+(?:is|are|would\s+be)\s+(?:a|an)\s+(?:[\w-]+\s+){0,2}[\w-]+\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
 # A maker's plans or when to buy: what no owner's manual holds ("is Tesla going to release a
 # refreshed Model 3 next year", "should I wait to buy").
 _PLANS: Final = re.compile(
@@ -210,6 +216,8 @@ def other_codes(question: str, vocabulary: Vocabulary) -> list[str]:
 
 def asks_for_price(question: str) -> bool:
     """Whether the question asks what something costs (or is worth)."""
+    if _HOW_MUCH_IS_A.search(question):
+        return True
     return bool(_PRICE_WORDS.search(question) and _ASKS_AMOUNT.search(question))
 
 
