@@ -124,6 +124,12 @@ __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_text
 Embed = Callable[[list[str]], np.ndarray]
 
 _NUMBER: Final = re.compile(r"\d")
+# A figure joined to its unit by a hyphen names a size, not an amount: "19-inch wheels",
+# "a 12-volt battery". "What is the range" asks for a distance; "19-inch wheels reduce range
+# by about 5%" gives none.
+_SIZE_NAME: Final = re.compile(
+    r"\b\d+(?:\.\d+)?-(?:inch|in|mm|cm|volt|v|amp|a|kw|kwh)\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -193,7 +199,7 @@ def compose_quote(
             question_terms, heading_terms[passage] | term_set(text), vocabulary, aliases
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
-        if wants_units and wants_units & figure_units(text):
+        if wants_units and wants_units & figure_units(_SIZE_NAME.sub(" ", text)):
             bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity

@@ -1354,6 +1354,28 @@ def test_a_quote_does_not_start_on_a_sentence_that_leans_on_the_one_before(openi
     assert not any(text.startswith(opening) for text in texts)
 
 
+def test_a_size_named_with_a_hyphen_is_no_amount_of_what_is_asked(embed, vocabulary):
+    # The sample manual's specifications: "what is the range" was quoted the Note under the
+    # table, whose "19-inch wheels" read as a length like the table's "430 km".
+    specs = passage(
+        1,
+        "Specifications > Powertrain and battery",
+        "| Item | Standard Range | Long Range |\n| --- | --- | --- |\n"
+        "| Usable battery capacity | 64 kWh | 82 kWh |\n"
+        "| Estimated range (18-inch wheels) | 430 km (267 mi) | 540 km (336 mi) |\n"
+        "| Top speed | 180 km/h (112 mph) | 180 km/h (112 mph) |\n\n"
+        "Range is an estimate under standardized test conditions. Real-world range depends on "
+        "speed, temperature, climate use, wheel size and load - 19-inch wheels reduce range by "
+        "about 5%.",
+        0.48,
+    )
+
+    quote = compose_quote("what is the range", [specs], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert "430 km" in quote.text
+
+
 def test_turning_the_car_off_is_what_the_manual_calls_powering_it_off(embed, vocabulary):
     # The sample manual's "Powering on and off" never says "turn" or "car": before, its
     # "Turn it on in Controls > Lights > Auto High Beam" shared more of the question's words.
