@@ -212,7 +212,7 @@ def old_answer(question: str, manual: Manual, endpoint: LLMEndpoint) -> Outcome:
 
 def new_answer(question: str, assistant: Assistant, owner: Owner) -> Outcome:
     from chat.models import Message
-    from curation.models import DocumentChunk
+    from chat.selectors import message_resting_texts
 
     started = time.perf_counter()
     message: Message = chat_services.answer(
@@ -221,21 +221,15 @@ def new_answer(question: str, assistant: Assistant, owner: Owner) -> Outcome:
     elapsed = 1000 * (time.perf_counter() - started)
     if message.error:
         raise SystemExit(f"the new path failed on {question!r}: {message.error}")
-    # What each citation rests on: its chunk, and the neighbours a split procedure or table
-    # goes on into (chat.continuation).
-    spans = [c.get("chunk_ids") or [c["chunk_id"]] for c in message.citations]
-    texts = dict(
-        DocumentChunk.objects.filter(pk__in=[pk for ids in spans for pk in ids]).values_list(
-            "pk", "text"
-        )
-    )
     return Outcome(
         {},
         message.visible_text,
         message.declined,
         elapsed,
         message.ttft_ms,
-        ["\n\n".join(texts[pk] for pk in ids if pk in texts) for ids in spans],
+        # what each citation rests on: its chunk, and the neighbours a split procedure or
+        # table goes on into (chat.continuation)
+        message_resting_texts(message=message),
         guard_stopped=message.looped,
         model_text=message.raw_content,
     )

@@ -86,6 +86,23 @@ def message_get(*, owner: Owner, message_id: int) -> Message:
     )
 
 
+def message_resting_texts(*, message: Message) -> list[str]:
+    """The texts of the passages an answer cites (what it rests on), in citation order; a
+    passage joined with its neighbours (``chat.continuation``) with theirs."""
+    spans = [
+        c.get("chunk_ids") or [c["chunk_id"]] for c in message.citations or [] if c.get("chunk_id")
+    ]
+    if not spans:
+        return []
+    texts = dict(
+        DocumentChunk.objects.filter(pk__in=[pk for ids in spans for pk in ids]).values_list(
+            "pk", "text"
+        )
+    )
+    found = ["\n\n".join(texts[pk] for pk in ids if pk in texts) for ids in spans]
+    return [text for text in found if text]
+
+
 def feedback_for(*, owner: Owner) -> QuerySet[Feedback]:
     """The feedback the owner gave, newest first."""
     return (

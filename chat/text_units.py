@@ -57,10 +57,9 @@ TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*
 _TRAILING_BREAK: Final = re.compile(r"(?:\s*<br\s*/?>)+\s*$", re.IGNORECASE)
 # "SOLID AMBER: The connector is not fully plugged in.": an item named by its first words.
 _ITEM_LABEL: Final = re.compile(r"^([^:.!?]{1,60}):\s+\S")
-# A sentence that opens on the case what follows is for: "If your vehicle's door handles are
-# silver: You can usually ...".
-# A label, not a clause: no comma before the colon, a capital after it ("When you lift your
-# foot off the accelerator, the drive motor works as a generator: it slows ..." is none).
+# A sentence that opens on a label naming the case what follows is for: "If your vehicle's door
+# handles are silver: You can usually ...". A label, not a clause: no comma before the colon, a
+# capital after it ("When you lift your foot, the motor works as a generator: it slows ...").
 _CASE: Final = re.compile(r"^(?i:if|when|for|on|with|in)\b[^.:!?,]{1,60}:\s+[A-Z]")
 _CALLOUTS: Final = "note|warning|caution|tip|important"
 _CALLOUT: Final = re.compile(rf"^\s*(?:{_CALLOUTS})\b\s*:", re.IGNORECASE)
@@ -342,12 +341,12 @@ def _take_lead_in(block: Block | None, blocks: list[Block]) -> str:
     # A sentence before it that opens on the case it is for ("If your vehicle's door handles
     # are silver: You can usually ... Perform the following ...:") says which case the
     # procedure is for; without it, one of two procedures reads as the only one.
-    case = ""
-    if at > 0 and block.units[at - 1].kind == "sentence" and _CASE.match(block.units[at - 1].text):
-        at -= 1
-        case = f"{block.units[at].text} "
-    taken = block.units[at + bool(case) :]
-    del block.units[at:]
+    start, case = at, ""
+    before = block.units[at - 1] if at else None
+    if before is not None and before.kind == "sentence" and _CASE.match(before.text):
+        start, case = at - 1, f"{before.text} "  # read on into the lead-in, as written
+    taken = block.units[at:]
+    del block.units[start:]
     if not block.units and blocks and blocks[-1] is block:
         blocks.pop()
     return case + "\n\n".join(unit.text for unit in taken)

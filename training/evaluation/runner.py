@@ -11,7 +11,6 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from curation.models import DocumentChunk
 from manualqa.embedding import embed, embedding_model
 from manualqa.jobs import lifecycle, runner
 from training import metrics
@@ -202,10 +201,11 @@ def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -
     ``model_supported_rate`` (the same for the model's own sentences before unsupported ones
     were cut, from the answer's record; only where a model wrote text)."""
     from chat.retrieval import embed_texts
+    from chat.selectors import message_resting_texts
     from chat.verification import verify
 
     checks: dict[str, Any] = {"answer_words": metrics.answer_words(answer)}
-    texts = _resting_texts(message) or [passage.text for passage in passages]
+    texts = message_resting_texts(message=message) or [passage.text for passage in passages]
     checks["loops"] = metrics.loops(answer, texts)
     if not declined and answer.strip() and texts:
         rate = verify(answer, list(enumerate(texts, start=1)), embed=embed_texts).supported_rate
@@ -217,23 +217,6 @@ def answer_checks(message, answer: str, passages: Sequence, *, declined: bool) -
             counted
         )
     return checks
-
-
-def _resting_texts(message) -> list[str]:
-    """The texts of the passages an answer cites (what it rests on), in citation order; a
-    passage joined with its neighbours (``chat.continuation``) with theirs."""
-    spans = [
-        c.get("chunk_ids") or [c["chunk_id"]] for c in message.citations or [] if c.get("chunk_id")
-    ]
-    if not spans:
-        return []
-    texts = dict(
-        DocumentChunk.objects.filter(pk__in=[pk for ids in spans for pk in ids]).values_list(
-            "pk", "text"
-        )
-    )
-    found = ["\n\n".join(texts[pk] for pk in ids if pk in texts) for ids in spans]
-    return [text for text in found if text]
 
 
 def _chat_answer(*, assistant, question: str, owner):
