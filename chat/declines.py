@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
 from chat.names import codes, designations
 from chat.text_units import Vocabulary, words
-from chat.verification import figure_units
+from chat.verification import amount_units_given
 
 Embed = Callable[[list[str]], "np.ndarray"]
 
@@ -302,7 +302,7 @@ def _decline_reason(
             detail={"coverage": round(coverage, 3)},
         )
     units = named_units(question)
-    if units and not units & figure_units(passages):
+    if units and not units & amount_units_given(passages):
         return Decline(
             reason="unit",
             message=f"The manual gives no figure in {_unit_names(units)}.",
@@ -352,7 +352,7 @@ def missing_amount(question: str, quote_text: str) -> Decline | None:
     "140 degrees F" are figures of time, not of years), or it asks for a rate over a period
     and the quote gives rates over others only ("lose per year": "1% per day",
     ``chat.asking.rate_periods``); else None."""
-    figures = figure_units(quote_text)
+    figures = amount_units_given(quote_text)
     named = named_units(question)
     if named and not named & figures:
         return Decline(

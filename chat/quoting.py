@@ -117,19 +117,13 @@ from chat.text_units import (
     term_set,
     weighted_coverage,
 )
-from chat.verification import figure_units
+from chat.verification import amount_units_given
 
 __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_texts"]
 
 Embed = Callable[[list[str]], np.ndarray]
 
 _NUMBER: Final = re.compile(r"\d")
-# A figure joined to its unit by a hyphen names a size, not an amount: "19-inch wheels",
-# "a 12-volt battery". "What is the range" asks for a distance; "19-inch wheels reduce range
-# by about 5%" gives none.
-_SIZE_NAME: Final = re.compile(
-    r"\b\d+(?:\.\d+)?-(?:inch|in|mm|cm|volt|v|amp|a|kw|kwh)\b", re.IGNORECASE
-)
 
 
 @dataclass(frozen=True)
@@ -199,7 +193,8 @@ def compose_quote(
             question_terms, heading_terms[passage] | term_set(text), vocabulary, aliases
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
-        if wants_units and wants_units & figure_units(_SIZE_NAME.sub(" ", text)):
+        # "what is the range" asks for a distance; "19-inch wheels" gives none
+        if wants_units and wants_units & amount_units_given(text):
             bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity

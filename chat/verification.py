@@ -32,6 +32,7 @@ __all__ = [
     "UNITS",
     "Verdict",
     "Verification",
+    "amount_units_given",
     "figure_units",
     "numbers_with_units",
     "rebuild",
@@ -177,6 +178,19 @@ def figure_units(text: str) -> set[str]:
     """The units of the figures ``text`` gives ("42 PSI (290 kPa)" -> {"psi", "kpa"}), by
     :data:`UNITS`' names; a bare number has none."""
     return {unit for _, unit in numbers_with_units(text) if unit}
+
+
+# A figure joined to its unit by a hyphen names a size, not an amount: "19-inch wheels",
+# "a 12-volt battery".
+_SIZE_NAME: Final = re.compile(
+    r"\b\d+(?:\.\d+)?-(?:inch|in|mm|cm|volt|v|amp|a|kw|kwh)\b", re.IGNORECASE
+)
+
+
+def amount_units_given(text: str) -> set[str]:
+    """The units of the amounts ``text`` gives (:func:`figure_units`), a size named with a
+    hyphen left out: "19-inch wheels reduce range by about 5%" gives no length."""
+    return figure_units(_SIZE_NAME.sub(" ", text))
 
 
 def _missing_numbers(sentence: str, source: str) -> list[str]:

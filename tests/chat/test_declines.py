@@ -636,3 +636,11 @@ def test_a_manual_that_gives_no_codes_declines_nothing_for_a_code():
     vocabulary = Vocabulary.from_texts(["Stop safely when the brake fluid warning appears."])
 
     assert other_codes("what is BAT-020", vocabulary) == []
+
+
+def test_a_size_named_with_a_hyphen_is_no_figure_of_the_distance_asked():
+    # "19-inch wheels" names a wheel size; "what is the range" asks for a distance.
+    note = "Real-world range depends on speed and load - 19-inch wheels reduce range by about 5%."
+
+    assert missing_amount("what is the range", note) is not None
+    assert missing_amount("what is the range", f"{note} Estimated range: 430 km.") is None
