@@ -130,11 +130,11 @@ def joined(first: str, second: str) -> str:
                 return f"{first}\n{rows}"
     # The overlap in whole lines, however short ("2. Hand Wash", a step that is only its
     # title), then in characters, at least _MIN_OVERLAP of them.
-    first_lines, second_lines = first.splitlines(), second.splitlines()
-    for size in range(min(len(first_lines), len(second_lines)), 0, -1):
-        if [line.strip() for line in first_lines[-size:]] == [
-            line.strip() for line in second_lines[:size]
-        ]:
+    ends = [line.strip() for line in first.splitlines()]
+    second_lines = second.splitlines()
+    starts = [line.strip() for line in second_lines]
+    for size in range(min(len(ends), len(starts)), 0, -1):
+        if ends[-size:] == starts[:size]:
             rest = "\n".join(second_lines[size:])  # a blank line after the seam stays
             return f"{first}\n{rest}" if rest else first
     for size in range(min(len(first), len(second)), _MIN_OVERLAP - 1, -1):
