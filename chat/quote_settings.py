@@ -21,7 +21,8 @@ class QuoteSettings:
     #: in a unit of what it asks for ("what temp": degrees, not the hours beside them).
     number_bonus: float = 0.1
     unit_bonus: float = 0.1
-    #: Added to a span holding a procedure, when the question asks how to do something.
+    #: Added to a span holding a procedure (numbered steps, or a list offered as the ways to
+    #: do it: ``chat.spans.is_procedure``), when the question asks how to do something.
     procedure_bonus: float = 0.05
     #: Added to a span naming where a setting is ("Controls > Locks > ..."), when the question
     #: asks for a setting ("can I turn it off"). Measured over the spans composed for the

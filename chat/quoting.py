@@ -105,7 +105,15 @@ from chat.asking import (
 )
 from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
 from chat.quote_settings import QuoteSettings
-from chat.spans import Scored, Span, into_procedure, render, run_on, spans_around
+from chat.spans import (
+    Scored,
+    Span,
+    into_procedure,
+    is_procedure,
+    render,
+    run_on,
+    spans_around,
+)
 from chat.text_units import (
     Block,
     Unit,
@@ -250,7 +258,7 @@ def compose_quote(
             whole += settings.pointer_penalty
         span.score = span.anchor_score + settings.span_weight * whole
         if wants_steps and any(
-            parsed[span.passage][piece.block].kind == "steps" for piece in span.pieces
+            is_procedure(parsed[span.passage][piece.block]) for piece in span.pieces
         ):
             span.score += settings.procedure_bonus
         if wants_setting and names_a_setting(span.text):

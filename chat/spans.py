@@ -47,12 +47,24 @@ _POINTS_BACK: Final = re.compile(
 )
 
 # A lead-in that offers a choice ("choose either of these options:", "do one of the
-# following:"): its items are alternatives, and one of them alone reads as the only way.
+# following:", "select one of three modes:", "choose a headlight setting:"): its items are
+# alternatives, and one of them alone reads as the only way.
 _OFFERS_A_CHOICE: Final = re.compile(
     r"\b(?:either|one|any|between|from) (?:of )?(?:these|the following)\b|"
+    r"\b(?:one|any) of (?:the )?(?:two|three|four|five|six|several) \w+:|"
+    r"\b(?:choose|select|pick) (?:a|an) (?:[\w-]+ ){0,2}(?:setting|mode|option|level):|"
     r"\bthese (?:options|modes|settings|ways|methods)\b",
     re.IGNORECASE,
 )
+
+
+def is_procedure(block: Block) -> bool:
+    """Whether ``block`` tells how to do something, and is quoted whole: numbered steps, or a
+    list its lead-in offers as the ways to do it ("open the charge port door in any of these
+    ways:")."""
+    return block.kind == "steps" or (
+        block.kind == "items" and bool(_OFFERS_A_CHOICE.search(block.lead_in))
+    )
 
 
 @dataclass(frozen=True)
@@ -133,7 +145,7 @@ def spans_around(
         if before.kind == "paragraph" and before.units:
             context = (Piece(unit.block - 1, (len(before.units) - 1,)),)
 
-    if block.kind == "steps" or (block.kind == "items" and _OFFERS_A_CHOICE.search(block.lead_in)):
+    if is_procedure(block):
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.procedure_max_words:
             return [span(*context, Piece(unit.block, everything, lead_in))]

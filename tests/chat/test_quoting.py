@@ -981,7 +981,12 @@ UPDATE_PREFERENCES = (
         # The sample manual's charge port door: "how do i charge at home" read one of three.
         ("open it in any of these ways:", True),
         ("use one of these methods:", True),
+        # The sample manual's drive modes and headlights: "how do i turn on the headlights"
+        # read Off, Parking and Auto, and not "On - low beams on."
+        ("select one of three modes:", True),
+        ("choose a headlight setting:", True),
         ("the screen shows these details:", False),
+        ("the screen shows three details:", False),
     ],
 )
 def test_a_list_of_alternatives_is_quoted_whole(lead_in, whole):
@@ -1002,6 +1007,39 @@ def test_a_list_of_alternatives_is_quoted_whole(lead_in, whole):
     assert "- Standard:" in text
     assert ("- Early:" in text) is whole
     assert len(text.split()) > QuoteSettings().word_budget or not whole
+
+
+OPENING_THE_CHARGE_PORT = (
+    "With the vehicle unlocked, open the charge port door in any of these ways:\n\n"
+    "- Press and release the rear edge of the charge port door.\n"
+    "- On the touchscreen, touch Controls > Charging > Open Charge Port.\n"
+    "- Press the button on the handle of a Corvan Mobile Connector while you are close to the "
+    "vehicle.\n\n"
+    "A light ring around the inlet shows the charging status:\n\n"
+    "| Light | Meaning |\n| --- | --- |\n"
+    "| White | Charge port door open; ready for a connector. |\n"
+    "| Blue | Connector detected; the vehicle is communicating with the charger. |\n"
+    "| Red | Charging fault. Check the touchscreen for an alert. |"
+)
+
+
+@pytest.mark.parametrize("bonus", [0.0, 1.0])
+def test_the_ways_to_do_something_count_as_its_procedure(bonus, embed, vocabulary):
+    # "how do i open the charge port" read the light ring's row "White | Charge port door
+    # open", which shares the question's words; the list of ways to open it is the answer, and
+    # a list offered as the ways to do something gains what numbered steps gain.
+    charging = passage(1, "Charging > Opening the charge port", OPENING_THE_CHARGE_PORT, 0.6)
+
+    quote = compose_quote(
+        "how do i open the charge port",
+        [charging],
+        embed=embed,
+        vocabulary=vocabulary,
+        settings=QuoteSettings(procedure_bonus=bonus),
+    )
+
+    assert quote is not None
+    assert ("Press and release the rear edge" in quote.text) is bool(bonus)
 
 
 @pytest.mark.parametrize(
