@@ -52,6 +52,7 @@ _POINTS_BACK: Final = re.compile(
 _OFFERS_A_CHOICE: Final = re.compile(
     r"\b(?:either|one|any|between|from) (?:of )?(?:these|the following)\b|"
     r"\b(?:one|any) of (?:the )?(?:two|three|four|five|six|several) \w+:|"
+    r"\b(?:two|three|four|five|six|several) (?:different )?(?:ways|methods|options)\b|"
     r"\b(?:choose|select|pick) (?:a|an) (?:[\w-]+ ){0,2}(?:setting|mode|option|level):|"
     r"\bthese (?:options|modes|settings|ways|methods)\b",
     re.IGNORECASE,

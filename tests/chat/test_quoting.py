@@ -985,6 +985,9 @@ UPDATE_PREFERENCES = (
         # read Off, Parking and Auto, and not "On - low beams on."
         ("select one of three modes:", True),
         ("choose a headlight setting:", True),
+        # The Model 3 manual's software updates: "how do i update the software" read the first
+        # of its three ways.
+        ("there are three ways you can install them:", True),
         ("the screen shows these details:", False),
         ("the screen shows three details:", False),
     ],
