@@ -34,7 +34,7 @@ _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
     r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
     r"(?:size|temp\w*|time|pressure|psi|percent\w*|speed|distance|weight|capacity|number|"
-    r"voltage|amps?|amperage|"
+    r"voltage|amps?|amperage|volume|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
     r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b",
     re.IGNORECASE,
@@ -214,6 +214,8 @@ _DIMENSIONS: Final = (
         ),
         _LENGTHS,
     ),
+    # How big a space is: in litres ("how big is the trunk": "Rear trunk: 520 L").
+    (re.compile(r"\bhow\s+big\b|\b(?:volume|litres?|liters?|cubic)\b", re.IGNORECASE), {"l"}),
     (
         re.compile(
             r"\bhow\s+(?:often|soon|quickly|long(?!\s+(?:is|are)\b))|"

@@ -17,7 +17,8 @@ look at what the question asks for, each cheap and explainable:
   are the owner's phrasing, not the subject. Initials that stand for a name the manual uses
   ("FSD", "TACC") are read as that name (``Vocabulary.spell_out``), not as unknown words,
   and so is an owner's everyday word for a part the manual names otherwise ("blinker": "turn
-  signal"; ``chat.asking.owner_words``).
+  signal"; ``chat.asking.owner_words``), and so is a word for what is measured when the
+  passages give a figure in its unit ("what is the cargo volume": "520 L").
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
@@ -107,6 +108,12 @@ MIN_MEANING_SHIFT: Final = 0.12
 #: (coverage under 0.1 and score under 1.1).
 QUOTE_MIN_FIT: Final = 1.2
 
+# Words that name what is measured ("the cargo volume", "the curb weight").
+_MEASURE_WORD: Final = re.compile(
+    r"volumes?|weights?|sizes?|length|width|height|depth|distance|capacity|dimensions?|"
+    r"temperatures?|pressures?|speeds?",
+    re.IGNORECASE,
+)
 # Where one part of a question ends and the next begins.
 _PART_END: Final = re.compile(r"(?<=\?)\s+")
 
@@ -165,16 +172,23 @@ class Decline:
     detail: dict = field(default_factory=dict)
 
 
-def key_term_coverage(question: str, vocabulary: Vocabulary) -> tuple[float, list[str]]:
+def key_term_coverage(
+    question: str, vocabulary: Vocabulary, *, measured: bool = False
+) -> tuple[float, list[str]]:
     """Share of the question's key-term IDF weight on words the manual uses (1.0 without key
-    terms), and the key words it never uses, as the owner wrote them."""
+    terms), and the key words it never uses, as the owner wrote them. ``measured``: the
+    passages give a figure in a unit of the amount the question asks for, so the word that
+    names what is measured ("what is the cargo volume": "Rear trunk: 520 L") is not one the
+    manual lacks: manuals give the figure, and seldom the word."""
     question_terms = key_terms(question)
     total = sum(vocabulary.idf(term) for term in question_terms)
     named = set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
     unknown = [
         term
         for term in question_terms
-        if term not in named and not vocabulary.known(term, prefix=True)
+        if term not in named
+        and not vocabulary.known(term, prefix=True)
+        and not (measured and _MEASURE_WORD.fullmatch(question_terms[term]))
     ]
     if total <= 0:
         return 1.0, [question_terms[term] for term in unknown]
@@ -272,7 +286,10 @@ def _decline_reason(
     min_coverage: float,
 ) -> Decline | None:
     passages = "\n".join(passage_texts)
-    coverage, unknown = key_term_coverage(vocabulary.spell_out(question), vocabulary)
+    measured = bool(amount_units(question) & amount_units_given(passages))
+    coverage, unknown = key_term_coverage(
+        vocabulary.spell_out(question), vocabulary, measured=measured
+    )
     others = other_products(question, vocabulary)
     if others:
         return _never_mentions("product", others, coverage=round(coverage, 3), products=others)

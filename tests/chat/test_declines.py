@@ -203,6 +203,34 @@ def test_a_dimension_question_the_specifications_answer_is_not_declined(
     assert decline_reason(question, passages, vocabulary, embed=embed) is None
 
 
+@pytest.mark.parametrize(
+    "question", ["What is the cargo volume?", "how big is the trunk", "whats the frunk volume"]
+)
+def test_a_question_for_a_space_the_specifications_give_in_litres_is_not_declined(
+    question, manual_chunks, vocabulary, embed
+):
+    # The sample manual never writes "volume": it gives "Rear trunk, rear seats up: 520 L",
+    # and "what is the cargo volume" was declined for the word.
+    assert not vocabulary.known("volum", prefix=True)
+    passages = manual_chunks["specifications.html"]
+
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
+    # and the quote's figure is one of what is asked ("how big" asked for a length alone)
+    assert missing_amount(question, "- Rear trunk, rear seats up: 520 L (18.4 cu ft).") is None
+
+
+def test_a_measure_word_the_manual_never_uses_declines_where_no_figure_measures_it(
+    manual_chunks, vocabulary, embed
+):
+    # Without a figure in litres in the passages, the word is what the manual lacks.
+    passages = manual_chunks["climate.html"]
+
+    decline = decline_reason("What is the cargo volume?", passages, vocabulary, embed=embed)
+
+    assert decline is not None and decline.reason == "coverage"
+    assert decline.detail["unknown_terms"] == ["volume"]
+
+
 def test_a_horsepower_question_is_answered_when_the_passages_state_hp(embed):
     vocabulary = Vocabulary.from_texts(
         ["The motor delivers 282 horsepower.", "Peak power: 210 kW (282 hp).", "Charge to 80%."]

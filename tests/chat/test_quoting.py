@@ -605,6 +605,8 @@ def test_a_procedure_that_goes_on_from_the_sentence_before_is_quoted_with_it(emb
         ("how long do i leave the jump pack on", {"s", "min"}),
         ("what psi should the tires be", {"psi", "kpa"}),
         ("how much weight can i put in the front trunk", {"lb", "kg"}),
+        ("how big is the trunk", {"l", "in", "mm"}),
+        ("what is the cargo volume", {"l"}),
     ],
 )
 def test_a_question_for_an_amount_asks_for_it_in_units_of_what_it_names(question, units):
