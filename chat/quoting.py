@@ -241,7 +241,9 @@ def compose_quote(
 
     spans: dict[tuple, Span] = {}
     for item in scored[: settings.anchors]:
-        for span in spans_around(item, parsed[item.passage], unit_scores, settings):
+        for span in spans_around(
+            item, parsed[item.passage], unit_scores, settings, fact=wants_number and not wants_steps
+        ):
             span.text = render(span, parsed[span.passage], settings)
             span.words = len(span.text.split())
             spans.setdefault(span.key, span)

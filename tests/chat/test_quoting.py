@@ -1047,6 +1047,46 @@ def test_the_ways_to_do_something_count_as_its_procedure(bonus, embed, vocabular
     assert ("Press and release the rear edge" in quote.text) is bool(bonus)
 
 
+INSTALLING_CROSSBARS = (
+    "Perform the following to install the roof crossbars:\n\n"
+    "1. Open all four doors and clean the mounting points with a soft cloth.\n"
+    "2. Remove the four trim covers from the roof rails with a plastic trim tool.\n"
+    "3. Place the front crossbar on the front mounting points, with the arrow facing forward.\n"
+    "4. Insert the bolts and tighten each one to 6 Nm (4.4 lbf-ft) with a torque wrench.\n"
+    "Caution: Tightening a bolt beyond 6 Nm can crack the mounting point.\n"
+    "5. Repeat steps 3 and 4 for the rear crossbar.\n"
+    "6. Refit the trim covers and close the doors."
+)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["what torque do the crossbar bolts get", "what is the torque for the crossbar bolts"],
+)
+def test_a_figure_asked_of_a_procedure_is_quoted_from_its_step(question, embed, vocabulary):
+    # "what torque for the mud flap bolt" read an 11-step installation from step 1 to find
+    # "Tighten the bolt to 5 Nm" in step 10; a figure is asked, not how to install.
+    crossbars = passage(1, "Roof Crossbars > Installing", INSTALLING_CROSSBARS, 0.6)
+
+    quote = compose_quote(question, [crossbars], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.text.startswith("4. Insert the bolts and tighten each one to 6 Nm")
+    assert "1. Open all four doors" not in quote.text
+
+
+def test_a_procedure_asked_for_is_still_quoted_whole(embed, vocabulary):
+    crossbars = passage(1, "Roof Crossbars > Installing", INSTALLING_CROSSBARS, 0.6)
+
+    quote = compose_quote(
+        "how do i install the roof crossbars", [crossbars], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert "1. Open all four doors" in quote.text
+    assert quote.text.endswith("6. Refit the trim covers and close the doors.")
+
+
 @pytest.mark.parametrize(
     ("question", "side"),
     [
