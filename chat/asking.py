@@ -22,6 +22,7 @@ __all__ = [
     "amount_units",
     "asked_terms",
     "asks_for_procedure",
+    "asks_for_a_figure_alone",
     "asks_for_quantity",
     "key_terms",
     "named_sides",
@@ -32,7 +33,7 @@ __all__ = [
 
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
-    r"soon|quickly|old|slow)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
+    r"soon|quickly|old|slow|tight)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
     r"(?:size|temp\w*|time|pressure|psi|percent\w*|speed|distance|weight|capacity|number|"
     r"voltage|amps?|amperage|volume|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
@@ -198,6 +199,21 @@ def asks_for_quantity(question: str) -> bool:
     """Whether ``question`` asks for an amount, a size, a time or a frequency ("how long",
     "what psi", "how often"): its answer then holds a number."""
     return bool(_QUANTITY.search(question))
+
+
+_WHERE: Final = re.compile(r"\bwhere(?:'?s)?\b", re.IGNORECASE)
+
+
+def asks_for_a_figure_alone(question: str) -> bool:
+    """Whether ``question`` asks for an amount (:func:`asks_for_quantity`) and not also how to
+    do something or where something is: "what torque for the mud flap bolt" is answered by
+    the step that gives it; "where does washer fluid go and how much does it hold", by the
+    procedure that says where, with the figure in it."""
+    return (
+        asks_for_quantity(question)
+        and not asks_for_procedure(question)
+        and not _WHERE.search(question)
+    )
 
 
 _TIMES: Final = frozenset({"s", "min", "h", "day", "week", "month", "year"})

@@ -94,6 +94,7 @@ import numpy as np
 from chat.asking import (
     amount_units,
     asked_terms,
+    asks_for_a_figure_alone,
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
@@ -185,6 +186,7 @@ def compose_quote(
     wants_number = asks_for_quantity(question)
     wants_units = amount_units(question)
     wants_steps = asks_for_procedure(question)
+    figure_alone = asks_for_a_figure_alone(question)
     wants_setting = asks_for_setting(question)
     phrases, codes = label_phrases(question), named_codes(question)
     named_row = _finds(label_pattern(phrases) if phrases else None)
@@ -242,7 +244,7 @@ def compose_quote(
     spans: dict[tuple, Span] = {}
     for item in scored[: settings.anchors]:
         for span in spans_around(
-            item, parsed[item.passage], unit_scores, settings, fact=wants_number and not wants_steps
+            item, parsed[item.passage], unit_scores, settings, fact=figure_alone
         ):
             span.text = render(span, parsed[span.passage], settings)
             span.words = len(span.text.split())

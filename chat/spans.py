@@ -132,8 +132,9 @@ def spans_around(
     fact: bool = False,
 ) -> list[Span]:
     """The spans a quote built on ``item`` could hold (see the module docstring). ``fact``:
-    the question asks for a figure, not how to do something, so a step of a procedure may be
-    quoted alone ("what torque for the mud flap bolt": "10. ... Tighten the bolt to 5 Nm")."""
+    the question asks for a figure, not how to do something, so a step of a procedure is
+    quoted alone, with the Note or Caution under it ("what torque for the mud flap bolt":
+    "10. ... Tighten the bolt to 5 Nm", not the installation from step 1)."""
     unit = item.unit
     block = blocks[unit.block]
     everything = tuple(range(len(block.units)))
@@ -151,16 +152,15 @@ def spans_around(
             context = (Piece(unit.block - 1, (len(before.units) - 1,)),)
 
     if is_procedure(block):
-        alone = []
         if fact and block.kind == "steps" and unit.index >= 0:
             # the step, with the Note or Caution after it that the best unit may be
             first = unit.index
             while first and block.units[first].kind != "step":
                 first -= 1
-            alone = [span(Piece(unit.block, tuple(range(first, unit.index + 1))))]
+            return [span(Piece(unit.block, tuple(range(first, unit.index + 1))))]
         words = sum(_words(u.text) for u in block.units) + _words(block.lead_in)
         if words <= settings.procedure_max_words:
-            return [span(*context, Piece(unit.block, everything, lead_in)), *alone]
+            return [span(*context, Piece(unit.block, everything, lead_in))]
         # Too long to quote whole: its steps from the start as far as they fit, and at least
         # up to the one after the best.
         upto, total = 0, _words(block.lead_in)
@@ -170,7 +170,7 @@ def spans_around(
                 break
             upto += 1
         upto = max(upto, min(max(unit.index, 0) + 2, len(block.units)))
-        return [span(*context, Piece(unit.block, tuple(range(upto)), lead_in)), *alone]
+        return [span(*context, Piece(unit.block, tuple(range(upto)), lead_in))]
     if block.kind in ("table", "items"):
         # A short table or list whole; else the rows or items that score nearly as well as
         # the best (with the header or the sentence that introduces the list).

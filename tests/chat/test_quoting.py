@@ -13,6 +13,7 @@ import pytest
 from chat.asking import (
     amount_units,
     asked_terms,
+    asks_for_a_figure_alone,
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
@@ -319,6 +320,8 @@ def test_passages_without_text_give_no_quote(embed, vocabulary):
         "what size are the tires",
         "When should I replace the wiper blades?",
         "At what temperature does the battery heat itself?",
+        "how tight do the license plate screws go",  # a torque
+        "what is the cargo volume",
     ],
 )
 def test_a_question_asking_for_an_amount_is_recognised(question):
@@ -1073,6 +1076,21 @@ def test_a_figure_asked_of_a_procedure_is_quoted_from_its_step(question, embed, 
     assert quote is not None
     assert quote.text.startswith("4. Insert the bolts and tighten each one to 6 Nm")
     assert "1. Open all four doors" not in quote.text
+
+
+@pytest.mark.parametrize(
+    ("question", "alone"),
+    [
+        ("what torque for the mud flap bolt", True),
+        ("how tight do the license plate screws go", True),
+        ("how do i tighten the crossbar bolts", False),
+        # where it goes is in the procedure's first steps ("1. Open the hood."), not in the
+        # step with the reservoir's capacity
+        ("where does washer fluid go and how much does it hold", False),
+    ],
+)
+def test_a_question_asking_for_a_figure_alone_is_told_apart(question, alone):
+    assert asks_for_a_figure_alone(question) is alone
 
 
 def test_a_procedure_asked_for_is_still_quoted_whole(embed, vocabulary):
