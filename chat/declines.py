@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
 from chat.names import codes, designations
-from chat.text_units import Vocabulary, words
+from chat.text_units import MEASURE_NOUNS, Vocabulary, words
 from chat.verification import amount_units_given
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -108,12 +108,13 @@ MIN_MEANING_SHIFT: Final = 0.12
 #: (coverage under 0.1 and score under 1.1).
 QUOTE_MIN_FIT: Final = 1.2
 
-# Words that name what is measured ("the cargo volume", "the curb weight").
-_MEASURE_WORD: Final = re.compile(
-    r"volumes?|weights?|sizes?|length|width|height|depth|distance|capacity|dimensions?|"
-    r"temperatures?|pressures?|speeds?",
-    re.IGNORECASE,
-)
+# Words that name what is measured ("the cargo volume", "the curb weight"): the nouns a
+# "how wide" asks for (``chat.text_units.MEASURE_NOUNS``), and more.
+_MEASURED: Final = {
+    *MEASURE_NOUNS.values(),
+    *("volume", "length", "capacity", "dimension", "temperature", "pressure"),
+}
+_MEASURE_WORD: Final = re.compile(rf"(?:{'|'.join(sorted(_MEASURED))})s?", re.IGNORECASE)
 # Where one part of a question ends and the next begins.
 _PART_END: Final = re.compile(r"(?<=\?)\s+")
 

@@ -244,7 +244,7 @@ def compose_quote(
     spans: dict[tuple, Span] = {}
     for item in scored[: settings.anchors]:
         for span in spans_around(
-            item, parsed[item.passage], unit_scores, settings, fact=figure_alone
+            item, parsed[item.passage], unit_scores, settings, figure_alone=figure_alone
         ):
             span.text = render(span, parsed[span.passage], settings)
             span.words = len(span.text.split())

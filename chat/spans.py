@@ -129,12 +129,12 @@ def spans_around(
     scores: dict[tuple[int, int, int], float],
     settings: QuoteSettings,
     *,
-    fact: bool = False,
+    figure_alone: bool = False,
 ) -> list[Span]:
-    """The spans a quote built on ``item`` could hold (see the module docstring). ``fact``:
-    the question asks for a figure, not how to do something, so a step of a procedure is
-    quoted alone, with the Note or Caution under it ("what torque for the mud flap bolt":
-    "10. ... Tighten the bolt to 5 Nm", not the installation from step 1)."""
+    """The spans a quote built on ``item`` could hold (see the module docstring).
+    ``figure_alone``: the question asks for a figure, not how to do something, so a step of a
+    procedure is quoted alone, with the Note or Caution under it ("what torque for the mud
+    flap bolt": "10. ... Tighten the bolt to 5 Nm", not the installation from step 1)."""
     unit = item.unit
     block = blocks[unit.block]
     everything = tuple(range(len(block.units)))
@@ -152,7 +152,7 @@ def spans_around(
             context = (Piece(unit.block - 1, (len(before.units) - 1,)),)
 
     if is_procedure(block):
-        if fact and block.kind == "steps" and unit.index >= 0:
+        if figure_alone and block.kind == "steps" and unit.index >= 0:
             # the step, with the Note or Caution after it that the best unit may be
             first = unit.index
             while first and block.units[first].kind != "step":
