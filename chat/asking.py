@@ -15,6 +15,7 @@ from typing import Final
 
 from chat.names import CODE
 from chat.spelling import corrected
+from chat.stemming import stem
 from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
@@ -24,6 +25,7 @@ __all__ = [
     "asks_for_procedure",
     "asks_for_a_figure_alone",
     "asks_for_quantity",
+    "counted",
     "key_terms",
     "named_sides",
     "named_units",
@@ -37,7 +39,10 @@ _QUANTITY: Final = re.compile(
     r"(?:size|temp\w*|time|pressure|psi|percent\w*|speed|distance|weight|capacity|number|"
     r"voltage|amps?|amperage|volume|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
-    r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b",
+    r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b|"
+    # "what's the coldest I can set it", "the maximum load": the end of a range
+    r"\b(?:coldest|hottest|warmest|coolest|highest|lowest|fastest|slowest|heaviest|"
+    r"maximum|minimum)\b",
     re.IGNORECASE,
 )
 _PROCEDURE: Final = re.compile(
@@ -201,6 +206,30 @@ def asks_for_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
 
 
+_HOW_MANY: Final = re.compile(r"\bhow\s+many\s+((?:[a-z][\w'-]*\s*){1,3})", re.IGNORECASE)
+# Words that end what "how many" counts: the verb or pronoun after it.
+_AFTER_COUNTED: Final = frozenset({
+    "can", "could", "do", "does", "did", "are", "is", "was", "were", "will", "would", "should",
+    "must", "may", "i", "you", "we", "they", "it", "he", "she", "there",
+    "of", "in", "on", "at", "for", "to", "with",
+})  # fmt: skip
+
+
+def counted(question: str) -> frozenset[str]:
+    """The stems of the words that name what ``question`` counts ("how many key fobs can I
+    have" -> {"key", "fob"}, "how many devices can HomeLink control" -> {"devic"}); empty when
+    it counts nothing."""
+    match = _HOW_MANY.search(question)
+    if not match:
+        return frozenset()
+    found = []
+    for word in match.group(1).lower().split():
+        if word in _AFTER_COUNTED:
+            break
+        found.append(stem(word))
+    return frozenset(found)
+
+
 _WHERE: Final = re.compile(r"\bwhere(?:'?s)?\b", re.IGNORECASE)
 
 
@@ -208,11 +237,13 @@ def asks_for_a_figure_alone(question: str) -> bool:
     """Whether ``question`` asks for an amount (:func:`asks_for_quantity`) and not also how to
     do something or where something is: "what torque for the mud flap bolt" is answered by
     the step that gives it; "where does washer fluid go and how much does it hold", by the
-    procedure that says where, with the figure in it."""
+    procedure that says where, with the figure in it; "how many cameras does it have", by
+    the whole list, which a count adds up (:func:`counted`)."""
     return (
         asks_for_quantity(question)
         and not asks_for_procedure(question)
         and not _WHERE.search(question)
+        and not counted(question)
     )
 
 
@@ -221,7 +252,12 @@ _LENGTHS: Final = frozenset({"mi", "km", "m", "mm", "cm", "ft", "in"})
 # What a question asks an amount of, and the units (``chat.verification.UNITS``' names) an
 # answer gives it in.
 _DIMENSIONS: Final = (
-    (re.compile(r"\b(?:temp\w*|degrees?|hot|cold|freez\w*)\b", re.IGNORECASE), {"deg"}),
+    (
+        re.compile(
+            r"\b(?:temp\w*|degrees?|(?:hott?|cold|warm|cool)(?:er|est)?|freez\w*)\b", re.IGNORECASE
+        ),
+        {"deg"},
+    ),
     (
         re.compile(
             r"\bhow\s+(?:far|wide|tall|high|deep|big|long\s+(?:is|are)\b)|"

@@ -113,6 +113,8 @@ QUOTE_MIN_FIT: Final = 1.2
 _MEASURED: Final = {
     *MEASURE_NOUNS.values(),
     *("volume", "length", "capacity", "dimension", "temperature", "pressure"),
+    # the end of a range asked for ("what's the coldest I can set it": "from 16 °C")
+    *("coldest", "hottest", "warmest", "coolest", "highest", "lowest", "maximum", "minimum"),
 }
 _MEASURE_WORD: Final = re.compile(rf"(?:{'|'.join(sorted(_MEASURED))})s?", re.IGNORECASE)
 # Where one part of a question ends and the next begins.

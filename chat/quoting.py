@@ -76,10 +76,12 @@ signal", ``chat.asking.owner_words``), its passage's retrieval
 similarity (an owner's initials, "FSD", read as the manual's name for them), and, for a
 question asking for an amount ("how long", "what psi"), a bonus when it holds a number, and
 another when the number is in a unit of what is asked ("what temp": degrees;
-``chat.asking.amount_units``). Spans are built around the best few units and scored again as a
-whole; a second span from elsewhere joins when it scores nearly as well and covers question
-terms the first does not. The settings and the figures they were chosen on are in
-:class:`QuoteSettings`.
+``chat.asking.amount_units``) or counts what is asked ("how many devices can HomeLink
+control": "up to three Radio Frequency (RF) devices", not the phone number beside the three
+transmit modes; ``chat.asking.counted``). Spans are built around the best few units and
+scored again as a whole; a second span from elsewhere joins when it scores nearly as well
+and covers question terms the first does not. The settings and the figures they were chosen
+on are in :class:`QuoteSettings`.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    counted,
     label_pattern,
     label_phrases,
     named_codes,
@@ -115,6 +118,7 @@ from chat.spans import (
     run_on,
     spans_around,
 )
+from chat.stemming import stem
 from chat.text_units import (
     Block,
     Unit,
@@ -125,6 +129,7 @@ from chat.text_units import (
     split_sentences,
     term_set,
     weighted_coverage,
+    words,
 )
 from chat.verification import amount_units_given
 
@@ -133,6 +138,10 @@ __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_text
 Embed = Callable[[list[str]], np.ndarray]
 
 _NUMBER: Final = re.compile(r"\d")
+# A count, in digits or words ("up to three RF devices"); not "one", mostly a pronoun.
+_COUNT: Final = re.compile(
+    r"^(?:\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|dozen)$"
+)
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,7 @@ def compose_quote(
     aliases = owner_words(question, vocabulary)
     wants_number = asks_for_quantity(question)
     wants_units = amount_units(question)
+    counts = _counts(counted(question))
     wants_steps = asks_for_procedure(question)
     figure_alone = asks_for_a_figure_alone(question)
     wants_setting = asks_for_setting(question)
@@ -204,7 +214,8 @@ def compose_quote(
         )
         bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
         # "what is the range" asks for a distance; "19-inch wheels" gives none
-        if wants_units and wants_units & amount_units_given(text):
+        # ("how many devices": "up to three RF devices" counts them)
+        if (wants_units and wants_units & amount_units_given(text)) or counts(text):
             bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity
@@ -352,6 +363,23 @@ def _finds(pattern: str | None) -> Callable[[str], bool]:
         return lambda text: False
     compiled = re.compile(pattern, re.IGNORECASE)
     return lambda text: bool(compiled.search(text))
+
+
+def _counts(counted_stems: frozenset[str]) -> Callable[[str], bool]:
+    """Whether a text gives a count of what the question counts (``chat.asking.counted``): a
+    number with a word naming it at most four words after it ("up to three Radio Frequency
+    (RF) devices" for "how many devices"); never when the question counts nothing."""
+    if not counted_stems:
+        return lambda text: False
+
+    def gives(text: str) -> bool:
+        tokens = words(text)
+        return any(
+            _COUNT.match(token) and counted_stems & {stem(word) for word in tokens[i + 1 : i + 5]}
+            for i, token in enumerate(tokens)
+        )
+
+    return gives
 
 
 def _span_mismatch(span: Span, mismatch: dict[tuple[int, int, int], float]) -> float:

@@ -84,7 +84,8 @@ UNITS: Final = {
     "mm": "mm", "cm": "cm", "ft": "ft", "feet": "ft", "foot": "ft",
     "inch": "in", "inches": "in", "in.": "in",
     "lb": "lb", "lbs": "lb", "pound": "lb", "pounds": "lb", "kg": "kg", "kilograms": "kg",
-    "degree": "deg", "degrees": "deg", "v": "v", "volt": "v", "volts": "v",
+    "degree": "deg", "degrees": "deg", "°": "deg", "°c": "deg", "°f": "deg",
+    "v": "v", "volt": "v", "volts": "v",
     "hp": "hp", "horsepower": "hp", "bhp": "hp",
     "a": "a", "amp": "a", "amps": "a", "kw": "kw", "kwh": "kwh", "w": "w", "l": "l",
     "liters": "l", "litres": "l", "gb": "gb", "mb/s": "mb/s",
@@ -96,7 +97,7 @@ _NUMBER_TOKEN: Final = re.compile(
     + "|".join(sorted((re.escape(unit) for unit in UNITS if unit[0].isalpha()), key=len)[::-1])
     + r")(?![\w/])|(\d+(?:[,.]\d+)*(?:/\d+)?|"
     + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-    + r")(?![\w/])(?:-|\s*)(%|[a-z]+(?:/[a-z]+)?\.?)?)",
+    + r")(?![\w/])(?:-|\s*)(%|°\s?[cf](?![a-z])|°|[a-z]+(?:/[a-z]+)?\.?)?)",
     re.IGNORECASE,
 )
 
@@ -166,7 +167,7 @@ def numbers_with_units(text: str) -> list[tuple[str, str | None]]:
     for match in _NUMBER_TOKEN.finditer(text):
         written = match.group(1) or match.group(3)
         number = _normal_number(written)
-        unit_word = (match.group(2) or match.group(4) or "").lower()
+        unit_word = "".join((match.group(2) or match.group(4) or "").lower().split())
         unit = UNITS.get(unit_word) or UNITS.get(unit_word.rstrip("."))
         if written.lower() in _NUMBER_WORDS and unit is None:
             continue  # "one of the doors", "two ways": a word, not a figure

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import key_terms, named_units, rate_periods
+from chat.asking import amount_units, asks_for_quantity, key_terms, named_units, rate_periods
 from chat.declines import (
     _PLANS,
     DEFAULT_MIN_COVERAGE,
@@ -217,6 +217,21 @@ def test_a_question_for_a_space_the_specifications_give_in_litres_is_not_decline
     assert decline_reason(question, passages, vocabulary, embed=embed) is None
     # and the quote's figure is one of what is asked ("how big" asked for a length alone)
     assert missing_amount(question, "- Rear trunk, rear seats up: 520 L (18.4 cu ft).") is None
+
+
+@pytest.mark.parametrize(
+    "question", ["what's the coldest i can set the temperature", "whats the hottest setting"]
+)
+def test_the_end_of_a_range_asked_for_reads_the_range_the_manual_gives(
+    question, manual_chunks, vocabulary, embed
+):
+    # The sample manual gives "from 16 °C (61 °F) to 28 °C (82 °F)" and never writes
+    # "coldest": the question was declined for the word ("The manual never mentions
+    # 'coldest'"). A superlative of a measure asks for an amount, in degrees here.
+    assert asks_for_quantity(question) and amount_units(question) == {"deg"}
+    passages = manual_chunks["climate.html"]
+
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
 
 
 def test_a_measure_word_the_manual_never_uses_declines_where_no_figure_measures_it(

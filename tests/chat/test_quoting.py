@@ -17,6 +17,7 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    counted,
     named_codes,
     named_sides,
     owner_words,
@@ -322,6 +323,8 @@ def test_passages_without_text_give_no_quote(embed, vocabulary):
         "At what temperature does the battery heat itself?",
         "how tight do the license plate screws go",  # a torque
         "what is the cargo volume",
+        "what's the maximum load on the roof",
+        "whats the lowest the cabin can be set to",
     ],
 )
 def test_a_question_asking_for_an_amount_is_recognised(question):
@@ -610,6 +613,7 @@ def test_a_procedure_that_goes_on_from_the_sentence_before_is_quoted_with_it(emb
         ("how much weight can i put in the front trunk", {"lb", "kg"}),
         ("how big is the trunk", {"l", "in", "mm"}),
         ("what is the cargo volume", {"l"}),
+        ("what's the coldest i can set the cabin", {"deg"}),
     ],
 )
 def test_a_question_for_an_amount_asks_for_it_in_units_of_what_it_names(question, units):
@@ -1087,10 +1091,55 @@ def test_a_figure_asked_of_a_procedure_is_quoted_from_its_step(question, embed, 
         # where it goes is in the procedure's first steps ("1. Open the hood."), not in the
         # step with the reservoir's capacity
         ("where does washer fluid go and how much does it hold", False),
+        # a count adds up a whole list ("a camera in each door pillar", "three cameras ...")
+        ("how many cameras does the car have", False),
     ],
 )
 def test_a_question_asking_for_a_figure_alone_is_told_apart(question, alone):
     assert asks_for_a_figure_alone(question) is alone
+
+
+@pytest.mark.parametrize(
+    ("question", "stems"),
+    [
+        ("how many devices can homelink control", {"devic"}),
+        ("How many key fobs can I have?", {"key", "fob"}),
+        ("how many people can ride in the back", {"peopl"}),
+        ("how long does it take", set()),
+        ("how many can i pair", set()),
+    ],
+)
+def test_what_a_question_counts_is_read(question, stems):
+    assert counted(question) == stems
+
+
+HOMELINK = (
+    "If your vehicle is equipped with the HomeLink Universal Transceiver, you can operate up to "
+    "three Radio Frequency (RF) devices, including garage doors, gates, lights, and security "
+    "systems."
+)
+HOMELINK_MODES = (
+    "HomeLink supports three different transmit modes, which is how your vehicle and the RF "
+    "device communicate. Each device can be set to a different mode. To determine the mode "
+    "your device is compatible with, contact HomeLink (call 1-800-355-3515)."
+)
+
+
+def test_a_count_is_quoted_from_the_sentence_that_counts_what_is_asked(embed, vocabulary):
+    # Model 3: "how many devices can homelink control" read the three transmit modes, whose
+    # phone number got the bonus for a number; "three ... devices" counts what is asked.
+    quote = compose_quote(
+        "how many devices can homelink control",
+        [
+            passage(1, "Smart Garage > Supported Modes", HOMELINK_MODES, 0.51),
+            passage(2, "Smart Garage > HomeLink Universal Transceiver", HOMELINK, 0.55),
+        ],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("If your vehicle is equipped with the HomeLink")
 
 
 def test_a_procedure_asked_for_is_still_quoted_whole(embed, vocabulary):

@@ -374,6 +374,11 @@ def test_supported_rate_counts_only_sentences_that_state_something(embed):
         ("Up to 12A continuous draw (16A peak).", [("12", "a"), ("16", "a")]),
         ("A 240V outlet, a 10mm socket, 11kW.", [("240", "v"), ("10", "mm"), ("11", "kw")]),
         ("The 3rd row, a T20 Torx bit, 4WD.", []),
+        # a degree sign is a unit, with its scale or without, apart or written on
+        (
+            "From 16 °C (61 °F), 38°C, 5° C, a 40° angle.",
+            [("16", "deg"), ("61", "deg"), ("38", "deg"), ("5", "deg"), ("40", "deg")],
+        ),
     ],
 )
 def test_numbers_are_read_with_their_units(text, found):
