@@ -41,6 +41,8 @@ _POINTS_BACK: Final = re.compile(
     rf"if this|if it|failure to|doing so|{_SITUATION}|"
     # what was named before: "Both procedures are provided ...", "You can also control ..."
     r"both|you\s+(?:can\s+|may\s+|will\s+)?also|"
+    # what was named before, as an aim: "To create one, adjust ...", "To turn it on, ..."
+    r"to\s+[\w-]+\s+(?:one|it|them|this|that)|"
     # the result of what came before: "The vehicle is now ready to drive."
     r"(?:the\s+|your\s+)?[\w-]+(?:\s+\w+)?\s+(?:is|are)\s+now)\b",
     re.IGNORECASE,
@@ -216,14 +218,20 @@ def spans_around(
     words = _words(unit.text)
 
     def take(index: int, *, limit: int) -> bool:
+        """Add the unit at ``index`` if it fits; growing back to one that leans on the unit
+        before it ("To create one, adjust ..."), that one comes too, or neither."""
         nonlocal words
         if not 0 <= index < len(order) or index in chosen:
             return False
-        b, i = order[index]
-        extra = _words(blocks[b].units[i].text)
+        taken = [index]
+        while 0 < taken[-1] < min(chosen) and _leans_back(order, taken[-1], blocks, settings):
+            if taken[-1] - 1 in chosen:
+                break
+            taken.append(taken[-1] - 1)
+        extra = sum(_words(blocks[order[t][0]].units[order[t][1]].text) for t in taken)
         if words + extra > limit:
             return False
-        chosen.add(index)
+        chosen.update(taken)
         words += extra
         return True
 
@@ -266,7 +274,7 @@ def spans_around(
         if first == forward:
             forward += 1
         else:
-            backward -= 1
+            backward = min(chosen) - 1
     while max(chosen) != position and _introduces(order[max(chosen)], blocks):
         chosen.discard(max(chosen))  # "To install the hitch:" without what it introduces
     # The first sentence of the prose may point back at what is not there ("Failure to do so

@@ -1473,9 +1473,36 @@ def test_a_passage_that_starts_at_the_end_of_a_warning_is_not_quoted_from_there(
     assert "Failure to do so" not in quote.text
 
 
+def test_a_quote_grown_back_takes_a_sentence_that_leans_on_another_with_it_or_not_at_all():
+    # The sample manual's driver profiles: "how many driver profiles can the aster store" was
+    # quoted from "To create one, adjust ...", grown back from the count after it, without the
+    # sentence that says what "one" is.
+    body = (
+        "A driver profile stores your seat position, steering wheel position, mirror positions, "
+        "drive mode, regenerative braking level and display preferences. To create one, adjust "
+        "everything the way you like, touch the profile icon at the top of the touchscreen, "
+        "then touch Add New Driver and enter a name. You can save up to 10 profiles. Link your "
+        "profile to your phone key under Profile > Link to Key."
+    )
+    blocks = passage_blocks(body)
+    best = blocks[0].units[2]  # "You can save up to 10 profiles."
+    scores = {(0, 0, i): 0.5 for i in range(4)} | {(0, 0, 1): 0.7, (0, 0, 2): 1.0}
+
+    spans = spans_around(Scored(passage=0, unit=best, score=1.0), blocks, scores, QuoteSettings())
+    texts = [render(span, blocks, QuoteSettings()) for span in spans]
+
+    assert texts
+    assert all(not text.startswith("To create one") for text in texts)
+    assert any(text.startswith("A driver profile stores") for text in texts)
+
+
 @pytest.mark.parametrize(
     "opening",
-    ["Both procedures are provided in this section.", "You can also jump start it from the app."],
+    [
+        "Both procedures are provided in this section.",
+        "You can also jump start it from the app.",
+        "To do it, use a portable jump starter.",
+    ],
 )
 def test_a_quote_does_not_start_on_a_sentence_that_leans_on_the_one_before(opening):
     # The Model 3 manual's "Jump Starting": "jump start" was quoted from "Both procedures are
