@@ -341,16 +341,28 @@ def _after_section(text: str, heading_path: str) -> str:
 
 def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:
     """Whether a unit of passage ``index`` speaks of the other end of the car than the
-    question (it asks about the front headrests; the unit, or its section's heading, names
-    the rear only); never when the question names neither end, or both."""
+    question (it asks about the front headrests; the unit names the rear only, or, naming
+    neither, the most specific level of its section's heading that names an end does: "Rear
+    Trunk > Interior Emergency Trunk Release" for "could a kid get out of the frunk"); never
+    when the question names neither end, or both."""
     asked = named_sides(question)
-    sections = [named_sides(passage.heading_path.rsplit(">", 1)[-1]) for passage in passages]
+    sections = [_section_sides(passage.heading_path) for passage in passages]
 
     def other(index: int, text: str) -> bool:
-        named = sections[index] | named_sides(text)
+        named = named_sides(text) or sections[index]
         return len(asked) == 1 and bool(named) and not named & asked
 
     return other
+
+
+def _section_sides(heading_path: str) -> frozenset[str]:
+    """The end of the car the most specific level of ``heading_path`` that names one names
+    ("Rear Trunk > Interior Emergency Trunk Release": the rear; "Front and Rear Seats >
+    Raising the Rear Center Head Support": the rear)."""
+    for level in reversed(heading_path.split(">")):
+        if sides := named_sides(level):
+            return sides
+    return frozenset()
 
 
 def _finds(pattern: str | None) -> Callable[[str], bool]:

@@ -244,6 +244,7 @@ def retrieve(
     match_questions: bool = True,
     query_embedding: Sequence[float] | None = None,
     previous_question: str = "",
+    embedded_as: str = "",
 ) -> Retrieval:
     """The ``k`` best passages of ``manual_ids`` for ``question`` (see the module docstring).
 
@@ -257,12 +258,18 @@ def retrieve(
     ``query_embedding``: the question's vector under the configured model (it serves manuals
     that use that model, and the approved-question match); a manual with a tuned embedder has
     the question embedded with that embedder.
+
+    ``embedded_as``: the text the question is embedded as, when not its own words: the
+    question with the manual's names after an owner's words ("frunk (front trunk) wont open",
+    ``chat.asking.with_manual_names``). The lists that read words (terms, labels) read the
+    question as written: a name added to it is no table label the owner asked about.
     """
     if method not in METHODS:
         raise ValueError(f"unknown retrieval method {method!r}; expected one of {METHODS}")
     manual_ids = list(manual_ids)
     if not manual_ids:
         return Retrieval(passages=[], confidence=None, method=method)
+    searched = embedded_as.strip() or question
     candidates = max(k, CANDIDATES)
     default_vector = list(query_embedding) if query_embedding is not None else None
     # Each manual's chunks carry one model's vectors (its tuned embedder, or the configured
@@ -273,7 +280,7 @@ def retrieve(
         vectors = {
             embedder_id: default_vector
             if embedder_id is None and default_vector is not None
-            else embed_question(question, model=model)
+            else embed_question(searched, model=model)
             for embedder_id, (model, _) in groups.items()
         }
         nearest = _merged_nearest(vectors, groups, candidates)
@@ -287,7 +294,7 @@ def retrieve(
     alone_best = 1.0 - float(nearest[0].distance) if nearest else 0.0
     context_vectors = None
     if previous_question.strip() and alone_best < FOLLOW_UP_BELOW:
-        both = f"{previous_question.strip()} {question.strip()}"
+        both = f"{previous_question.strip()} {searched.strip()}"
         context_vectors = {
             embedder_id: embed_question(both, model=model)
             for embedder_id, (model, _) in groups.items()
@@ -305,7 +312,7 @@ def retrieve(
         # Approved questions are embedded with the configured model (curation), so they are
         # matched with the question's vector under that model.
         if default_vector is None:
-            default_vector = embed_question(question)
+            default_vector = embed_question(searched)
         matches = _question_matches(default_vector, manual_ids)
         if matches:
             ranked["question"] = [chunk_id for _, chunk_id, _ in matches]

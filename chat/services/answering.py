@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat import answering, prompts, quote_vectors, reranking, selectors
-from chat.asking import spelling_corrected
+from chat.asking import spelling_corrected, with_manual_names
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -207,6 +207,7 @@ def _answer_body(
     reranker = assistant.reranker
     retrieval = retrieve(
         question=reading,
+        embedded_as=with_manual_names(reading, vocabulary),
         manual_ids=manual_ids,
         k=reranking.candidates_for(assistant.top_k, reranker),
         method=assistant.retrieval,
