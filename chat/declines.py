@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
 from chat.names import codes, designations
-from chat.text_units import MEASURE_NOUNS, Vocabulary, words
+from chat.text_units import MEASURE_NOUNS, Vocabulary, terms, words
 from chat.verification import amount_units_given
 
 Embed = Callable[[list[str]], "np.ndarray"]
@@ -221,6 +221,30 @@ def other_products(question: str, vocabulary: Vocabulary) -> list[str]:
     return [written for name, written in named.items() if name not in vocabulary.designations]
 
 
+# Makes of car an owner may name beside their own ("charge my neighbor's Ford Lightning off
+# my wall connector", "tow a Honda"); not those that are also everyday words ("Seat", "Mini",
+# "Ram", "Dodge", "Lucid", "Genesis").
+_MAKES: Final = re.compile(
+    r"\b(?:ford|chevy|chevrolet|gmc|cadillac|buick|jeep|chrysler|honda|acura|toyota|lexus|"
+    r"nissan|infiniti|mazda|subaru|mitsubishi|hyundai|kia|bmw|audi|volkswagen|vw|porsche|"
+    r"mercedes(?:-benz)?|volvo|polestar|rivian|tesla|jaguar|fiat|peugeot|renault|citroen|"
+    r"skoda|byd)\b",
+    re.IGNORECASE,
+)
+
+
+def other_makes(question: str, vocabulary: Vocabulary) -> list[str]:
+    """The makes of car ``question`` names that the manual never does, as the owner wrote them
+    ("Ford"): a manual speaks of its own make's cars, and says nothing of another's."""
+    return list(
+        dict.fromkeys(
+            found.group(0)
+            for found in _MAKES.finditer(question)
+            if not all(vocabulary.known(term) for term in terms(found.group(0)))
+        )
+    )
+
+
 def other_codes(question: str, vocabulary: Vocabulary) -> list[str]:
     """The codes ``question`` names ("BAT-020"), as the owner wrote them, when the manual gives
     none of them; none when it gives one (that one is answered), or no codes at all (nothing
@@ -293,7 +317,7 @@ def _decline_reason(
     coverage, unknown = key_term_coverage(
         vocabulary.spell_out(question), vocabulary, measured=measured
     )
-    others = other_products(question, vocabulary)
+    others = other_products(question, vocabulary) + other_makes(question, vocabulary)
     if others:
         return _never_mentions("product", others, coverage=round(coverage, 3), products=others)
     if coverage < min_coverage:

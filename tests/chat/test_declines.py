@@ -22,6 +22,7 @@ from chat.declines import (
     missing_amount,
     off_the_point,
     other_codes,
+    other_makes,
     other_products,
     question_parts,
 )
@@ -422,6 +423,22 @@ def test_a_question_naming_the_manuals_own_product_is_not_declined_for_it(questi
     assert other_products(question, vocabulary) == []
     decline = decline_reason(question, MODEL_3_TOWING, vocabulary, embed=embed)
     assert decline is None or decline.reason != "product"
+
+
+def test_a_question_about_another_make_of_car_is_declined(embed):
+    # "can i charge my neighbors ford lightning off my tesla wall connector" was answered with
+    # the Wall Connector's bullet from the Model 3 manual, which never mentions Ford.
+    texts = [*MODEL_3_TOWING, "Charge at a Tesla Supercharger or with a Tesla Wall Connector."]
+    vocabulary = Vocabulary.from_texts(texts)
+    question = "can i charge my neighbors Ford Lightning off my tesla wall connector"
+
+    assert other_makes(question, vocabulary) == ["Ford"]
+    decline = decline_reason(question, texts, vocabulary, embed=embed)
+    assert decline is not None and decline.reason == "product"
+    assert decline.message == "The manual never mentions “Ford”."
+    # the manual's own make, and everyday words that also name a make, are no other make
+    assert other_makes("can my tesla tow a trailer", vocabulary) == []
+    assert other_makes("a booster seat for my mini van", vocabulary) == []
 
 
 def test_a_manual_that_names_no_product_declines_nothing_for_a_product_name():
