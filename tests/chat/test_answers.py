@@ -144,6 +144,7 @@ def test_an_on_topic_question_the_manual_does_not_answer_is_declined(sample_manu
     assert message.declined and message.content.startswith("The manual does not say.")
     reasons = {
         "coverage": "The manual never mentions",
+        "product": "The manual never mentions",  # another make ("Tesla")
         "price": "The manual gives no prices.",
         "unit": "The manual gives no figure in watts.",
         "amount": "The passage that comes closest gives no such figure.",
