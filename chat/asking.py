@@ -270,6 +270,11 @@ def asks_for_a_figure_alone(question: str) -> bool:
     )
 
 
+_CHANGE: Final = re.compile(
+    r"\b(?:lose|loses|losing|lost|loss|drops?|reduc\w*|decreas\w*|increas\w*|gain\w*|"
+    r"less|more|fewer)\b",
+    re.IGNORECASE,
+)
 _TIMES: Final = frozenset({"s", "min", "h", "day", "week", "month", "year"})
 _LENGTHS: Final = frozenset({"mi", "km", "m", "mm", "cm", "ft", "in"})
 # What a question asks an amount of, and the units (``chat.verification.UNITS``' names) an
@@ -336,7 +341,8 @@ _FIGURE_WITH_UNIT: Final = re.compile(r"\d[\d.,/-]*\s*(%|[a-z/]+\.?)", re.IGNORE
 def amount_units(question: str) -> frozenset[str]:
     """The units an answer to ``question`` gives its amount in, when it asks for an amount of
     something ("what temp" -> degrees, "how far" -> miles, feet or metres, "how long does it
-    take" -> a time); empty when it asks for none."""
+    take" -> a time; "how much range do I lose" -> a distance or a percentage); empty when it
+    asks for none."""
     if not asks_for_quantity(question):
         return frozenset()
     # "from 10% to 80%", "at 20 degrees", "for 3 weeks": the owner's figures tell the
@@ -349,6 +355,10 @@ def amount_units(question: str) -> frozenset[str]:
     for pattern, units in _DIMENSIONS:
         if pattern.search(asked):
             found |= units
+    # "how much range do i lose in winter": a loss or a gain is as often told in percent
+    # ("expect 20-30% less range")
+    if found and _CHANGE.search(asked):
+        found.add("%")
     return frozenset(found)
 
 

@@ -235,6 +235,22 @@ def test_the_end_of_a_range_asked_for_reads_the_range_the_manual_gives(
     assert decline_reason(question, passages, vocabulary, embed=embed) is None
 
 
+def test_a_loss_asked_for_is_answered_by_a_percentage(manual_chunks, vocabulary, embed):
+    # "how much range do i lose in winter" asks for a distance, and the sample manual tells
+    # the loss in percent ("expect 20-30% less range"): the quote was declined as giving "no
+    # such figure".
+    question = "how much range do i lose in winter"
+    assert {"mi", "km", "%"} <= amount_units(question)
+    assert "%" not in amount_units("what is the range")
+    quote = "- Less range. Expect 20-30% less range at -10 degrees C (14 degrees F)."
+
+    assert missing_amount(question, quote) is None
+    assert (
+        decline_reason(question, manual_chunks["winter-driving.html"], vocabulary, embed=embed)
+        is None
+    )
+
+
 def test_a_measure_word_the_manual_never_uses_declines_where_no_figure_measures_it(
     manual_chunks, vocabulary, embed
 ):
