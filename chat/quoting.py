@@ -344,15 +344,26 @@ def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[in
     question (it asks about the front headrests; the unit names the rear only, or, naming
     neither, the most specific level of its section's heading that names an end does: "Rear
     Trunk > Interior Emergency Trunk Release" for "could a kid get out of the frunk"); never
-    when the question names neither end, or both."""
+    when the question names neither end, or both, nor when the unit restricts something to
+    one end ("only on the rear tires"): that answers for the other."""
     asked = named_sides(question)
     sections = [_section_sides(passage.heading_path) for passage in passages]
 
     def other(index: int, text: str) -> bool:
+        if _ONLY_AT_ONE_END.search(text):
+            return False  # "only on the rear tires" answers "can i put chains on the front"
         named = named_sides(text) or sections[index]
         return len(asked) == 1 and bool(named) and not named & asked
 
     return other
+
+
+# A restriction to one end of the car ("may be fitted only on the rear tires", "rear seats
+# only"): it says what holds at the other end too.
+_ONLY_AT_ONE_END: Final = re.compile(
+    r"\bonly\b(?:\s+[\w-]+){0,3}?\s+(?:front|rear)\b|\b(?:front|rear)\b(?:\s+[\w-]+){0,2}?\s+only\b",
+    re.IGNORECASE,
+)
 
 
 def _section_sides(heading_path: str) -> frozenset[str]:

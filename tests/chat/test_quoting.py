@@ -1220,6 +1220,28 @@ def test_a_section_under_the_other_end_of_the_car_is_read_as_that_end(embed, voc
     assert quote.numbers[0] == 2
 
 
+def test_a_restriction_to_the_other_end_of_the_car_answers_for_this_one(embed, vocabulary):
+    # "can snow chains go on the front wheels": "only on the rear tires" is the answer, and
+    # it lost the end-of-the-car penalty for naming the rear.
+    chains = passage(
+        1,
+        "Cold Weather and Winter Driving > Winter tires and snow chains",
+        "Snow chains may be fitted only on 18-inch wheels with 235/50 R18 tires, and only on the "
+        "rear tires. Use low-profile chains with no more than 9 mm (0.35 in) of clearance, and "
+        "do not exceed 50 km/h (30 mph) with chains fitted.\n\nWarning: Do not fit snow chains "
+        "on 19-inch wheels. There is not enough clearance, and the chains can damage the "
+        "suspension, brake lines and body, leading to loss of control.",
+        0.5,
+    )
+
+    quote = compose_quote(
+        "can snow chains go on the front wheels", [chains], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert "only on the rear tires" in quote.text
+
+
 def test_the_end_of_the_car_a_text_names():
     assert named_sides("can the front headrests be raised?") == {"front"}
     assert named_sides("whats the max weight i can put in the frunk") == {"front"}
