@@ -20,6 +20,7 @@ from chat.text_units import MEASURE_NOUNS, Vocabulary, terms
 from chat.verification import UNITS
 
 __all__ = [
+    "RANGE_ENDS",
     "amount_units",
     "asked_terms",
     "asks_for_procedure",
@@ -34,6 +35,11 @@ __all__ = [
     "with_manual_names",
 ]
 
+#: Words that ask for the end of a range of an amount ("what's the coldest I can set it").
+RANGE_ENDS: Final = frozenset({
+    "coldest", "hottest", "warmest", "coolest", "highest", "lowest", "fastest", "slowest",
+    "heaviest", "maximum", "minimum",
+})  # fmt: skip
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
     r"soon|quickly|old|slow|tight)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
@@ -42,8 +48,7 @@ _QUANTITY: Final = re.compile(
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
     r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b|"
     # "what's the coldest I can set it", "the maximum load": the end of a range
-    r"\b(?:coldest|hottest|warmest|coolest|highest|lowest|fastest|slowest|heaviest|"
-    r"maximum|minimum)\b",
+    rf"\b(?:{'|'.join(sorted(RANGE_ENDS))})\b",
     re.IGNORECASE,
 )
 _PROCEDURE: Final = re.compile(
@@ -127,7 +132,7 @@ _OWNER_WORDS: Final = {
 }
 # Each way an owner writes it, with the manual's name as terms, in order.
 _OWNER_WORD: Final = {
-    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): tuple(terms(name))
+    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): (tuple(terms(name)), name)
     for words, name in _OWNER_WORDS.items()
 }
 
@@ -140,7 +145,7 @@ def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, 
     "12v battery"; a manual that writes "high-voltage battery" and "low" elsewhere does not
     name it.)"""
     found = []
-    for pattern, name in _OWNER_WORD.items():
+    for pattern, (name, _) in _OWNER_WORD.items():
         written = pattern.search(question)
         if written and _names_it(written.group(0), name, vocabulary):
             found.append((frozenset(terms(written.group(0))) - frozenset(name), frozenset(name)))
@@ -155,9 +160,7 @@ def with_manual_names(question: str, vocabulary: Vocabulary) -> str:
     handles (0.31) in the Model 3 manual, which writes "frunk" once, and was declined; "frunk
     (front trunk) wont open" finds "Front Trunk > Opening"."""
     named = question
-    for (pattern, name), written_name in zip(
-        _OWNER_WORD.items(), _OWNER_WORDS.values(), strict=True
-    ):
+    for pattern, (name, written_name) in _OWNER_WORD.items():
         found = pattern.search(named)
         if not found or not _names_it(found.group(0), name, vocabulary):
             continue

@@ -55,7 +55,14 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     import numpy as np
 
-from chat.asking import amount_units, key_terms, named_units, owner_words, rate_periods
+from chat.asking import (
+    RANGE_ENDS,
+    amount_units,
+    key_terms,
+    named_units,
+    owner_words,
+    rate_periods,
+)
 from chat.names import codes, designations
 from chat.text_units import MEASURE_NOUNS, Vocabulary, terms, words
 from chat.verification import amount_units_given
@@ -113,8 +120,7 @@ QUOTE_MIN_FIT: Final = 1.2
 _MEASURED: Final = {
     *MEASURE_NOUNS.values(),
     *("volume", "length", "capacity", "dimension", "temperature", "pressure"),
-    # the end of a range asked for ("what's the coldest I can set it": "from 16 °C")
-    *("coldest", "hottest", "warmest", "coolest", "highest", "lowest", "maximum", "minimum"),
+    *RANGE_ENDS,  # the end of a range asked for ("what's the coldest": "from 16 °C")
 }
 _MEASURE_WORD: Final = re.compile(rf"(?:{'|'.join(sorted(_MEASURED))})s?", re.IGNORECASE)
 # Where one part of a question ends and the next begins.

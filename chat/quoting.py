@@ -131,7 +131,7 @@ from chat.text_units import (
     weighted_coverage,
     words,
 )
-from chat.verification import amount_units_given
+from chat.verification import NUMBER_WORDS, amount_units_given
 
 __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_texts"]
 
@@ -139,9 +139,7 @@ Embed = Callable[[list[str]], np.ndarray]
 
 _NUMBER: Final = re.compile(r"\d")
 # A count, in digits or words ("up to three RF devices"); not "one", mostly a pronoun.
-_COUNT: Final = re.compile(
-    r"^(?:\d+|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|dozen)$"
-)
+_COUNT_WORDS: Final = frozenset(NUMBER_WORDS) - {"zero", "one"}
 
 
 @dataclass(frozen=True)
@@ -398,7 +396,8 @@ def _counts(counted_stems: frozenset[str]) -> Callable[[str], bool]:
     def gives(text: str) -> bool:
         tokens = words(text)
         return any(
-            _COUNT.match(token) and counted_stems & {stem(word) for word in tokens[i + 1 : i + 5]}
+            (token.isdigit() or token in _COUNT_WORDS)
+            and counted_stems & {stem(word) for word in tokens[i + 1 : i + 5]}
             for i, token in enumerate(tokens)
         )
 

@@ -28,6 +28,7 @@ from chat.text_units import passage_plain_units, split_sentences, terms, words
 from curation import qa
 
 __all__ = [
+    "NUMBER_WORDS",
     "SUPPORT_THRESHOLD",
     "UNITS",
     "Verdict",
@@ -62,7 +63,8 @@ _DECLINE: Final = re.compile(
     re.IGNORECASE,
 )
 
-_NUMBER_WORDS: Final = {
+#: Numbers written as words, with their value in digits.
+NUMBER_WORDS: Final = {
     word: str(value)
     for value, word in enumerate(
         "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "  # noqa: SIM905
@@ -96,7 +98,7 @@ _NUMBER_TOKEN: Final = re.compile(
     r"(?<![\w/.])(?:(\d+(?:[,.]\d+)*)("
     + "|".join(sorted((re.escape(unit) for unit in UNITS if unit[0].isalpha()), key=len)[::-1])
     + r")(?![\w/])|(\d+(?:[,.]\d+)*(?:/\d+)?|"
-    + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+    + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
     + r")(?![\w/])(?:-|\s*)(%|°\s?[cf](?![a-z])|°|[a-z]+(?:/[a-z]+)?\.?)?)",
     re.IGNORECASE,
 )
@@ -152,8 +154,8 @@ class Verification:
 
 def _normal_number(token: str) -> str:
     token = token.lower()
-    if token in _NUMBER_WORDS:
-        return _NUMBER_WORDS[token]
+    if token in NUMBER_WORDS:
+        return NUMBER_WORDS[token]
     return token.replace(",", "")
 
 
@@ -169,7 +171,7 @@ def numbers_with_units(text: str) -> list[tuple[str, str | None]]:
         number = _normal_number(written)
         unit_word = "".join((match.group(2) or match.group(4) or "").lower().split())
         unit = UNITS.get(unit_word) or UNITS.get(unit_word.rstrip("."))
-        if written.lower() in _NUMBER_WORDS and unit is None:
+        if written.lower() in NUMBER_WORDS and unit is None:
             continue  # "one of the doors", "two ways": a word, not a figure
         found.append((number, unit))
     return found
