@@ -224,9 +224,8 @@ def spans_around(
         if not 0 <= index < len(order) or index in chosen:
             return False
         taken = [index]
+        # (below the quote, so the unit before it is not in it yet)
         while 0 < taken[-1] < min(chosen) and _leans_back(order, taken[-1], blocks, settings):
-            if taken[-1] - 1 in chosen:
-                break
             taken.append(taken[-1] - 1)
         extra = sum(_words(blocks[order[t][0]].units[order[t][1]].text) for t in taken)
         if words + extra > limit:
