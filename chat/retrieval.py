@@ -436,8 +436,9 @@ def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> lis
     if not wanted:
         return passages
 
-    def place(chunk: DocumentChunk, step: int = 0) -> tuple[int, int, int]:
-        return (chunk.document_id, chunk.version, chunk.position + step)
+    def place(chunk: DocumentChunk, step: int = 0) -> tuple[int, int, int, str]:
+        # A neighbour fetched for one passage stands next to another, of another section, too.
+        return (chunk.document_id, chunk.version, chunk.position + step, chunk.heading_path)
 
     around = Q()
     for chunk_id, (before, after) in wanted.items():

@@ -225,3 +225,38 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
     assert passage.chunk_id == chunks[0].pk
     assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[:3])
     assert passage.body.endswith("6. Pull the old filters out.")
+
+
+def chunk_at(document: ManualDocument, position: int, path: str, body: str) -> DocumentChunk:
+    text = f"{path}\n\n{body}"
+    return DocumentChunk.objects.create(
+        document=document,
+        position=position,
+        heading_path=path,
+        text=text,
+        token_count=20,
+        embedding=embed_question(text),
+    )
+
+
+@pytest.mark.django_db
+def test_a_neighbour_fetched_for_one_passage_never_joins_another_section():
+    """The chunk after a passage, fetched for another passage of its own section, is of
+    another section than the passage: it does not go on with that passage's steps, however
+    its steps are numbered."""
+    manual, document = one_page_manual("Two sections manual", "Sentry")
+    chunk_at(
+        document, 0, "Sentry > Formatting a USB drive", "1. Insert the USB drive.\n2. Touch Format."
+    )
+    path = "Sentry > Turning Sentry on"
+    first = chunk_at(document, 1, path, "3. Touch Controls > Safety.\n4. Touch Sentry Mode.")
+    later = chunk_at(document, 2, path, "5. Touch On.\n6. The Sentry icon turns red.")
+
+    found = retrieve(question="how do i format the usb drive", manual_ids=[manual.pk], k=3)
+
+    formatting = next(p for p in found.passages if p.heading_path.endswith("USB drive"))
+    assert formatting.chunk_ids == ()  # alone: step 3 is another section's
+    assert "Touch Controls > Safety" not in formatting.body
+    # The other section's procedure is still read whole, across its own seam.
+    turning_on = next(p for p in found.passages if p.heading_path == path)
+    assert turning_on.spanned == (first.pk, later.pk)
