@@ -26,9 +26,11 @@ __all__ = [
     "MAX_CONTINUED",
     "continued_from",
     "continues_after",
+    "has_steps",
     "joined",
     "may_continue_after",
     "may_continue_before",
+    "procedure_follows",
 ]
 
 #: How many neighbouring chunks a passage may be joined with on each side.
@@ -58,6 +60,19 @@ def _table_header(body: str, *, last: bool) -> str | None:
     if not headers:
         return None
     return headers[-1] if last else headers[0]
+
+
+def has_steps(body: str) -> bool:
+    """Whether ``body`` holds a numbered step."""
+    return bool(_steps(body))
+
+
+def procedure_follows(body: str, following: str) -> bool:
+    """Whether ``following``, the next chunk of ``body``'s section, holds the procedure that
+    ``body`` (no step of its own) leaves out: a section often tells what a feature does
+    before how to turn it on ("Camp allows you to power electronics ..." and, in the next
+    chunk, "To operate Keep Climate On, Dog, or Camp: 1. ...")."""
+    return not has_steps(body) and has_steps(following)
 
 
 def may_continue_before(body: str) -> bool:

@@ -51,7 +51,11 @@ passages are shown must not decide whether the manual is close.
 A passage that starts inside a procedure (at step 5) or ends on a step or table row that the
 next chunk of its section goes on with carries that neighbour's text too (``chat.continuation``;
 ``chunk_ids`` then lists the chunks it spans): chunking splits a long procedure or table, and
-an owner should not read half of one.
+an owner should not read half of one. For a question asking how to do something
+(``wants_steps``), a passage with no step of its own also carries the next chunk of its section
+when that one holds steps: a section tells what a feature does, then how to turn it on, and
+the how is what was asked ("how do i turn on camp mode" found the Camp paragraph, and the
+steps under "To operate Keep Climate On, Dog, or Camp:" were in the chunk after it).
 """
 
 from __future__ import annotations
@@ -75,9 +79,11 @@ from chat.continuation import (
     MAX_CONTINUED,
     continued_from,
     continues_after,
+    has_steps,
     joined,
     may_continue_after,
     may_continue_before,
+    procedure_follows,
 )
 from chat.selectors import manual_term_index
 from curation.models import DocumentChunk, Manual, ManualDocument, QAPair
@@ -245,6 +251,7 @@ def retrieve(
     query_embedding: Sequence[float] | None = None,
     previous_question: str = "",
     embedded_as: str = "",
+    wants_steps: bool = False,
 ) -> Retrieval:
     """The ``k`` best passages of ``manual_ids`` for ``question`` (see the module docstring).
 
@@ -353,6 +360,7 @@ def retrieve(
             if chunk_id in chunks
         ],
         chunks,
+        wants_steps=wants_steps,
     )
     similarities = [p.similarity for p in passages]
     if nearest:
@@ -424,13 +432,20 @@ def _passage(chunk: DocumentChunk, fused_score: float, found_by: list[str]) -> P
     )
 
 
-def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> list[Passage]:
+def _continued(
+    passages: list[Passage], chunks: dict[int, DocumentChunk], *, wants_steps: bool = False
+) -> list[Passage]:
     """``passages``, each that a procedure or table goes on from or into with the text of its
     neighbours in its section, up to :data:`MAX_CONTINUED` on each side (one query for all of
     them; ``chunks``: the retrieved chunks, by id); a passage that another, better ranked, now
-    holds whole is left out."""
+    holds whole is left out. With ``wants_steps``, a passage with no step of its own also
+    takes the next chunk of its section that holds one (``procedure_follows``)."""
     wanted = {
-        p.chunk_id: (may_continue_before(p.body), may_continue_after(p.body)) for p in passages
+        p.chunk_id: (
+            may_continue_before(p.body),
+            may_continue_after(p.body) or (wants_steps and not has_steps(p.body)),
+        )
+        for p in passages
     }
     wanted = {chunk_id: sides for chunk_id, sides in wanted.items() if any(sides)}
     if not wanted:
@@ -473,7 +488,10 @@ def _continued(passages: list[Passage], chunks: dict[int, DocumentChunk]) -> lis
             tail = passage.body
             for step in range(1, MAX_CONTINUED + 1):
                 after = neighbours.get(place(chunk, step))
-                if after is None or not continues_after(tail, after.body):
+                if after is None or not (
+                    continues_after(tail, after.body)
+                    or (wants_steps and step == 1 and procedure_follows(tail, after.body))
+                ):
                     break
                 body, ids, tail = joined(body, after.body), [*ids, after.pk], after.body
         if len(ids) > 1:

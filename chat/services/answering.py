@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat import answering, prompts, quote_vectors, reranking, selectors
-from chat.asking import spelling_corrected, with_manual_names
+from chat.asking import asks_for_procedure, spelling_corrected, with_manual_names
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -213,6 +213,7 @@ def _answer_body(
         method=assistant.retrieval,
         match_questions=assistant.match_questions,
         previous_question=previous_question,
+        wants_steps=asks_for_procedure(reading),
     )
     if reranker is not None:
         release_connection()  # the cross-encoder reads every candidate: CPU work

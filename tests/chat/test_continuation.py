@@ -8,17 +8,20 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from chat import services
 from chat.continuation import (
     continued_from,
     continues_after,
     joined,
     may_continue_after,
     may_continue_before,
+    procedure_follows,
 )
 from chat.retrieval import embed_question, retrieve
 from chat.services.citations import passage_citations
 from chat.text_units import passage_blocks
 from curation.models import DocumentChunk, Manual, ManualDocument
+from tests.chat.support import make_assistant, session_owner
 
 FIRST_HALF = (
     "To replace the wiper blades:\n\n"
@@ -260,3 +263,76 @@ def test_a_neighbour_fetched_for_one_passage_never_joins_another_section():
     # The other section's procedure is still read whole, across its own seam.
     turning_on = next(p for p in found.passages if p.heading_path == path)
     assert turning_on.spanned == (first.pk, later.pk)
+
+
+def test_a_procedure_follows_a_section_that_tells_what_a_feature_does():
+    prose = "Camp keeps the touchscreen and the climate on while you stay inside."
+    steps = "To operate Camp:\n\n1. Engage Park.\n2. Touch Camp on the climate screen."
+    assert procedure_follows(prose, steps)
+    assert not procedure_follows(FIRST_HALF, SECOND_HALF)  # that one has steps of its own
+    assert not procedure_follows(prose, "Camp is not available below 20% charge.")
+
+
+@pytest.mark.django_db
+def test_a_how_to_question_gets_the_steps_from_the_next_chunk_of_the_section():
+    """ "how do i turn on camp mode" finds the paragraph on what Camp does; the steps that turn
+    it on are in the next chunk of its section, and come with it. A question that asks for no
+    procedure gets the paragraph alone, and a chunk of the next section is never taken."""
+    manual, document = one_page_manual("Camp manual", "Climate")
+    path = "Climate > Keep Climate On, Dog, and Camp"
+    what = chunk_at(
+        document,
+        0,
+        path,
+        "Camp mode keeps the touchscreen, the USB ports and the climate on while you stay "
+        "inside the car, such as when camping overnight.",
+    )
+    how = chunk_at(
+        document,
+        1,
+        path,
+        "Avoid using these settings when the charge level is low.\n\n"
+        "To operate Keep Climate On, Dog, or Camp:\n\n"
+        "1. Engage Park.\n2. On the climate controls screen, touch Keep Climate On, Dog, or Camp.",
+    )
+    chunk_at(document, 2, "Climate > Air filters", "1. Open the glovebox.\n2. Remove the filter.")
+
+    def best(question: str, *, wants_steps: bool):
+        found = retrieve(question=question, manual_ids=[manual.pk], k=1, wants_steps=wants_steps)
+        return found.passages[0]
+
+    passage = best("how do i turn on camp mode for camping overnight", wants_steps=True)
+    assert passage.chunk_id == what.pk
+    assert passage.chunk_ids == (what.pk, how.pk)
+    assert passage.body.endswith("touch Keep Climate On, Dog, or Camp.")
+
+    alone = best("what does camp mode keep on when camping overnight", wants_steps=False)
+    assert alone.chunk_id == what.pk and alone.chunk_ids == ()
+
+    # The steps' own chunk, already a procedure, takes nothing from the next section.
+    steps = best("how do i operate keep climate on dog or camp", wants_steps=True)
+    assert steps.chunk_id == how.pk and steps.chunk_ids == ()
+
+
+@pytest.mark.django_db
+def test_the_chat_quotes_the_steps_that_the_next_chunk_holds_for_a_how_to_question():
+    manual, document = one_page_manual("Camp chat manual", "Climate")
+    path = "Climate > Camp"
+    chunk_at(
+        document,
+        0,
+        path,
+        "Camp mode keeps the touchscreen, the USB ports and the climate on while you stay "
+        "inside the car, such as when camping overnight.",
+    )
+    chunk_at(document, 1, path, "To operate Camp:\n\n1. Engage Park.\n2. Touch Camp.")
+    assistant = make_assistant(manual, endpoint=None)  # quoted
+
+    message = services.answer(
+        assistant=assistant,
+        question="how do i turn on camp mode for camping overnight",
+        owner=session_owner(),
+    )
+
+    assert not message.declined
+    assert "1. Engage Park.\n2. Touch Camp." in message.content
