@@ -125,6 +125,8 @@ _OWNER_WORDS: Final = {
     "yellow|orange": "amber",
     "tow(?:ing)?[- ]?hooks?": "tow eye",
     "reboot(?:s|ed|ing)?": "restart",
+    r"flat\s+t[iy]res?|\ba\s+flat(?:\s+t[iy]res?)?": "punctured tire",
+    r"plugged[- ]in": "charge cable is connected",
     r"12\s?v(?:olts?)?\s+batter(?:y|ies)|12-volt\s+batter(?:y|ies)": "low voltage battery",
     rf"{_SWITCH}\s+(?:on|off|down)\s+{_THE_CAR}": "power",
     rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",

@@ -1267,6 +1267,34 @@ def test_a_question_is_searched_with_the_manuals_name_after_an_owners_word():
     assert with_manual_names("open the front trunk", manual) == "open the front trunk"
 
 
+def test_a_flat_tire_and_a_plugged_in_car_are_read_as_the_manual_writes_them():
+    # The Model 3 manual: "Do not drive with a punctured tire ..." and "Never raise Model 3
+    # when the charge cable is connected ..."; asked "can i drive with a flat tire" and "can i
+    # lift the car while its plugged in", the chat quoted flat spots after storage and the
+    # lift points.
+    manual = Vocabulary.from_texts(
+        [
+            "Do not drive with a punctured tire that has not been repaired.",
+            "Never raise the vehicle when the charge cable is connected.",
+        ]
+    )
+
+    assert (
+        with_manual_names("can i drive with a flat tire", manual)
+        == "can i drive with a flat tire (punctured tire)"
+    )
+    assert with_manual_names("i got a flat", manual) == "i got a flat (punctured tire)"
+    assert (
+        with_manual_names("can i lift the car while its plugged in", manual)
+        == "can i lift the car while its plugged in (charge cable is connected)"
+    )
+    # a manual that never writes the name is searched by the owner's words
+    other = Vocabulary.from_texts(["Inflate the tires to 42 PSI."])
+    assert with_manual_names("can i drive with a flat tire", other) == (
+        "can i drive with a flat tire"
+    )
+
+
 def test_an_owners_everyday_word_for_a_part_is_read_as_the_manuals_name():
     manual = Vocabulary.from_texts(
         [
