@@ -21,10 +21,12 @@ from chat.verification import UNITS
 
 __all__ = [
     "RANGE_ENDS",
+    "USING",
     "amount_units",
     "asked_terms",
     "asks_for_procedure",
     "asks_for_a_figure_alone",
+    "asks_for_means",
     "asks_for_quantity",
     "counted",
     "key_terms",
@@ -60,6 +62,13 @@ _PROCEDURE: Final = re.compile(
 )
 # "Can I make it only unlock the driver's door", "what do I turn on", "is there a setting":
 # the answer names a setting, and where to find it.
+_MEANS: Final = re.compile(
+    r"\bwhat\b[^?]*\bwith\W*$|\bwhat\s+(?:should|can|do|would)\s+(?:i|you|we)\s+use\b|"
+    r"\bwhat\s+to\s+use\b",
+    re.IGNORECASE,
+)
+# The manual's word for the means: "Clean the touchscreen(s) using a soft lint-free cloth".
+USING: Final = re.compile(r"\busing\b", re.IGNORECASE)
 _SETTING: Final = re.compile(
     r"\b(?:settings?|option|turn(?:ed)?\s+(?:\w+\s+)?(?:on|off)|switch\s+(?:\w+\s+)?(?:on|off)|"
     r"shut\s+(?:\w+\s+)?off|disable|enable|make\s+it|"
@@ -220,6 +229,15 @@ def asks_for_procedure(question: str) -> bool:
     """Whether ``question`` asks how to do something ("how do I...", "what should I do"): its
     answer is then often a procedure."""
     return bool(_PROCEDURE.search(question))
+
+
+def asks_for_means(question: str) -> bool:
+    """Whether ``question`` asks what to do something with ("what can i clean the wiper
+    blades with", "what should I use to clean the touchscreen"): its answer names the means,
+    the manual writes "using ..." ("Clean the windshield and wiper blades using washer
+    fluid, ..."), and a sentence that only shares its words ("If the wipers remain ineffective
+    after cleaning, replace the wiper blades.") answers nothing."""
+    return bool(_MEANS.search(question))
 
 
 def asks_for_setting(question: str) -> bool:

@@ -65,7 +65,11 @@ curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
 
 A question asking for a setting ("can I make it only unlock the driver's door", "what do I turn
 on") prefers a span that says where the setting is ("Controls > Locks > Driver Door Unlock
-Mode") to one that only describes what the car does.
+Mode") to one that only describes what the car does. A question asking what to do something
+with ("what can i clean the wiper blades with", ``chat.asking.asks_for_means``) prefers a unit
+that names the means as the manual does ("... using washer fluid, isopropyl (rubbing) alcohol,
+or non-abrasive glass cleaner") to one that only shares its words ("If the wipers remain
+ineffective after cleaning, replace the wiper blades."): it gains ``means_bonus``.
 
 A unit's score adds its embedding similarity to the question, the share of the question's IDF
 weight that its words and its passage's headings cover (an owner's words for a measure read as
@@ -94,9 +98,11 @@ from typing import Final
 import numpy as np
 
 from chat.asking import (
+    USING,
     amount_units,
     asked_terms,
     asks_for_a_figure_alone,
+    asks_for_means,
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
@@ -196,6 +202,7 @@ def compose_quote(
     wants_steps = asks_for_procedure(question)
     figure_alone = asks_for_a_figure_alone(question)
     wants_setting = asks_for_setting(question)
+    wants_means = asks_for_means(question)
     phrases, codes = label_phrases(question), named_codes(question)
     named_row = _finds(label_pattern(phrases) if phrases else None)
     named_code = _finds("|".join(codes) if codes else None)
@@ -215,6 +222,8 @@ def compose_quote(
         # ("how many devices": "up to three RF devices" counts them)
         if (wants_units and wants_units & amount_units_given(text)) or counts(text):
             bonus += settings.unit_bonus
+        if wants_means and USING.search(text):  # "what can i clean the blades with"
+            bonus += settings.means_bonus
         score = (
             settings.semantic_weight * similarity
             + settings.term_weight * coverage

@@ -14,6 +14,7 @@ from chat.asking import (
     amount_units,
     asked_terms,
     asks_for_a_figure_alone,
+    asks_for_means,
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
@@ -1779,3 +1780,47 @@ def test_a_procedure_too_long_to_quote_whole_is_quoted_from_its_start_as_far_as_
     later = Scored(passage=0, unit=blocks[0].units[6], score=1.0)
     [span] = spans_around(later, blocks, {}, settings)
     assert span.pieces[-1].units[-1] == 7
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("what can i clean the wiper blades with", True),
+        ("what should i use to clean the touchscreen", True),
+        ("what to use on leather seats", True),
+        ("what happens when i clean the wipers", False),
+        ("can i drive with the wipers on auto", False),
+    ],
+)
+def test_a_question_asking_what_to_do_something_with_is_recognised(question, asks):
+    assert asks_for_means(question) is asks
+
+
+def test_a_question_asking_what_to_clean_with_quotes_what_the_manual_names(embed, vocabulary):
+    # The Model 3 manual's section; asked "what can i clean the wiper blades with", the chat
+    # quoted its last sentence alone.
+    wipers = passage(
+        1,
+        "Windshield Wiper Blades, Jets and Fluid > Checking and Cleaning Wiper Blades",
+        "Periodically clean the edge of the wiper blades and check the rubber for cracks, "
+        "splits, and roughness. If damaged, replace the blade immediately to prevent damage to "
+        "the glass and improve visibility.\n\n"
+        "Contaminants on the windshield, or on the wiper blades, can reduce the effectiveness "
+        "of the wipers. Contaminants include ice, wax spray from car washes, washer fluid with "
+        "bug and/or water repellent, bird droppings, tree sap, and other organic substances.\n\n"
+        "Follow these guidelines for cleaning:\n"
+        "- Clean the windshield and wiper blades using washer fluid, isopropyl (rubbing) "
+        "alcohol, or non-abrasive glass cleaner approved for use on automotive glass and rubber. "
+        "Inappropriate products can cause damage or smears, and create glare on the windshield.\n"
+        "- Lift the wiper arm a short distance away from the windshield, just far enough to "
+        "access the wiper blade. Do not lift a wiper arm beyond its intended position.\n\n"
+        "If the wipers remain ineffective after cleaning, replace the wiper blades.",
+        0.68,
+    )
+
+    quote = compose_quote(
+        "what can i clean the wiper blades with", [wipers], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert "using washer fluid, isopropyl (rubbing) alcohol" in quote.text
