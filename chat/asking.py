@@ -98,6 +98,12 @@ _SHORT_FORM: Final = re.compile(rf"\b(?:{'|'.join(_SHORT_FORMS)})\b", re.IGNOREC
 
 _SWITCH: Final = r"(?:turn|switch|shut)(?:s|ed|ing)?"
 _THE_CAR: Final = r"(?:the|my|your|our)\s+(?:car|vehicle)"
+# An owner's own car, as a question names it ("water under my car"): every passage of the
+# manual speaks of it, which writes "Model 3" or "the vehicle"; not a "car wash" or a "car seat".
+_OWN_CAR: Final = re.compile(
+    r"\b(?:my|the|your|our|this|his|her|their)\s+(?:car|vehicle)\b(?!\s+(?:wash|seats?)\b)",
+    re.IGNORECASE,
+)
 _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # An owner's everyday words for parts a manual names otherwise (general motoring English, US
 # and UK): "blinker" is the manual's "turn signal"; and for who rides along: an owner's dog or
@@ -218,8 +224,12 @@ def named_sides(text: str) -> frozenset[str]:
 
 def asked_terms(question: str) -> list[str]:
     """The question's terms, with an owner's words for a measure read as the manual's: "how
-    long is the car" also asks for its length, "3 min" speaks of minutes."""
-    found = terms(_SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group(0).lower()], question))
+    long is the car" also asks for its length, "3 min" speaks of minutes. The owner's own car
+    ("why is there water under my car") is no term: the manual seldom writes "car", which
+    weighs heavily for it, and a passage saying "car wash" covered it ("condensation ... after
+    a car wash" came before "a small pool of water ... under Model 3 when parked")."""
+    asked = _OWN_CAR.sub(" ", question)
+    found = terms(_SHORT_FORM.sub(lambda match: _SHORT_FORMS[match.group(0).lower()], asked))
     for match in _MEASURE.finditer(question):
         found.extend(terms(_MEASURE_NOUN[match.group(1).lower()]))
     return list(dict.fromkeys(found))

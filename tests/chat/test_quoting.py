@@ -1824,3 +1824,41 @@ def test_a_question_asking_what_to_clean_with_quotes_what_the_manual_names(embed
 
     assert quote is not None
     assert "using washer fluid, isopropyl (rubbing) alcohol" in quote.text
+
+
+def test_an_owners_own_car_is_no_term_a_car_wash_would_cover(embed, vocabulary):
+    # The Model 3 manual writes "Model 3" or "the vehicle", seldom "car": the word weighed
+    # heavily, and the Note on condensation "(such as a car wash)" was quoted for it.
+    tips = passage(
+        1,
+        "Operating Climate Controls > Climate Control Operating Tips",
+        "- In very humid conditions, it is normal for the windshield to fog slightly when you "
+        "first turn on the air conditioning.\n"
+        "- It is normal for a small pool of water to form under Model 3 when parked. Extra "
+        "water produced by the dehumidifying process is drained underneath.\n"
+        "- To reduce the temperature in the cabin in hot weather conditions, the fan may turn "
+        "on to vent the cabin when the vehicle is parked.",
+        0.475,
+    )
+    condensation = passage(
+        2,
+        "Lights > Condensation in Head or Tail Lights",
+        "Due to weather changes, humidity levels, or recent exposure to water (such as a car "
+        "wash), condensation may occasionally accumulate in your vehicle's head or tail lights. "
+        "This is normal - as the weather gets warmer and humidity decreases, condensation often "
+        "disappears on its own. If you notice water buildup within the exterior lenses, or if "
+        "the condensation affects the visibility of the exterior lights, contact Tesla Service.",
+        0.425,
+    )
+
+    quote = compose_quote(
+        "why is there water under my car",
+        [tips, condensation],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("- It is normal for a small pool of water to form under")
+    assert asked_terms("why is there water under my car") == ["water"]
+    assert asked_terms("how do i take it through a car wash") == ["take", "through", "car", "wash"]
