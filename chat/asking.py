@@ -60,8 +60,7 @@ _PROCEDURE: Final = re.compile(
     r"\b(?:won'?t|wont|will\s+not|doesn'?t|does\s+not|not\s+working|stuck|frozen|jammed)\b",
     re.IGNORECASE,
 )
-# "Can I make it only unlock the driver's door", "what do I turn on", "is there a setting":
-# the answer names a setting, and where to find it.
+# "What can I clean the wiper blades with", "what should I use": the answer names a means.
 _MEANS: Final = re.compile(
     r"\bwhat\b[^?]*\bwith\W*$|\bwhat\s+(?:should|can|do|would)\s+(?:i|you|we)\s+use\b|"
     r"\bwhat\s+to\s+use\b",
@@ -69,6 +68,8 @@ _MEANS: Final = re.compile(
 )
 # The manual's word for the means: "Clean the touchscreen(s) using a soft lint-free cloth".
 USING: Final = re.compile(r"\busing\b", re.IGNORECASE)
+# "Can I make it only unlock the driver's door", "what do I turn on", "is there a setting":
+# the answer names a setting, and where to find it.
 _SETTING: Final = re.compile(
     r"\b(?:settings?|option|turn(?:ed)?\s+(?:\w+\s+)?(?:on|off)|switch\s+(?:\w+\s+)?(?:on|off)|"
     r"shut\s+(?:\w+\s+)?off|disable|enable|make\s+it|"

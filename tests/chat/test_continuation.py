@@ -150,19 +150,22 @@ def one_page_manual(name: str, title: str) -> tuple[Manual, ManualDocument]:
     return manual, document
 
 
+def chunk_at(document: ManualDocument, position: int, path: str, body: str) -> DocumentChunk:
+    """``body`` as the chunk at ``position`` of section ``path`` of ``document``, embedded."""
+    text = f"{path}\n\n{body}"
+    return DocumentChunk.objects.create(
+        document=document,
+        position=position,
+        heading_path=path,
+        text=text,
+        token_count=60,
+        embedding=embed_question(text),
+    )
+
+
 def chunks_of(document: ManualDocument, path: str, bodies: list[str]) -> list[DocumentChunk]:
     """``bodies`` as the chunks of one section of ``document``, in order, embedded."""
-    return [
-        DocumentChunk.objects.create(
-            document=document,
-            position=position,
-            heading_path=path,
-            text=f"{path}\n\n{body}",
-            token_count=60,
-            embedding=embed_question(f"{path}\n\n{body}"),
-        )
-        for position, body in enumerate(bodies)
-    ]
+    return [chunk_at(document, position, path, body) for position, body in enumerate(bodies)]
 
 
 @pytest.mark.django_db
@@ -228,18 +231,6 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
     assert passage.chunk_id == chunks[0].pk
     assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[:3])
     assert passage.body.endswith("6. Pull the old filters out.")
-
-
-def chunk_at(document: ManualDocument, position: int, path: str, body: str) -> DocumentChunk:
-    text = f"{path}\n\n{body}"
-    return DocumentChunk.objects.create(
-        document=document,
-        position=position,
-        heading_path=path,
-        text=text,
-        token_count=20,
-        embedding=embed_question(text),
-    )
 
 
 @pytest.mark.django_db
