@@ -288,7 +288,10 @@ def compose_quote(
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)
     if wants_steps:
-        best = into_procedure(best, parsed[best.passage], settings)
+        prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
+        best = (prose and _with_steps(pool, parsed, settings)) or into_procedure(
+            best, parsed[best.passage], settings
+        )
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
 
@@ -317,6 +320,25 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
+
+
+def _with_steps(
+    pool: list[Span], parsed: list[list[Block]], settings: QuoteSettings
+) -> Span | None:
+    """For a question asking how to do something whose best span is prose: the best span of
+    ``pool`` (best first) within ``settings.steps_ratio`` of the best that leads into the steps
+    of its passage (``chat.spans.into_procedure``), grown into them; else None. A page often
+    opens on what its procedures assume, and its section repeats that before the steps
+    ("The following instructions assume you are using an external low voltage power supply
+    ..."): the page's opening scores a little higher, and says nothing of how."""
+    for span in pool:
+        if span.score < settings.steps_ratio * pool[0].score:
+            return None
+        blocks = parsed[span.passage]
+        grown = into_procedure(run_on(span, blocks, settings), blocks, settings)
+        if any(is_procedure(blocks[piece.block]) for piece in grown.pieces):
+            return grown
+    return None
 
 
 def unit_texts(body: str, heading_path: str) -> list[str]:

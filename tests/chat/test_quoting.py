@@ -1862,3 +1862,54 @@ def test_an_owners_own_car_is_no_term_a_car_wash_would_cover(embed, vocabulary):
     assert quote.text.startswith("- It is normal for a small pool of water to form under")
     assert asked_terms("why is there water under my car") == ["water"]
     assert asked_terms("how do i take it through a car wash") == ["take", "through", "car", "wash"]
+
+
+JUMP_INTRO = (
+    "How to jump start the Aster depends on whether its low voltage battery is lead-acid or "
+    "lithium-ion. To find out which, touch Controls > Software.\n\n"
+    "The following instructions assume you are using an external low voltage power supply "
+    "(such as a portable jump starter). If you jump start the Aster from another vehicle, see "
+    "that vehicle's manual."
+)
+JUMP_STEPS = [
+    "1. Open the hood (see Opening the hood with no power).",
+    "2. Remove the maintenance panel by pulling it upwards to release the clips that hold it.",
+    "3. Remove the cabin intake panel by pulling it upwards to release the clips that hold it.",
+    "4. Connect the power supply's red positive (+) cable to the red positive (+) terminal on "
+    "the low voltage battery.",
+    "CAUTION: Do not allow the positive cable to touch other metal parts, such as the battery "
+    "bracket.",
+    "5. Connect the power supply's black negative (-) cable to the black negative (-) terminal "
+    "on the low voltage battery.",
+    "6. Turn on the external power supply (see its manufacturer's instructions). Touch the "
+    "touchscreen to wake it up.",
+    "Note: It may take several minutes to receive enough power to wake up the touchscreen.",
+    "7. When external power is no longer needed, disconnect both cables from the terminals, "
+    "beginning with the black negative (-) cable.",
+    "8. Put the cabin intake panel back in its place and press down until it is secure.",
+    "9. Put the maintenance panel back in its place and press down until it is secure.",
+    "10. Close the hood.",
+]
+JUMP_SECTION = (
+    "Cars built before 2024 have a lead-acid low voltage battery.\n\n"
+    "If you jump start the Aster from another vehicle, see that vehicle's manual. The following "
+    "instructions assume you are using an external low voltage power supply (such as a "
+    "portable jump starter).\n" + "\n".join(JUMP_STEPS)
+)
+
+
+def test_a_how_to_question_quotes_the_steps_its_best_sentence_leads_into_elsewhere(
+    embed, vocabulary
+):
+    # The page's opening says what the instructions assume, and so does its section, where
+    # the steps follow: a question asking how gets the steps, not the opening alone.
+    intro = passage(1, "Jump starting", JUMP_INTRO, 0.55)
+    section = passage(2, "Jump starting > Lead-acid battery", JUMP_SECTION, 0.6)
+
+    quote = compose_quote(
+        "how do i jump start my aster", [intro, section], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert quote.text.endswith("\n".join(JUMP_STEPS))
