@@ -19,6 +19,11 @@ these hold:
   :data:`TWO_EDITS_FROM` letters or more may miss by two edits ("reccomended", "tempature"),
   when it starts with the same letter; the closest, then the most used, is taken.
 
+An English word the manual does not use is still read as the manual's word when it is the
+same word spelt another way (:func:`sound_alikes`: a letter for one that sounds alike, a British
+ending): "can I do karaoke in the car" asks about the manual's "Caraoke", and was declined as
+never mentioned.
+
 Owners' own words for parts ("frunk") are not misspellings; ``chat.asking.spelling_corrected``
 leaves them to ``chat.asking.owner_words``.
 """
@@ -45,6 +50,7 @@ __all__ = [
     "edit_distance",
     "edits",
     "is_english",
+    "sound_alikes",
 ]
 
 #: The shortest word read as a misspelling ("cost" and "coat" are two words).
@@ -90,11 +96,20 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
     lower = word.lower()
     if len(lower) < MIN_LETTERS or not lower.isalpha():
         return word
-    if vocabulary.known(stem(lower), prefix=True) or is_english(lower):
+    if vocabulary.known(stem(lower), prefix=True):
         return word
 
     def chunks_using(near: str) -> int:
         return vocabulary.document_frequency.get(stem(near), 0)
+
+    if is_english(lower):
+        # the same word spelt another way ("karaoke": the manual's "Caraoke", "colour")
+        alike = {
+            near: used
+            for near in sound_alikes(lower) & vocabulary.spellings
+            if (used := chunks_using(near)) >= MIN_CHUNKS
+        }
+        return max(alike, key=lambda near: (alike[near], near)) if alike else word
 
     # One edit: every string one edit away, looked up (fast); two: the manual's words that
     # could be two away, measured.
@@ -118,6 +133,28 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
     if not two_away:
         return word
     return min(two_away, key=lambda near: (*two_away[near], near))
+
+
+#: Letters that sound alike, each way round: a word spelt with one for the other is the same
+#: word ("karaoke", "Caraoke"; "analyse", "analyze").
+_SOUND_ALIKE: Final = (("c", "k"), ("k", "c"), ("s", "z"), ("z", "s"), ("ph", "f"), ("f", "ph"))
+#: British and American endings of one word ("colour", "color"; "centre", "center").
+_ENDINGS: Final = (("our", "or"), ("or", "our"), ("re", "er"), ("er", "re"))
+
+
+def sound_alikes(word: str) -> set[str]:
+    """Spellings of ``word`` (lower case) that read the same: one letter swapped for one that
+    sounds alike (:data:`_SOUND_ALIKE`), or a British ending for an American one."""
+    found = set()
+    for one, other in _SOUND_ALIKE:
+        start = word.find(one)
+        while start >= 0:
+            found.add(word[:start] + other + word[start + len(one) :])
+            start = word.find(one, start + 1)
+    for one, other in _ENDINGS:
+        if word.endswith(one):
+            found.add(word[: -len(one)] + other)
+    return found - {word}
 
 
 def edit_distance(a: str, b: str, *, limit: int) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chat.asking import spelling_corrected
-from chat.spelling import corrected, edit_distance, edits, is_english
+from chat.spelling import corrected, edit_distance, edits, is_english, sound_alikes
 from chat.text_units import Vocabulary
 
 CHUNKS = [
@@ -20,6 +20,8 @@ CHUNKS = [
     "A discharged battery can be jump started. Wiper blades freeze to the windshield in winter.",
     "The cabin temperature is kept below 40 degrees. Set the temperature on the climate panel.",
     "Keep the temperature of the battery in range: it is recommended to plug in overnight.",
+    "To open Caraoke, touch Media. Caraoke lyrics are for passengers. The map color is gray.",
+    "Caraoke may not be available in your region. Change the color of the ambient lights.",
 ]
 
 
@@ -58,6 +60,21 @@ def test_a_misspelt_word_is_read_as_the_manuals_word_one_edit_away(vocabulary, w
 )
 def test_a_word_is_left_as_written_unless_it_misspells_a_word_the_manual_uses(vocabulary, word):
     assert corrected(word, vocabulary) == word
+
+
+def test_an_english_word_is_read_as_the_manuals_spelling_of_the_same_word(vocabulary):
+    # An English word is otherwise never read as another ("resale" is no "recall").
+    assert is_english("karaoke")
+    assert corrected("karaoke", vocabulary) == "caraoke"
+    assert corrected("Karaoke", vocabulary) == "caraoke"
+
+
+def test_spellings_that_read_the_same_swap_letters_that_sound_alike_or_a_british_ending():
+    assert sound_alikes("karaoke") == {"caraoke", "karaoce"}
+    assert sound_alikes("analyse") == {"analyze"}
+    assert sound_alikes("theatre") == {"theater"}
+    assert sound_alikes("colour") == {"color", "kolour"}
+    assert "pressure" not in sound_alikes("presure")
 
 
 def test_edit_distance_counts_deletions_insertions_replacements_and_swaps():
