@@ -64,8 +64,10 @@ circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Ci
 curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
 
 A question asking for a setting ("can I make it only unlock the driver's door", "what do I turn
-on") prefers a span that says where the setting is ("Controls > Locks > Driver Door Unlock
-Mode") to one that only describes what the car does. A question asking what to do something
+on"), or how to do something ("how do i lock the car when walking away"), prefers a span that
+says where the setting is ("Controls > Locks > Driver Door Unlock Mode") to one that only
+describes what the car does ("Note: It is ultimately your responsibility to ensure your vehicle
+is locked, even when Walk-Away Door Lock is enabled."). A question asking what to do something
 with ("what can i clean the wiper blades with", ``chat.asking.asks_for_means``) prefers a unit
 that names the means as the manual does ("... using washer fluid, isopropyl (rubbing) alcohol,
 or non-abrasive glass cleaner") to one that only shares its words ("If the wipers remain
@@ -283,7 +285,7 @@ def compose_quote(
             is_procedure(parsed[span.passage][piece.block]) for piece in span.pieces
         ):
             span.score += settings.procedure_bonus
-        if wants_setting and names_a_setting(span.text):
+        if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
     best = run_on(pool[0], parsed[pool[0].passage], settings)

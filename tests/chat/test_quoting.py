@@ -1049,7 +1049,8 @@ def test_the_ways_to_do_something_count_as_its_procedure(bonus, embed, vocabular
         [charging],
         embed=embed,
         vocabulary=vocabulary,
-        settings=QuoteSettings(procedure_bonus=bonus),
+        # (the list says where a setting is, which a how-to question also prefers)
+        settings=QuoteSettings(procedure_bonus=bonus, setting_bonus=0.0),
     )
 
     assert quote is not None
@@ -1866,7 +1867,7 @@ def test_an_owners_own_car_is_no_term_a_car_wash_would_cover(embed, vocabulary):
 
 JUMP_INTRO = (
     "How to jump start the Aster depends on whether its low voltage battery is lead-acid or "
-    "lithium-ion. To find out which, touch Controls > Software.\n\n"
+    "lithium-ion. Both procedures are given in this section.\n\n"
     "The following instructions assume you are using an external low voltage power supply "
     "(such as a portable jump starter). If you jump start the Aster from another vehicle, see "
     "that vehicle's manual."
@@ -1913,3 +1914,36 @@ def test_a_how_to_question_quotes_the_steps_its_best_sentence_leads_into_elsewhe
     assert quote is not None
     assert quote.numbers == [2]
     assert quote.text.endswith("\n".join(JUMP_STEPS))
+
+
+def test_a_how_to_question_prefers_the_span_that_says_where_the_setting_is(embed, vocabulary):
+    # The Note shares the question's words; the paragraph before it says how.
+    walk_away = passage(
+        1,
+        "Keys and Getting Started > Walk-Away Door Lock",
+        "Doors and trunks can automatically lock when you walk away carrying your phone key or "
+        "key fob. To turn this feature on or off, touch Controls > Locks > Walk-Away Door "
+        "Lock.",
+        0.6,
+    )
+    note = passage(
+        2,
+        "Keys and Getting Started > Walk-Away Door Lock",
+        "If the Aster detects an authenticated key for several minutes after you exit the "
+        "vehicle and close all doors, Walk-Away Door Lock disables and the doors do not lock "
+        "when you walk away.\n\n"
+        "Note: It is ultimately your responsibility to ensure your vehicle is locked, even "
+        "when Walk-Away Door Lock is enabled.",
+        0.68,
+    )
+
+    quote = compose_quote(
+        "how do i lock the car when walking away",
+        [walk_away, note],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("Doors and trunks can automatically lock")
+    assert "Controls > Locks > Walk-Away Door Lock" in quote.text
