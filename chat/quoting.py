@@ -125,6 +125,7 @@ from chat.spans import (
     render,
     run_on,
     spans_around,
+    without_leading_pointer,
 )
 from chat.stemming import stem
 from chat.text_units import (
@@ -288,7 +289,9 @@ def compose_quote(
         if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
     pool.sort(key=lambda span: -span.score)
-    best = run_on(pool[0], parsed[pool[0].passage], settings)
+    best = without_leading_pointer(
+        run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings
+    )
     if wants_steps:
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
         best = (prose and _with_steps(pool, parsed, settings)) or into_procedure(

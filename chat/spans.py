@@ -363,6 +363,25 @@ def _prose_pieces(order: list[tuple[int, int]], chosen: set[int]) -> list[Piece]
     return [Piece(block, tuple(units)) for block, units in pieces.items()]
 
 
+def without_leading_pointer(span: Span, blocks: list[Block], settings: QuoteSettings) -> Span:
+    """The chosen ``span`` without the pointer it starts on, when more follows ("See Accessory
+    Wheels and Tires.", the end of a Note before what answers): it sends the reader on from
+    what the quote leaves out."""
+    first = span.pieces[0]
+    if (
+        blocks[first.block].kind != "paragraph"
+        or not is_pointer(blocks[first.block].units[first.units[0]].plain)
+        or (len(span.pieces) == 1 and len(first.units) == 1)
+    ):
+        return span
+    rest = first.units[1:]
+    pieces = ((replace(first, units=rest),) if rest else ()) + span.pieces[1:]
+    trimmed = replace(span, pieces=pieces)
+    trimmed.text = render(trimmed, blocks, settings)
+    trimmed.words = _words(trimmed.text)
+    return trimmed
+
+
 def render(span: Span, blocks: list[Block], settings: QuoteSettings) -> str:
     """The markdown of ``span``. A title stands on a line of its own ("Electrical system is
     unable to support all features", then "Schedule service", then what the alert means):

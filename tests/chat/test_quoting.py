@@ -31,7 +31,7 @@ from chat.quoting import (
     QuoteSettings,
     compose_quote,
 )
-from chat.spans import Scored, render, spans_around
+from chat.spans import Piece, Scored, Span, render, spans_around, without_leading_pointer
 from chat.text_units import (
     Vocabulary,
     is_footnote,
@@ -1947,3 +1947,24 @@ def test_a_how_to_question_prefers_the_span_that_says_where_the_setting_is(embed
     assert quote is not None
     assert quote.text.startswith("Doors and trunks can automatically lock")
     assert "Controls > Locks > Walk-Away Door Lock" in quote.text
+
+
+def test_a_chosen_quote_does_not_start_on_the_pointer_that_ends_a_note_before_it():
+    blocks = passage_blocks(
+        "Note: If the Aster has accessory wheels, some figures differ from the label. See "
+        "Accessory wheels.\n\n"
+        "Amber tire symbol: the tire pressure light tells you a tire is under- or over-inflated."
+    )
+    settings = QuoteSettings()
+    chosen = Span(passage=0, pieces=(Piece(0, (1,)), Piece(1, (0,))), anchor_score=1.0)
+    chosen.text = render(chosen, blocks, settings)
+    assert chosen.text.startswith("See Accessory wheels.")
+
+    trimmed = without_leading_pointer(chosen, blocks, settings)
+
+    assert trimmed.pieces == (Piece(1, (0,)),)
+    assert trimmed.text.startswith("Amber tire symbol: the tire pressure light")
+    assert trimmed.words == len(trimmed.text.split())
+    # a pointer alone is left as it is (the quote would be empty)
+    alone = Span(passage=0, pieces=(Piece(0, (1,)),), anchor_score=1.0)
+    assert without_leading_pointer(alone, blocks, settings) is alone
