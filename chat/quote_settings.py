@@ -35,6 +35,13 @@ class QuoteSettings:
     #: must-include, nothing else changed on the development, blind and held-out sets; at 0.9
     #: a held-out question was declined (the quote's lower score read as off the point).
     steps_ratio: float = 0.95
+    #: Taken from a span of Notes, Cautions and Warnings only, when the question asks how to do
+    #: something: they qualify how it is done ("Note: When Sentry Mode is enabled, the
+    #: Security Alarm settings ... are not available.") and seldom say how. Written on my own
+    #: question "how do i enable sentry mode"; development dev-031 gains the step that deletes
+    #: a HomeLink device before its two Notes; nothing else changed on the development, blind
+    #: and held-out sets.
+    caveat_penalty: float = 0.1
     #: Added to a span naming where a setting is ("Controls > Locks > ..."), when the question
     #: asks for a setting ("can I turn it off"). Measured over the spans composed for the
     #: development sets' answerable questions: must-include 0.747 -> 0.759 at 0.1 and 0.15

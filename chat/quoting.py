@@ -288,6 +288,12 @@ def compose_quote(
             span.score += settings.procedure_bonus
         if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
+        if wants_steps and all(
+            parsed[span.passage][piece.block].units[i].kind == "callout"
+            for piece in span.pieces
+            for i in piece.units
+        ):
+            span.score -= settings.caveat_penalty
     pool.sort(key=lambda span: -span.score)
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings

@@ -1968,3 +1968,32 @@ def test_a_chosen_quote_does_not_start_on_the_pointer_that_ends_a_note_before_it
     # a pointer alone is left as it is (the quote would be empty)
     alone = Span(passage=0, pieces=(Piece(0, (1,)),), anchor_score=1.0)
     assert without_leading_pointer(alone, blocks, settings) is alone
+
+
+def test_a_how_to_question_prefers_the_steps_to_a_note_about_the_feature(embed, vocabulary):
+    # The Note shares the question's words and names a setting; the steps say how.
+    about = passage(
+        1,
+        "Guard Mode",
+        "Note: When Guard Mode is enabled, the Intrusion Alarm settings (Controls > Safety > "
+        "Intrusion Alarm) are not available.\n\n"
+        "Caution: Do not rely on Guard Mode to protect the Aster from every threat.",
+        0.74,
+    )
+    steps = passage(
+        2,
+        "Guard Mode > Using Guard Mode",
+        "1. Insert a formatted USB drive into the front USB port.\n"
+        "2. Touch Controls > Safety > Guard Mode > On. Once enabled, the Guard Mode icon turns "
+        "red.\n"
+        "3. To turn Guard Mode off until the next drive, touch the Guard Mode icon again.",
+        0.6,
+    )
+
+    quote = compose_quote(
+        "how do i enable guard mode", [about, steps], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "2. Touch Controls > Safety > Guard Mode > On." in quote.text
