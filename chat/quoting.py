@@ -277,7 +277,7 @@ def compose_quote(
     for span, similarity in zip(pool, span_vectors @ question_vector, strict=True):
         whole, span.coverage = relevance(float(similarity), span.text, span.passage)
         whole -= settings.label_weight * _span_mismatch(span, mismatch)
-        if _only_pointers(span, parsed[span.passage]):
+        if _every_unit(span, parsed[span.passage], _is_pointer_unit):
             whole -= settings.pointer_penalty
         elif span.passage in referred:
             whole += settings.pointer_penalty
@@ -288,21 +288,18 @@ def compose_quote(
             span.score += settings.procedure_bonus
         if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
-        if wants_steps and all(
-            parsed[span.passage][piece.block].units[i].kind == "callout"
-            for piece in span.pieces
-            for i in piece.units
-        ):
+        if wants_steps and _every_unit(span, parsed[span.passage], _is_callout):
             span.score -= settings.caveat_penalty
     pool.sort(key=lambda span: -span.score)
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings
     )
     if wants_steps:
+        stepped = into_procedure(best, parsed[best.passage], settings)
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
-        best = (prose and _with_steps(pool, parsed, settings)) or into_procedure(
-            best, parsed[best.passage], settings
-        )
+        if stepped is best and prose:  # no steps follow it in its passage
+            stepped = _with_steps(pool[1:], parsed, settings, pool[0].score) or best
+        best = stepped
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
 
@@ -334,21 +331,23 @@ def compose_quote(
 
 
 def _with_steps(
-    pool: list[Span], parsed: list[list[Block]], settings: QuoteSettings
+    pool: list[Span], parsed: list[list[Block]], settings: QuoteSettings, best_score: float
 ) -> Span | None:
-    """For a question asking how to do something whose best span is prose: the best span of
-    ``pool`` (best first) within ``settings.steps_ratio`` of the best that leads into the steps
-    of its passage (``chat.spans.into_procedure``), grown into them; else None. A page often
-    opens on what its procedures assume, and its section repeats that before the steps
-    ("The following instructions assume you are using an external low voltage power supply
-    ..."): the page's opening scores a little higher, and says nothing of how."""
+    """For a question asking how to do something whose best span (scoring ``best_score``) is
+    prose that no steps follow: the best span of ``pool`` (best first) within
+    ``settings.steps_ratio`` of it that holds steps, or leads into the steps of its passage
+    (``chat.spans.into_procedure``) and is grown into them; else None. A page often opens on
+    what its procedures assume, and its section repeats that before the steps ("The following
+    instructions assume you are using an external low voltage power supply ..."): the page's
+    opening scores a little higher, and says nothing of how."""
     for span in pool:
-        if span.score < settings.steps_ratio * pool[0].score:
+        if span.score < settings.steps_ratio * best_score:
             return None
         blocks = parsed[span.passage]
-        grown = into_procedure(run_on(span, blocks, settings), blocks, settings)
-        if any(is_procedure(blocks[piece.block]) for piece in grown.pieces):
-            return grown
+        start = without_leading_pointer(run_on(span, blocks, settings), blocks, settings)
+        stepped = into_procedure(start, blocks, settings)
+        if any(is_procedure(blocks[piece.block]) for piece in stepped.pieces):
+            return stepped  # it leads into steps, or is steps itself
     return None
 
 
@@ -497,14 +496,24 @@ def _follow_pointers(
     return named
 
 
-def _only_pointers(span: Span, blocks: list[Block]) -> bool:
-    """Whether every unit ``span`` quotes only sends the reader elsewhere."""
+def _every_unit(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -> bool:
+    """Whether every unit ``span`` quotes passes ``test`` (a lead-in aside)."""
     return all(
-        is_pointer(blocks[piece.block].units[unit].plain)
+        test(blocks[piece.block].units[unit])
         for piece in span.pieces
         for unit in piece.units
         if unit >= 0
     )
+
+
+def _is_pointer_unit(unit: Unit) -> bool:
+    """Whether ``unit`` only sends the reader elsewhere (``chat.pointers.is_pointer``)."""
+    return is_pointer(unit.plain)
+
+
+def _is_callout(unit: Unit) -> bool:
+    """Whether ``unit`` is a Note, Caution or Warning."""
+    return unit.kind == "callout"
 
 
 def _scorable(block: Block) -> list[Unit]:

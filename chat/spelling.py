@@ -103,7 +103,7 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
         return vocabulary.document_frequency.get(stem(near), 0)
 
     if is_english(lower):
-        # the same word spelt another way ("karaoke": the manual's "Caraoke", "colour")
+        # the same word spelt another way ("karaoke": the manual's "Caraoke")
         alike = {
             near: used
             for near in sound_alikes(lower) & vocabulary.spellings
@@ -138,7 +138,7 @@ def corrected(word: str, vocabulary: Vocabulary) -> str:
 #: Letters that sound alike, each way round: a word spelt with one for the other is the same
 #: word ("karaoke", "Caraoke"; "analyse", "analyze").
 _SOUND_ALIKE: Final = (("c", "k"), ("k", "c"), ("s", "z"), ("z", "s"), ("ph", "f"), ("f", "ph"))
-#: British and American endings of one word ("colour", "color"; "centre", "center").
+#: British and American endings of one word ("theatre", "theater"; "colour", "color").
 _ENDINGS: Final = (("our", "or"), ("or", "our"), ("re", "er"), ("er", "re"))
 
 
