@@ -26,6 +26,7 @@ __all__ = [
     "asked_terms",
     "asks_for_procedure",
     "asks_for_a_figure_alone",
+    "asks_for_meaning",
     "asks_for_means",
     "asks_for_quantity",
     "counted",
@@ -64,6 +65,13 @@ _PROCEDURE: Final = re.compile(
 _MEANS: Final = re.compile(
     r"\bwhat\b[^?]*\bwith\W*$|\bwhat\s+(?:should|can|do|would)\s+(?:i|you|we)\s+use\b|"
     r"\bwhat\s+to\s+use\b",
+    re.IGNORECASE,
+)
+# "What does the red light mean", "what is creep mode": the answer is what the manual says of
+# the thing named, often an entry of a list or table labelled with its name.
+_MEANING: Final = re.compile(
+    r"\bwhat\s+(?:does|do|did)\b[^?]*\bmean\b|\bmeaning\s+of\b|"
+    r"^\s*what(?:'s|s|\s+is|\s+are)\s+(?:an?\s+|the\s+)?[\w'-]+(?:\s+[\w'-]+){0,2}\s*\??\s*$",
     re.IGNORECASE,
 )
 # The manual's word for the means: "Clean the touchscreen(s) using a soft lint-free cloth".
@@ -249,6 +257,12 @@ def asks_for_means(question: str) -> bool:
     fluid, ..."), and a sentence that only shares its words ("If the wipers remain ineffective
     after cleaning, replace the wiper blades.") answers nothing."""
     return bool(_MEANS.search(question))
+
+
+def asks_for_meaning(question: str) -> bool:
+    """Whether ``question`` asks what something means or is ("what does a red charge port light
+    mean", "what is creep mode"): the manual's entry for it, by its name, answers."""
+    return bool(_MEANING.search(question))
 
 
 def asks_for_setting(question: str) -> bool:

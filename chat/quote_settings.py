@@ -136,6 +136,11 @@ class QuoteSettings:
     #: ("turning circle": the row "|Turning Circle (curb to curb)|38 ft|"), however little the
     #: rest of a chatty question shares with it. Development sets: must-include 0.788 -> 0.800
     #: (that question; no other answer changed there, on the blind or the held-out set).
+    #: A list item whose whole label a question asking what something means names ("what
+    #: does a red charge port light mean": "- RED: A fault is detected ...") gains it too:
+    #: written on that question of my own; development, blind and held-out answers word for
+    #: word the same. For any question, not only one asking what something means, it cost a
+    #: decline ("does corvan make a bigger 7 seat suv": "Seating: 5 occupants").
     named_row_bonus: float = 0.2
     #: Added to a unit that holds a code the question gives ("red BRK-040 came up on the
     #: display": the alert "BRK-040 - Brake fluid level low (red)"): an owner copies the code

@@ -61,7 +61,9 @@ A unit that holds a code the question gives ("red BRK-040 came up on the display
 
 A table row with a cell that starts with words the question writes together ("turning
 circle on a model 3? trying to see if i can pull a u-turn": the row "|Turning Circle (curb to
-curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked.
+curb)|38 ft (11.6 m)|") gains ``named_row_bonus``: it names what is asked. So does a list item
+whose whole label a question asking what something means names (``chat.asking.asks_for_meaning``:
+"what does a red charge port light mean": "- RED: A fault is detected ...").
 
 A question asking for a setting ("can I make it only unlock the driver's door", "what do I turn
 on"), or how to do something ("how do i lock the car when walking away"), prefers a span that
@@ -104,6 +106,7 @@ from chat.asking import (
     amount_units,
     asked_terms,
     asks_for_a_figure_alone,
+    asks_for_meaning,
     asks_for_means,
     asks_for_procedure,
     asks_for_quantity,
@@ -134,6 +137,7 @@ from chat.text_units import (
     Vocabulary,
     is_footnote,
     label_mismatch,
+    named_items,
     passage_blocks,
     split_sentences,
     term_set,
@@ -242,6 +246,17 @@ def compose_quote(
         label_words=settings.label_words,
         labelled=settings.labelled,
     )
+    named_item = (
+        named_items(
+            parsed,
+            set(question_terms),
+            vocabulary,
+            label_words=settings.label_words,
+            labelled=settings.labelled,
+        )
+        if asks_for_meaning(question) and not wants_number
+        else set()
+    )
     scored = [
         Scored(
             passage=index,
@@ -252,6 +267,7 @@ def compose_quote(
             - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
             - (settings.side_penalty if other_side(index, unit.plain) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
+            + (settings.named_row_bonus if (index, unit.block, unit.index) in named_item else 0.0)
             + (settings.code_bonus if named_code(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)

@@ -41,6 +41,7 @@ __all__ = [
     "Vocabulary",
     "is_footnote",
     "label_mismatch",
+    "named_items",
     "passage_blocks",
     "split_sentences",
     "terms",
@@ -537,6 +538,44 @@ def label_mismatch(
     all, so that the best-named ones lose nothing. Only labels of at most ``label_words``
     words count, in tables and lists with at least ``labelled`` of them (``chat.quoting``'s
     ``QuoteSettings.label_weight`` says how much it weighs)."""
+    found = _label_shares(
+        parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled
+    )
+    least = min(found.values(), default=0.0)
+    return {place: share - least for place, share in found.items()}
+
+
+def named_items(
+    parsed: Sequence[Sequence[Block]],
+    question_terms: set[str],
+    vocabulary: Vocabulary,
+    *,
+    label_words: int,
+    labelled: int,
+) -> set[tuple[int, int, int]]:
+    """The items (passage, block, unit) of lists the question picks from by name (as
+    :func:`label_mismatch` reads them) whose whole label it uses ("what does a red charge port
+    light mean": "- RED: A fault is detected ...")."""
+    found = _label_shares(
+        parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled
+    )
+    return {
+        place
+        for place, share in found.items()
+        if share == 0.0 and parsed[place[0]][place[1]].kind == "items"
+    }
+
+
+def _label_shares(
+    parsed: Sequence[Sequence[Block]],
+    question_terms: set[str],
+    vocabulary: Vocabulary,
+    *,
+    label_words: int,
+    labelled: int,
+) -> dict[tuple[int, int, int], float]:
+    """Per labelled row or item of a table or list the question picks from by name: the share
+    of its label's IDF weight the question does not use (see :func:`label_mismatch`)."""
     found: dict[tuple[int, int, int], float] = {}
     for passage, blocks in enumerate(parsed):
         for number, block in enumerate(blocks):
@@ -553,8 +592,7 @@ def label_mismatch(
                 if weight > 0:
                     missing = sum(vocabulary.idf(term) for term in label - question_terms)
                     found[(passage, number, unit.index)] = missing / weight
-    least = min(found.values(), default=0.0)
-    return {place: share - least for place, share in found.items()}
+    return found
 
 
 _ASIDE: Final = re.compile(r"\([^)]*\)|<br\s*/?>", re.IGNORECASE)

@@ -14,6 +14,7 @@ from chat.asking import (
     amount_units,
     asked_terms,
     asks_for_a_figure_alone,
+    asks_for_meaning,
     asks_for_means,
     asks_for_procedure,
     asks_for_quantity,
@@ -1997,3 +1998,50 @@ def test_a_how_to_question_prefers_the_steps_to_a_note_about_the_feature(embed, 
     assert quote is not None
     assert quote.numbers == [2]
     assert "2. Touch Controls > Safety > Guard Mode > On." in quote.text
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("what does a red charge port light mean", True),
+        ("What does the snowflake icon mean on the battery?", True),
+        ("what is creep mode", True),
+        ("whats the meaning of the yellow turtle", True),
+        ("what is the max weight i can put on the roof", False),
+        ("does corvan make a bigger 7 seat suv", False),
+        ("how do i open the charge port", False),
+    ],
+)
+def test_a_question_asking_what_something_means_is_recognised(question, asks):
+    assert asks_for_meaning(question) is asks
+
+
+CHARGE_PORT_LIGHTS = (
+    "When the charge port door is open, its light shows what the Aster is doing:\n\n"
+    "- WHITE: The charge port door is open and the Aster is ready to charge.\n"
+    "- GREEN: Charging is in progress, or complete when the light is steady.\n"
+    "- BLINKING AMBER: The Aster is charging at a reduced current.\n"
+    "- RED: A fault is detected and charging has stopped. Check the touchscreen for an alert."
+)
+CHARGE_PORT_NOTE = (
+    "When your charge port is open, its status light changes color to tell its state and to "
+    "help troubleshoot issues.\n\n"
+    "Note: Watch the color of the charge port light when you plug in before you walk away. If "
+    "you see a red or amber light, troubleshooting the issue before you leave can ensure a "
+    "successful charging session."
+)
+
+
+def test_a_question_asking_what_something_means_quotes_the_entry_it_names(embed, vocabulary):
+    # The Note says "a red or amber light" and reads closer to the question; the list's
+    # entry named RED says what it means.
+    note = passage(1, "Charge port status lights", CHARGE_PORT_NOTE, 0.62)
+    lights = passage(2, "Charging > Charge port light", CHARGE_PORT_LIGHTS, 0.54)
+
+    quote = compose_quote(
+        "what does a red charge port light mean", [note, lights], embed=embed, vocabulary=vocabulary
+    )
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "- RED: A fault is detected and charging has stopped." in quote.text
