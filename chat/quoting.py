@@ -135,8 +135,9 @@ from chat.text_units import (
     Block,
     Unit,
     Vocabulary,
+    below_best,
     is_footnote,
-    label_mismatch,
+    label_shares,
     named_items,
     passage_blocks,
     split_sentences,
@@ -239,24 +240,16 @@ def compose_quote(
         )
         return score, coverage
 
-    mismatch = label_mismatch(
+    shares = label_shares(
         parsed,
         set(question_terms),
         vocabulary,
         label_words=settings.label_words,
         labelled=settings.labelled,
     )
-    named_item = (
-        named_items(
-            parsed,
-            set(question_terms),
-            vocabulary,
-            label_words=settings.label_words,
-            labelled=settings.labelled,
-        )
-        if asks_for_meaning(question) and not wants_number
-        else set()
-    )
+    mismatch = below_best(shares)
+    meaning = asks_for_meaning(question) and not wants_number
+    named_item = named_items(parsed, shares) if meaning else set()
     scored = [
         Scored(
             passage=index,

@@ -40,7 +40,9 @@ __all__ = [
     "Unit",
     "Vocabulary",
     "is_footnote",
+    "below_best",
     "label_mismatch",
+    "label_shares",
     "named_items",
     "passage_blocks",
     "split_sentences",
@@ -538,35 +540,31 @@ def label_mismatch(
     all, so that the best-named ones lose nothing. Only labels of at most ``label_words``
     words count, in tables and lists with at least ``labelled`` of them (``chat.quoting``'s
     ``QuoteSettings.label_weight`` says how much it weighs)."""
-    found = _label_shares(
-        parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled
+    return below_best(
+        label_shares(parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled)
     )
-    least = min(found.values(), default=0.0)
-    return {place: share - least for place, share in found.items()}
+
+
+def below_best(shares: dict[tuple[int, int, int], float]) -> dict[tuple[int, int, int], float]:
+    """:func:`label_shares` less the least of them (see :func:`label_mismatch`)."""
+    least = min(shares.values(), default=0.0)
+    return {place: share - least for place, share in shares.items()}
 
 
 def named_items(
-    parsed: Sequence[Sequence[Block]],
-    question_terms: set[str],
-    vocabulary: Vocabulary,
-    *,
-    label_words: int,
-    labelled: int,
+    parsed: Sequence[Sequence[Block]], shares: dict[tuple[int, int, int], float]
 ) -> set[tuple[int, int, int]]:
-    """The items (passage, block, unit) of lists the question picks from by name (as
-    :func:`label_mismatch` reads them) whose whole label it uses ("what does a red charge port
-    light mean": "- RED: A fault is detected ...")."""
-    found = _label_shares(
-        parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled
-    )
+    """The items (passage, block, unit) of lists whose whole label the question uses, of
+    those :func:`label_shares` measured ("what does a red charge port light mean": "- RED: A
+    fault is detected ...")."""
     return {
         place
-        for place, share in found.items()
+        for place, share in shares.items()
         if share == 0.0 and parsed[place[0]][place[1]].kind == "items"
     }
 
 
-def _label_shares(
+def label_shares(
     parsed: Sequence[Sequence[Block]],
     question_terms: set[str],
     vocabulary: Vocabulary,
