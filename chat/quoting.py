@@ -118,6 +118,7 @@ from chat.asking import (
     named_sides,
     owner_words,
 )
+from chat.labels import below_best, label_shares, named_items
 from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
 from chat.quote_settings import QuoteSettings
 from chat.spans import (
@@ -135,10 +136,7 @@ from chat.text_units import (
     Block,
     Unit,
     Vocabulary,
-    below_best,
     is_footnote,
-    label_shares,
-    named_items,
     passage_blocks,
     split_sentences,
     term_set,

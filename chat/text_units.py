@@ -40,10 +40,6 @@ __all__ = [
     "Unit",
     "Vocabulary",
     "is_footnote",
-    "below_best",
-    "label_mismatch",
-    "label_shares",
-    "named_items",
     "passage_blocks",
     "split_sentences",
     "terms",
@@ -524,85 +520,6 @@ def is_footnote(text: str) -> bool:
     elsewhere, a table's row or a figure ("*Increase the tire pressure to 44 PSI prior to
     driving 136 mph or faster."), and read alone it answers another question."""
     return bool(_FOOTNOTE.match(text))
-
-
-def label_mismatch(
-    parsed: Sequence[Sequence[Block]],
-    question_terms: set[str],
-    vocabulary: Vocabulary,
-    *,
-    label_words: int,
-    labelled: int,
-) -> dict[tuple[int, int, int], float]:
-    """Per labelled row or item (passage, block, unit) of a table or list that the question
-    picks from by name (it uses a word of some of their labels, not of all): the share of the
-    unit's label's IDF weight the question does not use, less the least such share among them
-    all, so that the best-named ones lose nothing. Only labels of at most ``label_words``
-    words count, in tables and lists with at least ``labelled`` of them (``chat.quoting``'s
-    ``QuoteSettings.label_weight`` says how much it weighs)."""
-    return below_best(
-        label_shares(parsed, question_terms, vocabulary, label_words=label_words, labelled=labelled)
-    )
-
-
-def below_best(shares: dict[tuple[int, int, int], float]) -> dict[tuple[int, int, int], float]:
-    """:func:`label_shares` less the least of them (see :func:`label_mismatch`)."""
-    least = min(shares.values(), default=0.0)
-    return {place: share - least for place, share in shares.items()}
-
-
-def named_items(
-    parsed: Sequence[Sequence[Block]], shares: dict[tuple[int, int, int], float]
-) -> set[tuple[int, int, int]]:
-    """The items (passage, block, unit) of lists whose whole label the question uses, of
-    those :func:`label_shares` measured ("what does a red charge port light mean": "- RED: A
-    fault is detected ...")."""
-    return {
-        place
-        for place, share in shares.items()
-        if share == 0.0 and parsed[place[0]][place[1]].kind == "items"
-    }
-
-
-def label_shares(
-    parsed: Sequence[Sequence[Block]],
-    question_terms: set[str],
-    vocabulary: Vocabulary,
-    *,
-    label_words: int,
-    labelled: int,
-) -> dict[tuple[int, int, int], float]:
-    """Per labelled row or item of a table or list the question picks from by name: the share
-    of its label's IDF weight the question does not use (see :func:`label_mismatch`)."""
-    found: dict[tuple[int, int, int], float] = {}
-    for passage, blocks in enumerate(parsed):
-        for number, block in enumerate(blocks):
-            if block.kind not in ("table", "items"):
-                continue
-            labels = [_label_terms(unit, label_words) for unit in block.units]
-            named = [label for label in labels if label]
-            if len(named) < labelled:
-                continue
-            if not question_terms & (set().union(*named) - set.intersection(*named)):
-                continue  # no word of the question tells the rows apart ("weight" in each)
-            for unit, label in zip(block.units, labels, strict=True):
-                weight = sum(vocabulary.idf(term) for term in label)
-                if weight > 0:
-                    missing = sum(vocabulary.idf(term) for term in label - question_terms)
-                    found[(passage, number, unit.index)] = missing / weight
-    return found
-
-
-_ASIDE: Final = re.compile(r"\([^)]*\)|<br\s*/?>", re.IGNORECASE)
-
-
-def _label_terms(unit: Unit, label_words: int) -> set[str]:
-    """The terms of a unit's label, asides in brackets left out ("WHITE (OR LIGHT BLUE)" is
-    white); none for a label longer than ``label_words`` (a description, not a name)."""
-    label = _ASIDE.sub(" ", unit.label)
-    if not label.strip() or len(label.split()) > label_words:
-        return set()
-    return set(terms(label))
 
 
 def passage_plain_units(body: str) -> list[tuple[str, str]]:

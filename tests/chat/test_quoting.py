@@ -26,6 +26,7 @@ from chat.asking import (
     with_manual_names,
 )
 from chat.declines import off_the_point
+from chat.labels import below_best, label_shares
 from chat.pointers import is_pointer, pointed_at, referred_to
 from chat.quoting import (
     QuotePassage,
@@ -36,7 +37,6 @@ from chat.spans import Piece, Scored, Span, render, spans_around, without_leadin
 from chat.text_units import (
     Vocabulary,
     is_footnote,
-    label_mismatch,
     passage_blocks,
     split_sentences,
     term_set,
@@ -573,8 +573,11 @@ def test_a_word_every_label_shares_picks_no_row(vocabulary):
 
     sizes = {"label_words": settings.label_words, "labelled": settings.labelled}
 
-    assert label_mismatch([cargo], set(terms("luggage weight")), vocabulary, **sizes) == {}
-    mismatch = label_mismatch([lights], set(terms("solid blue light")), vocabulary, **sizes)
+    luggage = label_shares([cargo], set(terms("luggage weight")), vocabulary, **sizes)
+    assert below_best(luggage) == {}
+    mismatch = below_best(
+        label_shares([lights], set(terms("solid blue light")), vocabulary, **sizes)
+    )
     names = {lights[block].units[unit].label: share for (_, block, unit), share in mismatch.items()}
     assert names["BLUE"] == 0.0  # the best-named loses nothing
     assert 0.0 < names["SOLID AMBER"] < names["RED"] == 1.0 - min(mismatch.values()) == 1.0
