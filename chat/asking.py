@@ -56,7 +56,10 @@ _QUANTITY: Final = re.compile(
 )
 _PROCEDURE: Final = re.compile(
     r"\bhow\s+(?:do|can|should|would|could)\s+(?:i|you|we|u)\b|\bhow\s+to\b|"
-    r"\bwhat\s+(?:do|should|can)\s+i\s+do\b|\bis\s+there\s+a\s+way\b|\bsteps?\b|"
+    # "what should I do", "anything I should do first?", "anything else I need to do"
+    r"\b(?:what|anything)\s+(?:else\s+)?"
+    r"(?:(?:do|should|must|can)\s+i|i\s+(?:should|must|can|need\s+to))\s+do\b|"
+    r"\bis\s+there\s+a\s+way\b|\bsteps?\b|"
     # a fault described: "door handle frozen shut", "the trunk wont open", "stuck in park"
     r"\b(?:won'?t|wont|will\s+not|doesn'?t|does\s+not|not\s+working|stuck|frozen|jammed)\b",
     re.IGNORECASE,

@@ -295,8 +295,8 @@ def compose_quote(
             span.score += settings.procedure_bonus
         if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
-        if wants_steps and _every_unit(span, parsed[span.passage], _is_callout):
-            span.score -= settings.caveat_penalty
+        if wants_steps:
+            span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
     pool.sort(key=lambda span: -span.score)
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings
@@ -511,6 +511,20 @@ def _every_unit(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -
         for unit in piece.units
         if unit >= 0
     )
+
+
+def _share(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -> float:
+    """The share of the words of the units ``span`` quotes that are in units passing
+    ``test``."""
+    units = [
+        blocks[piece.block].units[unit]
+        for piece in span.pieces
+        for unit in piece.units
+        if unit >= 0
+    ]
+    words = [len(unit.plain.split()) for unit in units]
+    passing = sum(count for unit, count in zip(units, words, strict=True) if test(unit))
+    return passing / sum(words) if sum(words) else 0.0
 
 
 def _is_pointer_unit(unit: Unit) -> bool:

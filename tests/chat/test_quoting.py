@@ -368,6 +368,9 @@ def test_an_amount_question_typed_without_an_apostrophe_is_recognised(question):
         "the trunk wont open",
         "charge cable is stuck in the port",
         "bluetooth not working",
+        # what to do about a situation: "anything I should do first?"
+        "going through a car wash, anything i should do first?",
+        "is there anything else I need to do?",
     ],
 )
 def test_a_question_asking_how_to_do_something_is_recognised(question):
@@ -2048,3 +2051,36 @@ def test_a_question_asking_what_something_means_quotes_the_entry_it_names(embed,
     assert quote is not None
     assert quote.numbers == [2]
     assert "- RED: A fault is detected and charging has stopped." in quote.text
+
+
+def test_a_how_to_question_prefers_what_to_do_to_a_window_mostly_of_cautions(embed, vocabulary):
+    # The window that opens on one sentence of advice and goes on into two Cautions shares
+    # the question's words best; the paragraph on Wash Mode says what to do first.
+    cautions = passage(
+        1,
+        "Cleaning > Cautions for exterior cleaning",
+        "After washing, brake gently a few times to dry the brakes.\n\n"
+        "CAUTION: If using an automatic car wash, use touchless car washes only. Brushes can "
+        "scratch the paint and damage the cameras.\n\n"
+        "CAUTION: If using an automatic car wash, make sure the car is locked and avoid using "
+        "the touchscreen while it is being washed.",
+        0.62,
+    )
+    wash_mode = passage(
+        2,
+        "Cleaning > Wash Mode",
+        "When taking the Aster to a car wash, Wash Mode closes all windows, locks the charge "
+        "port and turns off the wipers and the parking chimes. To enable, touch Controls > "
+        "Service > Wash Mode. The car must be stationary and not charging.",
+        0.58,
+    )
+    question = (
+        "taking the car thru an automatic car wash for the first time, anything i should do first?"
+    )
+
+    quote = compose_quote(question, [cautions, wash_mode], embed=embed, vocabulary=vocabulary)
+
+    assert asks_for_procedure(question)
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "To enable, touch Controls > Service > Wash Mode." in quote.text
