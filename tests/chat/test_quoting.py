@@ -1276,6 +1276,26 @@ def test_a_question_is_searched_with_the_manuals_name_after_an_owners_word():
     assert with_manual_names("open the front trunk", manual) == "open the front trunk"
 
 
+def test_someone_walking_in_front_is_read_as_the_manuals_pedestrian():
+    # "will the car brake by itself if someone walks in front" was declined over the Model 3
+    # manual: its Automatic Emergency Braking speaks of pedestrians, and only "brake" matched.
+    manual = Vocabulary.from_texts(
+        ["Automatic Emergency Braking automatically applies the brakes for a pedestrian ahead."]
+    )
+
+    assert with_manual_names("will the car brake by itself if someone walks in front", manual) == (
+        "will the car brake by itself if someone walks (pedestrian) in front"
+    )
+    assert with_manual_names("can it stop for people crossing", manual) == (
+        "can it stop for people crossing (pedestrian)"
+    )
+    # a manual that never writes the name is searched by the owner's words
+    other = Vocabulary.from_texts(["Press the brake pedal."])
+    assert with_manual_names("does it brake if someone walks in front", other) == (
+        "does it brake if someone walks in front"
+    )
+
+
 def test_a_flat_tire_and_a_plugged_in_car_are_read_as_the_manual_writes_them():
     # The Model 3 manual: "Do not drive with a punctured tire ..." and "Never raise Model 3
     # when the charge cable is connected ..."; asked "can i drive with a flat tire" and "can i
