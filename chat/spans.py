@@ -47,6 +47,12 @@ _POINTS_BACK: Final = re.compile(
     r"(?:the\s+|your\s+)?[\w-]+(?:\s+\w+)?\s+(?:is|are)\s+now)\b",
     re.IGNORECASE,
 )
+# A sentence that refers to what follows it: "Use the table as a general guideline when
+# measuring the tread depth.", "Inflate the tires to the pressures below."
+_POINTS_AHEAD: Final = re.compile(
+    r"\b(?:the|this)\s+(?:table|chart|list)\b|\b(?:below|as\s+follows|the\s+following)\W*$",
+    re.IGNORECASE,
+)
 
 # A lead-in that offers a choice ("choose either of these options:", "do one of the
 # following:", "select one of three modes:", "choose a headlight setting:"): its items are
@@ -316,9 +322,13 @@ def spans_around(
         size = sum(_words(u.text) for u in listed.units) + _words(listed.lead_in)
         limit = settings.word_budget if listed.kind == "table" else settings.procedure_max_words
         whole = Piece(following, tuple(range(len(listed.units))), bool(listed.lead_in))
-        if size <= limit and _POINTS_BACK.match(listed.lead_in):
+        last_unit = blocks[order[-1][0]].units[order[-1][1]].plain
+        if size <= limit and (
+            _POINTS_BACK.match(listed.lead_in) or _POINTS_AHEAD.search(last_unit)
+        ):
             # "If it still doesn't release, follow these steps:": what follows goes on from
-            # the prose before it, and a span that ends there stops halfway through the answer.
+            # the prose before it, and a span that ends there stops halfway through the answer;
+            # so does one ending on "Use the table as a general guideline ..." without it.
             spans = [
                 span(*candidate.pieces, whole) if _holds(candidate, order[-1]) else candidate
                 for candidate in spans

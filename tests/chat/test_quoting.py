@@ -2104,3 +2104,36 @@ def test_a_how_to_question_prefers_what_to_do_to_a_window_mostly_of_cautions(emb
     assert quote is not None
     assert quote.numbers == [2]
     assert "To enable, touch Controls > Service > Wash Mode." in quote.text
+
+
+def test_a_quote_ending_on_a_sentence_that_refers_to_the_table_after_it_brings_the_table(
+    embed, vocabulary
+):
+    # Quoted without it, "Use the table as a general guideline ..." left the owner asking
+    # "how deep should my tire tread be before i replace tires" with no figure to go by.
+    tread = passage(
+        1,
+        "Checking Tire Tread Depth",
+        "Tires with a tread depth of less than 4/32 in (3 mm) are more likely to hydroplane in "
+        "wet conditions and should not be used. Tires with a tread depth of less than 5/32 in "
+        "(4 mm) do not perform well in snow.\n\n"
+        "To improve handling in wet conditions, put the tires with the most tread on the "
+        "rear of the car.\n\n"
+        "Use the table as a general guideline when measuring the tread depth.\n\n"
+        "|Tread Depth|Condition|\n|---|---|\n"
+        "|5/32 in or deeper|Tires are good|\n"
+        "|3/32 in - 4/32 in|Replace or rotate tires soon|\n"
+        "|2/32 in or less|Replace or rotate tires now|",
+        0.66,
+    )
+
+    quote = compose_quote(
+        "how deep should my tire tread be before i replace tires",
+        [tread],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "Use the table as a general guideline" in quote.text
+    assert "|2/32 in or less|Replace or rotate tires now|" in quote.text
