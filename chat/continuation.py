@@ -1,12 +1,14 @@
-"""Procedures and tables that chunking split in two, put back together for the answer.
+"""Procedures, lists and tables that chunking split in two, put back together for the answer.
 
 A chunk holds at most the embedding model's token budget, so a long procedure or table, or a
 short one after a long paragraph, goes on in the next chunk of its section. Retrieval may find
 only one half: a passage that starts at step 5, that ends on step 3 or on the Warning after it
 while step 4 opens the next chunk, or that ends on a table's first rows while the row the owner
-asks about is in the next chunk. Quoted like that, an owner reads half a
-procedure. :func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a
-passage's neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
+asks about is in the next chunk; or the Notes under a list whose items are a chunk or two
+back ("what is creep mode" was given "Note: If you choose Creep or Roll, ..." without the
+"- Creep: ..." item). Quoted like that, an owner reads half a procedure.
+:func:`may_continue_before` and :func:`may_continue_after` tell when to fetch a passage's
+neighbours in its section, :func:`continued_from` and :func:`continues_after` whether
 they hold the rest, and :func:`joined` puts two neighbours' bodies together without the text
 the chunker repeated at the seam (its overlap, a table's header row). Up to
 :data:`MAX_CONTINUED` neighbours on each side are joined, one after the other: a procedure
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from chat.text_units import STEP_LINE, TABLE_LINE, TABLE_SEPARATOR
+from chat.text_units import BULLET_LINE, CALLOUT_LINE, STEP_LINE, TABLE_LINE, TABLE_SEPARATOR
 
 __all__ = [
     "MAX_CONTINUED",
@@ -76,9 +78,10 @@ def procedure_follows(body: str, following: str) -> bool:
 
 
 def may_continue_before(body: str) -> bool:
-    """Whether ``body`` starts inside a procedure: its first numbered step is not step 1."""
+    """Whether ``body`` starts inside a procedure (its first numbered step is not step 1) or
+    may start inside a list (it opens with an item, or a Note or Warning)."""
     steps = _steps(body)
-    return bool(steps) and steps[0] > 1
+    return bool(steps) and steps[0] > 1 or _list_goes_on("", body, seen=False)
 
 
 def continued_from(preceding: str, body: str) -> bool:
@@ -86,7 +89,9 @@ def continued_from(preceding: str, body: str) -> bool:
     section: that one's last step comes just before ``body``'s first (or is repeated by the
     chunker's overlap)."""
     steps, earlier = _steps(body), _steps(preceding)
-    return may_continue_before(body) and bool(earlier) and steps[0] - 1 <= earlier[-1] <= steps[0]
+    if steps and steps[0] > 1:
+        return bool(earlier) and steps[0] - 1 <= earlier[-1] <= steps[0]
+    return _ends_in_list(preceding) and _list_goes_on(preceding, body)
 
 
 def _ends_in_steps(body: str) -> bool:
@@ -102,10 +107,36 @@ def _ends_in_steps(body: str) -> bool:
     )
 
 
+def _ends_in_list(body: str) -> bool:
+    """Whether ``body`` ends inside a bulleted list: on an item, or on the Note or Warning
+    under one with no blank line between ("- Creep: ...", "Warning: Never rely on Creep
+    ..."; the chunk ends there, and "- Hold: ..." opens the next one)."""
+    last_run = body.rstrip().rsplit("\n\n", 1)[-1]
+    lines = [line for line in last_run.splitlines() if line.strip()]
+    return (
+        bool(lines)
+        and not TABLE_LINE.match(lines[-1])
+        and any(BULLET_LINE.match(line) for line in lines)
+    )
+
+
+def _list_goes_on(body: str, following: str, *, seen: bool = True) -> bool:
+    """Whether ``following`` goes on with the list ``body`` ends in: it opens with an item, or
+    with a Note or Warning (under the last item), after nothing but what the chunker repeated
+    from the end of ``body`` (anything, unless ``seen``: ``body`` not at hand)."""
+    first_run = following.lstrip().split("\n\n", 1)[0]
+    lines = [line.strip() for line in first_run.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if BULLET_LINE.match(line) or CALLOUT_LINE.match(line):
+            before = " ".join(lines[:index])
+            return not before or not seen or before in " ".join(body.split())
+    return False
+
+
 def may_continue_after(body: str) -> bool:
-    """Whether ``body`` ends on a table row or inside a procedure (on a step, or on what
-    follows one), so that the next chunk may go on with the table or the procedure."""
-    return bool(TABLE_LINE.match(_last_line(body)) or _ends_in_steps(body))
+    """Whether ``body`` ends on a table row, inside a procedure (on a step, or on what
+    follows one) or inside a list, so that the next chunk may go on with it."""
+    return bool(TABLE_LINE.match(_last_line(body)) or _ends_in_steps(body) or _ends_in_list(body))
 
 
 def continues_after(body: str, following: str) -> bool:
@@ -125,7 +156,7 @@ def continues_after(body: str, following: str) -> bool:
         )
         return next_steps[0] == steps[-1] + 1 or repeated
     if not TABLE_LINE.match(_last_line(body)):
-        return False
+        return _ends_in_list(body) and _list_goes_on(body, following)
     header = _table_header(body, last=True)
     return header is not None and _table_header(following, last=False) == header
 

@@ -48,14 +48,15 @@ Socket ... up to 12A"); every unanswerable question of the development sets betw
 list's best similarity also when fusion leaves that passage out of the top ``k``: which
 passages are shown must not decide whether the manual is close.
 
-A passage that starts inside a procedure (at step 5) or ends on a step or table row that the
-next chunk of its section goes on with carries that neighbour's text too (``chat.continuation``;
-``chunk_ids`` then lists the chunks it spans): chunking splits a long procedure or table, and
-an owner should not read half of one. For a question asking how to do something
-(``wants_steps``), a passage with no step of its own also carries the next chunk of its section
-when that one holds steps: a section tells what a feature does, then how to turn it on, and
-the how is what was asked ("how do i turn on camp mode" found the Camp paragraph, and the
-steps under "To operate Keep Climate On, Dog, or Camp:" were in the chunk after it).
+A passage that starts inside a procedure (at step 5) or a list, or ends on a step, an item or a
+table row that the next chunk of its section goes on with, carries that neighbour's text too
+(``chat.continuation``; ``chunk_ids`` then lists the chunks it spans): chunking splits a long
+procedure, list or table, and an owner should not read half of one. For a question asking how
+to do something (``wants_steps``), a passage with no step of its own also carries the next
+chunk of its section when that one holds steps: a section tells what a feature does, then how
+to turn it on, and the how is what was asked ("how do i turn on camp mode" found the Camp
+paragraph, and the steps under "To operate Keep Climate On, Dog, or Camp:" were in the chunk
+after it).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ from curation.qa import STOPWORDS
 from manualqa.lib.captions import is_caption_line
 
 __all__ = [
+    "BULLET_LINE",
+    "CALLOUT_LINE",
     "MEASURE_NOUNS",
     "Block",
     "passage_plain_units",
@@ -46,9 +48,10 @@ __all__ = [
     "words",
 ]
 
-# A numbered step, a table row and the line under a table's header (``chat.continuation`` too).
+# A numbered step, a bullet, a table row and the line under a table's header
+# (``chat.continuation`` too).
 STEP_LINE: Final = re.compile(r"^\s*(\d{1,3})[.)]\s+(.*)$")
-_BULLET: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
+BULLET_LINE: Final = re.compile(r"^\s*[-*+\u2022]\s+(.*)$")
 _HEADING: Final = re.compile(r"^\s*#{1,6}\s+(.*)$")
 TABLE_LINE: Final = re.compile(r"^\s*\|.*\|\s*$")
 TABLE_SEPARATOR: Final = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -61,7 +64,7 @@ _ITEM_LABEL: Final = re.compile(r"^([^:.!?]{1,60}):\s+\S")
 # capital after it ("When you lift your foot, the motor works as a generator: it slows ...").
 _CASE: Final = re.compile(r"^(?i:if|when|for|on|with|in)\b[^.:!?,]{1,60}:\s+[A-Z]")
 _CALLOUTS: Final = "note|warning|caution|tip|important"
-_CALLOUT: Final = re.compile(rf"^\s*(?:{_CALLOUTS})\b\s*:", re.IGNORECASE)
+CALLOUT_LINE: Final = re.compile(rf"^\s*(?:{_CALLOUTS})\b\s*:", re.IGNORECASE)
 # A callout's word alone on its line, its text on the next ("Note" then "On some phones, ...").
 _CALLOUT_WORD: Final = re.compile(rf"^\s*\**({_CALLOUTS})\**\s*$", re.IGNORECASE)
 _WORD: Final = re.compile(r"\w+")
@@ -153,7 +156,7 @@ def split_sentences(text: str) -> list[str]:
         line = line.strip()
         if not line or TABLE_SEPARATOR.match(line):
             continue
-        if STEP_LINE.match(line) or _BULLET.match(line) or TABLE_LINE.match(line):
+        if STEP_LINE.match(line) or BULLET_LINE.match(line) or TABLE_LINE.match(line):
             sentences.append(line)
             continue
         sentences.extend(_prose_sentences(line))
@@ -270,7 +273,7 @@ def passage_blocks(body: str) -> list[Block]:
             add("step", line)
             previous_blank = False
             continue
-        bullet = _BULLET.match(line)
+        bullet = BULLET_LINE.match(line)
         if bullet:
             if (
                 current is not None
@@ -299,7 +302,7 @@ def passage_blocks(body: str) -> list[Block]:
         if current is not None and current.kind in ("steps", "items"):
             # A Note/Warning between steps belongs to the procedure; other text after a
             # blank line, or not a callout, ends it.
-            if _CALLOUT.match(line) and not previous_blank:
+            if CALLOUT_LINE.match(line) and not previous_blank:
                 add("callout", line)
                 continue
             if current.kind == "steps" and not previous_blank and _step_resumes(lines, number):
@@ -312,7 +315,7 @@ def passage_blocks(body: str) -> list[Block]:
         if current is None or current.kind != "paragraph":
             close()
             current = Block(kind="paragraph")
-        kind = "callout" if _CALLOUT.match(line) else "sentence"
+        kind = "callout" if CALLOUT_LINE.match(line) else "sentence"
         for sentence in _prose_sentences(line):
             add(kind, sentence)
         previous_blank = False
@@ -382,7 +385,7 @@ def _callouts_joined(lines: list[str]) -> list[str]:
             and not (
                 _HEADING.match(following)
                 or STEP_LINE.match(following)
-                or _BULLET.match(following)
+                or BULLET_LINE.match(following)
                 or TABLE_LINE.match(following)
             )
         ):
@@ -397,7 +400,7 @@ def _callouts_joined(lines: list[str]) -> list[str]:
 def _plain(text: str) -> str:
     """Markdown emphasis and list markers removed: the words a reader sees."""
     text = STEP_LINE.sub(r"\2", text)
-    text = _BULLET.sub(r"\1", text)
+    text = BULLET_LINE.sub(r"\1", text)
     return re.sub(r"[*_`]+", "", text).strip()
 
 

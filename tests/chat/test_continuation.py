@@ -135,6 +135,40 @@ def test_a_table_split_by_rows_goes_on_under_its_header_once():
     assert whole.endswith("| BLUE | Charging is scheduled for later |\n| GREEN | Charging |")
 
 
+# The Model 3 manual's Stopping Mode options, split by the chunker after the first one's
+# Warning; the Notes under the list open a third chunk.
+LIST_START = (
+    "Touch Controls > Pedals > Stopping Mode and choose from these options:\n\n"
+    "- Creep: Near a stop, the motor keeps moving the car slowly forward.\n"
+    "Warning: Never rely on Creep to hold the car on a hill."
+)
+LIST_REST = (
+    "Never rely on Creep to hold the car on a hill.\n"
+    "- Hold: When the car stops, the brakes are applied for you.\n"
+    "- Roll: Near a stop, the car rolls freely like a vehicle in Neutral."
+)
+LIST_NOTES = "Note: With Creep or Roll you can still use Vehicle Hold.\n\nSee Vehicle Hold."
+
+
+def test_a_list_split_by_the_chunker_goes_on_across_the_seam_both_ways():
+    # "what is creep mode" was given only the Notes under the list, the item itself being two
+    # chunks back.
+    assert may_continue_after(LIST_START)
+    assert continues_after(LIST_START, LIST_REST)
+    assert may_continue_before(LIST_REST)
+    assert continued_from(LIST_START, LIST_REST)
+    # the Notes under the last item belong to the list too
+    assert may_continue_before(LIST_NOTES)
+    assert continued_from(LIST_REST, LIST_NOTES)
+    whole = joined(LIST_START, LIST_REST)
+    assert whole.count("Never rely on Creep") == 1
+    assert whole.endswith("- Roll: Near a stop, the car rolls freely like a vehicle in Neutral.")
+    # a list after a blank line, or text that is not the repeated end, starts something new
+    assert not may_continue_after(LIST_START + "\n\nKeep your foot near the brake.")
+    assert not continued_from(LIST_START, "Stopping Mode also affects range.\n- Hold: ...")
+    assert not continued_from("Keep your foot near the brake.", LIST_REST)
+
+
 def one_page_manual(name: str, title: str) -> tuple[Manual, ManualDocument]:
     manual = Manual.objects.create(name=name)
     now = timezone.now()
@@ -231,6 +265,21 @@ def test_a_procedure_over_several_chunks_is_joined_up_to_two_neighbours_on_a_sid
     assert passage.chunk_id == chunks[0].pk
     assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks[:3])
     assert passage.body.endswith("6. Pull the old filters out.")
+
+
+@pytest.mark.django_db
+def test_the_notes_under_a_split_list_are_retrieved_with_its_items():
+    manual, document = one_page_manual("Split list manual", "Braking")
+    chunks = chunks_of(document, "Braking > Stopping Mode", [LIST_START, LIST_REST, LIST_NOTES])
+
+    passage = retrieve(
+        question="can i still use vehicle hold with creep or roll", manual_ids=[manual.pk], k=1
+    ).passages[0]
+
+    assert passage.chunk_id == chunks[2].pk
+    assert passage.chunk_ids == tuple(chunk.pk for chunk in chunks)
+    assert "- Creep: Near a stop, the motor keeps moving the car slowly forward." in passage.body
+    assert passage.body.endswith(LIST_NOTES)
 
 
 @pytest.mark.django_db
