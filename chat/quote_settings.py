@@ -138,6 +138,12 @@ class QuoteSettings:
     #: Blind set must-include 0.700 -> 0.722, held-out 0.786 -> 0.798 (the frunk's load
     #: limit in each), development sets unchanged in figures (0.824).
     side_penalty: float = 0.2
+    #: Taken off a unit whose aim undoes what the question asks to do ("how do i set a
+    #: destination": "To delete a Recent or Favorite destination, touch it ..."), and off a
+    #: span by the share of its words in such units, a procedure's steps apart: "3. To turn
+    #: Guard Mode off, ..." is still the procedure's (``chat.aims``). Development, blind and
+    #: held-out answers word for word the same.
+    aim_penalty: float = 0.2
     #: Added to a table row with a cell that starts with words the question writes together
     #: ("turning circle": the row "|Turning Circle (curb to curb)|38 ft|"), however little the
     #: rest of a chatty question shares with it. Development sets: must-include 0.788 -> 0.800

@@ -101,6 +101,7 @@ from typing import Final
 
 import numpy as np
 
+from chat.aims import opposite_aim
 from chat.asking import (
     USING,
     amount_units,
@@ -218,6 +219,10 @@ def compose_quote(
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
     other_side = _other_side(question, passages)
+    undoes = opposite_aim(question)
+
+    def undoing(unit: Unit) -> bool:  # a procedure's step that undoes it is still its step
+        return unit.kind not in ("step", "substep") and undoes(unit.plain)
 
     def relevance(similarity: float, text: str, passage: int) -> tuple[float, float]:
         coverage = weighted_coverage(
@@ -257,6 +262,7 @@ def compose_quote(
             - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
             - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
             - (settings.side_penalty if other_side(index, unit.plain) else 0.0)
+            - (settings.aim_penalty if undoes(unit.plain) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
             + (settings.named_row_bonus if (index, unit.block, unit.index) in named_item else 0.0)
             + (settings.code_bonus if named_code(unit.plain) else 0.0),
@@ -297,6 +303,7 @@ def compose_quote(
             span.score += settings.setting_bonus
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
+        span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)
     pool.sort(key=lambda span: -span.score)
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings

@@ -1,0 +1,63 @@
+"""What a sentence says how to do, against what a question asks how to do. Plain Python.
+
+A manual's sentence often opens on its aim: "To delete a Recent or Favorite destination, touch
+it ...", "To turn chimes off, ...". Asked "how do i set a destination", the Model 3 manual's
+sentences on deleting one share every word of the question but its verb, and the chat quoted
+them. :func:`opposite_aim` tells a sentence whose aim undoes what the question asks to do (it
+deletes what the question adds, turns off what it turns on); ``chat.quoting`` takes
+``QuoteSettings.aim_penalty`` off such a unit, and off a span by the share of its words in
+them. A sentence with another aim that does not undo the question's ("To navigate to a
+location, touch the search bar ...") is left alone: it is often the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Final
+
+__all__ = ["opposite_aim"]
+
+# "turn on", "turn the seat heater on", "switch it off" (up to three words between).
+_SWITCH: Final = r"(?:turn|switch)(?:\s+[\w'-]+){0,3}?"
+# Pairs of actions that undo each other, each as the words for it.
+_OPPOSITES: Final = (
+    (r"add|set|create|save|store", r"delete|remove|clear|erase|forget"),
+    (
+        rf"enable|activate|{_SWITCH}\s+on|start",
+        rf"disable|deactivate|{_SWITCH}\s+off|shut(?:\s+[\w'-]+){{0,3}}?\s+off|stop|cancel",
+    ),
+    (r"install|attach|fit|connect|pair|insert", r"uninstall|detach|disconnect|unpair|eject"),
+    (r"open|unlock|unlatch", r"close|lock|latch"),
+    (r"raise|lift", r"lower"),
+    (r"fold", r"unfold"),
+)
+_ACTIONS: Final = tuple(
+    (re.compile(rf"\b(?:{one})\b", re.IGNORECASE), re.compile(rf"\b(?:{other})\b", re.IGNORECASE))
+    for one, other in _OPPOSITES
+)
+_BOTH_WAYS: Final = re.compile(r"\b(?:on\s*(?:or|/)\s*off|off\s*(?:or|/)\s*on)\b", re.IGNORECASE)
+# A sentence's aim: the clause it opens on, up to its comma ("To delete a Recent or Favorite
+# destination,", "To turn chimes off,").
+_AIM: Final = re.compile(
+    r"^\s*(?:[-*]\s+)?(to\s+(?:[\w'/-]+\s+){0,7}?[\w'/-]+)\s*[,:]", re.IGNORECASE
+)
+
+
+def opposite_aim(question: str) -> Callable[[str], bool]:
+    """Whether a sentence opens on an aim that undoes what ``question`` asks to do (see the
+    module docstring); never when the question names both actions of a pair, or neither."""
+    asked = []  # (what the question asks to do, what undoes it)
+    for one, other in _ACTIONS:
+        does, undoes = bool(one.search(question)), bool(other.search(question))
+        if does != undoes:
+            asked.append((one, other) if does else (other, one))
+
+    def opposite(text: str) -> bool:
+        aim = _AIM.match(text) if asked else None
+        if aim is None:
+            return False
+        clause = _BOTH_WAYS.sub("on off", aim.group(1))  # "to turn chimes on or off"
+        return any(undo.search(clause) and not do.search(clause) for do, undo in asked)
+
+    return opposite
