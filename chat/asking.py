@@ -129,7 +129,9 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # to the decline, and "got an alert saying 12V battery needs service" quoted the high voltage
 # battery's alert); a clogged or plugged-up part is a manual's "blocked" one ("one of the
 # windshield washer squirters is plugged up" quoted how the wipers run while washing, not the
-# wire that clears a blocked jet: blind b-015, written on reading that miss); someone walking
+# wire that clears a blocked jet: blind b-015, written on reading that miss); a frozen screen is
+# a manual's unresponsive touchscreen ("the screen is frozen" quoted a charge port latch that
+# freezes in place; my own question, no set's); someone walking
 # or crossing in front is a manual's "pedestrian" ("will the car brake by itself if someone
 # walks in front" was declined over the Model 3 manual's Automatic Emergency Braking, where
 # only "brake" matched).
@@ -164,6 +166,8 @@ _OWNER_WORDS: Final = {
     rf"{_SWITCH}\s+{_THE_CAR}\s+(?:on|off|down)": "power",
     rf"(?:car|vehicle)\s+{_WONT}\s+turn(?:ing)?\s+on": "power",
     r"plugged\s+up|clog(?:s|ged)?(?:\s+up)?": "blocked",
+    r"(?:touch\s*)?(?:screen|display)\s+(?:is\s+|keeps\s+|has\s+|went\s+|got\s+)?"
+    r"(?:frozen|froze|freez(?:es|ing)|locked\s+up|stuck)": "touchscreen is unresponsive",
     r"(?:someone|somebody|a\s+person|people|kids?)\s+(?:walk|cross|step)(?:s|es|ed|ing)?": (
         "pedestrian"
     ),

@@ -1316,6 +1316,23 @@ def test_a_clogged_or_plugged_up_part_is_read_as_the_manuals_blocked_one():
     )
 
 
+def test_a_frozen_screen_is_read_as_the_manuals_unresponsive_touchscreen():
+    # "the screen is frozen" quoted the Model 3 manual's charge port latch that freezes in
+    # place; its touchscreen "is unresponsive" and is restarted.
+    manual = Vocabulary.from_texts(
+        ["You can restart your touchscreen if it is unresponsive or demonstrates unusual behavior."]
+    )
+
+    assert with_manual_names("the screen is frozen", manual) == (
+        "the screen is frozen (touchscreen is unresponsive)"
+    )
+    assert with_manual_names("display keeps freezing", manual) == (
+        "display keeps freezing (touchscreen is unresponsive)"
+    )
+    # ice is not a screen
+    assert with_manual_names("the charge port is frozen", manual) == "the charge port is frozen"
+
+
 def test_a_flat_tire_and_a_plugged_in_car_are_read_as_the_manual_writes_them():
     # The Model 3 manual: "Do not drive with a punctured tire ..." and "Never raise Model 3
     # when the charge cable is connected ..."; asked "can i drive with a flat tire" and "can i
