@@ -260,6 +260,45 @@ def asked_terms(question: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+# The circumstances a question asks under: "without power", "if the car has no power", "with
+# no key", "when the battery is dead": the words up to the end of that clause.
+_CONDITION: Final = re.compile(
+    r"\b(?:without|with\s+no|if\s+(?:the\s+car|it|my\s+car|the\s+vehicle)\s+"
+    r"(?:has\s+no|is|isn'?t|wont|won'?t|doesn'?t)|when\s+(?:the\s+car|it|my\s+car)\s+"
+    r"(?:has\s+no|is))\s+((?:[\w'-]+\s*){1,3})",
+    re.IGNORECASE,
+)
+
+
+def condition_terms(question: str) -> frozenset[str]:
+    """The terms of the circumstances ``question`` asks under ("how do i open the charge port
+    without power": {"power"}); empty when it names none. A quote for the circumstances names
+    them: the usual ways to open the port do not work without power."""
+    found = _CONDITION.search(question)
+    named = terms(found.group(1)) if found else []
+    # One word names a state of the car ("power", "key"); more ("without a 3 point turn") name
+    # a manoeuvre, which the quote need not repeat.
+    return frozenset(named) if len(named) == 1 and not named[0].isdigit() else frozenset()
+
+
+# What says a thing is missing, before its name: "no power", "has lost 12 V power", "without
+# a key", "does not have power".
+_ABSENCE: Final = re.compile(
+    r"\b(?:no|without|lost|loses|losing|lose|(?:does\s+)?not\s+have|doesn'?t\s+have|"
+    r"unavailable)\s+((?:[\w'-]+\s+){0,3}[\w'-]+)",
+    re.IGNORECASE,
+)
+
+
+def states_absence(text: str, condition: frozenset[str]) -> bool:
+    """Whether ``text`` says that what ``condition`` (:func:`condition_terms`) names is missing
+    ("If the Aster has lost 12 V power ..." for {"power"}): a text that only uses the thing
+    ("Before you can use a phone to access Model 3, ...") is not for its absence."""
+    return bool(condition) and any(
+        condition <= set(terms(found.group(1))) for found in _ABSENCE.finditer(text)
+    )
+
+
 def asks_for_procedure(question: str) -> bool:
     """Whether ``question`` asks how to do something ("how do I...", "what should I do"): its
     answer is then often a procedure."""

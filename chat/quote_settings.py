@@ -144,6 +144,13 @@ class QuoteSettings:
     #: Guard Mode off, ..." is still the procedure's (``chat.aims``). Development, blind and
     #: held-out answers word for word the same.
     aim_penalty: float = 0.2
+    #: Added to a span naming the circumstances the question asks under ("how do i open the
+    #: charge port without power": the emergency release cable's "If the Aster has lost 12 V
+    #: power ...", not the usual ways to open it; ``chat.asking.condition_terms``): one that
+    #: says it is missing, not one that only uses it ("how do i get in without my phone": not
+    #: "Before you can use a phone to access Model 3, ..."; ``chat.asking.states_absence``).
+    #: Development, blind and held-out answers word for word the same.
+    condition_bonus: float = 0.1
     #: Added to a table row with a cell that starts with words the question writes together
     #: ("turning circle": the row "|Turning Circle (curb to curb)|38 ft|"), however little the
     #: rest of a chatty question shares with it. Development sets: must-include 0.788 -> 0.800

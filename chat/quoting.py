@@ -112,12 +112,14 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    condition_terms,
     counted,
     label_pattern,
     label_phrases,
     named_codes,
     named_sides,
     owner_words,
+    states_absence,
 )
 from chat.labels import below_best, label_shares, named_items
 from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
@@ -220,6 +222,7 @@ def compose_quote(
     heading_terms = [term_set(passage.heading_path) for passage in passages]
     other_side = _other_side(question, passages)
     undoes = opposite_aim(question)
+    condition = condition_terms(question)
 
     def undoing(unit: Unit) -> bool:  # a procedure's step that undoes it is still its step
         return unit.kind not in ("step", "substep") and undoes(unit.plain)
@@ -301,6 +304,8 @@ def compose_quote(
             span.score += settings.procedure_bonus
         if (wants_setting or wants_steps) and names_a_setting(span.text):
             span.score += settings.setting_bonus
+        if states_absence(span.text, condition):
+            span.score += settings.condition_bonus
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
         span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)

@@ -19,10 +19,12 @@ from chat.asking import (
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
+    condition_terms,
     counted,
     named_codes,
     named_sides,
     owner_words,
+    states_absence,
     with_manual_names,
 )
 from chat.declines import off_the_point
@@ -2174,3 +2176,36 @@ def test_a_quote_ending_on_a_sentence_that_refers_to_the_table_after_it_brings_t
     assert quote is not None
     assert "Use the table as a general guideline" in quote.text
     assert "|2/32 in or less|Replace or rotate tires now|" in quote.text
+
+
+def test_a_question_asked_without_power_quotes_what_to_do_without_it(embed, vocabulary):
+    # "how do i open the charge port without power" quoted the usual ways to open it (the
+    # charge port page) over the release cable (the troubleshooting page), which says what to
+    # do when the car has lost power.
+    # (the similarities retrieval gave them; the usual ways came first by the label list)
+    usual = passage(1, "Charging > Opening the charge port", OPENING_THE_CHARGE_PORT, 0.58)
+    release = passage(2, "Charging > Manually releasing the charge port", RELEASE_CABLE, 0.70)
+    question = "how do i open the charge port without power"
+
+    quote = compose_quote(question, [usual, release], embed=embed, vocabulary=vocabulary)
+
+    assert condition_terms(question) == {"power"}
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "release cable" in quote.text
+
+
+def test_the_circumstances_of_a_question_are_told_and_their_absence_read():
+    assert condition_terms("How do I open the charge port if the car has no power?") == {"power"}
+    assert condition_terms("how do i get in with no key") == {"key"}
+    # a manoeuvre is no state of the car; a question without circumstances names none
+    assert condition_terms("can i make a u-turn without a 3 point turn") == frozenset()
+    assert condition_terms("what tire pressure should i use") == frozenset()
+    assert states_absence(
+        "If the Aster has lost 12 V power, the door stays shut.", frozenset({"power"})
+    )
+    assert states_absence("if Model 3 has no electrical power.", frozenset({"power"}))
+    # using a thing is not being without it
+    assert not states_absence(
+        "Before you can use a phone to unlock, pair it.", frozenset({"phone"})
+    )
