@@ -20,6 +20,7 @@ Plain Python; ``chat.retrieval`` fetches the neighbours.
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from chat.text_units import BULLET_LINE, CALLOUT_LINE, STEP_LINE, TABLE_LINE, TABLE_SEPARATOR
@@ -94,30 +95,30 @@ def continued_from(preceding: str, body: str) -> bool:
     return _ends_in_list(preceding) and _list_goes_on(preceding, body)
 
 
-def _ends_in_steps(body: str) -> bool:
-    """Whether ``body`` ends inside a procedure: on a step, or on the Notes, Warnings, options
-    or text that follow a step with no blank line between ("3. Pull the release cable.",
-    "Warning: Do not pull ..."; the chunk ends there, and step 4 is in the next one)."""
+def _ends_in(body: str, line_pattern: re.Pattern[str]) -> bool:
+    """Whether the last run of ``body`` (after its last blank line) holds a line matching
+    ``line_pattern`` and does not end on a table row."""
     last_run = body.rstrip().rsplit("\n\n", 1)[-1]
     lines = [line for line in last_run.splitlines() if line.strip()]
     return (
         bool(lines)
         and not TABLE_LINE.match(lines[-1])
-        and any(STEP_LINE.match(line) for line in lines)
+        and any(line_pattern.match(line) for line in lines)
     )
+
+
+def _ends_in_steps(body: str) -> bool:
+    """Whether ``body`` ends inside a procedure: on a step, or on the Notes, Warnings, options
+    or text that follow a step with no blank line between ("3. Pull the release cable.",
+    "Warning: Do not pull ..."; the chunk ends there, and step 4 is in the next one)."""
+    return _ends_in(body, STEP_LINE)
 
 
 def _ends_in_list(body: str) -> bool:
     """Whether ``body`` ends inside a bulleted list: on an item, or on the Note or Warning
     under one with no blank line between ("- Creep: ...", "Warning: Never rely on Creep
     ..."; the chunk ends there, and "- Hold: ..." opens the next one)."""
-    last_run = body.rstrip().rsplit("\n\n", 1)[-1]
-    lines = [line for line in last_run.splitlines() if line.strip()]
-    return (
-        bool(lines)
-        and not TABLE_LINE.match(lines[-1])
-        and any(BULLET_LINE.match(line) for line in lines)
-    )
+    return _ends_in(body, BULLET_LINE)
 
 
 def _list_goes_on(body: str, following: str, *, seen: bool = True) -> bool:

@@ -17,6 +17,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from chat.text_units import Vocabulary
 from curation import services as curation_services
 from curation.models import Manual
 from tests.conftest import SAMPLE_SITE
@@ -130,3 +131,10 @@ def manual_chunks() -> dict[str, list[str]]:
         ]
         for page in pages
     }
+
+
+@pytest.fixture(scope="session")
+def vocabulary(manual_chunks: dict[str, list[str]]) -> Vocabulary:
+    """IDF weights over the sample manual's chunks, chunked with the settings ingestion uses.
+    (A module that reads another manual's words defines its own.)"""
+    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)

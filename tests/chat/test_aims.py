@@ -7,13 +7,6 @@ import pytest
 
 from chat.aims import opposite_aim
 from chat.quoting import QuotePassage, compose_quote
-from chat.text_units import Vocabulary
-
-
-@pytest.fixture(scope="module")
-def vocabulary(manual_chunks) -> Vocabulary:
-    """IDF weights over the sample manual's chunks, as ingestion chunks them."""
-    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)
 
 
 @pytest.mark.parametrize(

@@ -30,11 +30,6 @@ from chat.names import designations
 from chat.text_units import Vocabulary
 
 
-@pytest.fixture(scope="module")
-def vocabulary(manual_chunks) -> Vocabulary:
-    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)
-
-
 @pytest.mark.parametrize(
     ("question", "page"),
     [

@@ -123,12 +123,6 @@ DIMENSIONS = (
 )
 
 
-@pytest.fixture(scope="module")
-def vocabulary(manual_chunks) -> Vocabulary:
-    """IDF weights over the sample manual's chunks, chunked with the settings ingestion uses."""
-    return Vocabulary.from_texts(text for texts in manual_chunks.values() for text in texts)
-
-
 def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:
     return QuotePassage(number=number, heading_path=heading_path, body=body, similarity=similarity)
 
