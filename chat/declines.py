@@ -17,7 +17,7 @@ look at what the question asks for, each cheap and explainable:
   are the owner's phrasing, not the subject. Initials that stand for a name the manual uses
   ("FSD", "TACC") are read as that name (``Vocabulary.spell_out``), not as unknown words,
   and so is an owner's everyday word for a part the manual names otherwise ("blinker": "turn
-  signal"; ``chat.asking.owner_words``), and so is a word for what is measured when the
+  signal"; ``chat.owner_words``), and so is a word for what is measured when the
   passages give a figure in its unit ("what is the cargo volume": "520 L").
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
@@ -60,10 +60,10 @@ from chat.asking import (
     amount_units,
     key_terms,
     named_units,
-    owner_words,
     rate_periods,
 )
 from chat.names import codes, designations
+from chat.owner_words import owner_words
 from chat.text_units import MEASURE_NOUNS, Vocabulary, terms, words
 from chat.verification import amount_units_given
 

@@ -80,7 +80,7 @@ weight that its words and its passage's headings cover (an owner's words for a m
 the manual's: "how long is the car" asks for its length, "3 min" for minutes; a word run
 together, "seatbelt", found where the manual writes two, "seat belt"; an owner's everyday word
 for a part, "blinker", "frunk", "headrests", found where the manual writes its name, "turn
-signal", ``chat.asking.owner_words``), its passage's retrieval
+signal", ``chat.owner_words``), its passage's retrieval
 similarity (an owner's initials, "FSD", read as the manual's name for them), and, for a
 question asking for an amount ("how long", "what psi"), a bonus when it holds a number, and
 another when the number is in a unit of what is asked ("what temp": degrees;
@@ -118,10 +118,10 @@ from chat.asking import (
     label_phrases,
     named_codes,
     named_sides,
-    owner_words,
     states_absence,
 )
 from chat.labels import below_best, label_shares, named_items
+from chat.owner_words import owner_words
 from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
 from chat.quote_settings import QuoteSettings
 from chat.spans import (

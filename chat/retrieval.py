@@ -269,7 +269,7 @@ def retrieve(
 
     ``embedded_as``: the text the question is embedded as, when not its own words: the
     question with the manual's names after an owner's words ("frunk (front trunk) wont open",
-    ``chat.asking.with_manual_names``). The lists that read words (terms, labels) read the
+    ``chat.owner_words.with_manual_names``). The lists that read words (terms, labels) read the
     question as written: a name added to it is no table label the owner asked about.
     """
     if method not in METHODS:

@@ -24,8 +24,8 @@ same word spelt another way (:func:`sound_alikes`: a letter for one that sounds 
 ending): "can I do karaoke in the car" asks about the manual's "Caraoke", and was declined as
 never mentioned.
 
-Owners' own words for parts ("frunk") are not misspellings; ``chat.asking.spelling_corrected``
-leaves them to ``chat.asking.owner_words``.
+Owners' own words for parts ("frunk") are not misspellings; ``chat.owner_words.spelling_corrected``
+leaves them to ``chat.owner_words``.
 """
 
 from __future__ import annotations

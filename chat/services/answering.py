@@ -16,7 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from chat import answering, prompts, quote_vectors, reranking, selectors
-from chat.asking import asks_for_procedure, spelling_corrected, with_manual_names
+from chat.asking import asks_for_procedure
 from chat.declines import Decline
 from chat.events import (
     ChatEvent,
@@ -28,6 +28,7 @@ from chat.events import (
 )
 from chat.events import Quote as QuoteEvent
 from chat.models import Assistant, Conversation, Message
+from chat.owner_words import spelling_corrected, with_manual_names
 from chat.owners import Owner
 from chat.quoting import Quote, QuotePassage
 from chat.retrieval import Passage, Retrieval, embed_texts, retrieve

@@ -172,7 +172,7 @@ def test_an_owners_own_words_for_the_situation_do_not_make_a_decline(
     coverage, unknown = key_term_coverage(question, vocabulary)
     assert coverage < DEFAULT_MIN_COVERAGE
     assert unknown == ["totally", "busted", "hatch"]
-    # "The charging flap" is the manual's "charge port door" (chat.asking.owner_words).
+    # "The charging flap" is the manual's "charge port door" (chat.owner_words).
     assert key_term_coverage(question.replace("hatch", "flap"), vocabulary)[1] == [
         "totally",
         "busted",

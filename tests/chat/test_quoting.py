@@ -23,12 +23,11 @@ from chat.asking import (
     counted,
     named_codes,
     named_sides,
-    owner_words,
     states_absence,
-    with_manual_names,
 )
 from chat.declines import off_the_point
 from chat.labels import below_best, label_shares
+from chat.owner_words import owner_words, with_manual_names
 from chat.pointers import is_pointer, pointed_at, referred_to
 from chat.quoting import (
     QuotePassage,

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import label_phrases, with_manual_names
+from chat.asking import label_phrases
 from chat.declines import decline_reason
 from chat.models import Assistant
+from chat.owner_words import with_manual_names
 from chat.retrieval import embed_question, refers_back, retrieve
 from chat.selectors import manual_vocabulary
 from curation.models import DocumentChunk, Manual, QAPair, RetrievalModel

@@ -1,11 +1,11 @@
 """An owner's misspelt word read as the manual's word (``chat.spelling``,
-``chat.asking.spelling_corrected``): plain Python, no database."""
+``chat.owner_words.spelling_corrected``): plain Python, no database."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat.asking import spelling_corrected
+from chat.owner_words import spelling_corrected
 from chat.spelling import corrected, edit_distance, edits, is_english, sound_alikes
 from chat.text_units import Vocabulary
 
