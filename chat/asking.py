@@ -137,7 +137,7 @@ def asked_terms(question: str) -> list[str]:
 
 
 # The circumstances a question asks under: "without power", "if the car has no power", "with
-# no key", "when the battery is dead": the words up to the end of that clause.
+# no key", "when it is dead": up to three words after them.
 _CONDITION: Final = re.compile(
     r"\b(?:without|with\s+no|if\s+(?:the\s+car|it|my\s+car|the\s+vehicle)\s+"
     r"(?:has\s+no|is|isn'?t|wont|won'?t|doesn'?t)|when\s+(?:the\s+car|it|my\s+car)\s+"

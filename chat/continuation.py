@@ -82,7 +82,7 @@ def may_continue_before(body: str) -> bool:
     """Whether ``body`` starts inside a procedure (its first numbered step is not step 1) or
     may start inside a list (it opens with an item, or a Note or Warning)."""
     steps = _steps(body)
-    return bool(steps) and steps[0] > 1 or _list_goes_on("", body, seen=False)
+    return bool(steps) and steps[0] > 1 or _list_opening(body) is not None
 
 
 def continued_from(preceding: str, body: str) -> bool:
@@ -121,17 +121,23 @@ def _ends_in_list(body: str) -> bool:
     return _ends_in(body, BULLET_LINE)
 
 
-def _list_goes_on(body: str, following: str, *, seen: bool = True) -> bool:
-    """Whether ``following`` goes on with the list ``body`` ends in: it opens with an item, or
-    with a Note or Warning (under the last item), after nothing but what the chunker repeated
-    from the end of ``body`` (anything, unless ``seen``: ``body`` not at hand)."""
-    first_run = following.lstrip().split("\n\n", 1)[0]
+def _list_opening(body: str) -> str | None:
+    """What ``body`` holds before the first item of a list, or Note or Warning, in its first
+    run (the chunker's overlap, when it goes on with a list); None when that run has none."""
+    first_run = body.lstrip().split("\n\n", 1)[0]
     lines = [line.strip() for line in first_run.splitlines() if line.strip()]
     for index, line in enumerate(lines):
         if BULLET_LINE.match(line) or CALLOUT_LINE.match(line):
-            before = " ".join(lines[:index])
-            return not before or not seen or before in " ".join(body.split())
-    return False
+            return " ".join(lines[:index])
+    return None
+
+
+def _list_goes_on(body: str, following: str) -> bool:
+    """Whether ``following`` goes on with the list ``body`` ends in: it opens with an item, or
+    with a Note or Warning (under the last item), after nothing but what the chunker repeated
+    from the end of ``body``."""
+    before = _list_opening(following)
+    return before is not None and (not before or before in " ".join(body.split()))
 
 
 def may_continue_after(body: str) -> bool:
