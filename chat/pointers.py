@@ -1,15 +1,26 @@
 """Sentences of a manual that say where something is rather than what it is: a pointer to
 another section ("For instructions on how to lift Model 3, see Jacking and Lifting.") and the
 path to a setting on the touchscreen ("Controls > Locks > Driver Door Unlock Mode"). Plain
-Python; ``chat.quoting`` scores quotes by them."""
+Python; ``chat.quoting`` scores quotes by them, and :func:`follow_pointers` gives the
+sections they name what the pointer lost."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Final
 
-__all__ = ["is_pointer", "names_a_setting", "pointed_at", "referred_to", "section_named"]
+if TYPE_CHECKING:  # chat.spans reads pointers: no import at run time
+    from chat.spans import Scored
+
+__all__ = [
+    "follow_pointers",
+    "is_pointer",
+    "names_a_setting",
+    "pointed_at",
+    "referred_to",
+    "section_named",
+]
 
 # A sentence that only sends the reader elsewhere ("For more information, see Charging.",
 # "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...").
@@ -62,6 +73,42 @@ def section_named(heading_path: str, sections: Iterable[str]) -> bool:
     """Whether a level of ``heading_path`` ("Jacking and Lifting > Jacking Procedure") is one
     of ``sections`` (as :func:`pointed_at` gives them)."""
     return not {_normal(part) for part in heading_path.split(">")}.isdisjoint(sections)
+
+
+def follow_pointers(
+    scored: list[Scored], headings: Sequence[str], *, anchors: int, gain: float
+) -> set[int]:
+    """Give ``gain`` (what a pointer among the ``anchors`` best units lost) to the units of the
+    passages whose heading path (``headings``, one per passage) names the section it points
+    to ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."), and as
+    much to those of a section that a sentence or a Note among the best units refers to in
+    brackets ("..., you can restart it (see Restarting the Touchscreen)": the manual says where
+    it tells how); those passages' indexes. ``scored`` is sorted best first."""
+    least = scored[min(anchors, len(scored)) - 1].score
+    targets = {
+        target
+        for item in scored
+        # (a pointer's score has its penalty taken off already)
+        if item.score + gain >= least and (target := pointed_at(item.unit.plain)) is not None
+    }
+    # Only from a sentence or a Note: a step that refers elsewhere ("If it is not, set it up
+    # again (see Setting up your phone as a key).") is part of a procedure that answers, and
+    # its reference is for a case within it.
+    targets |= {
+        target
+        for item in scored
+        if item.score >= least
+        and item.unit.kind in ("sentence", "callout")
+        and (target := referred_to(item.unit.plain)) is not None
+        and not section_named(headings[item.passage], {target})
+    }
+    if not targets:
+        return set()
+    named = {index for index, heading in enumerate(headings) if section_named(heading, targets)}
+    for item in scored:
+        if item.passage in named:
+            item.score += gain
+    return named
 
 
 def names_a_setting(text: str) -> bool:

@@ -122,7 +122,7 @@ from chat.asking import (
 )
 from chat.labels import below_best, label_shares, named_items
 from chat.owner_words import owner_words
-from chat.pointers import is_pointer, names_a_setting, pointed_at, referred_to, section_named
+from chat.pointers import follow_pointers, is_pointer, names_a_setting
 from chat.quote_settings import QuoteSettings
 from chat.spans import (
     Scored,
@@ -273,7 +273,12 @@ def compose_quote(
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
     scored.sort(key=lambda item: -item.score)
-    referred = _follow_pointers(scored, passages, settings)
+    referred = follow_pointers(
+        scored,
+        [passage.heading_path for passage in passages],
+        anchors=settings.anchors,
+        gain=settings.pointer_penalty,
+    )
     if referred:
         scored.sort(key=lambda item: -item.score)
     unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
@@ -473,46 +478,6 @@ def _span_mismatch(span: Span, mismatch: dict[tuple[int, int, int], float]) -> f
         if (span.passage, piece.block, unit) in mismatch
     ]
     return min(found, default=0.0)
-
-
-def _follow_pointers(
-    scored: list[Scored], passages: Sequence[QuotePassage], settings: QuoteSettings
-) -> set[int]:
-    """Give what a pointer among the best units lost to the passages of the section it names
-    ("..., see Jacking and Lifting": the passage headed "Jacking and Lifting > ..."), and as
-    much to those of a section that a sentence or a Note among the best units refers to in
-    brackets ("..., you can restart it (see Restarting the Touchscreen)": the manual says where
-    it tells how); their indexes."""
-    least = scored[min(settings.anchors, len(scored)) - 1].score  # scored is sorted
-    targets = {
-        target
-        for item in scored
-        # (a pointer's score has its penalty taken off already)
-        if item.score + settings.pointer_penalty >= least
-        and (target := pointed_at(item.unit.plain)) is not None
-    }
-    # Only from a sentence or a Note: a step that refers elsewhere ("If it is not, set it up
-    # again (see Setting up your phone as a key).") is part of a procedure that answers, and
-    # its reference is for a case within it.
-    targets |= {
-        target
-        for item in scored
-        if item.score >= least
-        and item.unit.kind in ("sentence", "callout")
-        and (target := referred_to(item.unit.plain)) is not None
-        and not section_named(passages[item.passage].heading_path, {target})
-    }
-    if not targets:
-        return set()
-    named = {
-        index
-        for index, passage in enumerate(passages)
-        if section_named(passage.heading_path, targets)
-    }
-    for item in scored:
-        if item.passage in named:
-            item.score += settings.pointer_penalty
-    return named
 
 
 def _every_unit(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -> bool:
