@@ -44,10 +44,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import selectors, services
-from chat.events import ChatEvent, Done, Failed, event_to_sse
+from chat.events import ChatEvent, Done, Failed, Quote, event_to_sse
 from chat.models import Assistant, Conversation, Feedback
 from chat.owners import Owner, existing_owner, owner_from_request
 from manualqa.lib.llm import LLMError
+from manualqa.rendering import render_markdown
 from manualqa.streaming import event_stream
 
 #: Conversations listed in the sidebar (the most recent ones).
@@ -161,7 +162,8 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
 
     Everything that can refuse the question is checked before the stream starts, so a refusal
     is an ordinary JSON error (400, 404, or 429 with ``Retry-After``). ``done`` and ``failed``
-    carry ``html``: the answer as the page shows it, rendered and sanitised here.
+    carry ``html``: the answer as the page shows it, rendered and sanitised here; so does the
+    quote (``quote.html``).
     """
     owner = owner_from_request(request)
     try:
@@ -185,7 +187,7 @@ def chat_stream(request: HttpRequest) -> HttpResponseBase:
 
 def _page_events(request: HttpRequest, events: Iterator[ChatEvent]) -> Iterator[str]:
     """The service's events as ``chat.events.event_to_sse`` writes them, with the rendered
-    answer added to ``done`` and ``failed``."""
+    answer added to ``done`` and ``failed``, and the rendered quote to ``quote``."""
     # Closing this stream (the owner went away) closes the service's, which records that the
     # answer was interrupted.
     with contextlib.closing(events):
@@ -193,6 +195,12 @@ def _page_events(request: HttpRequest, events: Iterator[ChatEvent]) -> Iterator[
             if isinstance(event, Done | Failed) and event.message is not None:
                 html = render_to_string("chat/_answer.html", {"message": event.message}, request)
                 data = json.dumps({**event.payload(), "html": html}, ensure_ascii=False)
+                yield f"event: {event.name}\ndata: {data}\n\n"
+            elif isinstance(event, Quote):
+                # as the finished answer will show it: a table or a list from the first moment,
+                # not pipes and dashes while a model writes the rest
+                quote = {**event.quote, "html": render_markdown(event.quote.get("text", ""))}
+                data = json.dumps({"quote": quote}, ensure_ascii=False)
                 yield f"event: {event.name}\ndata: {data}\n\n"
             else:
                 yield event_to_sse(event)

@@ -3,8 +3,9 @@
  * The question is POSTed with fetch() and the server-sent events of the answer are read from
  * the response body (EventSource cannot POST). While an answer streams, its text is added as
  * plain text nodes; when it is complete, the answer is replaced by the HTML the server rendered
- * and sanitised (the "html" of the done/failed event). Nothing a model or a manual wrote is ever
- * inserted as HTML by this script. No framework, no CDN.
+ * and sanitised (the "html" of the done/failed event; the quote's own "html" shows it rendered
+ * before then). Nothing a model or a manual wrote is ever inserted as HTML by this script
+ * unless the server rendered and sanitised it. No framework, no CDN.
  *
  * Events: started, citations, at most one quote (the passage of the manual that answers, shown
  * in a "From the manual" box under the answer's text), tokens (sentences that passed
@@ -212,10 +213,16 @@
     view.sources.hidden = !listed.length;
   }
 
-  /* The quote from the manual, as plain text (its lines kept), with links to where it is. */
+  /* The quote from the manual, with links to where it is: as the server rendered and
+   * sanitised it (its tables and lists as they will stay), else as plain text. */
   function showQuote(view, quote) {
     if (!quote || !quote.text) return false;
-    view.quoteText.textContent = quote.text;
+    if (quote.html) {
+      view.quoteText.className = "chat-quote-text prose";
+      view.quoteText.replaceChildren(fromServerHtml(quote.html));
+    } else {
+      view.quoteText.textContent = quote.text;
+    }
     view.quoteSources.textContent = "";
     var numbers = quote.numbers || [];
     view.quoteNumbers = numbers;

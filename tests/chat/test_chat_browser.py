@@ -90,6 +90,8 @@ STREAMING_QUOTE_JS = """() => {
   if (!quote || quote.hidden) return null;
   return {
     text: quote.querySelector('.chat-quote-text').textContent,
+    steps: quote.querySelectorAll('.chat-quote-text ol > li').length,
+    tables: quote.querySelectorAll('.chat-quote-text table').length,
     answer: answer.querySelector('.chat-answer-text').textContent,
     ttft: answer.querySelector('.chat-ttft').textContent,
   };
@@ -256,6 +258,8 @@ def test_the_local_model_answers_grounded_with_only_what_the_manual_supports(liv
     assert "release cable" in seen["quote"]
     # The quote was on the page first, while the model was still writing.
     assert "release cable" in seen["streaming_quote"]["text"]
+    # already rendered as the finished answer shows it: the procedure's steps as a list
+    assert seen["streaming_quote"]["steps"] >= 3, seen["streaming_quote"]
     assert re.fullmatch(r"First text in \d+ ms", seen["streaming_quote"]["ttft"])
     assert not repeated(seen["lines"]), seen["lines"]
     # Whatever the small model wrote, the owner read only the sentences the manual supports.
@@ -294,9 +298,12 @@ def test_an_owner_sees_the_answer_stream_checks_a_citation_and_gives_a_thumbs_do
                 browser.close()
 
     answer = Message.objects.get(role="assistant")
-    # The quote from the manual came first, before the model had written a sentence.
+    # The quote from the manual came first, before the model had written a sentence, its
+    # table already a table (no pipes and dashes while the model writes).
     first = seen["first_quote"]
-    assert first["text"].strip() == answer.quote_text.strip() and not first["answer"].strip()
+    cells = re.sub(r"\||-{3,}", " ", answer.quote_text)
+    assert " ".join(first["text"].split()) == " ".join(cells.split()), first
+    assert first["tables"] == 1 and not first["answer"].strip()
     assert re.fullmatch(r"First text in \d+ ms", first["ttft"])
     # Then part of the answer was on the page while it was still streaming, under the quote.
     partial = seen["partial"]

@@ -26,7 +26,10 @@ from django.utils.html import escape
 from chat import services
 from chat.models import Assistant, Conversation, Feedback, Message, Preference
 from chat.owners import Owner, session_digest
+from curation import services as curation_services
 from curation.models import QAPair
+from curation.services import CleanDocument
+from manualqa.rendering import render_markdown
 from tests.chat.support import make_assistant, openai_endpoint, tiny_manual
 from tests.conftest import BASE_DIR, database_url, wait_for
 from tests.fakeopenai import FakeOpenAI
@@ -307,6 +310,38 @@ def test_a_grounded_answer_gives_the_verified_answer_then_the_quote(assistant, f
     (citation,) = Message.objects.get(pk=done["message"]).citations
     assert html.count(f'href="{citation["url"]}"') == 1
     assert 'class="chat-quote-source" href="' in html and 'class="chat-sources"' not in html
+
+
+def test_a_streamed_quote_comes_rendered_so_a_table_is_a_table_from_the_start(manual, fake):
+    # While a model writes the rest (seconds on a CPU), the quote is what the owner reads: its
+    # table must not show as pipes and dashes until the answer is complete.
+    table = (
+        "# Wheels\n\n## Cold Tire Pressures\n\n|Wheel|Front|Rear|\n|---|---|---|\n"
+        "|18 inch Aero|42 PSI|42 PSI|\n|19 inch Sport|42 PSI|45 PSI|\n"
+    )
+    curation_services.document_upsert(
+        manual=manual, clean=CleanDocument("wheels.md", "", "Wheels", table, len(table.split()))
+    )
+    curation_services.chunks_embed_pending(manual=manual)
+    make_assistant(
+        manual,
+        name="Grounded",
+        slug="grounded",
+        endpoint=openai_endpoint(fake.base_url),
+        answer_style="grounded",
+    )
+
+    events = sse_events(
+        stream(
+            Client(), "cold tire pressure for the rear 19 inch sport wheels", assistant="grounded"
+        )
+    )
+
+    quote = dict(events)["quote"]["quote"]
+    assert "|19 inch Sport|42 PSI|45 PSI|" in quote["text"]
+    assert quote["html"] == render_markdown(quote["text"])
+    assert "<table>" in quote["html"] and "<td>45 PSI</td>" in quote["html"]
+    assert "|" not in quote["html"]
 
 
 def test_a_declined_answer_lists_the_nearest_passages(assistant, fake):
