@@ -34,7 +34,11 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # a manual's unresponsive touchscreen ("the screen is frozen" quoted a charge port latch that
 # freezes in place; my own question, no set's); someone walking or crossing in front is a
 # manual's "pedestrian" ("will the car brake by itself if someone walks in front" was declined
-# over the Model 3 manual's Automatic Emergency Braking, where only "brake" matched).
+# over the Model 3 manual's Automatic Emergency Braking, where only "brake" matched); a
+# payload is a manual's load limit ("whats the payload capacity of the model 3" was declined;
+# its "Calculating Load Limits" gives the vehicle capacity weight; my own question, no set's:
+# reading "max" as "maximum" too was tried and dropped, it answered a development question
+# the manual does not answer, a supercharger's "max kW", with a "maximum charge of 80%").
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -71,6 +75,7 @@ _OWNER_WORDS: Final = {
     r"(?:someone|somebody|a\s+person|people|kids?)\s+(?:walk|cross|step)(?:s|es|ed|ing)?": (
         "pedestrian"
     ),
+    "payloads?": "load limit",
 }
 # Each way an owner writes it, with the manual's name as terms, in order.
 _OWNER_WORD: Final = {

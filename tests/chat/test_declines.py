@@ -27,6 +27,7 @@ from chat.declines import (
     question_parts,
 )
 from chat.names import designations
+from chat.owner_words import with_manual_names
 from chat.text_units import Vocabulary
 
 
@@ -338,6 +339,22 @@ def test_an_owners_tow_hook_is_the_manuals_towing_eye(vocabulary):
 def test_an_owners_reboot_is_the_manuals_restart(vocabulary):
     # The sample manual writes "restart it"; before, "The manual never mentions “reboot”".
     assert key_term_coverage("how do i reboot the screen", vocabulary) == (1.0, [])
+
+
+def test_an_owners_payload_is_the_manuals_load_limit():
+    # The Model 3 manual's "Calculating Load Limits" never says "payload": "whats the payload
+    # capacity of the model 3" was declined ("The manual never mentions “payload”").
+    vocabulary = Vocabulary.from_texts(
+        [
+            "Calculating Load Limits: how much cargo Model 3 can carry depends on the weight "
+            "of its passengers.",
+            "Never exceed the load limit of the rear trunk. Vehicle capacity weight: 954 lbs.",
+        ]
+    )
+    assert key_term_coverage("whats the payload capacity", vocabulary) == (1.0, [])
+    assert with_manual_names("whats the payload capacity", vocabulary) == (
+        "whats the payload (load limit) capacity"
+    )
 
 
 def test_a_word_an_owner_runs_together_is_known_where_the_manual_writes_it_in_two():
