@@ -38,6 +38,8 @@ _NAMES_THE_SITUATION: Final = re.compile(rf"^(?:{_SITUATION})\b", re.IGNORECASE)
 # A sentence starting like this leans on the one before it.
 _POINTS_BACK: Final = re.compile(
     r"^(?:this|that|these|those|it|they|then|otherwise|however|also|once|after that|if not|"
+    # a conclusion or an addition: "Therefore, they should be balanced as required."
+    r"therefore|thus|as a result|in addition|additionally|furthermore|instead|"
     rf"if this|if it|failure to|doing so|{_SITUATION}|"
     # what was named before: "Both procedures are provided ...", "You can also control ..."
     r"both|you\s+(?:can\s+|may\s+|will\s+)?also|"

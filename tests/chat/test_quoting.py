@@ -1662,6 +1662,10 @@ def test_a_quote_grown_back_takes_a_sentence_that_leans_on_another_with_it_or_no
         "Both procedures are provided in this section.",
         "You can also jump start it from the app.",
         "To do it, use a portable jump starter.",
+        # the Model 3 manual's tire rotation: "how do i know when the tires need rotating" was
+        # quoted from "Therefore, they should be balanced as required."
+        "Therefore, it should be checked first.",
+        "In addition, a portable jump starter can be used.",
     ],
 )
 def test_a_quote_does_not_start_on_a_sentence_that_leans_on_the_one_before(opening):
