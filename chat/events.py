@@ -139,7 +139,8 @@ def answer_payload(message: Message) -> dict[str, Any]:
     }
 
 
-def event_to_sse(event: ChatEvent) -> str:
-    """One event as a server-sent event: ``event: token\\ndata: {"text": "..."}\\n\\n``."""
-    data = json.dumps(event.payload(), ensure_ascii=False)
+def event_to_sse(event: ChatEvent, payload: dict[str, Any] | None = None) -> str:
+    """One event as a server-sent event: ``event: token\\ndata: {"text": "..."}\\n\\n``;
+    with ``payload`` sent instead of the event's own (the chat page adds rendered HTML)."""
+    data = json.dumps(event.payload() if payload is None else payload, ensure_ascii=False)
     return f"event: {event.name}\ndata: {data}\n\n"

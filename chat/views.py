@@ -25,7 +25,6 @@ server rendered it, so the script never inserts model text as HTML.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -194,14 +193,12 @@ def _page_events(request: HttpRequest, events: Iterator[ChatEvent]) -> Iterator[
         for event in events:
             if isinstance(event, Done | Failed) and event.message is not None:
                 html = render_to_string("chat/_answer.html", {"message": event.message}, request)
-                data = json.dumps({**event.payload(), "html": html}, ensure_ascii=False)
-                yield f"event: {event.name}\ndata: {data}\n\n"
+                yield event_to_sse(event, {**event.payload(), "html": html})
             elif isinstance(event, Quote):
                 # as the finished answer will show it: a table or a list from the first moment,
                 # not pipes and dashes while a model writes the rest
-                quote = {**event.quote, "html": render_markdown(event.quote.get("text", ""))}
-                data = json.dumps({"quote": quote}, ensure_ascii=False)
-                yield f"event: {event.name}\ndata: {data}\n\n"
+                html = render_markdown(event.quote["text"])
+                yield event_to_sse(event, {"quote": {**event.quote, "html": html}})
             else:
                 yield event_to_sse(event)
 
