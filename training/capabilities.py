@@ -128,19 +128,18 @@ def training_capabilities(*, needs_bnb_probe: bool) -> Verdict:
 
 
 class Publisher(threading.Thread):
-    """Keeps this worker's record alive until the worker stops."""
+    """Keeps this worker's record (``capabilities``, probed before: :func:`probe` imports torch,
+    transformers and accelerate, which a task on the main thread may be importing at the same
+    time) alive until the worker stops."""
 
-    def __init__(self, hostname: str) -> None:
+    def __init__(self, capabilities: WorkerCapabilities) -> None:
         super().__init__(name="gpu-capabilities", daemon=True)
-        self.hostname = hostname
+        self.capabilities = capabilities
+        self.hostname = capabilities.hostname
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        try:
-            capabilities = probe(self.hostname)
-        except Exception:
-            logger.exception("probing this worker's capabilities failed")
-            return
+        capabilities = self.capabilities
         logger.info("gpu worker capabilities: %s", capabilities)
         while True:
             try:
