@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from celery import Celery
@@ -27,22 +26,9 @@ def _publish_gpu_capabilities(sender=None, **kwargs) -> None:
     queues = {queue.name for queue in consumer.queues} if consumer is not None else set()
     if "gpu" not in queues:
         return
-    from training.capabilities import Publisher, probe
+    from training.capabilities import start_publisher
 
-    # Probed here, before the worker takes its first task, not in the publishing thread: the
-    # probe imports torch, transformers and accelerate, and a task importing them on the main
-    # thread at the same moment got a partially initialised module ("cannot import name
-    # 'dispatch_model' from partially initialized module 'accelerate.big_modeling'"), after
-    # which every task that needed them failed until the worker restarted.
-    try:
-        capabilities = probe(sender.hostname)
-    except Exception:
-        logging.getLogger("training.capabilities").exception(
-            "probing this worker's capabilities failed"
-        )
-        return
-    _capabilities_publisher = Publisher(capabilities)
-    _capabilities_publisher.start()
+    _capabilities_publisher = start_publisher(sender.hostname)
 
 
 @worker_shutdown.connect

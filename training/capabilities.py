@@ -127,6 +127,24 @@ def training_capabilities(*, needs_bnb_probe: bool) -> Verdict:
     )
 
 
+def start_publisher(hostname: str) -> Publisher | None:
+    """Probe this worker and start publishing its record; None when the probe failed.
+
+    Called before the worker takes its first task, not from the publishing thread: the probe
+    imports torch, transformers and accelerate, and a task importing them on the main thread at
+    the same moment got a partially initialised module ("cannot import name 'dispatch_model'
+    from partially initialized module 'accelerate.big_modeling'"), after which every task that
+    needed them failed until the worker restarted."""
+    try:
+        capabilities = probe(hostname)
+    except Exception:
+        logger.exception("probing this worker's capabilities failed")
+        return None
+    publisher = Publisher(capabilities)
+    publisher.start()
+    return publisher
+
+
 class Publisher(threading.Thread):
     """Keeps this worker's record (``capabilities``, probed before: :func:`probe` imports torch,
     transformers and accelerate, which a task on the main thread may be importing at the same
