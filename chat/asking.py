@@ -40,7 +40,7 @@ RANGE_ENDS: Final = frozenset({
 })  # fmt: skip
 _QUANTITY: Final = re.compile(
     r"\bhow\s+(?:much|many|long|far|often|fast|heavy|big|high|low|wide|tall|hot|cold|deep|"
-    r"soon|quickly|old|slow|tight)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
+    r"soon|quickly|early|late|old|slow|tight)\b|\bwhat(?:'s|s|\s+is|\s+are)?\s+(?:the\s+)?(?:[\w'-]+\s+){0,2}"
     r"(?:size|temp\w*|time|pressure|psi|percent\w*|speed|distance|weight|capacity|number|"
     r"voltage|amps?|amperage|volume|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
@@ -232,6 +232,55 @@ def counted(question: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# How often a light flashes or a car beeps, as an owner counts it off the car ("the red light
+# blinks twice", "flashes 3 times", "beeps three times"): a status table names its rows so
+# ("|Off|2 flashes|Ground loss ...|").
+_SIGNAL: Final = r"(?:blink|flash|beep|chime|pulse)(?:s|es|ed|ing)?"
+_COUNT_WORDS: Final = {
+    "once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8,
+}  # fmt: skip
+_MANY: Final = r"(?:\d{1,2}|two|three|four|five|six|seven|eight)"
+# "blinks twice", "flashes 3 times", "beeps 2x", "three short beeps" (not "the red one blinks").
+_SIGNAL_COUNT: Final = re.compile(
+    rf"\b{_SIGNAL}\s+(?:\w+\s+)?(?:(once|twice)|({_MANY}|one)\s*(?:times\b|x\b))|"
+    rf"\b({_MANY})\s+(?:short\s+|long\s+)?(?:blink|flash|beep|chime|pulse)(?:s|es)\b",
+    re.IGNORECASE,
+)
+_SIGNALLED: Final = re.compile(rf"\b(\d{{1,2}})\s+(?:times?\s+|short\s+|long\s+)?{_SIGNAL}\b")
+
+
+def signal_counts(question: str) -> frozenset[int]:
+    """How many times the owner saw a light flash or heard the car beep ("the red light
+    blinks twice" -> {2}); empty when the question counts no signal."""
+    found = set()
+    for match in _SIGNAL_COUNT.finditer(question):
+        word = next(group for group in match.groups() if group).lower()
+        found.add(int(word) if word.isdigit() else _COUNT_WORDS[word])
+    return frozenset(found)
+
+
+def signalled_counts(text: str) -> frozenset[int]:
+    """The counts of flashes or beeps a manual's ``text`` names ("2 flashes" -> {2})."""
+    return frozenset(int(match.group(1)) for match in _SIGNALLED.finditer(text))
+
+
+# A question asking for a number to call ("whats the roadside number", "who do i call"), and
+# a telephone number as a manual writes one ("1-877-79TESLA (1-877-798-3752)", "800-228-8145").
+_ASKS_PHONE: Final = re.compile(
+    r"\b(?:phone|telephone|contact|hotline|toll[- ]?free|emergency)\s*(?:number|#|no\b)|"
+    r"\b(?:roadside|assistance|support|customer\s+service)\s+(?:phone\s+)?(?:number|#|line)\b|"
+    r"\b(?:number|who)\s+(?:to|do\s+i|should\s+i|can\s+i|would\s+i)\s+(?:call|ring|phone)\b",
+    re.IGNORECASE,
+)
+PHONE_NUMBER: Final = re.compile(r"\b(?:1-)?\d{3}-(?:\d{3}-\d{4}|\d{2}[A-Z]{5})\b")
+
+
+def asks_for_phone_number(question: str) -> bool:
+    """Whether ``question`` asks for a number to call ("whats the tesla roadside number")."""
+    return bool(_ASKS_PHONE.search(question))
+
+
 _WHERE: Final = re.compile(r"\bwhere(?:'?s)?\b", re.IGNORECASE)
 
 
@@ -277,17 +326,19 @@ _DIMENSIONS: Final = (
     (re.compile(r"\bhow\s+big\b|\b(?:volume|litres?|liters?|cubic)\b", re.IGNORECASE), {"l"}),
     (
         re.compile(
-            r"\bhow\s+(?:often|soon|quickly|long(?!\s+(?:is|are)\b))|"
+            r"\bhow\s+(?:often|soon|quickly|early|late|long(?!\s+(?:is|are)\b))|"
             r"\b(?:seconds|minutes|hours|days|weeks|months|years|time)\b",
             re.IGNORECASE,
         ),
         _TIMES,
     ),
-    # How often, or how long until: a manual gives it in time or in distance driven ("every
-    # 6,250 miles", "after 20-25 miles of driving").
+    # How often, how long until, or how long to drive: a manual gives it in time or in
+    # distance driven ("every 6,250 miles", "after 20-25 miles of driving").
     (
         re.compile(
-            r"\bhow\s+often\b|\bintervals?\b|\bhow\s+long\s+(?:till|until|before)\b",
+            r"\bhow\s+often\b|\bintervals?\b|\bhow\s+long\s+(?:till|until|before)\b|"
+            r"\bhow\s+long\s+(?:do|does|should|must|can|will|would)\s+(?:i|you|we|it)\s+"
+            r"(?:have\s+to\s+|need\s+to\s+)?drive\b",
             re.IGNORECASE,
         ),
         _TIMES | _LENGTHS,

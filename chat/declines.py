@@ -130,7 +130,10 @@ _PRICE_WORDS: Final = re.compile(
     r"\b(?:cost|costs|costing|price|prices|pricing|priced|fee|fees|pay|paid|cheaper|cheapest|"
     r"expensive|worth|dollars?|insurance|insure|resale|trade-?in|tax\s+credits?|subscriptions?|"
     r"per\s+month|monthly)\b|\$|\bcharge\s+(?:for|to\s+(?:replace|install|fix|repair))\b|"
-    r"\bcharge\s+per\s+kwh\b",
+    r"\bcharge\s+per\s+kwh\b|"
+    # what a seller charges ("how much does tesla charge to put the coating on")
+    r"\b(?:tesla|they|dealers?|dealerships?|service(?:\s+cent(?:er|re)s?)?|shops?)\s+"
+    r"charges?\s+(?:you\s+|me\s+|us\s+)?(?:for|to)\b",
     re.IGNORECASE,
 )
 _ASKS_AMOUNT: Final = re.compile(

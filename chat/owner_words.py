@@ -76,6 +76,15 @@ _OWNER_WORDS: Final = {
         "pedestrian"
     ),
     "payloads?": "load limit",
+    "appts?": "appointment",
+    r"br(?:eaks?|oke|oken)\s+down|breakdown": "roadside assistance",
+    r"(?:wireless|charging|phone)\s+(?:pad|mat)": "wireless phone charger",
+    r"(?:buy|get|need|put\s+on)\s+(?:new|replacement)\s+(?:ones|t[iy]res)|new\s+t[iy]res": (
+        "replace"
+    ),
+    r"book(?:s|ed|ing)?(?=\s+(?:a\s+|an\s+|my\s+|the\s+)?(?:service|appointment|appt))": (
+        "schedule"
+    ),
 }
 # Each way an owner writes it, with the manual's name as terms, in order.
 _OWNER_WORD: Final = {

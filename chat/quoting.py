@@ -103,12 +103,14 @@ import numpy as np
 
 from chat.aims import opposite_aim
 from chat.asking import (
+    PHONE_NUMBER,
     USING,
     amount_units,
     asked_terms,
     asks_for_a_figure_alone,
     asks_for_meaning,
     asks_for_means,
+    asks_for_phone_number,
     asks_for_procedure,
     asks_for_quantity,
     asks_for_setting,
@@ -118,6 +120,8 @@ from chat.asking import (
     label_phrases,
     named_codes,
     named_sides,
+    signal_counts,
+    signalled_counts,
     states_absence,
 )
 from chat.labels import below_best, label_shares, named_items
@@ -212,9 +216,11 @@ def compose_quote(
     figure_alone = asks_for_a_figure_alone(question)
     wants_setting = asks_for_setting(question)
     wants_means = asks_for_means(question)
+    wants_phone = asks_for_phone_number(question)
     phrases, codes = label_phrases(question), named_codes(question)
     named_row = _finds(label_pattern(phrases) if phrases else None)
     named_code = _finds("|".join(codes) if codes else None)
+    signals = signal_counts(question)
     vectors = embed(
         [question, *[_embedded(unit, passages[index].heading_path) for index, unit in units]]
     )
@@ -238,6 +244,8 @@ def compose_quote(
             bonus += settings.unit_bonus
         if wants_means and USING.search(text):  # "what can i clean the blades with"
             bonus += settings.means_bonus
+        if wants_phone and PHONE_NUMBER.search(text):  # "whats the roadside number"
+            bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity
             + settings.term_weight * coverage
@@ -268,7 +276,8 @@ def compose_quote(
             - (settings.aim_penalty if undoes(unit.plain) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
             + (settings.named_row_bonus if (index, unit.block, unit.index) in named_item else 0.0)
-            + (settings.code_bonus if named_code(unit.plain) else 0.0),
+            + (settings.code_bonus if named_code(unit.plain) else 0.0)
+            + (settings.code_bonus if signals & signalled_counts(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)
     ]
@@ -314,7 +323,10 @@ def compose_quote(
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
         span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)
-    pool.sort(key=lambda span: -span.score)
+    # A number to call is answered by a number: a span that gives none comes after those that
+    # do, however close it reads ("whats the roadside number": not "Roadside Assistance is
+    # available to you 24 hours a day").
+    pool.sort(key=lambda span: (wants_phone and not PHONE_NUMBER.search(span.text), -span.score))
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings
     )

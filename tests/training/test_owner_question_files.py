@@ -12,7 +12,12 @@ from tests.conftest import BASE_DIR
 from training.evaluation import questions_parse_jsonl
 
 QUESTIONS = BASE_DIR / "bench" / "questions"
-REPORTED = ["model3-owners.jsonl", "model3-blind.jsonl", "model3-blind2.jsonl"]
+REPORTED = [
+    "model3-owners.jsonl",
+    "model3-blind.jsonl",
+    "model3-blind2.jsonl",
+    "model3-blind3.jsonl",
+]
 
 
 @pytest.mark.parametrize("name", REPORTED)
