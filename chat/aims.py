@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["opposite_aim"]
+__all__ = ["done_aim", "opposite_aim"]
 
 # "turn on", "turn the seat heater on", "switch it off" (up to three words between).
 _SWITCH: Final = r"(?:turn|switch)(?:\s+[\w'-]+){0,3}?"
@@ -61,3 +61,50 @@ def opposite_aim(question: str) -> Callable[[str], bool]:
         return any(undo.search(clause) and not do.search(clause) for do, undo in asked)
 
     return opposite
+
+
+# What an owner says is done already: "we both paired our phones", "i already restarted it",
+# "tried resetting the tpms": the manual's way to do it again is not what they ask for. ("how
+# do i reset the tpms" asks to do it: "reset" is done only after "already", "have", "just".)
+_DONE_VERBS: Final = {
+    "pair": ("paired", "pairing"),
+    "install": ("installed", "installing"),
+    "restart": ("restarted", "restarting", "rebooted", "rebooting", "reboot"),
+    "reset": ("reset", "resetting"),
+    "replace": ("replaced", "replacing"),
+    "update": ("updated", "updating"),
+    "calibrate": ("calibrated", "calibrating"),
+    "clean": ("cleaned", "cleaning"),
+}
+_VERB_OF: Final = {form: verb for verb, forms in _DONE_VERBS.items() for form in (verb, *forms)}
+_PAST: Final = "|".join(
+    form for forms in _DONE_VERBS.values() for form in forms if form.endswith("ed")
+)
+_PERFECT: Final = rf"{_PAST}|reset"
+_TRYING: Final = "|".join(
+    form for forms in _DONE_VERBS.values() for form in forms if form.endswith("ing")
+)
+_DONE: Final = re.compile(
+    rf"\b(?:i|we|she|he|they|both)\s+(?:already\s+|just\s+|also\s+|both\s+)?({_PAST})\b|"
+    rf"\b(?:already|have|has|i'?ve|we'?ve|just)\s+(?:already\s+|just\s+|both\s+)?({_PERFECT})\b|"
+    rf"\btried\s+(?:to\s+)?({_TRYING}|{'|'.join(_DONE_VERBS)}|reboot)\b",
+    re.IGNORECASE,
+)
+
+
+def done_aim(question: str) -> Callable[[str], bool]:
+    """Whether a sentence opens on an aim that ``question`` says the owner has done already
+    ("me and my wife both paired our phones ... how do i make it pick mine first": not "To pair
+    a phone, follow these steps"); never when the question says nothing is done."""
+    done = {
+        _VERB_OF[next(form for form in match.groups() if form).lower()]
+        for match in _DONE.finditer(question)
+    }
+
+    def again(text: str) -> bool:
+        aim = _AIM.match(text) if done else None
+        return aim is not None and any(
+            re.search(rf"\bto\s+{verb}\b", aim.group(1), re.IGNORECASE) for verb in done
+        )
+
+    return again

@@ -101,7 +101,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.aims import opposite_aim
+from chat.aims import done_aim, opposite_aim
 from chat.asking import (
     PHONE_NUMBER,
     USING,
@@ -228,6 +228,7 @@ def compose_quote(
     heading_terms = [term_set(passage.heading_path) for passage in passages]
     other_side = _other_side(question, passages)
     undoes = opposite_aim(question)
+    again = done_aim(question)
     condition = condition_terms(question)
 
     def undoing(unit: Unit) -> bool:  # a procedure's step that undoes it is still its step
@@ -273,7 +274,7 @@ def compose_quote(
             - (settings.pointer_penalty if is_pointer(unit.plain) else 0.0)
             - (settings.footnote_penalty if is_footnote(unit.text) else 0.0)
             - (settings.side_penalty if other_side(index, unit.plain) else 0.0)
-            - (settings.aim_penalty if undoes(unit.plain) else 0.0)
+            - (settings.aim_penalty if undoes(unit.plain) or again(unit.plain) else 0.0)
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
             + (settings.named_row_bonus if (index, unit.block, unit.index) in named_item else 0.0)
             + (settings.code_bonus if named_code(unit.plain) else 0.0)
@@ -323,6 +324,8 @@ def compose_quote(
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
         span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)
+        if again(span.text):  # a procedure for what the owner says is done already
+            span.score -= settings.aim_penalty
     # A number to call is answered by a number: a span that gives none comes after those that
     # do, however close it reads ("whats the roadside number": not "Roadside Assistance is
     # available to you 24 hours a day").
@@ -334,7 +337,8 @@ def compose_quote(
         stepped = into_procedure(best, parsed[best.passage], settings)
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
         if stepped is best and prose:  # no steps follow it in its passage
-            stepped = _with_steps(pool[1:], parsed, settings, pool[0].score) or best
+            others = [span for span in pool[1:] if not again(span.text)]
+            stepped = _with_steps(others, parsed, settings, pool[0].score) or best
         best = stepped
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)

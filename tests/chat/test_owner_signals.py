@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from chat.aims import done_aim
 from chat.asking import amount_units, asks_for_phone_number, signal_counts, signalled_counts
 from chat.declines import asks_for_price
 from chat.owner_words import with_manual_names
@@ -154,3 +155,61 @@ def test_an_owners_words_for_booking_a_breakdown_a_charging_pad_and_new_tires():
     assert with_manual_names("when do i need new tires", manual) == (
         "when do i need new tires (replace)"
     )
+
+
+PAIRING = (
+    "To pair a phone, follow these steps while sitting in the Aster:\n\n"
+    "1. Turn on Bluetooth on your phone.\n"
+    "2. On the touchscreen, touch Bluetooth > Add New Device.\n"
+    "3. Touch your phone in the list, then confirm the number shown on both screens.\n"
+    "4. Choose whether the Aster may read your contacts."
+)
+CONNECTING = (
+    "The Aster connects to the phone set as Priority Device on the Bluetooth screen. If no phone "
+    "is set as a priority, it connects to the last phone it was connected to.\n\n"
+    "To connect to a different phone, touch Bluetooth on the touchscreen, choose the phone "
+    "and touch Connect."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "again"),
+    [
+        ("me and my wife both paired our phones, how do i make it pick mine", True),
+        ("i already paired it but it wont connect", True),
+        ("how do i pair my phone", False),
+        ("can two phones be paired", False),
+    ],
+)
+def test_what_the_owner_says_is_done_already_is_told(question, again):
+    assert done_aim(question)("To pair a phone, follow these steps:") is again
+    assert not done_aim(question)("To connect to a different phone, touch Connect.")
+
+
+def test_a_verb_whose_past_is_its_present_is_done_only_when_the_owner_says_so():
+    reset = "To reset the tire pressure monitor, touch Service > Tires > Reset."
+    assert not done_aim("how do i reset the tpms")(reset)
+    assert not done_aim("can i reset it myself")(reset)
+    assert done_aim("i've reset the tpms but the light is still on")(reset)
+    assert done_aim("tried resetting it, light still on")(reset)
+    restart = "To restart the touchscreen, hold both scroll buttons."
+    assert done_aim("i already rebooted the screen and its still frozen")(restart)
+    assert not done_aim("should i restart it")(restart)
+
+
+def test_a_procedure_for_what_the_owner_did_already_is_not_the_answer(embed, vocabulary):
+    # c-018 of the second blind set quoted the whole pairing procedure to an owner whose phone
+    # and wife's phone were both paired already.
+    pairing = passage(1, "Bluetooth > Pairing a phone", PAIRING, 0.62)
+    connecting = passage(2, "Bluetooth > Connecting to a paired phone", CONNECTING, 0.6)
+    question = (
+        "me and my wife both paired our phones and it always connects to hers. "
+        "how do i make it pick mine first"
+    )
+
+    quote = compose_quote(question, [pairing, connecting], embed=embed, vocabulary=vocabulary)
+
+    assert quote is not None
+    assert quote.numbers == [2]
+    assert "To pair a phone" not in quote.text
+
