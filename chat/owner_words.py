@@ -76,6 +76,12 @@ _OWNER_WORDS: Final = {
         "pedestrian"
     ),
     "payloads?": "load limit",
+    r"(?:adaptive|radar)\s+cruise(?:\s+control)?": "traffic-aware cruise control",
+    "brights": "high beams",
+    r"hazard\s+lights|(?:4|four)[- ]?ways": "hazard warning flashers",
+    r"gear\s+(?:shifter|stick|lever|selector)|shifter": "drive stalk",
+    r"lane\s+keep(?:ing)?(?:\s+assist)?": "lane assist",
+    r"fog\s+lamps?": "fog lights",
     "appts?": "appointment",
     r"br(?:eaks?|oke|oken)\s+down|breakdown": "roadside assistance",
     r"(?:wireless|charging|phone)\s+(?:pad|mat)": "wireless phone charger",

@@ -213,3 +213,34 @@ def test_a_procedure_for_what_the_owner_did_already_is_not_the_answer(embed, voc
     assert quote.numbers == [2]
     assert "To pair a phone" not in quote.text
 
+
+def test_an_owners_everyday_names_for_driving_controls_are_read_as_the_manuals():
+    manual = Vocabulary.from_texts(
+        [
+            "Traffic-Aware Cruise Control keeps a set distance from the vehicle ahead.",
+            "To turn on the hazard warning flashers, press the button above the mirror.",
+            "Auto High Beam switches the high beams off for oncoming traffic.",
+            "Push the drive stalk up to shift into Reverse.",
+            "Lane Assist warns you when you drift out of your lane.",
+            "Fog lights operate whenever low beam headlights are on.",
+        ]
+    )
+
+    assert with_manual_names("how do i turn on adaptive cruise", manual) == (
+        "how do i turn on adaptive cruise (traffic-aware cruise control)"
+    )
+    assert with_manual_names("how do i put the hazard lights on", manual) == (
+        "how do i put the hazard lights (hazard warning flashers) on"
+    )
+    assert with_manual_names("brights wont turn off", manual) == (
+        "brights (high beams) wont turn off"
+    )
+    assert with_manual_names("where is the gear shifter", manual) == (
+        "where is the gear shifter (drive stalk)"
+    )
+    assert with_manual_names("does it have lane keep assist", manual) == (
+        "does it have lane keep assist (lane assist)"
+    )
+    assert with_manual_names("turn on the fog lamps", manual) == (
+        "turn on the fog lamps (fog lights)"
+    )
