@@ -34,12 +34,15 @@ from 45 pages drawn at random by someone who had not seen the code (a check that
 chosen on the other sets holds on questions nobody tuned for; its misses have since been read and
 changes written on two of them). ``BENCH_ANSWERS_SETS=blind2`` uses
 ``bench/questions/model3-blind2.jsonl``, 57 more written the same way on 2026-12-06 from 45
-other pages: measured here 0.544 must-include, 8 of 12 declined, false refusals 0.044, median 60
-words, the same before and after that session's changes (held-out 0.845, 12 of 12, 0, 0, 1.0,
-62.5 words, p95 0.31 s, first text 0.31 s; development 0.853, 52 of 55, 0.035, 58 words; blind
-0.811, 11 of 12, 0.022, 57 words, two of its gains written on reading its misses).
+other pages: 0.544 must-include, 8 of 12 declined, false refusals 0.044 when it was unseen; its
+misses were read on 2026-12-07 and changes written on them (0.633, 9 of 12, 0.022 since).
+``BENCH_ANSWERS_SETS=blind3`` uses ``bench/questions/model3-blind3.jsonl``, 57 more written the
+same way on 2026-12-07 and copied in unread: 0.800, 10 of 12, 0.044, 59 words before that
+session's changes, 0.822, 10 of 12, 0.022, 60 words after (held-out 0.845, 12 of 12, 0, 0, 1.0,
+62.5 words; development 0.853, 52 of 55, 0.035, 58 words, both unchanged by them).
 
-Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, ``dev``, ``blind`` or ``blind2``),
+Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, ``dev``, ``blind``, ``blind2`` or
+``blind3``),
 ``BENCH_ANSWERS_STYLE`` (``quoted``, ``grounded`` or ``generated``; default: the assistant's),
 ``BENCH_ANSWERS_RETRIEVAL`` (``vector`` or ``hybrid``; default: the assistant's),
 ``BENCH_ANSWERS_BASELINE`` (0 skips the old path: it takes 15-30 minutes),
