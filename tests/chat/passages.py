@@ -1,5 +1,13 @@
 """Passages of the sample manual's kind that several chat tests quote, verify and answer from."""
 
+from chat.quoting import QuotePassage
+
+
+def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:
+    """A retrieved passage as the quote composer reads it."""
+    return QuotePassage(number=number, heading_path=heading_path, body=body, similarity=similarity)
+
+
 RELEASE_SITUATION = (
     "If the Aster has lost 12 V power - for example because the 12 V battery is completely "
     "discharged - the charge port door cannot be opened electrically and a plugged-in "

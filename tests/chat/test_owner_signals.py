@@ -11,8 +11,9 @@ from chat.aims import done_aim
 from chat.asking import amount_units, asks_for_phone_number, signal_counts, signalled_counts
 from chat.declines import asks_for_price
 from chat.owner_words import with_manual_names
-from chat.quoting import QuotePassage, compose_quote
+from chat.quoting import compose_quote
 from chat.text_units import Vocabulary
+from tests.chat.passages import passage
 
 CONNECTOR_LIGHTS = (
     "The status lights on the portable charger show what it detects.\n\n"
@@ -36,10 +37,6 @@ ROADSIDE = (
     "United States: 1-800-555-0199\n\n"
     "Note: The number is also shown under Settings > Service."
 )
-
-
-def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:
-    return QuotePassage(number=number, heading_path=heading_path, body=body, similarity=similarity)
 
 
 @pytest.mark.parametrize(

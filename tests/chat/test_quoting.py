@@ -30,7 +30,6 @@ from chat.labels import below_best, label_shares
 from chat.owner_words import owner_words, with_manual_names
 from chat.pointers import is_pointer, pointed_at, referred_to
 from chat.quoting import (
-    QuotePassage,
     QuoteSettings,
     compose_quote,
 )
@@ -44,7 +43,7 @@ from chat.text_units import (
     terms,
     weighted_coverage,
 )
-from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_SITUATION, RELEASE_STEPS
+from tests.chat.passages import RELEASE_LEAD_IN, RELEASE_SITUATION, RELEASE_STEPS, passage
 
 RELEASE_CABLE = (
     f"{RELEASE_SITUATION} {RELEASE_LEAD_IN}\n\n"
@@ -120,10 +119,6 @@ DIMENSIONS = (
     "Figure 1. Exterior dimensions.\n\n"
     "Height is measured at curb weight with 18-inch wheels."
 )
-
-
-def passage(number: int, heading_path: str, body: str, similarity: float) -> QuotePassage:
-    return QuotePassage(number=number, heading_path=heading_path, body=body, similarity=similarity)
 
 
 RELEASE_PASSAGE = passage(
