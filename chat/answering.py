@@ -10,7 +10,8 @@ tested without a database, and ``chat.services`` reads as the list of stages it 
 3. :func:`quote` composes the quote from the manual (``chat.quoting``): the whole answer of
    the ``quoted`` style, the second half of ``grounded``, the fallback of ``generated``;
    :func:`quote_declines` declines when it holds no figure of the amount asked for, or
-   shares almost none of the question's key words;
+   shares almost none of the question's key words, and :func:`quote_asked` then quotes what
+   a question asks after telling the owner's situation ("theres a rattle. how do i book");
 4. :func:`build_prompt` renders the grounded (or direct) prompt within the endpoint's context;
 5. :class:`GuardedStream` generates: it reads any endpoint's stream through a
    ``LoopGuard`` and stops it at the first loop;
@@ -30,6 +31,7 @@ from typing import Final
 import numpy as np
 
 from chat import prompts
+from chat.asking import key_terms
 from chat.declines import Decline, decline_reason, missing_amount, off_the_point
 from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences
@@ -45,10 +47,12 @@ __all__ = [
     "Composed",
     "GuardedStream",
     "StreamingVerifier",
+    "asked_part",
     "build_prompt",
     "compose",
     "decide",
     "quote",
+    "quote_asked",
     "quote_declines",
 ]
 
@@ -161,6 +165,33 @@ def decide(
 quote = compose_quote
 
 
+# A sentence that asks: it opens on a question word or an auxiliary ("how do i book a service
+# appt", "can i charge in the rain"; not "cameras look clean from outside??").
+_ASKS: Final = re.compile(
+    r"^\s*(?:how|what(?:'s|s)?|where|when|why|which|who|whats|can|could|do|does|is|"
+    r"are|should|will|would|any\s*(?:thing|one)|is\s+there)\b",
+    re.IGNORECASE,
+)
+
+
+# Where an owner's sentence ends, capital letter after it or not ("...from the back. how do i").
+_SENTENCE_END: Final = re.compile(r"(?<=[.!?])\s+")
+
+
+def asked_part(question: str) -> str:
+    """The sentences of ``question`` that ask, without those that tell the owner's situation
+    ("theres a weird rattle from the back. how do i book a service appt": "how do i book a
+    service appt"); the question itself when every sentence asks, or none does, or what asks
+    has fewer than two key terms of its own ("... the alarm kept going off?? why")."""
+    sentences = [part for part in _SENTENCE_END.split(question.strip()) if part]
+    asking = [sentence for sentence in sentences if _ASKS.search(sentence)]
+    if not asking or len(asking) == len(sentences):
+        return question
+    asked = " ".join(asking)
+    # "... the alarm kept going off?? why": a bare question word asks of the situation
+    return asked if len(key_terms(asked)) >= 2 else question
+
+
 def quote_declines(question: str, composed: Quote) -> Decline | None:
     """Why the ``composed`` quote does not answer ``question`` after all: an amount asked for
     that it holds no figure of (``chat.declines.missing_amount``), or it is off the point
@@ -168,6 +199,30 @@ def quote_declines(question: str, composed: Quote) -> Decline | None:
     return missing_amount(question, composed.text) or off_the_point(
         composed.coverage, composed.score
     )
+
+
+def quote_asked(
+    question: str,
+    passages: Sequence[QuotePassage],
+    decline: Decline | None,
+    *,
+    embed: Embed,
+    vocabulary: Vocabulary,
+) -> Quote | None:
+    """When the quote for the whole ``question`` was declined (``decline``) as off the point and the
+    question tells the owner's situation before it asks (:func:`asked_part`): the quote for
+    what it asks, when that one answers it; else None. The situation's words ("theres a weird
+    rattle from the back") count against a quote that answers the question ("how do i book a
+    service appt": "After touching Schedule Service, ...")."""
+    if decline is None or decline.reason != "off_point":
+        return None
+    asked = asked_part(question)
+    if asked == question:
+        return None
+    composed = compose_quote(asked, passages, embed=embed, vocabulary=vocabulary)
+    if composed is None or quote_declines(asked, composed) is not None:
+        return None
+    return composed
 
 
 # -- 4. build the prompt -------------------------------------------------------------------------

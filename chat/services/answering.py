@@ -240,6 +240,11 @@ def _answer_body(
             decline = Decline(reason="no_text", message="The passages found hold no text.")
         else:
             decline = answering.quote_declines(reading, quote)
+            asked = answering.quote_asked(
+                reading, passages, decline, embed=embed_units, vocabulary=vocabulary
+            )
+            if asked is not None:  # what the question asks, after the owner's situation
+                quote, decline = asked, None
     if decline is not None:
         text = prompts.decline_text([manual.name for manual in manuals], reason=decline.message)
         nearest = passage_citations(retrieval.passages[:NEAREST_PASSAGES], in_prompt=False)

@@ -21,10 +21,13 @@ from chat.answering import (
     AnswerPolicy,
     GuardedStream,
     StreamingVerifier,
+    asked_part,
     build_prompt,
     compose,
     decide,
     quote,
+    quote_asked,
+    quote_declines,
 )
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
@@ -568,3 +571,64 @@ def test_citation_marks_are_not_words_so_a_fragment_made_of_them_falls_back(rele
     assert word_count(verified.text) <= 1
     assert composed.content == release_quote.text
     assert composed.fell_back
+
+
+BOOKING = (
+    "You can book a service visit in the Corvan app. Touch Service > Book Visit, choose the "
+    "kind of visit and follow the prompts.\n\n"
+    "Describe the issue in as much detail as you can:\n\n"
+    "- Photos, sound recordings or videos.\n"
+    "- When it happens, and at what speed.\n"
+    "- The weather and the road."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "asked"),
+    [
+        (
+            "theres a weird rattle from the back. how do i book a service appt",
+            "how do i book a service appt",
+        ),
+        ("my car is dead. how do i open the door?", "how do i open the door?"),
+        ("whats the ground clearance? my driveway has a dip", "whats the ground clearance?"),
+        # every sentence asks, or none does: the question as it is
+        ("how do i open the frunk", "how do i open the frunk"),
+        ("the screen is black. it wont turn on.", "the screen is black. it wont turn on."),
+        ("cameras look blocked. they look clean??", "cameras look blocked. they look clean??"),
+        # a bare question word asks of the situation (dev-011 was answered with a collision's
+        # list when "why" was quoted for alone)
+        ("left a balloon in the car and the alarm kept going off?? why", None),
+    ],
+)
+def test_the_part_of_a_question_that_asks_is_told_from_the_owners_situation(question, asked):
+    assert asked_part(question) == (asked or question)
+
+
+def test_a_quote_off_the_point_of_the_owners_situation_is_composed_for_what_is_asked(
+    embed, vocabulary
+):
+    # c-025 of the second blind set ("theres a weird rattle from the back. how do i book a
+    # service appt and what should i tell them") was declined as off the point: the
+    # situation's words are in no passage on booking a visit.
+    passages = [QuotePassage(1, "Service > Booking a service visit", BOOKING, 0.5)]
+    question = (
+        "weird rattle in the dashboard and a squeak from the rear seatback near the child seat "
+        "anchors. how do i book a visit"
+    )
+    whole = quote(question, passages, embed=embed, vocabulary=vocabulary)
+    declined = quote_declines(question, whole)
+    assert declined is not None and declined.reason == "off_point"
+
+    asked = quote_asked(question, passages, declined, embed=embed, vocabulary=vocabulary)
+
+    assert asked is not None
+    assert "Touch Service > Book Visit" in asked.text
+    assert quote_declines("how do i book a visit", asked) is None
+    # a quote that answers, or a decline for another reason, is left as it is
+    assert quote_asked(question, passages, None, embed=embed, vocabulary=vocabulary) is None
+    # the question alone, without a situation before it, has nothing else to ask
+    assert (
+        quote_asked("tell me about squeaks", passages, declined, embed=embed, vocabulary=vocabulary)
+        is None
+    )
