@@ -168,8 +168,8 @@ quote = compose_quote
 # A sentence that asks: it opens on a question word or an auxiliary ("how do i book a service
 # appt", "can i charge in the rain"; not "cameras look clean from outside??").
 _ASKS: Final = re.compile(
-    r"^\s*(?:how|what(?:'s|s)?|where|when|why|which|who|whats|can|could|do|does|is|"
-    r"are|should|will|would|any\s*(?:thing|one)|is\s+there)\b",
+    r"^\s*(?:how|what(?:'s|s)?|where|when|why|which|who|can|could|do|does|is|are|should|will|"
+    r"would|any\s*(?:thing|one))\b",
     re.IGNORECASE,
 )
 

@@ -235,7 +235,8 @@ def counted(question: str) -> frozenset[str]:
 # How often a light flashes or a car beeps, as an owner counts it off the car ("the red light
 # blinks twice", "flashes 3 times", "beeps three times"): a status table names its rows so
 # ("|Off|2 flashes|Ground loss ...|").
-_SIGNAL: Final = r"(?:blink|flash|beep|chime|pulse)(?:s|es|ed|ing)?"
+_SIGNAL_STEM: Final = r"(?:blink|flash|beep|chime|pulse)"
+_SIGNAL: Final = rf"{_SIGNAL_STEM}(?:s|es|ed|ing)?"
 _COUNT_WORDS: Final = {
     "once": 1, "twice": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
     "seven": 7, "eight": 8,
@@ -244,7 +245,7 @@ _MANY: Final = r"(?:\d{1,2}|two|three|four|five|six|seven|eight)"
 # "blinks twice", "flashes 3 times", "beeps 2x", "three short beeps" (not "the red one blinks").
 _SIGNAL_COUNT: Final = re.compile(
     rf"\b{_SIGNAL}\s+(?:\w+\s+)?(?:(once|twice)|({_MANY}|one)\s*(?:times\b|x\b))|"
-    rf"\b({_MANY})\s+(?:short\s+|long\s+)?(?:blink|flash|beep|chime|pulse)(?:s|es)\b",
+    rf"\b({_MANY})\s+(?:short\s+|long\s+)?{_SIGNAL_STEM}(?:s|es)\b",
     re.IGNORECASE,
 )
 _SIGNALLED: Final = re.compile(rf"\b(\d{{1,2}})\s+(?:times?\s+|short\s+|long\s+)?{_SIGNAL}\b")
