@@ -28,6 +28,8 @@ look at what the question asks for, each cheap and explainable:
 * **a maker's plans.** No owner's manual speaks of models to come or of when to buy ("is
   Tesla going to release a refreshed Model 3", "should I wait to buy"): such a question is
   declined whatever the passages.
+* **a loan car.** Nor does it say whether the seller lends a car while the owner's is
+  serviced ("does tesla give you a loaner car").
 * **a price.** An owner's manual states no prices: a question asking what something costs
   ("how much does ... cost", "price", "fee", "worth", "charge per kWh") is declined unless the
   passages hold an amount of money.
@@ -138,7 +140,8 @@ _PRICE_WORDS: Final = re.compile(
 )
 _ASKS_AMOUNT: Final = re.compile(
     r"\bhow\s+much\b|\bwhat\s+(?:does|do|would|will|did)\b.{0,40}\b(?:cost|charge)\b|"
-    r"\bwhat(?:'s|s|\s+is|\s+are|\s+will)?\s+(?:the\s+|my\s+)?(?:\w+\s+)?"
+    # "what's the price", "whats tesla's price", "what is the dealer's fee"
+    r"\bwhat(?:'s|s|\s+is|\s+are|\s+will)?\s+(?:the\s+|my\s+)?(?:[\w']+\s+)?"
     r"(?:price|cost|fee|value)s?\b|\bcheaper\b|"
     r"\bexpensive\b|\bworth\b|\bballpark\b|\broughly\b",
     re.IGNORECASE,
@@ -160,6 +163,14 @@ _PLANS: Final = re.compile(
     r"\bnext\s+year'?s\s+model\b",
     re.IGNORECASE,
 )
+# A car to drive while the owner's is serviced: a seller's policy, which an owner's manual does
+# not state ("does tesla give you a loaner car while yours is in the service center", "will they
+# give me a rental car if it is in the shop"); the passages nearest it spoke of a car cover and
+# of keeping a physical key. Declined unless the passages speak of such a car.
+_LOAN_CAR: Final = re.compile(
+    r"\b(?:loaner|rental|courtesy|loan)\s+(?:car|vehicle)s?\b|\brent\s+(?:me\s+)?a\s+car\b",
+    re.IGNORECASE,
+)
 # The units' names as an owner reads them, for a decline's message ("no figure in years").
 _UNIT_NAMES: Final = {
     "s": "seconds", "min": "minutes", "h": "hours", "day": "days", "week": "weeks",
@@ -175,9 +186,9 @@ _MONEY: Final = re.compile(
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a question is declined: ``reason`` ("coverage", "product", "code", "plans", "price",
-    "unit", or on the composed quote "amount" or "off_point") and what was measured, for the
-    answer's record."""
+    """Why a question is declined: ``reason`` ("coverage", "product", "code", "plans",
+    "policy", "price", "unit", or on the composed quote "amount" or "off_point") and what was
+    measured, for the answer's record."""
 
     reason: str
     message: str
@@ -329,6 +340,12 @@ def _decline_reason(
     others = other_products(question, vocabulary) + other_makes(question, vocabulary)
     if others:
         return _never_mentions("product", others, coverage=round(coverage, 3), products=others)
+    if _LOAN_CAR.search(question) and not _LOAN_CAR.search(passages):
+        return Decline(
+            reason="policy",
+            message="The manual does not speak of a car to use while yours is serviced.",
+            detail={"coverage": round(coverage, 3)},
+        )
     if coverage < min_coverage:
         shift = meaning_shift(question, unknown, embed)
         if shift >= MIN_MEANING_SHIFT:

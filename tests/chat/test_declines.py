@@ -681,6 +681,31 @@ def test_a_question_about_the_car_is_no_question_about_plans(question):
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "does corvan give you a loaner car while the aster is in for service",
+        "will they give me a rental vehicle if my car is in the shop for a week",
+        "do service centers offer courtesy cars",
+    ],
+)
+def test_a_question_about_a_car_to_use_meanwhile_is_declined(
+    question, manual_chunks, vocabulary, embed
+):
+    # The passages nearest it speak of service and of the car: none of a car lent meanwhile.
+    decline = decline_reason(question, manual_chunks["maintenance.html"], vocabulary, embed=embed)
+
+    assert decline is not None
+    assert decline.reason == "policy"
+    assert decline.message == "The manual does not speak of a car to use while yours is serviced."
+
+
+def test_a_loan_car_the_passages_speak_of_is_not_declined(vocabulary, embed):
+    passages = ["While your Aster is serviced, the service center lends you a loaner car."]
+    question = "does corvan give you a loaner car while the aster is in for service"
+    assert decline_reason(question, passages, vocabulary, embed=embed) is None
+
+
+@pytest.mark.parametrize(
     ("question", "named"),
     [
         ("what is BAT-020", ["BAT-020"]),

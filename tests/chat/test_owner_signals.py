@@ -122,6 +122,10 @@ def test_how_long_to_drive_may_be_answered_in_distance_and_how_early_in_time():
         ("how much does tesla charge to put the coating on the side windows", True),
         ("what do dealers charge for a new key", True),
         ("how much does the service center charge to swap the wipers", True),
+        # a seller named with an apostrophe
+        ("whats tesla's price for a new windshield", True),
+        ("what is the dealer's fee to pair a key", True),
+        ("what's the tire's pressure", False),
         ("how much does it charge overnight at home", False),
         ("how long does it take to charge to 80%", False),
     ],
