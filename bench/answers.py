@@ -121,6 +121,7 @@ SETS = {
     "blind": [("model3", BASE / "bench" / "questions" / "model3-blind.jsonl")],
     "blind2": [("model3", BASE / "bench" / "questions" / "model3-blind2.jsonl")],
     "blind3": [("model3", BASE / "bench" / "questions" / "model3-blind3.jsonl")],
+    "blind4": [("model3", BASE / "bench" / "questions" / "model3-blind4.jsonl")],
 }
 OLD_MIN_SCORE = 0.35
 OLD_TOP_K = 4

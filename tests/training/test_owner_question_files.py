@@ -17,6 +17,7 @@ REPORTED = [
     "model3-blind.jsonl",
     "model3-blind2.jsonl",
     "model3-blind3.jsonl",
+    "model3-blind4.jsonl",
 ]
 
 
