@@ -379,9 +379,9 @@ def test_retrieval_only_over_a_manual_needs_no_assistant_and_no_generator(
     # the same retrieval.
     assert summary["hit@5"] == 1.0 and summary["hit@1"] >= 0.85 and summary["mrr"] >= 0.9
     # Declining is the chat's decision before it quotes (the similarity gate, then the key
-    # terms, product, price and unit checks): q25, q26 and q27 of the four unanswerable
-    # questions (q28 only once its quote is off the point), none of the answerable ones.
-    assert summary["refusal_accuracy"] == 0.75 and summary["false_refusal_rate"] == 0.0
+    # terms, product, loan car, price and unit checks): all four unanswerable questions (q28,
+    # a dealer's loaner car, by the loan-car check), none of the answerable ones.
+    assert summary["refusal_accuracy"] == 1.0 and summary["false_refusal_rate"] == 0.0
     assert summary["count"] == 28 and summary["latency_p50_ms"] > 0
     for key in ("token_f1", "rouge_l", "semantic_similarity", "must_include_rate"):
         assert key not in summary  # no answers, so no answer metrics
