@@ -633,10 +633,21 @@ def test_clear_starts_a_new_conversation_and_keeps_the_old_one(assistant):
     assert Conversation.objects.count() == 2
 
 
+def test_compare_mode_with_one_assistant_says_another_is_needed(assistant, admin_client):
+    html = page(Client(), reverse("chat:compare"))
+
+    # both sides are the one assistant: the page says why, and how to get a second
+    assert 'id="compare-single"' in html and "Only one assistant is set up" in html
+    assert html.count('value="tire-helper" data-name="Tire helper" selected>') == 2
+    assert reverse("admin:chat_assistant_add") not in html
+    assert reverse("admin:chat_assistant_add") in page(admin_client, reverse("chat:compare"))
+
+
 def test_compare_mode_asks_two_assistants_and_stores_which_was_better(manual, assistant):
     quoting = make_assistant(manual, name="Quoting", slug="quoting", endpoint=None)
     client = Client()
     response = client.get(reverse("chat:compare"))
+    assert 'id="compare-single"' not in response.content.decode()
     # The page makes no session (a bot's GETs would each add a row); its script asks for one
     # before its two questions race to make one.
     assert (
