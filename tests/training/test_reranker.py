@@ -321,14 +321,15 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(
     trained,
     sample_manual,  # noqa: F811
     settings,
+    monkeypatch,
 ):
     """A retrieval-only run ranks pages in the reranker's order and declines under its
     threshold, as the chat does, so an assistant with a reranker is measured with it."""
+    from chat import reranking
     from training import evaluation
 
-    # The reranker reads the 10 nearest passages, and the 10th is a near tie on this manual;
-    # an HNSW candidate list this wide makes the search exact in effect, so the run and this
-    # test see the same ten whatever else the suite has put into the index meanwhile.
+    # An HNSW candidate list this wide makes the search exact in effect, so that the best
+    # scores this test sets the threshold between are, as near as can be, the run's.
     settings.HNSW_EF_SEARCH = 1000
     registered = trainer.register(trained["model"], "Sample reranker (evaluation)")
     scorer = load_scorer(registered.path)
@@ -337,18 +338,13 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(
         "where is the 12 volt battery located on the Aster?",
         "How do I open the charge port when the car has no power?",
     ]
-    expected = {}
+    # A threshold between the questions' best scores, so the run declines some and answers
+    # others.
+    best_scores = []
     for question in questions:
         candidates = retrieve(question=question, manual_ids=[sample_manual.pk], k=10).passages
-        scores = scorer.score(question, [p.text for p in candidates])
-        # A reranker trained for two steps scores passages within a few thousandths of each
-        # other: pages whose passage scores the best within float noise are all the best.
-        best_pages = {
-            p.source_name for p, s in zip(candidates, scores, strict=True) if s > max(scores) - 1e-6
-        }
-        expected[question] = (best_pages, max(scores))
-    # A threshold between the best scores, so the run declines some and answers others.
-    ordered = sorted(score for _, score in expected.values())
+        best_scores.append(max(scorer.score(question, [p.text for p in candidates])))
+    ordered = sorted(best_scores)
     registered.decline_below = (ordered[0] + ordered[1]) / 2
     registered.save()
     reranked = chat_services.assistant_create(
@@ -356,6 +352,17 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(
     )
     plain = chat_services.assistant_create(name="Plain", manuals=[sample_manual], min_score=0.0)
     lines = "".join(json.dumps({"question": q, "kind": "answerable"}) + "\n" for q in questions)
+    # The passages the run gives the reranker, recorded on their way (the rerank itself runs):
+    # the expected order is computed from those, since the ten nearest passages of this manual
+    # include near ties that a second retrieval need not return alike.
+    read = {}
+    rerank = reranking.rerank
+
+    def recorded(retrieval, question, reranker, k):
+        read[question] = list(retrieval.passages)
+        return rerank(retrieval, question, reranker, k)
+
+    monkeypatch.setattr(reranking, "rerank", recorded)
 
     run = evaluation.evaluation_run_create(
         user=None, questions_jsonl=lines, assistants=[reranked, plain], retrieval_only=True,
@@ -364,10 +371,20 @@ def test_an_evaluation_measures_an_assistant_with_its_reranker(
     assert evaluation.evaluation_run_claim(run_id=run.pk)
     run = evaluation.evaluation_run_execute(run_id=run.pk)
 
+    assert set(read) == set(questions)
     for item in run.items.filter(subject="Reranked"):
-        best_pages, score = expected[item.question]
+        candidates = read[item.question]
+        # The reranker chooses from its candidates (up to RERANK_CANDIDATES; fewer where the
+        # continuation of a passage joins it), not from the assistant's top_k alone.
+        assert reranked.top_k < len(candidates) <= reranking.RERANK_CANDIDATES
+        scores = scorer.score(item.question, [p.text for p in candidates])
+        # A reranker trained for two steps scores passages within a few thousandths of each
+        # other: pages whose passage scores the best within float noise are all the best.
+        best_pages = {
+            p.source_name for p, s in zip(candidates, scores, strict=True) if s > max(scores) - 1e-6
+        }
         assert item.retrieved_sources[0] in best_pages
-        assert item.refused == (score < registered.decline_below)
+        assert item.refused == (max(scores) < registered.decline_below)
     assert run.items.filter(subject="Reranked", refused=True).count() == 1
     assert not run.items.filter(subject="Plain", refused=True).exists()
 
