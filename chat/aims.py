@@ -7,7 +7,11 @@ them. :func:`opposite_aim` tells a sentence whose aim undoes what the question a
 deletes what the question adds, turns off what it turns on); ``chat.quoting`` takes
 ``QuoteSettings.aim_penalty`` off such a unit, and off a span by the share of its words in
 them. A sentence with another aim that does not undo the question's ("To navigate to a
-location, touch the search bar ...") is left alone: it is often the answer.
+location, touch the search bar ...") is left alone: it is often the answer. One whose aim is
+the question's own, every term of it (:func:`aim_of`: "To open the glovebox, touch Controls >
+Glovebox." for "how do i open the glovebox"), gains ``QuoteSettings.aim_bonus``: it says how,
+where a sentence that only mentions the action ("... you are prompted to enter the PIN to open
+the glovebox.") may read closer to the question.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["done_aim", "opposite_aim"]
+__all__ = ["aim_of", "done_aim", "opposite_aim"]
 
 # "turn on", "turn the seat heater on", "switch it off" (up to three words between).
 _SWITCH: Final = r"(?:turn|switch)(?:\s+[\w'-]+){0,3}?"
@@ -42,6 +46,13 @@ _BOTH_WAYS: Final = re.compile(r"\b(?:on\s*(?:or|/)\s*off|off\s*(?:or|/)\s*on)\b
 _AIM: Final = re.compile(
     r"^\s*(?:[-*]\s+)?(to\s+(?:[\w'/-]+\s+){0,7}?[\w'/-]+)\s*[,:]", re.IGNORECASE
 )
+
+
+def aim_of(text: str) -> str | None:
+    """The aim ``text`` opens on ("To open the glovebox, touch Controls > Glovebox.": "To open
+    the glovebox"), or None."""
+    aim = _AIM.match(text)
+    return aim.group(1) if aim else None
 
 
 def opposite_aim(question: str) -> Callable[[str], bool]:

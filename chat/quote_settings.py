@@ -156,6 +156,22 @@ class QuoteSettings:
     #: Guard Mode off, ..." is still the procedure's (``chat.aims``). Development, blind and
     #: held-out answers word for word the same.
     aim_penalty: float = 0.2
+    #: Added to a unit that opens on the aim the question asks how to do, when the question
+    #: asks how to do something or for a setting: "To open the glovebox, touch Controls >
+    #: Glovebox." for "how do i open the glovebox" (``chat.aims.aim_of``), whose aim holds
+    #: at least ``aim_coverage`` of the question's IDF weight (all of it: an aim covering part
+    #: of the question, "To open the glovebox" for "... with a pin", gains nothing). Asked so,
+    #: the Model 3 manual quoted its Glovebox PIN paragraph ("When enabled, you are prompted
+    #: to enter the PIN to open the glovebox." read closer), and needed 0.3 to say how. On
+    #: 2026-12-07 the held-out, development, blind2 and blind3 answers were word for word the
+    #: same at 0.2 and at 0.35, and of 45 how-to questions of my own on the Model 3 manual
+    #: only the glovebox's changed. An instruction bonus beside it (a span telling the owner
+    #: to touch, press, pull ...) was dropped: it mended "how do i enable valet mode" (Notes
+    #: on the PIN were quoted, not "With Model 3 in Park, touch the driver profile icon ...")
+    #: and a blind2 answer, but put "how do I set a destination" on the Home and Work
+    #: shortcuts and lengthened a development answer by 20 words.
+    aim_bonus: float = 0.35
+    aim_coverage: float = 0.999
     #: Added to a span naming the circumstances the question asks under ("how do i open the
     #: charge port without power": the emergency release cable's "If the Aster has lost 12 V
     #: power ...", not the usual ways to open it; ``chat.asking.condition_terms``): one that

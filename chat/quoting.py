@@ -69,7 +69,9 @@ A question asking for a setting ("can I make it only unlock the driver's door", 
 on"), or how to do something ("how do i lock the car when walking away"), prefers a span that
 says where the setting is ("Controls > Locks > Driver Door Unlock Mode") to one that only
 describes what the car does ("Note: It is ultimately your responsibility to ensure your vehicle
-is locked, even when Walk-Away Door Lock is enabled."). A question asking what to do something
+is locked, even when Walk-Away Door Lock is enabled."), and a unit that opens on the very aim
+it asks ("To open the glovebox, touch Controls > Glovebox.", ``chat.aims``) gains
+``aim_bonus``. A question asking what to do something
 with ("what can i clean the wiper blades with", ``chat.asking.asks_for_means``) prefers a unit
 that names the means as the manual does ("... using washer fluid, isopropyl (rubbing) alcohol,
 or non-abrasive glass cleaner") to one that only shares its words ("If the wipers remain
@@ -101,7 +103,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.aims import done_aim, opposite_aim
+from chat.aims import aim_of, done_aim, opposite_aim
 from chat.asking import (
     PHONE_NUMBER,
     USING,
@@ -231,6 +233,13 @@ def compose_quote(
     again = done_aim(question)
     condition = condition_terms(question)
 
+    def same_aim(unit: Unit) -> bool:  # "To open the glovebox, ..." for "how do i open it"
+        aim = aim_of(unit.plain) if wants_steps or wants_setting else None
+        return aim is not None and (
+            weighted_coverage(question_terms, term_set(aim), vocabulary, aliases)
+            >= settings.aim_coverage
+        )
+
     def undoing(unit: Unit) -> bool:  # a procedure's step that undoes it is still its step
         return unit.kind not in ("step", "substep") and undoes(unit.plain)
 
@@ -278,6 +287,7 @@ def compose_quote(
             + (settings.named_row_bonus if unit.kind == "row" and named_row(unit.text) else 0.0)
             + (settings.named_row_bonus if (index, unit.block, unit.index) in named_item else 0.0)
             + (settings.code_bonus if named_code(unit.plain) else 0.0)
+            + (settings.aim_bonus if same_aim(unit) else 0.0)
             + (settings.code_bonus if signals & signalled_counts(unit.plain) else 0.0),
         )
         for (index, unit), similarity in zip(units, vectors[1:] @ question_vector, strict=True)

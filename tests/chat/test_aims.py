@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.aims import opposite_aim
+from chat.aims import aim_of, opposite_aim
 from chat.quoting import QuotePassage, compose_quote
 
 
@@ -68,3 +68,86 @@ def test_a_how_to_question_is_not_answered_by_how_to_undo_it(embed, vocabulary):
     assert quote is not None
     assert "Touch to set an address to the corresponding location." in quote.text
     assert "To delete" not in quote.text
+
+
+@pytest.mark.parametrize(
+    ("text", "aim"),
+    [
+        ("To open the glovebox, touch Controls > Glovebox.", "To open the glovebox"),
+        ("- To turn chimes on or off, touch Controls > Safety.", "To turn chimes on or off"),
+        ("Touch Controls > Glovebox to open the glovebox.", None),
+        ("When enabled, you are prompted to enter the PIN to open the glovebox.", None),
+    ],
+)
+def test_a_sentence_opening_on_its_aim_is_read_for_it(text, aim):
+    assert aim_of(text) == aim
+
+
+# The Model 3 manual's two passages on the glovebox, as retrieved for "how do i open the
+# glovebox".
+GLOVEBOX = QuotePassage(
+    number=1,
+    heading_path="Interior Storage > Glovebox",
+    body=(
+        "To open the glovebox, touch Controls > Glovebox. The glovebox automatically opens and "
+        "its light turns on.\n\n"
+        "To close the glovebox, push it upward until it clicks into its closed position.\n"
+        "For additional glovebox security, touch Controls > Safety > Glovebox PIN to set a "
+        "4-digit PIN (see Glovebox PIN).\n\n"
+        "Note: If you leave the glovebox open, its light eventually turns off.\n\n"
+        "Note: The glovebox locks whenever closed and you lock Model 3 using the mobile app, key "
+        "card, you leave Model 3 carrying your phone key (if Walk-Away Door Lock is turned on), "
+        "or if Valet mode is active (see Valet Mode). It does not lock when Model 3 is locked by "
+        "touching the lock icon on the touchscreen.\n\n"
+        "Warning: When driving, keep the glovebox closed to prevent injury to a passenger if a "
+        "collision or sudden stop occurs."
+    ),
+    similarity=0.6317,
+)
+GLOVEBOX_PIN = QuotePassage(
+    number=2,
+    heading_path="Safety & Security Settings > Glovebox PIN",
+    body=(
+        "For additional security, you can protect the contents in your glovebox with a 4-digit "
+        "PIN. To enable this setting, touch Controls > Safety > Glovebox PIN and follow the "
+        "on-screen prompts. When enabled, you are prompted to enter the PIN to open the "
+        "glovebox. To disable this setting, select the toggle to disable and then enter the "
+        "PIN.\n\n"
+        "If you forget your glovebox PIN, reset it by entering your Tesla login credentials, "
+        "then follow the on-screen prompts.\n\n"
+        "Note: Using a Glovebox PIN allows the glovebox to be opened even when Model 3 is in "
+        "Valet mode."
+    ),
+    similarity=0.5318,
+)
+
+
+def test_a_how_to_question_is_answered_by_the_sentence_whose_aim_it_asks(embed, vocabulary):
+    # The Model 3 manual, asked "how do i open the glovebox", quoted its Glovebox PIN
+    # paragraph: "When enabled, you are prompted to enter the PIN to open the glovebox." reads
+    # closer to the question than "To open the glovebox, touch Controls > Glovebox.", which
+    # says how.
+    quote = compose_quote(
+        "how do i open the glovebox",
+        [GLOVEBOX, GLOVEBOX_PIN],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.text.startswith("To open the glovebox, touch Controls > Glovebox.")
+    assert quote.numbers == [1]
+
+
+def test_a_question_asking_more_than_an_aim_is_answered_by_what_it_asks(embed, vocabulary):
+    # "To open the glovebox" leaves out the PIN: it gains only from an aim that covers every
+    # term of the question (``QuoteSettings.aim_coverage``).
+    quote = compose_quote(
+        "how do i open the glovebox with a pin",
+        [GLOVEBOX, GLOVEBOX_PIN],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "4-digit PIN" in quote.text
