@@ -122,32 +122,22 @@ GLOVEBOX_PIN = QuotePassage(
 )
 
 
-def test_a_how_to_question_is_answered_by_the_sentence_whose_aim_it_asks(embed, vocabulary):
-    # The Model 3 manual, asked "how do i open the glovebox", quoted its Glovebox PIN
-    # paragraph: "When enabled, you are prompted to enter the PIN to open the glovebox." reads
-    # closer to the question than "To open the glovebox, touch Controls > Glovebox.", which
-    # says how.
-    quote = compose_quote(
-        "how do i open the glovebox",
-        [GLOVEBOX, GLOVEBOX_PIN],
-        embed=embed,
-        vocabulary=vocabulary,
-    )
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        # The Model 3 manual quoted its Glovebox PIN paragraph: "When enabled, you are
+        # prompted to enter the PIN to open the glovebox." reads closer to the question than
+        # the sentence that says how.
+        ("how do i open the glovebox", "To open the glovebox, touch Controls > Glovebox."),
+        # "To open the glovebox" leaves out the PIN: an aim gains only when it covers every
+        # term of the question (``QuoteSettings.aim_coverage``).
+        ("how do i open the glovebox with a pin", "For additional security, you can protect"),
+    ],
+)
+def test_a_how_to_question_is_answered_by_the_sentence_whose_aim_it_asks(
+    question, answer, embed, vocabulary
+):
+    quote = compose_quote(question, [GLOVEBOX, GLOVEBOX_PIN], embed=embed, vocabulary=vocabulary)
 
     assert quote is not None
-    assert quote.text.startswith("To open the glovebox, touch Controls > Glovebox.")
-    assert quote.numbers == [1]
-
-
-def test_a_question_asking_more_than_an_aim_is_answered_by_what_it_asks(embed, vocabulary):
-    # "To open the glovebox" leaves out the PIN: it gains only from an aim that covers every
-    # term of the question (``QuoteSettings.aim_coverage``).
-    quote = compose_quote(
-        "how do i open the glovebox with a pin",
-        [GLOVEBOX, GLOVEBOX_PIN],
-        embed=embed,
-        vocabulary=vocabulary,
-    )
-
-    assert quote is not None
-    assert "4-digit PIN" in quote.text
+    assert quote.text.startswith(answer)
