@@ -41,6 +41,14 @@ class QuoteSettings:
     #: ``chat.quoting``). Measured: held-out m3-018 (how to fully reboot the car) gains its
     #: must-include, nothing else changed on the development, blind and held-out sets; at 0.9
     #: a held-out question was declined (the quote's lower score read as off the point).
+    #: It costs "how do i lock the car from inside": the best span, "... you can lock and
+    #: unlock all doors and trunks by touching the lock icon on the touchscreen.", gives way
+    #: to the rear trunk's interior release steps. Tried on 2026-12-07, read sets word for
+    #: word the same with each: keeping a best span that already says how (an instruction,
+    #: "by touching ...", or a setting's path) mends it but loses "how do I set a destination"
+    #: ("To navigate to a location, touch the search bar ..." gives way to the Home and Work
+    #: shortcuts); asking the other span's best unit to score at least 0.95 of the first's
+    #: mends it but loses development dev-037's steps to start the car from the app.
     steps_ratio: float = 0.95
     #: Taken from a span of Notes, Cautions and Warnings only, when the question asks how to do
     #: something: they qualify how it is done ("Note: When Sentry Mode is enabled, the
@@ -93,7 +101,9 @@ class QuoteSettings:
     #: 0.633 / 0.822, median 58-62.5 words): 65 and 85 gave 0.857 / 0.829 / 0.644 / 0.811 and
     #: 66-74 words; a 90-word budget with a second span joining at half the coverage gain
     #: (0.05) gave the same must-include; growing the chosen span sentence by sentence up to
-    #: 100 words changed none.
+    #: 100 words changed none. Growing a prose span only into sentences scoring at least 0.55
+    #: of its best (against unrelated context diluting it) lost: 0.821 / 0.847 / 0.622 / 0.822,
+    #: development declines 53 -> 51.
     run_on_budget: int = 85
     #: How many of the best units spans are built around.
     anchors: int = 6
