@@ -172,7 +172,7 @@ class QuoteSettings:
     #: at least ``aim_coverage`` of the question's IDF weight (all of it: an aim covering part
     #: of the question, "To open the glovebox" for "... with a pin", gains nothing). Asked so,
     #: the Model 3 manual quoted its Glovebox PIN paragraph ("When enabled, you are prompted
-    #: to enter the PIN to open the glovebox." read closer), and needed 0.3 to say how. On
+    #: to enter the PIN to open the glovebox." read closer), and needed over 0.23 to say how. On
     #: 2026-12-07 the held-out, development, blind2 and blind3 answers were word for word the
     #: same at 0.2 and at 0.35, and of 45 how-to questions of my own on the Model 3 manual
     #: only the glovebox's changed. An instruction bonus beside it (a span telling the owner
