@@ -65,10 +65,10 @@ def opposite_aim(question: str) -> Callable[[str], bool]:
             asked.append((one, other) if does else (other, one))
 
     def opposite(text: str) -> bool:
-        aim = _AIM.match(text) if asked else None
+        aim = aim_of(text) if asked else None
         if aim is None:
             return False
-        clause = _BOTH_WAYS.sub("on off", aim.group(1))  # "to turn chimes on or off"
+        clause = _BOTH_WAYS.sub("on off", aim)  # "to turn chimes on or off"
         return any(undo.search(clause) and not do.search(clause) for do, undo in asked)
 
     return opposite
@@ -113,9 +113,9 @@ def done_aim(question: str) -> Callable[[str], bool]:
     }
 
     def again(text: str) -> bool:
-        aim = _AIM.match(text) if done else None
+        aim = aim_of(text) if done else None
         return aim is not None and any(
-            re.search(rf"\bto\s+{verb}\b", aim.group(1), re.IGNORECASE) for verb in done
+            re.search(rf"\bto\s+{verb}\b", aim, re.IGNORECASE) for verb in done
         )
 
     return again

@@ -233,8 +233,10 @@ def compose_quote(
     again = done_aim(question)
     condition = condition_terms(question)
 
+    asks_how = wants_steps or wants_setting
+
     def same_aim(unit: Unit) -> bool:  # "To open the glovebox, ..." for "how do i open it"
-        aim = aim_of(unit.plain) if wants_steps or wants_setting else None
+        aim = aim_of(unit.plain) if asks_how else None
         return aim is not None and (
             weighted_coverage(question_terms, term_set(aim), vocabulary, aliases)
             >= settings.aim_coverage
