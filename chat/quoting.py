@@ -266,9 +266,12 @@ def compose_quote(
         )
         return score, coverage
 
+    # A label is named by the manual's name for the owner's word too ("blinking orange":
+    # "AMBER - BLINKING").
+    named_terms = set(question_terms).union(*(name for _, name in aliases))
     shares = label_shares(
         parsed,
-        set(question_terms),
+        named_terms,
         vocabulary,
         label_words=settings.label_words,
         labelled=settings.labelled,

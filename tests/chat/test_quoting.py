@@ -554,6 +554,36 @@ def test_a_row_or_item_is_picked_by_the_name_the_question_gives_it(embed, vocabu
     assert "AMBER - SOLID" in unnamed.text  # what the quote was without names
 
 
+def test_a_row_is_picked_by_the_manual_name_for_the_owners_word(embed, vocabulary):
+    # "Orange" is the owner's word for the manual's "amber" (chat.owner_words): the row
+    # labelled AMBER - BLINKING is the one the question names, not the Note that speaks of "a
+    # red or amber light" and reads closer to it.
+    note = passage(1, "Charge port status lights", CHARGE_PORT_NOTE, 0.66)
+    rows = passage(
+        2,
+        "Charge port status lights",
+        "| Color of the charge port light | What it means | What to do |\n| --- | --- | --- |\n"
+        "| GREEN - BLINKING <br><br>(normal behavior) | Charging is in progress. | Nothing. |\n"
+        "| AMBER - SOLID <br><br>(action required) | The connector is not fully plugged in to "
+        "the charge port. | Push the connector fully in. |\n"
+        "| AMBER - BLINKING <br><br>(action required) | The Aster charges at a reduced current "
+        "because the connector is not fully plugged in. | Push the connector fully in. |",
+        0.6,
+    )
+
+    quote = compose_quote(
+        "what does blinking orange mean on the charge port light",
+        [note, rows],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.numbers[0] == 2
+    assert "AMBER - BLINKING" in quote.text
+    assert "GREEN - BLINKING" not in quote.text
+
+
 def test_a_word_every_label_shares_picks_no_row(vocabulary):
     settings = QuoteSettings()
     cargo = passage_blocks(
