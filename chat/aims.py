@@ -20,7 +20,9 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["aim_of", "done_aim", "opposite_aim"]
+from chat.text_units import split_sentences, terms
+
+__all__ = ["aim_of", "aim_verbs", "done_aim", "opposite_aim"]
 
 # "turn on", "turn the seat heater on", "switch it off" (up to three words between).
 _SWITCH: Final = r"(?:turn|switch)(?:\s+[\w'-]+){0,3}?"
@@ -53,6 +55,19 @@ def aim_of(text: str) -> str | None:
     the glovebox"), or None."""
     aim = _AIM.match(text)
     return aim.group(1) if aim else None
+
+
+def aim_verbs(text: str) -> set[str]:
+    """The verbs, as terms (``chat.text_units.terms``), of the aims that the sentences and
+    lines of ``text`` open on ("To top up the washer fluid:\n\n1. Open the hood. ...":
+    {"top"}); none when no sentence opens on an aim."""
+    found = set()
+    for sentence in split_sentences(text):
+        aim = aim_of(sentence)
+        verb = terms(aim.split(maxsplit=1)[1]) if aim else []
+        if verb:
+            found.add(verb[0])
+    return found
 
 
 def opposite_aim(question: str) -> Callable[[str], bool]:

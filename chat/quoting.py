@@ -103,7 +103,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.aims import aim_of, done_aim, opposite_aim
+from chat.aims import aim_of, aim_verbs, done_aim, opposite_aim
 from chat.asking import (
     PHONE_NUMBER,
     USING,
@@ -353,7 +353,8 @@ def compose_quote(
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
         if stepped is best and prose:  # no steps follow it in its passage
             others = [span for span in pool[1:] if not again(span.text)]
-            stepped = _with_steps(others, parsed, settings, pool[0].score) or best
+            asked = set(question_terms) | named_terms | term_set(question)
+            stepped = _with_steps(others, parsed, settings, pool[0].score, asked) or best
         best = stepped
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
@@ -386,7 +387,11 @@ def compose_quote(
 
 
 def _with_steps(
-    pool: list[Span], parsed: list[list[Block]], settings: QuoteSettings, best_score: float
+    pool: list[Span],
+    parsed: list[list[Block]],
+    settings: QuoteSettings,
+    best_score: float,
+    asked: set[str],
 ) -> Span | None:
     """For a question asking how to do something whose best span (scoring ``best_score``) is
     prose that no steps follow: the best span of ``pool`` (best first) within
@@ -394,15 +399,24 @@ def _with_steps(
     (``chat.spans.into_procedure``) and is grown into them; else None. A page often opens on
     what its procedures assume, and its section repeats that before the steps ("The following
     instructions assume you are using an external low voltage power supply ..."): the page's
-    opening scores a little higher, and says nothing of how."""
+    opening scores a little higher, and says nothing of how.
+
+    Steps whose lead-in names what they do ("To top up the washer fluid:") are for that, and
+    are taken only when the question (its terms, ``asked``) uses the verb of one of the aims
+    they open on (``chat.aims.aim_verbs``): asked how to clear a clogged washer jet, the
+    manual's "If a windshield washer becomes blocked, use a thin strand of wire ..." answers,
+    and the steps to top up the fluid do not."""
     for span in pool:
         if span.score < settings.steps_ratio * best_score:
             return None
         blocks = parsed[span.passage]
         start = without_leading_pointer(run_on(span, blocks, settings), blocks, settings)
         stepped = into_procedure(start, blocks, settings)
-        if any(is_procedure(blocks[piece.block]) for piece in stepped.pieces):
-            return stepped  # it leads into steps, or is steps itself
+        if not any(is_procedure(blocks[piece.block]) for piece in stepped.pieces):
+            continue
+        verbs = aim_verbs(stepped.text)
+        if not verbs or verbs & asked:
+            return stepped  # it leads into steps, or is steps itself, for what is asked
     return None
 
 

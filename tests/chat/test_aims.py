@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.aims import aim_of, opposite_aim
+from chat.aims import aim_of, aim_verbs, opposite_aim
 from chat.quoting import QuotePassage, compose_quote
 
 
@@ -141,3 +141,81 @@ def test_a_how_to_question_is_answered_by_the_sentence_whose_aim_it_asks(
 
     assert quote is not None
     assert quote.text.startswith(answer)
+
+
+@pytest.mark.parametrize(
+    ("text", "verbs"),
+    [
+        ("To top up the washer fluid:\n\n1. Open the hood.\n2. Open the filler cap.", {"top"}),
+        (
+            "To make it easy to keep the console free of clutter, you can install a cable.\n\n"
+            "To install a phone charging cable:\n\n1. Open both center console doors.",
+            {"instal"},
+        ),
+        ("Warning: Only restart it in Park.\n\n1. Shift into Park.\n2. Hold both buttons.", set()),
+    ],
+)
+def test_the_verbs_of_the_aims_steps_open_on_are_read(text, verbs):
+    assert aim_verbs(text) == verbs
+
+
+# The Model 3 manual's two passages on washer fluid and its jets, as retrieved for a clogged jet.
+TOP_UP = QuotePassage(
+    number=1,
+    heading_path="Windshield Wiper Blades, Jets and Fluid > Topping Up Windshield Washer Fluid",
+    body=(
+        "The washer fluid reservoir is located behind the front trunk.\n\n"
+        "To top up the washer fluid:\n\n"
+        "1. Open the hood.\n"
+        "2. Clean around the filler cap before opening it to prevent dirt from entering the "
+        "reservoir.\n"
+        "3. Open the filler cap.\n"
+        "4. While avoiding spilling, fill the reservoir until the fluid level is visible just "
+        "below the filler neck. The reservoir has a capacity of 3.2 liters.\n"
+        "5. Wipe up any spills immediately and wash the affected area with water.\n"
+        "6. Reinstall the filler cap."
+    ),
+    similarity=0.653,
+)
+WASHER_JETS = QuotePassage(
+    number=2,
+    heading_path="Windshield Wiper Blades, Jets and Fluid > Cleaning Washer Jets",
+    body=(
+        "If a windshield washer becomes blocked, use a thin strand of wire to clear any "
+        "blockages from the nozzles.\n\n"
+        "Warning: Do not operate the washers while cleaning Model 3. Windshield washer fluid can "
+        "irritate eyes and skin. Read and observe the washer fluid manufacturer's instructions."
+    ),
+    similarity=0.607,
+)
+
+
+def test_steps_for_another_aim_do_not_stand_in_for_a_sentence_that_says_how(embed, vocabulary):
+    # The question asks how (a fault described, "how do i clear it"); the best span is prose
+    # with no steps after it, and the steps nearly as close are for topping up the fluid: their
+    # aim's verb is not the question's.
+    quote = compose_quote(
+        "washer fluid barely comes out of one of the windshield sprayers, prob clogged. how do "
+        "i clear it",
+        [TOP_UP, WASHER_JETS],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert quote.numbers[0] == 2
+    assert "thin strand of wire" in quote.text
+    assert "1. Open the hood." not in quote.text
+
+
+def test_steps_for_the_aim_asked_still_stand_in_for_prose(embed, vocabulary):
+    # Asked how to top it up, the same steps are the answer.
+    quote = compose_quote(
+        "how do i top up the washer fluid",
+        [TOP_UP, WASHER_JETS],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "1. Open the hood." in quote.text
