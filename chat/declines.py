@@ -177,7 +177,7 @@ _UNIT_NAMES: Final = {
     "month": "months", "year": "years", "mi": "miles", "m": "metres", "ft": "feet",
     "in": "inches", "lb": "pounds", "deg": "degrees", "%": "percent", "v": "volts",
     "hp": "horsepower", "a": "amps", "kw": "kW", "kwh": "kWh", "w": "watts", "l": "litres",
-    "gb": "GB", "kpa": "kPa", "mb/s": "MB/s",
+    "gb": "GB", "kpa": "kPa", "mb/s": "MB/s", "gal": "gallons", "db": "decibels",
 }  # fmt: skip
 _MONEY: Final = re.compile(
     r"[$\u20ac\u00a3]\s?\d|\d\s?(?:dollars|usd|eur|euros?|gbp|pounds sterling)\b", re.IGNORECASE

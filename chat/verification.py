@@ -91,6 +91,8 @@ UNITS: Final = {
     "hp": "hp", "horsepower": "hp", "bhp": "hp",
     "a": "a", "amp": "a", "amps": "a", "kw": "kw", "kwh": "kwh", "w": "w", "l": "l",
     "liters": "l", "litres": "l", "gb": "gb", "mb/s": "mb/s",
+    "gallon": "gal", "gallons": "gal", "gal": "gal",
+    "db": "db", "dba": "db", "decibel": "db", "decibels": "db",
 }  # fmt: skip
 # A number and its unit: apart ("42 PSI", "5-minute", "ten seconds") or, after digits, written
 # on to it ("12A", "240V", "10mm"), which only a unit's own name may be ("3rd" is no figure).

@@ -83,6 +83,32 @@ def test_a_horsepower_question_is_declined_when_the_manual_gives_no_power_figure
     assert decline.message == "The manual gives no figure in horsepower."
 
 
+def test_a_question_for_a_loudness_is_declined_when_the_passages_give_none(
+    manual_chunks, vocabulary, embed
+):
+    # Every word of it but "decibels" is the manual's; the passages on driving speak of speed
+    # and of sounds, and give no figure in decibels.
+    decline = decline_reason(
+        "how many decibels is it inside at highway speed?",
+        manual_chunks["driving.html"],
+        vocabulary,
+        embed=embed,
+    )
+
+    assert decline is not None
+    assert decline.reason == "unit"
+    assert decline.message == "The manual gives no figure in decibels."
+    assert (
+        decline_reason(
+            "how many decibels is it inside at highway speed?",
+            ["Cabin noise at 100 km/h: 66 dB."],
+            vocabulary,
+            embed=embed,
+        )
+        is None
+    )
+
+
 def test_a_question_for_a_unit_the_passages_have_no_figure_in_is_declined(
     manual_chunks, vocabulary, embed
 ):
@@ -403,6 +429,8 @@ def test_a_question_about_what_something_costs_is_told_apart(question, asks):
         ("How long is the car in inches?", {"in"}),
         ("How much horsepower does it have?", {"hp"}),
         ("What is the towing capacity in pounds", {"lb"}),
+        ("how many decibels is it inside at highway speed?", {"db"}),
+        ("How many gallons of washer fluid does it hold?", {"gal"}),
         ("How long is the car?", set()),
         ("How many seats does it have?", set()),
     ],
