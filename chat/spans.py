@@ -336,6 +336,11 @@ def spans_around(
                 for candidate in spans
             ]
         elif size <= limit and position >= len(order) - 2:
+            # (The best unit may be the prose's last but one: the last is then left out. Taking
+            # it too was tried on 2026-12-07 - "Scheduling a service visit ... is easy." keeps
+            # "After touching Schedule Service, ..." before the list - and dropped: blind2 and
+            # blind4 gained that page's answer, blind3 lost two (its roadside number, the brake
+            # burnishing steps) and several answers grew by a sentence.)
             lead = {position} | ({position - 1} if position - 1 in chosen and position else set())
             pieces = _prose_pieces(order, lead)
             spans.append(span(*pieces, whole))
