@@ -18,6 +18,7 @@ REPORTED = [
     "model3-blind2.jsonl",
     "model3-blind3.jsonl",
     "model3-blind4.jsonl",
+    "model3-blind5.jsonl",
 ]
 
 
