@@ -37,8 +37,8 @@ class QuoteSettings:
     #: do it: ``chat.spans.is_procedure``), when the question asks how to do something.
     procedure_bonus: float = 0.05
     #: For such a question whose best span is prose, a span scoring at least this share of it
-    #: that leads into its passage's steps is quoted with them instead (``_with_steps`` in
-    #: ``chat.quoting``). Measured: held-out m3-018 (how to fully reboot the car) gains its
+    #: that leads into its passage's steps is quoted with them instead (``with_steps`` in
+    #: ``chat.spans``). Measured: held-out m3-018 (how to fully reboot the car) gains its
     #: must-include, nothing else changed on the development, blind and held-out sets; at 0.9
     #: a held-out question was declined (the quote's lower score read as off the point).
     #: It costs "how do i lock the car from inside": the best span, "... you can lock and

@@ -103,7 +103,7 @@ from typing import Final
 
 import numpy as np
 
-from chat.aims import aim_of, aim_verbs, done_aim, opposite_aim
+from chat.aims import aim_of, done_aim, opposite_aim
 from chat.asking import (
     PHONE_NUMBER,
     USING,
@@ -138,6 +138,7 @@ from chat.spans import (
     render,
     run_on,
     spans_around,
+    with_steps,
     without_leading_pointer,
 )
 from chat.stemming import stem
@@ -354,7 +355,7 @@ def compose_quote(
         if stepped is best and prose:  # no steps follow it in its passage
             others = [span for span in pool[1:] if not again(span.text)]
             asked = set(question_terms) | named_terms | term_set(question)
-            stepped = _with_steps(others, parsed, settings, pool[0].score, asked) or best
+            stepped = with_steps(others, parsed, settings, pool[0].score, asked) or best
         best = stepped
     if best is not pool[0]:  # grown: it may cover more of the question
         best.coverage = _coverage([best], passages, question_terms, vocabulary, aliases)
@@ -384,40 +385,6 @@ def compose_quote(
         score=round(best.score, 4),
         parts=[{"n": passages[span.passage].number, "text": span.text} for span in chosen],
     )
-
-
-def _with_steps(
-    pool: list[Span],
-    parsed: list[list[Block]],
-    settings: QuoteSettings,
-    best_score: float,
-    asked: set[str],
-) -> Span | None:
-    """For a question asking how to do something whose best span (scoring ``best_score``) is
-    prose that no steps follow: the best span of ``pool`` (best first) within
-    ``settings.steps_ratio`` of it that holds steps, or leads into the steps of its passage
-    (``chat.spans.into_procedure``) and is grown into them; else None. A page often opens on
-    what its procedures assume, and its section repeats that before the steps ("The following
-    instructions assume you are using an external low voltage power supply ..."): the page's
-    opening scores a little higher, and says nothing of how.
-
-    Steps whose lead-in names what they do ("To top up the washer fluid:") are for that, and
-    are taken only when the question (its terms, ``asked``) uses the verb of one of the aims
-    they open on (``chat.aims.aim_verbs``): asked how to clear a clogged washer jet, the
-    manual's "If a windshield washer becomes blocked, use a thin strand of wire ..." answers,
-    and the steps to top up the fluid do not."""
-    for span in pool:
-        if span.score < settings.steps_ratio * best_score:
-            return None
-        blocks = parsed[span.passage]
-        start = without_leading_pointer(run_on(span, blocks, settings), blocks, settings)
-        stepped = into_procedure(start, blocks, settings)
-        if not any(is_procedure(blocks[piece.block]) for piece in stepped.pieces):
-            continue
-        verbs = aim_verbs(stepped.text)
-        if not verbs or verbs & asked:
-            return stepped  # it leads into steps, or is steps itself, for what is asked
-    return None
 
 
 def unit_texts(body: str, heading_path: str) -> list[str]:

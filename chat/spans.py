@@ -24,11 +24,12 @@ import re
 from dataclasses import dataclass, replace
 from typing import Final
 
+from chat.aims import aim_verbs
 from chat.pointers import is_pointer
 from chat.quote_settings import QuoteSettings
 from chat.text_units import Block, Unit
 
-__all__ = ["Piece", "Scored", "Span", "render", "run_on", "spans_around"]
+__all__ = ["Piece", "Scored", "Span", "render", "run_on", "spans_around", "with_steps"]
 
 # Openings that name the situation only by pointing at the sentence before: a lead-in starting
 # so ("In that situation, use the emergency release cable:") says when its list applies only
@@ -482,3 +483,37 @@ def into_procedure(span: Span, blocks: list[Block], settings: QuoteSettings) -> 
     grown.text = render(grown, blocks, settings)
     grown.words = _words(grown.text)
     return grown
+
+
+def with_steps(
+    pool: list[Span],
+    parsed: list[list[Block]],
+    settings: QuoteSettings,
+    best_score: float,
+    asked: set[str],
+) -> Span | None:
+    """For a question asking how to do something whose best span (scoring ``best_score``) is
+    prose that no steps follow: the best span of ``pool`` (best first) within
+    ``settings.steps_ratio`` of it that holds steps, or leads into the steps of its passage
+    (:func:`into_procedure`) and is grown into them; else None. A page often opens on
+    what its procedures assume, and its section repeats that before the steps ("The following
+    instructions assume you are using an external low voltage power supply ..."): the page's
+    opening scores a little higher, and says nothing of how.
+
+    Steps whose lead-in names what they do ("To top up the washer fluid:") are for that, and
+    are taken only when the question (its terms, ``asked``) uses the verb of one of the aims
+    they open on (``chat.aims.aim_verbs``): asked how to clear a clogged washer jet, the
+    manual's "If a windshield washer becomes blocked, use a thin strand of wire ..." answers,
+    and the steps to top up the fluid do not."""
+    for span in pool:
+        if span.score < settings.steps_ratio * best_score:
+            return None
+        blocks = parsed[span.passage]
+        start = without_leading_pointer(run_on(span, blocks, settings), blocks, settings)
+        stepped = into_procedure(start, blocks, settings)
+        if not any(is_procedure(blocks[piece.block]) for piece in stepped.pieces):
+            continue
+        verbs = aim_verbs(stepped.text)
+        if not verbs or verbs & asked:
+            return stepped  # it leads into steps, or is steps itself, for what is asked
+    return None
