@@ -354,7 +354,7 @@ def compose_quote(
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
         if stepped is best and prose:  # no steps follow it in its passage
             others = [span for span in pool[1:] if not again(span.text)]
-            asked = set(question_terms) | named_terms | term_set(question)
+            asked = named_terms | term_set(question)
             stepped = with_steps(others, parsed, settings, pool[0].score, asked) or best
         best = stepped
     if best is not pool[0]:  # grown: it may cover more of the question
