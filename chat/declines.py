@@ -22,6 +22,11 @@ look at what the question asks for, each cheap and explainable:
 * **another product.** A question that names a product designation the manual never does
   ("how much can a Model Y tow", in the Model 3's manual; ``chat.text_units.designations``)
   asks about another product, however close its words are to the manual's.
+* **a thing the manual never names.** A question whether something exists or is supported
+  ("is there a home screen widget for the app", "is there an official owners club i can
+  join") asks about the noun phrase after it; when the manual never names its last word
+  (:func:`absent_subject`), it cannot say there is one, however many of the question's other
+  words it uses (the key-term share above stays high: "widget" is one word of eight).
 * **a code the manual does not give.** A question that names codes ("what is BAT-020"), none
   of which a manual listing codes gives, asks about an entry it does not have: the nearest
   entry is another code's ("BAT-102 - Low battery"), and quoted, it read as the answer.
@@ -76,6 +81,7 @@ __all__ = [
     "MIN_MEANING_SHIFT",
     "QUOTE_MIN_FIT",
     "Decline",
+    "absent_subject",
     "asks_for_price",
     "decline_reason",
     "key_term_coverage",
@@ -186,9 +192,9 @@ _MONEY: Final = re.compile(
 
 @dataclass(frozen=True)
 class Decline:
-    """Why a question is declined: ``reason`` ("coverage", "product", "code", "plans",
-    "policy", "price", "unit", or on the composed quote "amount" or "off_point") and what was
-    measured, for the answer's record."""
+    """Why a question is declined: ``reason`` ("coverage", "product", "subject", "code",
+    "plans", "policy", "price", "unit", or on the composed quote "amount" or "off_point") and
+    what was measured, for the answer's record."""
 
     reason: str
     message: str
@@ -263,6 +269,53 @@ def other_makes(question: str, vocabulary: Vocabulary) -> list[str]:
             if not all(vocabulary.known(term) for term in terms(found.group(0)))
         )
     )
+
+
+# A question whether something exists or is supported ("is there a home screen widget for the
+# app", "does it support wireless carplay", "does the car have a HUD"): what it asks about is
+# the noun phrase after it, up to the first word that starts what the owner says of it.
+_EXISTS: Final = re.compile(
+    r"\b(?:is|are)\s+there\s+(?:an?|any|some)\s+(?P<there>[^?.,;!]+)|"
+    r"\b(?:does|do|will|can)\s+(?:it|the\s+car|my\s+car|the\s+model\s*\w+|model\s*\w+|tesla|they)"
+    r"\s+(?:have|support|come\s+with|offer|work\s+with)\s+(?:an?\s+|any\s+)?(?P<has>[^?.,;!]+)",
+    re.IGNORECASE,
+)
+# Where the noun phrase ends: a preposition, a pronoun or a word that starts a clause.
+_PHRASE_END: Final = frozenset(
+    {
+        *("for", "to", "so", "that", "which", "who", "in", "on", "at", "with", "from", "like"),
+        *("i", "you", "we", "he", "she", "it", "they", "the", "my", "your", "our", "this"),
+        *("when", "where", "if", "or", "and", "but", "because", "somewhere", "anywhere"),
+        *("there", "here", "these", "those", "can", "could", "would", "should", "will", "is"),
+        *("shows", "how", "what"),
+    }
+)
+
+
+def absent_subject(question: str, vocabulary: Vocabulary) -> str | None:
+    """What a question asking whether something exists or is supported asks about ("is there a
+    home screen widget for the tesla app": "widget"), as the owner wrote it, when the manual
+    never names it: the last word of the noun phrase it asks about, an owner's everyday word
+    for a part the manual names (``chat.owner_words``) apart; else None. A manual that never
+    names a thing cannot say there is one."""
+    found = _EXISTS.search(question)
+    if not found:
+        return None
+    phrase: list[str] = []
+    for word in re.findall(r"[\w'-]+", found.group("there") or found.group("has")):
+        if word.lower() in _PHRASE_END:
+            break  # ("how many speakers does it have and how many watts ...": no phrase)
+        phrase.append(word)
+    head = next((word for word in reversed(phrase) if key_terms(word)), None)
+    if head is None:
+        return None
+    named = set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
+    head_terms = list(key_terms(head))
+    if not head_terms or any(term in named for term in head_terms):
+        return None
+    if all(vocabulary.known(term, prefix=True) for term in head_terms):
+        return None
+    return head
 
 
 def other_codes(question: str, vocabulary: Vocabulary) -> list[str]:
@@ -356,6 +409,9 @@ def _decline_reason(
                 meaning_shift=round(shift, 3),
                 unknown_terms=unknown,
             )
+    subject = absent_subject(vocabulary.spell_out(question), vocabulary)
+    if subject:
+        return _never_mentions("subject", [subject], coverage=round(coverage, 3))
     missing = other_codes(question, vocabulary)
     if missing:
         return _never_mentions("code", missing, coverage=round(coverage, 3), codes=missing)

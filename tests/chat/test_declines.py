@@ -15,6 +15,7 @@ from chat.declines import (
     _PLANS,
     DEFAULT_MIN_COVERAGE,
     MIN_MEANING_SHIFT,
+    absent_subject,
     asks_for_price,
     decline_reason,
     key_term_coverage,
@@ -785,3 +786,39 @@ def test_a_size_named_with_a_hyphen_is_no_figure_of_the_distance_asked():
 
     assert missing_amount("what is the range", note) is not None
     assert missing_amount("what is the range", f"{note} Estimated range: 430 km.") is None
+
+
+@pytest.mark.parametrize(
+    ("question", "subject"),
+    [
+        ("is there a home screen widget for the corvan app", "widget"),
+        ("is there an official aster owners club i can join in my area", "club"),
+        ("does it support wireless carplay", "carplay"),
+        # what the manual names, or an owner's word for a part it names ("frunk")
+        ("does it have a tow hitch", None),
+        ("is there a frunk light", None),
+        ("is there a way to turn off the chime", None),
+        # not a question whether something exists, or no phrase after its verb
+        ("can i use my aster to jump start my buddys car", None),
+        ("how many speakers does the aster have and how many watts is the stereo", None),
+    ],
+)
+def test_what_a_question_asks_exists_is_read_when_the_manual_never_names_it(
+    question, subject, vocabulary
+):
+    assert absent_subject(vocabulary.spell_out(question), vocabulary) == subject
+
+
+def test_a_question_whether_the_car_has_what_the_manual_never_names_is_declined(
+    manual_chunks, vocabulary, embed
+):
+    # Every word of it but "widget" is the manual's, so the share of its words the manual
+    # uses is high; what it asks about is the one it never names.
+    question = "is there a home screen widget for the corvan app that shows the battery"
+
+    decline = decline_reason(question, manual_chunks["charging.html"], vocabulary, embed=embed)
+
+    assert key_term_coverage(question, vocabulary)[0] >= DEFAULT_MIN_COVERAGE
+    assert decline is not None
+    assert decline.reason == "subject"
+    assert decline.message == "The manual never mentions “widget”."
