@@ -211,7 +211,7 @@ def key_term_coverage(
     manual lacks: manuals give the figure, and seldom the word."""
     question_terms = key_terms(question)
     total = sum(vocabulary.idf(term) for term in question_terms)
-    named = set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
+    named = _owners_words(question, vocabulary)
     unknown = [
         term
         for term in question_terms
@@ -223,6 +223,12 @@ def key_term_coverage(
         return 1.0, [question_terms[term] for term in unknown]
     share = sum(vocabulary.idf(term) for term in unknown) / total
     return 1.0 - share, [question_terms[term] for term in unknown]
+
+
+def _owners_words(question: str, vocabulary: Vocabulary) -> set[str]:
+    """The terms of the question's everyday words for parts the manual names otherwise
+    (``chat.owner_words``): words the manual does not use that still speak of what it does."""
+    return set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
 
 
 def meaning_shift(question: str, left_out: Iterable[str], embed: Embed) -> float:
@@ -309,9 +315,8 @@ def absent_subject(question: str, vocabulary: Vocabulary) -> str | None:
     head = next((word for word in reversed(phrase) if key_terms(word)), None)
     if head is None:
         return None
-    named = set().union(*(owner for owner, _ in owner_words(question, vocabulary)))
-    head_terms = list(key_terms(head))
-    if not head_terms or any(term in named for term in head_terms):
+    head_terms = key_terms(head)
+    if head_terms.keys() & _owners_words(question, vocabulary):
         return None
     if all(vocabulary.known(term, prefix=True) for term in head_terms):
         return None
