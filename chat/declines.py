@@ -392,9 +392,8 @@ def _decline_reason(
 ) -> Decline | None:
     passages = "\n".join(passage_texts)
     measured = bool(amount_units(question) & amount_units_given(passages))
-    coverage, unknown = key_term_coverage(
-        vocabulary.spell_out(question), vocabulary, measured=measured
-    )
+    spelled_out = vocabulary.spell_out(question)  # "FSD": "Full Self-Driving"
+    coverage, unknown = key_term_coverage(spelled_out, vocabulary, measured=measured)
     others = other_products(question, vocabulary) + other_makes(question, vocabulary)
     if others:
         return _never_mentions("product", others, coverage=round(coverage, 3), products=others)
@@ -414,7 +413,7 @@ def _decline_reason(
                 meaning_shift=round(shift, 3),
                 unknown_terms=unknown,
             )
-    subject = absent_subject(vocabulary.spell_out(question), vocabulary)
+    subject = absent_subject(spelled_out, vocabulary)
     if subject:
         return _never_mentions("subject", [subject], coverage=round(coverage, 3))
     missing = other_codes(question, vocabulary)
