@@ -50,7 +50,7 @@ word the same before and after those four changes: unseen owner questions are st
 the goals.
 
 Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, ``dev``, ``blind``, ``blind2``,
-``blind3``, ``blind4`` or ``blind5``),
+``blind3``, ``blind4``, ``blind5`` or ``blind6``),
 ``BENCH_ANSWERS_STYLE`` (``quoted``, ``grounded`` or ``generated``; default: the assistant's),
 ``BENCH_ANSWERS_RETRIEVAL`` (``vector`` or ``hybrid``; default: the assistant's),
 ``BENCH_ANSWERS_BASELINE`` (0 skips the old path: it takes 15-30 minutes),
@@ -131,6 +131,7 @@ SETS = {
     "blind3": [("model3", BASE / "bench" / "questions" / "model3-blind3.jsonl")],
     "blind4": [("model3", BASE / "bench" / "questions" / "model3-blind4.jsonl")],
     "blind5": [("model3", BASE / "bench" / "questions" / "model3-blind5.jsonl")],
+    "blind6": [("model3", BASE / "bench" / "questions" / "model3-blind6.jsonl")],
 }
 OLD_MIN_SCORE = 0.35
 OLD_TOP_K = 4

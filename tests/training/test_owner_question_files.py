@@ -19,6 +19,7 @@ REPORTED = [
     "model3-blind3.jsonl",
     "model3-blind4.jsonl",
     "model3-blind5.jsonl",
+    "model3-blind6.jsonl",
 ]
 
 
