@@ -28,9 +28,11 @@ __all__ = [
     "asks_for_means",
     "asks_for_quantity",
     "counted",
+    "failed_actions",
     "key_terms",
     "named_sides",
     "named_units",
+    "states_failure",
 ]
 
 #: Words that ask for the end of a range of an amount ("what's the coldest I can set it").
@@ -45,6 +47,10 @@ _QUANTITY: Final = re.compile(
     r"voltage|amps?|amperage|volume|"
     r"length|width|height|clearance|range|limit|interval|torque|dimensions?)\b|"
     r"\bwhen\s+(?:do|does|should|must|will)\b|\bat\s+what\b|"
+    # an owner's terse question that opens on what is measured: "torque spec for the bolt on
+    # the mudflaps?", "tire pressure for winter"
+    r"^\s*(?:[\w'-]+\s+)?(?:torque|psi|pressure|capacity|voltage|amperage|clearance|"
+    r"dimensions?|weight|interval)\s+(?:specs?|rating|for|of|on|in|when)\b|"
     # "what's the coldest I can set it", "the maximum load": the end of a range
     rf"\b(?:{'|'.join(sorted(RANGE_ENDS))})\b",
     re.IGNORECASE,
@@ -55,6 +61,9 @@ _PROCEDURE: Final = re.compile(
     r"\b(?:what|anything)\s+(?:else\s+)?"
     r"(?:(?:do|should|must|can)\s+i|i\s+(?:should|must|can|need\s+to))\s+do\b|"
     r"\bis\s+there\s+a\s+way\b|\bsteps?\b|"
+    # "any fix?": the steps that fix it are the answer ("what order do the clamps go on" was
+    # tried too, and put the battery's removal steps, not the jump start's, on blind5 g-024)
+    r"\bany\s+(?:fix|solution|remedy)\b|"
     # a fault described: "door handle frozen shut", "the trunk wont open", "stuck in park"
     r"\b(?:won'?t|wont|will\s+not|doesn'?t|does\s+not|not\s+working|stuck|frozen|jammed)\b",
     re.IGNORECASE,
@@ -172,6 +181,43 @@ def states_absence(text: str, condition: frozenset[str]) -> bool:
     ("Before you can use a phone to access Model 3, ...") is not for its absence."""
     return bool(condition) and any(
         condition <= set(terms(found.group(1))) for found in _ABSENCE.finditer(text)
+    )
+
+
+# What an owner says their car does not do: "walk away lock doesnt lock my car sometimes",
+# "the wireless charger won't charge my phone".
+_FAILS: Final = re.compile(
+    r"\b(?:doesn'?t|does\s+not|won'?t|wont|will\s+not|didn'?t|did\s+not|can'?t|cant|cannot|"
+    r"never)\s+(?:always\s+|automatically\s+|actually\s+|even\s+|ever\s+)?([a-z]+)",
+    re.IGNORECASE,
+)
+# What a manual writes of when something does not happen: "Model 3 does not automatically lock
+# if:", "the wipers may not turn on", "fails to charge".
+_STATES_FAILURE: Final = re.compile(
+    r"\b(?:(?:does|do|will|may|might|can|could|is|are)\s+not|doesn'?t|don'?t|won'?t|cannot|"
+    r"can'?t|fails?\s+to|unable\s+to)\s+(?:\w+ly\s+)?(?:be\s+)?([a-z]+)",
+    re.IGNORECASE,
+)
+# Verbs that say nothing of what fails: "doesn't have", "can't see why".
+_NOT_ACTIONS: Final = frozenset({"have", "know", "want", "need", "seem", "like", "think", "be"})
+
+
+def failed_actions(question: str) -> frozenset[str]:
+    """The stemmed verbs of what ``question`` says the car does not do ("walk away lock doesnt
+    lock my car": {"lock"}); empty when it says of none."""
+    return frozenset(
+        stem(found.group(1).lower())
+        for found in _FAILS.finditer(question)
+        if found.group(1).lower() not in _NOT_ACTIONS
+    )
+
+
+def states_failure(text: str, actions: frozenset[str]) -> bool:
+    """Whether ``text`` says when or why one of ``actions`` (:func:`failed_actions`) does not
+    happen ("Model 3 does not automatically lock if:" for {"lock"}): the manual's answer to a
+    fault is often the list of the cases it does not work in, not the feature's description."""
+    return bool(actions) and any(
+        stem(found.group(1).lower()) in actions for found in _STATES_FAILURE.finditer(text)
     )
 
 

@@ -10,7 +10,7 @@ from typing import Final
 
 from chat.stemming import stem
 
-__all__ = ["CODE", "acronyms", "codes", "designations"]
+__all__ = ["CODE", "acronyms", "codes", "designations", "short_forms"]
 
 # "Model 3", "Model Y", "Gen 2", "Series 7": a designator word, then a code of one or two
 # characters or with a digit; "model year", "model name", "generation capability" and the
@@ -44,6 +44,23 @@ def designations(text: str) -> dict[str, str]:
     for match in _DESIGNATION.finditer(text):
         code = _PLURAL_CODE.sub("", match.group(2).lower())
         found.setdefault(f"{stem(match.group(1).lower())} {code}", match.group(0))
+    return found
+
+
+def short_forms(text: str) -> dict[str, str]:
+    """How an owner shortens the designations with a digit that ``text`` names: the designator's
+    first letter or the whole word run into the code ("m3", "model3" -> "Model 3"; "g2" ->
+    "Gen 2"), lower-cased, each with the designation as written. None for a code of letters
+    alone: "Model Y" would give "my"."""
+    found: dict[str, str] = {}
+    for match in _DESIGNATION.finditer(text):
+        code = _PLURAL_CODE.sub("", match.group(2).lower())
+        if not any(character.isdigit() for character in code):
+            continue
+        designator = match.group(1).lower()
+        written = f"{match.group(1)} {_PLURAL_CODE.sub('', match.group(2))}"
+        for short in (f"{designator[0]}{code}", f"{designator}{code}"):
+            found.setdefault(short, written)
     return found
 
 

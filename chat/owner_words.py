@@ -92,9 +92,25 @@ _OWNER_WORDS: Final = {
         "schedule"
     ),
 }
+# Words that are the manual's name only where the question speaks of what they name: an owner's
+# orange light is the manual's amber one, but "what are the bright orange cables" asks about the
+# high voltage cables the manual calls orange (it was searched as "orange (amber) cables" and
+# quoted an amber indicator: blind5 g-006).
+_ONLY_WITH: Final = {
+    "yellow|orange": re.compile(
+        r"\b(?:lights?|lit|lamps?|leds?|icons?|symbols?|indicators?|blink\w*|flash\w*|"
+        r"glow\w*|solid|steady|pulsing|alerts?|warnings?|messages?|exclamation|marks?|signs?|"
+        r"triangles?|circles?|dots?|means?|meaning)\b",
+        re.IGNORECASE,
+    ),
+}
 # Each way an owner writes it, with the manual's name as terms, in order.
 _OWNER_WORD: Final = {
-    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): (tuple(terms(name)), name)
+    re.compile(rf"\b(?:{words})\b", re.IGNORECASE): (
+        tuple(terms(name)),
+        name,
+        _ONLY_WITH.get(words),
+    )
     for words, name in _OWNER_WORDS.items()
 }
 
@@ -107,8 +123,10 @@ def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, 
     "12v battery"; a manual that writes "high-voltage battery" and "low" elsewhere does not
     name it.)"""
     found = []
-    for pattern, (name, _) in _OWNER_WORD.items():
+    for pattern, (name, _, context) in _OWNER_WORD.items():
         written = pattern.search(question)
+        if context is not None and not context.search(question):
+            continue
         if written and _names_it(written.group(0), name, vocabulary):
             found.append((frozenset(terms(written.group(0))) - frozenset(name), frozenset(name)))
     return found
@@ -122,8 +140,10 @@ def with_manual_names(question: str, vocabulary: Vocabulary) -> str:
     handles (0.31) in the Model 3 manual, which writes "frunk" once, and was declined; "frunk
     (front trunk) wont open" finds "Front Trunk > Opening"."""
     named = question
-    for pattern, (name, written_name) in _OWNER_WORD.items():
+    for pattern, (name, written_name, context) in _OWNER_WORD.items():
         found = pattern.search(named)
+        if context is not None and not context.search(question):
+            continue
         if not found or not _names_it(found.group(0), name, vocabulary):
             continue
         named = f"{named[: found.end()]} ({written_name}){named[found.end() :]}"

@@ -23,13 +23,18 @@ __all__ = [
 ]
 
 # A sentence that only sends the reader elsewhere ("For more information, see Charging.",
-# "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...").
+# "See Sentry Mode for more details.", "Instructions for ... are provided in Replacing ...",
+# "Visit https://... for more information on scheduling service."; for "how do i book a
+# service appt", that sentence was quoted alone, not how to schedule service in the app).
 _POINTER: Final = re.compile(
     r"^(?:(?:note|tip):\s*)?(?:"
     r"(?:for (?:more |further |additional |detailed )?(?:information|details|instructions|help)\b"
     r"[^.]*?,\s*)?(?:see|refer to)\s+(?:(?-i:[A-Z])|the\b[^.]*?\b(?:guide|manual|section)\b)"
     r"|(?:detailed )?(?:instructions|information|details)\b[^.]*?\b(?:are|is) (?:provided|given|"
-    r"described|available) in\b)",
+    r"described|available) in\b"
+    # a website for more: "Visit https://... for more information on scheduling service."
+    r"|(?:visit|go to)\s+(?:https?://|www\.)\S+\s+for (?:more |further )?(?:information|details)\b"
+    r"|for (?:more |further )?(?:information|details)\b[^.]*?,\s*(?:visit|go to)\s+(?:https?://|www\.))",
     re.IGNORECASE,
 )
 # The section such a sentence sends the reader to.

@@ -195,6 +195,17 @@ class QuoteSettings:
     #: "Before you can use a phone to access Model 3, ..."; ``chat.asking.states_absence``).
     #: Development, blind and held-out answers word for word the same.
     condition_bonus: float = 0.1
+    #: Added to a span that says when or why the car does not do what the question says it
+    #: does not ("walk away lock doesnt lock my car sometimes, why": "Model 3 does not
+    #: automatically lock if:" and its list, not the feature's description;
+    #: ``chat.asking.states_failure``). At 0.1 the Model 3 question turned, but a passage
+    #: written like it for the sample manual's Aster did not (0.05 short); at 0.2 both do.
+    #: Measured on 2026-12-07 with the other changes of that session: blind2 c-035, blind4
+    #: f-035 and f-011 quote the cases too (c-035 loses its must-include, "Walk-Away Door
+    #: Lock", which the list calls "Walk-Away Lock"), development sdev-25 ("ice on the charging
+    #: flap and it wont open") quotes the release cable for lost power instead of the usual
+    #: ways to open the door (neither answers the ice); held-out answers unchanged.
+    failure_bonus: float = 0.2
     #: Added to a table row with a cell that starts with words the question writes together
     #: ("turning circle": the row "|Turning Circle (curb to curb)|38 ft|"), however little the
     #: rest of a chatty question shares with it. Development sets: must-include 0.788 -> 0.800

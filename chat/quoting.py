@@ -118,6 +118,7 @@ from chat.asking import (
     asks_for_setting,
     condition_terms,
     counted,
+    failed_actions,
     label_pattern,
     label_phrases,
     named_codes,
@@ -125,6 +126,7 @@ from chat.asking import (
     signal_counts,
     signalled_counts,
     states_absence,
+    states_failure,
 )
 from chat.labels import below_best, label_shares, named_items
 from chat.owner_words import owner_words
@@ -233,6 +235,7 @@ def compose_quote(
     undoes = opposite_aim(question)
     again = done_aim(question)
     condition = condition_terms(question)
+    failed = failed_actions(question)
 
     asks_how = wants_steps or wants_setting
 
@@ -337,6 +340,8 @@ def compose_quote(
             span.score += settings.setting_bonus
         if states_absence(span.text, condition):
             span.score += settings.condition_bonus
+        if states_failure(span.text, failed):  # "doesnt lock": "does not automatically lock if"
+            span.score += settings.failure_bonus
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
         span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)

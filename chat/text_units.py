@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from chat.names import acronyms, codes, designations
+from chat.names import acronyms, codes, designations, short_forms
 from chat.stemming import stem
 from curation.qa import STOPWORDS
 from manualqa.lib.captions import is_caption_line
@@ -76,7 +76,10 @@ _FOOTNOTE: Final = re.compile(r"\s*(?:\*{1,3}|\u2020|\u2021)(?=[A-Za-z0-9(])(?![
 _INITIALS: Final = re.compile(r"[A-Z]{3,6}s?")
 _VOWEL: Final = re.compile(r"[aeiouy]", re.IGNORECASE)
 _WORD_TOKEN: Final = re.compile(r"\b[A-Za-z]{3,7}\b")
+# A designation run together ("m3", "model3"), not a unit after a figure ("0.4 m3").
+_SHORT_FORM: Final = re.compile(r"(?<![\d.] )(?<![\d.])\b[A-Za-z]+\d[A-Za-z0-9]*\b")
 _SPELT: Final = re.compile(r"\b[a-z]{4,}\b")
+_RUN_TOGETHER: Final = re.compile(r"\b[a-z]+\d[a-z0-9]*\b")
 
 #: "How wide is it?" asks for what a manual calls the width ("how long" is left out: it asks
 #: for a time as often as for a length).
@@ -419,6 +422,9 @@ class Vocabulary:
     #: Initials of the names the manual uses that it never writes as a word, with the name
     #: ("fsd" -> "Full Self Driving"; ``chat.names``): an owner's "FSD" is the manual's name.
     acronyms: Mapping[str, str] = field(default_factory=dict)
+    #: How an owner runs the designations together, with the designation ("m3" -> "Model 3";
+    #: ``chat.names.short_forms``); none the manual writes as a word.
+    short_forms: Mapping[str, str] = field(default_factory=dict)
     #: The words the manual writes, of four letters or more (``chat.spelling``).
     spellings: frozenset[str] = frozenset()
     #: The codes the manual gives ("brk040"; ``chat.names.codes``).
@@ -430,6 +436,8 @@ class Vocabulary:
         frequency: dict[str, int] = {}
         named: set[str] = set()
         initials: dict[str, str] = {}
+        shortened: dict[str, str] = {}
+        runs: set[str] = set()  # what the manual itself runs together ("m3" for cubic metres)
         spellings: set[str] = set()
         given: set[str] = set()
         count = 0
@@ -439,6 +447,9 @@ class Vocabulary:
                 frequency[term] = frequency.get(term, 0) + 1
             spellings.update(_SPELT.findall(text.lower()))
             named.update(designations(text))
+            for short, written in short_forms(text).items():
+                shortened.setdefault(short, written)
+            runs.update(_RUN_TOGETHER.findall(text.lower()))
             given.update(codes(text))
             for short, name in acronyms(text).items():
                 initials.setdefault(short, name)
@@ -451,6 +462,9 @@ class Vocabulary:
                 for short, name in initials.items()
                 if short not in frequency  # a word the manual writes is that word
             },
+            short_forms={
+                short: written for short, written in shortened.items() if short not in runs
+            },
             spellings=frozenset(spellings),
             codes=frozenset(given),
         )
@@ -458,7 +472,8 @@ class Vocabulary:
     def spell_out(self, question: str) -> str:
         """``question`` with each word that reads as initials ("FSD", "fsd": capitals, or no
         vowel) and that the manual never writes, but that stands for one of its names, replaced
-        by the name ("Full Self-Driving")."""
+        by the name ("Full Self-Driving"); and each designation run together ("m3", "model3")
+        by the manual's ("Model 3")."""
 
         def name(match: re.Match) -> str:
             written = match.group(0)
@@ -469,7 +484,10 @@ class Vocabulary:
                 return written
             return self.acronyms[term]
 
-        return _WORD_TOKEN.sub(name, question)
+        def designation(match: re.Match) -> str:
+            return self.short_forms.get(match.group(0).lower(), match.group(0))
+
+        return _SHORT_FORM.sub(designation, _WORD_TOKEN.sub(name, question))
 
     def idf(self, term: str) -> float:
         """``log((N + 1) / (df + 0.5))``: about 0 for a term in every chunk, highest for one in
