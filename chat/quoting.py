@@ -373,6 +373,9 @@ def compose_quote(
             continue
         if _repeats(span.text, best.text):
             continue  # overlapping chunks hold the same sentences
+        if figure_alone and _NUMBER.search(best.text) and _NUMBER.search(span.text):
+            continue  # a second figure for another thing ("torque spec for the mud flap bolt":
+            # not the lug nuts' 129 lb. ft under the bolt's 5 Nm)
         if best.words + span.words > settings.word_budget:
             continue
         covered = _coverage([best, span], passages, question_terms, vocabulary, aliases)

@@ -135,6 +135,7 @@ def test_a_terse_torque_question_is_answered_by_the_step_that_gives_it(embed):
     assert quote is not None
     assert quote.text.startswith("4. Install the new bolt")
     assert "5 Nm (4 ft-lbs)" in quote.text
+    assert "Lug Nut" not in quote.text  # a second figure, for another thing, is not added
 
 
 @pytest.mark.parametrize(
