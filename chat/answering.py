@@ -141,15 +141,16 @@ def decide(
     the reranker, all signals together declines the most, so that is the rule; such a briefly
     trained reranker does not yet beat the existing signals (see bench/reranker.py).
     """
-    if not passages or confidence is None:
-        return Decline(
-            reason="similarity",
-            message="Nothing in the manual is close to this question.",
-            detail={"confidence": confidence, "min_score": policy.min_score},
+    if (
+        not passages
+        or confidence is None
+        or (
+            confidence < policy.min_score
+            and not (
+                confidence >= policy.min_score - RARE_TERM_MARGIN
+                and names_a_rare_term(question, passages, vocabulary)
+            )
         )
-    if confidence < policy.min_score and not (
-        confidence >= policy.min_score - RARE_TERM_MARGIN
-        and names_a_rare_term(question, passages, vocabulary)
     ):
         return Decline(
             reason="similarity",
