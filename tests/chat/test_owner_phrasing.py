@@ -258,3 +258,35 @@ def test_a_question_naming_a_rare_word_its_passages_hold_is_not_declined_just_un
     assert far is not None and far.reason == "similarity"
     common = decided("whats the brake symbol on the screen mean", 0.2997)
     assert common is not None and common.reason == "similarity"
+
+
+# -- safety advice on another matter -----------------------------------------------------------
+
+HIGH_VOLTAGE = (
+    "Warning: The high voltage system has no user serviceable parts. Do not disassemble, remove "
+    "or replace high voltage components, cables or connectors. High voltage cables are colored "
+    "orange for easy identification.\n\n"
+    "Warning: Read and follow all instructions on the labels attached to the Aster. These labels "
+    "are there for your safety.\n\n"
+    "Warning: If a fire occurs, immediately contact your local fire emergency responders."
+)
+
+
+def test_a_quote_grows_back_before_it_grows_into_warnings_about_another_matter(embed):
+    # g-006: "what are the bright orange cables" quoted the orange cables' sentence and the
+    # two Warnings after it (labels, fire), not the Warning it ends.
+    vocabulary = Vocabulary.from_texts(
+        [*HIGH_VOLTAGE.split("\n\n"), "The Aster has labels.", "Cables and connectors."]
+    )
+    cables = [passage(1, "Electric Vehicle Components", HIGH_VOLTAGE, 0.42)]
+
+    quote = compose_quote(
+        "what are the bright orange cables i can see? can i mess with them",
+        cables,
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    # grown back over the Warning it ends first, then on as far as the words allow
+    assert quote.text.startswith("Warning: The high voltage system has no user serviceable parts.")
