@@ -48,19 +48,18 @@ def designations(text: str) -> dict[str, str]:
 
 
 def short_forms(text: str) -> dict[str, str]:
-    """How an owner shortens the designations with a digit that ``text`` names: the designator's
-    first letter or the whole word run into the code ("m3", "model3" -> "Model 3"; "g2" ->
-    "Gen 2"), lower-cased, each with the designation as written. None for a code of letters
-    alone: "Model Y" would give "my"."""
+    """How an owner shortens the designations with a digit that ``text`` names
+    (:func:`designations`): the designator's first letter or the whole word run into the code
+    ("m3", "model3" -> "Model 3"; "g2" -> "Gen 2"), lower-cased, each with the designation as
+    written. None for a code of letters alone: "Model Y" would give "my"."""
     found: dict[str, str] = {}
-    for match in _DESIGNATION.finditer(text):
-        code = _PLURAL_CODE.sub("", match.group(2).lower())
+    for name, written in designations(text).items():
+        code = name.split(" ", 1)[1]
         if not any(character.isdigit() for character in code):
             continue
-        designator = match.group(1).lower()
-        written = f"{match.group(1)} {_PLURAL_CODE.sub('', match.group(2))}"
+        designator = written.split()[0].lower()
         for short in (f"{designator[0]}{code}", f"{designator}{code}"):
-            found.setdefault(short, written)
+            found.setdefault(short, _PLURAL_CODE.sub("", written))
     return found
 
 

@@ -104,12 +104,14 @@ _ONLY_WITH: Final = {
         re.IGNORECASE,
     ),
 }
-# Each way an owner writes it, with the manual's name as terms, in order.
+_ANY_QUESTION: Final = re.compile("")
+# Each way an owner writes it, with the manual's name as terms, and what the question must
+# speak of for it to be that name, in order.
 _OWNER_WORD: Final = {
     re.compile(rf"\b(?:{words})\b", re.IGNORECASE): (
         tuple(terms(name)),
         name,
-        _ONLY_WITH.get(words),
+        _ONLY_WITH.get(words, _ANY_QUESTION),
     )
     for words, name in _OWNER_WORDS.items()
 }
@@ -125,9 +127,7 @@ def owner_words(question: str, vocabulary: Vocabulary) -> list[tuple[frozenset, 
     found = []
     for pattern, (name, _, context) in _OWNER_WORD.items():
         written = pattern.search(question)
-        if context is not None and not context.search(question):
-            continue
-        if written and _names_it(written.group(0), name, vocabulary):
+        if written and context.search(question) and _names_it(written.group(0), name, vocabulary):
             found.append((frozenset(terms(written.group(0))) - frozenset(name), frozenset(name)))
     return found
 
@@ -142,9 +142,11 @@ def with_manual_names(question: str, vocabulary: Vocabulary) -> str:
     named = question
     for pattern, (name, written_name, context) in _OWNER_WORD.items():
         found = pattern.search(named)
-        if context is not None and not context.search(question):
-            continue
-        if not found or not _names_it(found.group(0), name, vocabulary):
+        if (
+            not found
+            or not context.search(question)
+            or not _names_it(found.group(0), name, vocabulary)
+        ):
             continue
         named = f"{named[: found.end()]} ({written_name}){named[found.end() :]}"
     return named
