@@ -54,7 +54,7 @@ changes written on them (0.700, 9 of 12, 0, 60 words). ``BENCH_ANSWERS_SETS=blin
 the goals.
 
 Knobs: ``BENCH_ANSWERS_SETS`` (``test``, the default, ``dev``, ``blind``, ``blind2``,
-``blind3``, ``blind4``, ``blind5`` or ``blind6``),
+``blind3``, ``blind4``, ``blind5``, ``blind6`` or ``blind7``),
 ``BENCH_ANSWERS_STYLE`` (``quoted``, ``grounded`` or ``generated``; default: the assistant's),
 ``BENCH_ANSWERS_RETRIEVAL`` (``vector`` or ``hybrid``; default: the assistant's),
 ``BENCH_ANSWERS_BASELINE`` (0 skips the old path: it takes 15-30 minutes),
@@ -136,6 +136,7 @@ SETS = {
     "blind4": [("model3", BASE / "bench" / "questions" / "model3-blind4.jsonl")],
     "blind5": [("model3", BASE / "bench" / "questions" / "model3-blind5.jsonl")],
     "blind6": [("model3", BASE / "bench" / "questions" / "model3-blind6.jsonl")],
+    "blind7": [("model3", BASE / "bench" / "questions" / "model3-blind7.jsonl")],
 }
 OLD_MIN_SCORE = 0.35
 OLD_TOP_K = 4

@@ -20,6 +20,7 @@ REPORTED = [
     "model3-blind4.jsonl",
     "model3-blind5.jsonl",
     "model3-blind6.jsonl",
+    "model3-blind7.jsonl",
 ]
 
 
