@@ -241,7 +241,7 @@ def _answer_body(
         else:
             decline = answering.quote_declines(reading, quote)
             asked = answering.quote_asked(
-                reading, passages, decline, embed=embed_units, vocabulary=vocabulary
+                reading, passages, decline, embed=embed_units, vocabulary=vocabulary, whole=quote
             )
             if asked is not None:  # what the question asks, after the owner's situation
                 quote, decline = asked, None

@@ -29,6 +29,7 @@ from chat.answering import (
     quote_asked,
     quote_declines,
 )
+from chat.declines import decline_reason
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify, word_count
@@ -591,6 +592,7 @@ BOOKING = (
             "how do i book a service appt",
         ),
         ("my car is dead. how do i open the door?", "how do i open the door?"),
+        ("buddys battery died, can i jump his car off it", "can i jump his car off it"),
         ("whats the ground clearance? my driveway has a dip", "whats the ground clearance?"),
         # every sentence asks, or none does: the question as it is
         ("how do i open the frunk", "how do i open the frunk"),
@@ -631,4 +633,92 @@ def test_a_quote_off_the_point_of_the_owners_situation_is_composed_for_what_is_a
     assert (
         quote_asked("tell me about squeaks", passages, declined, embed=embed, vocabulary=vocabulary)
         is None
+    )
+
+
+LOW_BATTERY = (
+    "If the 12 V battery is completely discharged, the Aster cannot be unlocked, started or "
+    "driven, and its touchscreen stays dark. Charge the 12 V battery as soon as you can, or "
+    "replace it: a battery left discharged for an extended period can be damaged."
+)
+JUMP_STARTING = (
+    "The following instructions assume you use an external 12 V power supply, such as a "
+    "portable jump starter.\n\n"
+    "CAUTION: The Aster cannot be used to jump start another vehicle. Doing so can result in "
+    "damage."
+)
+JUMP_PASSAGES = [
+    QuotePassage(1, "Low voltage battery > A discharged battery", LOW_BATTERY, 0.70),
+    QuotePassage(2, "Jump starting", JUMP_STARTING, 0.45),
+]
+
+
+@pytest.fixture(scope="module")
+def jump_vocabulary() -> Vocabulary:
+    return Vocabulary.from_texts([LOW_BATTERY, JUMP_STARTING, RELEASE_CABLE, TIRE_PRESSURES])
+
+
+def test_what_is_asked_after_the_owners_situation_is_quoted_when_it_fits_its_question_better(
+    embed, jump_vocabulary
+):
+    # h-032 of the sixth blind set ("buddys car battery died, can i use my model 3 to give him a
+    # jump") quoted the discharged battery's Caution, which its situation reads like; what it
+    # asks is answered by "Model 3 cannot be used to jump start another vehicle".
+    question = "my neighbours battery died completely, can i use the aster to give him a jump"
+    whole = quote(question, JUMP_PASSAGES, embed=embed, vocabulary=jump_vocabulary)
+    assert quote_declines(question, whole) is None
+    assert "cannot be used to jump start" not in whole.text
+
+    asked = quote_asked(
+        question, JUMP_PASSAGES, None, embed=embed, vocabulary=jump_vocabulary, whole=whole
+    )
+
+    assert asked is not None
+    assert "cannot be used to jump start another vehicle" in asked.text
+    # an asked part that refers back to the situation does not say what it asks about alone
+    referring = "my neighbours battery died completely, can i use the aster to jump it"
+    assert (
+        quote_asked(
+            referring,
+            JUMP_PASSAGES,
+            None,
+            embed=embed,
+            vocabulary=jump_vocabulary,
+            whole=quote(referring, JUMP_PASSAGES, embed=embed, vocabulary=jump_vocabulary),
+        )
+        is None
+    )
+
+
+def test_the_owners_own_words_for_their_situation_do_not_decline_what_they_ask(
+    embed, jump_vocabulary
+):
+    # f-042 of the fourth blind set ("buddys battery died, can i jump his car off my model 3")
+    # was declined: "The manual never mentions “buddys”, “died”", words of the situation only.
+    question = "buddys beater croaked, can i use the aster to jump start his car"
+    texts = [f"{p.heading_path}\n{p.body}" for p in JUMP_PASSAGES]
+    whole = decline_reason(question, texts, jump_vocabulary, embed=embed)
+    assert whole is not None and whole.reason == "coverage"
+
+    decline = decide(
+        question,
+        JUMP_PASSAGES,
+        confidence=0.61,
+        vocabulary=jump_vocabulary,
+        policy=GENERATED,
+        embed=embed,
+    )
+
+    assert decline is None
+    # words the manual never uses in what is asked still decline it
+    assert (
+        decide(
+            "buddys beater croaked, can i jumpstart his snowmobile with a winch",
+            JUMP_PASSAGES,
+            confidence=0.61,
+            vocabulary=jump_vocabulary,
+            policy=GENERATED,
+            embed=embed,
+        ).reason
+        == "coverage"
     )
