@@ -226,7 +226,7 @@ _ASKS: Final = re.compile(
 
 # Words of an asked part that refer back to the owner's situation ("... fogging up on the inside,
 # how do I clear it fast"): the asked part alone does not say what it asks about.
-_REFERS_BACK: Final = re.compile(r"\b(?:it|its|that|this|them|they|these|those)\b", re.I)
+_REFERS_BACK: Final = re.compile(r"\b(?:it|its|that|this|them|they|these|those)\b", re.IGNORECASE)
 # Where an owner's sentence ends, capital letter after it or not ("...from the back. how do i"),
 # and where a clause that asks starts after a comma ("buddys battery died, can i jump his car").
 _SENTENCE_END: Final = re.compile(
@@ -296,7 +296,7 @@ def quote_asked(
         whole is None
         or not question.rstrip().endswith(asked.rstrip())  # asked first, then the situation
         or _REFERS_BACK.search(asked)
-        or composed.score + composed.coverage <= whole.score + whole.coverage
+        or composed.fit <= whole.fit
     ):
         return None
     return composed

@@ -191,6 +191,12 @@ class Quote:
     score: float
     parts: list[dict] = field(default_factory=list)
 
+    @property
+    def fit(self) -> float:
+        """How well it answers its question: ``score`` plus ``coverage``
+        (``chat.declines.off_the_point``)."""
+        return self.score + self.coverage
+
 
 def compose_quote(
     question: str,
