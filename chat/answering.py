@@ -31,7 +31,7 @@ from typing import Final
 import numpy as np
 
 from chat import prompts
-from chat.asking import key_terms
+from chat.asking import asked_part, key_terms
 from chat.declines import Decline, decline_reason, missing_amount, off_the_point
 from chat.quoting import Quote, QuotePassage, compose_quote
 from chat.text_units import Vocabulary, split_sentences, term_set
@@ -140,11 +140,6 @@ def decide(
     150 steps: all signals 5/8 and 5/60, the reranker alone 2/8 and 4/60. Of the ways to use
     the reranker, all signals together declines the most, so that is the rule; such a briefly
     trained reranker does not yet beat the existing signals (see bench/reranker.py).
-
-    Words the manual never uses that only tell the owner's situation before the question asks
-    (:func:`asked_part`: "buddys battery died, can i jump his car off my model 3") do not
-    decline it when what it asks is not declined (blind4 f-042 had been: "The manual never
-    mentions “buddys”, “died”").
     """
     if (
         not passages
@@ -176,21 +171,13 @@ def decide(
                 "confidence": confidence,
             },
         )
-    texts = [f"{p.heading_path}\n{p.body}" for p in passages]
-    declined = decline_reason(
-        question, texts, vocabulary, embed=embed, min_coverage=policy.min_coverage
+    return decline_reason(
+        question,
+        [f"{p.heading_path}\n{p.body}" for p in passages],
+        vocabulary,
+        embed=embed,
+        min_coverage=policy.min_coverage,
     )
-    if declined is not None and declined.reason == "coverage":
-        asked = asked_part(question)
-        if (
-            asked != question
-            and decline_reason(
-                asked, texts, vocabulary, embed=embed, min_coverage=policy.min_coverage
-            )
-            is None
-        ):
-            return None
-    return declined
 
 
 def names_a_rare_term(
@@ -215,39 +202,9 @@ def names_a_rare_term(
 quote = compose_quote
 
 
-# A sentence that asks: it opens on a question word or an auxiliary ("how do i book a service
-# appt", "can i charge in the rain"; not "cameras look clean from outside??").
-_ASKS: Final = re.compile(
-    r"^\s*(?:how|what(?:'s|s)?|where|when|why|which|who|can|could|do|does|is|are|should|will|"
-    r"would|any\s*(?:thing|one))\b",
-    re.IGNORECASE,
-)
-
-
 # Words of an asked part that refer back to the owner's situation ("... fogging up on the inside,
 # how do I clear it fast"): the asked part alone does not say what it asks about.
 _REFERS_BACK: Final = re.compile(r"\b(?:it|its|that|this|them|they|these|those)\b", re.IGNORECASE)
-# Where an owner's sentence ends, capital letter after it or not ("...from the back. how do i"),
-# and where a clause that asks starts after a comma ("buddys battery died, can i jump his car").
-_SENTENCE_END: Final = re.compile(
-    r"(?<=[.!?])\s+|,\s+(?=(?:how|what|where|why|which|can|could|should|is\s+it|will\s+it)\b)",
-    re.IGNORECASE,
-)
-
-
-def asked_part(question: str) -> str:
-    """The sentences of ``question`` that ask, without those that tell the owner's situation
-    ("theres a weird rattle from the back. how do i book a service appt": "how do i book a
-    service appt"; "buddys battery died, can i jump his car": "can i jump his car"); the
-    question itself when every sentence asks, or none does, or what asks has fewer than two
-    key terms of its own ("... the alarm kept going off?? why")."""
-    sentences = [part for part in _SENTENCE_END.split(question.strip()) if part]
-    asking = [sentence for sentence in sentences if _ASKS.search(sentence)]
-    if not asking or len(asking) == len(sentences):
-        return question
-    asked = " ".join(asking)
-    # "... the alarm kept going off?? why": a bare question word asks of the situation
-    return asked if len(key_terms(asked)) >= 2 else question
 
 
 def quote_declines(question: str, composed: Quote) -> Decline | None:
@@ -289,15 +246,16 @@ def quote_asked(
     asked = asked_part(question)
     if asked == question:
         return None
-    composed = compose_quote(asked, passages, embed=embed, vocabulary=vocabulary)
-    if composed is None or quote_declines(asked, composed) is not None:
-        return None
     if decline is None and (
         whole is None
         or not question.rstrip().endswith(asked.rstrip())  # asked first, then the situation
         or _REFERS_BACK.search(asked)
-        or composed.fit <= whole.fit
     ):
+        return None
+    composed = compose_quote(asked, passages, embed=embed, vocabulary=vocabulary)
+    if composed is None or quote_declines(asked, composed) is not None:
+        return None
+    if decline is None and composed.fit <= whole.fit:
         return None
     return composed
 

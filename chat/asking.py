@@ -21,6 +21,7 @@ __all__ = [
     "RANGE_ENDS",
     "USING",
     "amount_units",
+    "asked_part",
     "asked_terms",
     "asks_for_procedure",
     "asks_for_a_figure_alone",
@@ -552,3 +553,33 @@ def key_terms(question: str) -> dict[str, str]:
         for term in terms(MEASURE_NOUNS.get(word, word)):
             found.setdefault(term, written)
     return found
+
+
+# A sentence that asks: it opens on a question word or an auxiliary ("how do i book a service
+# appt", "can i charge in the rain"; not "cameras look clean from outside??").
+_ASKS: Final = re.compile(
+    r"^\s*(?:how|what(?:'s|s)?|where|when|why|which|who|can|could|do|does|is|are|should|will|"
+    r"would|any\s*(?:thing|one))\b",
+    re.IGNORECASE,
+)
+# Where an owner's sentence ends, capital letter after it or not ("...from the back. how do i"),
+# and where a clause that asks starts after a comma ("buddys battery died, can i jump his car").
+_SENTENCE_END: Final = re.compile(
+    r"(?<=[.!?])\s+|,\s+(?=(?:how|what|where|why|which|can|could|should|is\s+it|will\s+it)\b)",
+    re.IGNORECASE,
+)
+
+
+def asked_part(question: str) -> str:
+    """The sentences of ``question`` that ask, without those that tell the owner's situation
+    ("theres a weird rattle from the back. how do i book a service appt": "how do i book a
+    service appt"; "buddys battery died, can i jump his car": "can i jump his car"); the
+    question itself when every sentence asks, or none does, or what asks has fewer than two
+    key terms of its own ("... the alarm kept going off?? why")."""
+    sentences = [part for part in _SENTENCE_END.split(question.strip()) if part]
+    asking = [sentence for sentence in sentences if _ASKS.search(sentence)]
+    if not asking or len(asking) == len(sentences):
+        return question
+    asked = " ".join(asking)
+    # "... the alarm kept going off?? why": a bare question word asks of the situation
+    return asked if len(key_terms(asked)) >= 2 else question

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 from chat.asking import (
     RANGE_ENDS,
     amount_units,
+    asked_part,
     key_terms,
     named_units,
     rate_periods,
@@ -354,7 +355,12 @@ def decline_reason(
     A question in parts ("what does eco mode change? worth it for my commute?") is not declined
     when the manual answers its first part, the question the owner asked first: what follows
     is often a follow-on the quote cannot settle. Asked first, a question the manual does not
-    answer declines the whole ("How much is my Aster worth? What would a dealer give me?")."""
+    answer declines the whole ("How much is my Aster worth? What would a dealer give me?").
+
+    Words the manual never uses that only tell the owner's situation before the question asks
+    (``chat.asking.asked_part``: "buddys battery died, can i jump his car off my model 3") do
+    not decline it when what it asks is not declined (blind4 f-042 had been: "The manual never
+    mentions “buddys”, “died”")."""
     passage_texts = list(passage_texts)
 
     def reason(text: str) -> Decline | None:
@@ -362,11 +368,19 @@ def decline_reason(
             text, passage_texts, vocabulary, embed=embed, min_coverage=min_coverage
         )
 
-    decline = reason(question)
-    if decline is None:
-        return None
-    parts = question_parts(question)
-    return None if len(parts) > 1 and reason(parts[0]) is None else decline
+    def in_parts(text: str) -> Decline | None:
+        decline = reason(text)
+        if decline is None:
+            return None
+        parts = question_parts(text)
+        return None if len(parts) > 1 and reason(parts[0]) is None else decline
+
+    decline = in_parts(question)
+    if decline is not None and decline.reason == "coverage":
+        asked = asked_part(question)
+        if asked != question and in_parts(asked) is None:
+            return None
+    return decline
 
 
 def question_parts(question: str) -> list[str]:

@@ -29,7 +29,12 @@ from chat.answering import (
     quote_asked,
     quote_declines,
 )
-from chat.declines import decline_reason
+from chat.declines import (
+    DEFAULT_MIN_COVERAGE,
+    MIN_MEANING_SHIFT,
+    key_term_coverage,
+    meaning_shift,
+)
 from chat.quoting import QuotePassage
 from chat.text_units import Vocabulary
 from chat.verification import verify, word_count
@@ -696,9 +701,10 @@ def test_the_owners_own_words_for_their_situation_do_not_decline_what_they_ask(
     # f-042 of the fourth blind set ("buddys battery died, can i jump his car off my model 3")
     # was declined: "The manual never mentions “buddys”, “died”", words of the situation only.
     question = "buddys beater croaked, can i use the aster to jump start his car"
-    texts = [f"{p.heading_path}\n{p.body}" for p in JUMP_PASSAGES]
-    whole = decline_reason(question, texts, jump_vocabulary, embed=embed)
-    assert whole is not None and whole.reason == "coverage"
+    # on its words alone it is a coverage decline: too much weight on words the manual lacks
+    coverage, unknown = key_term_coverage(question, jump_vocabulary)
+    assert coverage < DEFAULT_MIN_COVERAGE
+    assert meaning_shift(question, unknown, embed) >= MIN_MEANING_SHIFT
 
     decline = decide(
         question,
