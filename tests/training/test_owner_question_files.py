@@ -21,6 +21,7 @@ REPORTED = [
     "model3-blind5.jsonl",
     "model3-blind6.jsonl",
     "model3-blind7.jsonl",
+    "model3-blind8.jsonl",
 ]
 
 
