@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from chat.car_ends import named_sides
 from chat.names import CODE
 from chat.stemming import stem
 from chat.text_units import MEASURE_NOUNS, terms
-from chat.verification import UNITS
+from chat.verification import UNITS, torque_units
 
 __all__ = [
     "RANGE_ENDS",
@@ -62,6 +63,8 @@ _PROCEDURE: Final = re.compile(
     r"\b(?:what|anything)\s+(?:else\s+)?"
     r"(?:(?:do|should|must|can)\s+i|i\s+(?:should|must|can|need\s+to))\s+do\b|"
     r"\bis\s+there\s+a\s+way\b|\bsteps?\b|"
+    # "whats the right way to shut the frunk": the manual's "To properly close the hood: 1. ..."
+    r"\b(?:right|proper|correct|safe|best)\s+way\s+to\b|"
     # "any fix?": the steps that fix it are the answer ("what order do the clamps go on" was
     # tried too, and put the battery's removal steps, not the jump start's, on blind5 g-024)
     r"\bany\s+(?:fix|solution|remedy)\b|"
@@ -118,19 +121,6 @@ _OWN_CAR: Final = re.compile(
     r"\b(?:my|the|your|our|this|his|her|their)\s+(?:car|vehicle)\b(?!\s+(?:wash|seats?)\b)",
     re.IGNORECASE,
 )
-
-
-# Which end of the car a text names: "the front headrests", "rear doors", "the back seat".
-_SIDES: Final = {
-    "front": re.compile(r"\bfront\b|\bfrunk\b", re.IGNORECASE),
-    "rear": re.compile(r"\brear\b|\bback\s*seats?\b", re.IGNORECASE),
-}
-
-
-def named_sides(text: str) -> frozenset[str]:
-    """The ends of the car ``text`` names ("front", "rear"), for telling a question about the
-    front headrests from a passage about the rear one."""
-    return frozenset(side for side, pattern in _SIDES.items() if pattern.search(text))
 
 
 def asked_terms(question: str) -> list[str]:
@@ -409,6 +399,11 @@ _DIMENSIONS: Final = (
     ),
     (re.compile(r"%|\bpercent\w*", re.IGNORECASE), {"%"}),
     (re.compile(r"\bvolt\w*", re.IGNORECASE), {"v"}),
+    # How tight: "what torque", "how many ft lbs" (``chat.verification.torque_units``).
+    (
+        re.compile(r"\b(?:torque\w*|ftlb|nm|newton\w*)\b|\bhow\s+tight", re.IGNORECASE),
+        {"nm", "ftlb"},
+    ),
     (re.compile(r"\b(?:amps?|amperage|current)\b", re.IGNORECASE), {"a"}),
 )
 
@@ -427,7 +422,7 @@ def amount_units(question: str) -> frozenset[str]:
     # situation, not what is asked for.
     asked = _FIGURE_WITH_UNIT.sub(
         lambda match: " " if match.group(1).lower().rstrip(".") in UNITS else match.group(0),
-        question,
+        torque_units(question),
     )
     found: set[str] = set()
     for pattern, units in _DIMENSIONS:
@@ -476,7 +471,7 @@ def named_units(question: str) -> set[str]:
     inches" -> {"in"}), by the verification's unit names; :func:`amount_units` gives the units
     of what is asked for ("what temp" -> degrees) instead."""
     found = set()
-    for match in _ASKED_UNIT.finditer(question.lower()):
+    for match in _ASKED_UNIT.finditer(torque_units(question).lower()):
         word = next(group for group in match.groups() if group)
         unit = UNITS.get(word) or _EXTRA_UNITS.get(word)
         if unit:

@@ -159,6 +159,14 @@ _HOW_MUCH_IS_A: Final = re.compile(
     r"\bhow\s+much\s+(?:is|are|would\s+be)\s+(?:a|an)\s+(?:[\w-]+\s+){0,2}[\w-]+\s*[?.!]*\s*$",
     re.IGNORECASE,
 )
+# "..., and how much is it", "how much are they": what a thing the question names costs, when
+# it speaks of buying it or asks no amount of something ("my range drops in the cold, how much
+# is it"; "does tesla sell the spoiler for the long range, and how much is it" is a price).
+_HOW_MUCH_IS_IT: Final = re.compile(
+    r"\bhow\s+much\s+(?:is|are|would\s+(?:it|they)\s+be)(?:\s+(?:it|they|one|them))?\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+_BUYING: Final = re.compile(r"\b(?:sells?|selling|buy|buying|purchase|order)\b", re.IGNORECASE)
 # A maker's plans or when to buy: what no owner's manual holds ("is Tesla going to release a
 # refreshed Model 3 next year", "should I wait to buy").
 _PLANS: Final = re.compile(
@@ -185,6 +193,7 @@ _UNIT_NAMES: Final = {
     "in": "inches", "lb": "pounds", "deg": "degrees", "%": "percent", "v": "volts",
     "hp": "horsepower", "a": "amps", "kw": "kW", "kwh": "kWh", "w": "watts", "l": "litres",
     "gb": "GB", "kpa": "kPa", "mb/s": "MB/s", "gal": "gallons", "db": "decibels",
+    "nm": "Nm", "ftlb": "ft-lbs",
 }  # fmt: skip
 _MONEY: Final = re.compile(
     r"[$\u20ac\u00a3]\s?\d|\d\s?(?:dollars|usd|eur|euros?|gbp|pounds sterling)\b", re.IGNORECASE
@@ -337,6 +346,10 @@ def other_codes(question: str, vocabulary: Vocabulary) -> list[str]:
 def asks_for_price(question: str) -> bool:
     """Whether the question asks what something costs (or is worth)."""
     if _HOW_MUCH_IS_A.search(question):
+        return True
+    if _HOW_MUCH_IS_IT.search(question) and (
+        _BUYING.search(question) or not amount_units(question)
+    ):
         return True
     return bool(_PRICE_WORDS.search(question) and _ASKS_AMOUNT.search(question))
 

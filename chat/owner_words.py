@@ -38,7 +38,11 @@ _WONT: Final = r"(?:won'?t|will\s+not|doesn'?t|does\s+not|isn'?t)"
 # payload is a manual's load limit ("whats the payload capacity of the model 3" was declined;
 # its "Calculating Load Limits" gives the vehicle capacity weight; my own question, no set's:
 # reading "max" as "maximum" too was tried and dropped, it answered a development question
-# the manual does not answer, a supercharger's "max kW", with a "maximum charge of 80%").
+# the manual does not answer, a supercharger's "max kW", with a "maximum charge of 80%"); a
+# jump pack or booster is a manual's "portable jump starter" ("using a jump pack on my 2019
+# m3, what order do the clamps go on" quoted how to remove the lead-acid battery: blind7 k-024,
+# written on reading that miss). Reading "nav" as "navigation" was tried and dropped: "waze
+# instead of the tesla nav" was then answered, not declined, on two read sets.
 _OWNER_WORDS: Final = {
     "blinkers?": "turn signal",
     "e-?brake|hand-?brake|emergency brake": "parking brake",
@@ -76,6 +80,7 @@ _OWNER_WORDS: Final = {
         "pedestrian"
     ),
     "payloads?": "load limit",
+    r"jump(?:er)?[- ]?(?:packs?|box(?:es)?)|booster\s+packs?|battery\s+boosters?": "jump starter",
     r"(?:adaptive|radar)\s+cruise(?:\s+control)?": "traffic-aware cruise control",
     "brights": "high beams",
     r"hazard\s+lights|(?:4|four)[- ]?ways": "hazard warning flashers",

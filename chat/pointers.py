@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # chat.spans reads pointers: no import at run time
     from chat.spans import Scored
 
 __all__ = [
+    "address_to_read",
+    "asks_where_to_read",
     "follow_pointers",
     "is_pointer",
     "names_a_setting",
@@ -119,6 +121,40 @@ def follow_pointers(
 def names_a_setting(text: str) -> bool:
     """Whether ``text`` gives the path to a setting ("touch Controls > Locks > ...")."""
     return bool(_SETTING_PATH.search(text))
+
+
+# A question asking where to read or watch how to do something ("is there an official guide
+# for changing the wiper blades", "where are the instructions", "does tesla have videos
+# somewhere"): the manual's web address for them answers it, not the steps it gives for one of
+# the jobs (six development and blind questions quoted how to replace the wiper blades).
+_RESOURCE: Final = r"(?:instructions|guides?|videos|tutorials?|how-?tos?|documentation|website)"
+_WHERE_TO_READ: Final = re.compile(
+    rf"\bwhere\b[^?.]*\b{_RESOURCE}\b|\b{_RESOURCE}\b[^?.]*\b(?:somewhere|online)\b|"
+    rf"\b(?:is|are)\s+there\s+(?:an?\s+|any\s+)?(?:official\s+)?{_RESOURCE}\b|"
+    rf"\b(?:does|do)\s+(?:tesla|they)\s+(?:have|put\s+out|make)\s+(?:an?\s+|any\s+)?"
+    rf"(?:official\s+)?{_RESOURCE}\b",
+    re.IGNORECASE,
+)
+_WEB_ADDRESS: Final = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
+# What a web address is given for: reading or watching, not buying ("the Tesla Shop (or
+# https://shop.tesla.cn/ for China)").
+_TO_READ: Final = re.compile(
+    r"\b(?:instructions|guides?|videos|tutorials?|animations|documentation|information|details|"
+    r"procedures|manuals?)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_where_to_read(question: str) -> bool:
+    """Whether ``question`` asks where to read or watch how to do something (a guide, the
+    instructions, videos)."""
+    return bool(_WHERE_TO_READ.search(question))
+
+
+def address_to_read(text: str) -> bool:
+    """Whether ``text`` gives a web address to read or watch something at ("Go to https://...
+    for instructions, animations, and videos of these procedures.")."""
+    return bool(_WEB_ADDRESS.search(text) and _TO_READ.search(text))
 
 
 def _normal(text: str) -> str:

@@ -122,15 +122,21 @@ from chat.asking import (
     label_pattern,
     label_phrases,
     named_codes,
-    named_sides,
     signal_counts,
     signalled_counts,
     states_absence,
     states_failure,
 )
+from chat.car_ends import other_end
 from chat.labels import below_best, label_shares, named_items
 from chat.owner_words import owner_words
-from chat.pointers import follow_pointers, is_pointer, names_a_setting
+from chat.pointers import (
+    address_to_read,
+    asks_where_to_read,
+    follow_pointers,
+    is_pointer,
+    names_a_setting,
+)
 from chat.quote_settings import QuoteSettings
 from chat.spans import (
     Scored,
@@ -145,6 +151,7 @@ from chat.spans import (
 )
 from chat.stemming import stem
 from chat.text_units import (
+    CALLOUT_LINE,
     Block,
     Unit,
     Vocabulary,
@@ -155,7 +162,7 @@ from chat.text_units import (
     weighted_coverage,
     words,
 )
-from chat.verification import NUMBER_WORDS, amount_units_given
+from chat.verification import NUMBER_WORDS, amount_units_given, numbers_with_units
 
 __all__ = ["Quote", "QuotePassage", "QuoteSettings", "compose_quote", "unit_texts"]
 
@@ -228,6 +235,7 @@ def compose_quote(
     wants_setting = asks_for_setting(question)
     wants_means = asks_for_means(question)
     wants_phone = asks_for_phone_number(question)
+    wants_address = asks_where_to_read(question)
     phrases, codes = label_phrases(question), named_codes(question)
     named_row = _finds(label_pattern(phrases) if phrases else None)
     named_code = _finds("|".join(codes) if codes else None)
@@ -237,7 +245,7 @@ def compose_quote(
     )
     question_vector = vectors[0]
     heading_terms = [term_set(passage.heading_path) for passage in passages]
-    other_side = _other_side(question, passages)
+    other_side = other_end(question, [passage.heading_path for passage in passages])
     undoes = opposite_aim(question)
     again = done_aim(question)
     condition = condition_terms(question)
@@ -259,14 +267,17 @@ def compose_quote(
         coverage = weighted_coverage(
             question_terms, heading_terms[passage] | term_set(text), vocabulary, aliases
         )
-        bonus = settings.number_bonus if wants_number and _NUMBER.search(text) else 0.0
+        # a figure, in digits or words ("the most recent ten minutes"), not a step's number
+        bonus = settings.number_bonus if wants_number and numbers_with_units(text) else 0.0
         # "what is the range" asks for a distance; "19-inch wheels" gives none
         # ("how many devices": "up to three RF devices" counts them)
         if (wants_units and wants_units & amount_units_given(text)) or counts(text):
             bonus += settings.unit_bonus
         if wants_means and USING.search(text):  # "what can i clean the blades with"
             bonus += settings.means_bonus
-        if wants_phone and PHONE_NUMBER.search(text):  # "whats the roadside number"
+        if (wants_phone and PHONE_NUMBER.search(text)) or (  # "whats the roadside number"
+            wants_address and address_to_read(text)  # "where are the instructions"
+        ):
             bonus += settings.unit_bonus
         score = (
             settings.semantic_weight * similarity
@@ -319,7 +330,10 @@ def compose_quote(
     unit_scores = {(item.passage, item.unit.block, item.unit.index): item.score for item in scored}
 
     spans: dict[tuple, Span] = {}
-    for item in scored[: settings.anchors]:
+    anchors = scored[: settings.anchors]
+    if wants_address:  # "where are the instructions": each address to read them at
+        anchors += [item for item in scored[settings.anchors :] if address_to_read(item.unit.plain)]
+    for item in anchors:
         for span in spans_around(
             item, parsed[item.passage], unit_scores, settings, figure_alone=figure_alone
         ):
@@ -350,17 +364,25 @@ def compose_quote(
             span.score += settings.failure_bonus
         if wants_steps:
             span.score -= settings.caveat_penalty * _share(span, parsed[span.passage], _is_callout)
-        span.score -= settings.aim_penalty * _share(span, parsed[span.passage], undoing)
+        span.score -= settings.aim_penalty * _share(
+            span, parsed[span.passage], lambda _, unit: undoing(unit)
+        )
         if again(span.text):  # a procedure for what the owner says is done already
             span.score -= settings.aim_penalty
     # A number to call is answered by a number: a span that gives none comes after those that
     # do, however close it reads ("whats the roadside number": not "Roadside Assistance is
-    # available to you 24 hours a day").
-    pool.sort(key=lambda span: (wants_phone and not PHONE_NUMBER.search(span.text), -span.score))
+    # available to you 24 hours a day"); where to read how is answered by a web address.
+    pool.sort(
+        key=lambda span: (
+            wants_phone and not PHONE_NUMBER.search(span.text),
+            wants_address and not address_to_read(span.text),
+            -span.score,
+        )
+    )
     best = without_leading_pointer(
         run_on(pool[0], parsed[pool[0].passage], settings), parsed[pool[0].passage], settings
     )
-    if wants_steps:
+    if wants_steps and not (wants_address and address_to_read(best.text)):
         stepped = into_procedure(best, parsed[best.passage], settings)
         prose = all(parsed[best.passage][piece.block].kind == "paragraph" for piece in best.pieces)
         if stepped is best and prose:  # no steps follow it in its passage
@@ -428,43 +450,6 @@ def _after_section(text: str, heading_path: str) -> str:
     return f"{section}: {text}"
 
 
-def _other_side(question: str, passages: Sequence[QuotePassage]) -> Callable[[int, str], bool]:
-    """Whether a unit of passage ``index`` speaks of the other end of the car than the
-    question (it asks about the front headrests; the unit names the rear only, or, naming
-    neither, the most specific level of its section's heading that names an end does: "Rear
-    Trunk > Interior Emergency Trunk Release" for "could a kid get out of the frunk"); never
-    when the question names neither end, or both, nor when the unit restricts something to
-    one end ("only on the rear tires"): that answers for the other."""
-    asked = named_sides(question)
-    sections = [_section_sides(passage.heading_path) for passage in passages]
-
-    def other(index: int, text: str) -> bool:
-        if _ONLY_AT_ONE_END.search(text):
-            return False  # "only on the rear tires" answers "can i put chains on the front"
-        named = named_sides(text) or sections[index]
-        return len(asked) == 1 and bool(named) and not named & asked
-
-    return other
-
-
-# A restriction to one end of the car ("may be fitted only on the rear tires", "rear seats
-# only"): it says what holds at the other end too.
-_ONLY_AT_ONE_END: Final = re.compile(
-    r"\bonly\b(?:\s+[\w-]+){0,3}?\s+(?:front|rear)\b|\b(?:front|rear)\b(?:\s+[\w-]+){0,2}?\s+only\b",
-    re.IGNORECASE,
-)
-
-
-def _section_sides(heading_path: str) -> frozenset[str]:
-    """The end of the car the most specific level of ``heading_path`` that names one names
-    ("Rear Trunk > Interior Emergency Trunk Release": the rear; "Front and Rear Seats >
-    Raising the Rear Center Head Support": the rear)."""
-    for level in reversed(heading_path.split(">")):
-        if sides := named_sides(level):
-            return sides
-    return frozenset()
-
-
 def _finds(pattern: str | None) -> Callable[[str], bool]:
     """Whether a text holds ``pattern`` (in any case); never without one. Used for a table row
     with a cell that starts with words the question writes together (``chat.asking.
@@ -516,17 +501,17 @@ def _every_unit(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -
     )
 
 
-def _share(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -> float:
+def _share(span: Span, blocks: list[Block], test: Callable[[Block, Unit], bool]) -> float:
     """The share of the words of the units ``span`` quotes that are in units passing
-    ``test``."""
+    ``test`` (of the unit's block and the unit)."""
     units = [
-        blocks[piece.block].units[unit]
+        (blocks[piece.block], blocks[piece.block].units[unit])
         for piece in span.pieces
         for unit in piece.units
         if unit >= 0
     ]
-    words = [len(unit.plain.split()) for unit in units]
-    passing = sum(count for unit, count in zip(units, words, strict=True) if test(unit))
+    words = [len(unit.plain.split()) for _, unit in units]
+    passing = sum(count for unit, count in zip(units, words, strict=True) if test(*unit))
     return passing / sum(words) if sum(words) else 0.0
 
 
@@ -535,9 +520,11 @@ def _is_pointer_unit(unit: Unit) -> bool:
     return is_pointer(unit.plain)
 
 
-def _is_callout(unit: Unit) -> bool:
-    """Whether ``unit`` is a Note, Caution or Warning."""
-    return unit.kind == "callout"
+def _is_callout(block: Block, unit: Unit) -> bool:
+    """Whether ``unit`` is a Note, Caution or Warning, or an item of a list one introduces
+    ("CAUTION: To prevent damage:" and its "- Do not close the hood with one hand." were quoted
+    for "whats the right way to shut the frunk", not the steps that close it)."""
+    return unit.kind == "callout" or bool(CALLOUT_LINE.match(block.lead_in or ""))
 
 
 def _scorable(block: Block) -> list[Unit]:

@@ -74,8 +74,18 @@ def is_procedure(block: Block) -> bool:
     """Whether ``block`` tells how to do something, and is quoted whole: numbered steps, or a
     list its lead-in offers as the ways to do it ("open the charge port door in any of these
     ways:")."""
-    return block.kind == "steps" or (
+    return (block.kind == "steps" and not _is_legend(block)) or (
         block.kind == "items" and bool(_OFFERS_A_CHOICE.search(block.lead_in))
+    )
+
+
+def _is_legend(block: Block) -> bool:
+    """Whether ``block``'s numbers name the parts of a picture ("1. Driver vent and controls
+    2. Passenger vent and controls"): short names, none a sentence, are no steps ("how do i
+    point the air from the dash vent" quoted them as the steps that do it)."""
+    names = [unit.plain.strip() for unit in block.units]
+    return len(names) >= 2 and all(
+        len(name.split()) <= 6 and not name.endswith((".", ":", "!")) for name in names
     )
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "amount_units_given",
     "figure_units",
     "numbers_with_units",
+    "torque_units",
     "rebuild",
     "verify",
     "word_count",
@@ -93,7 +94,29 @@ UNITS: Final = {
     "liters": "l", "litres": "l", "gb": "gb", "mb/s": "mb/s",
     "gallon": "gal", "gallons": "gal", "gal": "gal",
     "db": "db", "dba": "db", "decibel": "db", "decibels": "db",
+    "nm": "nm", "ftlb": "ftlb",
 }  # fmt: skip
+# A torque's unit as the manual and owners write it in two words ("4 ft-lbs", "129 lb. ft",
+# "ft lbs", "foot-pounds"): :func:`torque_units` reads it as one, which its second word alone
+# ("lbs", a weight) would not be.
+_TORQUE_UNIT: Final = re.compile(
+    r"\b(?:ft|foot|feet)\.?[\s·-]*(?:lbs?|lbf|pounds?)\b\.?|"
+    r"\b(?:lbs?|lbf|pounds?)\.?[\s·-]*(?:ft|feet|foot)\b\.?",
+    re.IGNORECASE,
+)
+_NEWTON_METRE: Final = re.compile(
+    r"(?<=\d)\s*N\s?[·-]\s?m\b|\bnewton[\s-]?met(?:er|re)s?\b", re.IGNORECASE
+)
+# A slash between a unit and the next figure parts two figures of one amount ("3 Nm/2.2 ft-lbs").
+_FIGURES_BY_SLASH: Final = re.compile(r"(?<=[a-z])/(?=\d)", re.IGNORECASE)
+
+
+def torque_units(text: str) -> str:
+    """``text`` with each two-word unit of torque written as one (:data:`UNITS`' "ftlb" and
+    "nm": "4 ft-lbs", "103 lbf·ft", "140 N·m")."""
+    return _NEWTON_METRE.sub(" nm", _TORQUE_UNIT.sub("ftlb", text))
+
+
 # A number and its unit: apart ("42 PSI", "5-minute", "ten seconds") or, after digits, written
 # on to it ("12A", "240V", "10mm"), which only a unit's own name may be ("3rd" is no figure).
 _NUMBER_TOKEN: Final = re.compile(
@@ -165,7 +188,7 @@ def numbers_with_units(text: str) -> list[tuple[str, str | None]]:
     """``(number, unit)`` for every number in ``text`` ("6,250 miles" -> ("6250", "mi"),
     "five minutes" -> ("5", "min"), "42" -> ("42", None)); list markers and citation markers
     are not numbers."""
-    text = _CITATION.sub(" ", text)
+    text = _FIGURES_BY_SLASH.sub(" / ", torque_units(_CITATION.sub(" ", text)))
     text = "\n".join(_LIST_MARKER.sub("", line) for line in text.splitlines())
     found = []
     for match in _NUMBER_TOKEN.finditer(text):

@@ -39,6 +39,7 @@ from chat.text_units import Vocabulary
         ("What is the price of the J3400 adapter?", "charging.html"),
         ("what would corvan charge to replace the cabin air filter", "maintenance.html"),
         ("How much is my Aster worth?", "getting-started.html"),
+        ("i want a second charge cable, how much would it be", "charging.html"),
     ],
 )
 def test_a_price_question_is_declined_because_the_manual_gives_no_prices(
@@ -48,6 +49,15 @@ def test_a_price_question_is_declined_because_the_manual_gives_no_prices(
 
     assert decline is not None
     assert decline.message == "The manual gives no prices."
+
+
+def test_how_much_it_is_asks_a_price_unless_the_question_names_a_measure():
+    # "does tesla sell the carbon fiber spoiler ... for the long range, and how much is it" was
+    # answered with the maintenance intervals: a price, though "long range" names a distance.
+    assert asks_for_price("does corvan sell the roof box for the long range, and how much is it")
+    assert asks_for_price("i want a second charge cable, how much would it be")
+    assert not asks_for_price("my range drops in the cold, how much is it")
+    assert not asks_for_price("tire pressure on the aster, how much is it?")
 
 
 def test_a_price_question_is_answered_when_the_passages_state_an_amount(vocabulary, embed):
@@ -424,6 +434,32 @@ def test_a_question_about_what_something_costs_is_told_apart(question, asks):
 
 
 @pytest.mark.parametrize(
+    "question",
+    [
+        "how many ft lbs do i torque the mud flap bolt to",
+        "what torque for the mud flap bolt",
+        "how tight do i do the bolt, in lb ft",
+    ],
+)
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "Tighten the bolt to 5 Nm (4 ft-lbs).",
+        "Torque the lug nuts to 129 lb. ft (175 Nm).",
+        "Tighten the screws to 3 Nm/2.2 ft-lbs.",
+        "Tighten the lug nuts in a star pattern to 140 N·m (103 lbf·ft).",
+    ],
+)
+def test_a_torque_is_read_in_its_two_word_units(question, quote):
+    # "ft lbs" is one unit of torque, not feet and a weight: "how many ft lbs do i torque the
+    # new bolt" was declined against "Tighten the bolt to 5 Nm (4 ft-lbs)" as giving no
+    # figure in pounds or feet.
+    assert amount_units(question) == {"nm", "ftlb"}
+    assert missing_amount(question, quote) is None
+    assert missing_amount(question, "Remove the bolt that secures the mud flap.") is not None
+
+
+@pytest.mark.parametrize(
     ("question", "units"),
     [
         ("How many kWh is the battery?", {"kwh"}),
@@ -432,6 +468,7 @@ def test_a_question_about_what_something_costs_is_told_apart(question, asks):
         ("What is the towing capacity in pounds", {"lb"}),
         ("how many decibels is it inside at highway speed?", {"db"}),
         ("How many gallons of washer fluid does it hold?", {"gal"}),
+        ("how many ft lbs do i torque the bolt to", {"ftlb"}),
         ("How long is the car?", set()),
         ("How many seats does it have?", set()),
     ],
