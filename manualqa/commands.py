@@ -1,5 +1,5 @@
 """What management commands share: finding the rows they are given, reading ``--set`` options,
-and ending on a service's refusal."""
+and ending on a service's refusal or a job that did not succeed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 from django.db import models
 
-__all__ = ["add_set_argument", "get_or_fail", "overrides_from", "service_errors"]
+__all__ = [
+    "add_set_argument",
+    "fail_unless_succeeded",
+    "get_or_fail",
+    "overrides_from",
+    "service_errors",
+]
 
 
 @contextmanager
@@ -23,6 +29,14 @@ def service_errors(separator: str = "; ") -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise CommandError(separator.join(exc.messages)) from None
+
+
+def fail_unless_succeeded(row: models.Model, what: str, *, detail: str = "") -> None:
+    """End the command when the job ``row`` did not succeed, saying ``{what} {status}:
+    {message}`` (and ``detail`` on the next line)."""
+    if row.status != row.Status.SUCCEEDED:
+        failed = f"{what} {row.status}: {row.message}"
+        raise CommandError(f"{failed}\n{detail}" if detail else failed)
 
 
 def get_or_fail(model: type[models.Model], missing: str, **lookup: Any) -> Any:

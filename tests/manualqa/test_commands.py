@@ -1,4 +1,5 @@
-"""``manualqa.commands``: a service's refusal ends a management command with its messages."""
+"""``manualqa.commands``: a service's refusal, or a job that did not succeed, ends a management
+command with its messages."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
-from manualqa.commands import service_errors
+from curation.models import IngestionRun
+from manualqa.commands import fail_unless_succeeded, service_errors
+from training.models import EvaluationRun
 
 
 def test_a_service_refusal_becomes_the_commands_error_with_every_message():
@@ -25,3 +28,25 @@ def test_the_messages_are_joined_by_the_separator_asked_for():
 def test_other_errors_pass_through_unchanged():
     with pytest.raises(KeyError), service_errors():
         raise KeyError("snapshot")
+
+
+def test_a_job_that_did_not_succeed_ends_the_command_with_its_status_and_message():
+    run = EvaluationRun(status=EvaluationRun.Status.FAILED, message="No questions.")
+
+    with pytest.raises(CommandError) as raised:
+        fail_unless_succeeded(run, "Evaluation")
+
+    assert str(raised.value) == "Evaluation failed: No questions."
+
+
+def test_the_detail_follows_on_its_own_line():
+    run = IngestionRun(status=IngestionRun.Status.ERRORED, message="Boom.")
+
+    with pytest.raises(CommandError) as raised:
+        fail_unless_succeeded(run, "Ingestion", detail="0 pages.")
+
+    assert str(raised.value) == "Ingestion errored: Boom.\n0 pages."
+
+
+def test_a_job_that_succeeded_lets_the_command_go_on():
+    fail_unless_succeeded(IngestionRun(status=IngestionRun.Status.SUCCEEDED), "Ingestion")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from curation import services
 from curation.models import GenerationRun, LLMEndpoint, Manual
-from manualqa.commands import get_or_fail, service_errors
+from manualqa.commands import fail_unless_succeeded, get_or_fail, service_errors
 
 
 class Command(BaseCommand):
@@ -63,6 +63,5 @@ class Command(BaseCommand):
             f"{run.pairs_created} pairs from {run.chunks_done} chunks, {run.chunks_failed} "
             f"failed; {run.llm_calls} calls, {run.tokens_in} tokens in, {run.tokens_out} out"
         )
-        if run.status != GenerationRun.Status.SUCCEEDED:
-            raise CommandError(f"Generation {run.status}: {run.message}\n{summary}")
+        fail_unless_succeeded(run, "Generation", detail=summary)
         self.stdout.write(self.style.SUCCESS(f"Done. {summary}."))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from curation import services
 from curation.models import IngestionRun
-from manualqa.commands import service_errors
+from manualqa.commands import fail_unless_succeeded, service_errors
 
 
 class Command(BaseCommand):
@@ -81,6 +81,5 @@ class Command(BaseCommand):
             f"updated, {run.documents_unchanged} unchanged, {run.pages_failed} failed; "
             f"{run.chunks_created} chunks created, {run.chunks_embedded} embedded."
         )
-        if run.status != IngestionRun.Status.SUCCEEDED:
-            raise CommandError(f"Ingestion {run.status}: {run.message}\n{summary}")
+        fail_unless_succeeded(run, "Ingestion", detail=summary)
         self.stdout.write(self.style.SUCCESS(f"Done. {summary}"))

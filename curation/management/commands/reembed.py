@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.models import Manual, ReembedRun, RetrievalModel
+from curation.models import Manual, RetrievalModel
 from curation.services import embedders
-from manualqa.commands import service_errors
+from manualqa.commands import fail_unless_succeeded, service_errors
 
 
 class Command(BaseCommand):
@@ -50,8 +50,7 @@ class Command(BaseCommand):
             return
         embedders.reembed_run_claim(run_id=run.pk)
         run = embedders.reembed_run_execute(run_id=run.pk)
-        if run.status != ReembedRun.Status.SUCCEEDED:
-            raise CommandError(f"Re-embed #{run.pk} {run.status}: {run.message}")
+        fail_unless_succeeded(run, f"Re-embed #{run.pk}")
         self.stdout.write(
             self.style.SUCCESS(
                 f"{manual} now uses {embedder or 'the default embedding model'} "

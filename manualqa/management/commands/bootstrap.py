@@ -10,12 +10,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from chat import quote_vectors
 from chat import services as chat_services
 from curation import services
-from curation.models import IngestionRun, LLMEndpoint, Manual
+from curation.models import LLMEndpoint, Manual
+from manualqa.commands import fail_unless_succeeded
 from manualqa.env import secret_file
 
 # Created by curation's migration 0004: the bundled SmolLM2-135M-Instruct.
@@ -82,8 +83,7 @@ class Command(BaseCommand):
         finally:
             server.shutdown()
             server.server_close()
-        if run.status != IngestionRun.Status.SUCCEEDED:
-            raise CommandError(f"Sample manual ingestion {run.status}: {run.message}")
+        fail_unless_succeeded(run, "Sample manual ingestion")
         self.stdout.write(
             f"Sample manual ingested: {run.documents_created} documents, "
             f"{run.chunks_created} chunks, {run.chunks_embedded} embedded."

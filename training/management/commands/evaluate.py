@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from manualqa.commands import service_errors
+from manualqa.commands import fail_unless_succeeded, service_errors
 from training import evaluation, question_sets
 from training.evaluation import judge_check
 from training.models import (
@@ -158,8 +158,7 @@ class Command(BaseCommand):
                 encoding="utf-8",
             )
             self.stdout.write(f"Wrote {options['json_out']}")
-        if run.status != run.Status.SUCCEEDED:
-            raise CommandError(f"Evaluation {run.get_status_display().lower()}: {run.message}")
+        fail_unless_succeeded(run, "Evaluation")
         if run.message:
             self.stderr.write(run.message)
         if run.judge_model:

@@ -12,7 +12,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from manualqa.commands import add_set_argument, get_or_fail, overrides_from, service_errors
+from manualqa.commands import (
+    add_set_argument,
+    fail_unless_succeeded,
+    get_or_fail,
+    overrides_from,
+    service_errors,
+)
 from training import jobs
 from training.models import DatasetSnapshot, TrainingJob
 
@@ -94,8 +100,7 @@ class Command(BaseCommand):
         job = jobs.training_job_execute(job_id=job_id)
         if not jobs.is_main_rank():
             return
-        if job.status != TrainingJob.Status.SUCCEEDED:
-            raise CommandError(f"Training {job.status}: {job.message}")
+        fail_unless_succeeded(job, "Training")
         self.stdout.write(
             self.style.SUCCESS(
                 f"Done: train loss {job.final_train_loss:.4f}, eval loss "

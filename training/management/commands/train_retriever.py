@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from manualqa.commands import add_set_argument, get_or_fail, overrides_from, service_errors
+from manualqa.commands import (
+    add_set_argument,
+    fail_unless_succeeded,
+    get_or_fail,
+    overrides_from,
+    service_errors,
+)
 from training import retrieval_jobs
 from training.models import DatasetSnapshot, RetrievalJob
 
@@ -64,8 +70,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Queued for a gpu worker.")
             return
-        if job.status != RetrievalJob.Status.SUCCEEDED:
-            raise CommandError(f"Retrieval job #{job.pk} {job.status}: {job.message}")
+        fail_unless_succeeded(job, f"Retrieval job #{job.pk}")
         self.stdout.write(self.style.SUCCESS(f"Registered {job.registered_model}."))
         self.stdout.write(json.dumps(job.metrics, sort_keys=True))
 
