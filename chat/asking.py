@@ -332,7 +332,7 @@ def asks_for_a_figure_alone(question: str) -> bool:
         asks_for_quantity(question)
         and not asks_for_procedure(question)
         and not _WHERE.search(question)
-        and not counted(question)
+        and not (counted(question) and not named_units(question))
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat.asking import asks_for_procedure
+from chat.asking import asks_for_a_figure_alone, asks_for_procedure
 from chat.owner_words import with_manual_names
 from chat.pointers import address_to_read, asks_where_to_read
 from chat.quoting import compose_quote
@@ -190,3 +190,27 @@ def test_a_jump_pack_is_read_as_the_manuals_jump_starter():
     assert "jump starter" in with_manual_names(
         "using a jump pack, what order do the clamps go on", vocabulary
     )
+
+
+def test_a_figure_asked_for_in_its_unit_is_the_step_that_gives_it(model3_dir, embed, vocabulary):
+    # blind7 k-012 quoted the whole mud flap procedure (347 words) for "how many ft lbs": a
+    # count of "ft lbs" read as a count of things, which a whole list adds up.
+    question = (
+        "putting mud flaps on, how many ft lbs do i torque the new bolt at the bottom going into"
+        " the rocker panel cover"
+    )
+    assert asks_for_a_figure_alone(question)
+    assert not asks_for_a_figure_alone("how many cameras does it have")
+    page = (model3_dir / "docs" / "installing_mud_flaps_and_splash_guards.md").read_text(
+        encoding="utf-8"
+    )
+    quote = compose_quote(
+        question,
+        [passage(1, "Installing Mud Flaps", page.split("\n", 1)[1], 0.6)],
+        embed=embed,
+        vocabulary=vocabulary,
+    )
+
+    assert quote is not None
+    assert "Tighten the bolt to 5 Nm (4 ft-lbs)." in quote.text
+    assert quote.words < 60
