@@ -504,14 +504,16 @@ def _every_unit(span: Span, blocks: list[Block], test: Callable[[Unit], bool]) -
 def _share(span: Span, blocks: list[Block], test: Callable[[Block, Unit], bool]) -> float:
     """The share of the words of the units ``span`` quotes that are in units passing
     ``test`` (of the unit's block and the unit)."""
-    units = [
-        (blocks[piece.block], blocks[piece.block].units[unit])
+    quoted = [
+        (blocks[piece.block], blocks[piece.block].units[index])
         for piece in span.pieces
-        for unit in piece.units
-        if unit >= 0
+        for index in piece.units
+        if index >= 0
     ]
-    words = [len(unit.plain.split()) for _, unit in units]
-    passing = sum(count for unit, count in zip(units, words, strict=True) if test(*unit))
+    words = [len(unit.plain.split()) for _, unit in quoted]
+    passing = sum(
+        count for (block, unit), count in zip(quoted, words, strict=True) if test(block, unit)
+    )
     return passing / sum(words) if sum(words) else 0.0
 
 
