@@ -54,7 +54,7 @@ changes written on them (0.700, 9 of 12, 0, 60 words). ``BENCH_ANSWERS_SETS=blin
 change written on them (0.756). ``BENCH_ANSWERS_SETS=blind7`` uses
 ``bench/questions/model3-blind7.jsonl``, 57 more written the same way and copied in unread:
 0.656, 6 of 12, 0.044, 60 words, before and after that change; its misses were read the next
-session and changes written on them (0.789, 7 of 12, 0.022, 64 words).
+session and changes written on them (0.789, 7 of 12, 0.022, 63 words).
 ``BENCH_ANSWERS_SETS=blind8`` uses ``bench/questions/model3-blind8.jsonl``, 57 more written the
 same way but over pages drawn from the whole manual (blind2 to blind7 were drawn from nearly
 the same 45 pages, see ``bench/questions/README.md``), and copied in unread: 0.493, 7 of 12,
