@@ -127,7 +127,9 @@ def names_a_setting(text: str) -> bool:
 # for changing the wiper blades", "where are the instructions", "does tesla have videos
 # somewhere"): the manual's web address for them answers it, not the steps it gives for one of
 # the jobs (six development and blind questions quoted how to replace the wiper blades).
-_RESOURCE: Final = r"(?:instructions|guides?|videos|tutorials?|how-?tos?|documentation|website)"
+# What one reads or watches to learn how: the owner asks for it, a manual's web address offers it.
+_READING: Final = r"instructions|guides?|videos|tutorials?|documentation"
+_RESOURCE: Final = rf"(?:{_READING}|how-?tos?|website)"
 _WHERE_TO_READ: Final = re.compile(
     rf"\bwhere\b[^?.]*\b{_RESOURCE}\b|\b{_RESOURCE}\b[^?.]*\b(?:somewhere|online)\b|"
     rf"\b(?:is|are)\s+there\s+(?:an?\s+|any\s+)?(?:official\s+)?{_RESOURCE}\b|"
@@ -139,9 +141,7 @@ _WEB_ADDRESS: Final = re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.IGNORECASE)
 # What a web address is given for: reading or watching, not buying ("the Tesla Shop (or
 # https://shop.tesla.cn/ for China)").
 _TO_READ: Final = re.compile(
-    r"\b(?:instructions|guides?|videos|tutorials?|animations|documentation|information|details|"
-    r"procedures|manuals?)\b",
-    re.IGNORECASE,
+    rf"\b(?:{_READING}|animations|information|details|procedures|manuals?)\b", re.IGNORECASE
 )
 
 

@@ -526,7 +526,7 @@ def _is_callout(block: Block, unit: Unit) -> bool:
     """Whether ``unit`` is a Note, Caution or Warning, or an item of a list one introduces
     ("CAUTION: To prevent damage:" and its "- Do not close the hood with one hand." were quoted
     for "whats the right way to shut the frunk", not the steps that close it)."""
-    return unit.kind == "callout" or bool(CALLOUT_LINE.match(block.lead_in or ""))
+    return unit.kind == "callout" or bool(CALLOUT_LINE.match(block.lead_in))
 
 
 def _scorable(block: Block) -> list[Unit]:
